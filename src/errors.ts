@@ -1,0 +1,40 @@
+/**
+ * Errors with stable codes. Every error chunkyard throws on purpose is a ChunkyardError whose
+ * `code` is one of ErrorCode; docs/errors.md lists them. Codes are API: never rename one.
+ */
+export type ErrorCode =
+  | 'BAD_ARGUMENT' // an option, parameter or name is invalid; nothing was changed
+  | 'NATIVE_UNAVAILABLE' // the native addon could not be loaded (the wasm engine still works)
+  | 'CHUNKER_BUSY' // a chunker was fed again before its previous push finished
+  | 'STORE_NOT_FOUND' // no store at the given location
+  | 'STORE_EXISTS' // init on a location that already holds a store
+  | 'STORE_LOCKED' // another process holds the store's writer lock
+  | 'STORE_CLOSED' // the store was used after close()
+  | 'FORMAT_UNSUPPORTED' // a format or chunker version this build does not know
+  | 'SNAPSHOT_NOT_FOUND' // no snapshot with that id, or no snapshot for that target
+  | 'CHUNK_NOT_FOUND' // a chunk a snapshot needs is not in the store
+  | 'CHUNK_CORRUPT' // a chunk failed its fingerprint or decompression check
+  | 'PACK_CORRUPT' // a pack file is truncated or its header/trailer is damaged
+  | 'OBJECT_NOT_FOUND' // a backend object does not exist
+  | 'OBJECT_EXISTS' // an exclusive put found the object already there
+  | 'CORRUPT' // a metadata file (config, snapshot, index entry) failed its check
+  | 'ABORTED' // the operation was cancelled by its caller
+  | 'IO_ERROR'; // the operating system reported an I/O failure
+
+export class ChunkyardError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChunkyardError';
+    this.code = code;
+  }
+}
+
+export function badArgument(message: string): ChunkyardError {
+  return new ChunkyardError('BAD_ARGUMENT', message);
+}
+
+/** True when `err` is a ChunkyardError with the given code. */
+export function hasCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof ChunkyardError && err.code === code;
+}
