@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what chunkyard needs on a bare Debian machine with Node 20, npm, cargo and gcc:
+# Debian's Rust crate sources (crates.io is not needed), npm packages, then builds the
+# native addon and the TypeScript. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+[ -d /usr/share/cargo/registry/blake3-1.3.1 ] || need+=(librust-blake3-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build

@@ -1,0 +1,70 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { defineCommand } from '../command.js';
+import { oneOf } from '../args.js';
+import { formatSize } from '../../chunking/params.js';
+import { ChunkyardError } from '../../errors.js';
+import { Store } from '../../store/store.js';
+import { POLICIES } from '../../snapshot/manifest.js';
+import { printJson, requirePositionals } from '../store-args.js';
+import { progressLine, rate } from '../progress.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> <file|-> --target <name> [--policy immediate|disabled] [--json]';
+
+export default defineCommand({
+  name: 'backup',
+  summary: 'back up a file or standard input as a new snapshot',
+  usage,
+  flags: {
+    target: { type: 'string', value: 'NAME', description: 'the target this snapshot belongs to (required)' },
+    policy: { type: 'string', value: 'immediate|disabled', description: "dedupe policy for this stream (default: the store's)" },
+    json: { type: 'boolean', description: 'print the snapshot as one JSON object' },
+  },
+  async run({ flags, positionals }, io) {
+    const [storePath, file] = requirePositionals(positionals, ['<store>', '<file|->'], `chunkyard backup ${usage}`);
+    if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard backup ${usage})`);
+    const policy = oneOf(flags.policy, POLICIES, '--policy');
+    let source;
+    let total: number | undefined;
+    if (file === '-') source = io.stdin;
+    else {
+      // Check the file before opening the store, so a typo changes nothing and says so.
+      let st;
+      try {
+        st = await stat(file!);
+      } catch (err) {
+        throw new ChunkyardError('BAD_ARGUMENT', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (st.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `${file} is a directory; back up a file or a stream (e.g. tar -c DIR | chunkyard backup STORE - --target T)`);
+      total = st.size;
+      source = createReadStream(file!, { highWaterMark: 1 << 20 });
+    }
+    const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}` });
+    const bar = progressLine(io.stderr);
+    const t0 = Date.now();
+    try {
+      const r = await store.backup(source, {
+        target: flags.target,
+        policy,
+        onProgress: (p) => {
+          const s = (Date.now() - t0) / 1000;
+          bar.update(`${formatSize(p.bytes)}${total ? ` of ${formatSize(total)}` : ''}  ${rate(p.bytes, s)}  new ${formatSize(p.newBytes)}`);
+        },
+      });
+      bar.done();
+      if (flags.json) {
+        const { id, target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
+        return await printJson(io.stdout, { id, target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds });
+      }
+      await writeOut(io.stdout, `${r.id}\n`);
+      await writeOut(
+        io.stderr,
+        `snapshot ${r.id} of ${r.target}: ${formatSize(r.logicalBytes)} in ${r.chunks} chunks, ${r.newChunks} new (${formatSize(r.newBytes)}, stored ${formatSize(r.storedBytes)}), ${r.seconds.toFixed(2)} s, ${rate(r.logicalBytes, r.seconds)}\n`,
+      );
+    } finally {
+      bar.done();
+      await store.close();
+    }
+  },
+});

@@ -1,0 +1,43 @@
+import { defineCommand } from '../command.js';
+import { oneOf } from '../args.js';
+import { parseSize, formatSize } from '../../chunking/params.js';
+import { Store } from '../../store/store.js';
+import { COMPRESSIONS } from '../../store/config.js';
+import { POLICIES } from '../../snapshot/manifest.js';
+import { printJson, requirePositionals } from '../store-args.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|none] [--dedupe immediate|disabled] [--json]';
+
+export default defineCommand({
+  name: 'init',
+  summary: 'create a new store in a directory',
+  usage,
+  description: 'With only --avg-size, min = avg/4 and max = avg*4 (docs/chunking.md). Defaults: avg 64 KiB, lz4, immediate dedupe.',
+  flags: {
+    'avg-size': { type: 'string', value: 'N', description: 'average chunk size, a power of two (default 64KiB)' },
+    'min-size': { type: 'string', value: 'N', description: 'minimum chunk size (default avg/4)' },
+    'max-size': { type: 'string', value: 'N', description: 'maximum chunk size (default avg*4)' },
+    compression: { type: 'string', value: 'lz4|none', description: 'codec for new chunks (default lz4)' },
+    dedupe: { type: 'string', value: 'immediate|disabled', description: 'default dedupe policy (default immediate)' },
+    json: { type: 'boolean', description: 'print the config as JSON' },
+  },
+  async run({ flags, positionals }, io) {
+    const [path] = requirePositionals(positionals, ['<store>'], `chunkyard init ${usage}`);
+    const size = (v: string | undefined, what: string) => (v === undefined ? undefined : parseSize(v, what));
+    const config = await Store.init(path!, {
+      avgSize: size(flags['avg-size'], '--avg-size'),
+      minSize: size(flags['min-size'], '--min-size'),
+      maxSize: size(flags['max-size'], '--max-size'),
+      compression: oneOf(flags.compression, COMPRESSIONS, '--compression'),
+      dedupe: oneOf(flags.dedupe, POLICIES, '--dedupe'),
+    });
+    if (flags.json) return printJson(io.stdout, config);
+    const c = config.chunker;
+    await writeOut(
+      io.stdout,
+      `created store ${config.id} at ${path}\n` +
+        `chunks: min ${formatSize(c.minSize)}, avg ${formatSize(c.avgSize)}, max ${formatSize(c.maxSize)}; compression ${config.compression}; dedupe ${config.dedupe}\n`,
+    );
+  },
+});

@@ -1,0 +1,37 @@
+import { defineCommand } from '../command.js';
+import { formatSize } from '../../chunking/params.js';
+import { Store } from '../../store/store.js';
+import { printJson, requirePositionals } from '../store-args.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> [--json]';
+
+export default defineCommand({
+  name: 'stats',
+  summary: 'sizes and reduction ratios of a store',
+  usage,
+  description: 'uniqueBytes: raw size of the distinct chunks; dedupeRatio = logical/unique; reductionRatio = logical/stored (pack bytes).',
+  flags: { json: { type: 'boolean', description: 'print one JSON object' } },
+  async run({ flags, positionals }, io) {
+    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard stats ${usage}`);
+    const store = await Store.open(storePath!, { readOnly: true });
+    try {
+      const s = await store.stats();
+      if (flags.json) return await printJson(io.stdout, s);
+      await writeOut(
+        io.stdout,
+        `snapshots        ${s.snapshots}\n` +
+          `logical bytes    ${formatSize(s.logicalBytes)} (${s.logicalBytes})\n` +
+          `unique bytes     ${formatSize(s.uniqueBytes)} (${s.uniqueBytes})\n` +
+          `stored bytes     ${formatSize(s.storedBytes)} (${s.storedBytes})\n` +
+          `dedupe ratio     ${s.dedupeRatio.toFixed(2)}\n` +
+          `reduction ratio  ${s.reductionRatio.toFixed(2)}\n` +
+          `chunks           ${s.chunks}\n` +
+          `packs            ${s.packs}\n` +
+          `staging bytes    ${s.stagingBytes}\n`,
+      );
+    } finally {
+      await store.close();
+    }
+  },
+});

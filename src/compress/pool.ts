@@ -1,0 +1,61 @@
+/**
+ * The compression pool: a piscina pool of worker threads (src/compress/worker.ts) that
+ * compress new chunks in batches and decode+verify stored chunks for restores.
+ */
+import { Piscina } from 'piscina';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { unpackCompressResult, type CompressionName, type CompressResultView, type DecodeFailure } from './messages.js';
+
+export interface CompressionPoolOptions {
+  /** Worker threads; default: the number of cores. */
+  threads?: number;
+}
+
+export class CompressionPool {
+  private readonly pool: Piscina;
+
+  constructor(options: CompressionPoolOptions = {}) {
+    const threads = options.threads ?? Math.max(1, availableParallelism());
+    this.pool = new Piscina({
+      filename: fileURLToPath(new URL('./worker.js', import.meta.url)),
+      minThreads: 1,
+      maxThreads: threads,
+      // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
+      idleTimeout: 5_000,
+    });
+  }
+
+  /**
+   * Compresses chunks laid back to back in `data` (chunk i is lengths[i] bytes). `data` is
+   * transferred to the worker: the caller must not use it afterwards.
+   */
+  async compress(compression: CompressionName, data: Uint8Array, lengths: Uint32Array): Promise<CompressResultView> {
+    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+    const buf = (await this.pool.run({ op: 'compress', compression, data, lengths }, { transferList: transfer })) as Uint8Array;
+    return unpackCompressResult(buf, lengths.length);
+  }
+
+  /**
+   * Decodes and verifies stored chunks from one read. Rejects with a DecodeError naming the
+   * failing chunk's index within the task.
+   */
+  async decode(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<Uint8Array> {
+    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+    const result = (await this.pool.run({ op: 'decode', data, pieces, fingerprints, key }, { transferList: transfer })) as
+      | Uint8Array
+      | DecodeFailure;
+    if (result instanceof Uint8Array) return result;
+    throw new DecodeError(result.index, result.reason);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+export class DecodeError extends Error {
+  constructor(readonly index: number, readonly reason: string) {
+    super(reason);
+  }
+}

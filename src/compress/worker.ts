@@ -1,0 +1,147 @@
+/**
+ * Compression worker: one task function, run by piscina on worker threads. CPU-heavy
+ * work (LZ4, decompression, fingerprint checks) runs here so the event loop stays free.
+ */
+import { compressSync, uncompressSync } from 'lz4-napi';
+import { Piscina } from 'piscina';
+import { createBLAKE3, type IHasher } from 'hash-wasm';
+import type { CompressTask, DecodeFailure, DecodeTask, WorkerTask } from './messages.js';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/format.js';
+
+type NativeHashMany = (data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null) => Uint8Array;
+let hashMany: NativeHashMany | undefined;
+let wasm: IHasher | undefined;
+
+async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Uint8Array> {
+  if (hashMany === undefined) {
+    try {
+      const { loadNative } = await import('../chunking/native.js');
+      const native = loadNative();
+      hashMany = (d, l, k) => native.blake3Many(d, l, k);
+    } catch {
+      hashMany = undefined;
+    }
+  }
+  if (hashMany) return hashMany(data, lengths, key);
+  // Fallback: hash-wasm, keyed when needed (the key is the 32-byte BLAKE3 key).
+  const out = new Uint8Array(lengths.length * 32);
+  let pos = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const h = key ? await createBLAKE3(256, key) : (wasm ??= await createBLAKE3());
+    h.init();
+    h.update(data.subarray(pos, pos + lengths[i]));
+    out.set(h.digest('binary'), i * 32);
+    pos += lengths[i];
+  }
+  return out;
+}
+
+function compress(task: CompressTask): Uint8Array {
+  const n = task.lengths.length;
+  const storedLengths = new Uint32Array(n);
+  const codecs = new Uint8Array(n);
+  const pieces: Uint8Array[] = [];
+  let pos = 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const raw = task.data.subarray(pos, pos + task.lengths[i]);
+    pos += task.lengths[i];
+    let stored: Uint8Array = raw;
+    let codec = CODEC_NONE;
+    if (task.compression === 'lz4') {
+      const c = compressSync(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
+      // A chunk that does not shrink is stored raw: decoding it would cost time for nothing.
+      if (c.length < raw.length) {
+        stored = c;
+        codec = CODEC_LZ4;
+      }
+    } else if (task.compression === 'zstd') {
+      throw Object.assign(new Error('zstd compression is not available in this build'), { code: 'BAD_ARGUMENT' });
+    }
+    storedLengths[i] = stored.length;
+    codecs[i] = codec;
+    pieces.push(stored);
+    total += stored.length;
+  }
+  const out = new Uint8Array(n * 5 + total);
+  out.set(new Uint8Array(storedLengths.buffer), 0);
+  out.set(codecs, n * 4);
+  let o = n * 5;
+  for (const p of pieces) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Thrown inside decode() and turned into a DecodeFailure result (errors don't keep fields across threads). */
+class ChunkFailure {
+  constructor(readonly index: number, readonly reason: string) {}
+}
+
+function fail(index: number, reason: string): never {
+  throw new ChunkFailure(index, reason);
+}
+
+async function decode(task: DecodeTask): Promise<Uint8Array> {
+  const n = task.pieces.length / 4;
+  const rawLengths = new Uint32Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    rawLengths[i] = task.pieces[i * 4 + 2];
+    total += rawLengths[i];
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const off = task.pieces[i * 4];
+    const storedLength = task.pieces[i * 4 + 1];
+    const rawLength = rawLengths[i];
+    const codec = task.pieces[i * 4 + 3];
+    if (off + storedLength > task.data.length) fail(i, 'stored bytes run past the end of the read');
+    const stored = task.data.subarray(off, off + storedLength);
+    if (codec === CODEC_NONE) {
+      if (storedLength !== rawLength) fail(i, `raw chunk has ${storedLength} bytes, expected ${rawLength}`);
+      out.set(stored, o);
+    } else if (codec === CODEC_LZ4) {
+      let raw: Buffer;
+      try {
+        raw = uncompressSync(stored);
+      } catch (err) {
+        fail(i, `lz4 data does not decode (${(err as Error).message})`);
+      }
+      if (raw.length !== rawLength) fail(i, `decoded to ${raw.length} bytes, expected ${rawLength}`);
+      out.set(raw, o);
+    } else if (codec === CODEC_ZSTD) {
+      fail(i, 'zstd chunks cannot be decoded by this build');
+    } else {
+      fail(i, `unknown codec ${codec}`);
+    }
+    o += rawLength;
+  }
+  const actual = await fingerprints(out, rawLengths, task.key);
+  for (let i = 0; i < n; i++) {
+    const a = actual.subarray(i * 32, i * 32 + 32);
+    const e = task.fingerprints.subarray(i * 32, i * 32 + 32);
+    if (Buffer.compare(a, e) !== 0) fail(i, 'fingerprint mismatch: the chunk bytes are not what was stored');
+  }
+  return out;
+}
+
+export default async function run(task: WorkerTask): Promise<unknown> {
+  let result: Uint8Array;
+  if (task.op === 'compress') {
+    result = compress(task);
+  } else {
+    try {
+      result = await decode(task);
+    } catch (err) {
+      if (err instanceof ChunkFailure) {
+        const failure: DecodeFailure = { code: 'CHUNK_CORRUPT', index: err.index, reason: err.reason };
+        return failure;
+      }
+      throw err;
+    }
+  }
+  return Piscina.move(result as Uint8Array<ArrayBuffer>);
+}

@@ -1,0 +1,9 @@
+/** chunkyard's public API. docs/api.md describes it with examples. */
+export { Store } from './store/store.js';
+export type { InitOptions, OpenOptions, BackupCallOptions, SnapshotInfo, StoreStats, BackupResult, BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig } from './store/store.js';
+export { ChunkyardError, type ErrorCode } from './errors.js';
+export { createChunker, getHasher, resolveChunkerParams } from './chunking/index.js';
+export type { Chunker, ChunkBatch, ChunkerParams, EngineName, Hasher } from './chunking/types.js';
+export type { Backend, ObjectWriter, ObjectInfo, ByteRange, PutOptions } from './backend/types.js';
+export { FsBackend } from './backend/fs.js';
+export { MemoryBackend } from './backend/memory.js';

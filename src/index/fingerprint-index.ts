@@ -1,0 +1,292 @@
+/**
+ * The fingerprint index: fingerprint → chunk location, kept in LevelDB, fronted by a Bloom
+ * filter (most new chunks never touch LevelDB) and a locality cache (when one chunk of a pack
+ * is found, the whole pack table is loaded, so duplicates arriving in stream order hit RAM).
+ *
+ * The index is a cache of what the packs say: `rebuild` recreates it from pack tables alone.
+ *
+ * LevelDB layout (docs/format.md, "Index"):
+ *   'c' fp[32]      → packId[16] offset u32 storedLength u32 rawLength u32 codec u8   (29 B)
+ *   'p' packId[16]  → tableOffset u64 size u64 entryCount u32                         (20 B)
+ *   'm' "stats"     → JSON IndexStats
+ */
+import { Level } from 'level';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Backend } from '../backend/types.js';
+import { ChunkyardError } from '../errors.js';
+import { decodeFooter, decodeTable, PACK_FOOTER_SIZE, type PackEntry } from '../pack/format.js';
+import type { SealedPack } from '../pack/writer.js';
+import { packObjectName } from '../util/ids.js';
+import { BloomFilter } from './bloom.js';
+import type { ChunkLocation, IndexStats } from './types.js';
+
+const C = 0x63; // 'c'
+const P = 0x70; // 'p'
+const STATS_KEY = Buffer.from('mstats');
+const FILTER_FILE = 'filter.bin';
+const FILTER_MAGIC = 0x43594246; // "CYBF"
+const SUMMARY_FILE = 'summary.json';
+
+export interface FingerprintIndexOptions {
+  /** Packs whose tables the locality cache keeps (LRU). Default 128. */
+  cachePacks?: number;
+}
+
+function chunkKey(fp: Uint8Array): Buffer {
+  const k = Buffer.allocUnsafe(33);
+  k[0] = C;
+  k.set(fp, 1);
+  return k;
+}
+
+function packKey(packId: Uint8Array): Buffer {
+  const k = Buffer.allocUnsafe(17);
+  k[0] = P;
+  k.set(packId, 1);
+  return k;
+}
+
+function encodeLocation(l: ChunkLocation): Buffer {
+  const v = Buffer.allocUnsafe(29);
+  l.packId.copy(v, 0);
+  v.writeUInt32LE(l.offset, 16);
+  v.writeUInt32LE(l.storedLength, 20);
+  v.writeUInt32LE(l.rawLength, 24);
+  v[28] = l.codec;
+  return v;
+}
+
+function decodeLocation(v: Buffer): ChunkLocation {
+  if (v.length !== 29) throw new ChunkyardError('CORRUPT', `index entry has ${v.length} bytes, expected 29`);
+  return {
+    packId: Buffer.from(v.subarray(0, 16)),
+    offset: v.readUInt32LE(16),
+    storedLength: v.readUInt32LE(20),
+    rawLength: v.readUInt32LE(24),
+    codec: v[28] as ChunkLocation['codec'],
+  };
+}
+
+/** Map key for a fingerprint: its bytes as a latin1 string (cheap, exact). */
+export function fpKey(fp: Uint8Array): string {
+  return Buffer.from(fp.buffer, fp.byteOffset, 32).toString('latin1');
+}
+
+export class FingerprintIndex {
+  private stats: IndexStats = { chunks: 0, uniqueBytes: 0, storedBytes: 0, packs: 0 };
+  private bloom!: BloomFilter;
+  private readonly cache = new Map<string, ChunkLocation>();
+  /** Pack id (hex) → keys it put in the cache, in LRU order (Map keeps insertion order). */
+  private readonly cachedPacks = new Map<string, string[]>();
+  private readonly cachePacks: number;
+  /** LevelDB reads, for stats and benchmarks. */
+  dbLookups = 0;
+
+  private constructor(private readonly db: Level<Buffer, Buffer>, private readonly dir: string, private readonly backend: Backend, options: FingerprintIndexOptions) {
+    this.cachePacks = options.cachePacks ?? 128;
+  }
+
+  static async open(dir: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
+    await mkdir(dir, { recursive: true });
+    const db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    try {
+      await db.open();
+    } catch (err) {
+      const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      if (code === 'LEVEL_LOCKED') throw new ChunkyardError('STORE_LOCKED', `the index at ${dir} is open in another process`, { cause: err });
+      throw new ChunkyardError('IO_ERROR', `cannot open the index at ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const index = new FingerprintIndex(db, dir, backend, options);
+    const raw = await db.get(STATS_KEY);
+    if (raw) index.stats = JSON.parse(raw.toString('utf8')) as IndexStats;
+    await index.loadOrRebuildFilter();
+    return index;
+  }
+
+  getStats(): IndexStats {
+    return { ...this.stats };
+  }
+
+  /** The filter's memory in bytes (for stats and docs). */
+  get filterBytes(): number {
+    return this.bloom.bits.byteLength;
+  }
+
+  /** The location if the chunk is in the locality cache (no I/O). */
+  cachedLocation(fp: Uint8Array): ChunkLocation | undefined {
+    return this.cache.get(fpKey(fp));
+  }
+
+  /** Looks up many fingerprints at once; undefined where the chunk is not stored. */
+  async lookupMany(fps: readonly Buffer[]): Promise<(ChunkLocation | undefined)[]> {
+    const out: (ChunkLocation | undefined)[] = new Array(fps.length);
+    const pending: number[] = [];
+    for (let i = 0; i < fps.length; i++) {
+      const hit = this.cache.get(fpKey(fps[i]));
+      if (hit) out[i] = hit;
+      else if (this.bloom.mayContain(fps[i])) pending.push(i);
+    }
+    if (pending.length === 0) return out;
+    this.dbLookups += pending.length;
+    const values = await this.db.getMany(pending.map((i) => chunkKey(fps[i])));
+    const packsToLoad = new Map<string, Buffer>();
+    pending.forEach((i, j) => {
+      const v = values[j];
+      if (!v) return;
+      const loc = decodeLocation(v);
+      out[i] = loc;
+      const hex = loc.packId.toString('hex');
+      if (!this.cachedPacks.has(hex)) packsToLoad.set(hex, loc.packId);
+    });
+    for (const packId of packsToLoad.values()) await this.loadPackIntoCache(packId);
+    return out;
+  }
+
+  /** Reads a pack's table and caches all its chunks: the locality cache. */
+  private async loadPackIntoCache(packId: Buffer): Promise<void> {
+    const meta = await this.db.get(packKey(packId));
+    if (!meta) return;
+    const tableOffset = Number(meta.readBigUInt64LE(0));
+    const size = Number(meta.readBigUInt64LE(8));
+    const name = packObjectName(packId);
+    let entries: PackEntry[];
+    try {
+      const tail = await this.backend.get(name, { start: tableOffset, end: size });
+      const footer = decodeFooter(tail.subarray(tail.length - PACK_FOOTER_SIZE), size, `pack ${name}`);
+      entries = decodeTable(tail.subarray(0, tail.length - PACK_FOOTER_SIZE), footer, `pack ${name}`);
+    } catch {
+      // The locality cache is an optimisation: a pack that can't be read here is reported by
+      // check/restore; dedupe falls back to per-chunk LevelDB look-ups.
+      return;
+    }
+    this.cacheEntries(packId, entries);
+  }
+
+  private cacheEntries(packId: Buffer, entries: readonly PackEntry[]): void {
+    const hex = packId.toString('hex');
+    if (this.cachedPacks.has(hex)) return;
+    const keys: string[] = [];
+    for (const e of entries) {
+      const k = fpKey(e.fingerprint);
+      if (this.cache.has(k)) continue;
+      this.cache.set(k, { packId, offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, codec: e.codec });
+      keys.push(k);
+    }
+    this.cachedPacks.set(hex, keys);
+    while (this.cachedPacks.size > this.cachePacks) {
+      const [oldest, oldKeys] = this.cachedPacks.entries().next().value as [string, string[]];
+      this.cachedPacks.delete(oldest);
+      for (const k of oldKeys) this.cache.delete(k);
+    }
+  }
+
+  /**
+   * Records a sealed (durable) pack: its chunks become findable. Chunks already indexed keep
+   * their first location (a second copy, from the disabled policy, is counted as stored
+   * bytes but not as unique). Durable (LevelDB sync write) when it resolves.
+   */
+  async addPack(pack: SealedPack): Promise<void> {
+    const maybe = pack.entries.filter((e) => this.bloom.mayContain(e.fingerprint) || this.cache.has(fpKey(e.fingerprint)));
+    const existing = new Set<string>();
+    if (maybe.length > 0) {
+      const values = await this.db.getMany(maybe.map((e) => chunkKey(e.fingerprint)));
+      maybe.forEach((e, j) => values[j] && existing.add(fpKey(e.fingerprint)));
+    }
+    const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
+    const stats = { ...this.stats };
+    const seen = new Set<string>();
+    for (const e of pack.entries) {
+      const k = fpKey(e.fingerprint);
+      if (existing.has(k) || seen.has(k)) continue;
+      seen.add(k);
+      ops.push({ type: 'put', key: chunkKey(e.fingerprint), value: encodeLocation({ packId: pack.packId, ...e }) });
+      stats.chunks++;
+      stats.uniqueBytes += e.rawLength;
+    }
+    const meta = Buffer.alloc(20);
+    meta.writeBigUInt64LE(BigInt(pack.tableOffset), 0);
+    meta.writeBigUInt64LE(BigInt(pack.size), 8);
+    meta.writeUInt32LE(pack.entries.length, 16);
+    ops.push({ type: 'put', key: packKey(pack.packId), value: meta });
+    stats.packs++;
+    stats.storedBytes += pack.size;
+    ops.push({ type: 'put', key: STATS_KEY, value: Buffer.from(JSON.stringify(stats)) });
+    await this.db.batch(ops, { sync: true });
+    this.stats = stats;
+    for (const e of pack.entries) this.bloom.add(e.fingerprint);
+    this.cacheEntries(pack.packId, pack.entries);
+    if (this.stats.chunks > this.bloom.capacity) await this.rebuildFilter();
+    await this.writeSummary();
+  }
+
+  /** Drops every entry and re-adds the given packs (repair, and tests). */
+  async rebuild(packs: AsyncIterable<SealedPack>): Promise<void> {
+    await this.db.clear();
+    this.stats = { chunks: 0, uniqueBytes: 0, storedBytes: 0, packs: 0 };
+    this.cache.clear();
+    this.cachedPacks.clear();
+    this.bloom = BloomFilter.sizedFor(0);
+    for await (const p of packs) await this.addPack(p);
+  }
+
+  private async loadOrRebuildFilter(): Promise<void> {
+    try {
+      const buf = await readFile(join(this.dir, FILTER_FILE));
+      if (buf.readUInt32LE(0) === FILTER_MAGIC && buf.readUInt32LE(8) === this.stats.chunks && Number(buf.readBigUInt64LE(16)) === this.stats.uniqueBytes) {
+        const log2 = buf.readUInt32LE(4);
+        const words = new Uint32Array(buf.buffer.slice(buf.byteOffset + 24, buf.byteOffset + buf.length));
+        if (words.length * 32 === 2 ** log2) {
+          this.bloom = new BloomFilter(log2, words);
+          // The saved filter is valid only until the index changes; removing it now means a
+          // crash before the next clean close can never leave a stale filter that looks current.
+          await unlink(join(this.dir, FILTER_FILE));
+          return;
+        }
+      }
+    } catch {
+      // No saved filter (first open, or a crash before close): rebuild from LevelDB below.
+    }
+    await this.rebuildFilter();
+  }
+
+  private async rebuildFilter(): Promise<void> {
+    const bloom = BloomFilter.sizedFor(this.stats.chunks * 2);
+    for await (const key of this.db.keys({ gt: Buffer.from([C]), lt: Buffer.from([C + 1]) })) bloom.add(key.subarray(1));
+    this.bloom = bloom;
+  }
+
+  /** Saves the filter so the next open need not rebuild it; only valid after a clean close. */
+  private async saveFilter(): Promise<void> {
+    const head = Buffer.alloc(24);
+    head.writeUInt32LE(FILTER_MAGIC, 0);
+    head.writeUInt32LE(this.bloom.bitsLog2, 4);
+    head.writeUInt32LE(this.stats.chunks, 8);
+    head.writeBigUInt64LE(BigInt(this.stats.uniqueBytes), 16);
+    const tmp = join(this.dir, FILTER_FILE + '.tmp');
+    await writeFile(tmp, Buffer.concat([head, Buffer.from(this.bloom.bits.buffer, this.bloom.bits.byteOffset, this.bloom.bits.byteLength)]));
+    await rename(tmp, join(this.dir, FILTER_FILE));
+  }
+
+  /** A small JSON copy of the stats that read-only processes can read while a writer holds LevelDB. */
+  private async writeSummary(): Promise<void> {
+    const tmp = join(this.dir, SUMMARY_FILE + '.tmp');
+    await writeFile(tmp, JSON.stringify(this.stats));
+    await rename(tmp, join(this.dir, SUMMARY_FILE));
+  }
+
+  async close(): Promise<void> {
+    await this.saveFilter();
+    await this.writeSummary();
+    await this.db.close();
+  }
+}
+
+/** Stats as last published by a writer (read-only processes). */
+export async function readIndexSummary(dir: string): Promise<IndexStats | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, SUMMARY_FILE), 'utf8')) as IndexStats;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Writes one pack: header, then stored chunks as they come, then table and footer on seal.
+ * Streams through the backend's ObjectWriter, so a 32 MiB pack is never held in memory.
+ */
+import type { Backend, ObjectWriter } from '../backend/types.js';
+import { newPackId, packObjectName } from '../util/ids.js';
+import { encodeFooter, encodeHeader, encodeTable, PACK_HEADER_SIZE, type CodecId, type PackEntry } from './format.js';
+
+export interface SealedPack {
+  packId: Buffer;
+  name: string;
+  size: number;
+  tableOffset: number;
+  entries: PackEntry[];
+}
+
+export class PackWriter {
+  readonly packId: Buffer;
+  readonly name: string;
+  private readonly entries: PackEntry[] = [];
+  private offset = PACK_HEADER_SIZE;
+  private rawBytes = 0;
+
+  private constructor(private readonly out: ObjectWriter, packId: Buffer) {
+    this.packId = packId;
+    this.name = out.name;
+  }
+
+  static async create(backend: Backend): Promise<PackWriter> {
+    const packId = newPackId();
+    const out = await backend.openWriter(packObjectName(packId), { exclusive: true });
+    const w = new PackWriter(out, packId);
+    await out.write(encodeHeader(packId));
+    return w;
+  }
+
+  /** Bytes the pack file will have before its table. */
+  get size(): number {
+    return this.offset;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** Appends one stored chunk; returns its offset in the pack. */
+  async append(fingerprint: Buffer, stored: Uint8Array, rawLength: number, codec: CodecId): Promise<number> {
+    const offset = this.offset;
+    this.entries.push({ fingerprint, offset, storedLength: stored.length, rawLength, codec });
+    this.offset += stored.length;
+    this.rawBytes += rawLength;
+    await this.out.write(stored);
+    return offset;
+  }
+
+  /** Writes table and footer and makes the pack durable. */
+  async seal(): Promise<SealedPack> {
+    const table = encodeTable(this.entries);
+    const tableOffset = this.offset;
+    await this.out.write(table);
+    await this.out.write(encodeFooter(this.entries.length, tableOffset, table));
+    await this.out.commit();
+    return { packId: this.packId, name: this.name, size: this.out.bytesWritten, tableOffset, entries: this.entries };
+  }
+
+  async abort(): Promise<void> {
+    await this.out.abort();
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Snapshot manifests: snapshots/<id>.json, a sealed JSON file written exclusively and
+ * atomically as the LAST step of a backup. Its presence is the commit: a crash before it
+ * leaves at most unreferenced packs and recipes, never a snapshot pointing at nothing.
+ */
+import type { Backend } from '../backend/types.js';
+import { ChunkyardError, badArgument } from '../errors.js';
+import { openSealedJson, sealJson } from '../util/sealed-json.js';
+
+export const MANIFEST_VERSION = 1;
+export type DedupePolicy = 'immediate' | 'deferred' | 'disabled';
+export const POLICIES: readonly DedupePolicy[] = ['immediate', 'deferred', 'disabled'];
+
+export interface SnapshotManifest {
+  version: number;
+  id: string;
+  target: string;
+  /** ISO-8601 UTC time the backup started. */
+  time: string;
+  logicalBytes: number;
+  chunks: number;
+  policy: DedupePolicy;
+  recipe: { name: string; bytes: number; blake3: string };
+  /** What this backup added to the store. */
+  ingest: { newChunks: number; newBytes: number; storedBytes: number; seconds: number };
+}
+
+/** Target names: 1–128 of [A-Za-z0-9._-], not only dots (they become parts of object names and URLs). */
+export function validateTargetName(target: unknown): string {
+  if (typeof target !== 'string' || target.length === 0) throw badArgument('target name is required');
+  if (target.length > 128) throw badArgument(`target name is ${target.length} characters long; the limit is 128`);
+  if (!/^[A-Za-z0-9._-]+$/.test(target)) {
+    throw badArgument(`target name ${JSON.stringify(target)} may contain only letters, digits, '.', '_' and '-'`);
+  }
+  if (/^\.+$/.test(target)) throw badArgument(`target name ${JSON.stringify(target)} cannot be only dots`);
+  return target;
+}
+
+export function validatePolicy(policy: unknown): DedupePolicy {
+  if (typeof policy !== 'string' || !POLICIES.includes(policy as DedupePolicy)) {
+    throw badArgument(`policy ${JSON.stringify(policy)} is not one of ${POLICIES.join(', ')}`);
+  }
+  return policy as DedupePolicy;
+}
+
+export function manifestName(id: string): string {
+  return `snapshots/${id}.json`;
+}
+
+export async function writeManifest(backend: Backend, m: SnapshotManifest): Promise<void> {
+  await backend.put(manifestName(m.id), sealJson({ ...m }), { exclusive: true });
+}
+
+export async function readManifest(backend: Backend, id: string): Promise<SnapshotManifest> {
+  let bytes: Buffer;
+  try {
+    bytes = await backend.get(manifestName(id));
+  } catch (err) {
+    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+    throw err;
+  }
+  const body = openSealedJson(bytes, `snapshot ${id}`) as unknown as SnapshotManifest;
+  if (body.version !== MANIFEST_VERSION) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `snapshot ${id} has manifest version ${String(body.version)}; this build reads ${MANIFEST_VERSION}`);
+  }
+  if (body.id !== id) throw new ChunkyardError('CORRUPT', `snapshot file ${manifestName(id)} names itself ${body.id}`);
+  return body;
+}
+
+/** Every snapshot id in the store (from object names; no manifest is read). */
+export async function listSnapshotIds(backend: Backend): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const o of backend.list('snapshots/')) {
+    const m = /^snapshots\/([0-9a-f]{16})\.json$/.exec(o.name);
+    if (m) ids.push(m[1]);
+  }
+  return ids;
+}

@@ -1,0 +1,96 @@
+/**
+ * Where new chunks go, shared by every backup running in this process: the fingerprint
+ * index, the in-flight set, the compression pool and the pack writers.
+ *
+ * The in-flight set holds chunks accepted as new but not yet indexed (compressing, in an
+ * open pack, or in a pack being sealed). A second stream meeting such a chunk references it
+ * instead of storing it again, and its snapshot commits only after that pack is durable and
+ * indexed. A chunk is always either in flight or findable in the index's cache, never neither:
+ * a pack's chunks leave the in-flight set only after index.addPack has cached them.
+ */
+import type { Backend } from '../backend/types.js';
+import type { CompressionPool } from '../compress/pool.js';
+import { FingerprintIndex, fpKey } from '../index/fingerprint-index.js';
+import type { ChunkLocation } from '../index/types.js';
+import { PackWriter } from '../pack/writer.js';
+import { deferred, type Deferred } from '../util/async.js';
+
+export interface InflightChunk {
+  /** Resolves when the chunk has been appended to a pack. */
+  location: Deferred<ChunkLocation>;
+  /** Resolves once the chunk's pack is durable and indexed. */
+  durable: Deferred<void>;
+  /** Set once appended to a pack: from then on the pack's fate is the chunk's. */
+  placed: boolean;
+}
+
+/** A pack being filled by one stream, with the promise that it is durable and indexed. */
+export class OpenPack {
+  readonly durable: Deferred<void> = deferred<void>();
+  readonly keys: string[] = [];
+  constructor(readonly writer: PackWriter) {}
+}
+
+export class ChunkSink {
+  private readonly inflight = new Map<string, InflightChunk>();
+
+  constructor(readonly backend: Backend, readonly index: FingerprintIndex, readonly pool: CompressionPool, readonly packSize: number) {}
+
+  /** A chunk already accepted as new and not yet in the index, or one the index has in RAM. */
+  findInflight(fp: Buffer): InflightChunk | undefined {
+    return this.inflight.get(fpKey(fp));
+  }
+
+  /** Registers a chunk as new; returns undefined when another stream registered it first. */
+  claim(fp: Buffer): InflightChunk | undefined {
+    const key = fpKey(fp);
+    if (this.inflight.has(key)) return undefined;
+    const entry: InflightChunk = { location: deferred<ChunkLocation>(), durable: deferred<void>(), placed: false };
+    this.inflight.set(key, entry);
+    return entry;
+  }
+
+  /** Forgets a claim whose chunk will never be written (its stream failed before the pack). */
+  release(fp: Buffer, err: unknown): void {
+    const key = fpKey(fp);
+    const entry = this.inflight.get(key);
+    if (!entry || entry.placed) return;
+    this.inflight.delete(key);
+    entry.location.reject(err);
+    entry.durable.reject(err);
+  }
+
+  /** Records that a claimed chunk now lives in `pack` at `location`. */
+  placed(fp: Buffer, entry: InflightChunk, pack: OpenPack, location: ChunkLocation): void {
+    pack.keys.push(fpKey(fp));
+    entry.placed = true;
+    entry.location.resolve(location);
+    pack.durable.promise.then(entry.durable.resolve, entry.durable.reject);
+  }
+
+  async openPack(): Promise<OpenPack> {
+    return new OpenPack(await PackWriter.create(this.backend));
+  }
+
+  /**
+   * Seals a pack and indexes it; then its chunks leave the in-flight set. The returned
+   * promise (also `pack.durable`) settles when all of that is done.
+   */
+  async seal(pack: OpenPack): Promise<void> {
+    try {
+      const sealed = await pack.writer.seal();
+      await this.index.addPack(sealed);
+      for (const k of pack.keys) this.inflight.delete(k);
+      pack.durable.resolve();
+    } catch (err) {
+      for (const k of pack.keys) {
+        const entry = this.inflight.get(k);
+        this.inflight.delete(k);
+        entry?.location.reject(err);
+        entry?.durable.reject(err);
+      }
+      pack.durable.reject(err);
+      throw err;
+    }
+  }
+}

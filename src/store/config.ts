@@ -1,0 +1,81 @@
+/**
+ * The store config (config.json): format version, chunker parameters, compression and the
+ * default dedupe policy. Written once by init (exclusive), sealed with a checksum, refused
+ * when its version is unknown. docs/format.md, "Config".
+ */
+import { randomBytes } from 'node:crypto';
+import type { Backend } from '../backend/types.js';
+import { ChunkyardError, badArgument } from '../errors.js';
+import { validatePolicy, type DedupePolicy } from '../snapshot/manifest.js';
+import { openSealedJson, sealJson } from '../util/sealed-json.js';
+import type { CompressionName } from '../compress/messages.js';
+
+export const STORE_FORMAT = 'chunkyard-store';
+export const STORE_VERSION = 1;
+export const CHUNKER_VERSION = 1;
+export const CONFIG_NAME = 'config.json';
+export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
+export const COMPRESSIONS: readonly CompressionName[] = ['lz4', 'none'];
+
+export interface StoreConfig {
+  format: typeof STORE_FORMAT;
+  version: number;
+  id: string;
+  created: string;
+  chunker: { version: number; minSize: number; avgSize: number; maxSize: number; normalization: number };
+  compression: CompressionName;
+  dedupe: DedupePolicy;
+  /** Packs are sealed once they reach this many bytes. */
+  packSize: number;
+}
+
+export function validateCompression(c: unknown): CompressionName {
+  if (typeof c !== 'string' || !COMPRESSIONS.includes(c as CompressionName)) {
+    throw badArgument(`compression ${JSON.stringify(c)} is not one of ${COMPRESSIONS.join(', ')}`);
+  }
+  return c as CompressionName;
+}
+
+export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, compression: CompressionName, dedupe: DedupePolicy, packSize = DEFAULT_PACK_SIZE): StoreConfig {
+  if (!Number.isInteger(packSize) || packSize < 1 << 20 || packSize > 1 << 30) {
+    throw badArgument(`pack size ${packSize} must be a whole number of bytes from 1 MiB to 1 GiB`);
+  }
+  return {
+    format: STORE_FORMAT,
+    version: STORE_VERSION,
+    id: randomBytes(16).toString('hex'),
+    created: new Date().toISOString(),
+    chunker: { version: CHUNKER_VERSION, ...chunker },
+    compression: validateCompression(compression),
+    dedupe: validatePolicy(dedupe),
+    packSize,
+  };
+}
+
+export async function writeConfig(backend: Backend, config: StoreConfig): Promise<void> {
+  try {
+    await backend.put(CONFIG_NAME, sealJson({ ...config }), { exclusive: true });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'OBJECT_EXISTS') throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
+    throw err;
+  }
+}
+
+export async function readConfig(backend: Backend): Promise<StoreConfig> {
+  let bytes: Buffer;
+  try {
+    bytes = await backend.get(CONFIG_NAME);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('STORE_NOT_FOUND', `no chunkyard store at ${backend.location} (run 'chunkyard init' first)`);
+    throw err;
+  }
+  const c = openSealedJson(bytes, `store config at ${backend.location}`) as unknown as StoreConfig;
+  if (c.format !== STORE_FORMAT) throw new ChunkyardError('CORRUPT', `${backend.location}/config.json is not a chunkyard store config`);
+  if (c.version !== STORE_VERSION) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `store format version ${c.version} is not supported by this build (it reads ${STORE_VERSION})`);
+  }
+  if (c.chunker?.version !== CHUNKER_VERSION) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `chunker version ${String(c.chunker?.version)} is not supported by this build (it has ${CHUNKER_VERSION})`);
+  }
+  return c;
+}

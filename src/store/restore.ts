@@ -1,0 +1,140 @@
+/**
+ * Restore: recipe → coalesced pack reads → parallel decompress + fingerprint verify (worker
+ * pool) → ordered output. Reads run ahead by a bounded number of bytes; the consumer of the
+ * stream sets the pace (backpressure through the async generator).
+ */
+import { Readable } from 'node:stream';
+import type { Backend } from '../backend/types.js';
+import { DecodeError, type CompressionPool } from '../compress/pool.js';
+import { ChunkyardError } from '../errors.js';
+import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
+import type { SnapshotManifest } from '../snapshot/manifest.js';
+import { packObjectName } from '../util/ids.js';
+
+/** A pack read covers adjacent chunks up to this size; gaps up to MAX_GAP are read through. */
+const MAX_READ_BYTES = 8 << 20;
+const MAX_GAP = 64 << 10;
+/** Reads in flight ahead of the consumer. */
+const READ_AHEAD = 6;
+
+export interface RestoreRange {
+  /** First byte, inclusive (default 0). */
+  start?: number;
+  /** One past the last byte (default: the end of the snapshot). */
+  end?: number;
+}
+
+interface ReadGroup {
+  packId: Buffer;
+  start: number;
+  end: number;
+  entries: RecipeEntry[];
+}
+
+function* groupReads(block: RecipeEntry[]): Generator<ReadGroup> {
+  let g: ReadGroup | undefined;
+  for (const e of block) {
+    const eEnd = e.offset + e.storedLength;
+    if (g && g.packId.equals(e.packId) && e.offset >= g.end && e.offset - g.end <= MAX_GAP && eEnd - g.start <= MAX_READ_BYTES) {
+      g.end = eEnd;
+      g.entries.push(e);
+      continue;
+    }
+    if (g) yield g;
+    g = { packId: e.packId, start: e.offset, end: eEnd, entries: [e] };
+  }
+  if (g) yield g;
+}
+
+export function validateRange(range: RestoreRange, size: number): { start: number; end: number } {
+  const start = range.start ?? 0;
+  const end = range.end ?? size;
+  for (const [name, v] of [['start', start], ['end', end]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new ChunkyardError('BAD_ARGUMENT', `range ${name} ${v} must be a whole number ≥ 0`);
+  }
+  if (start > end) throw new ChunkyardError('BAD_ARGUMENT', `range start ${start} is after its end ${end}`);
+  return { start: Math.min(start, size), end: Math.min(end, size) };
+}
+
+async function readGroup(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, g: ReadGroup, key: Uint8Array | null): Promise<Uint8Array> {
+  const name = packObjectName(g.packId);
+  let data: Buffer;
+  try {
+    data = await backend.get(name, { start: g.start, end: g.end });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
+      throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${g.entries[0].streamOffset})`, { cause: err });
+    }
+    throw err;
+  }
+  const pieces = new Uint32Array(g.entries.length * 4);
+  const fps = new Uint8Array(g.entries.length * 32);
+  g.entries.forEach((e, i) => {
+    pieces[i * 4] = e.offset - g.start;
+    pieces[i * 4 + 1] = e.storedLength;
+    pieces[i * 4 + 2] = e.rawLength;
+    pieces[i * 4 + 3] = e.codec;
+    fps.set(e.fingerprint, i * 32);
+  });
+  // An owned copy so the buffer can be transferred to the worker (backend buffers may be pooled).
+  const owned = new Uint8Array(data.length);
+  owned.set(data);
+  try {
+    return await pool.decode(owned, pieces, fps, key);
+  } catch (err) {
+    if (err instanceof DecodeError) {
+      const e = g.entries[err.index];
+      throw new ChunkyardError(
+        'CHUNK_CORRUPT',
+        `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** The bytes [start, end) of a committed snapshot, verified, in order. */
+export async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): AsyncGenerator<Buffer> {
+  const { start, end } = validateRange(range, manifest.logicalBytes);
+  if (start >= end) return;
+  const recipe = await RecipeReader.open(backend, manifest.recipe.name);
+  if (recipe.logicalBytes !== manifest.logicalBytes) {
+    throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
+  }
+  const ahead: { group: ReadGroup; data: Promise<Uint8Array> }[] = [];
+  let done = false;
+  const groups = (async function* () {
+    for await (const block of recipe.entries(start)) {
+      for (const g of groupReads(block)) {
+        yield g;
+        if (g.entries[g.entries.length - 1].streamOffset + g.entries[g.entries.length - 1].rawLength >= end) return;
+      }
+    }
+  })();
+  const fill = async () => {
+    while (!done && ahead.length < READ_AHEAD) {
+      const next = await groups.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const data = readGroup(backend, pool, manifest, next.value, key);
+      data.catch(() => {});
+      ahead.push({ group: next.value, data });
+    }
+  };
+  await fill();
+  while (ahead.length > 0) {
+    const { group, data } = ahead.shift() as (typeof ahead)[number];
+    const bytes = await data;
+    await fill();
+    const gStart = group.entries[0].streamOffset;
+    const from = Math.max(start - gStart, 0);
+    const to = Math.min(end - gStart, bytes.length);
+    if (to > from) yield Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from);
+  }
+}
+
+export function restoreStream(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
+  return Readable.from(restoreBytes(backend, pool, manifest, range, key), { objectMode: false, highWaterMark: 1 << 20 });
+}
