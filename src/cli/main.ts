@@ -1,0 +1,162 @@
+/**
+ * The chunkyard command line: `chunkyard <command> [args]`.
+ *
+ * Commands are found by name: `chunkyard NAME` loads commands/NAME.js, whose default export
+ * is a Command (see command.ts). There is no list to edit: adding a command is adding its
+ * file. `chunkyard --help` lists every file in commands/.
+ *
+ * Errors: a ChunkyardError is printed to stderr as `chunkyard: CODE: message`; the exit
+ * code is 2 for BAD_ARGUMENT (usage errors), 1 for everything else. Operating-system errors
+ * that reach here are reported as IO_ERROR; anything else is a bug, reported as INTERNAL
+ * (set CHUNKYARD_DEBUG=1 for the stack).
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ChunkyardError, badArgument } from '../errors.js';
+import { formatFlags, parseArgs, type FlagSpec } from './args.js';
+import type { CliIo, Command } from './command.js';
+import { writeOut } from './io.js';
+
+const COMMANDS_DIR = new URL('./commands/', import.meta.url);
+const HELP_FLAG: FlagSpec = { type: 'boolean', short: 'h', description: 'show this help' };
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Runs one command line (argv without "node chunkyard") and resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined) {
+      await writeOut(io.stderr, await globalHelp());
+      return EXIT_USAGE;
+    }
+    if (first === '--version' || first === '-V') {
+      await writeOut(io.stdout, `chunkyard ${version()}\n`);
+      return EXIT_OK;
+    }
+    if (first === '--help' || first === '-h') {
+      await writeOut(io.stdout, await globalHelp());
+      return EXIT_OK;
+    }
+    if (first === 'help') {
+      const topic = rest[0];
+      await writeOut(io.stdout, topic === undefined ? await globalHelp() : commandHelp(await loadCommand(topic)));
+      return EXIT_OK;
+    }
+    if (first.startsWith('-')) {
+      throw badArgument(`unknown option ${first} (see chunkyard --help)`);
+    }
+
+    const command = await loadCommand(first);
+    const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG }, `chunkyard ${command.name}`);
+    if (args.flags['help'] === true) {
+      await writeOut(io.stdout, commandHelp(command));
+      return EXIT_OK;
+    }
+    return (await command.run(args, io)) ?? EXIT_OK;
+  } catch (err) {
+    const { code, message } = describeError(err);
+    const debug = io.env['CHUNKYARD_DEBUG'] === '1' && err instanceof Error ? `\n${err.stack}` : '';
+    io.stderr.write(`chunkyard: ${code}: ${message}${debug}\n`);
+    return code === 'BAD_ARGUMENT' ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}
+
+/**
+ * The process entry point used by bin/chunkyard: runs main() on process.argv and sets the
+ * exit code. A reader that closes our stdout early (`chunkyard chunks big | head`) ends the
+ * process quietly with status 0.
+ */
+export async function runCli(): Promise<void> {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_OK);
+    process.stderr.write(`chunkyard: IO_ERROR: cannot write to standard output: ${err.message}\n`);
+    process.exit(EXIT_FAILURE);
+  });
+  process.exitCode = await main(process.argv.slice(2));
+}
+
+function processIo(): CliIo {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+/** Loads commands/NAME.js. Unknown names are BAD_ARGUMENT. */
+async function loadCommand(name: string): Promise<Command> {
+  const file = new URL(`${name}.js`, COMMANDS_DIR);
+  if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(fileURLToPath(file))) {
+    const known = commandNames();
+    throw badArgument(
+      `unknown command ${JSON.stringify(name)}${known.length ? ` (commands: ${known.join(', ')})` : ''}`,
+    );
+  }
+  const mod = (await import(file.href)) as { default?: Command };
+  if (mod.default === undefined || mod.default.name !== name) {
+    throw new Error(`commands/${name}.js does not export a Command named ${name} as default`);
+  }
+  return mod.default;
+}
+
+function commandNames(): string[] {
+  let files: string[];
+  try {
+    files = readdirSync(fileURLToPath(COMMANDS_DIR));
+  } catch {
+    return [];
+  }
+  return files
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => f.slice(0, -3))
+    .filter((n) => /^[a-z][a-z0-9-]*$/.test(n))
+    .sort();
+}
+
+async function globalHelp(): Promise<string> {
+  const commands = await Promise.all(commandNames().map(loadCommand));
+  const width = Math.max(0, ...commands.map((c) => c.name.length));
+  return [
+    'Usage: chunkyard <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help     show help (also: chunkyard <command> --help, chunkyard help <command>)',
+    '  -V, --version  print the version',
+    '',
+    'Environment: CHUNKYARD_ENGINE=native|wasm forces a chunking engine;',
+    '             CHUNKYARD_DEBUG=1 prints stacks with errors.',
+    '',
+  ].join('\n');
+}
+
+function commandHelp(command: Command): string {
+  return [
+    `Usage: chunkyard ${command.name} ${command.usage}`,
+    '',
+    command.summary,
+    ...(command.description ? ['', command.description] : []),
+    '',
+    'Options:',
+    formatFlags({ ...command.flags, help: HELP_FLAG }),
+    '',
+  ].join('\n');
+}
+
+function version(): string {
+  // dist/src/cli/main.js -> package.json at the repository root.
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function describeError(err: unknown): { code: string; message: string } {
+  if (err instanceof ChunkyardError) return { code: err.code, message: err.message };
+  const errno = err as NodeJS.ErrnoException | undefined;
+  if (errno instanceof Error && typeof errno.code === 'string' && typeof errno.syscall === 'string') {
+    return { code: 'IO_ERROR', message: errno.message };
+  }
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
