@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createChunker } from '../../src/chunking/index.js';
 import type { EngineName } from '../../src/chunking/types.js';
 import { blake3XofShort } from '../support/blake3-xof.js';
 import { chunkSliced, nativeSkip } from '../support/engines.js';
+
+const hasB3sum = spawnSync('b3sum', ['--version']).status === 0;
 
 interface GoldenSet {
   params: { minSize: number; avgSize: number; maxSize: number; normalization: number };
@@ -62,3 +67,26 @@ for (const [engine, skip] of [['wasm', false], ['native', nativeSkip]] as [Engin
     });
   });
 }
+
+// An outside check of the reference itself: the BLAKE3 command-line tool, where installed.
+test('b3sum agrees with the golden fingerprints and input', { skip: hasB3sum ? false : 'b3sum not installed' }, () => {
+  const set = golden.sets.find((s) => s.key === null)!;
+  const input = blake3XofShort(set.input.seed, set.input.length);
+  const xof = spawnSync('b3sum', ['-l', String(set.input.length), '--no-names'], { input: set.input.seed, encoding: 'utf8', maxBuffer: 16 << 20 });
+  assert.equal(xof.stdout.trim(), Buffer.from(input).toString('hex'));
+  for (const c of set.chunks.slice(0, 5)) {
+    const r = spawnSync('b3sum', ['--no-names'], { input: input.subarray(c.offset, c.offset + c.length), encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), c.hash);
+  }
+  const keyed = golden.sets.find((s) => s.key !== null)!;
+  const c = keyed.chunks[0]!;
+  const dir = mkdtempSync(join(tmpdir(), 'chunkyard-b3-'));
+  try {
+    const file = join(dir, 'chunk');
+    writeFileSync(file, input.subarray(c.offset, c.offset + c.length));
+    const r = spawnSync('b3sum', ['--keyed', '--no-names', file], { input: Buffer.from(keyed.key!, 'hex'), encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), c.hash, r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -71,7 +71,7 @@ export function chunkerSuite(engine: EngineName, skip: string | false): void {
 
     test('slicing invariance: random slicings give the same chunks (property, seeded)', async () => {
       const rng = new Prng(303);
-      const iterations = 120;
+      const iterations = 300;
       for (let it = 0; it < iterations; it++) {
         const p = PARAM_SETS[rng.int(0, PARAM_SETS.length - 2)]!;
         const length = rng.int(0, p.maxSize * 6);
