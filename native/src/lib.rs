@@ -1,0 +1,21 @@
+//! chunkyard native core: the FastCDC chunker v1 of docs/chunking.md and batched BLAKE3,
+//! exposed to Node through the plain N-API C interface (napi.rs).
+//!
+//! Everything but `napi` is plain Rust with no reference to N-API symbols, so `cargo test`
+//! links without a Node binary.
+
+pub mod chunker;
+pub mod gear;
+#[cfg(test)]
+mod golden;
+pub mod hash;
+pub mod params;
+pub mod scan;
+#[doc(hidden)]
+pub mod testutil;
+
+#[cfg(not(test))]
+mod napi;
+
+/// What `version()` returns to JS.
+pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1");

@@ -1,0 +1,746 @@
+//! The N-API boundary: the only module that touches `napi_*` symbols. They are declared
+//! here by hand (the napi crate is not available offline) and resolve against the node
+//! binary when the addon is loaded. Compiled only outside `cargo test`, which has no node.
+//!
+//! Rules kept throughout: no global JS state (everything is created per env in
+//! `napi_register_module_v1`, so the addon works in worker threads); every error thrown on
+//! purpose carries a `code` from src/errors.ts; no panic crosses into C.
+
+#![allow(non_camel_case_types)]
+
+use crate::chunker::{Batch, Chunker};
+use crate::hash::{check_lengths, hash_many};
+use crate::params::{Params, DEFAULT_NORMALIZATION};
+use std::ffi::{c_char, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+// ---- The C interface (node_api.h, js_native_api.h; N-API version 8 and earlier) ----
+
+#[repr(C)]
+pub struct napi_env__ {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct napi_value__ {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct napi_callback_info__ {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct napi_ref__ {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct napi_deferred__ {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct napi_async_work__ {
+    _p: [u8; 0],
+}
+
+type napi_env = *mut napi_env__;
+type napi_value = *mut napi_value__;
+type napi_callback_info = *mut napi_callback_info__;
+type napi_ref = *mut napi_ref__;
+type napi_deferred = *mut napi_deferred__;
+type napi_async_work = *mut napi_async_work__;
+type napi_status = i32;
+type napi_callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
+type napi_finalize = unsafe extern "C" fn(napi_env, *mut c_void, *mut c_void);
+type napi_async_execute_callback = unsafe extern "C" fn(napi_env, *mut c_void);
+type napi_async_complete_callback = unsafe extern "C" fn(napi_env, napi_status, *mut c_void);
+
+const NAPI_OK: napi_status = 0;
+
+// napi_valuetype
+const NAPI_UNDEFINED: i32 = 0;
+const NAPI_NULL: i32 = 1;
+const NAPI_BOOLEAN: i32 = 2;
+const NAPI_NUMBER: i32 = 3;
+const NAPI_EXTERNAL: i32 = 8;
+
+// napi_typedarray_type
+const NAPI_UINT8_ARRAY: i32 = 1;
+const NAPI_UINT8_CLAMPED_ARRAY: i32 = 2;
+const NAPI_UINT32_ARRAY: i32 = 6;
+
+#[repr(C)]
+struct napi_type_tag {
+    lower: u64,
+    upper: u64,
+}
+
+extern "C" {
+    fn napi_create_function(
+        env: napi_env,
+        name: *const c_char,
+        len: usize,
+        cb: napi_callback,
+        data: *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    fn napi_set_named_property(env: napi_env, obj: napi_value, name: *const c_char, v: napi_value) -> napi_status;
+    fn napi_get_cb_info(
+        env: napi_env,
+        info: napi_callback_info,
+        argc: *mut usize,
+        argv: *mut napi_value,
+        this: *mut napi_value,
+        data: *mut *mut c_void,
+    ) -> napi_status;
+    fn napi_typeof(env: napi_env, v: napi_value, result: *mut i32) -> napi_status;
+    fn napi_get_value_double(env: napi_env, v: napi_value, result: *mut f64) -> napi_status;
+    fn napi_get_value_bool(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
+    fn napi_is_typedarray(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
+    fn napi_get_typedarray_info(
+        env: napi_env,
+        v: napi_value,
+        kind: *mut i32,
+        length: *mut usize,
+        data: *mut *mut c_void,
+        arraybuffer: *mut napi_value,
+        byte_offset: *mut usize,
+    ) -> napi_status;
+    fn napi_create_arraybuffer(env: napi_env, len: usize, data: *mut *mut c_void, result: *mut napi_value)
+        -> napi_status;
+    fn napi_create_typedarray(
+        env: napi_env,
+        kind: i32,
+        length: usize,
+        arraybuffer: napi_value,
+        byte_offset: usize,
+        result: *mut napi_value,
+    ) -> napi_status;
+    fn napi_create_buffer_copy(
+        env: napi_env,
+        len: usize,
+        data: *const c_void,
+        result_data: *mut *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    fn napi_create_string_utf8(env: napi_env, s: *const c_char, len: usize, result: *mut napi_value) -> napi_status;
+    fn napi_create_external(
+        env: napi_env,
+        data: *mut c_void,
+        finalize: Option<napi_finalize>,
+        hint: *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    fn napi_get_value_external(env: napi_env, v: napi_value, result: *mut *mut c_void) -> napi_status;
+    fn napi_type_tag_object(env: napi_env, v: napi_value, tag: *const napi_type_tag) -> napi_status;
+    fn napi_check_object_type_tag(env: napi_env, v: napi_value, tag: *const napi_type_tag, result: *mut bool)
+        -> napi_status;
+    fn napi_create_array_with_length(env: napi_env, len: usize, result: *mut napi_value) -> napi_status;
+    fn napi_set_element(env: napi_env, obj: napi_value, i: u32, v: napi_value) -> napi_status;
+    fn napi_throw_error(env: napi_env, code: *const c_char, msg: *const c_char) -> napi_status;
+    fn napi_create_error(env: napi_env, code: napi_value, msg: napi_value, result: *mut napi_value) -> napi_status;
+    fn napi_is_exception_pending(env: napi_env, result: *mut bool) -> napi_status;
+    fn napi_get_and_clear_last_exception(env: napi_env, result: *mut napi_value) -> napi_status;
+    fn napi_create_promise(env: napi_env, deferred: *mut napi_deferred, promise: *mut napi_value) -> napi_status;
+    fn napi_resolve_deferred(env: napi_env, d: napi_deferred, v: napi_value) -> napi_status;
+    fn napi_reject_deferred(env: napi_env, d: napi_deferred, v: napi_value) -> napi_status;
+    fn napi_create_async_work(
+        env: napi_env,
+        resource: napi_value,
+        resource_name: napi_value,
+        execute: napi_async_execute_callback,
+        complete: napi_async_complete_callback,
+        data: *mut c_void,
+        result: *mut napi_async_work,
+    ) -> napi_status;
+    fn napi_queue_async_work(env: napi_env, work: napi_async_work) -> napi_status;
+    fn napi_delete_async_work(env: napi_env, work: napi_async_work) -> napi_status;
+    fn napi_create_reference(env: napi_env, v: napi_value, initial: u32, result: *mut napi_ref) -> napi_status;
+    fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
+}
+
+// ---- Errors ----
+
+/// What a JS-facing function fails with.
+enum JsError {
+    /// Thrown (or rejected) as an Error whose `code` is one of src/errors.ts ErrorCode.
+    Coded(&'static str, String),
+    /// An N-API call failed; it may have left a JS exception pending, which then wins.
+    Napi(&'static str),
+    /// A bug (a caught panic): a plain Error without a code.
+    Internal(String),
+}
+
+type JsResult<T> = Result<T, JsError>;
+
+fn bad_argument(msg: String) -> JsError {
+    JsError::Coded("BAD_ARGUMENT", msg)
+}
+
+fn cstring(s: &str) -> CString {
+    // Our messages never contain NUL; if one ever did, truncating beats losing the error.
+    CString::new(s.split('\0').next().unwrap_or("")).unwrap_or_default()
+}
+
+macro_rules! napi {
+    ($call:ident ( $($arg:expr),* $(,)? )) => {{
+        // SAFETY: every call site passes an env from the current callback and out-pointers
+        // to live locals.
+        let status = unsafe { $call($($arg),*) };
+        if status != NAPI_OK {
+            return Err(JsError::Napi(stringify!($call)));
+        }
+    }};
+}
+
+unsafe fn throw(env: napi_env, err: JsError) {
+    let mut pending = false;
+    napi_is_exception_pending(env, &mut pending);
+    match err {
+        JsError::Coded(code, msg) => {
+            if pending {
+                // A coded error is the more useful one; drop whatever N-API left behind.
+                let mut ignored = ptr::null_mut();
+                napi_get_and_clear_last_exception(env, &mut ignored);
+            }
+            napi_throw_error(env, cstring(code).as_ptr(), cstring(&msg).as_ptr());
+        }
+        JsError::Napi(what) => {
+            if !pending {
+                let msg = format!("chunkyard-native: {what} failed");
+                napi_throw_error(env, ptr::null(), cstring(&msg).as_ptr());
+            }
+        }
+        JsError::Internal(msg) => {
+            if !pending {
+                napi_throw_error(env, ptr::null(), cstring(&msg).as_ptr());
+            }
+        }
+    }
+}
+
+/// The error value a promise is rejected with.
+fn error_value(env: napi_env, err: JsError) -> JsResult<napi_value> {
+    let (code, msg) = match err {
+        JsError::Coded(code, msg) => (Some(code), msg),
+        JsError::Napi(what) => (None, format!("chunkyard-native: {what} failed")),
+        JsError::Internal(msg) => (None, msg),
+    };
+    let code_v = match code {
+        Some(c) => string(env, c)?,
+        None => ptr::null_mut(),
+    };
+    let msg_v = string(env, &msg)?;
+    let mut out = ptr::null_mut();
+    napi!(napi_create_error(env, code_v, msg_v, &mut out));
+    Ok(out)
+}
+
+fn internal(p: &(dyn std::any::Any + Send)) -> JsError {
+    let what = if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    };
+    JsError::Internal(format!("chunkyard-native: internal error: {what}"))
+}
+
+/// Runs a JS-facing function body: fetches up to N arguments (missing ones are
+/// `undefined`), and turns errors and panics into JS exceptions.
+unsafe fn entry<const N: usize>(
+    env: napi_env,
+    info: napi_callback_info,
+    body: impl FnOnce(napi_env, &[napi_value; N]) -> JsResult<napi_value>,
+) -> napi_value {
+    let run = || -> JsResult<napi_value> {
+        let mut argc = N;
+        let mut argv = [ptr::null_mut(); N];
+        napi!(napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()));
+        body(env, &argv)
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            throw(env, e);
+            ptr::null_mut()
+        }
+        Err(p) => {
+            throw(env, internal(&*p));
+            ptr::null_mut()
+        }
+    }
+}
+
+// ---- Values in and out ----
+
+fn type_of(env: napi_env, v: napi_value) -> JsResult<i32> {
+    let mut t = 0;
+    napi!(napi_typeof(env, v, &mut t));
+    Ok(t)
+}
+
+fn type_name(t: i32) -> &'static str {
+    ["undefined", "null", "boolean", "number", "string", "symbol", "object", "function", "external", "bigint"]
+        .get(t as usize)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+fn string(env: napi_env, s: &str) -> JsResult<napi_value> {
+    let mut out = ptr::null_mut();
+    napi!(napi_create_string_utf8(env, s.as_ptr() as *const c_char, s.len(), &mut out));
+    Ok(out)
+}
+
+/// A number argument as f64 for Params::from_f64, which owns the rules.
+fn number(env: napi_env, v: napi_value, name: &str) -> JsResult<f64> {
+    let t = type_of(env, v)?;
+    if t != NAPI_NUMBER {
+        return Err(bad_argument(format!("{name} must be a number (got {})", type_name(t))));
+    }
+    let mut out = 0.0;
+    napi!(napi_get_value_double(env, v, &mut out));
+    Ok(out)
+}
+
+fn boolean(env: napi_env, v: napi_value, name: &str) -> JsResult<bool> {
+    match type_of(env, v)? {
+        NAPI_UNDEFINED => Ok(false),
+        NAPI_BOOLEAN => {
+            let mut out = false;
+            napi!(napi_get_value_bool(env, v, &mut out));
+            Ok(out)
+        }
+        t => Err(bad_argument(format!("{name} must be a boolean (got {})", type_name(t)))),
+    }
+}
+
+/// A typed array's bytes as seen from Rust. The pointer stays valid while the JS value is
+/// alive and not detached; async work holds a napi_ref for that.
+#[derive(Clone, Copy)]
+struct RawBytes {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes are only read, and the owning JS value is kept alive by a napi_ref
+// until the work that reads them has completed.
+unsafe impl Send for RawBytes {}
+
+impl RawBytes {
+    /// SAFETY: the JS value the bytes came from must still be alive and not detached.
+    unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            // Empty typed arrays may report a null data pointer.
+            &[]
+        } else {
+            std::slice::from_raw_parts(self.ptr, self.len)
+        }
+    }
+}
+
+fn typed_array(env: napi_env, v: napi_value, name: &str, want: &[i32], want_name: &str) -> JsResult<(RawBytes, usize)> {
+    let mut is = false;
+    napi!(napi_is_typedarray(env, v, &mut is));
+    if is {
+        let mut kind = -1;
+        let mut length = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        napi!(napi_get_typedarray_info(
+            env,
+            v,
+            &mut kind,
+            &mut length,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut()
+        ));
+        if want.contains(&kind) {
+            let elem = if kind == NAPI_UINT32_ARRAY { 4 } else { 1 };
+            // N-API's data pointer already includes the view's byte offset.
+            return Ok((RawBytes { ptr: data as *const u8, len: length * elem }, length));
+        }
+    }
+    let t = type_of(env, v)?;
+    let got = if is { "another typed array".to_string() } else { type_name(t).to_string() };
+    Err(bad_argument(format!("{name} must be a {want_name} (got {got})")))
+}
+
+fn bytes_arg(env: napi_env, v: napi_value, name: &str) -> JsResult<RawBytes> {
+    Ok(typed_array(env, v, name, &[NAPI_UINT8_ARRAY, NAPI_UINT8_CLAMPED_ARRAY], "Uint8Array or Buffer")?.0)
+}
+
+fn key_arg(env: napi_env, v: napi_value) -> JsResult<Option<[u8; 32]>> {
+    match type_of(env, v)? {
+        NAPI_UNDEFINED | NAPI_NULL => return Ok(None),
+        _ => {}
+    }
+    let raw = typed_array(env, v, "key", &[NAPI_UINT8_ARRAY], "32-byte Uint8Array or null")?.0;
+    // SAFETY: v is an argument of the running call, so its bytes are alive.
+    let bytes = unsafe { raw.as_slice() };
+    match <[u8; 32]>::try_from(bytes) {
+        Ok(k) => Ok(Some(k)),
+        Err(_) => Err(bad_argument(format!("key has {} bytes: must be 32 bytes (a BLAKE3 key) or null", bytes.len()))),
+    }
+}
+
+fn lengths_arg(env: napi_env, v: napi_value) -> JsResult<Vec<u32>> {
+    let (raw, n) = typed_array(env, v, "lengths", &[NAPI_UINT32_ARRAY], "Uint32Array")?;
+    // SAFETY: as in key_arg. Copied because a Uint32Array's bytes need not be 4-aligned
+    // in general and the copy lets async work drop the reference to it at once.
+    let bytes = unsafe { raw.as_slice() };
+    let mut out = Vec::with_capacity(n);
+    for c in bytes.chunks_exact(4) {
+        out.push(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    Ok(out)
+}
+
+fn new_typed_array(env: napi_env, kind: i32, elems: usize, bytes: &[u8]) -> JsResult<napi_value> {
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    napi!(napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab));
+    if !bytes.is_empty() {
+        // SAFETY: the ArrayBuffer was just created with bytes.len() bytes at data.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len()) };
+    }
+    let mut out = ptr::null_mut();
+    napi!(napi_create_typedarray(env, kind, elems, ab, 0, &mut out));
+    Ok(out)
+}
+
+fn buffer(env: napi_env, bytes: &[u8]) -> JsResult<napi_value> {
+    let mut out = ptr::null_mut();
+    let mut ignored: *mut c_void = ptr::null_mut();
+    napi!(napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, &mut ignored, &mut out));
+    Ok(out)
+}
+
+/// `[lengths: Uint32Array, hashes: Uint8Array]`, the shape of ChunkBatch on the TS side.
+fn batch_value(env: napi_env, b: &Batch) -> JsResult<napi_value> {
+    let mut len_bytes = Vec::with_capacity(4 * b.lengths.len());
+    for l in &b.lengths {
+        len_bytes.extend_from_slice(&l.to_ne_bytes());
+    }
+    let lengths = new_typed_array(env, NAPI_UINT32_ARRAY, b.lengths.len(), &len_bytes)?;
+    let hashes = new_typed_array(env, NAPI_UINT8_ARRAY, b.hashes.len(), &b.hashes)?;
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, 2, &mut arr));
+    napi!(napi_set_element(env, arr, 0, lengths));
+    napi!(napi_set_element(env, arr, 1, hashes));
+    Ok(arr)
+}
+
+// ---- The chunker handle ----
+
+/// Marks externals made by this addon, so a foreign external is refused, not dereferenced.
+/// Random constant; changing it only matters within one process.
+const HANDLE_TAG: napi_type_tag = napi_type_tag { lower: 0x6368_756e_6b79_6172, upper: 0x9b1f_43c7_0e55_d2a1 };
+
+struct ChunkerHandle {
+    /// Set on the JS thread while an async push is queued or running.
+    busy: AtomicBool,
+    /// Only ever locked by one push at a time (busy guards that); the mutex makes the
+    /// hand-over between the JS thread and the pool thread sound.
+    chunker: Mutex<Chunker>,
+}
+
+type Handle = Arc<ChunkerHandle>;
+
+unsafe extern "C" fn finalize_handle(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: data is the Box<Handle> leaked in chunker_new; N-API finalizes once.
+    drop(Box::from_raw(data as *mut Handle));
+}
+
+fn handle_arg(env: napi_env, v: napi_value) -> JsResult<Handle> {
+    let bad = || bad_argument("handle must be a chunker made by chunkerNew".to_string());
+    if type_of(env, v)? != NAPI_EXTERNAL {
+        return Err(bad());
+    }
+    let mut tagged = false;
+    napi!(napi_check_object_type_tag(env, v, &HANDLE_TAG, &mut tagged));
+    if !tagged {
+        return Err(bad());
+    }
+    let mut data: *mut c_void = ptr::null_mut();
+    napi!(napi_get_value_external(env, v, &mut data));
+    // SAFETY: the tag proves data is our Box<Handle>, alive while v is.
+    Ok(unsafe { (*(data as *const Handle)).clone() })
+}
+
+fn busy_error() -> JsError {
+    JsError::Coded(
+        "CHUNKER_BUSY",
+        "the chunker was pushed again before its previous push finished: await each push".to_string(),
+    )
+}
+
+fn lock(h: &ChunkerHandle) -> std::sync::MutexGuard<'_, Chunker> {
+    // A panic mid-push leaves a stream in an unknown state; start over rather than fail forever.
+    h.chunker.lock().unwrap_or_else(|poisoned| {
+        let mut g = poisoned.into_inner();
+        g.reset();
+        g
+    })
+}
+
+// ---- Exports ----
+
+unsafe extern "C" fn js_version(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<0>(env, info, |env, _| string(env, crate::VERSION))
+}
+
+/// chunkerNew(minSize, avgSize, maxSize, normalization, key | null) -> external
+unsafe extern "C" fn js_chunker_new(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let min = number(env, a[0], "minSize")?;
+        let avg = number(env, a[1], "avgSize")?;
+        let max = number(env, a[2], "maxSize")?;
+        let nc = match type_of(env, a[3])? {
+            NAPI_UNDEFINED | NAPI_NULL => DEFAULT_NORMALIZATION as f64,
+            _ => number(env, a[3], "normalization")?,
+        };
+        let params = Params::from_f64(min, avg, max, nc).map_err(|e| bad_argument(e.0))?;
+        let key = key_arg(env, a[4])?;
+        let handle: Box<Handle> = Box::new(Arc::new(ChunkerHandle {
+            busy: AtomicBool::new(false),
+            chunker: Mutex::new(Chunker::new(params, key)),
+        }));
+        let raw = Box::into_raw(handle) as *mut c_void;
+        let mut out = ptr::null_mut();
+        // SAFETY: on failure N-API did not take ownership, so reclaim the box.
+        let status = napi_create_external(env, raw, Some(finalize_handle), ptr::null_mut(), &mut out);
+        if status != NAPI_OK {
+            drop(Box::from_raw(raw as *mut Handle));
+            return Err(JsError::Napi("napi_create_external"));
+        }
+        napi!(napi_type_tag_object(env, out, &HANDLE_TAG));
+        Ok(out)
+    })
+}
+
+/// chunkerPush(handle, data, final) -> [lengths, hashes], on the calling thread.
+unsafe extern "C" fn js_chunker_push(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let h = handle_arg(env, a[0])?;
+        let data = bytes_arg(env, a[1], "data")?;
+        let fin = boolean(env, a[2], "final")?;
+        if h.busy.load(Ordering::Acquire) {
+            return Err(busy_error());
+        }
+        // SAFETY: a[1] is an argument of this call, alive until it returns.
+        let batch = lock(&h).push(data.as_slice(), fin);
+        batch_value(env, &batch)
+    })
+}
+
+/// What an async call carries from the JS thread to the pool and back.
+struct Work<T> {
+    work: napi_async_work,
+    deferred: napi_deferred,
+    /// Keep the input bytes (and the chunker's external) alive while the pool reads them.
+    refs: Vec<napi_ref>,
+    job: Option<Box<dyn FnOnce() -> T + Send>>,
+    result: Option<std::thread::Result<T>>,
+    /// Turns the result into a JS value on the JS thread.
+    finish: fn(napi_env, T) -> JsResult<napi_value>,
+    /// Runs on the JS thread when the work is over, whatever its outcome.
+    after: Option<Box<dyn FnOnce()>>,
+}
+
+unsafe extern "C" fn work_execute<T>(_env: napi_env, data: *mut c_void) {
+    // SAFETY: data is the Box<Work<T>> queued by start_work; only this thread touches it
+    // until complete runs.
+    let w = &mut *(data as *mut Work<T>);
+    if let Some(job) = w.job.take() {
+        // No N-API calls here: this runs on a libuv pool thread.
+        w.result = Some(catch_unwind(AssertUnwindSafe(job)));
+    }
+}
+
+unsafe extern "C" fn work_complete<T>(env: napi_env, status: napi_status, data: *mut c_void) {
+    // SAFETY: the Box<Work<T>> from start_work, handed back exactly once.
+    let mut w = Box::from_raw(data as *mut Work<T>);
+    if let Some(after) = w.after.take() {
+        after();
+    }
+    let outcome: JsResult<napi_value> = match w.result.take() {
+        Some(Ok(v)) => (w.finish)(env, v),
+        Some(Err(p)) => Err(internal(&*p)),
+        None if status != NAPI_OK => Err(JsError::Napi("async work (cancelled)")),
+        None => Err(JsError::Napi("async work (did not run)")),
+    };
+    match outcome {
+        Ok(v) => {
+            napi_resolve_deferred(env, w.deferred, v);
+        }
+        Err(e) => {
+            let mut pending = false;
+            napi_is_exception_pending(env, &mut pending);
+            let mut reason = ptr::null_mut();
+            if pending {
+                napi_get_and_clear_last_exception(env, &mut reason);
+            } else if let Ok(v) = error_value(env, e) {
+                reason = v;
+            }
+            napi_reject_deferred(env, w.deferred, reason);
+        }
+    }
+    for r in w.refs.drain(..) {
+        napi_delete_reference(env, r);
+    }
+    napi_delete_async_work(env, w.work);
+}
+
+/// Queues `job` on the libuv pool; returns the promise of its result. `keep` are the JS
+/// values the job reads through raw pointers. `after` runs on the JS thread at completion,
+/// and also right away if queueing fails.
+fn start_work<T: Send + 'static>(
+    env: napi_env,
+    name: &str,
+    keep: &[napi_value],
+    job: Box<dyn FnOnce() -> T + Send>,
+    finish: fn(napi_env, T) -> JsResult<napi_value>,
+    after: Option<Box<dyn FnOnce()>>,
+) -> JsResult<napi_value> {
+    let mut w = Box::new(Work {
+        work: ptr::null_mut(),
+        deferred: ptr::null_mut(),
+        refs: Vec::new(),
+        job: Some(job),
+        result: None,
+        finish,
+        after,
+    });
+    let queued = (|| -> JsResult<napi_value> {
+        for &v in keep {
+            let mut r = ptr::null_mut();
+            napi!(napi_create_reference(env, v, 1, &mut r));
+            w.refs.push(r);
+        }
+        let name_v = string(env, name)?;
+        let mut work = ptr::null_mut();
+        let raw = &mut *w as *mut Work<T> as *mut c_void;
+        napi!(napi_create_async_work(env, ptr::null_mut(), name_v, work_execute::<T>, work_complete::<T>, raw, &mut work));
+        w.work = work;
+        let mut promise = ptr::null_mut();
+        napi!(napi_create_promise(env, &mut w.deferred, &mut promise));
+        napi!(napi_queue_async_work(env, work));
+        Ok(promise)
+    })();
+    match queued {
+        Ok(promise) => {
+            // Owned by the work from now on; work_complete frees it.
+            Box::leak(w);
+            Ok(promise)
+        }
+        Err(e) => {
+            // SAFETY: nothing was queued, so nothing else refers to these.
+            unsafe {
+                for r in w.refs.drain(..) {
+                    napi_delete_reference(env, r);
+                }
+                if !w.work.is_null() {
+                    napi_delete_async_work(env, w.work);
+                }
+                if !w.deferred.is_null() {
+                    let reason = error_value(env, JsError::Napi("napi_queue_async_work")).unwrap_or(ptr::null_mut());
+                    napi_reject_deferred(env, w.deferred, reason);
+                }
+            }
+            if let Some(after) = w.after.take() {
+                after();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// chunkerPushAsync(handle, data, final) -> Promise<[lengths, hashes]>, on the libuv pool.
+unsafe extern "C" fn js_chunker_push_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let h = handle_arg(env, a[0])?;
+        let data = bytes_arg(env, a[1], "data")?;
+        let fin = boolean(env, a[2], "final")?;
+        if h.busy.swap(true, Ordering::AcqRel) {
+            return Err(busy_error());
+        }
+        let for_job = h.clone();
+        let job = Box::new(move || {
+            // SAFETY: a napi_ref on the data holds it until work_complete.
+            let slice = unsafe { data.as_slice() };
+            lock(&for_job).push(slice, fin)
+        });
+        let after = Box::new(move || h.busy.store(false, Ordering::Release));
+        start_work(env, "chunkyard:chunkerPush", &[a[0], a[1]], job, |env, b: Batch| batch_value(env, &b), Some(after))
+    })
+}
+
+/// blake3(data, key | null) -> Buffer(32)
+unsafe extern "C" fn js_blake3(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let key = key_arg(env, a[1])?;
+        // SAFETY: a[0] is an argument of this call.
+        let h = crate::chunker::fingerprint(key.as_ref(), data.as_slice());
+        buffer(env, h.as_bytes())
+    })
+}
+
+fn many_args(env: napi_env, a: &[napi_value; 3]) -> JsResult<(RawBytes, Vec<u32>, Option<[u8; 32]>)> {
+    let data = bytes_arg(env, a[0], "data")?;
+    let lengths = lengths_arg(env, a[1])?;
+    let key = key_arg(env, a[2])?;
+    check_lengths(data.len, &lengths).map_err(bad_argument)?;
+    Ok((data, lengths, key))
+}
+
+/// blake3Many(data, lengths: Uint32Array, key | null) -> Buffer(32 * n)
+unsafe extern "C" fn js_blake3_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let (data, lengths, key) = many_args(env, a)?;
+        // SAFETY: a[0] is an argument of this call.
+        let out = hash_many(key.as_ref(), data.as_slice(), &lengths, true);
+        buffer(env, &out)
+    })
+}
+
+/// blake3ManyAsync(data, lengths, key | null) -> Promise<Buffer(32 * n)>
+unsafe extern "C" fn js_blake3_many_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let (data, lengths, key) = many_args(env, a)?;
+        let job = Box::new(move || {
+            // SAFETY: a napi_ref on the data holds it until work_complete.
+            hash_many(key.as_ref(), unsafe { data.as_slice() }, &lengths, true)
+        });
+        start_work(env, "chunkyard:blake3Many", &[a[0]], job, |env, out: Vec<u8>| buffer(env, &out), None)
+    })
+}
+
+/// Called by Node once per env (main thread and every worker) that loads the addon.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    let fns: [(&str, napi_callback); 7] = [
+        ("version\0", js_version),
+        ("chunkerNew\0", js_chunker_new),
+        ("chunkerPush\0", js_chunker_push),
+        ("chunkerPushAsync\0", js_chunker_push_async),
+        ("blake3\0", js_blake3),
+        ("blake3Many\0", js_blake3_many),
+        ("blake3ManyAsync\0", js_blake3_many_async),
+    ];
+    for (name, cb) in fns {
+        let mut f = ptr::null_mut();
+        let cname = name.as_ptr() as *const c_char;
+        if napi_create_function(env, cname, name.len() - 1, cb, ptr::null_mut(), &mut f) != NAPI_OK
+            || napi_set_named_property(env, exports, cname, f) != NAPI_OK
+        {
+            throw(env, JsError::Napi("registering the chunkyard exports"));
+            return ptr::null_mut();
+        }
+    }
+    exports
+}

@@ -1,0 +1,207 @@
+/**
+ * The native engine: the Rust addon native/chunkyard.node (built by `npm run build:native`)
+ * behind the Chunker and Hasher interfaces. Its cut points and fingerprints are those of
+ * docs/chunking.md, identical to the wasm engine's; it is only faster.
+ *
+ * Engine selection and fallback live in index.ts; this module only loads and wraps.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { ChunkyardError, type ErrorCode } from '../errors.js';
+import { resolveChunkerParams, type ResolvedChunkerParams } from './params.js';
+import type { ChunkBatch, Chunker, ChunkerParams, Hasher } from './types.js';
+
+/** An opaque chunker made by chunkerNew: streaming state that lives in Rust. */
+export type NativeChunkerHandle = object & { readonly __nativeChunker: unique symbol };
+
+/** `[lengths, hashes]`: chunk i is lengths[i] bytes, its fingerprint hashes[32i .. 32i+32]. */
+export type NativeBatch = [lengths: Uint32Array, hashes: Uint8Array];
+
+/**
+ * The addon's exports (native/src/napi.rs). Errors thrown on purpose are Errors with a
+ * `code`: BAD_ARGUMENT (message names the parameter, value and rule) or CHUNKER_BUSY.
+ */
+export interface NativeAddon {
+  /** e.g. "chunkyard-native 0.1.0 chunker-v1". */
+  version(): string;
+  /** normalization null/undefined means 2; key must be 32 bytes when given. */
+  chunkerNew(
+    minSize: number,
+    avgSize: number,
+    maxSize: number,
+    normalization: number | null | undefined,
+    key: Uint8Array | null,
+  ): NativeChunkerHandle;
+  /** Synchronous: the chunks completed in this slice (and the open one when final). */
+  chunkerPush(handle: NativeChunkerHandle, data: Uint8Array, final: boolean): NativeBatch;
+  /** Same on the libuv pool. data must not change until it settles. */
+  chunkerPushAsync(handle: NativeChunkerHandle, data: Uint8Array, final: boolean): Promise<NativeBatch>;
+  blake3(data: Uint8Array, key: Uint8Array | null): Buffer;
+  /** Fingerprints of consecutive pieces of data (lengths must sum to at most data.length). */
+  blake3Many(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Buffer;
+  blake3ManyAsync(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Buffer>;
+}
+
+/** The chunker version the addon must implement; a stale build of another version is refused. */
+const ADDON_CHUNKER_TAG = 'chunker-v1';
+
+// From dist/src/chunking/native.js (and from src/chunking/native.ts under a TS loader the
+// relative depth differs, so both are tried, compiled layout first).
+const ADDON_CANDIDATES = [
+  new URL('../../../native/chunkyard.node', import.meta.url),
+  new URL('../../native/chunkyard.node', import.meta.url),
+];
+
+const FUNCTIONS = [
+  'version',
+  'chunkerNew',
+  'chunkerPush',
+  'chunkerPushAsync',
+  'blake3',
+  'blake3Many',
+  'blake3ManyAsync',
+] as const;
+
+let addon: NativeAddon | undefined;
+
+/**
+ * The addon, loaded on first use. Throws NATIVE_UNAVAILABLE, with the loader's error as
+ * `cause`, when it is missing, does not load, or is not a chunker-v1 build.
+ */
+export function loadNative(): NativeAddon {
+  if (addon !== undefined) return addon;
+  const path = addonPath();
+  let loaded: unknown;
+  try {
+    loaded = createRequire(import.meta.url)(path);
+  } catch (err) {
+    throw new ChunkyardError(
+      'NATIVE_UNAVAILABLE',
+      `cannot load the native addon ${path}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+  const candidate = loaded as Partial<Record<(typeof FUNCTIONS)[number], unknown>>;
+  const missing = FUNCTIONS.filter((name) => typeof candidate[name] !== 'function');
+  if (missing.length > 0) {
+    throw new ChunkyardError('NATIVE_UNAVAILABLE', `the native addon ${path} lacks ${missing.join(', ')}: rebuild it with \`npm run build:native\``);
+  }
+  const version = (candidate as NativeAddon).version();
+  if (!version.split(' ').includes(ADDON_CHUNKER_TAG)) {
+    throw new ChunkyardError(
+      'NATIVE_UNAVAILABLE',
+      `the native addon ${path} is "${version}", not a ${ADDON_CHUNKER_TAG} build: rebuild it with \`npm run build:native\``,
+    );
+  }
+  addon = candidate as NativeAddon;
+  return addon;
+}
+
+function addonPath(): string {
+  const req = createRequire(import.meta.url);
+  for (const url of ADDON_CANDIDATES) {
+    const path = fileURLToPath(url);
+    try {
+      req.resolve(path);
+      return path;
+    } catch {
+      // try the next layout
+    }
+  }
+  return fileURLToPath(ADDON_CANDIDATES[0]!);
+}
+
+/** Codes the addon throws with; napi.rs uses no others. */
+const NATIVE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['BAD_ARGUMENT', 'CHUNKER_BUSY']);
+
+/** The one place native errors become ChunkyardErrors (same code and message, cause kept). */
+export function fromNativeError(err: unknown): unknown {
+  if (err instanceof ChunkyardError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NATIVE_CODES.has(code)) {
+    return new ChunkyardError(code as ErrorCode, (err as Error).message, { cause: err });
+  }
+  return err;
+}
+
+async function native<T>(call: () => T | Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function toBatch([lengths, hashes]: NativeBatch): ChunkBatch {
+  return { lengths, hashes };
+}
+
+class NativeChunker implements Chunker {
+  readonly engine = 'native' as const;
+  readonly params: ResolvedChunkerParams;
+  readonly #addon: NativeAddon;
+  readonly #handle: NativeChunkerHandle;
+
+  constructor(params: ResolvedChunkerParams) {
+    this.params = params;
+    this.#addon = loadNative();
+    try {
+      this.#handle = this.#addon.chunkerNew(
+        params.minSize,
+        params.avgSize,
+        params.maxSize,
+        params.normalization,
+        params.key ?? null,
+      );
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  }
+
+  push(slice: Uint8Array): Promise<ChunkBatch> {
+    // A CHUNKER_BUSY thrown by the addon becomes a rejection, as for any async push.
+    return native(() => this.#addon.chunkerPushAsync(this.#handle, slice, false)).then(toBatch);
+  }
+
+  finish(): Promise<ChunkBatch> {
+    return native(() => this.#addon.chunkerPushAsync(this.#handle, EMPTY, true)).then(toBatch);
+  }
+}
+
+/**
+ * A native-engine Chunker. Parameters are completed and checked by resolveChunkerParams
+ * (BAD_ARGUMENT), so both engines refuse bad parameters with the same messages; the addon
+ * checks them again for its direct callers. NATIVE_UNAVAILABLE when the addon cannot load.
+ */
+export function createNativeChunker(params: Partial<ChunkerParams> = {}): Chunker {
+  return new NativeChunker(resolveChunkerParams(params));
+}
+
+/**
+ * Below this many bytes a hash is computed on the calling thread: a trip through the libuv
+ * pool costs tens of microseconds, more than hashing 256 KiB (about 40 us).
+ */
+const ASYNC_MIN_BYTES = 256 * 1024;
+
+/** BLAKE3 through the addon; large inputs are hashed off the event loop. */
+export const nativeHasher: Hasher = {
+  engine: 'native',
+
+  hash(data: Uint8Array, key?: Uint8Array): Promise<Uint8Array> {
+    return native(() => {
+      const a = loadNative();
+      if (data.length < ASYNC_MIN_BYTES) return a.blake3(data, key ?? null);
+      return a.blake3ManyAsync(data, Uint32Array.of(data.length), key ?? null);
+    });
+  },
+
+  hashMany(data: Uint8Array, lengths: Uint32Array, key?: Uint8Array): Promise<Uint8Array> {
+    return native(() => {
+      const a = loadNative();
+      if (data.length < ASYNC_MIN_BYTES) return a.blake3Many(data, lengths, key ?? null);
+      return a.blake3ManyAsync(data, lengths, key ?? null);
+    });
+  },
+};
