@@ -39,7 +39,7 @@ test('native and wasm give identical chunks on random and real data', { skip: na
   }
 });
 
-test('a 1 GiB stream is chunked by the native engine with bounded memory', { skip: nativeSkip, timeout: 120_000 }, async () => {
+test('a 1 GiB stream is chunked by the native engine with bounded memory', { skip: nativeSkip, timeout: 120_000 }, async (t) => {
   const total = 1 << 30;
   const pieceBytes = 256 * 1024; // the source's pieces; the batcher makes 1 MiB slices of them
   const base = new Prng(1111).bytes(4 << 20);
@@ -81,6 +81,6 @@ test('a 1 GiB stream is chunked by the native engine with bounded memory', { ski
   }
   const growth = (peak - baseline) / (1 << 20);
   const seconds = (Date.now() - started) / 1000;
-  console.log(`# 1 GiB native stream: ${seconds.toFixed(1)} s, RSS growth ${growth.toFixed(1)} MiB`);
+  t.diagnostic(`1 GiB native stream: ${seconds.toFixed(1)} s, RSS growth ${growth.toFixed(1)} MiB`);
   assert.ok(growth < 100, `RSS grew by ${growth.toFixed(1)} MiB`);
 });
