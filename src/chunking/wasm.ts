@@ -202,10 +202,13 @@ class WasmChunker implements Chunker {
   #scan(hasher: IHasher, data: Uint8Array): ChunkBatch {
     const p = this.params;
     const n = data.length;
-    // Every chunk cut during a push has at least minSize bytes (minSize + 1, or maxSize).
-    const capacity = Math.floor((this.#open + n) / p.minSize);
-    const lengths = new Uint32Array(capacity);
-    const hashes = new Uint8Array(capacity * 32);
+    // Every chunk cut during a push has at least minSize bytes (minSize + 1, or maxSize), so
+    // `most` bounds the count; start from twice the expected count and grow if needed, so a
+    // huge slice with a tiny minSize does not allocate for the worst case up front.
+    const most = Math.floor((this.#open + n) / p.minSize);
+    let capacity = Math.min(most, 2 * Math.ceil((this.#open + n) / p.avgSize) + 8);
+    let lengths = new Uint32Array(capacity);
+    let hashes = new Uint8Array(capacity * 32);
     let count = 0;
 
     let start = -this.#open; // data index of the open chunk's first byte
@@ -215,6 +218,15 @@ class WasmChunker implements Chunker {
     for (;;) {
       const end = findEnd(data, start, from, p, this.#maskS, this.#maskL);
       if (end < 0) break;
+      if (count === capacity) {
+        capacity = Math.min(most, capacity * 2);
+        const grownLengths = new Uint32Array(capacity);
+        grownLengths.set(lengths);
+        lengths = grownLengths;
+        const grownHashes = new Uint8Array(capacity * 32);
+        grownHashes.set(hashes);
+        hashes = grownHashes;
+      }
       // One update for the part of the chunk in this slice; earlier parts are in already.
       if (start >= 0) hasher.init();
       hasher.update(data.subarray(Math.max(start, 0), end));

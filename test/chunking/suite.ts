@@ -10,7 +10,7 @@ import type { ChunkerParams, EngineName } from '../../src/chunking/types.js';
 import { hasCode } from '../../src/errors.js';
 import { chunkSliced, oneShotHashes, realData } from '../support/engines.js';
 import { Prng } from '../support/prng.js';
-import { referenceCuts } from '../support/reference.js';
+import { craftEarlyCuts, referenceCuts } from '../support/reference.js';
 
 type P = Required<Omit<ChunkerParams, 'key'>>;
 
@@ -87,6 +87,19 @@ export function chunkerSuite(engine: EngineName, skip: string | false): void {
         assert.deepEqual(sliced, whole, ctx);
         if (it % 10 === 0) assert.deepEqual(whole.lengths, referenceCuts(data, p), ctx);
       }
+    });
+
+    test('dense cuts: chunks of minSize + 1 bytes, many per push', async () => {
+      const rng = new Prng(909);
+      // avg 256, nc 0: the strict mask has 8 bits; at the first tested position h = G[b], and
+      // the gear table has values b that pass (asserted below). Many chunks per push also
+      // exercise the wasm engine's growing of its output arrays.
+      const p = { minSize: 64, avgSize: 256, maxSize: 1024, normalization: 0 };
+      const data = craftEarlyCuts(p, 20_000, (n) => rng.bytes(n));
+      const expected = referenceCuts(data, p);
+      assert.ok(expected.filter((l) => l === 65).length > 10_000, 'the crafted input cuts early');
+      assert.deepEqual((await chunkSliced(make(p), data)).lengths, expected);
+      assert.deepEqual((await chunkSliced(make(p), data, [65, 66, 1 << 20])).lengths, expected);
     });
 
     test('byte-at-a-time feeding gives the same chunks', async () => {

@@ -51,3 +51,33 @@ export function referenceCuts(data: Uint8Array, p: RefParams): number[] {
   }
   return lengths;
 }
+
+/**
+ * Crafted input whose chunks end as early as the rules allow (at minSize + 1 bytes) wherever
+ * some byte value makes the strict mask test pass there: each chunk is minSize random bytes
+ * and then a byte chosen by trying all 256 values. Exercises dense cuts and the first tested
+ * position. Returns the data; check the cuts with referenceCuts.
+ */
+export function craftEarlyCuts(p: RefParams, chunks: number, random: (n: number) => Uint8Array): Uint8Array {
+  const bits = Math.log2(p.avgSize);
+  const maskS = mask(bits + p.normalization);
+  const parts: Uint8Array[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const body = random(p.minSize + 1);
+    // h after byte minSize (the first one rolled) is G[b] alone, as h starts at zero.
+    for (let b = 0; b < 256; b++) {
+      if ((G[b]! & maskS) === 0n) {
+        body[p.minSize] = b;
+        break;
+      }
+    }
+    parts.push(body);
+  }
+  const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+  let o = 0;
+  for (const part of parts) {
+    out.set(part, o);
+    o += part.length;
+  }
+  return out;
+}
