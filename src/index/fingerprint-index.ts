@@ -80,6 +80,8 @@ export class FingerprintIndex {
   /** Pack id (hex) → keys it put in the cache, in LRU order (Map keeps insertion order). */
   private readonly cachedPacks = new Map<string, string[]>();
   private readonly cachePacks: number;
+  private summaryWrites = 0;
+  private addQueue: Promise<void> = Promise.resolve();
   /** LevelDB reads, for stats and benchmarks. */
   dbLookups = 0;
 
@@ -187,6 +189,13 @@ export class FingerprintIndex {
    * bytes but not as unique). Durable (LevelDB sync write) when it resolves.
    */
   async addPack(pack: SealedPack): Promise<void> {
+    // One at a time: each update reads the stats and the "already indexed" set, then writes.
+    const run = this.addQueue.then(() => this.addPackNow(pack));
+    this.addQueue = run.catch(() => {});
+    return run;
+  }
+
+  private async addPackNow(pack: SealedPack): Promise<void> {
     const maybe = pack.entries.filter((e) => this.bloom.mayContain(e.fingerprint) || this.cache.has(fpKey(e.fingerprint)));
     const existing = new Set<string>();
     if (maybe.length > 0) {
@@ -227,7 +236,7 @@ export class FingerprintIndex {
     this.cache.clear();
     this.cachedPacks.clear();
     this.bloom = BloomFilter.sizedFor(0);
-    for await (const p of packs) await this.addPack(p);
+    for await (const p of packs) await this.addPackNow(p);
   }
 
   private async loadOrRebuildFilter(): Promise<void> {
@@ -270,7 +279,8 @@ export class FingerprintIndex {
 
   /** A small JSON copy of the stats that read-only processes can read while a writer holds LevelDB. */
   private async writeSummary(): Promise<void> {
-    const tmp = join(this.dir, SUMMARY_FILE + '.tmp');
+    // Seals of several streams may finish together: each write gets its own temporary name.
+    const tmp = join(this.dir, `${SUMMARY_FILE}.${++this.summaryWrites}.tmp`);
     await writeFile(tmp, JSON.stringify(this.stats));
     await rename(tmp, join(this.dir, SUMMARY_FILE));
   }

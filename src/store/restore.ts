@@ -94,8 +94,7 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
 }
 
 /** The bytes [start, end) of a committed snapshot, verified, in order. */
-export async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): AsyncGenerator<Buffer> {
-  const { start, end } = validateRange(range, manifest.logicalBytes);
+async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncGenerator<Buffer> {
   if (start >= end) return;
   const recipe = await RecipeReader.open(backend, manifest.recipe.name);
   if (recipe.logicalBytes !== manifest.logicalBytes) {
@@ -105,10 +104,11 @@ export async function* restoreBytes(backend: Backend, pool: CompressionPool, man
   let done = false;
   const groups = (async function* () {
     for await (const block of recipe.entries(start)) {
-      for (const g of groupReads(block)) {
-        yield g;
-        if (g.entries[g.entries.length - 1].streamOffset + g.entries[g.entries.length - 1].rawLength >= end) return;
-      }
+      // Only chunks that overlap [start, end) are read (and verified): a damaged chunk
+      // outside the range must not fail a range restore.
+      const wanted = block.filter((e) => e.streamOffset < end);
+      yield* groupReads(wanted);
+      if (wanted.length < block.length) return;
     }
   })();
   const fill = async () => {
@@ -135,6 +135,8 @@ export async function* restoreBytes(backend: Backend, pool: CompressionPool, man
   }
 }
 
+/** Validates the range at once (so a bad one is an error before any byte), then streams. */
 export function restoreStream(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
-  return Readable.from(restoreBytes(backend, pool, manifest, range, key), { objectMode: false, highWaterMark: 1 << 20 });
+  const { start, end } = validateRange(range, manifest.logicalBytes);
+  return Readable.from(restoreBytes(backend, pool, manifest, start, end, key), { objectMode: false, highWaterMark: 1 << 20 });
 }

@@ -9,11 +9,10 @@
  * A store opened for writing holds the writer lock and the fingerprint index; one opened
  * with `readOnly: true` takes no lock and can restore, list and report while a writer runs.
  */
-import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
-import { FsBackend } from '../backend/fs.js';
+import { openFsBackend } from '../backend/fs.js';
 import { createChunker, resolveChunkerParams } from '../chunking/index.js';
 import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
@@ -105,9 +104,7 @@ export class Store {
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
     );
-    const root = resolve(path);
-    await mkdir(root, { recursive: true });
-    const backend = new FsBackend(root);
+    const backend = await openFsBackend(resolve(path), { create: true });
     try {
       await writeConfig(backend, config);
     } finally {
@@ -119,7 +116,7 @@ export class Store {
   static async open(path: string, options: OpenOptions = {}): Promise<Store> {
     await initBlake3();
     const root = resolve(path);
-    const backend = new FsBackend(root);
+    const backend = await openFsBackend(root);
     let lock: WriterLock | undefined;
     let index: FingerprintIndex | undefined;
     try {
