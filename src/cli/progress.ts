@@ -1,6 +1,5 @@
 /** A one-line progress display on stderr, only when stderr is a terminal. */
 import type { Writable } from 'node:stream';
-import { formatSize } from '../chunking/params.js';
 
 export interface ProgressLine {
   update(text: string): void;
@@ -27,5 +26,17 @@ export function progressLine(stderr: Writable): ProgressLine {
 }
 
 export function rate(bytes: number, seconds: number): string {
-  return seconds > 0 ? `${formatSize(bytes / seconds)}/s` : '';
+  return seconds > 0 ? `${humanBytes(bytes / seconds)}/s` : '';
+}
+
+/** A size for people: "117.6 MiB". */
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
 }

@@ -11,16 +11,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { Store } from '../../src/store/store.js';
-import { collect, prng } from '../helpers/data.js';
+import { collect, prng } from '../support/data.js';
 
-const child = fileURLToPath(new URL('../helpers/backup-child.js', import.meta.url));
+const child = fileURLToPath(new URL('../support/backup-child.js', import.meta.url));
 const KILLS = Number(process.env.CHUNKYARD_CRASH_KILLS ?? 12);
 
 function expected(seed: number): Buffer {
   return Buffer.concat([prng(1000, 3 << 20), prng(seed, (1 << 20) * (1 + (seed % 3))), prng(1001, 1 << 20)]);
 }
 
-test(`backups survive ${KILLS} kill -9s at random moments`, { timeout: 600_000 }, async () => {
+test(`backups survive ${KILLS} kill -9s at random moments`, { timeout: 600_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'chunkyard-crash-'));
   try {
     await Store.init(dir, { avgSize: 16384, packSize: 1 << 20 });
@@ -62,6 +62,7 @@ test(`backups survive ${KILLS} kill -9s at random moments`, { timeout: 600_000 }
     } finally {
       await store.close();
     }
+    t.diagnostic(`${committed.size} snapshots committed across ${KILLS} kills`);
     assert.ok(committed.size > 0, 'some backups committed between kills');
   } finally {
     await rm(dir, { recursive: true, force: true });

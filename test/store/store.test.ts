@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { readPackTable } from '../../src/pack/reader.js';
-import { collect, prng, realData, streamOf } from '../helpers/data.js';
+import { collect, prng, realData, streamOf } from '../support/data.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'chunkyard-store-'));

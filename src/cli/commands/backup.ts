@@ -2,12 +2,11 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { defineCommand } from '../command.js';
 import { oneOf } from '../args.js';
-import { formatSize } from '../../chunking/params.js';
 import { ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, requirePositionals } from '../store-args.js';
-import { progressLine, rate } from '../progress.js';
+import { humanBytes, progressLine, rate } from '../progress.js';
 import { writeOut } from '../io.js';
 
 const usage = '<store> <file|-> --target <name> [--policy immediate|disabled] [--json]';
@@ -49,7 +48,7 @@ export default defineCommand({
         policy,
         onProgress: (p) => {
           const s = (Date.now() - t0) / 1000;
-          bar.update(`${formatSize(p.bytes)}${total ? ` of ${formatSize(total)}` : ''}  ${rate(p.bytes, s)}  new ${formatSize(p.newBytes)}`);
+          bar.update(`${humanBytes(p.bytes)}${total ? ` of ${humanBytes(total)}` : ''}  ${rate(p.bytes, s)}  new ${humanBytes(p.newBytes)}`);
         },
       });
       bar.done();
@@ -60,7 +59,7 @@ export default defineCommand({
       await writeOut(io.stdout, `${r.id}\n`);
       await writeOut(
         io.stderr,
-        `snapshot ${r.id} of ${r.target}: ${formatSize(r.logicalBytes)} in ${r.chunks} chunks, ${r.newChunks} new (${formatSize(r.newBytes)}, stored ${formatSize(r.storedBytes)}), ${r.seconds.toFixed(2)} s, ${rate(r.logicalBytes, r.seconds)}\n`,
+        `snapshot ${r.id} of ${r.target}: ${humanBytes(r.logicalBytes)} in ${r.chunks} chunks, ${r.newChunks} new (${humanBytes(r.newBytes)}, stored ${humanBytes(r.storedBytes)}), ${r.seconds.toFixed(2)} s, ${rate(r.logicalBytes, r.seconds)}\n`,
       );
     } finally {
       bar.done();

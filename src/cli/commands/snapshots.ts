@@ -1,9 +1,9 @@
 import { defineCommand } from '../command.js';
-import { formatSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { validateTargetName } from '../../snapshot/manifest.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
+import { humanBytes } from '../progress.js';
 
 const usage = '<store> [--target T] [--json]';
 
@@ -25,7 +25,7 @@ export default defineCommand({
         return await printJson(io.stdout, snaps.map(({ id, target, time, logicalBytes, policy }) => ({ id, target, time, logicalBytes, policy })));
       }
       let out = `${'id'.padEnd(16)}  ${'time'.padEnd(24)}  ${'size'.padStart(10)}  ${'policy'.padEnd(9)}  target\n`;
-      for (const s of snaps) out += `${s.id}  ${s.time.padEnd(24)}  ${formatSize(s.logicalBytes).padStart(10)}  ${s.policy.padEnd(9)}  ${s.target}\n`;
+      for (const s of snaps) out += `${s.id}  ${s.time.padEnd(24)}  ${humanBytes(s.logicalBytes).padStart(10)}  ${s.policy.padEnd(9)}  ${s.target}\n`;
       await writeOut(io.stdout, out);
     } finally {
       await store.close();

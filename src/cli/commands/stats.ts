@@ -1,8 +1,8 @@
 import { defineCommand } from '../command.js';
-import { formatSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
+import { humanBytes } from '../progress.js';
 
 const usage = '<store> [--json]';
 
@@ -21,9 +21,9 @@ export default defineCommand({
       await writeOut(
         io.stdout,
         `snapshots        ${s.snapshots}\n` +
-          `logical bytes    ${formatSize(s.logicalBytes)} (${s.logicalBytes})\n` +
-          `unique bytes     ${formatSize(s.uniqueBytes)} (${s.uniqueBytes})\n` +
-          `stored bytes     ${formatSize(s.storedBytes)} (${s.storedBytes})\n` +
+          `logical bytes    ${humanBytes(s.logicalBytes)} (${s.logicalBytes})\n` +
+          `unique bytes     ${humanBytes(s.uniqueBytes)} (${s.uniqueBytes})\n` +
+          `stored bytes     ${humanBytes(s.storedBytes)} (${s.storedBytes})\n` +
           `dedupe ratio     ${s.dedupeRatio.toFixed(2)}\n` +
           `reduction ratio  ${s.reductionRatio.toFixed(2)}\n` +
           `chunks           ${s.chunks}\n` +

@@ -1,0 +1,93 @@
+/** The store commands as a user runs them: real processes, real files. */
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { prng, realData } from '../support/data.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
+let dir: string;
+let store: string;
+let input: string;
+const data = Buffer.concat([realData(2 << 20), prng(77, 1 << 20)]);
+
+function cli(args: string[], stdin?: Uint8Array): SpawnSyncReturns<Buffer> {
+  return spawnSync(process.execPath, [BIN, ...args], { input: stdin, maxBuffer: 64 << 20 });
+}
+
+function ok(r: SpawnSyncReturns<Buffer>): string {
+  assert.equal(r.status, 0, `exit ${r.status}: ${r.stderr.toString()}`);
+  return r.stdout.toString();
+}
+
+function fails(r: SpawnSyncReturns<Buffer>, status: number, code: string, pattern?: RegExp): void {
+  assert.equal(r.status, status, `stderr: ${r.stderr.toString()}`);
+  const err = r.stderr.toString();
+  assert.match(err, new RegExp(`^chunkyard: ${code}: `, 'm'));
+  if (pattern) assert.match(err, pattern);
+  assert.equal(r.stdout.length, 0, 'nothing on stdout when failing');
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'chunkyard-store-cli-'));
+  store = join(dir, 'store');
+  input = join(dir, 'input.bin');
+  writeFileSync(input, data);
+  ok(cli(['init', store, '--avg-size', '16KiB']));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('backup --json prints one JSON object with the documented fields; restore is byte-exact', () => {
+  const out = ok(cli(['backup', store, input, '--target', 'files', '--json']));
+  const snap = JSON.parse(out) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(snap).sort(), ['chunks', 'id', 'logicalBytes', 'newBytes', 'newChunks', 'seconds', 'storedBytes', 'target']);
+  assert.equal(snap.logicalBytes, data.length);
+  assert.equal(out.trimEnd().split('\n').length, 1);
+  const restored = cli(['restore', store, String(snap.id)]);
+  assert.equal(restored.status, 0, restored.stderr.toString());
+  assert.ok(restored.stdout.equals(data));
+  const target = join(dir, 'out.bin');
+  ok(cli(['restore', store, 'files', '--output', target]));
+  assert.ok(readFileSync(target).equals(data));
+  const part = cli(['restore', store, String(snap.id), '--start', '1000', '--end', '70000']);
+  assert.ok(part.stdout.equals(data.subarray(1000, 70000)));
+});
+
+test('backup from standard input; snapshots and stats --json', () => {
+  const id = ok(cli(['backup', store, '-', '--target', 'stdin'], data)).trim();
+  assert.match(id, /^[0-9a-f]{16}$/);
+  const list = JSON.parse(ok(cli(['snapshots', store, '--json']))) as { id: string; target: string; time: string; logicalBytes: number; policy: string }[];
+  assert.ok(list.some((s) => s.id === id && s.target === 'stdin' && s.logicalBytes === data.length && s.policy === 'immediate'));
+  for (const s of list) assert.deepEqual(Object.keys(s).sort(), ['id', 'logicalBytes', 'policy', 'target', 'time']);
+  const only = JSON.parse(ok(cli(['snapshots', store, '--target', 'stdin', '--json']))) as { target: string }[];
+  assert.ok(only.length >= 1 && only.every((s) => s.target === 'stdin'));
+  const stats = JSON.parse(ok(cli(['stats', store, '--json']))) as Record<string, number>;
+  assert.deepEqual(Object.keys(stats).sort(), ['chunks', 'dedupeRatio', 'logicalBytes', 'packs', 'reductionRatio', 'snapshots', 'stagingBytes', 'storedBytes', 'uniqueBytes']);
+  assert.equal(stats.logicalBytes, list.reduce((n, s) => n + s.logicalBytes, 0));
+  assert.ok(stats.dedupeRatio >= 1.9, 'the same data twice dedupes');
+});
+
+test('bad input gets a clear message, a non-zero exit, and changes nothing', () => {
+  const snapshotsBefore = readdirSync(join(store, 'snapshots')).sort();
+  fails(cli(['backup', join(dir, 'missing-store'), input, '--target', 'x']), 1, 'STORE_NOT_FOUND');
+  assert.ok(!existsSync(join(dir, 'missing-store')));
+  fails(cli(['backup', store, join(dir, 'no-such-file'), '--target', 'x']), 2, 'BAD_ARGUMENT', /no-such-file/);
+  fails(cli(['backup', store, input]), 2, 'BAD_ARGUMENT', /--target/);
+  fails(cli(['backup', store, input, '--target', '../up']), 2, 'BAD_ARGUMENT', /target name/);
+  fails(cli(['backup', store, input, '--target', 'x', '--policy', 'maybe']), 2, 'BAD_ARGUMENT', /--policy/);
+  fails(cli(['backup', store, input, '--target', 'x', '--bogus']), 2, 'BAD_ARGUMENT', /--bogus/);
+  fails(cli(['restore', store, 'deadbeefdeadbeef']), 1, 'SNAPSHOT_NOT_FOUND');
+  fails(cli(['restore', store, 'no-target', '--output', join(dir, 'never.bin')]), 1, 'SNAPSHOT_NOT_FOUND');
+  assert.ok(!existsSync(join(dir, 'never.bin')));
+  fails(cli(['restore', store, 'files', '--start', '10', '--end', '5']), 2, 'BAD_ARGUMENT');
+  fails(cli(['init', store]), 1, 'STORE_EXISTS');
+  fails(cli(['init', join(dir, 'bad'), '--avg-size', '12345']), 2, 'BAD_ARGUMENT', /avgSize/);
+  fails(cli(['init', join(dir, 'bad'), '--avg-size', 'lots']), 2, 'BAD_ARGUMENT');
+  fails(cli(['init', join(dir, 'bad'), '--compression', 'gzip']), 2, 'BAD_ARGUMENT');
+  assert.ok(!existsSync(join(dir, 'bad')));
+  fails(cli(['stats', join(dir, 'nowhere')]), 1, 'STORE_NOT_FOUND');
+  assert.deepEqual(readdirSync(join(store, 'snapshots')).sort(), snapshotsBefore);
+});
