@@ -113,7 +113,15 @@ function commandNames(): string[] {
 }
 
 async function globalHelp(): Promise<string> {
-  const commands = await Promise.all(commandNames().map(loadCommand));
+  // One broken command file must not take the whole help down with it.
+  const commands = await Promise.all(
+    commandNames().map((name) =>
+      loadCommand(name).catch((err: unknown) => ({
+        name,
+        summary: `(cannot load: ${err instanceof Error ? err.message : String(err)})`,
+      })),
+    ),
+  );
   const width = Math.max(0, ...commands.map((c) => c.name.length));
   return [
     'Usage: chunkyard <command> [options]',
