@@ -160,8 +160,16 @@ export async function runBackup(sink: ChunkSink, chunker: Chunker, source: Reada
       progress.chunks += pieces.length;
       await queue.push(await plan(batch.hashes, pieces));
     };
-    for await (const slice of sliceStream(source, SLICE_BYTES)) {
+    // Read one slice ahead: the next read overlaps chunking of the current slice.
+    const slices = sliceStream(source, SLICE_BYTES);
+    let next = slices.next();
+    for (;;) {
+      const r = await next;
+      if (r.done) break;
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'backup cancelled', { cause: options.signal.reason });
+      const slice = r.value;
+      next = slices.next();
+      next.catch(() => {});
       progress.bytes += slice.length;
       await cut(await chunker.push(slice), slice);
     }

@@ -4,6 +4,7 @@ import { defineCommand } from '../command.js';
 import { oneOf } from '../args.js';
 import { ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
+import { SLICE_BYTES } from '../../store/backup.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
@@ -37,7 +38,8 @@ export default defineCommand({
       }
       if (st.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `${file} is a directory; back up a file or a stream (e.g. tar -c DIR | chunkyard backup STORE - --target T)`);
       total = st.size;
-      source = createReadStream(file!, { highWaterMark: 1 << 20 });
+      // Reads of the chunker's slice size pass through the batcher without a copy.
+      source = createReadStream(file!, { highWaterMark: SLICE_BYTES });
     }
     const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}` });
     const bar = progressLine(io.stderr);
