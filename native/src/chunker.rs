@@ -34,13 +34,16 @@ impl Batch {
 pub enum Threads {
     /// Cut search and hashing one after the other on the calling thread.
     One,
-    /// Hash completed chunks on a second (scoped) thread while the cut search goes on.
+    /// Hash completed chunks on a pool thread while the cut search goes on.
     Two,
 }
 
-/// Below this a second thread costs more to start than it saves (a spawn is ~20-40 us, the
-/// work on 256 KiB about 70 us).
+/// Below this a second thread costs more to wake and feed than it saves.
 pub const TWO_THREADS_MIN_SLICE: usize = 256 << 10;
+
+/// Bytes of completed chunks the cut search collects before handing them to the hashing
+/// thread. Smaller means more wake-ups; larger means more hashing left after the search ends.
+const HANDOFF_BYTES: usize = 256 << 10;
 
 /// The cut-point part of the streaming state: how far into the open chunk we are and the
 /// gear hash so far. Kept apart from the BLAKE3 state so that the two can live on
@@ -217,30 +220,45 @@ impl Chunker {
                 }
                 fp.rest()
             }
-            Threads::Two => std::thread::scope(|s| {
-                let (tx, rx) = mpsc::channel::<usize>();
-                let hasher = s.spawn(move || {
-                    let mut prev = 0;
-                    let mut prefix = first_len;
-                    for end in rx {
-                        fp.chunk(end, prefix + end - prev);
-                        prev = end;
-                        prefix = 0;
+            Threads::Two => {
+                let (tx, rx) = mpsc::channel::<Vec<usize>>();
+                let mut hashed = None;
+                rayon_core::in_place_scope(|s| {
+                    let hashed = &mut hashed;
+                    s.spawn(move |_| {
+                        let mut prev = 0;
+                        let mut prefix = first_len;
+                        for ends in rx {
+                            for end in ends {
+                                fp.chunk(end, prefix + end - prev);
+                                prev = end;
+                                prefix = 0;
+                            }
+                        }
+                        *hashed = Some(fp.rest());
+                    });
+                    // Cuts go over in batches: a wake-up of the hashing thread costs several
+                    // microseconds, too much to pay per 64 KiB chunk.
+                    let mut pos = 0;
+                    let mut sent = 0;
+                    let mut ends = Vec::new();
+                    while let Some(end) = cutter.next_cut(&data[pos..]) {
+                        pos += end;
+                        ends.push(pos);
+                        if pos - sent >= HANDOFF_BYTES {
+                            sent = pos;
+                            // The receiver lives until tx is dropped, so send cannot fail.
+                            let _ = tx.send(std::mem::take(&mut ends));
+                        }
                     }
-                    fp.rest()
+                    if !ends.is_empty() {
+                        let _ = tx.send(ends);
+                    }
+                    drop(tx);
                 });
-                let mut pos = 0;
-                while let Some(end) = cutter.next_cut(&data[pos..]) {
-                    pos += end;
-                    // The receiver lives until tx is dropped, so send cannot fail.
-                    let _ = tx.send(pos);
-                }
-                drop(tx);
-                match hasher.join() {
-                    Ok(b) => b,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }),
+                // in_place_scope returns after the spawned job, and rethrows its panic.
+                hashed.expect("the hashing job ran")
+            }
         };
         if fin && self.cutter.open_len > 0 {
             let hash = self.carry.finalize();

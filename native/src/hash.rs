@@ -28,7 +28,7 @@ fn hash_into(key: Option<&[u8; 32]>, data: &[u8], lengths: &[u32], out: &mut [u8
 
 /// Fingerprints of the consecutive pieces of `data`, 32 bytes each. `lengths` must have
 /// passed `check_lengths`. With `two_threads`, the pieces are split in two halves by bytes
-/// and the second half is hashed on a scoped thread.
+/// and the halves are hashed on two threads of the pool.
 pub fn hash_many(key: Option<&[u8; 32]>, data: &[u8], lengths: &[u32], two_threads: bool) -> Vec<u8> {
     let mut out = vec![0u8; 32 * lengths.len()];
     let total: usize = lengths.iter().map(|&l| l as usize).sum();
@@ -49,10 +49,10 @@ pub fn hash_many(key: Option<&[u8; 32]>, data: &[u8], lengths: &[u32], two_threa
     let split = split.clamp(1, lengths.len() - 1);
     let first_bytes: usize = lengths[..split].iter().map(|&l| l as usize).sum();
     let (out_a, out_b) = out.split_at_mut(32 * split);
-    std::thread::scope(|s| {
-        s.spawn(|| hash_into(key, &data[first_bytes..], &lengths[split..], out_b));
-        hash_into(key, data, &lengths[..split], out_a);
-    });
+    rayon_core::join(
+        || hash_into(key, data, &lengths[..split], out_a),
+        || hash_into(key, &data[first_bytes..], &lengths[split..], out_b),
+    );
     out
 }
 

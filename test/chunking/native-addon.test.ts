@@ -1,0 +1,190 @@
+/**
+ * The native addon's own contract (native/src/napi.rs), below the Chunker interface that
+ * native.test.ts and the conformance suite cover: the raw exports, their error codes, the
+ * synchronous push, and loading in worker threads.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { fromNativeError, loadNative, nativeHasher, type NativeAddon } from '../../src/chunking/native.js';
+import { hasCode } from '../../src/errors.js';
+import { nativeSkip, oneShotHashes } from '../support/engines.js';
+import { Prng } from '../support/prng.js';
+
+const options = { skip: nativeSkip };
+const addon = (): NativeAddon => loadNative();
+const DEFAULT = [16384, 65536, 262144, 2] as const;
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+test('version names the chunker version', options, () => {
+  assert.match(addon().version(), /^chunkyard-native \d+\.\d+\.\d+ chunker-v1$/);
+});
+
+test('chunkerNew refuses each broken rule with BAD_ARGUMENT naming parameter, value and rule', options, () => {
+  const n = addon();
+  const cases: [unknown[], RegExp][] = [
+    [[16384, 65535, 262144, 2, null], /^avgSize = 65535: must be a power of two, 256 <= avgSize <= 16777216/],
+    [[64, 128, 256, 2, null], /^avgSize = 128: /],
+    [[63, 256, 256, 2, null], /^minSize = 63: must be 64 <= minSize <= avgSize \(256\)/],
+    [[512, 256, 1024, 2, null], /^minSize = 512: /],
+    [[64, 256, 255, 2, null], /^maxSize = 255: must be avgSize \(256\) <= maxSize <= 67108864/],
+    [[64, 256, (64 << 20) + 1, 2, null], /^maxSize = 67108865: /],
+    [[64, 256, 256, 4, null], /^normalization = 4: must be 0 <= normalization <= 3/],
+    [[64, 256, 256, 1.5, null], /^normalization = 1\.5: must be an integer/],
+    [[64.5, 256, 256, 1, null], /^minSize = 64\.5: must be an integer/],
+    [['64', 256, 256, 1, null], /^minSize must be a number \(got string\)/],
+    [[64, 256, 256, 1, new Uint8Array(31)], /^key has 31 bytes: must be 32 bytes/],
+    [[64, 256, 256, 1, 'k'.repeat(32)], /^key must be a 32-byte Uint8Array or null \(got string\)/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(
+      () => (n.chunkerNew as (...a: unknown[]) => unknown)(...args),
+      (err: unknown) => {
+        const e = err as Error & { code?: string };
+        assert.ok(e instanceof Error);
+        assert.equal(e.code, 'BAD_ARGUMENT', JSON.stringify(args));
+        assert.match(e.message, message);
+        return true;
+      },
+    );
+  }
+  // normalization left out means the spec's default 2; a 32-byte key is accepted.
+  assert.ok(n.chunkerNew(64, 256, 1024, undefined, null));
+  assert.ok(n.chunkerNew(64, 256, 1024, 0, new Uint8Array(32)));
+});
+
+test('chunkerPush (sync) equals chunkerPushAsync, for any slicing', options, async () => {
+  const n = addon();
+  const data = new Prng(77).bytes(3 << 20);
+  const whole = n.chunkerPush(n.chunkerNew(...DEFAULT, null), data, true);
+  const h = n.chunkerNew(...DEFAULT, null);
+  const lengths: number[] = [];
+  const hashes: Uint8Array[] = [];
+  const cuts = [0, 1, 1000, 300_000, 300_001, 2 << 20, data.length];
+  for (let i = 1; i < cuts.length; i++) {
+    const slice = data.subarray(cuts[i - 1], cuts[i]);
+    const [l, hs] = i % 2 ? n.chunkerPush(h, slice, false) : await n.chunkerPushAsync(h, slice, false);
+    lengths.push(...l);
+    hashes.push(hs);
+  }
+  const [l, hs] = n.chunkerPush(h, new Uint8Array(0), true);
+  lengths.push(...l);
+  hashes.push(hs);
+  assert.deepEqual(lengths, [...whole[0]]);
+  assert.deepEqual(Buffer.concat(hashes), Buffer.from(whole[1]));
+  assert.ok(whole[0] instanceof Uint32Array && whole[1] instanceof Uint8Array);
+  assert.deepEqual(
+    Array.from({ length: whole[0].length }, (_, i) => Buffer.from(whole[1].subarray(32 * i, 32 * i + 32)).toString('hex')),
+    await oneShotHashes(data, [...whole[0]]),
+  );
+});
+
+test('a push while an async push is in flight is CHUNKER_BUSY, sync or async; the stream is unharmed', options, async () => {
+  const n = addon();
+  const data = new Prng(78).bytes(4 << 20);
+  const h = n.chunkerNew(...DEFAULT, null);
+  const first = n.chunkerPushAsync(h, data, false);
+  assert.equal(codeOf(() => n.chunkerPush(h, data, false)), 'CHUNKER_BUSY');
+  assert.equal(codeOf(() => n.chunkerPushAsync(h, data, false)), 'CHUNKER_BUSY');
+  const [a] = await first;
+  const [b] = await n.chunkerPushAsync(h, new Uint8Array(0), true);
+  const [want] = n.chunkerPush(n.chunkerNew(...DEFAULT, null), data, true);
+  assert.deepEqual([...a, ...b], [...want]);
+});
+
+test('bad handles and data are BAD_ARGUMENT, never a crash', options, () => {
+  const n = addon();
+  const h = n.chunkerNew(...DEFAULT, null);
+  const push = n.chunkerPush as (...a: unknown[]) => unknown;
+  assert.equal(codeOf(() => push({}, new Uint8Array(1), false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => push(undefined, new Uint8Array(1), false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => push(h, 'text', false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => push(h, new Uint16Array(4), false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => push(h, new Uint8Array(1), 1)), 'BAD_ARGUMENT');
+  // Data views at an offset into a larger buffer are read at that offset.
+  const big = new Prng(79).bytes(1000);
+  const [, viaView] = n.chunkerPush(n.chunkerNew(64, 256, 1024, 2, null), big.subarray(100, 900), true);
+  const [, viaCopy] = n.chunkerPush(n.chunkerNew(64, 256, 1024, 2, null), big.slice(100, 900), true);
+  assert.deepEqual(viaView, viaCopy);
+});
+
+test('blake3, blake3Many and blake3ManyAsync: plain, keyed, and lengths past the data refused', options, async () => {
+  const n = addon();
+  const rng = new Prng(80);
+  const data = Buffer.from(rng.bytes(3 << 20));
+  const key = rng.bytes(32);
+  const lengths = Uint32Array.from([0, 1, 1024, 65536, 1 << 20, (2 << 20) - 70_000]);
+  for (const k of [undefined, key]) {
+    const want = await oneShotHashes(data, [...lengths], k);
+    const many = n.blake3Many(data, lengths, k ?? null);
+    const manyAsync = await n.blake3ManyAsync(data, lengths, k ?? null);
+    assert.ok(Buffer.isBuffer(many) && many.length === 32 * lengths.length);
+    assert.deepEqual(many, manyAsync);
+    lengths.forEach((_, i) => assert.equal(many.subarray(32 * i, 32 * i + 32).toString('hex'), want[i]));
+    assert.equal(n.blake3(data.subarray(1, 1025), k ?? null).toString('hex'), want[2]);
+  }
+  const tooLong = Uint32Array.from([data.length, 1]);
+  assert.equal(codeOf(() => n.blake3Many(data, tooLong, null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.blake3ManyAsync(data, tooLong, null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => (n.blake3Many as (...a: unknown[]) => unknown)(data, [1, 2], null)), 'BAD_ARGUMENT');
+  // Through the Hasher interface the code survives as a ChunkyardError.
+  await assert.rejects(nativeHasher.hashMany(data, tooLong), (err: unknown) => hasCode(err, 'BAD_ARGUMENT'));
+  assert.equal(Buffer.from(await nativeHasher.hash(data)).toString('hex'), (await oneShotHashes(data, [data.length]))[0]);
+});
+
+test('fromNativeError keeps code and message and chains the cause', () => {
+  const raw = Object.assign(new Error('avgSize = 3: must be ...'), { code: 'BAD_ARGUMENT' });
+  const mapped = fromNativeError(raw) as Error & { code: string };
+  assert.ok(hasCode(mapped, 'BAD_ARGUMENT'));
+  assert.equal(mapped.message, raw.message);
+  assert.equal(mapped.cause, raw);
+  const plain = new Error('no code');
+  assert.equal(fromNativeError(plain), plain);
+});
+
+test('the addon loads and works in worker threads, also when a worker dies mid-push', options, async () => {
+  const url = new URL('../../src/chunking/native.js', import.meta.url).href;
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(${JSON.stringify(url)}).then(async ({ loadNative }) => {
+      const n = loadNative();
+      const h = n.chunkerNew(1024, 4096, 16384, 2, null);
+      const data = new Uint8Array(8 << 20).map((_, i) => (i * 2654435761) >>> 23);
+      if (workerData === 'forever') {
+        parentPort.postMessage('started');
+        for (;;) await n.chunkerPushAsync(h, data, false);
+      }
+      const [lengths] = await n.chunkerPushAsync(h, data, true);
+      parentPort.postMessage(lengths.length);
+    });
+  `;
+  const run = (workerData: string) => new Worker(source, { eval: true, workerData });
+  const counts = await Promise.all(
+    [1, 2, 3].map(
+      () =>
+        new Promise((resolve, reject) => {
+          const w = run('once');
+          w.once('message', resolve);
+          w.once('error', reject);
+        }),
+    ),
+  );
+  assert.equal(new Set(counts).size, 1);
+  assert.ok((counts[0] as number) > 100);
+  for (let i = 0; i < 3; i++) {
+    const w = run('forever');
+    await new Promise((resolve) => w.once('message', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5 + 10 * i));
+    await w.terminate();
+  }
+  // The main thread's own copy still works after the workers' envs are gone.
+  assert.match(addon().version(), /chunker-v1/);
+});
