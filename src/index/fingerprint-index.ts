@@ -9,6 +9,7 @@
  *   'c' fp[32]      → packId[16] offset u32 storedLength u32 rawLength u32 codec u8   (29 B)
  *   'p' packId[16]  → tableOffset u64 size u64 entryCount u32                         (20 B)
  *   'm' "stats"     → JSON IndexStats
+ *   'm' "version"   → decimal INDEX_VERSION (an index of another version is refused)
  */
 import { Level } from 'level';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -17,20 +18,24 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import { decodeFooter, decodeTable, PACK_FOOTER_SIZE, type PackEntry } from '../pack/format.js';
 import type { SealedPack } from '../pack/writer.js';
-import { packObjectName } from '../util/ids.js';
+import { packIdFromName, packObjectName } from '../util/ids.js';
+import { readPackTable } from '../pack/reader.js';
 import { BloomFilter } from './bloom.js';
 import type { ChunkLocation, IndexStats } from './types.js';
 
 const C = 0x63; // 'c'
 const P = 0x70; // 'p'
 const STATS_KEY = Buffer.from('mstats');
+const VERSION_KEY = Buffer.from('mversion');
+/** Index layout version. ON DISK: bump it when a key or value layout changes. */
+export const INDEX_VERSION = 1;
 const FILTER_FILE = 'filter.bin';
 const FILTER_MAGIC = 0x43594246; // "CYBF"
 const SUMMARY_FILE = 'summary.json';
 
 export interface FingerprintIndexOptions {
-  /** Packs whose tables the locality cache keeps (LRU). Default 128. */
-  cachePacks?: number;
+  /** Chunk locations the locality cache keeps (whole packs, least recently loaded out first). Default 262144 (about 40 MiB). */
+  cacheEntries?: number;
 }
 
 function chunkKey(fp: Uint8Array): Buffer {
@@ -79,14 +84,14 @@ export class FingerprintIndex {
   private readonly cache = new Map<string, ChunkLocation>();
   /** Pack id (hex) → keys it put in the cache, in LRU order (Map keeps insertion order). */
   private readonly cachedPacks = new Map<string, string[]>();
-  private readonly cachePacks: number;
+  private readonly cacheLimit: number;
   private summaryWrites = 0;
   private addQueue: Promise<void> = Promise.resolve();
   /** LevelDB reads, for stats and benchmarks. */
   dbLookups = 0;
 
   private constructor(private readonly db: Level<Buffer, Buffer>, private readonly dir: string, private readonly backend: Backend, options: FingerprintIndexOptions) {
-    this.cachePacks = options.cachePacks ?? 128;
+    this.cacheLimit = options.cacheEntries ?? 262_144;
   }
 
   static async open(dir: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
@@ -100,9 +105,26 @@ export class FingerprintIndex {
       throw new ChunkyardError('IO_ERROR', `cannot open the index at ${dir}: ${(err as Error).message}`, { cause: err });
     }
     const index = new FingerprintIndex(db, dir, backend, options);
-    const raw = await db.get(STATS_KEY);
-    if (raw) index.stats = JSON.parse(raw.toString('utf8')) as IndexStats;
-    await index.loadOrRebuildFilter();
+    try {
+      const version = await db.get(VERSION_KEY);
+      if (version === undefined) await db.put(VERSION_KEY, Buffer.from(String(INDEX_VERSION)), { sync: true });
+      else if (version.toString() !== String(INDEX_VERSION)) {
+        throw new ChunkyardError('FORMAT_UNSUPPORTED', `the index at ${dir} has layout version ${version.toString()}; this build uses ${INDEX_VERSION} (remove the index folder to rebuild it from the packs)`);
+      }
+      const raw = await db.get(STATS_KEY);
+      if (raw) {
+        try {
+          index.stats = JSON.parse(raw.toString('utf8')) as IndexStats;
+        } catch (err) {
+          throw new ChunkyardError('CORRUPT', `the index at ${dir} has a damaged stats record`, { cause: err });
+        }
+      }
+      await index.loadOrRebuildFilter();
+      await index.indexMissingPacks();
+    } catch (err) {
+      await db.close().catch(() => {});
+      throw err instanceof ChunkyardError ? err : new ChunkyardError('IO_ERROR', `cannot read the index at ${dir}: ${(err as Error).message}`, { cause: err });
+    }
     return index;
   }
 
@@ -176,7 +198,7 @@ export class FingerprintIndex {
       keys.push(k);
     }
     this.cachedPacks.set(hex, keys);
-    while (this.cachedPacks.size > this.cachePacks) {
+    while (this.cache.size > this.cacheLimit && this.cachedPacks.size > 1) {
       const [oldest, oldKeys] = this.cachedPacks.entries().next().value as [string, string[]];
       this.cachedPacks.delete(oldest);
       for (const k of oldKeys) this.cache.delete(k);
@@ -227,6 +249,28 @@ export class FingerprintIndex {
     this.cacheEntries(pack.packId, pack.entries);
     if (this.stats.chunks > this.bloom.capacity) await this.rebuildFilter();
     await this.writeSummary();
+  }
+
+  /**
+   * Indexes packs that are in the store but not in the index: a writer killed after a pack
+   * became durable and before its index entry did. Their chunks then dedupe again instead of
+   * being stored a second time. A pack that can't be read is left for check/repair.
+   */
+  async indexMissingPacks(): Promise<number> {
+    let added = 0;
+    for await (const o of this.backend.list('packs/')) {
+      const packId = packIdFromName(o.name);
+      if (!packId || (await this.db.get(packKey(packId))) !== undefined) continue;
+      let table;
+      try {
+        table = await readPackTable(this.backend, o.name);
+      } catch {
+        continue;
+      }
+      await this.addPackNow({ packId, name: o.name, size: table.size, tableOffset: table.tableOffset, entries: table.entries });
+      added++;
+    }
+    return added;
   }
 
   /** Drops every entry and re-adds the given packs (repair, and tests). */

@@ -1,6 +1,7 @@
 /** Reads pack trailers (the self-description) and stored chunk bytes. */
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
+import { packIdFromName } from '../util/ids.js';
 import { decodeFooter, decodeHeader, decodeTable, PACK_FOOTER_SIZE, PACK_HEADER_SIZE, type PackEntry } from './format.js';
 
 export interface PackTable {
@@ -17,7 +18,9 @@ export async function readPackTable(backend: Backend, name: string): Promise<Pac
   if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) {
     throw new ChunkyardError('PACK_CORRUPT', `pack ${name}: ${size} bytes is too short to be a pack`);
   }
-  decodeHeader(await backend.get(name, { start: 0, end: PACK_HEADER_SIZE }), `pack ${name}`);
+  const packId = decodeHeader(await backend.get(name, { start: 0, end: PACK_HEADER_SIZE }), `pack ${name}`);
+  const named = packIdFromName(name);
+  if (named && !named.equals(packId)) throw new ChunkyardError('PACK_CORRUPT', `pack ${name}: its header names pack ${packId.toString('hex')}`);
   const footer = decodeFooter(await backend.get(name, { start: size - PACK_FOOTER_SIZE, end: size }), size, `pack ${name}`);
   const table = await backend.get(name, { start: footer.tableOffset, end: size - PACK_FOOTER_SIZE });
   return { name, size, tableOffset: footer.tableOffset, entries: decodeTable(table, footer, `pack ${name}`) };

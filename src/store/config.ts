@@ -8,11 +8,11 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { validatePolicy, type DedupePolicy } from '../snapshot/manifest.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
+import { CHUNKER_VERSION, resolveChunkerParams } from '../chunking/params.js';
 import type { CompressionName } from '../compress/messages.js';
 
 export const STORE_FORMAT = 'chunkyard-store';
 export const STORE_VERSION = 1;
-export const CHUNKER_VERSION = 1;
 export const CONFIG_NAME = 'config.json';
 export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
 export const COMPRESSIONS: readonly CompressionName[] = ['lz4', 'none'];
@@ -36,6 +36,13 @@ export function validateCompression(c: unknown): CompressionName {
   return c as CompressionName;
 }
 
+/** Policies a store may default to in this build (deferred needs the staging area, not built yet). */
+export function validateStoreDefaultPolicy(p: unknown): DedupePolicy {
+  const policy = validatePolicy(p);
+  if (policy === 'deferred') throw badArgument('the deferred policy is not available in this build; use immediate or disabled');
+  return policy;
+}
+
 export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, compression: CompressionName, dedupe: DedupePolicy, packSize = DEFAULT_PACK_SIZE): StoreConfig {
   if (!Number.isInteger(packSize) || packSize < 1 << 20 || packSize > 1 << 30) {
     throw badArgument(`pack size ${packSize} must be a whole number of bytes from 1 MiB to 1 GiB`);
@@ -47,7 +54,7 @@ export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, comp
     created: new Date().toISOString(),
     chunker: { version: CHUNKER_VERSION, ...chunker },
     compression: validateCompression(compression),
-    dedupe: validatePolicy(dedupe),
+    dedupe: validateStoreDefaultPolicy(dedupe),
     packSize,
   };
 }
@@ -76,6 +83,15 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
   }
   if (c.chunker?.version !== CHUNKER_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `chunker version ${String(c.chunker?.version)} is not supported by this build (it has ${CHUNKER_VERSION})`);
+  }
+  // A config that passed its checksum but holds values this build can't use is refused whole.
+  try {
+    resolveChunkerParams({ minSize: c.chunker.minSize, avgSize: c.chunker.avgSize, maxSize: c.chunker.maxSize, normalization: c.chunker.normalization });
+    validateCompression(c.compression);
+    validatePolicy(c.dedupe);
+    if (!Number.isInteger(c.packSize) || c.packSize < 1 << 20 || c.packSize > 1 << 30) throw badArgument(`packSize ${c.packSize} is out of range`);
+  } catch (err) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `store config at ${backend.location} holds settings this build cannot use: ${(err as Error).message}`, { cause: err });
   }
   return c;
 }

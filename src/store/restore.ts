@@ -11,7 +11,7 @@ import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 
-/** A pack read covers adjacent chunks up to this size; gaps up to MAX_GAP are read through. */
+/** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
 const MAX_READ_BYTES = 8 << 20;
 const MAX_GAP = 64 << 10;
 /** Reads in flight ahead of the consumer. */
@@ -28,6 +28,7 @@ interface ReadGroup {
   packId: Buffer;
   start: number;
   end: number;
+  rawBytes: number;
   entries: RecipeEntry[];
 }
 
@@ -35,13 +36,15 @@ function* groupReads(block: RecipeEntry[]): Generator<ReadGroup> {
   let g: ReadGroup | undefined;
   for (const e of block) {
     const eEnd = e.offset + e.storedLength;
-    if (g && g.packId.equals(e.packId) && e.offset >= g.end && e.offset - g.end <= MAX_GAP && eEnd - g.start <= MAX_READ_BYTES) {
+    // Bounded in stored bytes (the read) and in raw bytes (the decoded output).
+    if (g && g.packId.equals(e.packId) && e.offset >= g.end && e.offset - g.end <= MAX_GAP && eEnd - g.start <= MAX_READ_BYTES && g.rawBytes + e.rawLength <= MAX_READ_BYTES) {
       g.end = eEnd;
+      g.rawBytes += e.rawLength;
       g.entries.push(e);
       continue;
     }
     if (g) yield g;
-    g = { packId: e.packId, start: e.offset, end: eEnd, entries: [e] };
+    g = { packId: e.packId, start: e.offset, end: eEnd, rawBytes: e.rawLength, entries: [e] };
   }
   if (g) yield g;
 }

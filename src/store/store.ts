@@ -158,19 +158,23 @@ export class Store {
     return runBackup(this.sink, chunker, source, { target, policy, compression: this.config.compression, signal: options.signal, onProgress: options.onProgress });
   }
 
-  /** Resolves a snapshot id, a unique id prefix (≥ 4 hex digits) or a target name (its latest snapshot). */
+  /**
+   * Resolves, in this order: a full snapshot id (16 hex digits); a target name (its latest
+   * snapshot); a unique id prefix of at least 4 hex digits.
+   */
   async resolveSnapshot(idOrTarget: string): Promise<SnapshotManifest> {
     this.check();
     if (typeof idOrTarget !== 'string' || idOrTarget.length === 0) throw badArgument('a snapshot id or target name is required');
     const ids = await listSnapshotIds(this.backend);
+    if (/^[0-9a-f]{16}$/.test(idOrTarget) && ids.includes(idOrTarget)) return readManifest(this.backend, idOrTarget);
+    const snaps = await this.snapshots({ target: idOrTarget });
+    if (snaps.length > 0) return readManifest(this.backend, snaps[snaps.length - 1].id);
     if (/^[0-9a-f]{4,16}$/.test(idOrTarget)) {
       const matches = ids.filter((id) => id.startsWith(idOrTarget));
       if (matches.length === 1) return readManifest(this.backend, matches[0]);
       if (matches.length > 1) throw badArgument(`snapshot id prefix ${idOrTarget} is ambiguous (${matches.length} snapshots)`);
     }
-    const snaps = (await this.snapshots({ target: idOrTarget })).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-    if (snaps.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot or target named ${JSON.stringify(idOrTarget)}`);
-    return readManifest(this.backend, snaps[snaps.length - 1].id);
+    throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot or target named ${JSON.stringify(idOrTarget)}`);
   }
 
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
@@ -183,7 +187,15 @@ export class Store {
     this.check();
     const out: SnapshotInfo[] = [];
     for (const id of await listSnapshotIds(this.backend)) {
-      const m = await readManifest(this.backend, id);
+      let m: SnapshotManifest;
+      try {
+        m = await readManifest(this.backend, id);
+      } catch (err) {
+        // One damaged manifest must not hide every other snapshot; it is reported, not dropped.
+        if (!(err instanceof ChunkyardError) || (err.code !== 'CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED')) throw err;
+        process.emitWarning(`snapshot ${id} is unreadable and left out of the list: ${err.message}`, { code: 'CHUNKYARD_SNAPSHOT_UNREADABLE' });
+        continue;
+      }
       if (filter.target !== undefined && m.target !== filter.target) continue;
       out.push({ id: m.id, target: m.target, time: m.time, logicalBytes: m.logicalBytes, policy: m.policy, chunks: m.chunks });
     }
