@@ -9,6 +9,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
 [ -d /usr/share/cargo/registry/blake3-1.3.1 ] || need+=(librust-blake3-dev)
+command -v b3sum >/dev/null || need+=(b3sum)   # an independent BLAKE3 the tests check fingerprints against
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
