@@ -41,7 +41,9 @@ if (run.error) {
 if (run.status !== 0) {
   const hint = existsSync(debianRegistry)
     ? `If a crate is missing, install its Debian package (blake3: \`apt-get install -y librust-blake3-dev\`).`
-    : `No ${debianRegistry}: cargo needs crates.io, or install librust-blake3-dev.`;
+    : `No ${debianRegistry}: cargo needs crates.io, or install librust-blake3-dev. The committed ` +
+      `Cargo.lock was made against Debian's crate sources, which carry no checksums; against ` +
+      `crates.io run \`cargo update\` in native/ first if cargo reports a checksum mismatch.`;
   console.error(`build-native: cargo failed (exit ${run.status ?? run.signal}). ${hint}`);
   process.exit(1);
 }

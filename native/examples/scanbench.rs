@@ -45,12 +45,12 @@ fn eight(mut h: u64, data: &[u8], m: u64) -> Scan {
     for p in &mut it {
         let mut s = [0u64; 8];
         let mut acc = 0u64;
-        for k in 0..8 {
-            acc = (acc << 1).wrapping_add(g(p[k]));
-            s[k] = acc;
+        for (sk, &b) in s.iter_mut().zip(p) {
+            acc = (acc << 1).wrapping_add(g(b));
+            *sk = acc;
         }
-        for k in 0..8 {
-            if (h << (k + 1)).wrapping_add(s[k]) & m == 0 {
+        for (k, &sk) in s.iter().enumerate() {
+            if (h << (k + 1)).wrapping_add(sk) & m == 0 {
                 return Scan::Hit(base + k);
             }
         }

@@ -358,7 +358,7 @@ mod tests {
         while v.len() < n {
             let run = 1 + rng.below(40_000);
             match rng.below(4) {
-                0 => v.extend(std::iter::repeat(0u8).take(run)),
+                0 => v.resize(v.len() + run, 0),
                 1 if v.len() > run => {
                     let from = rng.below(v.len() - run);
                     v.extend_from_within(from..from + run);

@@ -567,8 +567,9 @@ unsafe extern "C" fn work_complete<T>(env: napi_env, status: napi_status, data: 
     if let Some(after) = w.after.take() {
         after();
     }
+    let finish = w.finish;
     let outcome: JsResult<napi_value> = match w.result.take() {
-        Some(Ok(v)) => (w.finish)(env, v),
+        Some(Ok(v)) => catch_unwind(AssertUnwindSafe(|| finish(env, v))).unwrap_or_else(|p| Err(internal(&*p))),
         Some(Err(p)) => Err(internal(&*p)),
         None if status != NAPI_OK => Err(JsError::Napi("async work (cancelled)")),
         None => Err(JsError::Napi("async work (did not run)")),
