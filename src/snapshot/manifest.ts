@@ -3,6 +3,7 @@
  * atomically as the LAST step of a backup. Its presence is the commit: a crash before it
  * leaves at most unreferenced packs and recipes, never a snapshot pointing at nothing.
  */
+import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
@@ -20,9 +21,24 @@ export interface SnapshotManifest {
   logicalBytes: number;
   chunks: number;
   policy: DedupePolicy;
-  recipe: { name: string; bytes: number; blake3: string };
-  /** What this backup added to the store. */
+  /**
+   * The chunk list, once the data is in packs. null while a deferred snapshot is staged.
+   * Recipe names carry a random suffix (recipes/<id>-<8 hex>.recipe): process and prune
+   * write a new recipe and then switch the manifest to it atomically, never overwrite one.
+   */
+  recipe: { name: string; bytes: number; blake3: string } | null;
+  /** A deferred snapshot's raw bytes (staging/<id>.raw) until process moves them into packs; else null. */
+  staging: { name: string; bytes: number } | null;
+  /** What this backup added to the store (for a deferred snapshot: what process added). */
   ingest: { newChunks: number; newBytes: number; storedBytes: number; seconds: number };
+}
+
+export function recipeName(id: string): string {
+  return `recipes/${id}-${randomBytes(4).toString('hex')}.recipe`;
+}
+
+export function stagingName(id: string): string {
+  return `staging/${id}.raw`;
 }
 
 /** Target names: 1–128 of [A-Za-z0-9._-], not only dots (they become parts of object names and URLs). */
@@ -47,8 +63,14 @@ export function manifestName(id: string): string {
   return `snapshots/${id}.json`;
 }
 
+/** Writes a new snapshot's manifest: the commit point of a backup (create-only). */
 export async function writeManifest(backend: Backend, m: SnapshotManifest): Promise<void> {
   await backend.put(manifestName(m.id), sealJson({ ...m }), { exclusive: true });
+}
+
+/** Replaces an existing manifest atomically (process, prune): readers see the old or the new one. */
+export async function replaceManifest(backend: Backend, m: SnapshotManifest): Promise<void> {
+  await backend.put(manifestName(m.id), sealJson({ ...m }));
 }
 
 export async function readManifest(backend: Backend, id: string): Promise<SnapshotManifest> {

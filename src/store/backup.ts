@@ -14,10 +14,9 @@ import type { CompressionName, CompressResultView } from '../compress/messages.j
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../index/types.js';
 import type { CodecId } from '../pack/format.js';
-import { RecipeWriter } from '../snapshot/recipe.js';
-import { writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
+import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
-import { newSnapshotId } from '../util/ids.js';
 import type { ChunkSink, InflightChunk, OpenPack } from './chunk-sink.js';
 
 /** Slices handed to the chunker: MiB-scale, so one native crossing covers many chunks. */
@@ -32,20 +31,17 @@ export interface BackupProgress {
   newBytes: number;
 }
 
-export interface BackupOptions {
-  target: string;
+export interface IngestOptions {
+  /** Snapshot id the recipe is named after. */
+  id: string;
   policy: DedupePolicy;
   compression: CompressionName;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
 
-export interface BackupResult {
-  id: string;
-  target: string;
-  time: string;
-  policy: DedupePolicy;
-  logicalBytes: number;
+export interface IngestResult {
+  recipe: RecipeSummary;
   chunks: number;
   newChunks: number;
   newBytes: number;
@@ -65,11 +61,13 @@ interface PlannedSlice {
   claims: { fp: Buffer }[];
 }
 
-export async function runBackup(sink: ChunkSink, chunker: Chunker, source: Readable | AsyncIterable<Uint8Array>, options: BackupOptions): Promise<BackupResult> {
+/**
+ * Chunks, dedupes and stores a stream, and commits its recipe once every pack it references
+ * is durable and indexed. Writing the manifest (the commit point) is the caller's step.
+ */
+export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Readable | AsyncIterable<Uint8Array>, options: IngestOptions): Promise<IngestResult> {
   const started = Date.now();
-  const time = new Date(started).toISOString();
-  const id = newSnapshotId();
-  const recipe = await RecipeWriter.create(sink.backend, `recipes/${id}.recipe`);
+  const recipe = await RecipeWriter.create(sink.backend, recipeName(options.id));
   const progress: BackupProgress = { bytes: 0, chunks: 0, newChunks: 0, newBytes: 0 };
   const queue = new BoundedQueue<PlannedSlice>(QUEUE_SLICES);
   const dependencies = new Set<Promise<void>>();
@@ -260,37 +258,20 @@ export async function runBackup(sink: ChunkSink, chunker: Chunker, source: Reada
     throw firstError;
   }
   try {
-    // Commit order: packs durable → index durable (both via the pack promises) → recipe → manifest.
+    // Commit order: packs durable → index durable (both via the pack promises) → recipe; the
+    // caller writes the manifest last.
     await Promise.all(dependencies);
     const summary = await recipe.commit();
-    const seconds = (Date.now() - started) / 1000;
-    const manifest: SnapshotManifest = {
-      version: 1,
-      id,
-      target: options.target,
-      time,
-      logicalBytes: summary.logicalBytes,
-      chunks: summary.entries,
-      policy: options.policy,
-      recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 },
-      ingest: { newChunks: progress.newChunks, newBytes: progress.newBytes, storedBytes, seconds },
-    };
-    await writeManifest(sink.backend, manifest);
     return {
-      id,
-      target: options.target,
-      time,
-      policy: options.policy,
-      logicalBytes: summary.logicalBytes,
+      recipe: summary,
       chunks: summary.entries,
       newChunks: progress.newChunks,
       newBytes: progress.newBytes,
       storedBytes,
-      seconds,
+      seconds: (Date.now() - started) / 1000,
     };
   } catch (err) {
     await recipe.abort().catch(() => {});
     throw err;
   }
 }
-

@@ -36,13 +36,6 @@ export function validateCompression(c: unknown): CompressionName {
   return c as CompressionName;
 }
 
-/** Policies a store may default to in this build (deferred needs the staging area, not built yet). */
-export function validateStoreDefaultPolicy(p: unknown): DedupePolicy {
-  const policy = validatePolicy(p);
-  if (policy === 'deferred') throw badArgument('the deferred policy is not available in this build; use immediate or disabled');
-  return policy;
-}
-
 export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, compression: CompressionName, dedupe: DedupePolicy, packSize = DEFAULT_PACK_SIZE): StoreConfig {
   if (!Number.isInteger(packSize) || packSize < 1 << 20 || packSize > 1 << 30) {
     throw badArgument(`pack size ${packSize} must be a whole number of bytes from 1 MiB to 1 GiB`);
@@ -54,7 +47,7 @@ export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, comp
     created: new Date().toISOString(),
     chunker: { version: CHUNKER_VERSION, ...chunker },
     compression: validateCompression(compression),
-    dedupe: validateStoreDefaultPolicy(dedupe),
+    dedupe: validatePolicy(dedupe),
     packSize,
   };
 }

@@ -10,6 +10,8 @@ import { ChunkyardError } from '../errors.js';
 import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
+import type { Hasher } from '../chunking/types.js';
+import { readStaged } from './staging.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
 const MAX_READ_BYTES = 8 << 20;
@@ -99,6 +101,7 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
 /** The bytes [start, end) of a committed snapshot, verified, in order. */
 async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncGenerator<Buffer> {
   if (start >= end) return;
+  if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
   const recipe = await RecipeReader.open(backend, manifest.recipe.name);
   if (recipe.logicalBytes !== manifest.logicalBytes) {
     throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
@@ -138,8 +141,12 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
   }
 }
 
-/** Validates the range at once (so a bad one is an error before any byte), then streams. */
-export function restoreStream(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
+/**
+ * Validates the range at once (so a bad one is an error before any byte), then streams from
+ * the packs, or from staging for a deferred snapshot not yet processed.
+ */
+export function restoreStream(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
   const { start, end } = validateRange(range, manifest.logicalBytes);
-  return Readable.from(restoreBytes(backend, pool, manifest, start, end, key), { objectMode: false, highWaterMark: 1 << 20 });
+  const bytes = manifest.staging ? readStaged(backend, hasher, manifest.id, manifest.staging, start, end) : restoreBytes(backend, pool, manifest, start, end, key);
+  return Readable.from(bytes, { objectMode: false, highWaterMark: 1 << 20 });
 }

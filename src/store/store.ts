@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
 import { openFsBackend } from '../backend/fs.js';
-import { createChunker, resolveChunkerParams } from '../chunking/index.js';
+import { createChunker, getHasher, resolveChunkerParams } from '../chunking/index.js';
 import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
 import type { CompressionName } from '../compress/messages.js';
@@ -21,15 +21,18 @@ import { ChunkyardError, badArgument } from '../errors.js';
 import { FingerprintIndex, readIndexSummary } from '../index/fingerprint-index.js';
 import type { IndexStats } from '../index/types.js';
 import { readPackTable } from '../pack/reader.js';
-import { listSnapshotIds, readManifest, validatePolicy, validateTargetName, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { listSnapshotIds, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { newSnapshotId } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
-import { runBackup, type BackupProgress, type BackupResult } from './backup.js';
+import { runIngest, type BackupProgress } from './backup.js';
+import { dropStaged, readStaged, stageStream } from './staging.js';
+import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { restoreStream, type RestoreRange } from './restore.js';
 
-export type { BackupProgress, BackupResult, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig };
+export type { BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig, PolicyFile, TargetPolicy };
 
 export interface InitOptions {
   avgSize?: number;
@@ -44,6 +47,12 @@ export interface InitOptions {
 export interface OpenOptions {
   /** No lock, no index: restore, list and stats only. */
   readOnly?: boolean;
+  /**
+   * No lock, no index, like readOnly, but deferred backups may land in staging: the mode the
+   * CLI uses for `backup --policy deferred`, so it runs while another process holds the lock
+   * (e.g. `chunkyard process`).
+   */
+  stageOnly?: boolean;
   /** Chunking engine (default: native when it loads). */
   engine?: EngineName | 'auto';
   /** Compression worker threads (default: number of cores). */
@@ -60,6 +69,41 @@ export interface BackupCallOptions {
   onProgress?: (p: BackupProgress) => void;
 }
 
+export interface BackupResult {
+  id: string;
+  target: string;
+  time: string;
+  policy: DedupePolicy;
+  logicalBytes: number;
+  chunks: number;
+  newChunks: number;
+  newBytes: number;
+  storedBytes: number;
+  seconds: number;
+}
+
+export interface ProcessProgress {
+  /** Staged snapshots done so far, and in all. */
+  snapshotsDone: number;
+  snapshots: number;
+  /** Bytes of the snapshot being processed so far, and its size. */
+  bytes: number;
+  snapshotBytes: number;
+}
+
+export interface ProcessOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: ProcessProgress) => void;
+  /** Only these snapshots (default: every staged snapshot, oldest first). */
+  ids?: string[];
+}
+
+export interface ProcessResult {
+  processed: { id: string; target: string; logicalBytes: number; newBytes: number; storedBytes: number; seconds: number }[];
+  logicalBytes: number;
+  seconds: number;
+}
+
 export interface SnapshotInfo {
   id: string;
   target: string;
@@ -67,6 +111,9 @@ export interface SnapshotInfo {
   logicalBytes: number;
   policy: DedupePolicy;
   chunks: number;
+  /** A deferred snapshot still in staging (restorable; process moves it into packs). */
+  staged: boolean;
+  ingest: SnapshotManifest['ingest'];
 }
 
 export interface StoreStats {
@@ -78,6 +125,17 @@ export interface StoreStats {
   reductionRatio: number;
   chunks: number;
   packs: number;
+  stagingBytes: number;
+  /** Per target and per policy: snapshots, logical bytes, and what their backups added. */
+  byTarget: Record<string, UsageBreakdown>;
+  byPolicy: Record<string, UsageBreakdown>;
+}
+
+export interface UsageBreakdown {
+  snapshots: number;
+  logicalBytes: number;
+  newBytes: number;
+  storedBytes: number;
   stagingBytes: number;
 }
 
@@ -121,7 +179,7 @@ export class Store {
     let index: FingerprintIndex | undefined;
     try {
       const config = await readConfig(backend);
-      if (!options.readOnly) {
+      if (!options.readOnly && !options.stageOnly) {
         lock = await acquireWriterLock(root, { command: options.purpose ?? 'chunkyard' });
         index = await FingerprintIndex.open(join(root, 'index'), backend);
       }
@@ -145,17 +203,157 @@ export class Store {
 
   private sink: ChunkSink | undefined;
 
-  /** Backs up one stream; resolves with the committed snapshot once it is durable. */
+  /**
+   * Backs up one stream; resolves with the committed snapshot once it is durable. The policy
+   * is the override given here, else the target's (setPolicy), else the store's default.
+   */
   async backup(source: Readable | AsyncIterable<Uint8Array>, options: BackupCallOptions): Promise<BackupResult> {
     this.check();
     const target = validateTargetName(options.target);
-    const policy = validatePolicy(options.policy ?? this.config.dedupe);
-    if (policy === 'deferred') throw badArgument('the deferred policy is not available yet in this build');
-    if (!this.index) throw badArgument('the store was opened read-only; open it without readOnly to back up');
+    const override = options.policy === undefined ? undefined : validatePolicy(options.policy);
+    const policy = effectivePolicy(this.config, await readPolicies(this.backend), target, override);
+    const id = newSnapshotId();
+    const time = new Date().toISOString();
+    const started = Date.now();
+    if (policy.dedupe === 'deferred') {
+      if (this.options.readOnly) throw badArgument('the store was opened read-only; open it without readOnly to back up');
+      const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
+        signal: options.signal,
+        onProgress: (bytes) => options.onProgress?.({ bytes, chunks: 0, newChunks: 0, newBytes: 0 }),
+      });
+      const seconds = (Date.now() - started) / 1000;
+      const manifest: SnapshotManifest = {
+        version: 1, id, target, time, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
+        ingest: { newChunks: 0, newBytes: 0, storedBytes: 0, seconds },
+      };
+      try {
+        await writeManifest(this.backend, manifest);
+      } catch (err) {
+        await dropStaged(this.backend, id, staged).catch(() => {});
+        throw err;
+      }
+      return { id, target, time, policy: 'deferred', logicalBytes: staged.bytes, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: staged.bytes, seconds };
+    }
+    const sink = this.getSink(policy.dedupe);
+    const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress });
+    const seconds = (Date.now() - started) / 1000;
+    const manifest: SnapshotManifest = {
+      version: 1, id, target, time, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
+      recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
+      ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
+    };
+    await writeManifest(this.backend, manifest);
+    return { id, target, time, policy: policy.dedupe, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds };
+  }
+
+  private getSink(policy: DedupePolicy): ChunkSink {
+    if (!this.index) {
+      throw badArgument(this.options.stageOnly ? `the store was opened for staging only; the ${policy} policy needs it opened for writing` : 'the store was opened read-only; open it without readOnly to back up');
+    }
     this.sink ??= new ChunkSink(this.backend, this.index, this.getPool(), this.config.packSize);
+    return this.sink;
+  }
+
+  private newChunker() {
     const { minSize, avgSize, maxSize, normalization } = this.config.chunker;
-    const chunker = await createChunker({ minSize, avgSize, maxSize, normalization }, { engine: this.options.engine ?? 'auto' });
-    return runBackup(this.sink, chunker, source, { target, policy, compression: this.config.compression, signal: options.signal, onProgress: options.onProgress });
+    return createChunker({ minSize, avgSize, maxSize, normalization }, { engine: this.options.engine ?? 'auto' });
+  }
+
+  /**
+   * The post-process pass of the deferred policy: chunks, dedupes and compresses staged
+   * snapshots into packs, switches each manifest to its recipe atomically, then frees the
+   * staging space. Resumable and crash-safe: a snapshot is either still staged (and is
+   * processed again from the start next time) or switched; a crash in between leaves at
+   * most an unreferenced recipe and packs, which dedupe the next attempt and prune reclaims.
+   */
+  async process(options: ProcessOptions = {}): Promise<ProcessResult> {
+    this.check();
+    const started = Date.now();
+    let staged = (await this.snapshots()).filter((s) => s.staged);
+    if (options.ids) {
+      const wanted = new Set(options.ids);
+      staged = staged.filter((s) => wanted.has(s.id));
+    }
+    const sink = this.getSink('deferred');
+    await this.sweepProcessedStaging();
+    const hasher = getHasher(this.options.engine ?? 'auto');
+    const policies = await readPolicies(this.backend);
+    const result: ProcessResult = { processed: [], logicalBytes: 0, seconds: 0 };
+    for (const [n, snap] of staged.entries()) {
+      if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'process cancelled', { cause: options.signal.reason });
+      const manifest = await readManifest(this.backend, snap.id);
+      if (!manifest.staging) continue; // switched meanwhile (another process pass)
+      const staging = manifest.staging;
+      const t0 = Date.now();
+      const report = (bytes: number) => options.onProgress?.({ snapshotsDone: n, snapshots: staged.length, bytes, snapshotBytes: manifest.logicalBytes });
+      const source = readStaged(this.backend, hasher, manifest.id, staging, 0, staging.bytes);
+      const r = await runIngest(sink, this.newChunker(), source, {
+        id: manifest.id,
+        policy: 'immediate',
+        compression: effectivePolicy(this.config, policies, manifest.target).compression,
+        signal: options.signal,
+        onProgress: (p) => report(p.bytes),
+      });
+      if (r.recipe.logicalBytes !== manifest.logicalBytes) {
+        throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: processing gave ${r.recipe.logicalBytes} bytes, staging holds ${manifest.logicalBytes}`);
+      }
+      const seconds = (Date.now() - t0) / 1000;
+      await replaceManifest(this.backend, {
+        ...manifest,
+        chunks: r.chunks,
+        recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 },
+        staging: null,
+        ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
+      });
+      await dropStaged(this.backend, manifest.id, staging);
+      result.processed.push({ id: manifest.id, target: manifest.target, logicalBytes: manifest.logicalBytes, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds });
+      result.logicalBytes += manifest.logicalBytes;
+      report(manifest.logicalBytes);
+    }
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+
+  /**
+   * Deletes staging objects of snapshots already switched to a recipe: what a crash between
+   * the manifest switch and the staging deletion leaves behind. Staging objects without any
+   * manifest may belong to a deferred backup still landing; prune judges those by age.
+   */
+  private async sweepProcessedStaging(): Promise<void> {
+    const ids = new Set<string>();
+    for await (const o of this.backend.list('staging/')) {
+      const m = /^staging\/([0-9a-f]{16})\.(raw|sums)$/.exec(o.name);
+      if (m) ids.add(m[1]!);
+    }
+    for (const id of ids) {
+      let manifest: SnapshotManifest;
+      try {
+        manifest = await readManifest(this.backend, id);
+      } catch {
+        continue;
+      }
+      if (manifest.staging === null) await dropStaged(this.backend, id, { name: stagingName(id), bytes: 0 });
+    }
+  }
+
+  /** The dedupe mode and compression a backup of `target` would use. */
+  async effectivePolicy(target: string, override?: DedupePolicy): Promise<{ dedupe: DedupePolicy; compression: CompressionName }> {
+    this.check();
+    validateTargetName(target);
+    return effectivePolicy(this.config, await readPolicies(this.backend), target, override === undefined ? undefined : validatePolicy(override));
+  }
+
+  /** Per-target settings: every target's, as stored. */
+  async policies(): Promise<PolicyFile> {
+    this.check();
+    return readPolicies(this.backend);
+  }
+
+  /** Sets a target's dedupe mode and/or compression for its future backups. */
+  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }): Promise<PolicyFile> {
+    this.check();
+    if (this.options.readOnly || this.options.stageOnly) throw badArgument('open the store for writing to change policies');
+    return setTargetPolicy(this.backend, target, change);
   }
 
   /**
@@ -180,7 +378,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.backend, this.getPool(), manifest, range);
+    return restoreStream(this.backend, this.getPool(), getHasher(this.options.engine ?? 'auto'), manifest, range);
   }
 
   async snapshots(filter: { target?: string } = {}): Promise<SnapshotInfo[]> {
@@ -197,7 +395,7 @@ export class Store {
         continue;
       }
       if (filter.target !== undefined && m.target !== filter.target) continue;
-      out.push({ id: m.id, target: m.target, time: m.time, logicalBytes: m.logicalBytes, policy: m.policy, chunks: m.chunks });
+      out.push({ id: m.id, target: m.target, time: m.time, logicalBytes: m.logicalBytes, policy: m.policy, chunks: m.chunks, staged: m.staging !== null, ingest: m.ingest });
     }
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
@@ -207,16 +405,33 @@ export class Store {
     const snaps = await this.snapshots();
     const logicalBytes = snaps.reduce((s, x) => s + x.logicalBytes, 0);
     const idx = this.index?.getStats() ?? (await readIndexSummary(join(this.path, 'index'))) ?? (await this.scanPacks());
+    const byTarget: Record<string, UsageBreakdown> = {};
+    const byPolicy: Record<string, UsageBreakdown> = {};
+    let stagingBytes = 0;
+    for (const s of snaps) {
+      const staged = s.staged ? s.logicalBytes : 0;
+      stagingBytes += staged;
+      for (const [map, key] of [[byTarget, s.target], [byPolicy, s.policy]] as const) {
+        const u = (map[key] ??= { snapshots: 0, logicalBytes: 0, newBytes: 0, storedBytes: 0, stagingBytes: 0 });
+        u.snapshots++;
+        u.logicalBytes += s.logicalBytes;
+        u.newBytes += s.ingest.newBytes;
+        u.storedBytes += s.ingest.storedBytes;
+        u.stagingBytes += staged;
+      }
+    }
     return {
       snapshots: snaps.length,
       logicalBytes,
       uniqueBytes: idx.uniqueBytes,
       storedBytes: idx.storedBytes,
       dedupeRatio: idx.uniqueBytes > 0 ? logicalBytes / idx.uniqueBytes : 0,
-      reductionRatio: idx.storedBytes > 0 ? logicalBytes / idx.storedBytes : 0,
+      reductionRatio: idx.storedBytes + stagingBytes > 0 ? logicalBytes / (idx.storedBytes + stagingBytes) : 0,
       chunks: idx.chunks,
       packs: idx.packs,
-      stagingBytes: 0,
+      stagingBytes,
+      byTarget,
+      byPolicy,
     };
   }
 

@@ -65,7 +65,7 @@ test('backup from standard input; snapshots and stats --json', () => {
   const only = JSON.parse(ok(cli(['snapshots', store, '--target', 'stdin', '--json']))) as { target: string }[];
   assert.ok(only.length >= 1 && only.every((s) => s.target === 'stdin'));
   const stats = JSON.parse(ok(cli(['stats', store, '--json']))) as Record<string, number>;
-  assert.deepEqual(Object.keys(stats).sort(), ['chunks', 'dedupeRatio', 'logicalBytes', 'packs', 'reductionRatio', 'snapshots', 'stagingBytes', 'storedBytes', 'uniqueBytes']);
+  assert.deepEqual(Object.keys(stats).sort(), ['byPolicy', 'byTarget', 'chunks', 'dedupeRatio', 'logicalBytes', 'packs', 'reductionRatio', 'snapshots', 'stagingBytes', 'storedBytes', 'uniqueBytes']);
   assert.equal(stats.logicalBytes, list.reduce((n, s) => n + s.logicalBytes, 0));
   assert.ok(stats.dedupeRatio >= 1.9, 'the same data twice dedupes');
 });
@@ -90,4 +90,23 @@ test('bad input gets a clear message, a non-zero exit, and changes nothing', () 
   assert.ok(!existsSync(join(dir, 'bad')));
   fails(cli(['stats', join(dir, 'nowhere')]), 1, 'STORE_NOT_FOUND');
   assert.deepEqual(readdirSync(join(store, 'snapshots')).sort(), snapshotsBefore);
+});
+
+test('deferred backups, policy and process from the command line', () => {
+  ok(cli(['policy', store, 'later', '--dedupe', 'deferred']));
+  const shown = JSON.parse(ok(cli(['policy', store, '--json']))) as { defaults: { dedupe: string }; targets: Record<string, { dedupe?: string }> };
+  assert.equal(shown.defaults.dedupe, 'immediate');
+  assert.equal(shown.targets.later?.dedupe, 'deferred');
+  const snap = JSON.parse(ok(cli(['backup', store, input, '--target', 'later', '--json']))) as { id: string };
+  let stats = JSON.parse(ok(cli(['stats', store, '--json']))) as { stagingBytes: number };
+  assert.equal(stats.stagingBytes, data.length);
+  assert.ok(cli(['restore', store, snap.id]).stdout.equals(data), 'restorable before process');
+  const r = JSON.parse(ok(cli(['process', store, '--json']))) as { processed: { id: string }[] };
+  assert.deepEqual(r.processed.map((p) => p.id), [snap.id]);
+  stats = JSON.parse(ok(cli(['stats', store, '--json']))) as { stagingBytes: number };
+  assert.equal(stats.stagingBytes, 0);
+  assert.ok(cli(['restore', store, snap.id]).stdout.equals(data), 'restorable after process');
+  fails(cli(['policy', store, 'later', '--dedupe', 'sometimes']), 2, 'BAD_ARGUMENT', /--dedupe/);
+  fails(cli(['policy', store, '--dedupe', 'deferred']), 2, 'BAD_ARGUMENT', /target/);
+  fails(cli(['process', join(dir, 'nowhere')]), 1, 'STORE_NOT_FOUND');
 });

@@ -10,7 +10,7 @@ import { printJson, requirePositionals } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> <file|-> --target <name> [--policy immediate|disabled] [--json]';
+const usage = '<store> <file|-> --target <name> [--policy immediate|deferred|disabled] [--json]';
 
 export default defineCommand({
   name: 'backup',
@@ -18,7 +18,7 @@ export default defineCommand({
   usage,
   flags: {
     target: { type: 'string', value: 'NAME', description: 'the target this snapshot belongs to (required)' },
-    policy: { type: 'string', value: 'immediate|disabled', description: "dedupe policy for this stream (default: the store's)" },
+    policy: { type: 'string', value: 'immediate|deferred|disabled', description: "dedupe policy for this stream (default: the target's, else the store's)" },
     json: { type: 'boolean', description: 'print the snapshot as one JSON object' },
   },
   async run({ flags, positionals }, io) {
@@ -41,7 +41,16 @@ export default defineCommand({
       // Reads of the chunker's slice size pass through the batcher without a copy.
       source = createReadStream(file!, { highWaterMark: SLICE_BYTES });
     }
-    const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}` });
+    // A deferred backup only lands in staging: it needs neither the writer lock nor the
+    // index, so it runs even while another process (say `chunkyard process`) holds them.
+    const probe = await Store.open(storePath!, { readOnly: true });
+    let dedupe;
+    try {
+      dedupe = (await probe.effectivePolicy(flags.target, policy)).dedupe;
+    } finally {
+      await probe.close();
+    }
+    const store = await Store.open(storePath!, dedupe === 'deferred' ? { stageOnly: true } : { purpose: `backup --target ${flags.target}` });
     const bar = progressLine(io.stderr);
     const t0 = Date.now();
     try {

@@ -25,7 +25,7 @@ export default defineCommand({
         return await printJson(io.stdout, snaps.map(({ id, target, time, logicalBytes, policy }) => ({ id, target, time, logicalBytes, policy })));
       }
       let out = `${'id'.padEnd(16)}  ${'time'.padEnd(24)}  ${'size'.padStart(10)}  ${'policy'.padEnd(9)}  target\n`;
-      for (const s of snaps) out += `${s.id}  ${s.time.padEnd(24)}  ${humanBytes(s.logicalBytes).padStart(10)}  ${s.policy.padEnd(9)}  ${s.target}\n`;
+      for (const s of snaps) out += `${s.id}  ${s.time.padEnd(24)}  ${humanBytes(s.logicalBytes).padStart(10)}  ${(s.staged ? 'staged' : s.policy).padEnd(9)}  ${s.target}\n`;
       await writeOut(io.stdout, out);
     } finally {
       await store.close();

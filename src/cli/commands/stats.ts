@@ -28,7 +28,10 @@ export default defineCommand({
           `reduction ratio  ${s.reductionRatio.toFixed(2)}\n` +
           `chunks           ${s.chunks}\n` +
           `packs            ${s.packs}\n` +
-          `staging bytes    ${s.stagingBytes}\n`,
+          `staging bytes    ${humanBytes(s.stagingBytes)} (${s.stagingBytes})\n` +
+          Object.entries(s.byTarget)
+            .map(([t, u]) => `target ${t}: ${u.snapshots} snapshot(s), ${humanBytes(u.logicalBytes)} logical, added ${humanBytes(u.storedBytes)}${u.stagingBytes ? `, ${humanBytes(u.stagingBytes)} staged` : ''}\n`)
+            .join(''),
       );
     } finally {
       await store.close();

@@ -1,0 +1,43 @@
+import { defineCommand } from '../command.js';
+import { oneOf } from '../args.js';
+import { ChunkyardError } from '../../errors.js';
+import { Store } from '../../store/store.js';
+import { COMPRESSIONS } from '../../store/config.js';
+import { POLICIES, validateTargetName } from '../../snapshot/manifest.js';
+import { printJson } from '../store-args.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|none]] [--json]';
+
+export default defineCommand({
+  name: 'policy',
+  summary: "show or set targets' dedupe and compression policies",
+  usage,
+  description: 'Without a target: every target with settings, and the store defaults. With a target and options: set them. A backup may still override the dedupe mode with --policy.',
+  flags: {
+    dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'dedupe mode for the target' },
+    compression: { type: 'string', value: 'lz4|none', description: 'compression for the target' },
+    json: { type: 'boolean', description: 'print one JSON object' },
+  },
+  async run({ flags, positionals }, io) {
+    if (positionals.length < 1 || positionals.length > 2) throw new ChunkyardError('BAD_ARGUMENT', `usage: chunkyard policy ${usage}`);
+    const [storePath, target] = positionals;
+    const dedupe = oneOf(flags.dedupe, POLICIES, '--dedupe');
+    const compression = oneOf(flags.compression, COMPRESSIONS, '--compression');
+    const setting = dedupe !== undefined || compression !== undefined;
+    if (setting && target === undefined) throw new ChunkyardError('BAD_ARGUMENT', 'name the target whose policy to set');
+    if (target !== undefined) validateTargetName(target);
+    const store = await Store.open(storePath!, setting ? { purpose: 'policy' } : { readOnly: true });
+    try {
+      const file = setting ? await store.setPolicy(target!, { dedupe, compression }) : await store.policies();
+      const defaults = { dedupe: store.config.dedupe, compression: store.config.compression };
+      const targets = target !== undefined ? { [target]: await store.effectivePolicy(target) } : file.targets;
+      if (flags.json) return await printJson(io.stdout, { defaults, targets });
+      let out = `store default: dedupe ${defaults.dedupe}, compression ${defaults.compression}\n`;
+      for (const [name, p] of Object.entries(targets)) out += `${name}: dedupe ${p.dedupe ?? defaults.dedupe}, compression ${p.compression ?? defaults.compression}\n`;
+      await writeOut(io.stdout, out);
+    } finally {
+      await store.close();
+    }
+  },
+});
