@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { unpackCompressResult, type CompressionName, type CompressResultView, type DecodeFailure } from './messages.js';
 
 export interface CompressionPoolOptions {
-  /** Worker threads; default: the number of cores. */
+  /** Worker threads; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
   threads?: number;
 }
 
@@ -16,7 +16,10 @@ export class CompressionPool {
   private readonly pool: Piscina;
 
   constructor(options: CompressionPoolOptions = {}) {
-    const threads = options.threads ?? Math.max(1, availableParallelism());
+    const fromEnv = Number(process.env.CHUNKYARD_THREADS);
+    // LZ4 itself runs on the libuv pool (lz4-napi's async calls); a worker mostly copies and
+    // verifies, so one fewer than the cores keeps a core for chunking and I/O.
+    const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.max(1, availableParallelism() - 1));
     this.pool = new Piscina({
       filename: fileURLToPath(new URL('./worker.js', import.meta.url)),
       minThreads: 1,

@@ -10,9 +10,11 @@ import { Piscina } from 'piscina';
 import { createBLAKE3, type IHasher } from 'hash-wasm';
 import type { CompressTask, DecodeFailure, DecodeTask, WorkerTask } from './messages.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/format.js';
+import { BufferChurn } from '../util/gc.js';
 
 type NativeHashMany = (data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null) => Uint8Array;
 let hashMany: NativeHashMany | undefined;
+const churn = new BufferChurn(32 << 20);
 let wasm: IHasher | undefined;
 
 async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Uint8Array> {
@@ -140,6 +142,7 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
 }
 
 export default async function run(task: WorkerTask): Promise<unknown> {
+  churn.add(task.data.length);
   let result: Uint8Array;
   if (task.op === 'compress') {
     result = await compress(task);

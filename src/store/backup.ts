@@ -17,12 +17,13 @@ import type { CodecId } from '../pack/format.js';
 import { RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
+import { BufferChurn } from '../util/gc.js';
 import type { ChunkSink, InflightChunk, OpenPack } from './chunk-sink.js';
 
 /** Slices handed to the chunker: MiB-scale, so one native crossing covers many chunks. */
-export const SLICE_BYTES = 4 << 20;
+export const SLICE_BYTES = 2 << 20;
 /** Planned slices waiting for the writer: bounds memory to about QUEUE × 2 × SLICE_BYTES. */
-const QUEUE_SLICES = 4;
+const QUEUE_SLICES = 3;
 
 export interface BackupProgress {
   bytes: number;
@@ -158,6 +159,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
       progress.chunks += pieces.length;
       await queue.push(await plan(batch.hashes, pieces));
     };
+    const churn = new BufferChurn();
     // Read one slice ahead: the next read overlaps chunking of the current slice.
     const slices = sliceStream(source, SLICE_BYTES);
     let next = slices.next();
@@ -169,6 +171,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
       next = slices.next();
       next.catch(() => {});
       progress.bytes += slice.length;
+      churn.add(slice.length);
       await cut(await chunker.push(slice), slice);
     }
     await cut(await chunker.finish(), new Uint8Array(0));

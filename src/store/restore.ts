@@ -12,12 +12,13 @@ import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
 import { readStaged } from './staging.js';
+import { BufferChurn } from '../util/gc.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
-const MAX_READ_BYTES = 8 << 20;
+const MAX_READ_BYTES = 4 << 20;
 const MAX_GAP = 64 << 10;
 /** Reads in flight ahead of the consumer. */
-const READ_AHEAD = 6;
+const READ_AHEAD = 4;
 
 export interface RestoreRange {
   /** First byte, inclusive (default 0). */
@@ -81,9 +82,13 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
     pieces[i * 4 + 3] = e.codec;
     fps.set(e.fingerprint, i * 32);
   });
-  // An owned copy so the buffer can be transferred to the worker (backend buffers may be pooled).
-  const owned = new Uint8Array(data.length);
-  owned.set(data);
+  // The worker needs a buffer it can own: a read that already has its own ArrayBuffer is
+  // transferred as it is, a view into a shared (pooled) one is copied.
+  let owned: Uint8Array = data;
+  if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) {
+    owned = new Uint8Array(data.length);
+    owned.set(data);
+  }
   try {
     return await pool.decode(owned, pieces, fps, key);
   } catch (err) {
@@ -130,9 +135,11 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
     }
   };
   await fill();
+  const churn = new BufferChurn();
   while (ahead.length > 0) {
     const { group, data } = ahead.shift() as (typeof ahead)[number];
     const bytes = await data;
+    churn.add(bytes.length);
     await fill();
     const gStart = group.entries[0].streamOffset;
     const from = Math.max(start - gStart, 0);
