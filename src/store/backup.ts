@@ -52,7 +52,7 @@ export interface IngestResult {
 
 /** One chunk of a planned slice: either already stored (dup) or to be written (new). */
 type PlannedChunk =
-  | { kind: 'dup'; fp: Buffer; location: ChunkLocation | Promise<ChunkLocation>; durable?: Promise<void> }
+  | { kind: 'dup'; fp: Buffer; location: ChunkLocation | Promise<ChunkLocation>; inflight?: InflightChunk }
   | { kind: 'new'; fp: Buffer; rawLength: number; claim?: InflightChunk; newIndex: number };
 
 interface PlannedSlice {
@@ -72,6 +72,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
   const progress: BackupProgress = { bytes: 0, chunks: 0, newChunks: 0, newBytes: 0 };
   const queue = new BoundedQueue<PlannedSlice>(QUEUE_SLICES);
   const dependencies = new Set<Promise<void>>();
+  /** Open packs of other streams holding chunks this stream reused. */
+  const otherPacks = new Set<OpenPack>();
   const sealing: Promise<void>[] = [];
   let pack: OpenPack | undefined;
   let storedBytes = 0;
@@ -98,7 +100,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
       if (dedupe) {
         const other = sink.findInflight(fp);
         if (other) {
-          chunks.push({ kind: 'dup', fp, location: other.location.promise, durable: other.durable.promise });
+          chunks.push({ kind: 'dup', fp, location: other.location.promise, inflight: other });
           continue;
         }
         const cached = sink.index.cachedLocation(fp);
@@ -189,11 +191,15 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
       let loc: ChunkLocation;
       if (c.kind === 'dup') {
         loc = await c.location;
-        if (c.durable) dependencies.add(c.durable);
+        if (c.inflight) {
+          dependencies.add(c.inflight.durable.promise);
+          if (c.inflight.pack) otherPacks.add(c.inflight.pack);
+        }
       } else {
         const comp2 = comp as CompressResultView;
         const stored = comp2.data.subarray(storedOffsets[c.newIndex], storedOffsets[c.newIndex] + comp2.storedLengths[c.newIndex]);
         const codec = comp2.codecs[c.newIndex] as CodecId;
+        if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
         pack ??= await sink.openPack();
         const offset = await pack.writer.append(c.fp, stored, c.rawLength, codec);
         loc = { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: c.rawLength, codec };
@@ -249,11 +255,11 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
     consumerError = err;
   }
   // Whatever happened, what reached the open pack is sealed: other streams may reference it.
-  if (pack) {
+  if (pack && !pack.sealing) {
     if (pack.writer.count > 0) sealing.push(sink.seal(pack));
     else await pack.writer.abort();
-    pack = undefined;
   }
+  pack = undefined;
   const sealed = await Promise.allSettled(sealing);
   const firstError = producerError ?? consumerError ?? sealed.find((r) => r.status === 'rejected')?.reason;
   if (firstError !== undefined) {
@@ -262,7 +268,9 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
   }
   try {
     // Commit order: packs durable → index durable (both via the pack promises) → recipe; the
-    // caller writes the manifest last.
+    // caller writes the manifest last. Packs of other streams that hold chunks we reused are
+    // sealed now rather than when their streams get round to it.
+    for (const p of otherPacks) sink.seal(p).catch(() => {});
     await Promise.all(dependencies);
     const summary = await recipe.commit();
     return {

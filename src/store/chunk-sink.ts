@@ -22,12 +22,19 @@ export interface InflightChunk {
   durable: Deferred<void>;
   /** Set once appended to a pack: from then on the pack's fate is the chunk's. */
   placed: boolean;
+  /** The pack it was appended to (once placed). */
+  pack?: OpenPack;
 }
 
 /** A pack being filled by one stream, with the promise that it is durable and indexed. */
 export class OpenPack {
   readonly durable: Deferred<void> = deferred<void>();
   readonly keys: string[] = [];
+  /**
+   * Set when sealing starts. The owning stream checks it before every append and opens a new
+   * pack instead; another stream may seal a pack early (see ChunkSink.seal).
+   */
+  sealing = false;
   constructor(readonly writer: PackWriter) {}
 }
 
@@ -64,6 +71,7 @@ export class ChunkSink {
   placed(fp: Buffer, entry: InflightChunk, pack: OpenPack, location: ChunkLocation): void {
     pack.keys.push(fpKey(fp));
     entry.placed = true;
+    entry.pack = pack;
     entry.location.resolve(location);
     pack.durable.promise.then(entry.durable.resolve, entry.durable.reject);
   }
@@ -74,9 +82,20 @@ export class ChunkSink {
 
   /**
    * Seals a pack and indexes it; then its chunks leave the in-flight set. The returned
-   * promise (also `pack.durable`) settles when all of that is done.
+   * promise (also `pack.durable`) settles when all of that is done. Idempotent.
+   *
+   * Any stream may seal any open pack: a stream ready to commit seals the packs of other
+   * streams that hold chunks it reused, so it never waits on a slow or stalled stream. This
+   * is safe because appends are synchronous up to the queued write: an append that started
+   * before `sealing` was set is in the table, and the owner starts a new pack for the next.
    */
-  async seal(pack: OpenPack): Promise<void> {
+  seal(pack: OpenPack): Promise<void> {
+    if (pack.sealing) return pack.durable.promise;
+    pack.sealing = true;
+    return this.sealNow(pack);
+  }
+
+  private async sealNow(pack: OpenPack): Promise<void> {
     try {
       const sealed = await pack.writer.seal();
       await this.index.addPack(sealed);

@@ -119,6 +119,35 @@ describe('store: backup and restore', () => {
     assert.ok((await collect(await store.restore(sb.id))).equals(b));
   });
 
+  test('a backup reusing chunks of a stalled concurrent stream still commits', async () => {
+    const shared = prng(51, 3 * 1024 * 1024);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let sentShared!: () => void;
+    const sharedSent = new Promise<void>((r) => (sentShared = r));
+    async function* stalled() {
+      yield shared;
+      yield prng(52, 5 * 1024 * 1024); // pushes the shared chunks through the pipeline
+      sentShared();
+      await held; // the source stalls, its pack stays open
+      yield prng(53, 1000);
+    }
+    const a = store.backup(stalled(), { target: 'stall-a' });
+    await sharedSent;
+    await new Promise((r) => setTimeout(r, 300)); // let A's writer place the shared chunks
+    const b = await Promise.race([
+      store.backup(streamOf(shared), { target: 'stall-b' }),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
+    ]);
+    assert.notEqual(b, 'hung', 'B must not wait for the stalled stream');
+    if (b === 'hung') return;
+    assert.ok(b.newBytes < shared.length / 4, `B reused A's chunks (new ${b.newBytes})`);
+    assert.ok((await collect(await store.restore(b.id))).equals(shared));
+    release();
+    const ra = await a;
+    assert.ok((await collect(await store.restore(ra.id))).equals(Buffer.concat([shared, prng(52, 5 * 1024 * 1024), prng(53, 1000)])));
+  });
+
   test('the disabled policy stores duplicates again', async () => {
     const data = prng(21, 2 * 1024 * 1024);
     await store.backup(streamOf(data), { target: 'dis' });
