@@ -126,8 +126,8 @@ describe('store: backup and restore', () => {
     let sentShared!: () => void;
     const sharedSent = new Promise<void>((r) => (sentShared = r));
     async function* stalled() {
-      yield shared;
-      yield prng(52, 5 * 1024 * 1024); // pushes the shared chunks through the pipeline
+      yield prng(52, 5 * 1024 * 1024);
+      yield shared; // its last chunks sit in A's open pack (1 MiB packs here) when A stalls
       sentShared();
       await held; // the source stalls, its pack stays open
       yield prng(53, 1000);
@@ -145,7 +145,7 @@ describe('store: backup and restore', () => {
     assert.ok((await collect(await store.restore(b.id))).equals(shared));
     release();
     const ra = await a;
-    assert.ok((await collect(await store.restore(ra.id))).equals(Buffer.concat([shared, prng(52, 5 * 1024 * 1024), prng(53, 1000)])));
+    assert.ok((await collect(await store.restore(ra.id))).equals(Buffer.concat([prng(52, 5 * 1024 * 1024), shared, prng(53, 1000)])));
   });
 
   test('the disabled policy stores duplicates again', async () => {
