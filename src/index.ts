@@ -7,3 +7,6 @@ export type { Chunker, ChunkBatch, ChunkerParams, EngineName, Hasher } from './c
 export type { Backend, ObjectWriter, ObjectInfo, ByteRange, PutOptions } from './backend/types.js';
 export { FsBackend } from './backend/fs.js';
 export { MemoryBackend } from './backend/memory.js';
+export { analyze, parseAvgSizes, DEFAULT_ANALYZE_MEMORY } from './analyze/analyze.js';
+export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, GenerationResult } from './analyze/analyze.js';
+export { renderAnalyzeHtml } from './analyze/html.js';

@@ -1,0 +1,64 @@
+/** The readable (non-JSON) output of `chunkyard analyze`: a results table and new bytes per generation. */
+import { humanBytes } from '../cli/progress.js';
+import type { AnalyzeReport } from './analyze.js';
+
+/** A size in the binary units the options take: "64 KiB", "1 MiB", "300 B". */
+export function shortSize(bytes: number): string {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
+  }
+  return bytes >= 1024 ? humanBytes(bytes) : `${bytes} B`;
+}
+
+function table(header: string[], rows: string[][], rightAligned: (i: number) => boolean): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (rightAligned(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function formatReport(report: AnalyzeReport): string {
+  const n = report.files.length;
+  const out: string[] = [];
+  out.push(
+    `${n} generation${n === 1 ? '' : 's'}, ${humanBytes(report.logicalBytes)} read in ${report.seconds.toFixed(2)} s ` +
+      `(${humanBytes(report.seconds > 0 ? report.logicalBytes / report.seconds : 0)}/s), compression ${report.compression}, engine ${report.engine}\n\n`,
+  );
+  out.push(
+    table(
+      ['avg size', 'min..max', 'chunks', 'unique', 'logical', 'unique bytes', 'dedupe', 'compressed', 'reduction', 'mean', 'median', 'spills'],
+      report.results.map((r) => [
+        shortSize(r.avgSize),
+        `${shortSize(r.minSize)}..${shortSize(r.maxSize)}`,
+        String(r.chunks),
+        String(r.uniqueChunks),
+        humanBytes(r.logicalBytes),
+        humanBytes(r.uniqueBytes),
+        `${r.dedupeRatio.toFixed(2)}x`,
+        humanBytes(r.compressedBytes),
+        `${r.reductionRatio.toFixed(2)}x`,
+        humanBytes(r.chunkSize.mean),
+        humanBytes(r.chunkSize.median),
+        String(r.spills),
+      ]),
+      (i) => i >= 2,
+    ),
+  );
+  out.push('\nnew bytes per generation (compressed in brackets)\n');
+  out.push(
+    table(
+      ['#', 'file', 'size', ...report.results.map((r) => `avg ${shortSize(r.avgSize)}`)],
+      report.files.map((file, g) => [
+        String(g + 1),
+        file,
+        humanBytes(report.results[0]?.generations[g]?.logicalBytes ?? 0),
+        ...report.results.map((r) => {
+          const gen = r.generations[g]!;
+          return `${humanBytes(gen.newBytes)} (${humanBytes(gen.newCompressedBytes)})`;
+        }),
+      ]),
+      (i) => i !== 1,
+    ),
+  );
+  return out.join('');
+}

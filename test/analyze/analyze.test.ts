@@ -1,0 +1,170 @@
+/** analyze against real stores fed the same files, one pass against one size at a time, spills. */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyze, parseAvgSizes, type AnalyzeResult } from '../../src/analyze/analyze.js';
+import { MIN_SET_MEMORY } from '../../src/analyze/fingerprint-set.js';
+import { Store } from '../../src/store/store.js';
+import { readPackTable } from '../../src/pack/reader.js';
+import { prng, realData } from '../support/data.js';
+
+const SIZES = [8192, 16384, 65536];
+let dir: string;
+let files: string[];
+
+/** Generations of one source: edits, an insertion, an empty one, repeats inside a file. */
+function generations(): Buffer[] {
+  const base = Buffer.concat([realData(3 << 20), prng(11, 1 << 20)]);
+  const g2 = Buffer.concat([
+    base.subarray(0, 1 << 20),
+    prng(12, 5000),
+    base.subarray(1 << 20, 2_500_000),
+    prng(13, 20_000),
+    base.subarray(2_520_000),
+    prng(14, 512 << 10),
+  ]);
+  const g4 = Buffer.concat([g2.subarray(0, 2 << 20), prng(15, 300_000), base.subarray(2 << 20), g2.subarray(0, 1 << 20)]);
+  return [base, g2, Buffer.alloc(0), g4];
+}
+
+/** Without the fields that measure time. */
+function timeless(r: AnalyzeResult): Omit<AnalyzeResult, 'seconds' | 'bytesPerSecond'> {
+  const { seconds: _s, bytesPerSecond: _b, ...rest } = r;
+  return rest;
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chunkyard-analyze-'));
+  files = [];
+  for (const [i, g] of generations().entries()) {
+    const f = join(dir, `gen${i + 1}.bin`);
+    await writeFile(f, g);
+    files.push(f);
+  }
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('analyze equals a real store', () => {
+  let multi: AnalyzeResult[];
+  before(async () => {
+    multi = (await analyze(files, { avgSizes: SIZES })).results;
+  });
+
+  for (const avgSize of SIZES) {
+    test(`avg ${avgSize}: uniqueBytes, new bytes per generation and compressed bytes match the store's`, async () => {
+      const r = multi.find((x) => x.avgSize === avgSize)!;
+      const path = join(dir, `store-${avgSize}`);
+      await Store.init(path, { avgSize });
+      const store = await Store.open(path);
+      try {
+        const backups = [];
+        for (const f of files) backups.push(await store.backup(createReadStream(f), { target: 'source' }));
+        const stats = await store.stats();
+        assert.equal(r.uniqueBytes, stats.uniqueBytes);
+        assert.equal(r.uniqueChunks, stats.chunks);
+        assert.equal(r.logicalBytes, stats.logicalBytes);
+        assert.equal(r.chunks, backups.reduce((n, b) => n + b.chunks, 0));
+        assert.deepEqual(
+          r.generations.map((g) => [g.logicalBytes, g.chunks, g.newChunks, g.newBytes, g.newCompressedBytes]),
+          backups.map((b) => [b.logicalBytes, b.chunks, b.newChunks, b.newBytes, b.storedBytes]),
+        );
+        // What the packs hold for those chunks: storedLength per distinct fingerprint.
+        const seen = new Set<string>();
+        let stored = 0;
+        let raw = 0;
+        for await (const o of store.backend.list('packs/')) {
+          if (!o.name.endsWith('.pack')) continue;
+          for (const e of (await readPackTable(store.backend, o.name)).entries) {
+            const k = e.fingerprint.toString('hex');
+            if (seen.has(k)) continue;
+            seen.add(k);
+            stored += e.storedLength;
+            raw += e.rawLength;
+          }
+        }
+        assert.equal(raw, r.uniqueBytes);
+        assert.equal(r.compressedBytes, stored);
+        assert.ok(r.compressedBytes < r.uniqueBytes, 'real data compresses');
+        assert.equal(r.minSize, avgSize / 4);
+        assert.equal(r.maxSize, avgSize * 4);
+        assert.equal(r.dedupeRatio, stats.logicalBytes / stats.uniqueBytes);
+        assert.equal(r.reductionRatio, r.logicalBytes / r.compressedBytes);
+        assert.ok(r.dedupeRatio > 1.5, `the generations share data (dedupe ${r.dedupeRatio})`);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  test('several sizes in one pass give the same numbers as one size at a time', async () => {
+    for (const avgSize of SIZES) {
+      const single = (await analyze(files, { avgSizes: [avgSize] })).results;
+      assert.equal(single.length, 1);
+      assert.deepEqual(timeless(single[0]!), timeless(multi.find((x) => x.avgSize === avgSize)!));
+    }
+  });
+
+  test('the chunk-size distribution adds up', () => {
+    for (const r of multi) {
+      assert.equal(r.histogram.reduce((n, b) => n + b.chunks, 0), r.chunks);
+      assert.equal(r.histogram.reduce((n, b) => n + b.bytes, 0), r.logicalBytes);
+      assert.ok(r.chunkSize.min >= 1 && r.chunkSize.max <= r.maxSize);
+      assert.ok(r.chunkSize.min <= r.chunkSize.median && r.chunkSize.median <= r.chunkSize.max);
+      assert.equal(r.chunkSize.mean, r.logicalBytes / r.chunks);
+      for (const b of r.histogram) assert.ok(b.from < b.to);
+      for (let i = 1; i < r.histogram.length; i++) assert.equal(r.histogram[i]!.from, r.histogram[i - 1]!.to);
+    }
+  });
+});
+
+test('a tiny memory budget spills to disk and gives the same numbers as in memory', async () => {
+  const sizes = [256, 1024];
+  const inMemory = await analyze(files, { avgSizes: sizes });
+  const spilled = await analyze(files, { avgSizes: sizes, memoryBytes: MIN_SET_MEMORY * sizes.length });
+  for (let i = 0; i < sizes.length; i++) {
+    const a = inMemory.results[i]!;
+    const b = spilled.results[i]!;
+    assert.equal(a.spills, 0);
+    assert.ok(b.spills >= 5, `avg ${sizes[i]}: ${b.spills} spills`);
+    assert.deepEqual({ ...timeless(b), spills: 0 }, timeless(a));
+  }
+});
+
+test('compression none: compressed bytes are the unique bytes', async () => {
+  const r = (await analyze(files, { avgSizes: [16384], compression: 'none' })).results[0]!;
+  assert.equal(r.compressedBytes, r.uniqueBytes);
+  assert.equal(r.reductionRatio, r.dedupeRatio);
+});
+
+test('a directory is its files in natural order, hidden ones skipped', async () => {
+  const d = join(dir, 'tree');
+  await rm(d, { recursive: true, force: true });
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(d, 'b-sub'), { recursive: true });
+  await writeFile(join(d, 'gen10.bin'), prng(20, 1000));
+  await writeFile(join(d, 'gen2.bin'), prng(21, 1000));
+  await writeFile(join(d, '.hidden'), prng(22, 1000));
+  await writeFile(join(d, 'b-sub', 'x.bin'), prng(23, 1000));
+  const report = await analyze([d], { avgSizes: [4096], compression: 'none' });
+  assert.deepEqual(report.files, [join(d, 'b-sub', 'x.bin'), join(d, 'gen2.bin'), join(d, 'gen10.bin')]);
+});
+
+test('bad inputs and size lists are refused with BAD_ARGUMENT', async () => {
+  await assert.rejects(analyze([]), { code: 'BAD_ARGUMENT', message: /no input/ });
+  await assert.rejects(analyze([join(dir, 'missing.bin')]), { code: 'BAD_ARGUMENT', message: /missing\.bin/ });
+  await assert.rejects(analyze(files, { avgSizes: [10000] }), { code: 'BAD_ARGUMENT', message: /power of two/ });
+  await assert.rejects(analyze(files, { avgSizes: [] }), { code: 'BAD_ARGUMENT' });
+  await assert.rejects(analyze(files, { memoryBytes: 1000 }), { code: 'BAD_ARGUMENT', message: /memory/ });
+  assert.deepEqual(parseAvgSizes('64KiB,8K, 16384'), [8192, 16384, 65536]);
+  assert.throws(() => parseAvgSizes('10000'), { code: 'BAD_ARGUMENT', message: /--avg-size = 10000: must be a power of two/ });
+  assert.throws(() => parseAvgSizes('junk'), { code: 'BAD_ARGUMENT', message: /not a size/ });
+  assert.throws(() => parseAvgSizes('8KiB,,16KiB'), { code: 'BAD_ARGUMENT', message: /item 2 is empty/ });
+  assert.throws(() => parseAvgSizes('64K,64KiB'), { code: 'BAD_ARGUMENT', message: /twice/ });
+  assert.throws(() => parseAvgSizes(''), { code: 'BAD_ARGUMENT' });
+  assert.throws(() => parseAvgSizes('128'), { code: 'BAD_ARGUMENT', message: /256/ });
+});
