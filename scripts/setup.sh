@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what chunkyard needs on a bare Debian machine with Node 20, npm, cargo and gcc:
-# Debian's Rust crate sources (crates.io is not needed), npm packages, then builds the
+# Debian's Rust crate sources (blake3, rayon-core, zstd; crates.io is not needed), npm packages, then builds the
 # native addon and the TypeScript. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,9 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
 [ -d /usr/share/cargo/registry/blake3-1.3.1 ] || need+=(librust-blake3-dev)
+[ -d /usr/share/cargo/registry/zstd-0.12.1 ] || need+=(librust-zstd-dev)
+dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v b3sum >/dev/null || need+=(b3sum)   # an independent BLAKE3 the tests check fingerprints against
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq

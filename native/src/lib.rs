@@ -5,6 +5,7 @@
 //! links without a Node binary.
 
 pub mod chunker;
+pub mod codec;
 pub mod gear;
 #[cfg(test)]
 mod golden;

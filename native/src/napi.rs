@@ -721,10 +721,56 @@ unsafe extern "C" fn js_blake3_many_async(env: napi_env, info: napi_callback_inf
     })
 }
 
+/// zstdCompressMany(data, lengths: Uint32Array, level) -> [storedLengths: Uint32Array, codecs: Uint8Array, stored: Buffer]
+/// Synchronous: the compression workers call it on their own threads.
+unsafe extern "C" fn js_zstd_compress_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let lengths = lengths_arg(env, a[1])?;
+        check_lengths(data.len, &lengths).map_err(bad_argument)?;
+        let level = number(env, a[2], "level")?;
+        if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
+            return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
+        }
+        // SAFETY: a[0] is an argument of this call.
+        let c = crate::codec::zstd_compress_many(data.as_slice(), &lengths, level as i32).map_err(JsError::Internal)?;
+        let mut len_bytes = Vec::with_capacity(4 * c.stored_lengths.len());
+        for l in &c.stored_lengths {
+            len_bytes.extend_from_slice(&l.to_ne_bytes());
+        }
+        let lens = new_typed_array(env, NAPI_UINT32_ARRAY, c.stored_lengths.len(), &len_bytes)?;
+        let codecs = new_typed_array(env, NAPI_UINT8_ARRAY, c.codecs.len(), &c.codecs)?;
+        let stored = buffer(env, &c.data)?;
+        let mut arr = ptr::null_mut();
+        napi!(napi_create_array_with_length(env, 3, &mut arr));
+        napi!(napi_set_element(env, arr, 0, lens));
+        napi!(napi_set_element(env, arr, 1, codecs));
+        napi!(napi_set_element(env, arr, 2, stored));
+        Ok(arr)
+    })
+}
+
+/// zstdDecompress(stored, rawLength) -> Buffer(rawLength); throws CHUNK_CORRUPT when the
+/// bytes do not decode to exactly rawLength bytes.
+unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let raw = number(env, a[1], "rawLength")?;
+        if !(raw.fract() == 0.0 && (0.0..=(1u64 << 30) as f64).contains(&raw)) {
+            return Err(bad_argument(format!("rawLength = {raw}: must be a whole number of bytes up to 1 GiB")));
+        }
+        // SAFETY: a[0] is an argument of this call.
+        match crate::codec::zstd_decompress(data.as_slice(), raw as usize) {
+            Ok(out) => buffer(env, &out),
+            Err(m) => Err(JsError::Coded("CHUNK_CORRUPT", m)),
+        }
+    })
+}
+
 /// Called by Node once per env (main thread and every worker) that loads the addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, napi_callback); 7] = [
+    let fns: [(&str, napi_callback); 9] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -732,6 +778,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("blake3\0", js_blake3),
         ("blake3Many\0", js_blake3_many),
         ("blake3ManyAsync\0", js_blake3_many_async),
+        ("zstdCompressMany\0", js_zstd_compress_many),
+        ("zstdDecompress\0", js_zstd_decompress),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

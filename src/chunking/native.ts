@@ -40,6 +40,13 @@ export interface NativeAddon {
   /** Fingerprints of consecutive pieces of data (lengths must sum to at most data.length). */
   blake3Many(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Buffer;
   blake3ManyAsync(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Buffer>;
+  /**
+   * zstd at `level` (1..19) of each piece of data, each alone; a piece that does not shrink
+   * is kept raw. Returns [storedLengths, codecs (0 raw, 2 zstd), stored bytes back to back].
+   */
+  zstdCompressMany(data: Uint8Array, lengths: Uint32Array, level: number): [Uint32Array, Uint8Array, Buffer];
+  /** One zstd chunk; throws with code CHUNK_CORRUPT unless it decodes to exactly rawLength bytes. */
+  zstdDecompress(data: Uint8Array, rawLength: number): Buffer;
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */
@@ -60,6 +67,8 @@ const FUNCTIONS = [
   'blake3',
   'blake3Many',
   'blake3ManyAsync',
+  'zstdCompressMany',
+  'zstdDecompress',
 ] as const;
 
 let addon: NativeAddon | undefined;

@@ -12,22 +12,36 @@ import type { CompressTask, DecodeFailure, DecodeTask, WorkerTask } from './mess
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/format.js';
 import { BufferChurn } from '../util/gc.js';
 
-type NativeHashMany = (data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null) => Uint8Array;
-let hashMany: NativeHashMany | undefined;
+type NativeAddon = import('../chunking/native.js').NativeAddon;
+let native: NativeAddon | null | undefined;
 const churn = new BufferChurn(32 << 20);
 let wasm: IHasher | undefined;
 
-async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Uint8Array> {
-  if (hashMany === undefined) {
+/** The native addon, or null when it does not load (hashing then falls back to hash-wasm). */
+async function nativeAddon(): Promise<NativeAddon | null> {
+  if (native === undefined) {
     try {
-      const { loadNative } = await import('../chunking/native.js');
-      const native = loadNative();
-      hashMany = (d, l, k) => native.blake3Many(d, l, k);
+      native = (await import('../chunking/native.js')).loadNative();
     } catch {
-      hashMany = undefined;
+      native = null;
     }
   }
-  if (hashMany) return hashMany(data, lengths, key);
+  return native;
+}
+
+/** zstd lives in the native addon only: without it, zstd chunks can be neither written nor read. */
+async function zstdAddon(): Promise<NativeAddon> {
+  const a = await nativeAddon();
+  if (!a) throw Object.assign(new Error('zstd needs the native addon, which did not load (npm run build:native)'), { code: 'NATIVE_UNAVAILABLE' });
+  return a;
+}
+
+/** zstd level for the zstd codec: 3, zstd's default (on-disk format does not depend on it). */
+export const ZSTD_LEVEL = 3;
+
+async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Uint8Array> {
+  const a = await nativeAddon();
+  if (a) return a.blake3Many(data, lengths, key);
   // Fallback: hash-wasm, keyed when needed (the key is the 32-byte BLAKE3 key).
   const out = new Uint8Array(lengths.length * 32);
   let pos = 0;
@@ -57,6 +71,13 @@ async function compress(task: CompressTask): Promise<Uint8Array> {
     // A chunk that does not shrink is stored raw: decoding it would cost time for nothing.
     pieces = compressed.map((c, i) => (c.length < raws[i].length ? c : raws[i]));
     for (let i = 0; i < n; i++) codecs[i] = pieces[i] === raws[i] ? CODEC_NONE : CODEC_LZ4;
+  } else if (task.compression === 'zstd') {
+    const [lens, cods, stored] = (await zstdAddon()).zstdCompressMany(task.data, task.lengths, ZSTD_LEVEL);
+    const out = new Uint8Array(n * 5 + stored.length);
+    out.set(new Uint8Array(lens.buffer, lens.byteOffset, n * 4), 0);
+    out.set(cods, n * 4);
+    out.set(stored, n * 5);
+    return out;
   } else if (task.compression !== 'none') {
     throw new Error(`compression ${String(task.compression)} is not available in this build`);
   }
@@ -126,7 +147,14 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
       if (raw.length !== rawLength) fail(i, `decoded to ${raw.length} bytes, expected ${rawLength}`);
       out.set(raw, o);
     } else if (codec === CODEC_ZSTD) {
-      fail(i, 'zstd chunks cannot be decoded by this build');
+      const a = await zstdAddon();
+      let raw: Buffer;
+      try {
+        raw = a.zstdDecompress(stored, rawLength);
+      } catch (err) {
+        fail(i, (err as Error).message);
+      }
+      out.set(raw, o);
     } else {
       fail(i, `unknown codec ${codec}`);
     }

@@ -15,7 +15,7 @@ export const STORE_FORMAT = 'chunkyard-store';
 export const STORE_VERSION = 1;
 export const CONFIG_NAME = 'config.json';
 export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
-export const COMPRESSIONS: readonly CompressionName[] = ['lz4', 'none'];
+export const COMPRESSIONS: readonly CompressionName[] = ['lz4', 'zstd', 'none'];
 
 export interface StoreConfig {
   format: typeof STORE_FORMAT;

@@ -7,7 +7,7 @@ import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|none] [--dedupe immediate|deferred|disabled] [--json]';
+const usage = '<store> [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -18,7 +18,7 @@ export default defineCommand({
     'avg-size': { type: 'string', value: 'N', description: 'average chunk size, a power of two (default 64KiB)' },
     'min-size': { type: 'string', value: 'N', description: 'minimum chunk size (default avg/4)' },
     'max-size': { type: 'string', value: 'N', description: 'maximum chunk size (default avg*4)' },
-    compression: { type: 'string', value: 'lz4|none', description: 'codec for new chunks (default lz4)' },
+    compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec for new chunks (default lz4)' },
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'default dedupe policy (default immediate)' },
     json: { type: 'boolean', description: 'print the config as JSON' },
   },

@@ -7,7 +7,7 @@ import { POLICIES, validateTargetName } from '../../snapshot/manifest.js';
 import { printJson } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|none]] [--json]';
+const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]] [--json]';
 
 export default defineCommand({
   name: 'policy',
@@ -16,7 +16,7 @@ export default defineCommand({
   description: 'Without a target: every target with settings, and the store defaults. With a target and options: set them. A backup may still override the dedupe mode with --policy.',
   flags: {
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'dedupe mode for the target' },
-    compression: { type: 'string', value: 'lz4|none', description: 'compression for the target' },
+    compression: { type: 'string', value: 'lz4|zstd|none', description: 'compression for the target' },
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
