@@ -9,6 +9,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
 [ -d /usr/share/cargo/registry/blake3-1.3.1 ] || need+=(librust-blake3-dev)
+[ -d /usr/share/cargo/registry/rayon-core-1.10.1 ] || need+=(librust-rayon-core-dev)
 [ -d /usr/share/cargo/registry/zstd-0.12.1 ] || need+=(librust-zstd-dev)
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)

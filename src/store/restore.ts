@@ -19,6 +19,8 @@ const MAX_READ_BYTES = 4 << 20;
 const MAX_GAP = 64 << 10;
 /** Reads in flight ahead of the consumer. */
 const READ_AHEAD = 4;
+/** Decoded recurring chunks kept (each at most maxSize bytes). */
+const REPEAT_CACHE = 64;
 
 export interface RestoreRange {
   /** First byte, inclusive (default 0). */
@@ -111,37 +113,69 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
   if (recipe.logicalBytes !== manifest.logicalBytes) {
     throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
   }
-  const ahead: { group: ReadGroup; data: Promise<Uint8Array> }[] = [];
+  // Chunks that compress very well and recur (zero runs in disk images, padding) are kept
+  // decoded for a while: a later occurrence is served from memory instead of being read,
+  // decoded and verified again, and does not break the coalescing of the reads around it.
+  const repeats = new Map<string, Promise<Uint8Array>>();
+  const isRepeatCandidate = (e: RecipeEntry) => e.storedLength * 8 <= e.rawLength;
+  type Segment = { streamOffset: number; data: Promise<Uint8Array> };
+  const ahead: Segment[] = [];
   let done = false;
-  const groups = (async function* () {
+  const startGroup = (g: ReadGroup): Segment => {
+    const data = readGroup(backend, pool, manifest, g, key);
+    data.catch(() => {});
+    let pos = 0;
+    for (const e of g.entries) {
+      const at = pos;
+      pos += e.rawLength;
+      if (!isRepeatCandidate(e)) continue;
+      const k = e.fingerprint.toString('latin1');
+      if (repeats.has(k)) continue;
+      const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength));
+      copy.catch(() => {});
+      repeats.set(k, copy);
+      if (repeats.size > REPEAT_CACHE) repeats.delete(repeats.keys().next().value as string);
+    }
+    return { streamOffset: g.entries[0].streamOffset, data };
+  };
+  const segments = (async function* (): AsyncGenerator<Segment | ReadGroup> {
     for await (const block of recipe.entries(start)) {
       // Only chunks that overlap [start, end) are read (and verified): a damaged chunk
       // outside the range must not fail a range restore.
       const wanted = block.filter((e) => e.streamOffset < end);
-      yield* groupReads(wanted);
+      let run: RecipeEntry[] = [];
+      for (const e of wanted) {
+        const hit = isRepeatCandidate(e) ? repeats.get(e.fingerprint.toString('latin1')) : undefined;
+        if (!hit) {
+          run.push(e);
+          continue;
+        }
+        yield* groupReads(run);
+        run = [];
+        yield { streamOffset: e.streamOffset, data: hit };
+      }
+      yield* groupReads(run);
       if (wanted.length < block.length) return;
     }
   })();
   const fill = async () => {
     while (!done && ahead.length < READ_AHEAD) {
-      const next = await groups.next();
+      const next = await segments.next();
       if (next.done) {
         done = true;
         break;
       }
-      const data = readGroup(backend, pool, manifest, next.value, key);
-      data.catch(() => {});
-      ahead.push({ group: next.value, data });
+      ahead.push('entries' in next.value ? startGroup(next.value) : next.value);
     }
   };
   await fill();
   const churn = new BufferChurn();
   while (ahead.length > 0) {
-    const { group, data } = ahead.shift() as (typeof ahead)[number];
-    const bytes = await data;
+    const segment = ahead.shift() as Segment;
+    const bytes = await segment.data;
     churn.add(bytes.length);
     await fill();
-    const gStart = group.entries[0].streamOffset;
+    const gStart = segment.streamOffset;
     const from = Math.max(start - gStart, 0);
     const to = Math.min(end - gStart, bytes.length);
     if (to > from) yield Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from);
