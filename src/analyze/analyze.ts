@@ -34,7 +34,7 @@ const PENDING_BATCHES = 3;
 export interface AnalyzeOptions {
   /** Average chunk sizes (powers of two); min and max derive as for init. Default [64 KiB]. */
   avgSizes?: readonly number[];
-  /** The codec a store would use (default lz4, the store default). */
+  /** The codec a store would use: lz4 (the store default), zstd or none. */
   compression?: CompressionName;
   /** Memory for the fingerprint sets, split evenly between the sizes (default 512 MiB). */
   memoryBytes?: number;

@@ -135,6 +135,26 @@ test('a tiny memory budget spills to disk and gives the same numbers as in memor
   }
 });
 
+test('zstd: compressed bytes equal the stored lengths in a zstd store', async () => {
+  const r = (await analyze(files, { avgSizes: [16384], compression: 'zstd' })).results[0]!;
+  const path = join(dir, 'store-zstd');
+  await Store.init(path, { avgSize: 16384, compression: 'zstd' });
+  const store = await Store.open(path);
+  try {
+    for (const f of files) await store.backup(createReadStream(f), { target: 'source' });
+    assert.equal(r.uniqueBytes, (await store.stats()).uniqueBytes);
+    let stored = 0;
+    for await (const o of store.backend.list('packs/')) {
+      if (o.name.endsWith('.pack')) for (const e of (await readPackTable(store.backend, o.name)).entries) stored += e.storedLength;
+    }
+    assert.equal(r.compressedBytes, stored);
+    const lz4 = (await analyze(files, { avgSizes: [16384] })).results[0]!;
+    assert.notEqual(r.compressedBytes, lz4.compressedBytes, 'a different codec gives a different size');
+  } finally {
+    await store.close();
+  }
+});
+
 test('compression none: compressed bytes are the unique bytes', async () => {
   const r = (await analyze(files, { avgSizes: [16384], compression: 'none' })).results[0]!;
   assert.equal(r.compressedBytes, r.uniqueBytes);

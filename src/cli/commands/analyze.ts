@@ -17,7 +17,7 @@ import { printJson } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
 import { writeOut } from '../io.js';
 
-const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|none] [--memory N] [--json] [--html FILE]';
+const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|zstd|none] [--memory N] [--json] [--html FILE]';
 
 export default defineCommand({
   name: 'analyze',
@@ -32,7 +32,7 @@ export default defineCommand({
   ].join('\n'),
   flags: {
     'avg-size': { type: 'string', value: 'LIST', description: 'average chunk sizes, comma-separated powers of two (default 64KiB)' },
-    compression: { type: 'string', value: 'lz4|none', description: 'codec a store would use for new chunks (default lz4)' },
+    compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec a store would use for new chunks (default lz4)' },
     memory: { type: 'string', value: 'N', description: `memory for the fingerprint sets, all sizes together; beyond it they spill to disk (default ${humanBytes(DEFAULT_ANALYZE_MEMORY)})` },
     engine: { type: 'string', value: 'native|wasm|auto', description: 'chunking engine (default auto)' },
     json: { type: 'boolean', description: 'print one JSON object' },
@@ -41,7 +41,6 @@ export default defineCommand({
   async run({ flags, positionals }, io) {
     if (positionals.length === 0) throw badArgument(`no input: give one or more files or directories (usage: chunkyard analyze ${usage})`);
     const avgSizes = flags['avg-size'] === undefined ? undefined : parseAvgSizes(flags['avg-size'], '--avg-size');
-    if (flags.compression === 'zstd') throw badArgument('--compression = "zstd": not available in this build; use lz4 or none');
     const compression = oneOf(flags.compression, COMPRESSIONS, '--compression');
     const memoryBytes = flags.memory === undefined ? undefined : parseSize(flags.memory, '--memory');
     const engine = oneOf(flags.engine, ['native', 'wasm', 'auto'] as const, '--engine');
