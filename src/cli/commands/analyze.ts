@@ -11,7 +11,7 @@ import { parseSize } from '../../chunking/params.js';
 import { COMPRESSIONS } from '../../store/config.js';
 import { analyze, DEFAULT_ANALYZE_MEMORY, parseAvgSizes } from '../../analyze/analyze.js';
 import { renderAnalyzeHtml } from '../../analyze/html.js';
-import { formatReport } from '../../analyze/text.js';
+import { formatReport, shortSize } from '../../analyze/text.js';
 import { ChunkyardError, badArgument } from '../../errors.js';
 import { printJson } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
@@ -33,7 +33,7 @@ export default defineCommand({
   flags: {
     'avg-size': { type: 'string', value: 'LIST', description: 'average chunk sizes, comma-separated powers of two (default 64KiB)' },
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec a store would use for new chunks (default lz4)' },
-    memory: { type: 'string', value: 'N', description: `memory for the fingerprint sets, all sizes together; beyond it they spill to disk (default ${humanBytes(DEFAULT_ANALYZE_MEMORY)})` },
+    memory: { type: 'string', value: 'N', description: `memory for the fingerprint sets, all sizes together; beyond it they spill to disk (default ${shortSize(DEFAULT_ANALYZE_MEMORY)})` },
     engine: { type: 'string', value: 'native|wasm|auto', description: 'chunking engine (default auto)' },
     json: { type: 'boolean', description: 'print one JSON object' },
     html: { type: 'string', value: 'FILE', description: 'also write a self-contained HTML report with plots to FILE' },
