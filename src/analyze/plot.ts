@@ -139,7 +139,9 @@ export function renderChart(spec: ChartSpec): string {
     lx += w + 14;
   }
   const legendRows = legend.length > 0 ? row + 1 : 0;
-  const m = { left: 78, right: 24, top: 44 + legendRows * 20, bottom: 58 };
+  // Room on the left for the longest y tick label (about 7 px per character at 12 px) and the axis title.
+  const longest = Math.max(0, ...spec.y.ticks.map((t) => t.label.length));
+  const m = { left: Math.max(64, 44 + Math.ceil(longest * 7)), right: 24, top: 44 + legendRows * 20, bottom: 58 };
   const x0 = m.left;
   const x1 = width - m.right;
   const y0 = height - m.bottom;
