@@ -466,7 +466,7 @@ async function main() {
     machine: {
       host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memBytes: totalmem(), kernel: release(),
       os: quiet('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
-      workdirFs: quiet('df', ['-T', '--output=fstype,source', o.workdir])?.split('\n').pop().trim(),
+      workdirFs: quiet('df', ['--output=fstype,source', o.workdir])?.split('\n').pop().trim(),
     },
     command: ['node', 'bench/peers.mjs', ...process.argv.slice(2)].join(' '),
     options: { tools: o.tools, repeat: o.repeat, freeze: o.freeze, restore: o.restore, chunkyardMode: o.chunkyardMode, resticMode: o.resticMode, borgMode: o.borgMode, workdir: o.workdir },
