@@ -20,7 +20,7 @@ const HELP = `usage: node bench/peers.mjs (--gens FILE... | --dir DIR) [options]
 
   --gens FILE...        generation files, oldest first (each is one backup of one stream)
   --dir DIR             use every regular file in DIR (natural sort, dotfiles skipped)
-  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE),
+  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd),
                         restic, borg (default: chunkyard,restic,borg)
   --restore WHICH       first,last (default) | last | all | none: generations to restore and cmp
   --workdir DIR         where repositories and restored files go (default /tmp/chunkyard-peers);
@@ -175,14 +175,18 @@ async function warmRead(files) {
 }
 
 // ------------------------------------------------------------------ the tools
-function chunkyardTool(name, avgSize, o, build) {
+function chunkyardTool(name, variant, o, build) {
+  // chunkyard@SIZE sets the average chunk size, chunkyard@zstd|lz4|none the compression.
+  const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
+  const avgSize = codec ? undefined : variant;
+  const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : [])];
   const bin = join(build.dir, 'bin', 'chunkyard');
   const node = process.execPath;
   return {
     name,
     version: () => build.version,
-    settings: `init ${avgSize ? `--avg-size ${avgSize}` : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json`,
-    init: (repo) => [[node, [bin, 'init', repo, ...(avgSize ? ['--avg-size', avgSize] : []), '--json']]],
+    settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json`,
+    init: (repo) => [[node, [bin, 'init', repo, ...initFlags, '--json']]],
     backup: (repo, file, i) => ({
       cmd: node,
       args: [bin, 'backup', repo, o.chunkyardMode === 'path' ? file : '-', '--target', 't', '--json'],
