@@ -14,6 +14,7 @@ need=()
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v b3sum >/dev/null || need+=(b3sum)   # an independent BLAKE3 the tests check fingerprints against
+command -v chromium >/dev/null || need+=(chromium)   # renders `analyze --html` pages in the tests
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
