@@ -290,6 +290,20 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
         assert.deepEqual(await listAll(b, ''), expect(''));
       });
 
+      it('list gives a write time, when it gives one, between the write and now', async (b) => {
+        const before = Date.now();
+        await b.put('stamp/a', pattern(3, 1));
+        const infos: ObjectInfo[] = [];
+        for await (const info of b.list('stamp/')) infos.push(info);
+        assert.equal(infos.length, 1);
+        const m = infos[0]!.modified;
+        if (m !== undefined) {
+          assert.ok(Number.isFinite(m), 'modified is a number of ms');
+          // File systems keep coarser times than Date.now(): allow a few seconds either way.
+          assert.ok(m >= before - 5000 && m <= Date.now() + 5000, `modified ${m} is near the write (${before})`);
+        }
+      });
+
       it('lists by folder and by partial name', async (b) => {
         await fill(b);
         for (const prefix of [

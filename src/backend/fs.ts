@@ -391,7 +391,7 @@ export class FsBackend implements Backend {
         // A file, or a type the filesystem did not report: lstat tells, and gives the size.
         try {
           const st = await fsp.lstat(path.join(dirPath, entry.name));
-          if (st.isFile()) return { name, size: st.size };
+          if (st.isFile()) return { name, size: st.size, modified: st.mtimeMs };
           if (st.isDirectory()) return { name, size: -1 };
         } catch (err) {
           if (!isMissing(err)) throw ioError(err, `cannot stat ${path.join(dirPath, entry.name)}`);

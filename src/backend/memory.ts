@@ -19,6 +19,8 @@ const STREAM_PIECE = 1024 * 1024;
 export class MemoryBackend implements Backend {
   readonly location: string;
   readonly #objects = new Map<string, Buffer>();
+  /** When each object was last written (ms since the epoch), for list(). */
+  readonly #modified = new Map<string, number>();
   /** Folder name ("a", "a/b") → number of objects below it. */
   readonly #folders = new Map<string, number>();
   readonly #writers = new Set<BaseObjectWriter>();
@@ -84,7 +86,7 @@ export class MemoryBackend implements Backend {
     assertObjectPrefix(prefix);
     const found: ObjectInfo[] = [];
     for (const [name, data] of this.#objects) {
-      if (name.startsWith(prefix)) found.push({ name, size: data.length });
+      if (name.startsWith(prefix)) found.push({ name, size: data.length, modified: this.#modified.get(name) });
     }
     yield* found;
   }
@@ -93,6 +95,7 @@ export class MemoryBackend implements Backend {
     this.#checkOpen();
     assertObjectName(name);
     if (!this.#objects.delete(name)) return;
+    this.#modified.delete(name);
     for (const folder of ancestors(name)) {
       const count = this.#folders.get(folder)! - 1;
       if (count === 0) this.#folders.delete(folder);
@@ -112,6 +115,7 @@ export class MemoryBackend implements Backend {
     if (this.#objects.has(name)) {
       if (exclusive) throw exists(name);
       this.#objects.set(name, data);
+      this.#modified.set(name, Date.now());
       return;
     }
     const folders = ancestors(name);
@@ -126,6 +130,7 @@ export class MemoryBackend implements Backend {
       throw badArgument(`cannot store ${JSON.stringify(name)}: it is a folder holding other objects`);
     }
     this.#objects.set(name, data);
+    this.#modified.set(name, Date.now());
     for (const folder of folders) this.#folders.set(folder, (this.#folders.get(folder) ?? 0) + 1);
   }
 

@@ -50,6 +50,13 @@ export interface ByteRange {
 export interface ObjectInfo {
   name: string;
   size: number;
+  /**
+   * When the object was written (ms since the epoch), if the backend knows: prune leaves
+   * staging objects without a manifest alone until they are old enough (a lock-free
+   * deferred backup may be about to write the manifest). A backend that cannot tell omits
+   * it, and such objects are then never taken for abandoned.
+   */
+  modified?: number;
 }
 
 export interface PutOptions {

@@ -14,6 +14,8 @@ export interface CompressionPoolOptions {
 
 export class CompressionPool {
   private readonly pool: Piscina;
+  /** Tasks not settled yet: close() lets them finish (a failed restore leaves reads in flight). */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(options: CompressionPoolOptions = {}) {
     const fromEnv = Number(process.env.CHUNKYARD_THREADS);
@@ -35,7 +37,7 @@ export class CompressionPool {
    */
   async compress(compression: CompressionName, data: Uint8Array, lengths: Uint32Array): Promise<CompressResultView> {
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const buf = (await this.pool.run({ op: 'compress', compression, data, lengths }, { transferList: transfer })) as Uint8Array;
+    const buf = (await this.track(this.pool.run({ op: 'compress', compression, data, lengths }, { transferList: transfer }))) as Uint8Array;
     return unpackCompressResult(buf, lengths.length);
   }
 
@@ -45,14 +47,24 @@ export class CompressionPool {
    */
   async decode(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<Uint8Array> {
     const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const result = (await this.pool.run({ op: 'decode', data, pieces, fingerprints, key }, { transferList: transfer })) as
+    const result = (await this.track(this.pool.run({ op: 'decode', data, pieces, fingerprints, key }, { transferList: transfer }))) as
       | Uint8Array
       | DecodeFailure;
     if (result instanceof Uint8Array) return result;
     throw new DecodeError(result.index, result.reason);
   }
 
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.running.add(task);
+    const forget = () => this.running.delete(task);
+    task.then(forget, forget);
+    return task;
+  }
+
   async close(): Promise<void> {
+    // Destroying piscina while a worker still answers a task makes it emit an uncaught
+    // "Unexpected message from Worker" error: let the tasks in flight settle first.
+    await Promise.allSettled([...this.running]);
     await this.pool.destroy();
   }
 }

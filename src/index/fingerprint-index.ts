@@ -36,6 +36,27 @@ const SUMMARY_FILE = 'summary.json';
 export interface FingerprintIndexOptions {
   /** Chunk locations the locality cache keeps (whole packs, least recently loaded out first). Default 262144 (about 40 MiB). */
   cacheEntries?: number;
+  /**
+   * Index packs found in the store but not in the index while opening (default true).
+   * check opens without it (it reports, it does not change), repair because it rebuilds.
+   */
+  indexMissingPacks?: boolean;
+}
+
+export interface AddPackOptions {
+  /**
+   * Pack ids (hex) being replaced (prune rewriting packs, repair salvaging them): an indexed
+   * fingerprint whose entry points into one of these packs is re-pointed at the new pack
+   * instead of keeping its first location.
+   */
+  replacing?: ReadonlySet<string>;
+}
+
+/** A pack to drop from the index (prune, repair): its id, file size and table entries. */
+export interface RemovedPack {
+  packId: Buffer;
+  size: number;
+  entries: readonly { fingerprint: Buffer; rawLength: number }[];
 }
 
 function chunkKey(fp: Uint8Array): Buffer {
@@ -120,7 +141,7 @@ export class FingerprintIndex {
         }
       }
       await index.loadOrRebuildFilter();
-      await index.indexMissingPacks();
+      if (options.indexMissingPacks !== false) await index.indexMissingPacks();
     } catch (err) {
       await db.close().catch(() => {});
       throw err instanceof ChunkyardError ? err : new ChunkyardError('IO_ERROR', `cannot read the index at ${dir}: ${(err as Error).message}`, { cause: err });
@@ -210,19 +231,35 @@ export class FingerprintIndex {
    * their first location (a second copy, from the disabled policy, is counted as stored
    * bytes but not as unique). Durable (LevelDB sync write) when it resolves.
    */
-  async addPack(pack: SealedPack): Promise<void> {
+  async addPack(pack: SealedPack, options: AddPackOptions = {}): Promise<void> {
     // One at a time: each update reads the stats and the "already indexed" set, then writes.
-    const run = this.addQueue.then(() => this.addPackNow(pack));
-    this.addQueue = run.catch(() => {});
+    return this.serialized(() => this.addPackNow(pack, options));
+  }
+
+  /** Runs index updates one at a time (they read the stats, then write them). */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.addQueue.then(fn);
+    this.addQueue = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   }
 
-  private async addPackNow(pack: SealedPack): Promise<void> {
+  private async addPackNow(pack: SealedPack, options: AddPackOptions = {}): Promise<void> {
+    const replacing = options.replacing;
     const maybe = pack.entries.filter((e) => this.bloom.mayContain(e.fingerprint) || this.cache.has(fpKey(e.fingerprint)));
     const existing = new Set<string>();
+    /** Indexed in a pack being replaced: re-pointed here, still counted once in the stats. */
+    const repoint = new Set<string>();
     if (maybe.length > 0) {
       const values = await this.db.getMany(maybe.map((e) => chunkKey(e.fingerprint)));
-      maybe.forEach((e, j) => values[j] && existing.add(fpKey(e.fingerprint)));
+      maybe.forEach((e, j) => {
+        const v = values[j];
+        if (!v) return;
+        if (replacing && v.length === 29 && replacing.has(v.subarray(0, 16).toString('hex'))) repoint.add(fpKey(e.fingerprint));
+        else existing.add(fpKey(e.fingerprint));
+      });
     }
     const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
     const stats = { ...this.stats };
@@ -232,6 +269,11 @@ export class FingerprintIndex {
       if (existing.has(k) || seen.has(k)) continue;
       seen.add(k);
       ops.push({ type: 'put', key: chunkKey(e.fingerprint), value: encodeLocation({ packId: pack.packId, ...e }) });
+      if (repoint.has(k)) {
+        // Drop the cached old location so that dedupe sees the new one.
+        this.cache.delete(k);
+        continue;
+      }
       stats.chunks++;
       stats.uniqueBytes += e.rawLength;
     }
@@ -267,7 +309,7 @@ export class FingerprintIndex {
       } catch {
         continue;
       }
-      await this.addPackNow({ packId, name: o.name, size: table.size, tableOffset: table.tableOffset, entries: table.entries });
+      await this.serialized(() => this.addPackNow({ packId, name: o.name, size: table.size, tableOffset: table.tableOffset, entries: table.entries }));
       added++;
     }
     return added;
@@ -280,7 +322,96 @@ export class FingerprintIndex {
     this.cache.clear();
     this.cachedPacks.clear();
     this.bloom = BloomFilter.sizedFor(0);
-    for await (const p of packs) await this.addPackNow(p);
+    for await (const p of packs) await this.serialized(() => this.addPackNow(p));
+    await this.db.batch(
+      [
+        { type: 'put', key: VERSION_KEY, value: Buffer.from(String(INDEX_VERSION)) },
+        { type: 'put', key: STATS_KEY, value: Buffer.from(JSON.stringify(this.stats)) },
+      ],
+      { sync: true },
+    );
+    await this.writeSummary();
+  }
+
+  /**
+   * Drops packs from the index (prune, before it deletes their files; repair, before it moves
+   * a damaged pack aside): every 'c' entry that still points into one of them, their 'p'
+   * entries, and the stats they contributed; one synchronous batch per pack. Entries that
+   * point elsewhere (another copy, or a location re-pointed by addPack's `replacing`) stay.
+   * The Bloom filter cannot forget: it stays a superset until it is next rebuilt, which
+   * costs at most a LevelDB look-up per removed chunk met again.
+   */
+  async removePacks(packs: readonly RemovedPack[]): Promise<{ chunks: number; bytes: number }> {
+    return this.serialized(async () => {
+      let chunks = 0;
+      let bytes = 0;
+      for (const pack of packs) {
+        const hex = pack.packId.toString('hex');
+        const stats = { ...this.stats };
+        const ops: ({ type: 'del'; key: Buffer } | { type: 'put'; key: Buffer; value: Buffer })[] = [];
+        const seen = new Set<string>();
+        const fps = pack.entries.filter((e) => {
+          const k = fpKey(e.fingerprint);
+          if (seen.has(k)) return false;
+          seen.add(k);
+          return true;
+        });
+        for (let i = 0; i < fps.length; i += 4096) {
+          const part = fps.slice(i, i + 4096);
+          const values = await this.db.getMany(part.map((e) => chunkKey(e.fingerprint)));
+          part.forEach((e, j) => {
+            const v = values[j];
+            if (!v || v.length !== 29 || !v.subarray(0, 16).equals(pack.packId)) return;
+            ops.push({ type: 'del', key: chunkKey(e.fingerprint) });
+            stats.chunks--;
+            stats.uniqueBytes -= e.rawLength;
+          });
+        }
+        const meta = await this.db.get(packKey(pack.packId));
+        if (meta !== undefined) {
+          ops.push({ type: 'del', key: packKey(pack.packId) });
+          stats.packs--;
+          stats.storedBytes -= pack.size;
+        }
+        if (ops.length === 0) continue;
+        ops.push({ type: 'put', key: STATS_KEY, value: Buffer.from(JSON.stringify(stats)) });
+        await this.db.batch(ops, { sync: true });
+        chunks += this.stats.chunks - stats.chunks;
+        bytes += this.stats.storedBytes - stats.storedBytes;
+        this.stats = stats;
+        const cached = this.cachedPacks.get(hex);
+        if (cached) {
+          this.cachedPacks.delete(hex);
+          for (const k of cached) if (this.cache.get(k)?.packId.equals(pack.packId)) this.cache.delete(k);
+        }
+      }
+      await this.writeSummary();
+      return { chunks, bytes };
+    });
+  }
+
+  /** Whether a pack is indexed (has a 'p' entry). */
+  async hasPack(packId: Uint8Array): Promise<boolean> {
+    return (await this.db.get(packKey(packId))) !== undefined;
+  }
+
+  /**
+   * Every 'c' entry, in fingerprint order, as stored (check verifies them against the pack
+   * tables). `location` is undefined when the value has the wrong length.
+   */
+  async *scanChunks(): AsyncGenerator<{ fingerprint: Buffer; location: ChunkLocation | undefined; valueLength: number }> {
+    for await (const [key, value] of this.db.iterator({ gt: Buffer.from([C]), lt: Buffer.from([C + 1]) })) {
+      yield { fingerprint: Buffer.from(key.subarray(1)), location: value.length === 29 ? decodeLocation(value) : undefined, valueLength: value.length };
+    }
+  }
+
+  /** Every 'p' entry: a pack's table offset, file size and entry count as indexed. */
+  async *scanPacks(): AsyncGenerator<{ packId: Buffer; tableOffset: number; size: number; entryCount: number } | { packId: Buffer; valueLength: number }> {
+    for await (const [key, value] of this.db.iterator({ gt: Buffer.from([P]), lt: Buffer.from([P + 1]) })) {
+      const packId = Buffer.from(key.subarray(1));
+      if (key.length !== 17 || value.length !== 20) yield { packId, valueLength: value.length };
+      else yield { packId, tableOffset: Number(value.readBigUInt64LE(0)), size: Number(value.readBigUInt64LE(8)), entryCount: value.readUInt32LE(16) };
+    }
   }
 
   private async loadOrRebuildFilter(): Promise<void> {

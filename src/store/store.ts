@@ -31,7 +31,15 @@ import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { restoreStream, type RestoreRange } from './restore.js';
+import { Gate } from '../util/gate.js';
+import { rm } from 'node:fs/promises';
+import { check as checkStore, type CheckOptions, type CheckReport } from '../maintenance/check.js';
+import { forget as forgetSnapshots, type ForgetOptions, type ForgetReport } from '../maintenance/forget.js';
+import { prune as pruneStore, type PruneOptions, type PruneReport } from '../maintenance/prune.js';
+import { repair as repairStore, type RepairOptions, type RepairReport } from '../maintenance/repair.js';
+import type { Problem } from '../maintenance/problems.js';
 
+export type { CheckOptions, CheckReport, ForgetOptions, ForgetReport, PruneOptions, PruneReport, RepairOptions, RepairReport, Problem };
 export type { BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig, PolicyFile, TargetPolicy };
 
 export interface InitOptions {
@@ -202,6 +210,8 @@ export class Store {
   }
 
   private sink: ChunkSink | undefined;
+  /** Backups and process share it; prune and forget take it alone (src/util/gate.ts). */
+  private readonly gate = new Gate();
 
   /**
    * Backs up one stream; resolves with the committed snapshot once it is durable. The policy
@@ -235,15 +245,21 @@ export class Store {
       return { id, target, time, policy: 'deferred', logicalBytes: staged.bytes, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: staged.bytes, seconds };
     }
     const sink = this.getSink(policy.dedupe);
-    const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress });
-    const seconds = (Date.now() - started) / 1000;
-    const manifest: SnapshotManifest = {
-      version: 1, id, target, time, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
-      recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
-      ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
-    };
-    await writeManifest(this.backend, manifest);
-    return { id, target, time, policy: policy.dedupe, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds };
+    // From the first pack to the manifest, prune and forget (this process's) must wait.
+    const leave = await this.gate.enterShared();
+    try {
+      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress });
+      const seconds = (Date.now() - started) / 1000;
+      const manifest: SnapshotManifest = {
+        version: 1, id, target, time, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
+        recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
+        ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
+      };
+      await writeManifest(this.backend, manifest);
+      return { id, target, time, policy: policy.dedupe, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds };
+    } finally {
+      leave();
+    }
   }
 
   private getSink(policy: DedupePolicy): ChunkSink {
@@ -268,6 +284,10 @@ export class Store {
    */
   async process(options: ProcessOptions = {}): Promise<ProcessResult> {
     this.check();
+    return this.gate.run(false, () => this.processNow(options));
+  }
+
+  private async processNow(options: ProcessOptions): Promise<ProcessResult> {
     const started = Date.now();
     let staged = (await this.snapshots()).filter((s) => s.staged);
     if (options.ids) {
@@ -453,6 +473,102 @@ export class Store {
       }
     }
     return stats;
+  }
+
+  /** The index of a store opened for writing, else BAD_ARGUMENT naming what needed it. */
+  private writerIndex(what: string): FingerprintIndex {
+    if (!this.index) throw badArgument(`${what} needs the store opened for writing (it was opened ${this.options.stageOnly ? 'for staging only' : 'read-only'})`);
+    return this.index;
+  }
+
+  /**
+   * Forgets snapshots, by id or by a retention policy per target: deletes their manifests
+   * (prune reclaims the data). Waits for this process's backups to finish. docs/operations.md.
+   */
+  async forget(options: ForgetOptions): Promise<ForgetReport> {
+    this.check();
+    this.writerIndex('forget');
+    if (options.target !== undefined) validateTargetName(options.target);
+    return this.gate.run(true, async () => forgetSnapshots(this.backend, await this.snapshots(), options));
+  }
+
+  /**
+   * Deletes data no snapshot references and rewrites mostly-unused packs (mark and sweep,
+   * crash-safe). Waits for this process's backups to finish, and holds new ones back while it
+   * runs; other processes are kept out by the writer lock. docs/operations.md.
+   */
+  async prune(options: PruneOptions = {}): Promise<PruneReport> {
+    this.check();
+    const index = this.writerIndex('prune');
+    return this.gate.run(true, () => pruneStore({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options));
+  }
+
+  /**
+   * Checks a store's structure (and with readData every chunk) and reports every problem;
+   * changes nothing. Static because it must run on stores that Store.open refuses (a damaged
+   * config or index is reported, not thrown). Takes the writer lock, so that no backup, process
+   * or prune changes the store under it (STORE_LOCKED when another process holds it).
+   */
+  static async check(path: string, options: CheckOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string } = {}): Promise<CheckReport> {
+    await initBlake3();
+    const root = resolve(path);
+    const backend = await openFsBackend(root);
+    const errors: Problem[] = [];
+    let lock: WriterLock | undefined;
+    let index: FingerprintIndex | undefined;
+    let pool: CompressionPool | undefined;
+    try {
+      try {
+        await readConfig(backend);
+      } catch (err) {
+        if (!(err instanceof ChunkyardError) || err.code === 'STORE_NOT_FOUND' || err.code === 'IO_ERROR') throw err;
+        errors.push({ code: err.code, message: `config.json: ${err.message}` });
+      }
+      lock = await acquireWriterLock(root, { command: options.purpose ?? 'check' });
+      try {
+        index = await FingerprintIndex.open(join(root, 'index'), backend, { indexMissingPacks: false });
+      } catch (err) {
+        if (!(err instanceof ChunkyardError) || err.code === 'STORE_LOCKED') throw err;
+        errors.push({ code: err.code, message: `index: ${err.message} (run chunkyard repair to rebuild it)` });
+      }
+      // Only reading data needs the worker pool: do not start threads for nothing.
+      if (options.readData) pool = new CompressionPool({ threads: options.threads });
+      return await checkStore({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), index, initial: { errors, warnings: [] } }, options);
+    } finally {
+      await pool?.close().catch(() => {});
+      await index?.close().catch(() => {});
+      await lock?.release().catch(() => {});
+      await backend.close();
+    }
+  }
+
+  /**
+   * Rebuilds the index from the packs, salvages damaged packs (moving them aside to
+   * damaged/), points recipes at salvaged or other copies, and reports the snapshots that
+   * still lack chunks; never removes a snapshot. Static for the same reason as check; takes
+   * the writer lock. A damaged config.json is not repaired (restore it from a copy).
+   */
+  static async repair(path: string, options: RepairOptions & { threads?: number; purpose?: string } = {}): Promise<RepairReport> {
+    await initBlake3();
+    const root = resolve(path);
+    const backend = await openFsBackend(root);
+    let lock: WriterLock | undefined;
+    let index: FingerprintIndex | undefined;
+    let pool: CompressionPool | undefined;
+    try {
+      const config = await readConfig(backend);
+      lock = await acquireWriterLock(root, { command: options.purpose ?? 'repair' });
+      // The index is a cache of the packs: it is rebuilt from nothing, whatever state it is in.
+      await rm(join(root, 'index'), { recursive: true, force: true });
+      index = await FingerprintIndex.open(join(root, 'index'), backend, { indexMissingPacks: false });
+      pool = new CompressionPool({ threads: options.threads });
+      return await repairStore({ backend, pool, index, packSize: config.packSize }, options);
+    } finally {
+      await pool?.close().catch(() => {});
+      await index?.close().catch(() => {});
+      await lock?.release().catch(() => {});
+      await backend.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,54 @@
+import { defineCommand } from '../command.js';
+import { Store } from '../../store/store.js';
+import { formatProblem } from '../report.js';
+import { printJson, requirePositionals } from '../store-args.js';
+import { humanBytes, progressLine, rate } from '../progress.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> [--read-data] [--json]';
+
+export default defineCommand({
+  name: 'check',
+  summary: 'verify a store: structure, and with --read-data every chunk',
+  usage,
+  description:
+    'Checks config, manifests, recipes, pack tables, the index and how they agree; with --read-data also reads, decompresses and verifies every chunk. ' +
+    'Changes nothing. Exits 1 when it finds errors (warnings, such as leftovers of a crash that prune removes, do not fail it). Takes the writer lock.',
+  flags: {
+    'read-data': { type: 'boolean', description: 'read and verify every chunk (as fast as a restore)' },
+    json: { type: 'boolean', description: 'print one JSON object: {ok, errors, warnings, checked}' },
+  },
+  async run({ flags, positionals }, io) {
+    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard check ${usage}`);
+    const bar = progressLine(io.stderr);
+    const t0 = Date.now();
+    let report;
+    try {
+      report = await Store.check(storePath!, {
+        readData: flags['read-data'] === true,
+        onProgress: (p) => {
+          const s = (Date.now() - t0) / 1000;
+          if (p.phase === 'data') bar.update(`reading data: ${humanBytes(p.done)} of ${humanBytes(p.total)}  ${rate(p.done, s)}`);
+          else bar.update(`${p.phase}: ${p.done}${p.total ? ` of ${p.total}` : ''}`);
+        },
+      });
+    } finally {
+      bar.done();
+    }
+    if (flags.json) {
+      await printJson(io.stdout, report);
+      return report.ok ? 0 : 1;
+    }
+    let out = '';
+    for (const e of report.errors) out += `error ${formatProblem(e)}`;
+    for (const w of report.warnings) out += `warning ${formatProblem(w)}`;
+    const c = report.checked;
+    const s = (Date.now() - t0) / 1000;
+    out +=
+      `checked ${c.snapshots} snapshot(s), ${c.packs} pack(s), ${c.chunks} chunk(s), ${humanBytes(c.bytes)}` +
+      `${flags['read-data'] ? ` read and verified (${rate(c.bytes, s)})` : ''} in ${s.toFixed(2)} s: ` +
+      `${report.errors.length === 0 ? 'no errors' : `${report.errors.length} error(s)`}, ${report.warnings.length} warning(s)\n`;
+    await writeOut(io.stdout, out);
+    return report.ok ? 0 : 1;
+  },
+});

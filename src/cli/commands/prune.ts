@@ -1,0 +1,54 @@
+import { defineCommand } from '../command.js';
+import { Store } from '../../store/store.js';
+import { printJson, requirePositionals } from '../store-args.js';
+import { humanBytes, progressLine } from '../progress.js';
+import { writeOut } from '../io.js';
+import { formatProblem } from '../report.js';
+
+const usage = '<store> [--dry-run] [--json]';
+
+export default defineCommand({
+  name: 'prune',
+  summary: 'delete data no snapshot references; rewrite packs that are mostly unused',
+  usage,
+  description:
+    'Mark and sweep: packs with no chunk any snapshot needs are deleted; packs less than half used have their live chunks (verified) copied into new ' +
+    'packs and are then deleted. Crash-safe: kill it at any moment and the store stays whole. Holds the writer lock: backups with the immediate or ' +
+    'disabled policy from other processes get STORE_LOCKED naming prune; deferred backups go on (they only write staging). Exits 1 when it met damage.',
+  flags: {
+    'dry-run': { type: 'boolean', description: 'report what prune would do; change nothing' },
+    json: { type: 'boolean', description: 'print one JSON object' },
+  },
+  async run({ flags, positionals }, io) {
+    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard prune ${usage}`);
+    const dryRun = flags['dry-run'] === true;
+    const store = await Store.open(storePath!, { purpose: dryRun ? 'prune --dry-run' : 'prune' });
+    const bar = progressLine(io.stderr);
+    const controller = new AbortController();
+    const stop = () => controller.abort(new Error('interrupted'));
+    process.once('SIGINT', stop);
+    try {
+      const r = await store.prune({ dryRun, signal: controller.signal, onProgress: (p) => bar.update(`${p.phase}: ${p.done}${p.total ? ` of ${p.total}` : ''}`) });
+      bar.done();
+      if (flags.json) {
+        await printJson(io.stdout, r);
+        return r.problems.length === 0 ? 0 : 1;
+      }
+      const verb = (done: string, todo: string) => (dryRun ? todo : done);
+      let out =
+        `${r.snapshots} snapshot(s) reference ${r.chunks.live} chunk(s); ${r.chunks.unused} stored chunk(s) are unused\n` +
+        `packs: ${r.packs.before} before, ${r.packs.deleted} ${verb('deleted', 'to delete')}, ${r.packs.rewritten} ${verb('rewritten', 'to rewrite')} into ${r.packs.written} new, ${r.packs.after} after\n` +
+        `bytes: ${humanBytes(r.bytes.before)} before, ${humanBytes(r.bytes.freed)} ${verb('freed', 'to free')}, ${humanBytes(r.bytes.written)} ${verb('written', 'to write')}, ${humanBytes(r.bytes.after)} after\n` +
+        `recipes: ${r.recipes.rewritten} ${verb('rewritten', 'to rewrite')}, ${r.recipes.unreferencedDeleted} unreferenced ${verb('deleted', 'to delete')}; ` +
+        `staging: ${r.staging.unreferencedDeleted} leftover object(s) ${verb('deleted', 'to delete')}, ${r.staging.unreferencedKept} kept (too recent, or age unknown)\n`;
+      for (const p of r.problems) out += `problem ${formatProblem(p)}`;
+      out += `${dryRun ? 'dry run: nothing was changed; ' : ''}done in ${r.seconds.toFixed(2)} s${r.problems.length ? `; ${r.problems.length} problem(s): run chunkyard check` : ''}\n`;
+      await writeOut(io.stdout, out);
+      return r.problems.length === 0 ? 0 : 1;
+    } finally {
+      process.off('SIGINT', stop);
+      bar.done();
+      await store.close();
+    }
+  },
+});

@@ -1,0 +1,215 @@
+/**
+ * Moving chunks: copy verified chunks out of some packs into new packs (prune rewriting
+ * packs that are mostly garbage, repair salvaging a damaged pack), then rewrite the recipes
+ * that point at the old locations. The order is the crash-safety argument:
+ *
+ *   1. new packs durable, then indexed (their fingerprints re-pointed at them);
+ *   2. per snapshot: a NEW recipe (recipes/<id>-<random>.recipe) committed, the manifest
+ *      replaced atomically to name it, then the old recipe deleted;
+ *   3. only then may the caller drop the old packs from the index and delete them.
+ *
+ * A crash at any point leaves every manifest naming a complete recipe whose every chunk is
+ * in a durable pack; what is left over (new packs no recipe uses yet, a new recipe no
+ * manifest names, an old recipe) is garbage the next prune removes.
+ */
+import type { Backend } from '../backend/types.js';
+import type { CompressionPool } from '../compress/pool.js';
+import { ChunkyardError } from '../errors.js';
+import type { FingerprintIndex } from '../index/fingerprint-index.js';
+import type { ChunkLocation } from '../index/types.js';
+import type { CodecId } from '../pack/format.js';
+import { PackWriter } from '../pack/writer.js';
+import { readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
+import { readVerified, type VerifyJob } from './verify.js';
+
+/** Where the copied chunks of one source pack went, by the source offset. */
+export interface Relocation {
+  /** Source offsets, ascending. */
+  offsets: Uint32Array;
+  /** Index into CopyResult.newPacks, or NOT_COPIED. */
+  newPack: Uint32Array;
+  newOffsets: Uint32Array;
+}
+
+export const NOT_COPIED = 0xffffffff;
+
+export interface CopyFailure {
+  /** Source pack (hex id). */
+  source: string;
+  packName: string;
+  offset: number;
+  reason: string;
+}
+
+export interface CopyResult {
+  /** Per source pack (hex id) whose chunks were ALL copied. Sources with a failure are absent. */
+  relocations: Map<string, Relocation>;
+  newPacks: Buffer[];
+  /** Chunks that could not be copied (corrupt, or their pack unreadable). */
+  failures: CopyFailure[];
+  /** Sources with at least one chunk not copied (hex ids). */
+  failedSources: Set<string>;
+  chunks: number;
+  storedBytes: number;
+  packBytes: number;
+}
+
+export interface CopyOptions {
+  /** Seal a new pack once it reaches this many bytes (the store's packSize). */
+  packSize: number;
+  /**
+   * Keep the relocations of sources that had failures too (repair salvages what it can);
+   * by default a source with a failure keeps all its chunks where they are (prune).
+   */
+  partial?: boolean;
+  onProgress?: (chunks: number, storedBytes: number) => void;
+}
+
+/**
+ * Copies the chunks of `jobs` (tag = source pack hex id) into new packs, each chunk read,
+ * decoded and fingerprint-checked first; stored bytes are copied as they are (no
+ * recompression). New packs are durable and indexed (their fingerprints re-pointed from the
+ * sources) when this resolves.
+ */
+export async function copyChunks(backend: Backend, pool: CompressionPool, index: FingerprintIndex | undefined, jobs: AsyncIterable<VerifyJob<string>> | Iterable<VerifyJob<string>>, options: CopyOptions): Promise<CopyResult> {
+  // Jobs are taken one at a time (a source pack's table is in memory only while it is copied);
+  // a new pack can only hold chunks of sources already started, so the set grows with them.
+  const replacing = new Set<string>();
+  const relocations = new Map<string, Relocation>();
+  async function* started(): AsyncGenerator<VerifyJob<string>> {
+    for await (const j of jobs) {
+      const n = j.refs.length;
+      replacing.add(j.tag);
+      relocations.set(j.tag, { offsets: Uint32Array.from(j.refs, (r) => r.offset), newPack: new Uint32Array(n).fill(NOT_COPIED), newOffsets: new Uint32Array(n) });
+      yield j;
+    }
+  }
+  const result: CopyResult = { relocations, newPacks: [], failures: [], failedSources: new Set(), chunks: 0, storedBytes: 0, packBytes: 0 };
+  let writer: PackWriter | undefined;
+  const seal = async (): Promise<void> => {
+    if (!writer) return;
+    const w = writer;
+    writer = undefined;
+    if (w.count === 0) {
+      await w.abort();
+      return;
+    }
+    // Its chunks were recorded with index newPacks.length (the pack open while they were written).
+    result.newPacks.push(w.packId);
+    const sealed = await w.seal();
+    result.packBytes += sealed.size;
+    await index?.addPack(sealed, { replacing });
+  };
+  const positions = new Map<string, number>();
+  try {
+    for await (const read of readVerified(backend, pool, started())) {
+      const rel = relocations.get(read.tag)!;
+      let pos = positions.get(read.tag) ?? 0;
+      for (let i = 0; i < read.refs.length; i++, pos++) {
+        const r = read.refs[i]!;
+        const reason = read.error ? read.error.message : read.bad.get(i);
+        if (reason !== undefined) {
+          result.failures.push({ source: read.tag, packName: read.packName, offset: r.offset, reason });
+          result.failedSources.add(read.tag);
+          continue;
+        }
+        writer ??= await PackWriter.create(backend);
+        const stored = read.data.subarray(r.offset - read.start, r.offset - read.start + r.storedLength);
+        const at = await writer.append(r.fingerprint, stored, r.rawLength, r.codec as CodecId);
+        rel.newPack[pos] = result.newPacks.length;
+        rel.newOffsets[pos] = at;
+        result.chunks++;
+        result.storedBytes += r.storedLength;
+        if (writer.size >= options.packSize) await seal();
+      }
+      positions.set(read.tag, pos);
+      options.onProgress?.(result.chunks, result.storedBytes);
+    }
+    await seal();
+  } catch (err) {
+    await writer?.abort().catch(() => {});
+    throw err;
+  }
+  if (!options.partial) for (const s of result.failedSources) relocations.delete(s);
+  return result;
+}
+
+/** The new location of a chunk at (source pack, offset), or undefined when it was not moved. */
+export function relocated(result: CopyResult, sourceHex: string, offset: number, e: { storedLength: number; rawLength: number; codec: number }): ChunkLocation | undefined {
+  const rel = result.relocations.get(sourceHex);
+  if (!rel) return undefined;
+  const a = rel.offsets;
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = a[mid]!;
+    if (v === offset) {
+      const p = rel.newPack[mid]!;
+      if (p === NOT_COPIED) return undefined;
+      return { packId: result.newPacks[p]!, offset: rel.newOffsets[mid]!, storedLength: e.storedLength, rawLength: e.rawLength, codec: e.codec as CodecId };
+    }
+    if (v < offset) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+/** New locations for a block of recipe entries (undefined: keep the entry as it is). */
+export type Relocator = (entries: RecipeEntry[]) => Promise<(ChunkLocation | undefined)[]> | (ChunkLocation | undefined)[];
+
+export interface RecipeRewrite {
+  id: string;
+  /** Entries whose location changed. */
+  relocated: number;
+  oldRecipe: string;
+  newRecipe: string;
+}
+
+/**
+ * Rewrites one snapshot's recipe through `relocate` if its pack table names a pack for which
+ * `affects` is true: new recipe, manifest switched, old recipe deleted. Resolves undefined
+ * when there was nothing to change. The snapshot's bytes are unchanged by construction (the
+ * same fingerprints and lengths in the same order); logicalBytes and the entry count are
+ * checked before the manifest is switched.
+ */
+export async function rewriteRecipe(backend: Backend, id: string, affects: (packHex: string) => boolean, relocate: Relocator): Promise<RecipeRewrite | undefined> {
+  let manifest: SnapshotManifest;
+  try {
+    manifest = await readManifest(backend, id);
+  } catch (err) {
+    if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') return undefined; // forgotten meanwhile
+    throw err;
+  }
+  if (!manifest.recipe) return undefined;
+  const reader = await RecipeReader.open(backend, manifest.recipe.name);
+  if (!reader.packIds.some((p) => affects(p.toString('hex')))) return undefined;
+  const writer = await RecipeWriter.create(backend, recipeName(id));
+  let moved = 0;
+  try {
+    for await (const block of reader.entries()) {
+      const locs = await relocate(block);
+      for (let i = 0; i < block.length; i++) {
+        const e = block[i]!;
+        const loc = locs[i];
+        if (loc) moved++;
+        await writer.add(e.fingerprint, loc ?? e);
+      }
+    }
+    const summary = await writer.commit();
+    if (summary.logicalBytes !== manifest.logicalBytes || summary.entries !== manifest.chunks) {
+      await backend.delete(summary.name);
+      throw new ChunkyardError('CORRUPT', `snapshot ${id}: the rewritten recipe holds ${summary.entries} chunks / ${summary.logicalBytes} bytes, the manifest says ${manifest.chunks} / ${manifest.logicalBytes}; left unchanged`);
+    }
+    if (moved === 0) {
+      await backend.delete(summary.name);
+      return undefined;
+    }
+    await replaceManifest(backend, { ...manifest, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 } });
+    await backend.delete(manifest.recipe.name);
+    return { id, relocated: moved, oldRecipe: manifest.recipe.name, newRecipe: summary.name };
+  } finally {
+    await writer.abort();
+  }
+}

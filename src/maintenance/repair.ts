@@ -1,0 +1,283 @@
+/**
+ * repair: makes the store consistent again after damage, keeping every snapshot.
+ *
+ *   1. The index is rebuilt from the packs' tables (the caller hands over an empty index).
+ *   2. Damaged packs — a table that cannot be read (torn or corrupt trailer), or, with
+ *      readData, chunks that fail their fingerprint — are salvaged: every chunk that can be
+ *      verified (from the table, or for a pack without a usable table from the recipes that
+ *      reference it) is copied into a new pack; the damaged file is then moved aside to
+ *      damaged/<its name>, never deleted.
+ *   3. Every recipe that points into a damaged or missing pack is rewritten: to the salvaged
+ *      copy, else to another copy of the same chunk the index knows (a later backup of the
+ *      same data heals older snapshots), else left pointing where it did.
+ *   4. Snapshots that still reference chunks that are lost are reported, with how many and
+ *      the first stream offset affected; they are never removed (restore what you can with a
+ *      byte range, or forget them).
+ *
+ * Crash-safe in the same way as prune (relocate.ts): new packs durable and indexed before
+ * recipes switch; packs moved aside only after. Running repair again after a crash is safe.
+ */
+import type { Backend } from '../backend/types.js';
+import type { CompressionPool } from '../compress/pool.js';
+import { ChunkyardError } from '../errors.js';
+import type { FingerprintIndex } from '../index/fingerprint-index.js';
+import type { ChunkLocation } from '../index/types.js';
+import { readPackTable, type PackTable } from '../pack/reader.js';
+import type { SealedPack } from '../pack/writer.js';
+import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { RecipeReader } from '../snapshot/recipe.js';
+import { packIdFromName } from '../util/ids.js';
+import { ProblemList, type Problem } from './problems.js';
+import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
+import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';
+
+export interface RepairContext {
+  backend: Backend;
+  pool: CompressionPool;
+  /** An EMPTY index: repair fills it from the packs. */
+  index: FingerprintIndex;
+  packSize: number;
+}
+
+export interface RepairOptions {
+  /** Also read every chunk, and treat packs with corrupt chunks as damaged. */
+  readData?: boolean;
+  onProgress?: (p: RepairProgress) => void;
+}
+
+export interface RepairProgress {
+  phase: 'packs' | 'salvage' | 'recipes' | 'move';
+  done: number;
+  total: number;
+}
+
+export interface DamagedPackReport {
+  pack: string;
+  /** Why it is damaged. */
+  reason: string;
+  /** Chunks copied into new packs. */
+  salvaged: number;
+  /** Chunks that could not be verified (not copied). */
+  lost: number;
+  /** Where the file went (damaged/…), or undefined when it could not be moved. */
+  movedTo?: string;
+}
+
+export interface DamagedSnapshotReport {
+  id: string;
+  target: string;
+  /** Chunks the snapshot needs that are nowhere readable. */
+  lostChunks: number;
+  /** Stream offset of the first lost chunk: bytes before it still restore. */
+  firstLostOffset: number;
+}
+
+export interface RepairReport {
+  /** True when every snapshot is whole (nothing is lost). */
+  ok: boolean;
+  index: { packs: number; chunks: number };
+  damagedPacks: DamagedPackReport[];
+  /** Snapshots whose recipes now point at salvaged or other copies. */
+  healed: { id: string; relocated: number }[];
+  /** Snapshots that still reference lost chunks. */
+  damagedSnapshots: DamagedSnapshotReport[];
+  /** What repair could not deal with (unreadable manifests or recipes, packs of unknown versions). */
+  problems: Problem[];
+  seconds: number;
+}
+
+interface Damaged {
+  hex: string;
+  name: string;
+  reason: string;
+  /** The table, when it can be read (then its good chunks are salvaged). */
+  table?: PackTable;
+  /** Offsets of chunks known to be corrupt. */
+  corrupt: Set<number>;
+  /** For a pack without a table: the chunks recipes reference, by offset. */
+  referenced: Map<number, ChunkRef>;
+}
+
+export async function repair(ctx: RepairContext, options: RepairOptions = {}): Promise<RepairReport> {
+  const started = Date.now();
+  const { backend } = ctx;
+  const problems = new ProblemList();
+  const progress = (phase: RepairProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
+
+  // 1. Scan packs; rebuild the index from the good ones.
+  const names: string[] = [];
+  for await (const o of backend.list('packs/')) if (packIdFromName(o.name)) names.push(o.name);
+  names.sort();
+  const damaged = new Map<string, Damaged>();
+  const good = new Set<string>();
+  const tables = new Map<string, PackTable>();
+  for (const [n, name] of names.entries()) {
+    const hex = packIdFromName(name)!.toString('hex');
+    try {
+      tables.set(hex, await readPackTable(backend, name));
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'FORMAT_UNSUPPORTED') {
+        problems.add({ code: err.code, pack: name, message: `${err.message}; left as it is (a newer build wrote it?)` });
+        good.add(hex); // not ours to judge: neither indexed nor moved
+        continue;
+      }
+      if (!(err instanceof ChunkyardError) || err.code !== 'PACK_CORRUPT') throw err;
+      damaged.set(hex, { hex, name, reason: err.message, corrupt: new Set(), referenced: new Map() });
+    }
+    progress('packs', n + 1, names.length);
+  }
+  if (options.readData) {
+    const jobs: VerifyJob<string>[] = [...tables].map(([hex, t]) => ({ packName: t.name, refs: [...t.entries].sort((a, b) => a.offset - b.offset), tag: hex }));
+    for await (const r of readVerified(backend, ctx.pool, jobs)) {
+      if (r.bad.size === 0 && !r.error) continue;
+      let d = damaged.get(r.tag);
+      if (!d) damaged.set(r.tag, (d = { hex: r.tag, name: r.packName, reason: '', table: tables.get(r.tag), corrupt: new Set(), referenced: new Map() }));
+      r.refs.forEach((ref, i) => (r.error || r.bad.has(i)) && d!.corrupt.add(ref.offset));
+      d.reason = `${d.corrupt.size} chunk(s) fail their fingerprint check`;
+    }
+  }
+  for (const hex of damaged.keys()) tables.delete(hex);
+  for (const hex of tables.keys()) good.add(hex);
+  async function* sealed(): AsyncGenerator<SealedPack> {
+    for (const [hex, t] of tables) yield { packId: Buffer.from(hex, 'hex'), name: t.name, size: t.size, tableOffset: t.tableOffset, entries: t.entries };
+  }
+  await ctx.index.rebuild(sealed());
+  tables.clear();
+
+  // 2. Read every snapshot: what the packs without a table must give back, and which
+  // snapshots need repairing at all.
+  const ids = await listSnapshotIds(backend);
+  const manifests: SnapshotManifest[] = [];
+  const affected = new Set<string>();
+  for (const id of ids) {
+    let m: SnapshotManifest;
+    try {
+      m = await readManifest(backend, id);
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue;
+      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: id, message: `${(err as Error).message}; repair cannot read it (forget it, or put its manifest back from a copy)` });
+      continue;
+    }
+    manifests.push(m);
+    if (!m.recipe) continue;
+    try {
+      const reader = await RecipeReader.open(backend, m.recipe.name);
+      if (reader.packIds.every((p) => good.has(p.toString('hex')))) continue;
+      affected.add(m.id);
+      for await (const block of reader.entries()) {
+        for (const e of block) {
+          const d = damaged.get(e.packId.toString('hex'));
+          if (d && !d.table && !d.referenced.has(e.offset)) d.referenced.set(e.offset, { offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, codec: e.codec, fingerprint: e.fingerprint });
+        }
+      }
+    } catch (err) {
+      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}; repair cannot read its recipe (forget it, or put the recipe back from a copy)` });
+      affected.delete(m.id);
+    }
+  }
+
+  // 3. Salvage: verified chunks of damaged packs into new, indexed packs.
+  const jobs: VerifyJob<string>[] = [];
+  for (const d of damaged.values()) {
+    const refs: ChunkRef[] = d.table ? d.table.entries.filter((e) => !d.corrupt.has(e.offset)) : [...d.referenced.values()];
+    refs.sort((a, b) => a.offset - b.offset);
+    jobs.push({ packName: d.name, refs, tag: d.hex });
+  }
+  const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs, { packSize: ctx.packSize, partial: true, onProgress: (c) => progress('salvage', c, 0) });
+  for (const p of copy.newPacks) good.add(p.toString('hex'));
+  for (const f of copy.failures) damaged.get(f.source)?.corrupt.add(f.offset);
+
+  // 4. Recipes: to the salvaged copy, else to another copy the index knows.
+  const report: RepairReport = { ok: true, index: { packs: 0, chunks: 0 }, damagedPacks: [], healed: [], damagedSnapshots: [], problems: [], seconds: 0 };
+  const relocate = async (block: Parameters<Parameters<typeof rewriteRecipe>[3]>[0]): Promise<(ChunkLocation | undefined)[]> => {
+    const out: (ChunkLocation | undefined)[] = new Array(block.length);
+    const ask: number[] = [];
+    block.forEach((e, i) => {
+      const hex = e.packId.toString('hex');
+      if (good.has(hex)) return;
+      const moved = relocated(copy, hex, e.offset, e);
+      if (moved) out[i] = moved;
+      else ask.push(i);
+    });
+    if (ask.length > 0) {
+      const found = await ctx.index.lookupMany(ask.map((i) => block[i]!.fingerprint));
+      ask.forEach((i, j) => {
+        const loc = found[j];
+        if (loc && loc.rawLength === block[i]!.rawLength) out[i] = loc;
+      });
+    }
+    return out;
+  };
+  for (const [n, m] of manifests.entries()) {
+    if (!affected.has(m.id)) continue;
+    try {
+      const r = await rewriteRecipe(backend, m.id, (hex) => !good.has(hex), relocate);
+      if (r) report.healed.push({ id: m.id, relocated: r.relocated });
+    } catch (err) {
+      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: m.id, message: `snapshot ${m.id}: its recipe could not be rewritten: ${(err as Error).message}` });
+    }
+    progress('recipes', n + 1, manifests.length);
+  }
+
+  // 5. Move damaged packs aside.
+  for (const [n, d] of [...damaged.values()].entries()) {
+    const entry: DamagedPackReport = { pack: d.name, reason: d.reason, salvaged: 0, lost: d.corrupt.size, movedTo: undefined };
+    const rel = copy.relocations.get(d.hex);
+    if (rel) for (const p of rel.newPack) if (p !== 0xffffffff) entry.salvaged++;
+    const target = `damaged/${d.name}`;
+    try {
+      await moveObject(backend, d.name, target);
+      entry.movedTo = target;
+    } catch (err) {
+      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', pack: d.name, message: `pack ${d.name} could not be moved aside: ${(err as Error).message}; it was left where it is` });
+    }
+    report.damagedPacks.push(entry);
+    progress('move', n + 1, damaged.size);
+  }
+
+  // 6. What is still lost, per snapshot.
+  const present = new Set<string>();
+  for await (const o of backend.list('packs/')) {
+    const id = packIdFromName(o.name);
+    if (id) present.add(id.toString('hex'));
+  }
+  for (const m of manifests) {
+    if (!m.recipe || !affected.has(m.id)) continue;
+    let reader: RecipeReader;
+    try {
+      reader = await RecipeReader.open(backend, (await readManifest(backend, m.id)).recipe!.name);
+    } catch {
+      continue; // reported above
+    }
+    let lost = 0;
+    let first = -1;
+    for await (const block of reader.entries()) {
+      for (const e of block) {
+        const hex = e.packId.toString('hex');
+        if (present.has(hex) && !damaged.get(hex)?.corrupt.has(e.offset)) continue;
+        lost++;
+        if (first < 0) first = e.streamOffset;
+      }
+    }
+    if (lost > 0) report.damagedSnapshots.push({ id: m.id, target: m.target, lostChunks: lost, firstLostOffset: first });
+  }
+
+  const stats = ctx.index.getStats();
+  report.index = { packs: stats.packs, chunks: stats.chunks };
+  report.problems = problems.list();
+  report.ok = report.damagedSnapshots.length === 0 && report.problems.length === 0;
+  report.seconds = (Date.now() - started) / 1000;
+  return report;
+}
+
+/** Copies an object to a new name, durably, then deletes the original (there is no rename). */
+async function moveObject(backend: Backend, from: string, to: string): Promise<void> {
+  const w = await backend.openWriter(to);
+  try {
+    for await (const piece of backend.getStream(from)) await w.write(piece as Buffer);
+    await w.commit();
+  } finally {
+    await w.abort();
+  }
+  await backend.delete(from);
+}

@@ -1,0 +1,190 @@
+/**
+ * Crash safety with real processes: backups (immediate, deferred, disabled), process passes
+ * and prunes are kill -9'd, over and over, at random moments and right after random durable
+ * steps. After every kill, with no repair: check finds no error (leftovers are warnings), and
+ * every snapshot that was committed — reported by the child, or found listed — restores
+ * byte-exact. Every few rounds repair runs too and must change nothing that matters.
+ *
+ * CHUNKYARD_MAINT_CRASH_KILLS sets the number of kills (default 60).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Store, type CheckReport } from '../../src/store/store.js';
+import { collect } from '../support/data.js';
+import { Prng } from '../support/prng.js';
+import { maintenanceData } from '../support/maintenance-data.js';
+
+const child = fileURLToPath(new URL('../support/maintenance-child.js', import.meta.url));
+const KILLS = Number(process.env.CHUNKYARD_MAINT_CRASH_KILLS ?? 60);
+/** More rewriting than prune's default, so that prune is often killed while it rewrites. */
+const REWRITE_BELOW = 0.8;
+
+type Op = 'backup:immediate' | 'backup:deferred' | 'backup:disabled' | 'process' | 'prune';
+const SCHEDULE: Op[] = ['backup:immediate', 'backup:deferred', 'prune', 'process', 'backup:immediate', 'prune', 'backup:disabled', 'backup:deferred', 'process', 'prune'];
+
+interface Run {
+  killed: boolean;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  code: number | null;
+}
+
+function runChild(args: string[], kill: { afterMs?: number; afterSteps?: number }): Promise<Run> {
+  const t0 = Date.now();
+  const env = { ...process.env, CHUNKYARD_REWRITE_BELOW: String(REWRITE_BELOW), ...(kill.afterSteps ? { CHUNKYARD_KILL_AFTER: String(kill.afterSteps) } : {}) };
+  const proc = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => (stdout += d));
+  proc.stderr.on('data', (d) => (stderr += d));
+  const timer = kill.afterMs !== undefined ? setTimeout(() => proc.kill('SIGKILL'), kill.afterMs) : undefined;
+  return new Promise((resolve) => {
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ killed: signal === 'SIGKILL', stdout, stderr, ms: Date.now() - t0, code });
+    });
+  });
+}
+
+function errorsOf(r: CheckReport): string {
+  return r.errors.map((e) => `${e.code} ${e.snapshot ?? ''} ${e.pack ?? ''} ${e.offset ?? ''}: ${e.message}`).join('\n');
+}
+
+test(`backup, process and prune survive ${KILLS} kill -9s; check passes and every committed snapshot restores after each`, { timeout: 900_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-maint-crash-'));
+  const rnd = new Prng(20261125);
+  const committed = new Map<string, number>(); // snapshot id → seed
+  const attempted = new Set<number>(); // seeds any backup child was given
+  const durations = new Map<string, number>(); // op → longest completed run (ms)
+  const stepCounts = new Map<string, number>(); // op → most steps of a completed run
+  const killsByOp = new Map<string, number>();
+  let kills = 0;
+  let rounds = 0;
+  let seed = 1;
+  let rewritten = 0;
+  let deleted = 0;
+  let warnings = 0;
+
+  const verify = async (label: string): Promise<void> => {
+    const report = await Store.check(dir);
+    assert.equal(report.errors.length, 0, `${label}: check found errors:\n${errorsOf(report)}`);
+    warnings += report.warnings.length;
+    const store = await Store.open(dir, { readOnly: true });
+    try {
+      const listed = await store.snapshots();
+      for (const s of listed) {
+        if (!committed.has(s.id)) {
+          // Committed, but killed before it could say so: it must be one of the attempted generations.
+          const got = await collect(await store.restore(s.id));
+          const match = [...attempted].find((sd) => `t${sd % 3}` === s.target && maintenanceData(sd).equals(got));
+          assert.ok(match !== undefined, `${label}: listed snapshot ${s.id} (${s.target}) is none of the generations backed up`);
+          committed.set(s.id, match);
+        }
+      }
+      const ids = new Set(listed.map((s) => s.id));
+      for (const [id, sd] of committed) {
+        assert.ok(ids.has(id), `${label}: committed snapshot ${id} (seed ${sd}) is listed`);
+        const got = await collect(await store.restore(id));
+        assert.ok(got.equals(maintenanceData(sd)), `${label}: snapshot ${id} (seed ${sd}) restores byte-exact`);
+      }
+    } finally {
+      await store.close();
+    }
+  };
+
+  try {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20 });
+    while (kills < KILLS) {
+      const op = SCHEDULE[rounds % SCHEDULE.length]!;
+      rounds++;
+      assert.ok(rounds < KILLS * 3, 'too many rounds without kills');
+      let pruneSteps = 0;
+      if (op === 'prune') {
+        // Forget in this process (not killed): keep the two newest of each target. A dry run
+        // tells how many durable steps the prune will take, so kills spread over all of them.
+        const store = await Store.open(dir, { purpose: 'crash-test forget' });
+        try {
+          const f = await store.forget({ policy: { last: 2 } });
+          for (const s of f.removed) committed.delete(s.id);
+          const plan = await store.prune({ dryRun: true, rewriteBelow: REWRITE_BELOW });
+          pruneSteps = 2 * plan.packs.written + 3 * plan.recipes.rewritten + plan.recipes.unreferencedDeleted + 2 * (plan.packs.deleted + plan.packs.rewritten) + plan.staging.unreferencedDeleted;
+        } finally {
+          await store.close();
+        }
+      }
+      let args: string[];
+      if (op.startsWith('backup:')) {
+        const count = 3;
+        for (let i = 0; i < count; i++) attempted.add(seed + i);
+        args = [dir, 'backup', op.slice(7), String(seed), String(count)];
+        seed += count;
+      } else args = [dir, op];
+      // Prune mostly by steps (its steps are what ordering is about), the others mostly by time.
+      const bySteps = op === 'prune' ? rounds % 3 !== 0 : rounds % 2 === 0;
+      // Kill windows grow with what completed runs took (a prune with little to do is short).
+      const kill = bySteps
+        ? { afterSteps: 1 + rnd.int(0, (op === 'prune' ? Math.max(1, pruneSteps) : Math.max(30, stepCounts.get(op) ?? 0)) - 1) }
+        : { afterMs: rnd.int(30, Math.max(400, Math.round((durations.get(op) ?? 0) * 1.1))) };
+      const r = await runChild(args, kill);
+      if (!r.killed) {
+        assert.equal(r.code, 0, `${op} failed on its own (round ${rounds}):\n${r.stderr}`);
+        durations.set(op, Math.max(durations.get(op) ?? 0, r.ms));
+        const steps = /^steps (\d+)$/m.exec(r.stdout);
+        if (steps) stepCounts.set(op, Math.max(stepCounts.get(op) ?? 0, Number(steps[1])));
+      } else {
+        kills++;
+        const phases = [...r.stdout.matchAll(/^phase (\w+)$/gm)];
+        const where = op === 'prune' && phases.length > 0 ? `prune/${phases[phases.length - 1]![1]}` : op;
+        killsByOp.set(where, (killsByOp.get(where) ?? 0) + 1);
+      }
+      assert.doesNotMatch(r.stderr, /Error/, `${op} child reported an error before the kill:\n${r.stderr}`);
+      for (const line of r.stdout.split('\n')) {
+        const m = /^committed ([0-9a-f]{16}) (\d+)$/.exec(line);
+        if (m) committed.set(m[1]!, Number(m[2]));
+        const p = /^pruned (.*)$/.exec(line);
+        if (p) {
+          const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number } };
+          rewritten += report.packs.rewritten;
+          deleted += report.packs.deleted;
+        }
+      }
+      if (process.env.CRASH_DEBUG && op === "prune") console.error(op, JSON.stringify(kill), r.killed, r.ms, r.stdout.replace(/pruned .*/, "pruned").replace(/\n/g, " "));
+      const label = `round ${rounds} (${op}, ${r.killed ? (bySteps ? `killed after step ${kill.afterSteps}` : `killed at ${kill.afterMs} ms`) : 'completed'})`;
+      await verify(label);
+      if (rounds % 9 === 0) {
+        const rep = await Store.repair(dir);
+        assert.equal(rep.ok, true, `${label}: repair after a crash finds damage: ${JSON.stringify(rep)}`);
+        assert.deepEqual(rep.damagedPacks, []);
+        await verify(`${label}, after repair`);
+      }
+    }
+
+    // A last clean pass: process and prune complete, and the store checks clean, data included.
+    for (const op of ['process', 'prune'] as const) {
+      const r = await runChild([dir, op], {});
+      assert.equal(r.code, 0, r.stderr);
+      const p = /^pruned (.*)$/m.exec(r.stdout);
+      if (p) {
+        const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number } };
+        rewritten += report.packs.rewritten;
+        deleted += report.packs.deleted;
+      }
+    }
+    const final = await Store.check(dir, { readData: true });
+    assert.equal(final.errors.length, 0, errorsOf(final));
+    await verify('final');
+    t.diagnostic(`${kills} kills in ${rounds} rounds (${[...killsByOp].map(([o, n]) => `${o} ${n}`).join(', ')}); ${committed.size} snapshots alive at the end; prunes that completed deleted ${deleted} and rewrote ${rewritten} packs; ${warnings} warnings seen (leftovers)`);
+    assert.ok(kills >= KILLS);
+    for (const op of ['backup:immediate', 'backup:deferred', 'process']) assert.ok((killsByOp.get(op) ?? 0) > 0, `${op} was killed at least once`);
+    assert.ok([...killsByOp.keys()].some((k) => k.startsWith('prune')), 'prune was killed at least once');
+    assert.ok(deleted + rewritten > 0, 'prune had work to do');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,68 @@
+/** Test helpers that reach into a store's files: find packs and recipes, flip bytes, truncate. */
+import { open, readdir, readFile, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FsBackend } from '../../src/backend/fs.js';
+import { readPackTable, type PackTable } from '../../src/pack/reader.js';
+import { readManifest, type SnapshotManifest } from '../../src/snapshot/manifest.js';
+import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
+import { initBlake3 } from '../../src/util/blake3.js';
+
+/** Object names of every pack (packs/xx/….pack), sorted. */
+export async function packNames(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const sub of await readdir(join(root, 'packs')).catch(() => [] as string[])) {
+    for (const f of await readdir(join(root, 'packs', sub))) if (f.endsWith('.pack')) out.push(`packs/${sub}/${f}`);
+  }
+  return out.sort();
+}
+
+export async function packTable(root: string, name: string): Promise<PackTable> {
+  await initBlake3();
+  return readPackTable(new FsBackend(root), name);
+}
+
+export async function manifestOf(root: string, id: string): Promise<SnapshotManifest> {
+  await initBlake3();
+  return readManifest(new FsBackend(root), id);
+}
+
+/** Every entry of a snapshot's recipe, in order. */
+export async function recipeEntries(root: string, id: string): Promise<RecipeEntry[]> {
+  const m = await manifestOf(root, id);
+  const r = await RecipeReader.open(new FsBackend(root), m.recipe!.name);
+  const out: RecipeEntry[] = [];
+  for await (const block of r.entries()) out.push(...block);
+  return out;
+}
+
+/** XORs one byte of a file (0x01 by default). */
+export async function flipByte(file: string, position: number, mask = 0x01): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, position);
+    b[0]! ^= mask;
+    await fh.write(b, 0, 1, position);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function cut(file: string, length: number): Promise<void> {
+  await truncate(file, length);
+}
+
+/** Every file under root (relative paths) with its size, sorted: a fingerprint of the store's state. */
+export async function listing(root: string, skip: (rel: string) => boolean = (rel) => rel.startsWith('index/') || rel === 'lock' || rel.startsWith('tmp~')): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (skip(r)) continue;
+      if (e.isDirectory()) await walk(r);
+      else out.push(`${r} ${(await readFile(join(root, r))).length}`);
+    }
+  };
+  await walk('');
+  return out.sort();
+}
