@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what chunkyard needs on a bare Debian machine with Node 20, npm, cargo and gcc:
-# Debian's Rust crate sources (blake3, rayon-core, zstd; crates.io is not needed), npm packages, then builds the
+# Debian's Rust crate sources (blake3, rayon-core, zstd; crates.io is not needed) and C libraries (libzstd, liblz4), npm packages, then builds the
 # native addon and the TypeScript. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ need=()
 [ -d /usr/share/cargo/registry/rayon-core-1.10.1 ] || need+=(librust-rayon-core-dev)
 [ -d /usr/share/cargo/registry/zstd-0.12.1 ] || need+=(librust-zstd-dev)
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
+dpkg -s liblz4-dev >/dev/null 2>&1 || need+=(liblz4-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v b3sum >/dev/null || need+=(b3sum)   # an independent BLAKE3 the tests check fingerprints against
 command -v chromium >/dev/null || need+=(chromium)   # renders `analyze --html` pages in the tests

@@ -78,3 +78,139 @@ mod tests {
         assert!(zstd_decompress(&bad, 100_000).map(|v| v != text).unwrap_or(true));
     }
 }
+
+// ---- LZ4 (codec 1), through Debian's liblz4 ----
+//
+// Stored form (docs/format.md, "Codecs"): the raw length as 4 bytes little-endian, then one
+// LZ4 block. (The same bytes lz4-napi's compress produces, which the JS fallback uses.)
+
+/// Codec id of an LZ4 chunk. ON DISK: DO NOT CHANGE.
+pub const CODEC_LZ4: u8 = 1;
+
+mod ffi {
+    use std::os::raw::{c_char, c_int};
+    #[link(name = "lz4")]
+    extern "C" {
+        pub fn LZ4_compressBound(input_size: c_int) -> c_int;
+        pub fn LZ4_compress_default(src: *const c_char, dst: *mut c_char, src_size: c_int, dst_capacity: c_int) -> c_int;
+        pub fn LZ4_decompress_safe(src: *const c_char, dst: *mut c_char, compressed_size: c_int, dst_capacity: c_int) -> c_int;
+    }
+}
+
+/// LZ4 of each piece of `data`, each alone; a chunk that does not shrink is kept raw.
+pub fn lz4_compress_many(data: &[u8], lengths: &[u32]) -> Compressed {
+    let mut out = Compressed { stored_lengths: Vec::with_capacity(lengths.len()), codecs: Vec::with_capacity(lengths.len()), data: Vec::with_capacity(data.len() / 2 + 64) };
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut pos = 0usize;
+    for &len in lengths {
+        let raw = &data[pos..pos + len as usize];
+        pos += len as usize;
+        // SAFETY: plain C calls on buffers of the stated sizes; LZ4 never writes past dst_capacity.
+        let bound = unsafe { ffi::LZ4_compressBound(raw.len() as i32) } as usize;
+        scratch.resize(4 + bound, 0);
+        scratch[..4].copy_from_slice(&len.to_le_bytes());
+        let n = unsafe { ffi::LZ4_compress_default(raw.as_ptr() as *const _, scratch[4..].as_mut_ptr() as *mut _, raw.len() as i32, bound as i32) };
+        if n > 0 && 4 + (n as usize) < raw.len() {
+            out.data.extend_from_slice(&scratch[..4 + n as usize]);
+            out.stored_lengths.push(4 + n as u32);
+            out.codecs.push(CODEC_LZ4);
+        } else {
+            out.data.extend_from_slice(raw);
+            out.stored_lengths.push(len);
+            out.codecs.push(CODEC_NONE);
+        }
+    }
+    out
+}
+
+/// Decodes one LZ4 chunk (size prefix + block) into `dst`, which must be exactly the raw length.
+pub fn lz4_decompress_into(stored: &[u8], dst: &mut [u8]) -> Result<(), String> {
+    if stored.len() < 4 {
+        return Err("lz4 chunk shorter than its size prefix".into());
+    }
+    let prefix = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]) as usize;
+    if prefix != dst.len() {
+        return Err(format!("lz4 size prefix says {prefix} bytes, expected {}", dst.len()));
+    }
+    // SAFETY: LZ4_decompress_safe never reads or writes out of the given bounds.
+    let n = unsafe { ffi::LZ4_decompress_safe(stored[4..].as_ptr() as *const _, dst.as_mut_ptr() as *mut _, (stored.len() - 4) as i32, dst.len() as i32) };
+    if n < 0 {
+        return Err(format!("lz4 data does not decode (error {n})"));
+    }
+    if n as usize != dst.len() {
+        return Err(format!("decoded to {n} bytes, expected {}", dst.len()));
+    }
+    Ok(())
+}
+
+/// One piece of a decode: where its stored bytes are in the read, and what it must become.
+pub struct Piece {
+    pub offset: usize,
+    pub stored_length: usize,
+    pub raw_length: usize,
+    pub codec: u8,
+}
+
+/// Decodes and verifies the chunks of one read: every chunk decoded by its codec and checked
+/// against its fingerprint. Err((index, reason)) names the first chunk that fails.
+pub fn decode_many(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Option<&[u8; 32]>) -> Result<Vec<u8>, (usize, String)> {
+    let total: usize = pieces.iter().map(|p| p.raw_length).sum();
+    let mut out = vec![0u8; total];
+    let mut o = 0usize;
+    for (i, p) in pieces.iter().enumerate() {
+        if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
+            return Err((i, "stored bytes run past the end of the read".into()));
+        }
+        let stored = &data[p.offset..p.offset + p.stored_length];
+        let dst = &mut out[o..o + p.raw_length];
+        match p.codec {
+            CODEC_NONE => {
+                if p.stored_length != p.raw_length {
+                    return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
+                }
+                dst.copy_from_slice(stored);
+            }
+            CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m))?,
+            CODEC_ZSTD => {
+                let raw = zstd_decompress(stored, p.raw_length).map_err(|m| (i, m))?;
+                dst.copy_from_slice(&raw);
+            }
+            c => return Err((i, format!("unknown codec {c}"))),
+        }
+        let h = crate::chunker::fingerprint(key, dst);
+        if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
+            return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
+        }
+        o += p.raw_length;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod lz4_tests {
+    use super::*;
+
+    #[test]
+    fn lz4_round_trip_and_verify() {
+        let text: Vec<u8> = b"gear hash ".iter().cycle().take(70_000).copied().collect();
+        let noise: Vec<u8> = (0..30_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data = [text.clone(), noise.clone()].concat();
+        let c = lz4_compress_many(&data, &[70_000, 30_000]);
+        assert_eq!(c.codecs[0], CODEC_LZ4);
+        assert_eq!(&c.data[..4], &70_000u32.to_le_bytes());
+        let pieces = vec![
+            Piece { offset: 0, stored_length: c.stored_lengths[0] as usize, raw_length: 70_000, codec: c.codecs[0] },
+            Piece { offset: c.stored_lengths[0] as usize, stored_length: c.stored_lengths[1] as usize, raw_length: 30_000, codec: c.codecs[1] },
+        ];
+        let mut fps = Vec::new();
+        fps.extend_from_slice(blake3::hash(&text).as_bytes());
+        fps.extend_from_slice(blake3::hash(&noise).as_bytes());
+        assert_eq!(decode_many(&c.data, &pieces, &fps, None).unwrap(), data);
+        let mut bad = c.data.clone();
+        bad[10] ^= 0x55;
+        assert_eq!(decode_many(&bad, &pieces, &fps, None).unwrap_err().0, 0);
+        let mut wrong = fps.clone();
+        wrong[40] ^= 1;
+        assert_eq!(decode_many(&c.data, &pieces, &wrong, None).unwrap_err().0, 1);
+    }
+}

@@ -96,6 +96,8 @@ extern "C" {
     ) -> napi_status;
     fn napi_typeof(env: napi_env, v: napi_value, result: *mut i32) -> napi_status;
     fn napi_get_value_double(env: napi_env, v: napi_value, result: *mut f64) -> napi_status;
+    fn napi_create_double(env: napi_env, value: f64, result: *mut napi_value) -> napi_status;
+    fn napi_get_null(env: napi_env, result: *mut napi_value) -> napi_status;
     fn napi_get_value_bool(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
     fn napi_is_typedarray(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
     fn napi_get_typedarray_info(
@@ -734,18 +736,82 @@ unsafe extern "C" fn js_zstd_compress_many(env: napi_env, info: napi_callback_in
         }
         // SAFETY: a[0] is an argument of this call.
         let c = crate::codec::zstd_compress_many(data.as_slice(), &lengths, level as i32).map_err(JsError::Internal)?;
-        let mut len_bytes = Vec::with_capacity(4 * c.stored_lengths.len());
-        for l in &c.stored_lengths {
-            len_bytes.extend_from_slice(&l.to_ne_bytes());
+        compressed_value(env, &c)
+    })
+}
+
+/// `[storedLengths: Uint32Array, codecs: Uint8Array, stored: Buffer]`.
+fn compressed_value(env: napi_env, c: &crate::codec::Compressed) -> JsResult<napi_value> {
+    let mut len_bytes = Vec::with_capacity(4 * c.stored_lengths.len());
+    for l in &c.stored_lengths {
+        len_bytes.extend_from_slice(&l.to_ne_bytes());
+    }
+    let lens = new_typed_array(env, NAPI_UINT32_ARRAY, c.stored_lengths.len(), &len_bytes)?;
+    let codecs = new_typed_array(env, NAPI_UINT8_ARRAY, c.codecs.len(), &c.codecs)?;
+    let stored = buffer(env, &c.data)?;
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, 3, &mut arr));
+    napi!(napi_set_element(env, arr, 0, lens));
+    napi!(napi_set_element(env, arr, 1, codecs));
+    napi!(napi_set_element(env, arr, 2, stored));
+    Ok(arr)
+}
+
+/// lz4CompressMany(data, lengths: Uint32Array) -> [storedLengths, codecs, stored] (codec 1 or 0).
+/// Synchronous: the compression workers call it on their own threads.
+unsafe extern "C" fn js_lz4_compress_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let lengths = lengths_arg(env, a[1])?;
+        check_lengths(data.len, &lengths).map_err(bad_argument)?;
+        // SAFETY: a[0] is an argument of this call.
+        let c = crate::codec::lz4_compress_many(data.as_slice(), &lengths);
+        compressed_value(env, &c)
+    })
+}
+
+/// decodeMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
+///            fingerprints: Uint8Array(32n), key | null) -> [raw: Buffer | null, failedIndex, reason]
+/// Decodes every chunk of one read and checks each against its fingerprint.
+unsafe extern "C" fn js_decode_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<4>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let quads = lengths_arg(env, a[1])?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let key = key_arg(env, a[3])?;
+        if quads.len() % 4 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
         }
-        let lens = new_typed_array(env, NAPI_UINT32_ARRAY, c.stored_lengths.len(), &len_bytes)?;
-        let codecs = new_typed_array(env, NAPI_UINT8_ARRAY, c.codecs.len(), &c.codecs)?;
-        let stored = buffer(env, &c.data)?;
+        let n = quads.len() / 4;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let pieces: Vec<crate::codec::Piece> = quads
+            .chunks_exact(4)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        // SAFETY: a[0] and a[2] are arguments of this call.
+        let result = crate::codec::decode_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref());
         let mut arr = ptr::null_mut();
         napi!(napi_create_array_with_length(env, 3, &mut arr));
-        napi!(napi_set_element(env, arr, 0, lens));
-        napi!(napi_set_element(env, arr, 1, codecs));
-        napi!(napi_set_element(env, arr, 2, stored));
+        let mut idx = ptr::null_mut();
+        match result {
+            Ok(out) => {
+                let b = buffer(env, &out)?;
+                napi!(napi_set_element(env, arr, 0, b));
+                napi!(napi_create_double(env, -1.0, &mut idx));
+                napi!(napi_set_element(env, arr, 1, idx));
+                napi!(napi_set_element(env, arr, 2, string(env, "")?));
+            }
+            Err((i, reason)) => {
+                let mut null = ptr::null_mut();
+                napi!(napi_get_null(env, &mut null));
+                napi!(napi_set_element(env, arr, 0, null));
+                napi!(napi_create_double(env, i as f64, &mut idx));
+                napi!(napi_set_element(env, arr, 1, idx));
+                napi!(napi_set_element(env, arr, 2, string(env, &reason)?));
+            }
+        }
         Ok(arr)
     })
 }
@@ -770,7 +836,7 @@ unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info)
 /// Called by Node once per env (main thread and every worker) that loads the addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, napi_callback); 9] = [
+    let fns: [(&str, napi_callback); 11] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -780,6 +846,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("blake3ManyAsync\0", js_blake3_many_async),
         ("zstdCompressMany\0", js_zstd_compress_many),
         ("zstdDecompress\0", js_zstd_decompress),
+        ("lz4CompressMany\0", js_lz4_compress_many),
+        ("decodeMany\0", js_decode_many),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -47,6 +47,13 @@ export interface NativeAddon {
   zstdCompressMany(data: Uint8Array, lengths: Uint32Array, level: number): [Uint32Array, Uint8Array, Buffer];
   /** One zstd chunk; throws with code CHUNK_CORRUPT unless it decodes to exactly rawLength bytes. */
   zstdDecompress(data: Uint8Array, rawLength: number): Buffer;
+  /** LZ4 (codec 1: 4-byte LE size + block) of each piece, each alone; raw (0) when not smaller. */
+  lz4CompressMany(data: Uint8Array, lengths: Uint32Array): [Uint32Array, Uint8Array, Buffer];
+  /**
+   * Decodes the chunks of one read ([offset, storedLength, rawLength, codec] per chunk) and
+   * checks each against its fingerprint: [raw bytes, -1, ''] or [null, failed index, reason].
+   */
+  decodeMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [Buffer | null, number, string];
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */
@@ -69,6 +76,8 @@ const FUNCTIONS = [
   'blake3ManyAsync',
   'zstdCompressMany',
   'zstdDecompress',
+  'lz4CompressMany',
+  'decodeMany',
 ] as const;
 
 let addon: NativeAddon | undefined;
