@@ -246,6 +246,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     }
   }
   const copyTotal = rewrites.reduce((s, p) => s + p.liveCount, 0);
+  if (rewrites.length > 0) progress('copy', 0, copyTotal);
   const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), { packSize: ctx.packSize, onProgress: (c) => progress('copy', c, copyTotal) });
   for (const f of copy.failures) {
     problems.add({ code: 'CHUNK_CORRUPT', pack: f.packName, offset: f.offset, message: `pack ${f.packName}: the chunk at offset ${f.offset} is corrupt (${f.reason}); the pack is kept as it is (run chunkyard check --read-data)` });
@@ -257,6 +258,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
 
   // 6. Point the recipes at the copies: new recipe, manifest switched, old recipe deleted.
   const moved = (hex: string) => copy.relocations.has(hex);
+  progress('recipes', 0, manifests.length);
   if (copy.relocations.size > 0) {
     for (const [n, m] of manifests.entries()) {
       const r = await rewriteRecipe(backend, m.id, moved, (block) => block.map((e) => relocated(copy, e.packId.toString('hex'), e.offset, e)));
@@ -281,6 +283,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
   // 8. Packs: drop from the index first, then delete the file.
   const doomed = [...deletions, ...rewrites.filter((p) => moved(p.hex))];
   report.packs.rewritten = doomed.length - deletions.length;
+  progress('delete', 0, doomed.length);
   for (const [n, info] of doomed.entries()) {
     let entries: { fingerprint: Buffer; rawLength: number }[];
     try {
