@@ -23,7 +23,7 @@ export class CompressionPool {
     // verifies, so one fewer than the cores keeps a core for chunking and I/O.
     const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.max(1, availableParallelism() - 1));
     this.pool = new Piscina({
-      filename: fileURLToPath(new URL('./worker.js', import.meta.url)),
+      filename: fileURLToPath(new URL('./worker-entry.cjs', import.meta.url)),
       minThreads: 1,
       maxThreads: threads,
       // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).

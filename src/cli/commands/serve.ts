@@ -1,0 +1,86 @@
+import { once } from 'node:events';
+import { defineCommand } from '../command.js';
+import { badArgument } from '../../errors.js';
+import { Store } from '../../store/store.js';
+import { TokenTable } from '../../daemon/auth.js';
+import { Daemon } from '../../daemon/server.js';
+import { requirePositionals } from '../store-args.js';
+import { writeOut } from '../io.js';
+
+const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--idle-timeout SECONDS]';
+
+function seconds(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86400 * 7) throw badArgument(`${flag} = ${JSON.stringify(value)}: must be a number of seconds, 0 or more`);
+  return n;
+}
+
+/** HOST:PORT, [v6]:PORT or :PORT (all interfaces). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw badArgument(`--listen = ${JSON.stringify(value)}: must be HOST:PORT (e.g. 127.0.0.1:8420, [::1]:8420, :8420; port 0 picks a free one)`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export default defineCommand({
+  name: 'serve',
+  summary: 'run the ingest daemon: backups and restores over HTTP (docs/daemon.md)',
+  usage,
+  description:
+    'Opens the store for writing and serves PUT/GET /v1/targets/{target}/..., /v1/snapshots/{id}, /healthz and /metrics.\n' +
+    'Environment: CHUNKYARD_LISTEN and CHUNKYARD_TOKENS stand in for --listen and --tokens.\n' +
+    'SIGTERM or SIGINT: stop accepting, let uploads finish for --grace seconds, abort the rest, close the store, exit 0.',
+  flags: {
+    listen: { type: 'string', value: 'HOST:PORT', description: 'address to listen on (env CHUNKYARD_LISTEN; default 127.0.0.1:8420)' },
+    tokens: { type: 'string', value: 'FILE', description: 'JSON array of {"token","targets":[glob...],"write":bool} (env CHUNKYARD_TOKENS; required)' },
+    grace: { type: 'string', value: 'SECONDS', description: 'on SIGTERM, how long uploads may run on (default 30)' },
+    'process-interval': { type: 'string', value: 'SECONDS', description: 'run the deferred post-process pass this often when idle; 0 disables (default 60)' },
+    'idle-timeout': { type: 'string', value: 'SECONDS', description: 'close a connection that moves no byte for this long (default 120)' },
+  },
+  async run({ flags, positionals }, io) {
+    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard serve ${usage}`);
+    const { host, port } = parseListen(flags.listen ?? io.env['CHUNKYARD_LISTEN'] ?? '127.0.0.1:8420');
+    const tokensFile = flags.tokens ?? io.env['CHUNKYARD_TOKENS'];
+    if (tokensFile === undefined) throw badArgument(`--tokens (or CHUNKYARD_TOKENS) is required (usage: chunkyard serve ${usage})`);
+    const grace = seconds(flags.grace, '--grace', 30);
+    const processInterval = seconds(flags['process-interval'], '--process-interval', 60);
+    const idleTimeout = seconds(flags['idle-timeout'], '--idle-timeout', 120);
+    const tokens = await TokenTable.load(tokensFile);
+    const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
+    const daemon = new Daemon({ store, tokens, log: io.stderr, processInterval, idleTimeout });
+    let stopping: Promise<unknown> | undefined;
+    const stop = (signal: string) => {
+      stopping ??= (async () => {
+        io.stderr.write(JSON.stringify({ time: new Date().toISOString(), event: 'shutdown', signal, grace }) + '\n');
+        const r = await daemon.shutdown(grace);
+        await store.close();
+        io.stderr.write(JSON.stringify({ time: new Date().toISOString(), event: 'stopped', abortedUploads: r.aborted }) + '\n');
+      })();
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    try {
+      let addr;
+      try {
+        addr = await daemon.listen(host, port);
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+      const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      await writeOut(io.stderr, `listening on http://${shown}:${addr.port}\n`);
+      await once(daemon.server, 'close');
+      await stopping;
+    } finally {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+    }
+    // Whatever else holds the event loop (a stray timer in a dependency) must not keep a
+    // stopped daemon alive.
+    setTimeout(() => process.exit(0), 2000).unref();
+  },
+});
