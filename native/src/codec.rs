@@ -186,6 +186,206 @@ pub fn decode_many(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
     Ok(out)
 }
 
+// ---- In-place forms: the caller owns every buffer (pooled, shared with other threads) ----
+
+thread_local! {
+    /// One zstd context per thread and level: creating one costs more than compressing a
+    /// small chunk, and a compression worker compresses thousands of batches.
+    static ZSTD_CONTEXT: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = std::cell::RefCell::new(None);
+}
+
+/// Compresses the pieces `(offset, length)` of `data`, each alone, with `codec`
+/// (CODEC_LZ4 or CODEC_ZSTD at `level`), writing the stored forms that are smaller than their
+/// chunk back to back into `out`. A chunk that would not shrink is not written: its codec is
+/// CODEC_NONE and its stored form is its raw bytes, which the caller still has. Returns the
+/// stored length and codec of every piece.
+///
+/// `out` needs at most the sum of the piece lengths (a stored form is written only when it is
+/// smaller than its chunk); when it runs out, the remaining pieces are kept raw.
+/// The bytes are those of lz4_compress_many / zstd_compress_many: a limit on the output only
+/// makes the compressor give up earlier, it does not change what it writes.
+pub fn compress_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], out: &mut [u8], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
+    let mut stored_lengths = Vec::with_capacity(pieces.len());
+    let mut codecs = Vec::with_capacity(pieces.len());
+    let mut pos = 0usize;
+    for (i, &(off, len)) in pieces.iter().enumerate() {
+        let raw = data.get(off..off.checked_add(len).ok_or("piece offset overflows")?).ok_or_else(|| format!("piece {i} ({off}+{len}) runs past data ({})", data.len()))?;
+        let room = out.len() - pos;
+        let mut written = 0usize;
+        match codec {
+            CODEC_LZ4 if len > 5 && room > 5 => {
+                // Stored form: 4-byte raw length + block; kept only if smaller than the chunk.
+                let cap = (len - 5).min(room - 4);
+                out[pos..pos + 4].copy_from_slice(&(len as u32).to_le_bytes());
+                // SAFETY: plain C call; LZ4 writes at most `cap` bytes at dst and returns 0 if
+                // the block does not fit in them.
+                let n = unsafe { ffi::LZ4_compress_default(raw.as_ptr() as *const _, out[pos + 4..].as_mut_ptr() as *mut _, len as i32, cap as i32) };
+                if n > 0 {
+                    written = 4 + n as usize;
+                }
+            }
+            CODEC_ZSTD if len > 1 && room > 1 => {
+                let cap = (len - 1).min(room);
+                written = ZSTD_CONTEXT.with(|cell| -> Result<usize, String> {
+                    let mut slot = cell.borrow_mut();
+                    if slot.as_ref().map_or(true, |(l, _)| *l != level) {
+                        let c = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))?;
+                        *slot = Some((level, c));
+                    }
+                    let (_, c) = slot.as_mut().expect("set above");
+                    // An error here is "does not fit in cap" (the chunk does not shrink).
+                    Ok(c.compress_to_buffer(raw, &mut out[pos..pos + cap]).unwrap_or(0))
+                })?;
+            }
+            CODEC_LZ4 | CODEC_ZSTD => {}
+            c => return Err(format!("codec {c} cannot compress")),
+        }
+        if written > 0 {
+            stored_lengths.push(written as u32);
+            codecs.push(codec);
+            pos += written;
+        } else {
+            stored_lengths.push(len as u32);
+            codecs.push(CODEC_NONE);
+        }
+    }
+    Ok((stored_lengths, codecs))
+}
+
+/// decode_many into a caller's buffer: `out` must be exactly the sum of the raw lengths.
+pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Option<&[u8; 32]>, out: &mut [u8]) -> Result<(), (usize, String)> {
+    let total: usize = pieces.iter().map(|p| p.raw_length).sum();
+    if total != out.len() {
+        return Err((0, format!("output buffer has {} bytes, the pieces decode to {total}", out.len())));
+    }
+    let mut o = 0usize;
+    for (i, p) in pieces.iter().enumerate() {
+        if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
+            return Err((i, "stored bytes run past the end of the read".into()));
+        }
+        let stored = &data[p.offset..p.offset + p.stored_length];
+        let dst = &mut out[o..o + p.raw_length];
+        match p.codec {
+            CODEC_NONE => {
+                if p.stored_length != p.raw_length {
+                    return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
+                }
+                dst.copy_from_slice(stored);
+            }
+            CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m))?,
+            CODEC_ZSTD => {
+                // Room for one byte more than expected, so a frame that holds more is caught.
+                let n = zstd_decompress_into(stored, dst).map_err(|m| (i, m))?;
+                if n != p.raw_length {
+                    return Err((i, format!("decoded to {n} bytes, expected {}", p.raw_length)));
+                }
+            }
+            c => return Err((i, format!("unknown codec {c}"))),
+        }
+        let h = crate::chunker::fingerprint(key, dst);
+        if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
+            return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
+        }
+        o += p.raw_length;
+    }
+    Ok(())
+}
+
+/// One zstd frame into `dst`; a frame that declares or holds more than dst.len() bytes is an error.
+fn zstd_decompress_into(stored: &[u8], dst: &mut [u8]) -> Result<usize, String> {
+    thread_local! {
+        static D: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = std::cell::RefCell::new(None);
+    }
+    D.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?);
+        }
+        slot.as_mut().expect("set above").decompress_to_buffer(stored, dst).map_err(|e| format!("zstd data does not decode ({e})"))
+    })
+}
+
+#[cfg(test)]
+mod into_tests {
+    use super::*;
+
+    fn sample() -> (Vec<u8>, Vec<(usize, usize)>) {
+        let text: Vec<u8> = b"pooled buffers ".iter().cycle().take(90_000).copied().collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let tiny = b"abc".to_vec();
+        let data = [vec![7u8; 100], text, noise, tiny].concat();
+        (data, vec![(100, 90_000), (90_100, 40_000), (130_100, 3)])
+    }
+
+    #[test]
+    fn compress_into_matches_the_allocating_forms() {
+        let (data, pieces) = sample();
+        let lengths: Vec<u32> = pieces.iter().map(|p| p.1 as u32).collect();
+        for (codec, reference) in [(CODEC_LZ4, lz4_compress_many(&data[100..], &lengths)), (CODEC_ZSTD, zstd_compress_many(&data[100..], &lengths, 3).unwrap())] {
+            let mut out = vec![0u8; 130_003];
+            let (lens, codecs) = compress_into(codec, &data, &pieces, &mut out, 3).unwrap();
+            assert_eq!(lens, reference.stored_lengths);
+            assert_eq!(codecs, reference.codecs);
+            assert_eq!(codecs, vec![codec, CODEC_NONE, CODEC_NONE]);
+            // The compressed forms are identical; raw ones are not copied into out.
+            let n0 = lens[0] as usize;
+            assert_eq!(&out[..n0], &reference.data[..n0]);
+        }
+    }
+
+    #[test]
+    fn compress_into_keeps_raw_when_out_is_full() {
+        let (data, pieces) = sample();
+        let mut out = vec![0u8; 10];
+        let (lens, codecs) = compress_into(CODEC_LZ4, &data, &pieces, &mut out, 3).unwrap();
+        assert_eq!(codecs, vec![CODEC_NONE, CODEC_NONE, CODEC_NONE]);
+        assert_eq!(lens, vec![90_000, 40_000, 3]);
+        assert!(compress_into(CODEC_LZ4, &data, &[(130_000, 200)], &mut out, 3).is_err());
+        assert!(compress_into(CODEC_NONE, &data, &pieces, &mut out, 3).is_err());
+    }
+
+    #[test]
+    fn decode_into_round_trip_and_errors() {
+        let (data, pieces) = sample();
+        for codec in [CODEC_LZ4, CODEC_ZSTD] {
+            let mut out = vec![0u8; 130_003];
+            let (lens, codecs) = compress_into(codec, &data, &pieces, &mut out, 3).unwrap();
+            // Lay the stored forms out as a pack would: compressed from out, raw from data.
+            let mut stored = Vec::new();
+            let mut dec = Vec::new();
+            let mut fps = Vec::new();
+            let mut o = 0usize;
+            for (i, &(off, len)) in pieces.iter().enumerate() {
+                let at = stored.len();
+                if codecs[i] == CODEC_NONE {
+                    stored.extend_from_slice(&data[off..off + len]);
+                } else {
+                    stored.extend_from_slice(&out[o..o + lens[i] as usize]);
+                    o += lens[i] as usize;
+                }
+                dec.push(Piece { offset: at, stored_length: lens[i] as usize, raw_length: len, codec: codecs[i] });
+                fps.extend_from_slice(blake3::hash(&data[off..off + len]).as_bytes());
+            }
+            let mut raw = vec![0u8; 130_003];
+            decode_into(&stored, &dec, &fps, None, &mut raw).unwrap();
+            assert_eq!(&raw[..], &data[100..]);
+            let mut short = vec![0u8; 130_002];
+            assert!(decode_into(&stored, &dec, &fps, None, &mut short).is_err());
+            let mut bad = stored.clone();
+            bad[20] ^= 0x40;
+            assert_eq!(decode_into(&bad, &dec, &fps, None, &mut raw).unwrap_err().0, 0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod lz4_tests {
     use super::*;

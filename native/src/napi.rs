@@ -371,6 +371,18 @@ fn typed_array(env: napi_env, v: napi_value, name: &str, want: &[i32], want_name
     Err(bad_argument(format!("{name} must be a {want_name} (got {got})")))
 }
 
+/// SAFETY (for callers of as_mut_slice): the JS side hands these bytes to this call for
+/// writing; nothing else reads or writes them until it returns.
+impl RawBytes {
+    unsafe fn as_mut_slice<'a>(self) -> &'a mut [u8] {
+        if self.len == 0 {
+            &mut []
+        } else {
+            std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len)
+        }
+    }
+}
+
 fn bytes_arg(env: napi_env, v: napi_value, name: &str) -> JsResult<RawBytes> {
     Ok(typed_array(env, v, name, &[NAPI_UINT8_ARRAY, NAPI_UINT8_CLAMPED_ARRAY], "Uint8Array or Buffer")?.0)
 }
@@ -816,6 +828,83 @@ unsafe extern "C" fn js_decode_many(env: napi_env, info: napi_callback_info) -> 
     })
 }
 
+/// compressInto(codec: 1 | 2, data, pieces: Uint32Array [offset, length]×n, out, level)
+///   -> [storedLengths: Uint32Array, codecs: Uint8Array]
+/// Compresses each piece of data alone into out, back to back; a piece that does not shrink
+/// is not written and gets codec 0 (its stored form is its raw bytes). Nothing is allocated
+/// for the data: the buffers are the caller's (pooled, possibly shared memory).
+/// Synchronous: the compression workers call it on their own threads.
+unsafe extern "C" fn js_compress_into(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let codec = number(env, a[0], "codec")?;
+        if codec != crate::codec::CODEC_LZ4 as f64 && codec != crate::codec::CODEC_ZSTD as f64 {
+            return Err(bad_argument(format!("codec = {codec}: must be 1 (lz4) or 2 (zstd)")));
+        }
+        let data = bytes_arg(env, a[1], "data")?;
+        let pairs = lengths_arg(env, a[2])?;
+        if pairs.len() % 2 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 2", pairs.len())));
+        }
+        let out = bytes_arg(env, a[3], "out")?;
+        let level = number(env, a[4], "level")?;
+        if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
+            return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
+        }
+        let pieces: Vec<(usize, usize)> = pairs.chunks_exact(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
+        // SAFETY: a[1] and a[3] are arguments of this call; out is ours to write until it returns.
+        let (lens, codecs) = crate::codec::compress_into(codec as u8, data.as_slice(), &pieces, out.as_mut_slice(), level as i32).map_err(bad_argument)?;
+        let mut len_bytes = Vec::with_capacity(4 * lens.len());
+        for l in &lens {
+            len_bytes.extend_from_slice(&l.to_ne_bytes());
+        }
+        let lens_v = new_typed_array(env, NAPI_UINT32_ARRAY, lens.len(), &len_bytes)?;
+        let codecs_v = new_typed_array(env, NAPI_UINT8_ARRAY, codecs.len(), &codecs)?;
+        let mut arr = ptr::null_mut();
+        napi!(napi_create_array_with_length(env, 2, &mut arr));
+        napi!(napi_set_element(env, arr, 0, lens_v));
+        napi!(napi_set_element(env, arr, 1, codecs_v));
+        Ok(arr)
+    })
+}
+
+/// decodeInto(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
+///            fingerprints: Uint8Array(32n), key | null, out) -> [failedIndex, reason]
+/// decodeMany into the caller's buffer (exactly the sum of the raw lengths); -1 when every
+/// chunk decoded and verified.
+unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let quads = lengths_arg(env, a[1])?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let key = key_arg(env, a[3])?;
+        let out = bytes_arg(env, a[4], "out")?;
+        if quads.len() % 4 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
+        }
+        let n = quads.len() / 4;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let pieces: Vec<crate::codec::Piece> = quads
+            .chunks_exact(4)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        // SAFETY: a[0], a[2] and a[4] are arguments of this call; out is ours until it returns.
+        let result = crate::codec::decode_into(data.as_slice(), &pieces, fps.as_slice(), key.as_ref(), out.as_mut_slice());
+        let (index, reason) = match result {
+            Ok(()) => (-1.0, String::new()),
+            Err((i, reason)) => (i as f64, reason),
+        };
+        let mut arr = ptr::null_mut();
+        napi!(napi_create_array_with_length(env, 2, &mut arr));
+        let mut idx = ptr::null_mut();
+        napi!(napi_create_double(env, index, &mut idx));
+        napi!(napi_set_element(env, arr, 0, idx));
+        napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
+        Ok(arr)
+    })
+}
+
 /// zstdDecompress(stored, rawLength) -> Buffer(rawLength); throws CHUNK_CORRUPT when the
 /// bytes do not decode to exactly rawLength bytes.
 unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -836,7 +925,7 @@ unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info)
 /// Called by Node once per env (main thread and every worker) that loads the addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, napi_callback); 11] = [
+    let fns: [(&str, napi_callback); 13] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -848,6 +937,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("zstdDecompress\0", js_zstd_decompress),
         ("lz4CompressMany\0", js_lz4_compress_many),
         ("decodeMany\0", js_decode_many),
+        ("compressInto\0", js_compress_into),
+        ("decodeInto\0", js_decode_into),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -7,6 +7,7 @@
  * the next slice, so a Readable is paused by its own backpressure while the consumer works,
  * and at most one partial slice (plus the source's internal buffer) is held at a time.
  */
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { badArgument } from '../errors.js';
 
@@ -58,4 +59,98 @@ export async function* sliceStream(
     }
   }
   if (filled > 0) yield pending!.subarray(0, filled);
+}
+
+/**
+ * A source that fills the caller's buffer instead of handing out its own: reading a file
+ * this way allocates nothing per read, which matters at GB/s (see util/slot-pool.ts).
+ */
+export interface ByteReader {
+  /** Reads up to `into.length` bytes into `into`; resolves to how many, 0 at the end. */
+  readInto(into: Uint8Array): Promise<number>;
+  /** Releases the source (closes the file, destroys the stream); safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** What a backup reads: a Readable, any async iterable of bytes, or a ByteReader. */
+export type ByteSource = Readable | AsyncIterable<Uint8Array> | ByteReader;
+
+export function isByteReader(source: unknown): source is ByteReader {
+  return typeof (source as ByteReader | null)?.readInto === 'function';
+}
+
+/** A ByteReader over a file, read sequentially from its start. */
+export async function openFileReader(path: string): Promise<ByteReader> {
+  const handle = await open(path, 'r');
+  let closed = false;
+  return {
+    async readInto(into: Uint8Array): Promise<number> {
+      if (into.length === 0) return 0;
+      const { bytesRead } = await handle.read(into, 0, into.length, null);
+      return bytesRead;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await handle.close();
+    },
+  };
+}
+
+/**
+ * Any source as a ByteReader. A stream's pieces are copied into the caller's buffers (one
+ * copy, into memory that is reused); a piece larger than the room left is kept for the
+ * next read. close() ends the iteration, which destroys a Readable source.
+ */
+export function toByteReader(source: ByteSource): ByteReader {
+  if (isByteReader(source)) return source;
+  const it = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  let piece: Uint8Array | undefined;
+  let done = false;
+  return {
+    async readInto(into: Uint8Array): Promise<number> {
+      while (!done && (piece === undefined || piece.length === 0)) {
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        if (!(r.value instanceof Uint8Array)) {
+          throw badArgument(
+            `a backup reads bytes, but the source produced ${typeof r.value === 'string' ? 'a string (is an encoding set on it?)' : typeof r.value}`,
+          );
+        }
+        piece = r.value;
+      }
+      if (piece === undefined || piece.length === 0) return 0;
+      const n = Math.min(piece.length, into.length);
+      into.set(n === piece.length ? piece : piece.subarray(0, n));
+      piece = n === piece.length ? undefined : piece.subarray(n);
+      return n;
+    },
+    async close(): Promise<void> {
+      if (done) return;
+      done = true;
+      piece = undefined;
+      await it.return?.();
+    },
+  };
+}
+
+/** Any source as an async iterable of byte pieces (for the stages that take pieces). */
+export async function* toPieces(source: ByteSource, pieceBytes = DEFAULT_SLICE_BYTES): AsyncGenerator<Uint8Array> {
+  if (!isByteReader(source)) {
+    yield* source as AsyncIterable<Uint8Array>;
+    return;
+  }
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafeSlow(pieceBytes);
+      const n = await source.readInto(buf);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    await source.close();
+  }
 }

@@ -54,6 +54,15 @@ export interface NativeAddon {
    * checks each against its fingerprint: [raw bytes, -1, ''] or [null, failed index, reason].
    */
   decodeMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [Buffer | null, number, string];
+  /**
+   * Compresses the pieces ([offset, length] per chunk) of data, each alone, with codec 1
+   * (lz4) or 2 (zstd at level), writing the stored forms smaller than their chunk back to back
+   * into out; a chunk that does not shrink is not written and gets codec 0. Returns
+   * [storedLengths, codecs]. Allocates nothing for the data (out may be shared memory).
+   */
+  compressInto(codec: 1 | 2, data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level: number): [Uint32Array, Uint8Array];
+  /** decodeMany into out (exactly the sum of the raw lengths): [-1, ''] or [failed index, reason]. */
+  decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): [number, string];
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */
@@ -78,6 +87,8 @@ const FUNCTIONS = [
   'zstdDecompress',
   'lz4CompressMany',
   'decodeMany',
+  'compressInto',
+  'decodeInto',
 ] as const;
 
 let addon: NativeAddon | undefined;

@@ -1,6 +1,8 @@
 /**
  * Messages between the engine and the compression workers (one module, both sides).
- * Buffers are transferred, not copied: each task owns its ArrayBuffers outright.
+ * Buffers are transferred, not copied: each task owns its ArrayBuffers outright; or they
+ * live in shared memory (the pipelines' slot pools), which the worker reads and writes in
+ * place.
  */
 export type CompressionName = 'lz4' | 'zstd' | 'none';
 
@@ -50,4 +52,43 @@ export interface DecodeFailure {
   reason: string;
 }
 
-export type WorkerTask = CompressTask | DecodeTask;
+/**
+ * Compress pieces of `data` in place (both buffers in shared memory, owned by the caller
+ * until the task settles). The stored forms that are smaller than their chunk are written back to back into
+ * `out`; a chunk that would not shrink is not written and gets codec 0 (stored raw, from
+ * `data`).
+ */
+export interface CompressIntoTask {
+  op: 'compressInto';
+  compression: 'lz4' | 'zstd';
+  data: Uint8Array;
+  /** [offset, length] per chunk. */
+  pieces: Uint32Array;
+  out: Uint8Array;
+}
+
+/** Result of a CompressIntoTask: the stored length and codec of each chunk. */
+export interface CompressIntoResult {
+  storedLengths: Uint32Array;
+  codecs: Uint8Array;
+}
+
+/**
+ * Decode and verify like DecodeTask, into `out` (shared memory, exactly the sum of the raw
+ * lengths). The result is undefined on success, a DecodeFailure otherwise.
+ */
+export interface DecodeIntoTask {
+  op: 'decodeInto';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  fingerprints: Uint8Array;
+  key: Uint8Array | null;
+  out: Uint8Array;
+}
+
+/** Which codec implementation the worker uses: answers 'native' or 'js'. */
+export interface EngineTask {
+  op: 'engine';
+}
+
+export type WorkerTask = CompressTask | DecodeTask | CompressIntoTask | DecodeIntoTask | EngineTask;

@@ -5,7 +5,7 @@
 import { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { unpackCompressResult, type CompressionName, type CompressResultView, type DecodeFailure } from './messages.js';
+import { unpackCompressResult, type CompressIntoResult, type CompressIntoTask, type CompressionName, type CompressResultView, type DecodeFailure, type DecodeIntoTask } from './messages.js';
 
 export interface CompressionPoolOptions {
   /** Worker threads; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
@@ -52,6 +52,35 @@ export class CompressionPool {
       | DecodeFailure;
     if (result instanceof Uint8Array) return result;
     throw new DecodeError(result.index, result.reason);
+  }
+
+  /**
+   * Compresses the chunks at `pieces` ([offset, length] each) of `data` into `out`, in
+   * place: both must be views of shared memory, untouched by the caller until this settles.
+   * Stored forms smaller than their chunk are back to back in `out`; codec 0 means "store
+   * the raw bytes".
+   */
+  async compressInto(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array, out: Uint8Array): Promise<CompressIntoResult> {
+    const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out };
+    return (await this.track(this.pool.run(task))) as CompressIntoResult;
+  }
+
+  /**
+   * Decodes and verifies stored chunks from `data` into `out` (exactly their raw size, a
+   * view of shared memory, written in place). `data` is transferred when it owns its
+   * ArrayBuffer: the caller must not use it afterwards. Rejects with a DecodeError like decode().
+   */
+  async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+    const task: DecodeIntoTask = { op: 'decodeInto', data, pieces, fingerprints, key, out };
+    // Stored bytes that own their ArrayBuffer go over without a copy (out is shared memory).
+    const transfer = !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+    const failure = (await this.track(this.pool.run(task, { transferList: transfer }))) as DecodeFailure | undefined;
+    if (failure) throw new DecodeError(failure.index, failure.reason);
+  }
+
+  /** Which codec implementation the workers use: 'native' (the addon) or 'js' (lz4-napi, hash-wasm). */
+  async codecEngine(): Promise<'native' | 'js'> {
+    return (await this.track(this.pool.run({ op: 'engine' }))) as 'native' | 'js';
   }
 
   private track<T>(task: Promise<T>): Promise<T> {

@@ -11,7 +11,7 @@
 import { compress as lz4Compress, uncompress as lz4Uncompress } from 'lz4-napi';
 import { Piscina } from 'piscina';
 import { createBLAKE3, type IHasher } from 'hash-wasm';
-import type { CompressTask, DecodeFailure, DecodeTask, WorkerTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, CompressTask, DecodeFailure, DecodeIntoTask, DecodeTask, WorkerTask } from './messages.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/format.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -20,9 +20,16 @@ let native: NativeAddon | null | undefined;
 const churn = new BufferChurn(32 << 20);
 let wasm: IHasher | undefined;
 
-/** The native addon, or null when it does not load (hashing then falls back to hash-wasm). */
+/**
+ * The native addon, or null when it does not load or CHUNKYARD_ENGINE=wasm asks for no native
+ * code (hashing then falls back to hash-wasm, LZ4 to lz4-napi; zstd is unavailable).
+ */
 async function nativeAddon(): Promise<NativeAddon | null> {
   if (native === undefined) {
+    if (process.env['CHUNKYARD_ENGINE'] === 'wasm') {
+      native = null;
+      return native;
+    }
     try {
       native = (await import('../chunking/native.js')).loadNative();
     } catch {
@@ -104,6 +111,59 @@ async function compress(task: CompressTask): Promise<Uint8Array> {
   return out;
 }
 
+/** Codec ids of the two compressing codecs, by name. */
+const CODEC_OF = { lz4: CODEC_LZ4, zstd: CODEC_ZSTD } as const;
+
+/** Compresses in place (shared memory): see CompressIntoTask. */
+async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult> {
+  const addon = await nativeAddon();
+  if (addon) {
+    const [storedLengths, codecs] = addon.compressInto(CODEC_OF[task.compression], task.data, task.pieces, task.out, ZSTD_LEVEL);
+    return { storedLengths, codecs };
+  }
+  if (task.compression === 'zstd') await zstdAddon(); // throws NATIVE_UNAVAILABLE
+  // Fallback: lz4-napi, one chunk at a time, same stored form and raw-if-not-smaller rule.
+  const n = task.pieces.length / 2;
+  const storedLengths = new Uint32Array(n);
+  const codecs = new Uint8Array(n);
+  const compressed = await Promise.all(
+    Array.from({ length: n }, (_, i) => lz4Compress(Buffer.from(task.data.buffer, task.data.byteOffset + task.pieces[2 * i], task.pieces[2 * i + 1]))),
+  );
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const len = task.pieces[2 * i + 1];
+    const c = compressed[i];
+    if (c.length < len && o + c.length <= task.out.length) {
+      task.out.set(c, o);
+      o += c.length;
+      storedLengths[i] = c.length;
+      codecs[i] = CODEC_LZ4;
+    } else {
+      storedLengths[i] = len;
+      codecs[i] = CODEC_NONE;
+    }
+  }
+  return { storedLengths, codecs };
+}
+
+/** Decodes in place (shared memory): see DecodeIntoTask. */
+async function decodeInto(task: DecodeIntoTask): Promise<DecodeFailure | undefined> {
+  const addon = await nativeAddon();
+  if (addon) {
+    const [index, reason] = addon.decodeInto(task.data, task.pieces, task.fingerprints, task.key, task.out);
+    return index < 0 ? undefined : { code: 'CHUNK_CORRUPT', index, reason };
+  }
+  try {
+    const raw = await decode({ op: 'decode', data: task.data, pieces: task.pieces, fingerprints: task.fingerprints, key: task.key });
+    if (raw.length !== task.out.length) fail(0, `the pieces decode to ${raw.length} bytes, the output has ${task.out.length}`);
+    task.out.set(raw);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ChunkFailure) return { code: 'CHUNK_CORRUPT', index: err.index, reason: err.reason };
+    throw err;
+  }
+}
+
 /** Thrown inside decode() and turned into a DecodeFailure result (errors don't keep fields across threads). */
 class ChunkFailure {
   constructor(readonly index: number, readonly reason: string) {}
@@ -183,6 +243,14 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
 }
 
 export default async function run(task: WorkerTask): Promise<unknown> {
+  // compressInto allocates nothing per task; decodeInto's stored bytes were transferred in
+  // and die here: their collection is prompted like the other tasks' buffers.
+  if (task.op === 'engine') return (await nativeAddon()) ? 'native' : 'js';
+  if (task.op === 'compressInto') return compressInto(task);
+  if (task.op === 'decodeInto') {
+    churn.add(task.data.length);
+    return decodeInto(task);
+  }
   churn.add(task.data.length);
   let result: Uint8Array;
   if (task.op === 'compress') {

@@ -7,23 +7,30 @@
  * writes packs and the recipe in stream order. Chunking, compression and I/O overlap; the
  * queue's capacity bounds memory, and a slow disk slows the reader of the source.
  */
-import type { Readable } from 'node:stream';
-import { sliceStream } from '../chunking/batcher.js';
-import type { Chunker } from '../chunking/types.js';
-import type { CompressionName, CompressResultView } from '../compress/messages.js';
+import { toByteReader, type ByteSource } from '../chunking/batcher.js';
+import type { ChunkBatch, Chunker } from '../chunking/types.js';
+import type { CompressIntoResult, CompressionName } from '../compress/messages.js';
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../index/types.js';
-import type { CodecId } from '../pack/format.js';
+import { CODEC_NONE, type CodecId } from '../pack/format.js';
 import { RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
 import { BufferChurn } from '../util/gc.js';
+import { SlotPool, type Slot } from '../util/slot-pool.js';
 import type { ChunkSink, InflightChunk, OpenPack } from './chunk-sink.js';
 
-/** Slices handed to the chunker: MiB-scale, so one native crossing covers many chunks. */
+/** Bytes read per slice: MiB-scale, so one native crossing covers many chunks. */
 export const SLICE_BYTES = 2 << 20;
-/** Planned slices waiting for the writer: bounds memory to about QUEUE × 2 × SLICE_BYTES. */
-const QUEUE_SLICES = 3;
+/** Planned slices waiting for the writer. */
+const QUEUE_SLICES = 2;
+/**
+ * Slots per stream: one being read, one being chunked, one being planned, QUEUE_SLICES
+ * queued, one being written. A slot is an input buffer (maxSize of headroom + SLICE_BYTES)
+ * and an output buffer for its compressed chunks of the same size; so with the default
+ * chunk sizes a stream holds 6 × 2 × 2.25 MiB = 27 MiB, whatever the stream's size.
+ */
+const SLOTS = 4 + QUEUE_SLICES;
 
 export interface BackupProgress {
   bytes: number;
@@ -53,11 +60,15 @@ export interface IngestResult {
 /** One chunk of a planned slice: either already stored (dup) or to be written (new). */
 type PlannedChunk =
   | { kind: 'dup'; fp: Buffer; location: ChunkLocation | Promise<ChunkLocation>; inflight?: InflightChunk }
-  | { kind: 'new'; fp: Buffer; rawLength: number; claim?: InflightChunk; newIndex: number };
+  | { kind: 'new'; fp: Buffer; offset: number; rawLength: number; claim?: InflightChunk; newIndex: number };
 
 interface PlannedSlice {
+  /** The slot holding the chunks' bytes (input buffer) and compressed forms (output). */
+  slot: Slot;
   chunks: PlannedChunk[];
-  compressed?: Promise<CompressResultView>;
+  /** Where this slice's compressed forms start in the slot's output buffer. */
+  outStart: number;
+  compressed?: Promise<CompressIntoResult>;
   /** Claims to release if this slice is never written. */
   claims: { fp: Buffer }[];
 }
@@ -65,10 +76,22 @@ interface PlannedSlice {
 /**
  * Chunks, dedupes and stores a stream, and commits its recipe once every pack it references
  * is durable and indexed. Writing the manifest (the commit point) is the caller's step.
+ *
+ * Memory: the stream's bytes live in a pool of SLOTS slots (util/slot-pool.ts), each read
+ * into once and reused; a slot's input buffer keeps maxSize bytes of headroom in front of
+ * the data, where the unfinished chunk at the end of the previous slice is copied, so that
+ * every chunk lies whole in one slot and is compressed and written from there.
  */
-export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Readable | AsyncIterable<Uint8Array>, options: IngestOptions): Promise<IngestResult> {
+export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteSource, options: IngestOptions): Promise<IngestResult> {
   const started = Date.now();
-  const recipe = await RecipeWriter.create(sink.backend, recipeName(options.id));
+  const reader = toByteReader(source);
+  let recipe: RecipeWriter;
+  try {
+    recipe = await RecipeWriter.create(sink.backend, recipeName(options.id));
+  } catch (err) {
+    await reader.close().catch(() => {});
+    throw err;
+  }
   const progress: BackupProgress = { bytes: 0, chunks: 0, newChunks: 0, newBytes: 0 };
   const queue = new BoundedQueue<PlannedSlice>(QUEUE_SLICES);
   const dependencies = new Set<Promise<void>>();
@@ -79,19 +102,29 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
   let storedBytes = 0;
 
   const dedupe = options.policy !== 'disabled';
+  const headroom = chunker.params.maxSize;
+  const slots = new SlotPool(SLOTS, headroom + SLICE_BYTES, 2);
 
-  /** Decides dup/new for every chunk of one chunker batch and starts compressing the new ones. */
-  const plan = async (hashes: Uint8Array, pieces: Uint8Array[]): Promise<PlannedSlice> => {
-    const n = pieces.length;
+  /**
+   * Decides dup/new for every chunk of one chunker batch, whose chunks lie back to back in
+   * the slot from `from`, and starts compressing the new ones in place.
+   */
+  const plan = async (batch: ChunkBatch, slot: Slot, from: number, outStart: number): Promise<{ planned: PlannedSlice; outEnd: number }> => {
+    const n = batch.lengths.length;
+    const hashes = batch.hashes;
     const fps: Buffer[] = [];
     for (let i = 0; i < n; i++) fps.push(Buffer.from(hashes.buffer, hashes.byteOffset + i * 32, 32));
     const found = dedupe ? await sink.index.lookupMany(fps) : new Array<undefined>(n);
     const chunks: PlannedChunk[] = [];
     const claims: { fp: Buffer }[] = [];
-    const newPieces: Uint8Array[] = [];
+    const newPieces: number[] = [];
     let newBytes = 0;
+    let offset = from;
     for (let i = 0; i < n; i++) {
-      const fp = Buffer.from(fps[i]); // own copy: the hashes buffer is reused per batch
+      const len = batch.lengths[i]!;
+      const at = offset;
+      offset += len;
+      const fp = Buffer.from(fps[i]!); // own copy: the hashes buffer is reused per batch
       const loc = found[i];
       if (loc) {
         chunks.push({ kind: 'dup', fp, location: loc });
@@ -111,81 +144,125 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
       }
       const claim = dedupe ? sink.claim(fp) : undefined;
       if (claim) claims.push({ fp });
-      chunks.push({ kind: 'new', fp, rawLength: pieces[i].length, claim, newIndex: newPieces.length });
-      newPieces.push(pieces[i]);
-      newBytes += pieces[i].length;
+      chunks.push({ kind: 'new', fp, offset: at, rawLength: len, claim, newIndex: newPieces.length / 2 });
+      newPieces.push(at, len);
+      newBytes += len;
     }
-    let compressed: Promise<CompressResultView> | undefined;
-    if (newPieces.length > 0) {
-      // One owned buffer per batch: it is transferred to the worker, not copied again.
-      const data = new Uint8Array(newBytes);
-      const lengths = new Uint32Array(newPieces.length);
-      let o = 0;
-      newPieces.forEach((p, j) => {
-        data.set(p, o);
-        o += p.length;
-        lengths[j] = p.length;
-      });
-      compressed = sink.pool.compress(options.compression, data, lengths);
+    let compressed: Promise<CompressIntoResult> | undefined;
+    if (newPieces.length > 0 && options.compression !== 'none') {
+      const [input, output] = slot.buffers as [Uint8Array, Uint8Array];
+      compressed = sink.pool.compressInto(options.compression, input, Uint32Array.from(newPieces), output.subarray(outStart, outStart + newBytes));
       compressed.catch(() => {});
     }
-    return { chunks, compressed, claims };
+    return { planned: { slot: slot.retain(), chunks, outStart, compressed, claims }, outEnd: outStart + newBytes };
+  };
+
+  /** Reads the next slice into a fresh slot, after its headroom; undefined at the end. */
+  const readSlice = async (): Promise<{ slot: Slot; length: number } | undefined> => {
+    const slot = await slots.acquire();
+    const input = slot.buffers[0]!;
+    let length = 0;
+    try {
+      while (length < SLICE_BYTES) {
+        const n = await reader.readInto(input.subarray(headroom + length, headroom + SLICE_BYTES));
+        if (n === 0) break;
+        length += n;
+      }
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+    if (length === 0) {
+      slot.release();
+      return undefined;
+    }
+    return { slot, length };
   };
 
   const producer = async (): Promise<void> => {
-    let carry: Uint8Array[] = [];
-    let carryBytes = 0;
-    const cut = async (batch: { lengths: Uint32Array; hashes: Uint8Array }, slice: Uint8Array): Promise<void> => {
-      const pieces: Uint8Array[] = [];
-      let pos = 0;
-      for (let i = 0; i < batch.lengths.length; i++) {
-        const len = batch.lengths[i];
-        if (carryBytes > 0) {
-          // A chunk that began in earlier slices: join its parts (rare: once per slice).
-          const need = len - carryBytes;
-          const joined = Buffer.concat([...carry, slice.subarray(0, need)], len);
-          carry = [];
-          carryBytes = 0;
-          pieces.push(joined);
-          pos = need;
-        } else {
-          pieces.push(slice.subarray(pos, pos + len));
-          pos += len;
-        }
-      }
-      if (pos < slice.length) {
-        carry.push(slice.subarray(pos));
-        carryBytes += slice.length - pos;
-      }
-      if (pieces.length === 0) return;
-      progress.chunks += pieces.length;
-      await queue.push(await plan(batch.hashes, pieces));
-    };
     const churn = new BufferChurn();
-    // Read one slice ahead: the next read overlaps chunking of the current slice.
-    const slices = sliceStream(source, SLICE_BYTES);
-    let next = slices.next();
-    for (;;) {
-      const r = await next;
-      if (r.done) break;
+    const aborted = () => {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'backup cancelled', { cause: options.signal.reason });
-      const slice = r.value;
-      next = slices.next();
-      next.catch(() => {});
-      progress.bytes += slice.length;
-      churn.add(slice.length);
-      await cut(await chunker.push(slice), slice);
+    };
+    interface Chunking {
+      slot: Slot;
+      length: number;
+      /** Start of the slice's first chunk: the unfinished chunk copied in front of the data. */
+      from: number;
+      batch: Promise<ChunkBatch>;
     }
-    await cut(await chunker.finish(), new Uint8Array(0));
+    // Three stages overlap: reading slice i+1, chunking it (native, on the libuv pool) as soon
+    // as it is read, and planning slice i (here). Planning never waits for the next read, so
+    // a source that pauses (a client between two writes) does not hold back what it sent.
+    const readNext = () => {
+      const r = readSlice();
+      r.catch(() => {});
+      return r;
+    };
+    let next = readNext();
+    const begin = (read: { slot: Slot; length: number }, carried: number): Chunking => {
+      next = readNext();
+      progress.bytes += read.length;
+      churn.add(read.length);
+      const batch = chunker.push(read.slot.buffers[0]!.subarray(headroom, headroom + read.length));
+      batch.catch(() => {});
+      return { slot: read.slot, length: read.length, from: headroom - carried, batch };
+    };
+    const first = await next;
+    aborted();
+    if (!first) {
+      await chunker.finish(); // an empty stream: no chunk comes out
+      return;
+    }
+    // On an error the slots still referenced are dropped with the pool, not reused: a push
+    // may still be reading one.
+    let current = begin(first, 0);
+    for (;;) {
+      const cur = current;
+      const batch = await cur.batch;
+      let used = 0;
+      for (let i = 0; i < batch.lengths.length; i++) used += batch.lengths[i]!;
+      const end = headroom + cur.length;
+      const tail = end - (cur.from + used);
+      let following: Chunking | undefined;
+      // Waits for the next slice, moves the unfinished chunk in front of its data (at most
+      // maxSize bytes) and starts chunking it, while this slice is planned.
+      const starting = (async () => {
+        const read = await next;
+        if (!read) return;
+        aborted();
+        if (tail > 0) read.slot.buffers[0]!.set(cur.slot.buffers[0]!.subarray(end - tail, end), headroom - tail);
+        following = begin(read, tail);
+      })();
+      starting.catch(() => {});
+      progress.chunks += batch.lengths.length;
+      const { planned, outEnd } = await plan(batch, cur.slot, cur.from, 0);
+      await queue.push(planned);
+      await starting;
+      aborted();
+      if (!following) {
+        // The end: the unfinished chunk is the stream's last, still in this slot.
+        const last = await chunker.finish();
+        progress.chunks += last.lengths.length;
+        const { planned: final } = await plan(last, cur.slot, end - tail, outEnd);
+        cur.slot.release();
+        await queue.push(final);
+        return;
+      }
+      cur.slot.release();
+      current = following;
+    }
   };
 
   const writeSlice = async (s: PlannedSlice): Promise<void> => {
     const comp = s.compressed ? await s.compressed : undefined;
-    let storedOffset = 0;
-    const storedOffsets: number[] = [];
+    const [input, output] = s.slot.buffers as [Uint8Array, Uint8Array];
+    // Where each compressed chunk starts in the output buffer (raw ones are read in place).
+    let outAt = s.outStart;
+    const outOffsets: number[] = [];
     if (comp) for (let j = 0; j < comp.storedLengths.length; j++) {
-      storedOffsets.push(storedOffset);
-      storedOffset += comp.storedLengths[j];
+      outOffsets.push(outAt);
+      if (comp.codecs[j] !== CODEC_NONE) outAt += comp.storedLengths[j]!;
     }
     for (const c of s.chunks) {
       let loc: ChunkLocation;
@@ -196,11 +273,11 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
           if (c.inflight.pack) otherPacks.add(c.inflight.pack);
         }
       } else {
-        const comp2 = comp as CompressResultView;
-        const stored = comp2.data.subarray(storedOffsets[c.newIndex], storedOffsets[c.newIndex] + comp2.storedLengths[c.newIndex]);
-        const codec = comp2.codecs[c.newIndex] as CodecId;
+        const codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
+        const stored = codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
         if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
         pack ??= await sink.openPack();
+        // The writer is done with `stored` when append resolves (the slot may then be reused).
         const offset = await pack.writer.append(c.fp, stored, c.rawLength, codec);
         loc = { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: c.rawLength, codec };
         if (c.claim) sink.placed(c.fp, c.claim, pack, loc);
@@ -224,16 +301,20 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
   const consumer = async (): Promise<void> => {
     let failure: unknown;
     for await (const s of queue) {
-      if (failure !== undefined) {
-        for (const c of s.claims) sink.release(c.fp, failure);
-        continue;
-      }
       try {
+        if (failure !== undefined) {
+          for (const c of s.claims) sink.release(c.fp, failure);
+          continue;
+        }
         await writeSlice(s);
       } catch (err) {
         // Keep draining so claims of later slices are released, not left hanging.
         failure = err;
         for (const c of s.claims) sink.release(c.fp, err);
+      } finally {
+        // A failed compression still owns the slot until it settles.
+        await s.compressed?.catch(() => {});
+        s.slot.release();
       }
     }
     if (failure !== undefined) throw failure;
@@ -247,6 +328,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: Reada
     producerError = err;
   } finally {
     queue.close();
+    // Also ends a Readable source early (destroys it) when the backup failed.
+    await reader.close().catch(() => {});
   }
   let consumerError: unknown;
   try {

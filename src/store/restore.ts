@@ -3,7 +3,8 @@
  * pool) → ordered output. Reads run ahead by a bounded number of bytes; the consumer of the
  * stream sets the pace (backpressure through the async generator).
  */
-import { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
 import { DecodeError, type CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
@@ -13,6 +14,7 @@ import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
 import { readStaged } from './staging.js';
 import { BufferChurn } from '../util/gc.js';
+import { SlotPool, type Slot } from '../util/slot-pool.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
 const MAX_READ_BYTES = 4 << 20;
@@ -64,14 +66,18 @@ export function validateRange(range: RestoreRange, size: number): { start: numbe
   return { start: Math.min(start, size), end: Math.min(end, size) };
 }
 
-async function readGroup(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, g: ReadGroup, key: Uint8Array | null): Promise<Uint8Array> {
+/**
+ * Reads one group's stored bytes and decodes + verifies them into `out` (exactly the
+ * group's raw size; shared memory, so the worker writes it in place).
+ */
+async function readGroup(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, g: ReadGroup, key: Uint8Array | null, out: Uint8Array): Promise<void> {
   const name = packObjectName(g.packId);
   let data: Buffer;
   try {
     data = await backend.get(name, { start: g.start, end: g.end });
   } catch (err) {
     if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
-      throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${g.entries[0].streamOffset})`, { cause: err });
+      throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${g.entries[0]!.streamOffset})`, { cause: err });
     }
     throw err;
   }
@@ -84,15 +90,8 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
     pieces[i * 4 + 3] = e.codec;
     fps.set(e.fingerprint, i * 32);
   });
-  // The worker needs a buffer it can own: a read that already has its own ArrayBuffer is
-  // transferred as it is, a view into a shared (pooled) one is copied.
-  let owned: Uint8Array = data;
-  if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) {
-    owned = new Uint8Array(data.length);
-    owned.set(data);
-  }
   try {
-    return await pool.decode(owned, pieces, fps, key);
+    await pool.decodeInto(data, pieces, fps, key, out);
   } catch (err) {
     if (err instanceof DecodeError) {
       const e = g.entries[err.index];
@@ -105,24 +104,36 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
   }
 }
 
-/** The bytes [start, end) of a committed snapshot, verified, in order. */
-async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncGenerator<Buffer> {
+/**
+ * The bytes [start, end) of a committed snapshot, verified, in order, as *leased* views:
+ * each view is valid until the generator is resumed, when the buffer behind it is reused for
+ * a later read (util/slot-pool.ts: no allocation per read, which at GB/s is what costs).
+ * Callers that keep bytes must copy them (restoreStream does).
+ */
+async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncGenerator<Uint8Array> {
   if (start >= end) return;
   if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
   const recipe = await RecipeReader.open(backend, manifest.recipe.name);
   if (recipe.logicalBytes !== manifest.logicalBytes) {
     throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
   }
+  // Decoded groups live in slots until the consumer has taken them: READ_AHEAD in flight,
+  // one leased to the consumer, one spare.
+  const slots = new SlotPool(READ_AHEAD + 2, MAX_READ_BYTES);
   // Chunks that compress very well and recur (zero runs in disk images, padding) are kept
   // decoded for a while: a later occurrence is served from memory instead of being read,
   // decoded and verified again, and does not break the coalescing of the reads around it.
   const repeats = new Map<string, Promise<Uint8Array>>();
   const isRepeatCandidate = (e: RecipeEntry) => e.storedLength * 8 <= e.rawLength;
-  type Segment = { streamOffset: number; data: Promise<Uint8Array> };
+  /** A run of output bytes: a decoded group (in a slot) or a remembered repeated chunk. */
+  type Segment = { streamOffset: number; data: Promise<Uint8Array>; slot?: Slot };
   const ahead: Segment[] = [];
   let done = false;
-  const startGroup = (g: ReadGroup): Segment => {
-    const data = readGroup(backend, pool, manifest, g, key);
+  const startGroup = async (g: ReadGroup): Promise<Segment> => {
+    // A group holds at most MAX_READ_BYTES raw, except a single larger chunk.
+    const slot = g.rawBytes <= MAX_READ_BYTES ? await slots.acquire() : undefined;
+    const out = slot ? slot.buffers[0]!.subarray(0, g.rawBytes) : new Uint8Array(new SharedArrayBuffer(g.rawBytes));
+    const data = readGroup(backend, pool, manifest, g, key, out).then(() => out);
     data.catch(() => {});
     let pos = 0;
     for (const e of g.entries) {
@@ -131,12 +142,13 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
       if (!isRepeatCandidate(e)) continue;
       const k = e.fingerprint.toString('latin1');
       if (repeats.has(k)) continue;
-      const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength));
+      // Copied out of the slot as soon as it is decoded, before the slot can be reused.
+      const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength) as Uint8Array);
       copy.catch(() => {});
       repeats.set(k, copy);
       if (repeats.size > REPEAT_CACHE) repeats.delete(repeats.keys().next().value as string);
     }
-    return { streamOffset: g.entries[0].streamOffset, data };
+    return { streamOffset: g.entries[0]!.streamOffset, data, slot };
   };
   const segments = (async function* (): AsyncGenerator<Segment | ReadGroup> {
     for await (const block of recipe.entries(start)) {
@@ -165,21 +177,130 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
         done = true;
         break;
       }
-      ahead.push('entries' in next.value ? startGroup(next.value) : next.value);
+      ahead.push('entries' in next.value ? await startGroup(next.value) : next.value);
     }
   };
   await fill();
+  // The stored bytes of each read are allocated by the backend and die after decoding.
   const churn = new BufferChurn();
-  while (ahead.length > 0) {
-    const segment = ahead.shift() as Segment;
-    const bytes = await segment.data;
-    churn.add(bytes.length);
-    await fill();
-    const gStart = segment.streamOffset;
-    const from = Math.max(start - gStart, 0);
-    const to = Math.min(end - gStart, bytes.length);
-    if (to > from) yield Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from);
+  let leased: Slot | undefined;
+  try {
+    while (ahead.length > 0) {
+      const segment = ahead.shift() as Segment;
+      const bytes = await segment.data;
+      if (segment.slot) churn.add(bytes.length);
+      await fill();
+      const gStart = segment.streamOffset;
+      const from = Math.max(start - gStart, 0);
+      const to = Math.min(end - gStart, bytes.length);
+      leased = segment.slot;
+      if (to > from) yield bytes.subarray(from, to);
+      leased?.release();
+      leased = undefined;
+    }
+  } finally {
+    // Slots of reads still in flight are dropped with the pool, not reused.
+    leased?.release();
   }
+}
+
+/** A byte stream whose chunks the consumer owns: each leased view is copied out. */
+async function* owned(views: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  const churn = new BufferChurn();
+  for await (const v of views) {
+    churn.add(v.length);
+    const b = Buffer.allocUnsafeSlow(v.length);
+    b.set(v);
+    yield b;
+  }
+}
+
+/** The leased views of a snapshot's bytes [start, end): from the packs, or from staging. */
+function restoreViews(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncIterable<Uint8Array> {
+  return manifest.staging ? readStaged(backend, hasher, manifest.id, manifest.staging, start, end) : restoreLeased(backend, pool, manifest, start, end, key);
+}
+
+/** Where restoreTo writes: resolves once `view` is written and may be reused. */
+export interface RestoreSink {
+  write(view: Uint8Array): Promise<void>;
+}
+
+/** A sink over a Writable: each write waits for its callback (the bytes are then out of our hands). */
+export function writableSink(w: Writable): RestoreSink {
+  return {
+    write: (view) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        w.once('error', onError);
+        w.write(view, (err) => {
+          w.off('error', onError);
+          if (err) reject(err);
+          else resolve();
+        });
+      }),
+  };
+}
+
+/**
+ * A sink over an open file, writing sequentially from `position`. With `sparse`, runs of
+ * zero bytes at least `minHole` long inside a view are skipped instead of written, leaving
+ * holes (call finish() to set the final size, so that a hole at the end exists too).
+ */
+export function fileSink(handle: FileHandle, options: { position?: number; sparse?: boolean } = {}): RestoreSink & { finish(): Promise<void>; readonly position: number } {
+  let position = options.position ?? 0;
+  let skippedToEnd = false;
+  const writeAll = async (view: Uint8Array) => {
+    let at = 0;
+    while (at < view.length) {
+      const { bytesWritten } = await handle.write(view, at, view.length - at, position);
+      at += bytesWritten;
+      position += bytesWritten;
+    }
+  };
+  return {
+    get position() {
+      return position;
+    },
+    async write(view: Uint8Array): Promise<void> {
+      if (options.sparse && view.length >= SPARSE_MIN && isZero(view)) {
+        position += view.length;
+        skippedToEnd = true;
+        return;
+      }
+      skippedToEnd = false;
+      await writeAll(view);
+    },
+    async finish(): Promise<void> {
+      if (skippedToEnd) await handle.truncate(position);
+    },
+  };
+}
+
+/** Zero runs shorter than this are written: a hole saves nothing below a file-system block. */
+const SPARSE_MIN = 4096;
+const ZEROES = new Uint8Array(1 << 20);
+
+function isZero(view: Uint8Array): boolean {
+  for (let at = 0; at < view.length; at += ZEROES.length) {
+    const n = Math.min(ZEROES.length, view.length - at);
+    if (Buffer.compare(view.subarray(at, at + n), ZEROES.subarray(0, n)) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes the snapshot's bytes [start, end) to `sink`, verified, in order, without a copy per
+ * read: the fast path behind `restore --output` and the daemon's downloads. Resolves to
+ * the number of bytes written once the last write has completed.
+ */
+export async function restoreInto(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, range: RestoreRange, sink: RestoreSink, key: Uint8Array | null = null): Promise<number> {
+  const { start, end } = validateRange(range, manifest.logicalBytes);
+  let n = 0;
+  for await (const view of restoreViews(backend, pool, hasher, manifest, start, end, key)) {
+    await sink.write(view);
+    n += view.length;
+  }
+  return n;
 }
 
 /**
@@ -188,6 +309,7 @@ async function* restoreBytes(backend: Backend, pool: CompressionPool, manifest: 
  */
 export function restoreStream(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
   const { start, end } = validateRange(range, manifest.logicalBytes);
-  const bytes = manifest.staging ? readStaged(backend, hasher, manifest.id, manifest.staging, start, end) : restoreBytes(backend, pool, manifest, start, end, key);
-  return Readable.from(bytes, { objectMode: false, highWaterMark: 1 << 20 });
+  const views = restoreViews(backend, pool, hasher, manifest, start, end, key);
+  // Staged bytes are already owned; leased views from the packs are copied out.
+  return Readable.from(manifest.staging ? views : owned(views), { objectMode: false, highWaterMark: 1 << 20 });
 }

@@ -9,7 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
-import { sliceStream } from '../chunking/batcher.js';
+import { sliceStream, toPieces, type ByteSource } from '../chunking/batcher.js';
 import type { Hasher } from '../chunking/types.js';
 import { ChunkyardError } from '../errors.js';
 import { stagingName } from '../snapshot/manifest.js';
@@ -36,7 +36,7 @@ export async function stageStream(
   backend: Backend,
   hasher: Hasher,
   id: string,
-  source: Readable | AsyncIterable<Uint8Array>,
+  source: ByteSource,
   options: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
 ): Promise<StagedStream> {
   const out = await backend.openWriter(stagingName(id), { exclusive: true });
@@ -52,7 +52,7 @@ export async function stageStream(
     for (let i = 0; i < blocks; i++) sums.push(digests.subarray(i * 32, i * 32 + SUM_BYTES));
   };
   try {
-    for await (const slice of sliceStream(source, 4 * STAGING_BLOCK)) {
+    for await (const slice of sliceStream(toPieces(source, 4 * STAGING_BLOCK), 4 * STAGING_BLOCK)) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'backup cancelled', { cause: options.signal.reason });
       const writing = out.write(slice);
       let pos = 0;

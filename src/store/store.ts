@@ -10,7 +10,9 @@
  * with `readOnly: true` takes no lock and can restore, list and report while a writer runs.
  */
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+import type { ByteSource } from '../chunking/batcher.js';
 import type { Backend } from '../backend/types.js';
 import { openFsBackend } from '../backend/fs.js';
 import { createChunker, getHasher, resolveChunkerParams } from '../chunking/index.js';
@@ -30,7 +32,7 @@ import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type T
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { restoreStream, type RestoreRange } from './restore.js';
+import { fileSink, restoreInto, restoreStream, writableSink, type RestoreRange } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
 import { check as checkStore, type CheckOptions, type CheckReport } from '../maintenance/check.js';
@@ -217,7 +219,7 @@ export class Store {
    * Backs up one stream; resolves with the committed snapshot once it is durable. The policy
    * is the override given here, else the target's (setPolicy), else the store's default.
    */
-  async backup(source: Readable | AsyncIterable<Uint8Array>, options: BackupCallOptions): Promise<BackupResult> {
+  async backup(source: ByteSource, options: BackupCallOptions): Promise<BackupResult> {
     this.check();
     const target = validateTargetName(options.target);
     const override = options.policy === undefined ? undefined : validatePolicy(options.policy);
@@ -401,6 +403,26 @@ export class Store {
     return restoreStream(this.backend, this.getPool(), getHasher(this.options.engine ?? 'auto'), manifest, range);
   }
 
+  /**
+   * Writes a snapshot (or [start, end) of it) to `destination`, verified, in order: the fast
+   * path for restores to a file or a socket (no buffer is allocated per read). A Writable
+   * gets one write at a time, each awaited; a FileHandle is written from `position` (default
+   * 0), and with `sparse` the all-zero runs the snapshot is made of are left as holes.
+   * Resolves to the number of bytes written. On an error, what was written stays written:
+   * write to a temporary name and rename it, as `chunkyard restore --output` does.
+   */
+  async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
+    const manifest = await this.resolveSnapshot(idOrTarget);
+    const hasher = getHasher(this.options.engine ?? 'auto');
+    if (isFileHandle(destination)) {
+      const sink = fileSink(destination, { position: options.position, sparse: options.sparse });
+      const n = await restoreInto(this.backend, this.getPool(), hasher, manifest, options, sink);
+      await sink.finish();
+      return n;
+    }
+    return restoreInto(this.backend, this.getPool(), hasher, manifest, options, writableSink(destination));
+  }
+
   async snapshots(filter: { target?: string } = {}): Promise<SnapshotInfo[]> {
     this.check();
     const out: SnapshotInfo[] = [];
@@ -579,4 +601,10 @@ export class Store {
     await this.lock?.release();
     await this.backend.close();
   }
+}
+
+/** A FileHandle (fs/promises) rather than a stream: it has a descriptor and positional writes. */
+function isFileHandle(d: unknown): d is FileHandle {
+  const h = d as FileHandle;
+  return typeof h?.fd === 'number' && typeof h.truncate === 'function' && typeof h.sync === 'function';
 }

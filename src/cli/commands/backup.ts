@@ -1,10 +1,10 @@
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { defineCommand } from '../command.js';
 import { oneOf } from '../args.js';
 import { ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
-import { SLICE_BYTES } from '../../store/backup.js';
+import { openFileReader, type ByteReader } from '../../chunking/batcher.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
@@ -25,7 +25,7 @@ export default defineCommand({
     const [storePath, file] = requirePositionals(positionals, ['<store>', '<file|->'], `chunkyard backup ${usage}`);
     if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard backup ${usage})`);
     const policy = oneOf(flags.policy, POLICIES, '--policy');
-    let source;
+    let source: Readable | ByteReader | undefined;
     let total: number | undefined;
     if (file === '-') source = io.stdin;
     else {
@@ -38,8 +38,6 @@ export default defineCommand({
       }
       if (st.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `${file} is a directory; back up a file or a stream (e.g. tar -c DIR | chunkyard backup STORE - --target T)`);
       total = st.size;
-      // Reads of the chunker's slice size pass through the batcher without a copy.
-      source = createReadStream(file!, { highWaterMark: SLICE_BYTES });
     }
     // A deferred backup only lands in staging: it needs neither the writer lock nor the
     // index, so it runs even while another process (say `chunkyard process`) holds them.
@@ -54,6 +52,10 @@ export default defineCommand({
     const bar = progressLine(io.stderr);
     const t0 = Date.now();
     try {
+      // A file is read straight into the pipeline's reused buffers (no allocation per read).
+      source ??= await openFileReader(file!).catch((err: NodeJS.ErrnoException) => {
+        throw new ChunkyardError('BAD_ARGUMENT', `cannot read ${file}: ${err.code ?? err.message}`);
+      });
       const r = await store.backup(source, {
         target: flags.target,
         policy,
@@ -74,6 +76,7 @@ export default defineCommand({
       );
     } finally {
       bar.done();
+      if (source && source !== io.stdin) await (source as ByteReader).close().catch(() => {});
       await store.close();
     }
   },

@@ -1,12 +1,11 @@
-import { createWriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { open, rename, unlink } from 'node:fs/promises';
+import { ChunkyardError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { parseSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { requirePositionals } from '../store-args.js';
 
-const usage = '<store> <snapshot-id|target> [--output FILE] [--start N] [--end N]';
+const usage = '<store> <snapshot-id|target> [--output FILE [--sparse]] [--start N] [--end N]';
 
 export default defineCommand({
   name: 'restore',
@@ -17,6 +16,7 @@ export default defineCommand({
     output: { type: 'string', short: 'o', value: 'FILE', description: 'write here instead of standard output' },
     start: { type: 'string', value: 'N', description: 'first byte to restore (default 0)' },
     end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end)' },
+    sparse: { type: 'boolean', description: 'with --output: leave the runs of zero chunks (unused space of disk images) as holes' },
   },
   async run({ flags, positionals }, io) {
     const [storePath, which] = requirePositionals(positionals, ['<store>', '<snapshot-id|target>'], `chunkyard restore ${usage}`);
@@ -24,18 +24,23 @@ export default defineCommand({
     const end = flags.end === undefined ? undefined : parseSize(flags.end, '--end');
     const store = await Store.open(storePath!, { readOnly: true });
     try {
-      const stream = await store.restore(which!, { start, end });
       if (flags.output === undefined) {
-        await pipeline(stream, io.stdout, { end: false });
+        if (flags.sparse) throw new ChunkyardError('BAD_ARGUMENT', '--sparse needs --output FILE (standard output cannot have holes)');
+        await store.restoreTo(which!, io.stdout, { start, end });
         return;
       }
+      // Resolve first, so an unknown snapshot creates no file at all.
+      await store.resolveSnapshot(which!);
       // Write beside the destination and rename at the end: a failed restore (a corrupt
       // chunk) leaves no partial file under the requested name.
       const tmp = `${flags.output}.chunkyard-partial`;
+      const handle = await open(tmp, 'w');
       try {
-        await pipeline(stream, createWriteStream(tmp));
+        await store.restoreTo(which!, handle, { start, end, sparse: flags.sparse === true });
+        await handle.close();
         await rename(tmp, flags.output);
       } catch (err) {
+        await handle.close().catch(() => {});
         await unlink(tmp).catch(() => {});
         throw err;
       }
