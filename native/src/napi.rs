@@ -922,9 +922,33 @@ unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info)
     })
 }
 
+/// Fixes glibc's mmap threshold at its default (128 KiB) for the whole process.
+///
+/// Why: glibc raises the threshold to the size of any mmapped block that is freed (up to
+/// 32 MiB), so after the first few MiB-sized buffers die, later ones come from the heap
+/// arenas, whose freed memory is rarely given back: a restore's RSS then climbs to twice
+/// what is live (measured: 222 MiB peak against 176 MiB with the threshold fixed, and a
+/// little less CPU). Setting the threshold explicitly turns the adjustment off, so large
+/// buffers are mapped and unmapped and RSS follows what is in use. Not glibc: nothing to do.
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            extern "C" {
+                fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+            }
+            const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+            // SAFETY: mallopt only changes allocator tuning; it is thread-safe in glibc.
+            unsafe { mallopt(M_MMAP_THRESHOLD, 128 * 1024) };
+        });
+    }
+}
+
 /// Called by Node once per env (main thread and every worker) that loads the addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    fix_mmap_threshold();
     let fns: [(&str, napi_callback); 13] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),

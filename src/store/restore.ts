@@ -17,12 +17,12 @@ import { BufferChurn } from '../util/gc.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
-const MAX_READ_BYTES = 4 << 20;
+const MAX_READ_BYTES = 2 << 20;
 const MAX_GAP = 64 << 10;
 /** Reads in flight ahead of the consumer. */
 const READ_AHEAD = 4;
-/** Decoded recurring chunks kept (each at most maxSize bytes). */
-const REPEAT_CACHE = 64;
+/** Decoded recurring chunks kept, at most this many bytes in all (whatever the chunk size). */
+const REPEAT_CACHE_BYTES = 4 << 20;
 
 export interface RestoreRange {
   /** First byte, inclusive (default 0). */
@@ -123,7 +123,8 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
   // Chunks that compress very well and recur (zero runs in disk images, padding) are kept
   // decoded for a while: a later occurrence is served from memory instead of being read,
   // decoded and verified again, and does not break the coalescing of the reads around it.
-  const repeats = new Map<string, Promise<Uint8Array>>();
+  const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
+  let repeatBytes = 0;
   const isRepeatCandidate = (e: RecipeEntry) => e.storedLength * 8 <= e.rawLength;
   /** A run of output bytes: a decoded group (in a slot) or a remembered repeated chunk. */
   type Segment = { streamOffset: number; data: Promise<Uint8Array>; slot?: Slot };
@@ -143,10 +144,17 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
       const k = e.fingerprint.toString('latin1');
       if (repeats.has(k)) continue;
       // Copied out of the slot as soon as it is decoded, before the slot can be reused.
+      if (e.rawLength > REPEAT_CACHE_BYTES / 4) continue;
       const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength) as Uint8Array);
       copy.catch(() => {});
-      repeats.set(k, copy);
-      if (repeats.size > REPEAT_CACHE) repeats.delete(repeats.keys().next().value as string);
+      repeats.set(k, { bytes: e.rawLength, data: copy });
+      repeatBytes += e.rawLength;
+      // Oldest first out (a Map iterates in insertion order).
+      for (const [old, v] of repeats) {
+        if (repeatBytes <= REPEAT_CACHE_BYTES) break;
+        repeats.delete(old);
+        repeatBytes -= v.bytes;
+      }
     }
     return { streamOffset: g.entries[0]!.streamOffset, data, slot };
   };
@@ -157,7 +165,7 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
       const wanted = block.filter((e) => e.streamOffset < end);
       let run: RecipeEntry[] = [];
       for (const e of wanted) {
-        const hit = isRepeatCandidate(e) ? repeats.get(e.fingerprint.toString('latin1')) : undefined;
+        const hit = isRepeatCandidate(e) ? repeats.get(e.fingerprint.toString('latin1'))?.data : undefined;
         if (!hit) {
           run.push(e);
           continue;
