@@ -8,7 +8,7 @@
  * bit lies in bits 32..62 (see chunkerMasksHi), so the cut test reads only the high word, but
  * the low word is still carried exactly: a carry out of it changes the high word.
  */
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import { createBLAKE3, type IHasher } from '../util/hash-wasm-blake3.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { GEAR_HI, GEAR_LO } from './gear-table.js';
 import { chunkerMasksHi, resolveChunkerParams, type ResolvedChunkerParams } from './params.js';

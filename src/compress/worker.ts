@@ -8,12 +8,18 @@
 // remains the LZ4 codec when the addon is not available (the wasm engine's environment); its
 // *Sync functions leak their output buffers (2.9.0 and 2.10.0: RSS grows by the bytes
 // processed, gc or not), so only its promise-returning ones are used, on the libuv pool.
-import { compress as lz4Compress, uncompress as lz4Uncompress } from 'lz4-napi';
-import { Piscina } from 'piscina';
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+//
+// A worker starts in the time its imports take, and a short backup waits for it: only
+// small modules are imported up front; lz4-napi, hash-wasm and piscina (the fallbacks, and
+// Piscina.move for the transferring tasks) load on first use.
+import type { IHasher } from 'hash-wasm';
 import type { CompressIntoResult, CompressIntoTask, CompressTask, DecodeFailure, DecodeIntoTask, DecodeTask, WorkerTask } from './messages.js';
-import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/format.js';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
+
+const lz4 = () => import('lz4-napi');
+const createBLAKE3 = async (bits?: number, key?: Uint8Array) => (await import('../util/hash-wasm-blake3.js')).createBLAKE3(bits, key);
+const move = async (result: Uint8Array) => (await import('piscina')).Piscina.move(result as Uint8Array<ArrayBuffer>);
 
 type NativeAddon = import('../chunking/native.js').NativeAddon;
 let native: NativeAddon | null | undefined;
@@ -86,6 +92,7 @@ async function compress(task: CompressTask): Promise<Uint8Array> {
     return out;
   }
   if (task.compression === 'lz4') {
+    const { compress: lz4Compress } = await lz4();
     const compressed = await Promise.all(raws.map((raw) => lz4Compress(raw)));
     // A chunk that does not shrink is stored raw: decoding it would cost time for nothing.
     pieces = compressed.map((c, i) => (c.length < raws[i].length ? c : raws[i]));
@@ -127,7 +134,7 @@ async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult>
   const storedLengths = new Uint32Array(n);
   const codecs = new Uint8Array(n);
   const compressed = await Promise.all(
-    Array.from({ length: n }, (_, i) => lz4Compress(Buffer.from(task.data.buffer, task.data.byteOffset + task.pieces[2 * i], task.pieces[2 * i + 1]))),
+    Array.from({ length: n }, async (_, i) => (await lz4()).compress(Buffer.from(task.data.buffer, task.data.byteOffset + task.pieces[2 * i], task.pieces[2 * i + 1]))),
   );
   let o = 0;
   for (let i = 0; i < n; i++) {
@@ -189,6 +196,7 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
   }
   const out = new Uint8Array(total);
   // Start every lz4 decode at once (they run on the libuv pool), then check and place each.
+  const { uncompress: lz4Uncompress } = await lz4();
   const decoded: (Promise<Buffer> | undefined)[] = [];
   for (let i = 0; i < n; i++) {
     const off = task.pieces[i * 4];
@@ -266,5 +274,5 @@ export default async function run(task: WorkerTask): Promise<unknown> {
       throw err;
     }
   }
-  return Piscina.move(result as Uint8Array<ArrayBuffer>);
+  return move(result);
 }

@@ -20,12 +20,9 @@ export const PACK_HEADER_SIZE = 32;
 export const PACK_ENTRY_SIZE = 48;
 export const PACK_FOOTER_SIZE = 40;
 
-/** Codec ids as recorded per chunk. ON DISK: DO NOT CHANGE. */
-export const CODEC_NONE = 0;
-export const CODEC_LZ4 = 1;
-export const CODEC_ZSTD = 2;
-export type CodecId = typeof CODEC_NONE | typeof CODEC_LZ4 | typeof CODEC_ZSTD;
-export const CODEC_NAMES: Record<number, string> = { 0: 'none', 1: 'lz4', 2: 'zstd' };
+/** Codec ids as recorded per chunk (src/pack/codecs.ts). */
+export { CODEC_NONE, CODEC_LZ4, CODEC_ZSTD, CODEC_NAMES, type CodecId } from './codecs.js';
+import { CODEC_NAMES, type CodecId } from './codecs.js';
 
 export interface PackEntry {
   fingerprint: Buffer; // 32 bytes

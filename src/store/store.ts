@@ -35,10 +35,12 @@ import { acquireWriterLock, type WriterLock } from './lock.js';
 import { fileSink, restoreInto, restoreStream, writableSink, type RestoreRange } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
-import { check as checkStore, type CheckOptions, type CheckReport } from '../maintenance/check.js';
-import { forget as forgetSnapshots, type ForgetOptions, type ForgetReport } from '../maintenance/forget.js';
-import { prune as pruneStore, type PruneOptions, type PruneReport } from '../maintenance/prune.js';
-import { repair as repairStore, type RepairOptions, type RepairReport } from '../maintenance/repair.js';
+// The maintenance commands load their modules when called: a backup or a restore, whose
+// process start-up counts on small streams, does not pay for them.
+import type { CheckOptions, CheckReport } from '../maintenance/check.js';
+import type { ForgetOptions, ForgetReport } from '../maintenance/forget.js';
+import type { PruneOptions, PruneReport } from '../maintenance/prune.js';
+import type { RepairOptions, RepairReport } from '../maintenance/repair.js';
 import type { Problem } from '../maintenance/problems.js';
 
 export type { CheckOptions, CheckReport, ForgetOptions, ForgetReport, PruneOptions, PruneReport, RepairOptions, RepairReport, Problem };
@@ -187,14 +189,20 @@ export class Store {
     const backend = await openFsBackend(root);
     let lock: WriterLock | undefined;
     let index: FingerprintIndex | undefined;
+    let pool: CompressionPool | undefined;
     try {
       const config = await readConfig(backend);
       if (!options.readOnly && !options.stageOnly) {
         lock = await acquireWriterLock(root, { command: options.purpose ?? 'chunkyard' });
+        // A writer compresses: its worker boots while the index opens.
+        pool = new CompressionPool({ threads: options.threads });
         index = await FingerprintIndex.open(join(root, 'index'), backend);
       }
-      return new Store(root, backend, config, options, lock, index);
+      const store = new Store(root, backend, config, options, lock, index);
+      store.pool = pool;
+      return store;
     } catch (err) {
+      await pool?.close().catch(() => {});
       await index?.close().catch(() => {});
       await lock?.release().catch(() => {});
       await backend.close();
@@ -412,6 +420,7 @@ export class Store {
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
    */
   async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
+    this.getPool(); // its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
     const hasher = getHasher(this.options.engine ?? 'auto');
     if (isFileHandle(destination)) {
@@ -511,7 +520,7 @@ export class Store {
     this.check();
     this.writerIndex('forget');
     if (options.target !== undefined) validateTargetName(options.target);
-    return this.gate.run(true, async () => forgetSnapshots(this.backend, await this.snapshots(), options));
+    return this.gate.run(true, async () => (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options));
   }
 
   /**
@@ -522,7 +531,7 @@ export class Store {
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
     const index = this.writerIndex('prune');
-    return this.gate.run(true, () => pruneStore({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options));
+    return this.gate.run(true, async () => (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options));
   }
 
   /**
@@ -555,7 +564,7 @@ export class Store {
       }
       // Only reading data needs the worker pool: do not start threads for nothing.
       if (options.readData) pool = new CompressionPool({ threads: options.threads });
-      return await checkStore({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), index, initial: { errors, warnings: [] } }, options);
+      return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), index, initial: { errors, warnings: [] } }, options);
     } finally {
       await pool?.close().catch(() => {});
       await index?.close().catch(() => {});
@@ -584,7 +593,7 @@ export class Store {
       await rm(join(root, 'index'), { recursive: true, force: true });
       index = await FingerprintIndex.open(join(root, 'index'), backend, { indexMissingPacks: false });
       pool = new CompressionPool({ threads: options.threads });
-      return await repairStore({ backend, pool, index, packSize: config.packSize }, options);
+      return await (await import('../maintenance/repair.js')).repair({ backend, pool, index, packSize: config.packSize }, options);
     } finally {
       await pool?.close().catch(() => {});
       await index?.close().catch(() => {});

@@ -4,7 +4,7 @@
  * the addon is missing). Its WASM module is compiled once by `initBlake3()`, which every
  * entry point awaits before reading or writing metadata; after that, calls are synchronous.
  */
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import { createBLAKE3, type IHasher } from './hash-wasm-blake3.js';
 
 let shared: IHasher | undefined;
 

@@ -69,6 +69,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
   let seed = 1;
   let rewritten = 0;
   let deleted = 0;
+  let planned = 0; // packs the dry runs said each prune would delete or rewrite
   let warnings = 0;
   let pruneTurn = 0;
 
@@ -114,6 +115,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           const f = await store.forget({ policy: { last: 2 } });
           for (const s of f.removed) committed.delete(s.id);
           const plan = await store.prune({ dryRun: true, rewriteBelow: REWRITE_BELOW });
+          planned += plan.packs.deleted + plan.packs.rewritten;
           // Steps per phase: copy (commit + index per new pack), recipes (commit, manifest,
           // delete per recipe; leftovers), packs (index, delete per pack), staging. A phase is
           // drawn first, then a step in it, so that short phases are hit as often as long ones.
@@ -190,11 +192,12 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
     const final = await Store.check(dir, { readData: true });
     assert.equal(final.errors.length, 0, errorsOf(final));
     await verify('final');
-    t.diagnostic(`${kills} kills in ${rounds} rounds (${[...killsByOp].map(([o, n]) => `${o} ${n}`).join(', ')}); ${committed.size} snapshots alive at the end; prunes that completed deleted ${deleted} and rewrote ${rewritten} packs; ${warnings} warnings seen (leftovers)`);
+    t.diagnostic(`${kills} kills in ${rounds} rounds (${[...killsByOp].map(([o, n]) => `${o} ${n}`).join(', ')}); ${committed.size} snapshots alive at the end; prunes were given ${planned} packs to delete or rewrite, the ones that completed deleted ${deleted} and rewrote ${rewritten}; ${warnings} warnings seen (leftovers)`);
     assert.ok(kills >= KILLS);
     for (const op of ['backup:immediate', 'backup:deferred', 'process']) assert.ok((killsByOp.get(op) ?? 0) > 0, `${op} was killed at least once`);
     for (const phase of ['copy', 'recipes', 'delete']) assert.ok((killsByOp.get(`prune/${phase}`) ?? 0) > 0, `prune was killed in its ${phase} phase at least once`);
-    assert.ok(deleted + rewritten > 0, 'prune had work to do');
+    // Most prunes are killed on purpose, so the work they were given is what counts here.
+    assert.ok(planned > 0, 'the prunes had packs to delete or rewrite');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

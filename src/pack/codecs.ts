@@ -1,0 +1,9 @@
+/**
+ * Codec ids of stored chunks (docs/format.md, "Codecs"). ON DISK: DO NOT CHANGE.
+ * Their own module, with no imports, so that the compression workers load them for free.
+ */
+export const CODEC_NONE = 0;
+export const CODEC_LZ4 = 1;
+export const CODEC_ZSTD = 2;
+export type CodecId = typeof CODEC_NONE | typeof CODEC_LZ4 | typeof CODEC_ZSTD;
+export const CODEC_NAMES: Record<number, string> = { 0: 'none', 1: 'lz4', 2: 'zstd' };
