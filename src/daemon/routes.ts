@@ -13,13 +13,17 @@ import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/man
 import type { Store, SnapshotManifest } from '../store/store.js';
 import type { Grant, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
+import type { SnapshotCatalog } from './catalog.js';
 import type { Metrics } from './metrics.js';
+import { requestBody } from './request-body.js';
 
 /** What a handler may use and report; one per request. */
 export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly store: Store;
+  /** The snapshot list (cached; handlers that change manifests invalidate it). */
+  readonly catalog: SnapshotCatalog;
   readonly tokens: TokenTable;
   readonly metrics: Metrics;
   readonly daemon: DaemonControl;
@@ -141,44 +145,6 @@ async function metrics(ctx: RequestContext): Promise<void> {
   ctx.res.end(body);
 }
 
-/**
- * The request body as the backup's source. It reads with the stream's own backpressure (the
- * socket is read only as fast as the backup consumes), and fails with the signal's reason
- * as soon as it fires, also while it waits for bytes that may never come (a stalled client
- * must not hold a shutdown up). `detach` leaves the request free to be drained.
- */
-function requestBody(req: IncomingMessage, signal: AbortSignal): { source: AsyncIterable<Uint8Array>; detach(): void } {
-  let wake: (() => void) | undefined;
-  const poke = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const events = ['readable', 'end', 'error', 'close'] as const;
-  for (const e of events) req.on(e, poke);
-  signal.addEventListener('abort', poke);
-  const detach = () => {
-    for (const e of events) req.off(e, poke);
-    signal.removeEventListener('abort', poke);
-    poke();
-  };
-  async function* source(): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      if (signal.aborted) throw signal.reason;
-      const b = req.read() as Buffer | null;
-      if (b !== null) {
-        yield b;
-        continue;
-      }
-      if (req.readableEnded) return;
-      if (req.errored) throw req.errored;
-      if (req.destroyed) throw new ChunkyardError('ABORTED', 'the connection closed before the end of the upload');
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  }
-  return { source: source(), detach };
-}
-
 /** PUT: the request body, as it arrives, is the backup's source. */
 async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
@@ -227,6 +193,7 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
       onProgress: (p) => count(p.bytes),
     });
     count(r.logicalBytes);
+    ctx.catalog.invalidate();
     metrics.uploadsCommitted++;
     ctx.log.snapshot = r.id;
     const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
@@ -251,14 +218,14 @@ async function list(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
   authorize(grant, name, false, true);
-  sendJson(ctx.res, 200, await ctx.store.snapshots({ target: name }));
+  sendJson(ctx.res, 200, await ctx.catalog.list(name));
 }
 
 async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
   authorize(grant, name, false, true);
-  const snaps = await ctx.store.snapshots({ target: name });
+  const snaps = await ctx.catalog.list(name);
   if (snaps.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `target ${JSON.stringify(name)} has no snapshot`);
   await sendBytes(ctx, await ctx.store.resolveSnapshot(snaps[snaps.length - 1]!.id));
 }
@@ -272,7 +239,7 @@ async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: b
   if (!/^[0-9a-f]{4,16}$/.test(id)) throw new HttpError(400, 'BAD_ARGUMENT', 'a snapshot id is 4 to 16 lowercase hex digits');
   let full = id;
   if (id.length < 16) {
-    const matches = (await ctx.store.snapshots()).filter((s) => s.id.startsWith(id) && grant.canRead(s.target));
+    const matches = (await ctx.catalog.list()).filter((s) => s.id.startsWith(id) && grant.canRead(s.target));
     if (matches.length > 1) throw new HttpError(400, 'BAD_ARGUMENT', `snapshot id prefix ${id} is ambiguous (${matches.length} snapshots)`);
     if (matches.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
     full = matches[0]!.id;
@@ -296,7 +263,12 @@ async function remove(ctx: RequestContext, [id]: string[]): Promise<void> {
   const m = await resolveId(ctx, grant, id!, true);
   ctx.log.snapshot = m.id;
   ctx.daemon.preemptProcess();
-  const report = await ctx.store.forget({ ids: [m.id] });
+  let report;
+  try {
+    report = await ctx.store.forget({ ids: [m.id] });
+  } finally {
+    ctx.catalog.invalidate();
+  }
   sendJson(ctx.res, 200, { removed: report.removed.map(({ id, target, time }) => ({ id, target, time })) });
 }
 

@@ -11,6 +11,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { TokenTable } from './auth.js';
+import { SnapshotCatalog } from './catalog.js';
 import { HttpError, sendError, toHttpError } from './http-util.js';
 import { Metrics } from './metrics.js';
 import { allowedMethods, handlerFor, matchRoute, type DaemonControl, type RequestContext } from './routes.js';
@@ -55,6 +56,7 @@ interface Exchange {
 export class Daemon implements DaemonControl {
   readonly server: Server;
   readonly metrics: Metrics;
+  readonly catalog: SnapshotCatalog;
   private tokens: TokenTable;
   private readonly uploads = new Set<AbortController>();
   private readonly uploadsIdle: (() => void)[] = [];
@@ -76,6 +78,7 @@ export class Daemon implements DaemonControl {
     this.maxDownloads = options.maxDownloads ?? 16;
     this.processYieldUploads = Math.max(1, options.processYieldUploads ?? availableParallelism());
     this.metrics = new Metrics(() => this.options.store.stats());
+    this.catalog = new SnapshotCatalog(options.store);
     const headersTimeout = (options.headersTimeout ?? 30) * 1000;
     this.server = createServer(
       {
@@ -163,8 +166,11 @@ export class Daemon implements DaemonControl {
     try {
       const r = await this.options.store.process({ signal: abort.signal });
       this.metrics.processRuns++;
+      if (r.processed.length > 0) this.catalog.invalidate();
       if (r.processed.length > 0) this.event({ event: 'process', snapshots: r.processed.length, bytes: r.logicalBytes, ms: Date.now() - t0 });
     } catch (err) {
+      // A pass that stopped half-way may have switched some snapshots already.
+      this.catalog.invalidate();
       if (err instanceof ChunkyardError && err.code === 'ABORTED') this.metrics.processAborted++;
       else this.event({ event: 'process-failed', code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
     } finally {
@@ -189,6 +195,7 @@ export class Daemon implements DaemonControl {
       req,
       res,
       store: this.options.store,
+      catalog: this.catalog,
       tokens: this.tokens,
       metrics: this.metrics,
       daemon: this,

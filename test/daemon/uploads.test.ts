@@ -271,3 +271,30 @@ describe('DELETE and limits while uploads run', () => {
     }
   });
 });
+
+describe('the snapshot list', () => {
+  test('own uploads and DELETEs show at once; a deferred backup by another process within the cache TTL', { timeout: 60_000 }, async () => {
+    const d = await startDaemon();
+    try {
+      const list = async () => ((await call(d.url, 'GET', '/v1/targets/c/snapshots', { headers: auth(T.reader) })).json as { id: string }[]).map((s) => s.id);
+      assert.deepEqual(await list(), []);
+      const a = await pushStream(d.url, streamOf(prng(1, 100_000)), { target: 'c', token: T.writer });
+      assert.deepEqual(await list(), [a.id]);
+      const latest = await collect(await fetchSnapshot(d.url, 'c', { token: T.reader }));
+      assert.ok(latest.equals(prng(1, 100_000)));
+      // `chunkyard backup --policy deferred` takes no lock: it can land while the daemon runs.
+      const other = await Store.open(d.storePath, { stageOnly: true });
+      let b: string;
+      try {
+        b = (await other.backup(streamOf(prng(2, 100_000)), { target: 'c', policy: 'deferred' })).id;
+      } finally {
+        await other.close();
+      }
+      await eventually(async () => ((await list()).includes(b) ? true : undefined), 100);
+      assert.equal((await call(d.url, 'DELETE', `/v1/snapshots/${a.id}`, { headers: auth(T.writer) })).status, 200);
+      assert.deepEqual(await list(), [b]);
+    } finally {
+      await d.stop();
+    }
+  });
+});
