@@ -157,7 +157,7 @@ async function startDaemon(store, tokens) {
   const exited = new Promise((res) => proc.once('exit', (code, signal) => res({ code, signal })));
   const port = await new Promise((res, rej) => {
     const t = setInterval(() => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+      const m = /"event":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(err);
       if (m) {
         clearInterval(t);
         res(Number(m[1]));

@@ -121,6 +121,10 @@ describe('SIGTERM', () => {
       const exit = await served.exited;
       assert.deepEqual(exit, { code: 0, signal: null }, served.stderr());
       assert.match(served.stderr(), /"event":"stopped"/);
+      // Every line the daemon wrote is one JSON object: requests and events alike.
+      const lines = served.stderr().trimEnd().split('\n');
+      for (const line of lines) assert.equal(typeof JSON.parse(line).time, 'string', line);
+      assert.equal(lines.filter((l) => JSON.parse(l).route === '/v1/targets/{target}/snapshots').length, 4, 'one line per upload');
       const report = await Store.check(t.store, { readData: true });
       assert.deepEqual(report.errors, []);
       const store = await Store.open(t.store, { readOnly: true });
@@ -242,7 +246,7 @@ describe('configuration', () => {
       const proc = spawn(process.execPath, [BIN, 'serve', t.store], { env: { ...process.env, CHUNKYARD_LISTEN: '127.0.0.1:0', CHUNKYARD_TOKENS: t.tokens }, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       proc.stderr.on('data', (d: Buffer) => (err += d));
-      const port = await eventually(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1]);
+      const port = await eventually(() => /"event":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(err)?.[1]);
       const a = await call(`http://127.0.0.1:${port}`, 'GET', '/v1/targets/x/snapshots', { headers: auth(T.reader) });
       assert.equal(a.status, 200);
       proc.kill('SIGTERM');

@@ -114,7 +114,7 @@ export async function spawnServe(store: string, tokens: string, args: string[] =
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise<number>((resolve, reject) => {
     const check = () => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+      const m = /"event":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(err);
       if (m) {
         proc.stderr.off('data', check);
         resolve(Number(m[1]));

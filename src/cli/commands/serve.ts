@@ -6,7 +6,6 @@ import { Store } from '../../store/store.js';
 import { TokenTable } from '../../daemon/auth.js';
 import { Daemon } from '../../daemon/server.js';
 import { requirePositionals } from '../store-args.js';
-import { writeOut } from '../io.js';
 
 const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS]';
 
@@ -106,7 +105,8 @@ export default defineCommand({
         throw err;
       }
       const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      await writeOut(io.stderr, `listening on http://${shown}:${addr.port}\n`);
+      // Like every other line on stderr, JSON: log collectors need no special case.
+      event({ event: 'listening', url: `http://${shown}:${addr.port}`, store: store.path, pid: process.pid });
       await once(daemon.server, 'close');
       await stopping;
     } finally {
