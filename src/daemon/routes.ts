@@ -186,7 +186,7 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
       ctx.res.writeContinue();
       ctx.continued = true;
     }
-    const r = await ctx.store.backup(body.source, {
+    const r = await ctx.store.backup(body, {
       target: name,
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
       signal: abort.signal,
