@@ -19,7 +19,10 @@ export type ErrorCode =
   | 'OBJECT_EXISTS' // an exclusive put found the object already there
   | 'CORRUPT' // a metadata file (config, snapshot, index entry) failed its check
   | 'ABORTED' // the operation was cancelled by its caller
-  | 'IO_ERROR'; // the operating system reported an I/O failure
+  | 'IO_ERROR' // the operating system reported an I/O failure
+  | 'UNAUTHORIZED' // a daemon refused the request: no token, or one it does not know (HTTP 401)
+  | 'FORBIDDEN' // a daemon refused the request: the token may not read or write that target (HTTP 403)
+  | 'UNAVAILABLE'; // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

@@ -10,3 +10,5 @@ export { MemoryBackend } from './backend/memory.js';
 export { analyze, parseAvgSizes, DEFAULT_ANALYZE_MEMORY } from './analyze/analyze.js';
 export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, GenerationResult } from './analyze/analyze.js';
 export { renderAnalyzeHtml } from './analyze/html.js';
+export { pushStream, fetchSnapshot } from './daemon/client.js';
+export type { PushOptions, PushedSnapshot, FetchOptions } from './daemon/client.js';

@@ -1,16 +1,18 @@
 /**
- * A client for the daemon (docs/daemon.md), on node:http(s):
+ * A client for the daemon (docs/daemon.md, "Library client"), on node:http(s):
  *
  *   const snap = await pushStream('http://backup:8420', createReadStream('db.dump'), { target: 'db', token });
  *   const bytes = await fetchSnapshot('http://backup:8420', 'db', { token, start: 0, end: 4096 });
  *
- * Failures are ChunkyardErrors: the server's code when it is a chunkyard code
- * (BAD_ARGUMENT, SNAPSHOT_NOT_FOUND, ...), else IO_ERROR with the HTTP status and the
- * server's code (UNAUTHORIZED, FORBIDDEN, ...) in the message; `status` holds the HTTP status.
+ * Failures are ChunkyardErrors with the server's code when it is one of ErrorCode
+ * (BAD_ARGUMENT, SNAPSHOT_NOT_FOUND, UNAUTHORIZED, FORBIDDEN, UNAVAILABLE, ABORTED, ...);
+ * a 416 is BAD_ARGUMENT (as a range past the end is for store.restore); anything else, and
+ * network failures, are IO_ERROR with the HTTP status and the server's code in the message.
+ * `status` holds the HTTP status when there was one.
  */
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import type { DedupePolicy } from '../snapshot/manifest.js';
@@ -40,13 +42,29 @@ export interface FetchOptions {
   start?: number;
   /** One past the last byte (default: the end), as in store.restore. */
   end?: number;
+  /**
+   * What `targetOrId` names. Default: like store.restore — a full id (16 hex digits) is tried
+   * as an id, then as a target; any other name as a target, then (if it is 4–15 hex digits)
+   * as an id prefix.
+   */
+  by?: 'id' | 'target';
   signal?: AbortSignal;
 }
 
-const CODES: readonly string[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR'];
+/** Codes of the server's answers that the client passes on as they are. */
+const CODES: readonly ErrorCode[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE'];
 
-function open(base: string, method: string, path: string, headers: Record<string, string>, signal?: AbortSignal) {
-  const url = new URL(path, base.endsWith('/') ? base : base + '/');
+/** How long pushStream waits for "100 Continue" before it sends the body anyway (as curl does). */
+const CONTINUE_WAIT_MS = 1000;
+
+function open(base: string, method: string, path: string, headers: Record<string, string>, signal?: AbortSignal): ClientRequest {
+  let url: URL;
+  try {
+    url = new URL(path, base.endsWith('/') ? base : base + '/');
+  } catch {
+    throw new ChunkyardError('BAD_ARGUMENT', `${JSON.stringify(base)} is not a URL (e.g. http://127.0.0.1:8420)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ChunkyardError('BAD_ARGUMENT', `${JSON.stringify(base)}: only http: and https: URLs`);
   const options: RequestOptions = { method, headers, signal };
   return (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options);
 }
@@ -75,11 +93,13 @@ async function failure(res: IncomingMessage): Promise<ChunkyardError> {
     if (typeof body.code === 'string') code = body.code;
     if (typeof body.message === 'string') message = body.message;
   } catch {
-    /* not JSON: keep the text */
+    /* not JSON (a proxy's page): keep the text */
   }
-  const err = CODES.includes(code)
+  const err = CODES.includes(code as ErrorCode)
     ? new ChunkyardError(code as ErrorCode, message)
-    : new ChunkyardError('IO_ERROR', `HTTP ${res.statusCode} ${code}: ${message}`);
+    : res.statusCode === 416
+      ? new ChunkyardError('BAD_ARGUMENT', message)
+      : new ChunkyardError('IO_ERROR', `HTTP ${res.statusCode} ${code}: ${message}`);
   return Object.assign(err, { status: res.statusCode });
 }
 
@@ -89,25 +109,56 @@ function ioError(err: unknown, what: string): unknown {
   return new ChunkyardError('IO_ERROR', `${what}: ${(err as Error).message}`, { cause: err });
 }
 
-/** Streams `source` as a new snapshot of `target`; resolves once the server has committed it. */
+/**
+ * Streams `source` as a new snapshot of `target`; resolves once the server has committed it
+ * (a 201 means durable: docs/daemon.md). The request asks for "100 Continue" first, so a
+ * refusal (401, 403, 400, 503) costs no body bytes.
+ */
 export async function pushStream(url: string, source: Readable | AsyncIterable<Uint8Array>, options: PushOptions): Promise<PushedSnapshot> {
   const query = options.policy ? `?policy=${encodeURIComponent(options.policy)}` : '';
-  const req = open(url, 'PUT', `v1/targets/${encodeURIComponent(options.target)}/snapshots${query}`, { ...authHeaders(options.token), 'Content-Type': 'application/octet-stream' }, options.signal);
+  const what = `PUT ${options.target}`;
+  const req = open(url, 'PUT', `v1/targets/${encodeURIComponent(options.target)}/snapshots${query}`, { ...authHeaders(options.token), 'Content-Type': 'application/octet-stream', Expect: '100-continue' }, options.signal);
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
     req.once('response', resolve);
     req.once('error', reject);
   });
-  // The server may answer (401, 403, 400) before reading the body and close the connection:
-  // then the body's error is not the story, the answer is.
-  const sent = pipeline(source, req).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
+  answered.catch(() => {});
+  req.flushHeaders();
+  // Send the body on "100 Continue", or after a moment without an answer (a server or proxy
+  // that ignores Expect); never when the answer came first.
+  let sent: Promise<unknown> = Promise.resolve();
+  const go = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(true), CONTINUE_WAIT_MS);
+    req.once('continue', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    answered.then(
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
+  });
+  if (go) {
+    // The server may answer (503 ABORTED, 400) before reading the whole body and stop
+    // reading: then the body's error is not the story, the answer is.
+    sent = pipeline(source, req).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  } else if (typeof (source as Readable).destroy === 'function') {
+    (source as Readable).destroy();
+  }
   let res: IncomingMessage;
   try {
     res = await answered;
   } catch (err) {
-    throw ioError((await sent) ?? err, `PUT ${options.target}`);
+    throw ioError((await sent) ?? err, what);
   }
   if (res.statusCode !== 201) {
     const err = await failure(res);
@@ -116,25 +167,12 @@ export async function pushStream(url: string, source: Readable | AsyncIterable<U
   }
   const body = JSON.parse(await readBody(res)) as PushedSnapshot;
   const sendErr = await sent;
-  if (sendErr) throw ioError(sendErr, `PUT ${options.target}`);
+  if (sendErr) throw ioError(sendErr, what);
   return body;
 }
 
-/**
- * The bytes of a snapshot: by id (4–16 lowercase hex digits, `GET /v1/snapshots/{id}`) or
- * the latest of a target (`GET /v1/targets/{target}/latest`), optionally a range [start, end).
- * The stream errors if the connection ends before Content-Length bytes arrived.
- */
-export async function fetchSnapshot(url: string, targetOrId: string, options: FetchOptions = {}): Promise<Readable> {
-  const path = /^[0-9a-f]{4,16}$/.test(targetOrId) ? `v1/snapshots/${targetOrId}` : `v1/targets/${encodeURIComponent(targetOrId)}/latest`;
-  const headers = authHeaders(options.token);
-  const { start, end } = options;
-  if (start !== undefined || end !== undefined) {
-    const s = start ?? 0;
-    if (end !== undefined && end <= s) throw new ChunkyardError('BAD_ARGUMENT', `empty or reversed range [${s}, ${end})`);
-    headers['Range'] = `bytes=${s}-${end === undefined ? '' : end - 1}`;
-  }
-  const req = open(url, 'GET', path, headers, options.signal);
+async function get(url: string, path: string, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<Readable> {
+  const req = open(url, 'GET', path, headers, signal);
   req.end();
   let res: IncomingMessage;
   try {
@@ -143,8 +181,74 @@ export async function fetchSnapshot(url: string, targetOrId: string, options: Fe
       req.once('error', reject);
     });
   } catch (err) {
-    throw ioError(err, `GET ${targetOrId}`);
+    throw ioError(err, what);
   }
   if (res.statusCode !== 200 && res.statusCode !== 206) throw await failure(res);
-  return res;
+  return checked(res, what);
+}
+
+/**
+ * The body of a download, as a stream that fails with IO_ERROR if the connection ends short
+ * of Content-Length (the server cuts it when it finds damage after the status went out), so
+ * that a cut is never taken for a shorter snapshot. Destroying it drops the connection.
+ */
+function checked(res: IncomingMessage, what: string): Readable {
+  const header = res.headers['content-length'];
+  const expected = header === undefined ? undefined : Number(header);
+  let got = 0;
+  const short = (cause?: unknown) =>
+    new ChunkyardError('IO_ERROR', `${what}: the connection ended after ${got}${expected === undefined ? '' : ` of ${expected}`} bytes (the daemon cut it short: damage found after the answer began, or a network failure)`, { cause });
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      got += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(expected !== undefined && got !== expected ? short() : null);
+    },
+  });
+  res.on('error', (err) => out.destroy(short(err)));
+  out.on('close', () => {
+    if (!res.complete) res.destroy();
+  });
+  res.pipe(out);
+  return out;
+}
+
+/**
+ * The bytes of a snapshot — by id (`GET /v1/snapshots/{id}`) or the latest of a target
+ * (`GET /v1/targets/{target}/latest`), see FetchOptions.by — optionally a range [start, end).
+ * The stream errors if the connection ends before Content-Length bytes arrived (the server
+ * cuts it short when it finds damage after the status went out).
+ */
+export async function fetchSnapshot(url: string, targetOrId: string, options: FetchOptions = {}): Promise<Readable> {
+  const headers = authHeaders(options.token);
+  const { start, end } = options;
+  if (start !== undefined || end !== undefined) {
+    const s = start ?? 0;
+    for (const [name, v] of [['start', s], ['end', end]] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new ChunkyardError('BAD_ARGUMENT', `${name} must be a whole number ≥ 0, not ${v}`);
+    }
+    if (end !== undefined && end <= s) throw new ChunkyardError('BAD_ARGUMENT', `empty or reversed range [${s}, ${end})`);
+    headers['Range'] = `bytes=${s}-${end === undefined ? '' : end - 1}`;
+  }
+  const asId = `v1/snapshots/${encodeURIComponent(targetOrId)}`;
+  const asTarget = `v1/targets/${encodeURIComponent(targetOrId)}/latest`;
+  const paths =
+    options.by === 'id' ? [asId]
+    : options.by === 'target' ? [asTarget]
+    : /^[0-9a-f]{16}$/.test(targetOrId) ? [asId, asTarget]
+    : /^[0-9a-f]{4,15}$/.test(targetOrId) ? [asTarget, asId]
+    : [asTarget];
+  let notFound: ChunkyardError | undefined;
+  for (const path of paths) {
+    try {
+      return await get(url, path, headers, `GET ${targetOrId}`, options.signal);
+    } catch (err) {
+      if (!(err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
+      notFound = err;
+    }
+  }
+  if (paths.length > 1) throw Object.assign(new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot or target named ${JSON.stringify(targetOrId)}`), { status: 404 });
+  throw notFound!;
 }

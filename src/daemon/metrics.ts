@@ -18,6 +18,8 @@ export class Metrics {
   uploadsInFlight = 0;
   uploadsCommitted = 0;
   uploadsFailed = 0;
+  uploadsRefused = 0;
+  downloadsInFlight = 0;
   processRuns = 0;
   processAborted = 0;
   private readonly requests = new Map<string, number>();
@@ -59,6 +61,8 @@ export class Metrics {
     one('uploads_in_flight', 'gauge', 'Uploads currently streaming into the store.', this.uploadsInFlight);
     one('uploads_committed_total', 'counter', 'Uploads that committed a snapshot.', this.uploadsCommitted);
     one('uploads_failed_total', 'counter', 'Uploads that ended without a snapshot (disconnect, abort, error).', this.uploadsFailed);
+    one('uploads_refused_total', 'counter', 'Uploads refused with 503 because the daemon was at its upload limit.', this.uploadsRefused);
+    one('downloads_in_flight', 'gauge', 'Snapshot downloads currently streaming to clients.', this.downloadsInFlight);
     one('process_runs_total', 'counter', 'Scheduler runs of the deferred-target post-process pass.', this.processRuns);
     one('process_aborted_total', 'counter', 'Post-process runs that yielded to an upload.', this.processAborted);
     metric('http_requests_total', 'counter', 'HTTP requests by route, method and status.', [...this.requests].map(([k, v]) => `chunkyard_http_requests_total{${k}} ${v}`));

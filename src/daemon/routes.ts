@@ -3,51 +3,84 @@
  * daemon's context; it answers itself or throws an HttpError / ChunkyardError, which
  * server.ts turns into a `{code, message}` answer.
  */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
 import type { Store, SnapshotManifest } from '../store/store.js';
 import type { Grant, TokenTable } from './auth.js';
-import { HttpError, parseRange, sendJson } from './http-util.js';
+import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
+import type { SnapshotCatalog } from './catalog.js';
 import type { Metrics } from './metrics.js';
+import { requestBody } from './request-body.js';
 
 /** What a handler may use and report; one per request. */
 export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly store: Store;
+  /** The snapshot list (cached; handlers that change manifests invalidate it). */
+  readonly catalog: SnapshotCatalog;
   readonly tokens: TokenTable;
   readonly metrics: Metrics;
-  readonly uploads: UploadTracker;
+  readonly daemon: DaemonControl;
   readonly query: URLSearchParams;
+  /** The client sent `Expect: 100-continue` and sends no body until it is told to. */
+  readonly expectContinue: boolean;
+  /** "100 Continue" was sent. */
+  continued: boolean;
   /** Filled in by handlers, for the log line. */
   log: { target?: string; token?: number; bytes: number; snapshot?: string };
 }
 
-/** Uploads in flight, so the scheduler can yield and shutdown can wait or abort. */
-export interface UploadTracker {
-  /** Registers an upload; returns the function that unregisters it. */
-  begin(abort: AbortController): () => void;
+/** What handlers ask of the daemon: admission of uploads and downloads, and the scheduler. */
+export interface DaemonControl {
   readonly draining: boolean;
+  /**
+   * Registers an upload; returns the function that unregisters it. Throws a 503 HttpError
+   * (UNAVAILABLE) when the daemon is shutting down or at its upload limit.
+   */
+  beginUpload(abort: AbortController): () => void;
+  /** The same for a download (a GET of snapshot bytes). */
+  beginDownload(): () => void;
+  /** Asks a running post-process pass to stop (it is resumable): forget waits for it otherwise. */
+  preemptProcess(): void;
 }
 
 type Handler = (ctx: RequestContext, params: string[]) => Promise<void>;
 
 export interface Route {
-  /** The name used in metrics and logs, e.g. "PUT /v1/targets/{target}/snapshots". */
+  /** The name used in metrics and logs, e.g. "/v1/targets/{target}/snapshots". */
   readonly name: string;
   readonly pattern: readonly (string | null)[];
+  /** Handlers by method. HEAD is served by the GET handler wherever there is one. */
   readonly methods: Readonly<Record<string, Handler>>;
 }
 
 export const ROUTES: readonly Route[] = [
-  { name: '/healthz', pattern: ['healthz'], methods: { GET: healthz, HEAD: healthz } },
+  { name: '/healthz', pattern: ['healthz'], methods: { GET: healthz } },
   { name: '/metrics', pattern: ['metrics'], methods: { GET: metrics } },
   { name: '/v1/targets/{target}/snapshots', pattern: ['v1', 'targets', null, 'snapshots'], methods: { PUT: upload, GET: list } },
-  { name: '/v1/targets/{target}/latest', pattern: ['v1', 'targets', null, 'latest'], methods: { GET: latest, HEAD: latest } },
-  { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, HEAD: byId, DELETE: remove } },
+  { name: '/v1/targets/{target}/latest', pattern: ['v1', 'targets', null, 'latest'], methods: { GET: latest } },
+  { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, DELETE: remove } },
 ];
+
+/** The methods a route answers, for Allow: its own, plus HEAD where there is GET. */
+export function allowedMethods(route: Route): string[] {
+  const methods = new Set(Object.keys(route.methods));
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
+/** The handler of a method on a route, or undefined (405). */
+export function handlerFor(route: Route, method: string): Handler | undefined {
+  if (Object.hasOwn(route.methods, method)) return route.methods[method];
+  if (method === 'HEAD' && Object.hasOwn(route.methods, 'GET')) return route.methods.GET;
+  return undefined;
+}
 
 /**
  * Matches a raw path against the routes. Segments are split on '/' before decoding, so an
@@ -85,10 +118,11 @@ function authenticate(ctx: RequestContext): Grant {
   return grant;
 }
 
-function authorize(ctx: RequestContext, grant: Grant, target: string, write: boolean): void {
-  if (write ? !grant.canWrite(target) : !grant.canRead(target)) {
-    throw new HttpError(403, 'FORBIDDEN', `this token may not ${write ? 'write to' : 'read'} target ${JSON.stringify(target)}`);
-  }
+/** 403 unless the grant covers the target. `named`: the client named the target itself (else it is not told it). */
+function authorize(grant: Grant, target: string, write: boolean, named: boolean): void {
+  if (write ? grant.canWrite(target) : grant.canRead(target)) return;
+  const what = named ? `target ${JSON.stringify(target)}` : 'the target of this snapshot';
+  throw new HttpError(403, 'FORBIDDEN', `this token may not ${write ? 'write to' : 'read'} ${what}`);
 }
 
 function target(ctx: RequestContext, raw: string): string {
@@ -98,9 +132,11 @@ function target(ctx: RequestContext, raw: string): string {
 }
 
 async function healthz(ctx: RequestContext): Promise<void> {
+  // A load balancer stops sending new work to a daemon that is draining.
+  if (ctx.daemon.draining) throw new HttpError(503, 'UNAVAILABLE', 'the daemon is shutting down');
   const body = Buffer.from('ok\n');
   ctx.res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': String(body.length) });
-  ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body);
+  ctx.res.end(body);
 }
 
 async function metrics(ctx: RequestContext): Promise<void> {
@@ -113,60 +149,66 @@ async function metrics(ctx: RequestContext): Promise<void> {
 async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(ctx, grant, name, true);
+  authorize(grant, name, true, true);
   const policyParam = ctx.query.get('policy');
   if (policyParam !== null && !POLICIES.includes(policyParam as DedupePolicy)) {
     throw new HttpError(400, 'BAD_ARGUMENT', `policy ${JSON.stringify(policyParam)} is not one of ${POLICIES.join(', ')}`);
   }
-  if (ctx.uploads.draining) throw new HttpError(503, 'SHUTTING_DOWN', 'the daemon is shutting down; retry against its successor');
+  // Stored bytes are restored as they came: a body the client compressed for the transfer
+  // would come back compressed, without its Content-Encoding. Refuse rather than guess.
+  const encoding = ctx.req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)}: send the bytes to store as they are (identity)`);
+  }
   const { req, metrics } = ctx;
   const abort = new AbortController();
-  // A client that goes away before the end of its body: stop the backup (no snapshot) and
-  // stop reading. 'close' before 'end' also covers 'aborted' and socket errors.
+  const end = ctx.daemon.beginUpload(abort);
+  // A client that goes away before the end of its body: stop the backup (no snapshot).
+  // 'close' before the body's end also covers 'aborted' and socket errors.
   const onClose = () => {
-    if (!req.complete) {
-      abort.abort(new ChunkyardError('ABORTED', 'the client disconnected before the end of the upload'));
-      req.destroy();
-    }
+    if (!req.complete) abort.abort(new ChunkyardError('ABORTED', 'the client disconnected before the end of the upload'));
   };
   req.once('close', onClose);
-  // The backup notices the signal between slices; a client that sends nothing more would
-  // keep it waiting, so a fired signal also cuts the body short after a moment.
-  let cut: NodeJS.Timeout | undefined;
-  abort.signal.addEventListener('abort', () => {
-    cut = setTimeout(() => req.destroy(), 2000);
-    cut.unref();
-  });
-  const end = ctx.uploads.begin(abort);
+  // The answer went out (or the connection is gone) while the body was still being read: a
+  // protocol error answered by server.ts. Node no longer delivers the rest of this body.
+  const onAnswered = () => abort.abort(new ChunkyardError('ABORTED', 'the request was answered before the end of the upload'));
+  ctx.res.once('close', onAnswered);
+  const body = requestBody(req, abort.signal);
   metrics.uploadsInFlight++;
   let counted = 0;
+  const count = (bytes: number) => {
+    metrics.ingestedBytes += bytes - counted;
+    ctx.log.bytes += bytes - counted;
+    counted = bytes;
+  };
   try {
-    const r = await ctx.store.backup(req, {
+    if (ctx.expectContinue) {
+      ctx.res.writeContinue();
+      ctx.continued = true;
+    }
+    const r = await ctx.store.backup(body, {
       target: name,
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
       signal: abort.signal,
-      onProgress: (p) => {
-        metrics.ingestedBytes += p.bytes - counted;
-        ctx.log.bytes += p.bytes - counted;
-        counted = p.bytes;
-      },
+      onProgress: (p) => count(p.bytes),
     });
-    metrics.ingestedBytes += r.logicalBytes - counted;
-    ctx.log.bytes += r.logicalBytes - counted;
+    count(r.logicalBytes);
+    ctx.catalog.invalidate();
     metrics.uploadsCommitted++;
     ctx.log.snapshot = r.id;
     const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
     sendJson(ctx.res, 201, { id, target: r.target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds }, { Location: `/v1/snapshots/${id}` });
   } catch (err) {
     metrics.uploadsFailed++;
-    // The stream failed because the client went away: say ABORTED, not the stream's error.
+    // The stream failed because the upload was aborted: say why, not the stream's error.
     if (abort.signal.aborted && !(err instanceof ChunkyardError && err.code === 'ABORTED')) {
       throw abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err });
     }
     throw err;
   } finally {
+    body.detach();
     req.off('close', onClose);
-    clearTimeout(cut);
+    ctx.res.off('close', onAnswered);
     metrics.uploadsInFlight--;
     end();
   }
@@ -175,74 +217,135 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
 async function list(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(ctx, grant, name, false);
-  sendJson(ctx.res, 200, await ctx.store.snapshots({ target: name }));
+  authorize(grant, name, false, true);
+  sendJson(ctx.res, 200, await ctx.catalog.list(name));
 }
 
 async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(ctx, grant, name, false);
-  const snaps = await ctx.store.snapshots({ target: name });
+  authorize(grant, name, false, true);
+  const snaps = await ctx.catalog.list(name);
   if (snaps.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `target ${JSON.stringify(name)} has no snapshot`);
   await sendBytes(ctx, await ctx.store.resolveSnapshot(snaps[snaps.length - 1]!.id));
 }
 
-/** A snapshot by id or unique id prefix (4–16 hex digits); never falls back to a target name. */
-async function resolveId(ctx: RequestContext, id: string): Promise<SnapshotManifest> {
+/**
+ * A snapshot by id, or by a unique prefix of at least 4 hex digits among the snapshots the
+ * token may read (so that prefixes cannot be used to probe for other targets' snapshots).
+ * Never falls back to a target name. 403 for a full id of a snapshot the token may not use.
+ */
+async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: boolean): Promise<SnapshotManifest> {
   if (!/^[0-9a-f]{4,16}$/.test(id)) throw new HttpError(400, 'BAD_ARGUMENT', 'a snapshot id is 4 to 16 lowercase hex digits');
-  const m = await ctx.store.resolveSnapshot(id);
-  if (!m.id.startsWith(id)) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+  let full = id;
+  if (id.length < 16) {
+    const matches = (await ctx.catalog.list()).filter((s) => s.id.startsWith(id) && grant.canRead(s.target));
+    if (matches.length > 1) throw new HttpError(400, 'BAD_ARGUMENT', `snapshot id prefix ${id} is ambiguous (${matches.length} snapshots)`);
+    if (matches.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+    full = matches[0]!.id;
+  }
+  const m = await ctx.store.resolveSnapshot(full);
+  // resolveSnapshot also takes target names: a target called like an id is not that id.
+  if (m.id !== full) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+  ctx.log.target = m.target;
+  authorize(grant, m.target, write, false);
   return m;
 }
 
 async function byId(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  const m = await resolveId(ctx, id!);
-  ctx.log.target = m.target;
-  authorize(ctx, grant, m.target, false);
-  await sendBytes(ctx, m);
+  await sendBytes(ctx, await resolveId(ctx, grant, id!, false));
 }
 
+/** DELETE: forget the snapshot (its manifest); prune reclaims its data. */
 async function remove(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  const m = await resolveId(ctx, id!);
-  ctx.log.target = m.target;
-  authorize(ctx, grant, m.target, true);
-  const report = await ctx.store.forget({ ids: [m.id] });
-  sendJson(ctx.res, 200, { removed: report.removed });
+  const m = await resolveId(ctx, grant, id!, true);
+  ctx.log.snapshot = m.id;
+  ctx.daemon.preemptProcess();
+  let report;
+  try {
+    report = await ctx.store.forget({ ids: [m.id] });
+  } finally {
+    ctx.catalog.invalidate();
+  }
+  sendJson(ctx.res, 200, { removed: report.removed.map(({ id, target, time }) => ({ id, target, time })) });
 }
 
-/** The bytes of a snapshot with Content-Length and Range; HEAD sends the headers only. */
+/**
+ * The bytes of a snapshot, with Content-Length, Range (one range: 206 with Content-Range;
+ * several: 206 multipart/byteranges) and If-Range against the ETag, which is the snapshot id
+ * (snapshots never change). HEAD answers the headers of a plain GET: Range is defined for
+ * GET only (RFC 9110 §14.2).
+ */
 async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void> {
   const { req, res } = ctx;
   ctx.log.snapshot = m.id;
   const size = m.logicalBytes;
-  const range = parseRange(req.headers.range, size);
-  const common = { 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', ETag: `"${m.id}"`, 'X-Chunkyard-Snapshot': m.id, 'X-Chunkyard-Target': m.target };
-  if (range.kind === 'unsatisfiable') throw new HttpError(416, 'RANGE_NOT_SATISFIABLE', `the range ${JSON.stringify(req.headers.range)} is not satisfiable for ${size} bytes (one range only)`, { 'Content-Range': `bytes */${size}` });
-  const start = range.kind === 'partial' ? range.start : 0;
-  const end = range.kind === 'partial' ? range.end : size;
-  const headers: Record<string, string> = { ...common, 'Content-Length': String(end - start) };
-  if (range.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
+  const etag = `"${m.id}"`;
+  const ifRange = req.headers['if-range'];
+  const honourRange = req.method === 'GET' && (ifRange === undefined || String(ifRange).trim() === etag);
+  const range = honourRange ? parseRange(req.headers.range, size) : { kind: 'whole' as const };
+  const common = { 'Accept-Ranges': 'bytes', ETag: etag, 'X-Chunkyard-Snapshot': m.id, 'X-Chunkyard-Target': m.target };
+  if (range.kind === 'unsatisfiable') {
+    throw new HttpError(416, 'RANGE_NOT_SATISFIABLE', `the range ${JSON.stringify(req.headers.range)} is not satisfiable for ${size} bytes (or asks for more than 16 ranges)`, { 'Content-Range': `bytes */${size}` });
+  }
+  const spans: ByteSpan[] = range.kind === 'ranges' ? range.ranges : [{ start: 0, end: size }];
   if (req.method === 'HEAD') {
-    res.writeHead(range.kind === 'partial' ? 206 : 200, headers);
+    res.writeHead(200, { ...common, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) });
     res.end();
     return;
   }
-  // Errors before the first byte (a vanished snapshot) still answer with a status.
-  const stream = await ctx.store.restore(m.id, { start, end });
-  res.writeHead(range.kind === 'partial' ? 206 : 200, headers);
+  const done = ctx.daemon.beginDownload();
+  ctx.metrics.downloadsInFlight++;
+  try {
+    // The first range is opened before the status goes out: errors found before the first
+    // byte (a snapshot forgotten meanwhile, a missing recipe) still get a status of their own.
+    let stream = await ctx.store.restore(m.id, spans[0]!);
+    if (spans.length === 1) {
+      const headers: Record<string, string> = { ...common, 'Content-Type': 'application/octet-stream', 'Content-Length': String(spans[0]!.end - spans[0]!.start) };
+      if (range.kind === 'ranges') headers['Content-Range'] = `bytes ${spans[0]!.start}-${spans[0]!.end - 1}/${size}`;
+      res.writeHead(range.kind === 'ranges' ? 206 : 200, headers);
+      await copy(ctx, stream, true);
+      return;
+    }
+    // multipart/byteranges (RFC 9110 §14.6): each part is a delimiter line, its headers, a
+    // blank line and its bytes; the length of the whole is known in advance.
+    const boundary = randomBytes(12).toString('hex');
+    const heads = spans.map((s, i) => Buffer.from(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${s.start}-${s.end - 1}/${size}\r\n\r\n`, 'latin1'));
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+    const length = heads.reduce((n, h) => n + h.length, tail.length) + spans.reduce((n, s) => n + s.end - s.start, 0);
+    res.writeHead(206, { ...common, 'Content-Type': `multipart/byteranges; boundary=${boundary}`, 'Content-Length': String(length) });
+    for (const [i, span] of spans.entries()) {
+      if (i > 0) stream = await ctx.store.restore(m.id, span);
+      if (!res.write(heads[i])) await once(res, 'drain');
+      if (!(await copy(ctx, stream, false))) return;
+    }
+    res.end(tail);
+  } finally {
+    ctx.metrics.downloadsInFlight--;
+    done();
+  }
+}
+
+/**
+ * Sends a restore stream, counting its bytes; a failure after the status cuts the connection.
+ * Resolves false when the connection is gone (the client left).
+ */
+async function copy(ctx: RequestContext, stream: Readable, end: boolean): Promise<boolean> {
   stream.on('data', (b: Buffer) => {
     ctx.metrics.restoredBytes += b.length;
     ctx.log.bytes += b.length;
   });
   try {
-    await pipeline(stream, res);
+    await pipeline(stream, ctx.res, { end });
+    return true;
   } catch (err) {
     // Headers are out: the only way to say "failed" is to cut the connection short of
     // Content-Length. A client that went away is not an error of ours.
-    res.destroy();
+    ctx.res.destroy();
+    stream.destroy();
     if (err instanceof ChunkyardError) throw err;
+    return false;
   }
 }

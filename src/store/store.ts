@@ -220,8 +220,15 @@ export class Store {
   }
 
   private sink: ChunkSink | undefined;
-  /** Backups and process share it; prune and forget take it alone (src/util/gate.ts). */
+  /** Backups and process share it; prune takes it alone (src/util/gate.ts). */
   private readonly gate = new Gate();
+  /**
+   * Manifests: process passes share it (each rewrites the manifests it processes); forget
+   * and prune take it alone. Forget deletes manifests only, so it need not wait for backups
+   * (which in a daemon may run for hours), only for a process pass that could write a
+   * forgotten manifest back. Always entered after `gate`, never before.
+   */
+  private readonly manifestGate = new Gate();
 
   /**
    * Backs up one stream; resolves with the committed snapshot once it is durable. The policy
@@ -294,7 +301,7 @@ export class Store {
    */
   async process(options: ProcessOptions = {}): Promise<ProcessResult> {
     this.check();
-    return this.gate.run(false, () => this.processNow(options));
+    return this.gate.run(false, () => this.manifestGate.run(false, () => this.processNow(options)));
   }
 
   private async processNow(options: ProcessOptions): Promise<ProcessResult> {
@@ -514,13 +521,14 @@ export class Store {
 
   /**
    * Forgets snapshots, by id or by a retention policy per target: deletes their manifests
-   * (prune reclaims the data). Waits for this process's backups to finish. docs/operations.md.
+   * (prune reclaims the data). Waits for this process's process passes and prune, not for
+   * its backups (a backup still running has no manifest to forget). docs/operations.md.
    */
   async forget(options: ForgetOptions): Promise<ForgetReport> {
     this.check();
     this.writerIndex('forget');
     if (options.target !== undefined) validateTargetName(options.target);
-    return this.gate.run(true, async () => (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options));
+    return this.manifestGate.run(true, async () => (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options));
   }
 
   /**
@@ -531,7 +539,7 @@ export class Store {
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
     const index = this.writerIndex('prune');
-    return this.gate.run(true, async () => (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options));
+    return this.gate.run(true, () => this.manifestGate.run(true, async () => (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options)));
   }
 
   /**

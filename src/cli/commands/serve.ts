@@ -1,18 +1,25 @@
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { defineCommand } from '../command.js';
-import { badArgument } from '../../errors.js';
+import { badArgument, type ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
 import { TokenTable } from '../../daemon/auth.js';
 import { Daemon } from '../../daemon/server.js';
 import { requirePositionals } from '../store-args.js';
-import { writeOut } from '../io.js';
 
-const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--idle-timeout SECONDS]';
+const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86400 * 7) throw badArgument(`${flag} = ${JSON.stringify(value)}: must be a number of seconds, 0 or more`);
+  return n;
+}
+
+function count(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 100_000) throw badArgument(`${flag} = ${JSON.stringify(value)}: must be a whole number, 1 or more`);
   return n;
 }
 
@@ -31,12 +38,17 @@ export default defineCommand({
   description:
     'Opens the store for writing and serves PUT/GET /v1/targets/{target}/..., /v1/snapshots/{id}, /healthz and /metrics.\n' +
     'Environment: CHUNKYARD_LISTEN and CHUNKYARD_TOKENS stand in for --listen and --tokens.\n' +
-    'SIGTERM or SIGINT: stop accepting, let uploads finish for --grace seconds, abort the rest, close the store, exit 0.',
+    'SIGTERM or SIGINT: stop accepting, let uploads finish for --grace seconds, abort the rest, close the store, exit 0;\n' +
+    'a second signal aborts the uploads at once. SIGHUP: read the tokens file again (a bad file keeps the old tokens).',
   flags: {
     listen: { type: 'string', value: 'HOST:PORT', description: 'address to listen on (env CHUNKYARD_LISTEN; default 127.0.0.1:8420)' },
     tokens: { type: 'string', value: 'FILE', description: 'JSON array of {"token","targets":[glob...],"write":bool} (env CHUNKYARD_TOKENS; required)' },
     grace: { type: 'string', value: 'SECONDS', description: 'on SIGTERM, how long uploads may run on (default 30)' },
-    'process-interval': { type: 'string', value: 'SECONDS', description: 'run the deferred post-process pass this often when idle; 0 disables (default 60)' },
+    'process-interval': { type: 'string', value: 'SECONDS', description: 'run the deferred post-process pass this often; 0 disables (default 60)' },
+    'process-yield-uploads': { type: 'string', value: 'N', description: 'no post-process pass while N or more uploads run (default: the number of CPUs)' },
+    'max-uploads': { type: 'string', value: 'N', description: 'uploads at once; more get 503 with Retry-After (default 16)' },
+    'max-downloads': { type: 'string', value: 'N', description: 'snapshot downloads at once; more get 503 with Retry-After (default 16)' },
+    'max-connections': { type: 'string', value: 'N', description: 'open connections; more are closed as they arrive (default 256)' },
     'idle-timeout': { type: 'string', value: 'SECONDS', description: 'close a connection that moves no byte for this long (default 120)' },
   },
   async run({ flags, positionals }, io) {
@@ -47,22 +59,43 @@ export default defineCommand({
     const grace = seconds(flags.grace, '--grace', 30);
     const processInterval = seconds(flags['process-interval'], '--process-interval', 60);
     const idleTimeout = seconds(flags['idle-timeout'], '--idle-timeout', 120);
+    const processYieldUploads = count(flags['process-yield-uploads'], '--process-yield-uploads', availableParallelism());
+    const maxUploads = count(flags['max-uploads'], '--max-uploads', 16);
+    const maxDownloads = count(flags['max-downloads'], '--max-downloads', 16);
+    const maxConnections = count(flags['max-connections'], '--max-connections', 256);
     const tokens = await TokenTable.load(tokensFile);
     const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
-    const daemon = new Daemon({ store, tokens, log: io.stderr, processInterval, idleTimeout });
+    const daemon = new Daemon({ store, tokens, log: io.stderr, processInterval, processYieldUploads, maxUploads, maxDownloads, maxConnections, idleTimeout });
+    const event = (fields: Record<string, unknown>) => io.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...fields }) + '\n');
     let stopping: Promise<unknown> | undefined;
     const stop = (signal: string) => {
-      stopping ??= (async () => {
-        io.stderr.write(JSON.stringify({ time: new Date().toISOString(), event: 'shutdown', signal, grace }) + '\n');
+      if (stopping) {
+        // A second signal: the operator will not wait for the grace period.
+        event({ event: 'abort-uploads', signal });
+        daemon.abortUploads(`the daemon is shutting down (${signal} again)`);
+        return;
+      }
+      stopping = (async () => {
+        event({ event: 'shutdown', signal, grace });
         const r = await daemon.shutdown(grace);
         await store.close();
-        io.stderr.write(JSON.stringify({ time: new Date().toISOString(), event: 'stopped', abortedUploads: r.aborted }) + '\n');
+        event({ event: 'stopped', abortedUploads: r.aborted });
       })();
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
+    const onHup = () => {
+      TokenTable.load(tokensFile).then(
+        (t) => {
+          daemon.setTokens(t);
+          event({ event: 'tokens-reloaded', file: tokensFile });
+        },
+        (err: unknown) => event({ event: 'tokens-reload-failed', file: tokensFile, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }),
+      );
+    };
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
     try {
       let addr;
       try {
@@ -72,12 +105,14 @@ export default defineCommand({
         throw err;
       }
       const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      await writeOut(io.stderr, `listening on http://${shown}:${addr.port}\n`);
+      // Like every other line on stderr, JSON: log collectors need no special case.
+      event({ event: 'listening', url: `http://${shown}:${addr.port}`, store: store.path, pid: process.pid });
       await once(daemon.server, 'close');
       await stopping;
     } finally {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
     }
     // Whatever else holds the event loop (a stray timer in a dependency) must not keep a
     // stopped daemon alive.
