@@ -10,6 +10,7 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { badArgument } from '../errors.js';
+import { copyBytes } from './native.js';
 
 /** The slice size used unless told otherwise: 1 MiB. */
 export const DEFAULT_SLICE_BYTES = 1024 * 1024;
@@ -124,7 +125,7 @@ export function toByteReader(source: ByteSource): ByteReader {
       }
       if (piece === undefined || piece.length === 0) return 0;
       const n = Math.min(piece.length, into.length);
-      into.set(n === piece.length ? piece : piece.subarray(0, n));
+      copyBytes(into, 0, n === piece.length ? piece : piece.subarray(0, n));
       piece = n === piece.length ? undefined : piece.subarray(n);
       return n;
     },

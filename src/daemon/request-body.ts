@@ -17,6 +17,7 @@
  */
 import type { Readable } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
+import { copyBytes } from '../chunking/native.js';
 import { SLICE_BYTES } from '../store/backup.js';
 
 export interface RequestBody extends AsyncIterable<Uint8Array> {
@@ -105,7 +106,7 @@ export function requestBody(req: Readable, signal: AbortSignal, options: Request
     while (n < into.length && queue.length > 0) {
       const b = queue[0]!;
       const take = Math.min(b.length - head, into.length - n);
-      into.set(b.subarray(head, head + take), n);
+      copyBytes(into, n, b.subarray(head, head + take));
       n += take;
       head += take;
       if (head === b.length) {

@@ -14,6 +14,7 @@ import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
 import { readStaged } from './staging.js';
 import { BufferChurn } from '../util/gc.js';
+import { copyBytes } from '../chunking/native.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
@@ -218,7 +219,7 @@ async function* owned(views: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> 
   for await (const v of views) {
     churn.add(v.length);
     const b = Buffer.allocUnsafeSlow(v.length);
-    b.set(v);
+    copyBytes(b, 0, v);
     yield b;
   }
 }

@@ -34,6 +34,7 @@ export function loadNative() {
   throw new ChunkyardError('NATIVE_UNAVAILABLE', 'simulated: native/chunkyard.node is missing');
 }
 export function createNativeChunker() { loadNative(); }
+export function copyBytes(dst, offset, src) { dst.set(src, offset); }
 export const nativeHasher = {
   engine: 'native',
   hash() { loadNative(); },
