@@ -2,6 +2,7 @@
 export { Store } from './store/store.js';
 export type { InitOptions, OpenOptions, BackupCallOptions, SnapshotInfo, StoreStats, BackupResult, BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig } from './store/store.js';
 export { ChunkyardError, type ErrorCode } from './errors.js';
+export { openFileReader, type ByteReader, type ByteSource } from './chunking/batcher.js';
 export { createChunker, getHasher, resolveChunkerParams } from './chunking/index.js';
 export type { Chunker, ChunkBatch, ChunkerParams, EngineName, Hasher } from './chunking/types.js';
 export type { Backend, ObjectWriter, ObjectInfo, ByteRange, PutOptions } from './backend/types.js';

@@ -29,8 +29,17 @@ const QUEUE_SLICES = 2;
  * queued, one being written. A slot is an input buffer (maxSize of headroom + SLICE_BYTES)
  * and an output buffer for its compressed chunks of the same size; so with the default
  * chunk sizes a stream holds 6 × 2 × 2.25 MiB = 27 MiB, whatever the stream's size.
+ * Stores with large chunks get fewer slots (less overlap, down to MIN_SLOTS), so that a
+ * stream stays near SLOT_BUDGET where it can: 4 MiB chunks take 5 slots, 60 MiB.
  */
-const SLOTS = 4 + QUEUE_SLICES;
+const MAX_SLOTS = 4 + QUEUE_SLICES;
+const MIN_SLOTS = 3;
+const SLOT_BUDGET = 64 << 20;
+
+export function slotsFor(maxSize: number): { slots: number; slotBytes: number } {
+  const slotBytes = maxSize + SLICE_BYTES;
+  return { slots: Math.max(MIN_SLOTS, Math.min(MAX_SLOTS, Math.floor(SLOT_BUDGET / (2 * slotBytes)))), slotBytes };
+}
 
 export interface BackupProgress {
   bytes: number;
@@ -103,7 +112,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
 
   const dedupe = options.policy !== 'disabled';
   const headroom = chunker.params.maxSize;
-  const slots = new SlotPool(SLOTS, headroom + SLICE_BYTES, 2);
+  const sizing = slotsFor(headroom);
+  const slots = new SlotPool(sizing.slots, sizing.slotBytes, 2);
 
   /**
    * Decides dup/new for every chunk of one chunker batch, whose chunks lie back to back in

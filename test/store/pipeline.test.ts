@@ -13,6 +13,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
 import { openFileReader } from '../../src/chunking/batcher.js';
+import { slotsFor } from '../../src/store/backup.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { RecipeReader } from '../../src/snapshot/recipe.js';
 import { readManifest } from '../../src/snapshot/manifest.js';
@@ -37,8 +38,8 @@ async function* pieces(buf: Buffer, seed: number, max: number): AsyncGenerator<U
   }
 }
 
-for (const avgSize of [16384, 1 << 20]) {
-  test(`avg ${avgSize}: the same chunks whatever the source's piece sizes (file reader, tiny and huge pieces)`, async () => {
+for (const avgSize of [16384, 1 << 20, 4 << 20]) {
+  test(`avg ${avgSize} (${slotsFor(avgSize * 4).slots} slots): the same chunks whatever the source's piece sizes (file reader, tiny and huge pieces)`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'chunkyard-pipeline-'));
     try {
       await Store.init(dir, { avgSize });
