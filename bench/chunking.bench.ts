@@ -81,6 +81,18 @@ function readReal(path: string, limit: number): Uint8Array {
 }
 
 const realPath = process.argv[2] ?? process.env['BENCH_FILE'];
+if (realPath !== undefined) {
+  let ok = false;
+  try {
+    ok = !realPath.startsWith('-') && statSync(realPath) !== undefined;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    console.error(`usage: npm run bench [-- FILE|DIR]   (${realPath}: not a readable file or directory)`);
+    process.exit(2);
+  }
+}
 const datasets: [string, Uint8Array][] = [
   [`random ${MB} MiB`, randomBytes(MB << 20)],
   realPath

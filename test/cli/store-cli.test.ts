@@ -110,3 +110,27 @@ test('deferred backups, policy and process from the command line', () => {
   fails(cli(['policy', store, '--dedupe', 'deferred']), 2, 'BAD_ARGUMENT', /target/);
   fails(cli(['process', join(dir, 'nowhere')]), 1, 'STORE_NOT_FOUND');
 });
+
+test('restore --output onto a FIFO (as onto /dev/null or a tape) writes through it and leaves the node in place', async () => {
+  const fifo = join(dir, 'pipe');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, `mkfifo: ${made.stderr}`);
+  // The reader on the other end: a real process, as a pipeline would have.
+  const { spawn } = await import('node:child_process');
+  const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const got: Buffer[] = [];
+  reader.stdout.on('data', (b: Buffer) => got.push(b));
+  const closed = new Promise<void>((resolve) => reader.on('close', () => resolve()));
+  const r = spawn(process.execPath, [BIN, 'restore', store, 'files', '--output', fifo], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  r.stderr.on('data', (d) => (err += d));
+  const status = await new Promise<number | null>((resolve) => r.on('close', resolve));
+  await closed;
+  assert.equal(status, 0, err);
+  assert.ok(Buffer.concat(got).equals(data), 'the reader got the snapshot');
+  const { lstatSync } = await import('node:fs');
+  assert.ok(lstatSync(fifo).isFIFO(), 'the FIFO is still a FIFO, not a regular file renamed over it');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.chunkyard-partial')), []);
+  fails(cli(['restore', store, 'files', '--output', fifo, '--sparse']), 2, 'BAD_ARGUMENT', /regular file/);
+  fails(cli(['restore', store, 'files', '--output', dir]), 2, 'BAD_ARGUMENT', /directory/);
+});

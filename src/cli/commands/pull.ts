@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { rename, stat, unlink } from 'node:fs/promises';
+import { ChunkyardError } from '../../errors.js';
 import { pipeline } from 'node:stream/promises';
 import { defineCommand } from '../command.js';
 import { parseSize } from '../../chunking/params.js';
@@ -25,6 +26,16 @@ export default defineCommand({
     const stream = await fetchSnapshot(url!, which!, { token: io.env['CHUNKYARD_TOKEN'], start, end });
     if (flags.output === undefined) {
       await pipeline(stream, io.stdout, { end: false });
+      return;
+    }
+    const existing = await stat(flags.output).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      stream.destroy();
+      throw new ChunkyardError('BAD_ARGUMENT', `--output ${flags.output} is a directory`);
+    }
+    if (existing && !existing.isFile()) {
+      // A device, FIFO or socket: written in place (renaming over it would replace the node).
+      await pipeline(stream, createWriteStream(flags.output, { flags: 'a' }));
       return;
     }
     const tmp = `${flags.output}.chunkyard-partial`;

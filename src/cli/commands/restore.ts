@@ -1,4 +1,5 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { ChunkyardError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { parseSize } from '../../chunking/params.js';
@@ -31,6 +32,20 @@ export default defineCommand({
       }
       // Resolve first, so an unknown snapshot creates no file at all.
       await store.resolveSnapshot(which!);
+      const existing = await stat(flags.output).catch(() => undefined);
+      if (existing?.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `--output ${flags.output} is a directory`);
+      if (existing && !existing.isFile()) {
+        // A device, FIFO or socket (/dev/null, a tape, a pipe to another program): written
+        // in place. Renaming a temporary file over it would replace the device node itself.
+        if (flags.sparse) throw new ChunkyardError('BAD_ARGUMENT', `--sparse needs a regular file; ${flags.output} is not one`);
+        const device = createWriteStream(flags.output, { flags: 'a' });
+        try {
+          await store.restoreTo(which!, device, { start, end });
+        } finally {
+          await new Promise<void>((resolve) => device.end(resolve));
+        }
+        return;
+      }
       // Write beside the destination and rename at the end: a failed restore (a corrupt
       // chunk) leaves no partial file under the requested name.
       const tmp = `${flags.output}.chunkyard-partial`;
