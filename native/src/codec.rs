@@ -291,6 +291,55 @@ pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
     Ok(())
 }
 
+thread_local! {
+    /// Where verify_many decodes compressed chunks: grown as needed, kept per thread.
+    static VERIFY_SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+}
+
+/// decode_into without an output: a raw chunk is hashed where it lies, a compressed one is
+/// decoded into a per-thread scratch buffer and hashed there. For reads that only need the
+/// verdict (check --read-data, and prune and repair, which copy the stored bytes as read).
+pub fn verify_many(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Option<&[u8; 32]>) -> Result<(), (usize, String)> {
+    VERIFY_SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        for (i, p) in pieces.iter().enumerate() {
+            if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
+                return Err((i, "stored bytes run past the end of the read".into()));
+            }
+            let stored = &data[p.offset..p.offset + p.stored_length];
+            let raw: &[u8] = match p.codec {
+                CODEC_NONE => {
+                    if p.stored_length != p.raw_length {
+                        return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
+                    }
+                    stored
+                }
+                CODEC_LZ4 | CODEC_ZSTD => {
+                    if scratch.len() < p.raw_length {
+                        scratch.resize(p.raw_length, 0);
+                    }
+                    let dst = &mut scratch[..p.raw_length];
+                    if p.codec == CODEC_LZ4 {
+                        lz4_decompress_into(stored, dst).map_err(|m| (i, m))?;
+                    } else {
+                        let n = zstd_decompress_into(stored, dst).map_err(|m| (i, m))?;
+                        if n != p.raw_length {
+                            return Err((i, format!("decoded to {n} bytes, expected {}", p.raw_length)));
+                        }
+                    }
+                    &scratch[..p.raw_length]
+                }
+                c => return Err((i, format!("unknown codec {c}"))),
+            };
+            let h = crate::chunker::fingerprint(key, raw);
+            if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
+                return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
+            }
+        }
+        Ok(())
+    })
+}
+
 /// One zstd frame into `dst`; a frame that declares or holds more than dst.len() bytes is an error.
 fn zstd_decompress_into(stored: &[u8], dst: &mut [u8]) -> Result<usize, String> {
     thread_local! {
@@ -382,6 +431,13 @@ mod into_tests {
             let mut bad = stored.clone();
             bad[20] ^= 0x40;
             assert_eq!(decode_into(&bad, &dec, &fps, None, &mut raw).unwrap_err().0, 0);
+            // verify_many agrees with decode_into, for good and bad bytes alike.
+            assert!(verify_many(&stored, &dec, &fps, None).is_ok());
+            assert_eq!(verify_many(&bad, &dec, &fps, None).unwrap_err().0, 0);
+            let mut bad_raw = stored.clone();
+            let raw_at = dec[1].offset + 7;
+            bad_raw[raw_at] ^= 1;
+            assert_eq!(verify_many(&bad_raw, &dec, &fps, None).unwrap_err().0, 1);
         }
     }
 }

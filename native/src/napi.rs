@@ -928,6 +928,41 @@ unsafe extern "C" fn js_copy_bytes(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
+/// verifyMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
+///            fingerprints: Uint8Array(32n), key | null) -> [failedIndex, reason]
+/// decodeInto without an output buffer (raw chunks hashed in place); -1 when all verify.
+unsafe extern "C" fn js_verify_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<4>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let quads = lengths_arg(env, a[1])?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let key = key_arg(env, a[3])?;
+        if quads.len() % 4 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
+        }
+        let n = quads.len() / 4;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let pieces: Vec<crate::codec::Piece> = quads
+            .chunks_exact(4)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        // SAFETY: a[0] and a[2] are arguments of this call.
+        let (index, reason) = match crate::codec::verify_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref()) {
+            Ok(()) => (-1.0, String::new()),
+            Err((i, reason)) => (i as f64, reason),
+        };
+        let mut arr = ptr::null_mut();
+        napi!(napi_create_array_with_length(env, 2, &mut arr));
+        let mut idx = ptr::null_mut();
+        napi!(napi_create_double(env, index, &mut idx));
+        napi!(napi_set_element(env, arr, 0, idx));
+        napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
+        Ok(arr)
+    })
+}
+
 /// zstdDecompress(stored, rawLength) -> Buffer(rawLength); throws CHUNK_CORRUPT when the
 /// bytes do not decode to exactly rawLength bytes.
 unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -972,7 +1007,7 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 14] = [
+    let fns: [(&str, napi_callback); 15] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -987,6 +1022,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("compressInto\0", js_compress_into),
         ("decodeInto\0", js_decode_into),
         ("copyBytes\0", js_copy_bytes),
+        ("verifyMany\0", js_verify_many),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

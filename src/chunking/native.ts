@@ -63,6 +63,8 @@ export interface NativeAddon {
   compressInto(codec: 1 | 2, data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level: number): [Uint32Array, Uint8Array];
   /** decodeMany into out (exactly the sum of the raw lengths): [-1, ''] or [failed index, reason]. */
   decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): [number, string];
+  /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
+  verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array): null;
 }
@@ -92,6 +94,7 @@ const FUNCTIONS = [
   'compressInto',
   'decodeInto',
   'copyBytes',
+  'verifyMany',
 ] as const;
 
 let addon: NativeAddon | undefined;

@@ -33,7 +33,8 @@ export function unpackCompressResult(buf: Uint8Array, n: number): CompressResult
 }
 
 /**
- * Decode and verify n stored chunks read from one pack region. pieces holds, per chunk,
+ * Decode and verify n stored chunks read from one pack region (the shape the JS fallback
+ * decoder takes; the pool sends DecodeIntoTask or VerifyTask). pieces holds, per chunk,
  * [offsetInData, storedLength, rawLength, codec]; fingerprints holds 32 bytes per chunk.
  * The result is the raw bytes of all chunks back to back.
  */
@@ -86,9 +87,28 @@ export interface DecodeIntoTask {
   out: Uint8Array;
 }
 
+/**
+ * Decode and verify like DecodeTask, keeping nothing decoded (check --read-data, prune's and
+ * repair's reads only need the verdict). `data` is transferred in and handed back: the
+ * result is a VerifyResult.
+ */
+export interface VerifyTask {
+  op: 'verify';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  fingerprints: Uint8Array;
+  key: Uint8Array | null;
+}
+
+/** The stored bytes of a VerifyTask, back, and the first chunk that failed, if any. */
+export interface VerifyResult {
+  data: Uint8Array;
+  failure?: DecodeFailure;
+}
+
 /** Which codec implementation the worker uses: answers 'native' or 'js'. */
 export interface EngineTask {
   op: 'engine';
 }
 
-export type WorkerTask = CompressTask | DecodeTask | CompressIntoTask | DecodeIntoTask | EngineTask;
+export type WorkerTask = CompressTask | CompressIntoTask | DecodeIntoTask | VerifyTask | EngineTask;

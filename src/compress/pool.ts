@@ -5,7 +5,7 @@
 import { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { unpackCompressResult, type CompressIntoResult, type CompressIntoTask, type CompressionName, type CompressResultView, type DecodeFailure, type DecodeIntoTask } from './messages.js';
+import { unpackCompressResult, type CompressIntoResult, type CompressIntoTask, type CompressionName, type CompressResultView, type DecodeFailure, type DecodeIntoTask, type VerifyResult, type VerifyTask } from './messages.js';
 
 export interface CompressionPoolOptions {
   /** Worker threads; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
@@ -45,19 +45,6 @@ export class CompressionPool {
   }
 
   /**
-   * Decodes and verifies stored chunks from one read. Rejects with a DecodeError naming the
-   * failing chunk's index within the task.
-   */
-  async decode(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<Uint8Array> {
-    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const result = (await this.track(this.pool.run({ op: 'decode', data, pieces, fingerprints, key }, { transferList: transfer }))) as
-      | Uint8Array
-      | DecodeFailure;
-    if (result instanceof Uint8Array) return result;
-    throw new DecodeError(result.index, result.reason);
-  }
-
-  /**
    * Compresses the chunks at `pieces` ([offset, length] each) of `data` into `out`, in
    * place: both must be views of shared memory, untouched by the caller until this settles.
    * Stored forms smaller than their chunk are back to back in `out`; codec 0 means "store
@@ -79,6 +66,18 @@ export class CompressionPool {
     const transfer = !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
     const failure = (await this.track(this.pool.run(task, { transferList: transfer }))) as DecodeFailure | undefined;
     if (failure) throw new DecodeError(failure.index, failure.reason);
+  }
+
+  /**
+   * Decodes and verifies stored chunks without keeping what they decode to (check, prune
+   * and repair reads). `data` is transferred to the worker when it owns its ArrayBuffer
+   * (else copied) and comes back in the result: use the returned bytes, not `data`, after.
+   */
+  async verify(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<VerifyResult> {
+    const task: VerifyTask = { op: 'verify', data, pieces, fingerprints, key };
+    const transfer = !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+    const result = (await this.track(this.pool.run(task, { transferList: transfer }))) as Uint8Array | VerifyResult;
+    return result instanceof Uint8Array ? { data: result } : result;
   }
 
   /** Which codec implementation the workers use: 'native' (the addon) or 'js' (lz4-napi, hash-wasm). */

@@ -13,7 +13,7 @@
 // small modules are imported up front; lz4-napi, hash-wasm and piscina (the fallbacks, and
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
-import type { CompressIntoResult, CompressIntoTask, CompressTask, DecodeFailure, DecodeIntoTask, DecodeTask, WorkerTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, CompressTask, DecodeFailure, DecodeIntoTask, DecodeTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -153,6 +153,29 @@ async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult>
   return { storedLengths, codecs };
 }
 
+/** Where the JS fallback of verify decodes to: grown as needed, reused by every task. */
+let scratch = new Uint8Array(0);
+
+/**
+ * Verifies stored chunks and hands their bytes back (transferred, so the caller can still copy
+ * verified chunks from them). A failure sends a copy back with it: failures are rare.
+ */
+async function verify(task: VerifyTask): Promise<unknown> {
+  const addon = await nativeAddon();
+  let failure: DecodeFailure | undefined;
+  if (addon) {
+    const [index, reason] = addon.verifyMany(task.data, task.pieces, task.fingerprints, task.key);
+    if (index >= 0) failure = { code: 'CHUNK_CORRUPT', index, reason };
+  } else {
+    let raw = 0;
+    for (let i = 2; i < task.pieces.length; i += 4) raw += task.pieces[i]!;
+    if (scratch.length < raw) scratch = new Uint8Array(Math.max(raw, scratch.length * 2));
+    failure = await decodeInto({ op: 'decodeInto', data: task.data, pieces: task.pieces, fingerprints: task.fingerprints, key: task.key, out: scratch.subarray(0, raw) });
+  }
+  if (failure) return { data: task.data, failure } satisfies VerifyResult;
+  return move(task.data);
+}
+
 /** Decodes in place (shared memory): see DecodeIntoTask. */
 async function decodeInto(task: DecodeIntoTask): Promise<DecodeFailure | undefined> {
   const addon = await nativeAddon();
@@ -251,28 +274,20 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
 }
 
 export default async function run(task: WorkerTask): Promise<unknown> {
-  // compressInto allocates nothing per task; decodeInto's stored bytes were transferred in
-  // and die here: their collection is prompted like the other tasks' buffers.
-  if (task.op === 'engine') return (await nativeAddon()) ? 'native' : 'js';
-  if (task.op === 'compressInto') return compressInto(task);
-  if (task.op === 'decodeInto') {
-    churn.add(task.data.length);
-    return decodeInto(task);
+  // compressInto allocates nothing per task; the stored bytes of decodeInto and verify were
+  // transferred in and die here: their collection is prompted like compress's buffers.
+  switch (task.op) {
+    case 'engine':
+      return (await nativeAddon()) ? 'native' : 'js';
+    case 'compressInto':
+      return compressInto(task);
+    case 'decodeInto':
+      churn.add(task.data.length);
+      return decodeInto(task);
+    case 'verify':
+      return verify(task);
+    case 'compress':
+      churn.add(task.data.length);
+      return move(await compress(task));
   }
-  churn.add(task.data.length);
-  let result: Uint8Array;
-  if (task.op === 'compress') {
-    result = await compress(task);
-  } else {
-    try {
-      result = await decode(task);
-    } catch (err) {
-      if (err instanceof ChunkFailure) {
-        const failure: DecodeFailure = { code: 'CHUNK_CORRUPT', index: err.index, reason: err.reason };
-        return failure;
-      }
-      throw err;
-    }
-  }
-  return move(result);
 }

@@ -4,7 +4,7 @@
  * check --read-data, prune (it copies only verified chunks) and repair (salvage) use it.
  */
 import type { Backend } from '../backend/types.js';
-import { DecodeError, type CompressionPool } from '../compress/pool.js';
+import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 
 /** A stored chunk to read: where it is and what it must decode to. */
@@ -58,42 +58,45 @@ function* groups<T>(job: VerifyJob<T>): Generator<{ start: number; end: number; 
   if (g) yield g;
 }
 
-/** Decodes and checks every chunk of one read; a failing chunk does not hide those after it. */
-async function verifyRead(pool: CompressionPool, data: Buffer, start: number, refs: ChunkRef[]): Promise<Map<number, string>> {
+/**
+ * Decodes and checks every chunk of one read; a failing chunk does not hide those after it.
+ * `data` goes to the worker and comes back: the bytes to use afterwards are the returned ones.
+ */
+async function verifyRead(pool: CompressionPool, data: Buffer, start: number, refs: ChunkRef[]): Promise<{ data: Buffer; bad: Map<number, string> }> {
   const bad = new Map<number, string>();
+  // A buffer of its own, so that it can travel to the worker and back without a copy (a small
+  // read may be a view of a shared pool slab).
+  let bytes: Uint8Array = data;
+  if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) {
+    bytes = new Uint8Array(data.length);
+    bytes.set(data);
+  }
   let from = 0;
   while (from < refs.length) {
     const part = refs.slice(from);
-    const base = part[0]!.offset - start;
-    const lastEnd = Math.min(data.length, part[part.length - 1]!.offset - start + part[part.length - 1]!.storedLength);
-    // An owned copy: it is transferred to the worker, and the caller keeps `data`.
-    const owned = new Uint8Array(Math.max(0, lastEnd - base));
-    owned.set(data.subarray(base, Math.max(base, lastEnd)));
     const pieces = new Uint32Array(part.length * 4);
     const fps = new Uint8Array(part.length * 32);
     part.forEach((r, i) => {
-      pieces[i * 4] = r.offset - start - base;
+      pieces[i * 4] = r.offset - start;
       pieces[i * 4 + 1] = r.storedLength;
       pieces[i * 4 + 2] = r.rawLength;
       pieces[i * 4 + 3] = r.codec;
       fps.set(r.fingerprint, i * 32);
     });
-    try {
-      await pool.decode(owned, pieces, fps, null);
-      break;
-    } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      bad.set(from + err.index, err.reason);
-      from += err.index + 1;
-    }
+    const result = await pool.verify(bytes, pieces, fps, null);
+    bytes = result.data;
+    if (!result.failure) break;
+    bad.set(from + result.failure.index, result.failure.reason);
+    from += result.failure.index + 1;
   }
-  return bad;
+  return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), bad };
 }
 
 /**
  * Reads and verifies the chunks of every job, yielding one result per coalesced read in job
  * order, with up to `concurrency` reads (and decodes) in flight. Memory: about
- * concurrency × 3 × MAX_READ_BYTES at worst (the read, the copy sent to the worker, its output).
+ * concurrency × MAX_READ_BYTES at worst (each read travels to a worker and back without a
+ * copy), plus one decode buffer per worker.
  */
 export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8): AsyncGenerator<VerifiedRead<T>> {
   const inFlight: Promise<VerifiedRead<T>>[] = [];
@@ -110,7 +113,8 @@ export async function* readVerified<T>(backend: Backend, pool: CompressionPool, 
         missing.set(job.packName, err);
         return { tag: job.tag, packName: job.packName, start: g.start, data: Buffer.alloc(0), refs: g.refs, bad: new Map(), error: err };
       }
-      return { tag: job.tag, packName: job.packName, start: g.start, data, refs: g.refs, bad: await verifyRead(pool, data, g.start, g.refs) };
+      const verified = await verifyRead(pool, data, g.start, g.refs);
+      return { tag: job.tag, packName: job.packName, start: g.start, data: verified.data, refs: g.refs, bad: verified.bad };
     };
     const p = run();
     p.catch(() => {});

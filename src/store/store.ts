@@ -35,6 +35,7 @@ import { acquireWriterLock, type WriterLock } from './lock.js';
 import { fileSink, restoreInto, restoreStream, writableSink, type RestoreRange } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 // The maintenance commands load their modules when called: a backup or a restore, whose
 // process start-up counts on small streams, does not pay for them.
 import type { CheckOptions, CheckReport } from '../maintenance/check.js';
@@ -571,7 +572,7 @@ export class Store {
         errors.push({ code: err.code, message: `index: ${err.message} (run chunkyard repair to rebuild it)` });
       }
       // Only reading data needs the worker pool: do not start threads for nothing.
-      if (options.readData) pool = new CompressionPool({ threads: options.threads });
+      if (options.readData) pool = new CompressionPool({ threads: options.threads ?? verifyThreads() });
       return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), index, initial: { errors, warnings: [] } }, options);
     } finally {
       await pool?.close().catch(() => {});
@@ -624,4 +625,12 @@ export class Store {
 function isFileHandle(d: unknown): d is FileHandle {
   const h = d as FileHandle;
   return typeof h?.fd === 'number' && typeof h.truncate === 'function' && typeof h.sync === 'function';
+}
+
+/**
+ * Workers for check --read-data: one per core (CHUNKYARD_THREADS still wins). Unlike a
+ * backup, nothing else in the process needs a core: the main thread only reads packs.
+ */
+function verifyThreads(): number | undefined {
+  return process.env['CHUNKYARD_THREADS'] ? undefined : availableParallelism();
 }
