@@ -296,12 +296,18 @@ class SizeRun {
     while (this.pending.length > PENDING_BATCHES) await this.pending.shift();
   }
 
+  /** The store's stored lengths of a batch of chunks (raw when the codec is none). */
+  private storedLengths(data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
+    if (this.compression === 'none') return Promise.resolve(lengths);
+    return this.pool!.storedLengths(this.compression, data, lengths);
+  }
+
   /** Compresses new chunks as one batch; their stored lengths go into the set when done. */
   private submit(pieces: Uint8Array[], indexes: number[], hashes: Uint8Array): void {
     if (pieces.length === 0 || this.pool === undefined) return;
     let total = 0;
     for (const p of pieces) total += p.length;
-    const data = new Uint8Array(total);
+    const data = Buffer.allocUnsafeSlow(total);
     const lengths = new Uint32Array(pieces.length);
     const fps = new Uint8Array(pieces.length * 16);
     let o = 0;
@@ -311,8 +317,8 @@ class SizeRun {
       lengths[j] = p.length;
       fps.set(hashes.subarray(indexes[j]! * 32, indexes[j]! * 32 + 16), j * 16);
     });
-    const done = this.pool.compress(this.compression, data, lengths).then((r) => {
-      for (let j = 0; j < lengths.length; j++) this.set.setStored(fps, j * 16, r.storedLengths[j]!);
+    const done = this.storedLengths(data, lengths).then((stored) => {
+      for (let j = 0; j < lengths.length; j++) this.set.setStored(fps, j * 16, stored[j]!);
     });
     done.catch(() => {});
     this.pending.push(done);

@@ -6,32 +6,6 @@
  */
 export type CompressionName = 'lz4' | 'zstd' | 'none';
 
-/** Compress n chunks laid back to back in `data`; chunk i is lengths[i] bytes. */
-export interface CompressTask {
-  op: 'compress';
-  compression: CompressionName;
-  data: Uint8Array;
-  lengths: Uint32Array;
-}
-
-/**
- * Result of a CompressTask, packed into one transferable buffer:
- *   storedLengths u32×n | codecs u8×n | stored bytes back to back
- */
-export interface CompressResultView {
-  storedLengths: Uint32Array;
-  codecs: Uint8Array;
-  data: Uint8Array;
-}
-
-export function unpackCompressResult(buf: Uint8Array, n: number): CompressResultView {
-  const lenBytes = n * 4;
-  const storedLengths = new Uint32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + lenBytes));
-  const codecs = buf.subarray(lenBytes, lenBytes + n);
-  const data = buf.subarray(lenBytes + n);
-  return { storedLengths, codecs, data };
-}
-
 /**
  * Decode and verify n stored chunks read from one pack region (the shape the JS fallback
  * decoder takes; the pool sends DecodeIntoTask or VerifyTask). pieces holds, per chunk,
@@ -106,9 +80,21 @@ export interface VerifyResult {
   failure?: DecodeFailure;
 }
 
+/**
+ * The stored length of each chunk laid back to back in `data` (chunk i is lengths[i] bytes),
+ * as a store would write it (compressed if smaller, else raw), without the bytes: what
+ * `analyze` needs. Answers a Uint32Array.
+ */
+export interface SizesTask {
+  op: 'sizes';
+  compression: 'lz4' | 'zstd';
+  data: Uint8Array;
+  lengths: Uint32Array;
+}
+
 /** Which codec implementation the worker uses: answers 'native' or 'js'. */
 export interface EngineTask {
   op: 'engine';
 }
 
-export type WorkerTask = CompressTask | CompressIntoTask | DecodeIntoTask | VerifyTask | EngineTask;
+export type WorkerTask = CompressIntoTask | DecodeIntoTask | VerifyTask | SizesTask | EngineTask;

@@ -5,7 +5,7 @@
 import { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { unpackCompressResult, type CompressIntoResult, type CompressIntoTask, type CompressionName, type CompressResultView, type DecodeFailure, type DecodeIntoTask, type VerifyResult, type VerifyTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
 
 export interface CompressionPoolOptions {
   /** Worker threads; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
@@ -35,13 +35,14 @@ export class CompressionPool {
   }
 
   /**
-   * Compresses chunks laid back to back in `data` (chunk i is lengths[i] bytes). `data` is
-   * transferred to the worker: the caller must not use it afterwards.
+   * The stored length of each chunk of `data` (chunk i is lengths[i] bytes, back to back),
+   * compressed with `compression` if that is smaller, else raw: the store's rule, without
+   * sending the compressed bytes back. `data` is transferred when it owns its ArrayBuffer.
    */
-  async compress(compression: CompressionName, data: Uint8Array, lengths: Uint32Array): Promise<CompressResultView> {
-    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const buf = (await this.track(this.pool.run({ op: 'compress', compression, data, lengths }, { transferList: transfer }))) as Uint8Array;
-    return unpackCompressResult(buf, lengths.length);
+  async storedLengths(compression: 'lz4' | 'zstd', data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
+    const task: SizesTask = { op: 'sizes', compression, data, lengths };
+    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? [data.buffer as ArrayBuffer] : [];
+    return (await this.track(this.pool.run(task, { transferList: transfer }))) as Uint32Array;
   }
 
   /**

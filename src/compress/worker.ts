@@ -13,7 +13,7 @@
 // small modules are imported up front; lz4-napi, hash-wasm and piscina (the fallbacks, and
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
-import type { CompressIntoResult, CompressIntoTask, CompressTask, DecodeFailure, DecodeIntoTask, DecodeTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -71,53 +71,6 @@ async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Ar
   return out;
 }
 
-async function compress(task: CompressTask): Promise<Uint8Array> {
-  const n = task.lengths.length;
-  const storedLengths = new Uint32Array(n);
-  const codecs = new Uint8Array(n);
-  const raws: Uint8Array[] = [];
-  let pos = 0;
-  for (let i = 0; i < n; i++) {
-    raws.push(task.data.subarray(pos, pos + task.lengths[i]));
-    pos += task.lengths[i];
-  }
-  let pieces: Uint8Array[] = raws;
-  const addon = await nativeAddon();
-  if (addon && task.compression !== 'none') {
-    const [lens, cods, stored] = task.compression === 'zstd' ? addon.zstdCompressMany(task.data, task.lengths, ZSTD_LEVEL) : addon.lz4CompressMany(task.data, task.lengths);
-    const out = new Uint8Array(n * 5 + stored.length);
-    out.set(new Uint8Array(lens.buffer, lens.byteOffset, n * 4), 0);
-    out.set(cods, n * 4);
-    out.set(stored, n * 5);
-    return out;
-  }
-  if (task.compression === 'lz4') {
-    const { compress: lz4Compress } = await lz4();
-    const compressed = await Promise.all(raws.map((raw) => lz4Compress(raw)));
-    // A chunk that does not shrink is stored raw: decoding it would cost time for nothing.
-    pieces = compressed.map((c, i) => (c.length < raws[i].length ? c : raws[i]));
-    for (let i = 0; i < n; i++) codecs[i] = pieces[i] === raws[i] ? CODEC_NONE : CODEC_LZ4;
-  } else if (task.compression === 'zstd') {
-    await zstdAddon(); // throws NATIVE_UNAVAILABLE: zstd exists only in the addon
-  } else if (task.compression !== 'none') {
-    throw new Error(`compression ${String(task.compression)} is not available in this build`);
-  }
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    storedLengths[i] = pieces[i].length;
-    total += pieces[i].length;
-  }
-  const out = new Uint8Array(n * 5 + total);
-  out.set(new Uint8Array(storedLengths.buffer), 0);
-  out.set(codecs, n * 4);
-  let o = n * 5;
-  for (const p of pieces) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Codec ids of the two compressing codecs, by name. */
 const CODEC_OF = { lz4: CODEC_LZ4, zstd: CODEC_ZSTD } as const;
 
@@ -151,6 +104,27 @@ async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult>
     }
   }
   return { storedLengths, codecs };
+}
+
+/** Where sizes() compresses to: grown as needed, reused by every task of this worker. */
+let sizesOut = new Uint8Array(0);
+
+/** Stored lengths only (analyze): compressInto into a scratch buffer, nothing sent back but lengths. */
+async function sizes(task: SizesTask): Promise<Uint32Array> {
+  const n = task.lengths.length;
+  const pieces = new Uint32Array(2 * n);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    pieces[2 * i] = o;
+    pieces[2 * i + 1] = task.lengths[i]!;
+    o += task.lengths[i]!;
+  }
+  if (await nativeAddon()) {
+    if (sizesOut.length < o) sizesOut = new Uint8Array(Math.max(o, sizesOut.length * 2));
+    return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out: sizesOut.subarray(0, o) })).storedLengths;
+  }
+  const out = new Uint8Array(o);
+  return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out })).storedLengths;
 }
 
 /** Where the JS fallback of verify decodes to: grown as needed, reused by every task. */
@@ -274,8 +248,8 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
 }
 
 export default async function run(task: WorkerTask): Promise<unknown> {
-  // compressInto allocates nothing per task; the stored bytes of decodeInto and verify were
-  // transferred in and die here: their collection is prompted like compress's buffers.
+  // compressInto allocates nothing per task; the bytes of decodeInto, verify and sizes were
+  // transferred in and die here (or go back): collections are prompted as they add up.
   switch (task.op) {
     case 'engine':
       return (await nativeAddon()) ? 'native' : 'js';
@@ -286,8 +260,8 @@ export default async function run(task: WorkerTask): Promise<unknown> {
       return decodeInto(task);
     case 'verify':
       return verify(task);
-    case 'compress':
+    case 'sizes':
       churn.add(task.data.length);
-      return move(await compress(task));
+      return sizes(task);
   }
 }
