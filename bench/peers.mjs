@@ -20,7 +20,7 @@ const HELP = `usage: node bench/peers.mjs (--gens FILE... | --dir DIR) [options]
 
   --gens FILE...        generation files, oldest first (each is one backup of one stream)
   --dir DIR             use every regular file in DIR (natural sort, dotfiles skipped)
-  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd),
+  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@sparse (restore --sparse),
                         restic, borg (default: chunkyard,restic,borg)
   --restore WHICH       first,last (default) | last | all | none: generations to restore and cmp
   --workdir DIR         where repositories and restored files go (default /tmp/chunkyard-peers);
@@ -176,16 +176,18 @@ async function warmRead(files) {
 
 // ------------------------------------------------------------------ the tools
 function chunkyardTool(name, variant, o, build) {
-  // chunkyard@SIZE sets the average chunk size, chunkyard@zstd|lz4|none the compression.
+  // chunkyard@SIZE sets the average chunk size, chunkyard@zstd|lz4|none the compression;
+  // chunkyard@sparse restores with --sparse (zero runs left as holes), defaults otherwise.
+  const sparse = variant === 'sparse';
   const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
-  const avgSize = codec ? undefined : variant;
+  const avgSize = codec || sparse ? undefined : variant;
   const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : [])];
   const bin = join(build.dir, 'bin', 'chunkyard');
   const node = process.execPath;
   return {
     name,
     version: () => build.version,
-    settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json`,
+    settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}`,
     init: (repo) => [[node, [bin, 'init', repo, ...initFlags, '--json']]],
     backup: (repo, file, i) => ({
       cmd: node,
@@ -196,7 +198,7 @@ function chunkyardTool(name, variant, o, build) {
       const j = JSON.parse(stdout.trim().split('\n').pop());
       return { id: j.id, report: j };
     },
-    restore: (repo, snap, file, out) => ({ cmd: node, args: [bin, 'restore', repo, snap.id, '--output', out] }),
+    restore: (repo, snap, file, out) => ({ cmd: node, args: [bin, 'restore', repo, snap.id, '--output', out, ...(sparse ? ['--sparse'] : [])] }),
     list: (repo) => [node, [bin, 'snapshots', repo]],
     stats: (repo) => [node, [bin, 'stats', repo, '--json']],
   };
