@@ -146,8 +146,9 @@ export function copyBytes(dst: Uint8Array, offset: number, src: Uint8Array): voi
   if (src.length >= NATIVE_COPY_MIN && (dst.buffer instanceof SharedArrayBuffer || src.buffer instanceof SharedArrayBuffer)) {
     if (copier === undefined) {
       try {
-        const a = loadNative();
-        copier = a.copyBytes.bind(a);
+        // CHUNKYARD_ENGINE=wasm means no native code at all, copies included.
+        const a = process.env['CHUNKYARD_ENGINE'] === 'wasm' ? null : loadNative();
+        copier = a ? a.copyBytes.bind(a) : null;
       } catch {
         copier = null;
       }

@@ -251,9 +251,10 @@ export function writableSink(w: Writable): RestoreSink {
 }
 
 /**
- * A sink over an open file, writing sequentially from `position`. With `sparse`, runs of
- * zero bytes at least `minHole` long inside a view are skipped instead of written, leaving
- * holes (call finish() to set the final size, so that a hole at the end exists too).
+ * A sink over an open file, writing sequentially from `position`. With `sparse`, views that
+ * are all zeros (at least 4 KiB) are skipped instead of written, leaving holes; that is only
+ * right where the file has no bytes yet, which the caller checks (Store.restoreTo). Call
+ * finish() at the end, so that zeros skipped at the very end still extend the file.
  */
 export function fileSink(handle: FileHandle, options: { position?: number; sparse?: boolean } = {}): RestoreSink & { finish(): Promise<void>; readonly position: number } {
   let position = options.position ?? 0;
@@ -280,7 +281,8 @@ export function fileSink(handle: FileHandle, options: { position?: number; spars
       await writeAll(view);
     },
     async finish(): Promise<void> {
-      if (skippedToEnd) await handle.truncate(position);
+      // Zeros skipped at the end still count: extend the file to them (never shorten it).
+      if (skippedToEnd && (await handle.stat()).size < position) await handle.truncate(position);
     },
   };
 }

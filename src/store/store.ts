@@ -423,7 +423,8 @@ export class Store {
    * Writes a snapshot (or [start, end) of it) to `destination`, verified, in order: the fast
    * path for restores to a file or a socket (no buffer is allocated per read). A Writable
    * gets one write at a time, each awaited; a FileHandle is written from `position` (default
-   * 0), and with `sparse` the all-zero runs the snapshot is made of are left as holes.
+   * 0), and with `sparse` the all-zero runs the snapshot is made of are left as holes (the
+   * file must then end where writing starts: BAD_ARGUMENT otherwise, nothing written).
    * Resolves to the number of bytes written. On an error, what was written stays written:
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
    */
@@ -432,6 +433,10 @@ export class Store {
     const manifest = await this.resolveSnapshot(idOrTarget);
     const hasher = getHasher(this.options.engine ?? 'auto');
     if (isFileHandle(destination)) {
+      if (options.sparse && (await destination.stat()).size > (options.position ?? 0)) {
+        // Skipped zeros would leave the file's old bytes where the snapshot has zeros.
+        throw badArgument(`sparse restore needs the file to end at the position it starts writing (${options.position ?? 0}); open it empty ('w') or restore without sparse`);
+      }
       const sink = fileSink(destination, { position: options.position, sparse: options.sparse });
       const n = await restoreInto(this.backend, this.getPool(), hasher, manifest, options, sink);
       await sink.finish();

@@ -118,6 +118,14 @@ test('restoreTo: a Writable, a file at a position, a sparse file, a range; equal
       assert.equal(st.size, data.length);
       assert.ok(st.blocks * 512 < data.length - (4 << 20), `the zero run is a hole (${st.blocks * 512} bytes allocated of ${data.length})`);
 
+      // Sparse needs the file to end where writing starts: old bytes must not show through.
+      const used = await open(sparse, 'r+');
+      await assert.rejects(store.restoreTo(snap.id, used, { sparse: true }), (e: unknown) => e instanceof ChunkyardError && e.code === 'BAD_ARGUMENT');
+      assert.equal(await store.restoreTo(snap.id, used, { sparse: true, position: data.length }), data.length, 'appending at the end is fine');
+      await used.close();
+      const doubled = await readFile(sparse);
+      assert.ok(doubled.subarray(0, data.length).equals(data) && doubled.subarray(data.length).equals(data));
+
       // A sparse restore that ends in zeros still has the full size.
       const tailZero = await store.backup(Readable.from([Buffer.concat([prng(3, 100_000), Buffer.alloc(5 << 20)])]), { target: 'tail' });
       const h3 = await open(join(dir, 'tail.img'), 'w');
