@@ -782,26 +782,49 @@ unsafe extern "C" fn js_lz4_compress_many(env: napi_env, info: napi_callback_inf
     })
 }
 
+/// The arguments every decode-and-verify call shares: the stored bytes, their pieces
+/// ([offset, storedLength, rawLength, codec] per chunk, as a Uint32Array), one 32-byte
+/// fingerprint per piece and an optional key.
+fn decode_args(env: napi_env, a: &[napi_value]) -> JsResult<(RawBytes, Vec<crate::codec::Piece>, RawBytes, Option<[u8; 32]>)> {
+    let data = bytes_arg(env, a[0], "data")?;
+    let quads = lengths_arg(env, a[1])?;
+    let fps = bytes_arg(env, a[2], "fingerprints")?;
+    let key = key_arg(env, a[3])?;
+    if quads.len() % 4 != 0 {
+        return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
+    }
+    let n = quads.len() / 4;
+    if fps.len != n * 32 {
+        return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+    }
+    let pieces = quads
+        .chunks_exact(4)
+        .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+        .collect();
+    Ok((data, pieces, fps, key))
+}
+
+/// `[failedIndex, reason]`: -1 and "" when every chunk verified.
+fn verdict_value(env: napi_env, result: Result<(), (usize, String)>) -> JsResult<napi_value> {
+    let (index, reason) = match result {
+        Ok(()) => (-1.0, String::new()),
+        Err((i, reason)) => (i as f64, reason),
+    };
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, 2, &mut arr));
+    let mut idx = ptr::null_mut();
+    napi!(napi_create_double(env, index, &mut idx));
+    napi!(napi_set_element(env, arr, 0, idx));
+    napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
+    Ok(arr)
+}
+
 /// decodeMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
 ///            fingerprints: Uint8Array(32n), key | null) -> [raw: Buffer | null, failedIndex, reason]
 /// Decodes every chunk of one read and checks each against its fingerprint.
 unsafe extern "C" fn js_decode_many(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<4>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let quads = lengths_arg(env, a[1])?;
-        let fps = bytes_arg(env, a[2], "fingerprints")?;
-        let key = key_arg(env, a[3])?;
-        if quads.len() % 4 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
-        }
-        let n = quads.len() / 4;
-        if fps.len != n * 32 {
-            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
-        }
-        let pieces: Vec<crate::codec::Piece> = quads
-            .chunks_exact(4)
-            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
-            .collect();
+        let (data, pieces, fps, key) = decode_args(env, a)?;
         // SAFETY: a[0] and a[2] are arguments of this call.
         let result = crate::codec::decode_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref());
         let mut arr = ptr::null_mut();
@@ -873,39 +896,14 @@ unsafe extern "C" fn js_compress_into(env: napi_env, info: napi_callback_info) -
 /// chunk decoded and verified.
 unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<5>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let quads = lengths_arg(env, a[1])?;
-        let fps = bytes_arg(env, a[2], "fingerprints")?;
-        let key = key_arg(env, a[3])?;
+        let (data, pieces, fps, key) = decode_args(env, a)?;
         let out = bytes_arg(env, a[4], "out")?;
-        if quads.len() % 4 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
-        }
-        let n = quads.len() / 4;
-        if fps.len != n * 32 {
-            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
-        }
-        let pieces: Vec<crate::codec::Piece> = quads
-            .chunks_exact(4)
-            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
-            .collect();
         // SAFETY: a[0], a[2] and a[4] are arguments of this call; out is ours until it returns.
-        let result = crate::codec::decode_into(data.as_slice(), &pieces, fps.as_slice(), key.as_ref(), out.as_mut_slice());
-        let (index, reason) = match result {
-            Ok(()) => (-1.0, String::new()),
-            Err((i, reason)) => (i as f64, reason),
-        };
-        let mut arr = ptr::null_mut();
-        napi!(napi_create_array_with_length(env, 2, &mut arr));
-        let mut idx = ptr::null_mut();
-        napi!(napi_create_double(env, index, &mut idx));
-        napi!(napi_set_element(env, arr, 0, idx));
-        napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
-        Ok(arr)
+        verdict_value(env, crate::codec::decode_into(data.as_slice(), &pieces, fps.as_slice(), key.as_ref(), out.as_mut_slice()))
     })
 }
 
-/// copyBytes(dst, dstOffset, src) -> undefined: memcpy of all of src into dst at dstOffset.
+/// copyBytes(dst, dstOffset, src) -> null: memcpy of all of src into dst at dstOffset.
 /// Why: V8 copies into SharedArrayBuffer memory (the pipelines' slots) with a relaxed-atomic
 /// loop, which measured 11% of the daemon's CPU for socket data copied into slots; this is
 /// a plain memcpy. Nothing else may use the bytes during the call (JS is single-threaded, and
@@ -933,33 +931,9 @@ unsafe extern "C" fn js_copy_bytes(env: napi_env, info: napi_callback_info) -> n
 /// decodeInto without an output buffer (raw chunks hashed in place); -1 when all verify.
 unsafe extern "C" fn js_verify_many(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<4>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let quads = lengths_arg(env, a[1])?;
-        let fps = bytes_arg(env, a[2], "fingerprints")?;
-        let key = key_arg(env, a[3])?;
-        if quads.len() % 4 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 4", quads.len())));
-        }
-        let n = quads.len() / 4;
-        if fps.len != n * 32 {
-            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
-        }
-        let pieces: Vec<crate::codec::Piece> = quads
-            .chunks_exact(4)
-            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
-            .collect();
+        let (data, pieces, fps, key) = decode_args(env, a)?;
         // SAFETY: a[0] and a[2] are arguments of this call.
-        let (index, reason) = match crate::codec::verify_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref()) {
-            Ok(()) => (-1.0, String::new()),
-            Err((i, reason)) => (i as f64, reason),
-        };
-        let mut arr = ptr::null_mut();
-        napi!(napi_create_array_with_length(env, 2, &mut arr));
-        let mut idx = ptr::null_mut();
-        napi!(napi_create_double(env, index, &mut idx));
-        napi!(napi_set_element(env, arr, 0, idx));
-        napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
-        Ok(arr)
+        verdict_value(env, crate::codec::verify_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref()))
     })
 }
 

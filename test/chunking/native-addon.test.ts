@@ -140,6 +140,44 @@ test('blake3, blake3Many and blake3ManyAsync: plain, keyed, and lengths past the
   assert.equal(Buffer.from(await nativeHasher.hash(data)).toString('hex'), (await oneShotHashes(data, [data.length]))[0]);
 });
 
+test('compressInto, decodeInto, verifyMany and copyBytes: round trip in shared memory, damage found, bad arguments refused', options, () => {
+  const n = addon();
+  const text = Buffer.from('the same words again and again, '.repeat(4000));
+  const noise = new Prng(9).bytes(50_000);
+  const data = new Uint8Array(new SharedArrayBuffer(text.length + noise.length));
+  n.copyBytes(data, 0, text);
+  n.copyBytes(data, text.length, noise);
+  assert.ok(Buffer.from(data.buffer).equals(Buffer.concat([text, noise])), 'copyBytes copies into shared memory');
+  const pieces = Uint32Array.of(0, text.length, text.length, noise.length);
+  for (const codec of [1, 2] as const) {
+    const out = new Uint8Array(new SharedArrayBuffer(data.length));
+    const [stored, codecs] = n.compressInto(codec, data, pieces, out, 3);
+    assert.deepEqual([...codecs], [codec, 0], 'text shrinks, noise is kept raw');
+    assert.equal(stored[1], noise.length);
+    // A read as a pack holds it: the compressed text, then the raw noise.
+    const read = Buffer.concat([Buffer.from(out.buffer, 0, stored[0]), noise]);
+    const quads = Uint32Array.of(0, stored[0]!, text.length, codec, stored[0]!, noise.length, noise.length, 0);
+    const fps = Buffer.concat([n.blake3(text, null), n.blake3(noise, null)]);
+    const raw = new Uint8Array(new SharedArrayBuffer(data.length));
+    assert.deepEqual(n.decodeInto(read, quads, fps, null, raw), [-1, '']);
+    assert.ok(Buffer.from(raw.buffer).equals(Buffer.concat([text, noise])));
+    assert.deepEqual(n.verifyMany(read, quads, fps, null), [-1, '']);
+    const bad = Buffer.from(read);
+    bad[read.length - 10]! ^= 1;
+    assert.equal(n.verifyMany(bad, quads, fps, null)[0], 1, 'a flipped bit in the raw chunk names it');
+    assert.equal(n.decodeInto(bad, quads, fps, null, raw)[0], 1);
+    assert.match(n.decodeInto(read, quads, fps, null, new Uint8Array(10))[1], /output buffer has 10 bytes/);
+  }
+  assert.equal(codeOf(() => n.compressInto(0 as 1, data, pieces, data, 3)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.compressInto(1, data, Uint32Array.of(1), data, 3)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.compressInto(1, data, Uint32Array.of(data.length - 4, 8), data, 3)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.compressInto(2, data, pieces, data, 99)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.verifyMany(data, Uint32Array.of(0, 1, 1), Buffer.alloc(32), null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.verifyMany(data, Uint32Array.of(0, 1, 1, 0), Buffer.alloc(31), null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.copyBytes(new Uint8Array(4), 2, new Uint8Array(3))), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.copyBytes(new Uint8Array(4), -1, new Uint8Array(1))), 'BAD_ARGUMENT');
+});
+
 test('fromNativeError keeps code and message and chains the cause', () => {
   const raw = Object.assign(new Error('avgSize = 3: must be ...'), { code: 'BAD_ARGUMENT' });
   const mapped = fromNativeError(raw) as Error & { code: string };
