@@ -11,7 +11,9 @@
  *   'm' "stats"     → JSON IndexStats
  *   'm' "version"   → decimal INDEX_VERSION (an index of another version is refused)
  */
-import { Level } from 'level';
+// LevelDB is loaded when an index is opened: readers (restore, snapshots, stats) never open
+// one, and `level` costs ~20 ms of a process start.
+import type { Level } from 'level';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend } from '../backend/types.js';
@@ -117,6 +119,7 @@ export class FingerprintIndex {
 
   static async open(dir: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
     await mkdir(dir, { recursive: true });
+    const { Level } = await import('level');
     const db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();
