@@ -22,8 +22,31 @@ const MAX_READ_BYTES = 2 << 20;
 const MAX_GAP = 64 << 10;
 /** Reads in flight ahead of the consumer. */
 const READ_AHEAD = 4;
-/** Decoded recurring chunks kept, at most this many bytes in all (whatever the chunk size). */
+/** Decoded recurring chunks kept: at most this many bytes in all, or one largest chunk. */
 const REPEAT_CACHE_BYTES = 4 << 20;
+/** Restore slots in all (decoded reads in flight, one leased, one spare) fit in about this. */
+const SLOT_BUDGET = 32 << 20;
+
+/** What a restore reads with: the store's backend and pool, and its largest chunk. */
+export interface RestoreContext {
+  backend: Backend;
+  pool: CompressionPool;
+  hasher: Hasher;
+  /** The store's maxSize: a decode slot holds a whole read or one chunk of that size. */
+  maxSize: number;
+  key?: Uint8Array | null;
+}
+
+/**
+ * Slot size and count for a store's largest chunk: a slot holds MAX_READ_BYTES or one whole
+ * chunk, whichever is more, so no read ever needs a buffer of its own (allocating one per
+ * chunk made a restore at 4 MiB chunks peak at 936 MiB RSS); fewer slots for large chunks.
+ */
+export function restoreSlotsFor(maxSize: number): { slots: number; slotBytes: number; readAhead: number } {
+  const slotBytes = Math.max(MAX_READ_BYTES, maxSize);
+  const slots = Math.max(3, Math.min(READ_AHEAD + 2, Math.floor(SLOT_BUDGET / slotBytes)));
+  return { slots, slotBytes, readAhead: slots - 2 };
+}
 
 export interface RestoreRange {
   /** First byte, inclusive (default 0). */
@@ -111,16 +134,20 @@ async function readGroup(backend: Backend, pool: CompressionPool, manifest: Snap
  * a later read (util/slot-pool.ts: no allocation per read, which at GB/s is what costs).
  * Callers that keep bytes must copy them (restoreStream does).
  */
-async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncGenerator<Uint8Array> {
+async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number): AsyncGenerator<Uint8Array> {
+  const { backend, pool } = ctx;
+  const key = ctx.key ?? null;
   if (start >= end) return;
   if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
   const recipe = await RecipeReader.open(backend, manifest.recipe.name);
   if (recipe.logicalBytes !== manifest.logicalBytes) {
     throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
   }
-  // Decoded groups live in slots until the consumer has taken them: READ_AHEAD in flight,
+  // Decoded groups live in slots until the consumer has taken them: readAhead in flight,
   // one leased to the consumer, one spare.
-  const slots = new SlotPool(READ_AHEAD + 2, MAX_READ_BYTES);
+  const sizing = restoreSlotsFor(ctx.maxSize);
+  const slots = new SlotPool(sizing.slots, sizing.slotBytes);
+  const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   // Chunks that compress very well and recur (zero runs in disk images, padding) are kept
   // decoded for a while: a later occurrence is served from memory instead of being read,
   // decoded and verified again, and does not break the coalescing of the reads around it.
@@ -132,8 +159,9 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
   const ahead: Segment[] = [];
   let done = false;
   const startGroup = async (g: ReadGroup): Promise<Segment> => {
-    // A group holds at most MAX_READ_BYTES raw, except a single larger chunk.
-    const slot = g.rawBytes <= MAX_READ_BYTES ? await slots.acquire() : undefined;
+    // A group holds at most MAX_READ_BYTES raw, or one chunk of at most maxSize: it fits in a
+    // slot (a recipe that names a chunk larger than the store's maxSize gets a buffer of its own).
+    const slot = g.rawBytes <= sizing.slotBytes ? await slots.acquire() : undefined;
     const out = slot ? slot.buffers[0]!.subarray(0, g.rawBytes) : new Uint8Array(new SharedArrayBuffer(g.rawBytes));
     const data = readGroup(backend, pool, manifest, g, key, out).then(() => out);
     data.catch(() => {});
@@ -145,14 +173,14 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
       const k = e.fingerprint.toString('latin1');
       if (repeats.has(k)) continue;
       // Copied out of the slot as soon as it is decoded, before the slot can be reused.
-      if (e.rawLength > REPEAT_CACHE_BYTES / 4) continue;
+      if (e.rawLength > cacheBytes) continue;
       const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength) as Uint8Array);
       copy.catch(() => {});
       repeats.set(k, { bytes: e.rawLength, data: copy });
       repeatBytes += e.rawLength;
       // Oldest first out (a Map iterates in insertion order).
       for (const [old, v] of repeats) {
-        if (repeatBytes <= REPEAT_CACHE_BYTES) break;
+        if (repeatBytes <= cacheBytes) break;
         repeats.delete(old);
         repeatBytes -= v.bytes;
       }
@@ -180,7 +208,7 @@ async function* restoreLeased(backend: Backend, pool: CompressionPool, manifest:
     }
   })();
   const fill = async () => {
-    while (!done && ahead.length < READ_AHEAD) {
+    while (!done && ahead.length < sizing.readAhead) {
       const next = await segments.next();
       if (next.done) {
         done = true;
@@ -225,8 +253,8 @@ async function* owned(views: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> 
 }
 
 /** The leased views of a snapshot's bytes [start, end): from the packs, or from staging. */
-function restoreViews(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, start: number, end: number, key: Uint8Array | null): AsyncIterable<Uint8Array> {
-  return manifest.staging ? readStaged(backend, hasher, manifest.id, manifest.staging, start, end) : restoreLeased(backend, pool, manifest, start, end, key);
+function restoreViews(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number): AsyncIterable<Uint8Array> {
+  return manifest.staging ? readStaged(ctx.backend, ctx.hasher, manifest.id, manifest.staging, start, end) : restoreLeased(ctx, manifest, start, end);
 }
 
 /** Where restoreTo writes: resolves once `view` is written and may be reused. */
@@ -304,10 +332,10 @@ function isZero(view: Uint8Array): boolean {
  * read: the fast path behind `restore --output` and the daemon's downloads. Resolves to
  * the number of bytes written once the last write has completed.
  */
-export async function restoreInto(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, range: RestoreRange, sink: RestoreSink, key: Uint8Array | null = null): Promise<number> {
+export async function restoreInto(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange, sink: RestoreSink): Promise<number> {
   const { start, end } = validateRange(range, manifest.logicalBytes);
   let n = 0;
-  for await (const view of restoreViews(backend, pool, hasher, manifest, start, end, key)) {
+  for await (const view of restoreViews(ctx, manifest, start, end)) {
     await sink.write(view);
     n += view.length;
   }
@@ -318,9 +346,9 @@ export async function restoreInto(backend: Backend, pool: CompressionPool, hashe
  * Validates the range at once (so a bad one is an error before any byte), then streams from
  * the packs, or from staging for a deferred snapshot not yet processed.
  */
-export function restoreStream(backend: Backend, pool: CompressionPool, hasher: Hasher, manifest: SnapshotManifest, range: RestoreRange, key: Uint8Array | null = null): Readable {
+export function restoreStream(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Readable {
   const { start, end } = validateRange(range, manifest.logicalBytes);
-  const views = restoreViews(backend, pool, hasher, manifest, start, end, key);
+  const views = restoreViews(ctx, manifest, start, end);
   // Staged bytes are already owned; leased views from the packs are copied out.
   return Readable.from(manifest.staging ? views : owned(views), { objectMode: false, highWaterMark: 1 << 20 });
 }

@@ -32,7 +32,7 @@ import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type T
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { fileSink, restoreInto, restoreStream, writableSink, type RestoreRange } from './restore.js';
+import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -416,7 +416,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.backend, this.getPool(), getHasher(this.options.engine ?? 'auto'), manifest, range);
+    return restoreStream(this.restoreContext(), manifest, range);
   }
 
   /**
@@ -431,18 +431,22 @@ export class Store {
   async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
     this.getPool(); // its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
-    const hasher = getHasher(this.options.engine ?? 'auto');
+    const ctx = this.restoreContext();
     if (isFileHandle(destination)) {
       if (options.sparse && (await destination.stat()).size > (options.position ?? 0)) {
         // Skipped zeros would leave the file's old bytes where the snapshot has zeros.
         throw badArgument(`sparse restore needs the file to end at the position it starts writing (${options.position ?? 0}); open it empty ('w') or restore without sparse`);
       }
       const sink = fileSink(destination, { position: options.position, sparse: options.sparse });
-      const n = await restoreInto(this.backend, this.getPool(), hasher, manifest, options, sink);
+      const n = await restoreInto(ctx, manifest, options, sink);
       await sink.finish();
       return n;
     }
-    return restoreInto(this.backend, this.getPool(), hasher, manifest, options, writableSink(destination));
+    return restoreInto(ctx, manifest, options, writableSink(destination));
+  }
+
+  private restoreContext(): RestoreContext {
+    return { backend: this.backend, pool: this.getPool(), hasher: getHasher(this.options.engine ?? 'auto'), maxSize: this.config.chunker.maxSize };
   }
 
   async snapshots(filter: { target?: string } = {}): Promise<SnapshotInfo[]> {
