@@ -429,6 +429,7 @@ export class Store {
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
    */
   async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
+    this.check();
     this.getPool(); // its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
     const ctx = this.restoreContext();

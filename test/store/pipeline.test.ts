@@ -201,3 +201,15 @@ test('CHUNKYARD_ENGINE=wasm: no native code in the workers either; the native bu
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('restoreTo on a closed store is STORE_CLOSED and starts no worker (the process can exit)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-restoreto-closed-'));
+  try {
+    await Store.init(dir, { avgSize: 16384 });
+    const store = await Store.open(dir, { readOnly: true });
+    await store.close();
+    await assert.rejects(store.restoreTo('anything', new PassThrough()), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_CLOSED');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
