@@ -8,6 +8,7 @@
  * queue's capacity bounds memory, and a slow disk slows the reader of the source.
  */
 import { toByteReader, type ByteSource } from '../chunking/batcher.js';
+import { copyBytes } from '../chunking/native.js';
 import type { ChunkBatch, Chunker } from '../chunking/types.js';
 import type { CompressIntoResult, CompressionName } from '../compress/messages.js';
 import { ChunkyardError } from '../errors.js';
@@ -241,7 +242,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
         const read = await next;
         if (!read) return;
         aborted();
-        if (tail > 0) read.slot.buffers[0]!.set(cur.slot.buffers[0]!.subarray(end - tail, end), headroom - tail);
+        if (tail > 0) copyBytes(read.slot.buffers[0]!, headroom - tail, cur.slot.buffers[0]!.subarray(end - tail, end));
         following = begin(read, tail);
       })();
       starting.catch(() => {});
