@@ -1,21 +1,24 @@
-//! zstd for chunks: compress a batch of chunks (each alone, so any one can be read back by
-//! itself) and decompress one. Codec ids are on disk (docs/format.md, "Codecs"):
-//! 0 = stored raw, 2 = one zstd frame (RFC 8878) holding exactly the chunk.
+//! Chunk codecs. Codec ids are on disk (docs/format.md, "Codecs"): 0 = stored raw,
+//! 1 = LZ4 block with a 4-byte size prefix, 2 = one zstd frame (RFC 8878) holding exactly
+//! the chunk. Every buffer belongs to the caller (the pipelines' shared-memory slots):
+//! `compress_into`, `decode_into` and `verify_many` allocate nothing for the data.
 
 /// Codec id of a chunk stored raw. ON DISK: DO NOT CHANGE.
 pub const CODEC_NONE: u8 = 0;
 /// Codec id of a zstd-compressed chunk. ON DISK: DO NOT CHANGE.
 pub const CODEC_ZSTD: u8 = 2;
 
-/// Chunks compressed one by one, laid back to back in `data`.
+/// Reference forms for the tests: each chunk compressed alone, laid back to back.
+#[cfg(test)]
 pub struct Compressed {
     pub stored_lengths: Vec<u32>,
     pub codecs: Vec<u8>,
     pub data: Vec<u8>,
 }
 
-/// Compresses each piece of `data` (piece i is `lengths[i]` bytes) at `level`. A chunk
-/// that does not shrink is kept raw (codec 0): decoding it would cost time for nothing.
+/// Test reference: zstd of each piece of `data` (piece i is `lengths[i]` bytes) at
+/// `level`, with an unbounded output; a chunk that does not shrink is kept raw (codec 0).
+#[cfg(test)]
 pub fn zstd_compress_many(data: &[u8], lengths: &[u32], level: i32) -> Result<Compressed, String> {
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))?;
     let mut out = Compressed { stored_lengths: Vec::with_capacity(lengths.len()), codecs: Vec::with_capacity(lengths.len()), data: Vec::with_capacity(data.len() / 2) };
@@ -40,22 +43,12 @@ pub fn zstd_compress_many(data: &[u8], lengths: &[u32], level: i32) -> Result<Co
     Ok(out)
 }
 
-/// Decompresses one zstd chunk that must hold exactly `raw_length` bytes.
-pub fn zstd_decompress(stored: &[u8], raw_length: usize) -> Result<Vec<u8>, String> {
-    // One byte of slack, so a frame holding more than raw_length is reported, not truncated.
-    let out = zstd::bulk::decompress(stored, raw_length + 1).map_err(|e| format!("zstd data does not decode ({e})"))?;
-    if out.len() != raw_length {
-        return Err(format!("decoded to {} bytes, expected {raw_length}", out.len()));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_raw_fallback() {
+    fn zstd_round_trip_and_raw_fallback() {
         let text: Vec<u8> = b"chunkyard ".iter().cycle().take(100_000).copied().collect();
         let mut noise = vec![0u8; 50_000];
         let mut x: u32 = 12345;
@@ -69,13 +62,15 @@ mod tests {
         assert!(c.stored_lengths[0] < 1000);
         assert_eq!(c.stored_lengths[1], 50_000);
         let first = &c.data[..c.stored_lengths[0] as usize];
-        assert_eq!(zstd_decompress(first, 100_000).unwrap(), text);
-        assert!(zstd_decompress(first, 99_999).is_err());
-        assert!(zstd_decompress(first, 100_001).is_err());
+        let mut out = vec![0u8; 100_000];
+        assert_eq!(zstd_decompress_into(first, &mut out).unwrap(), 100_000);
+        assert_eq!(out, text);
+        // A frame holding more than the buffer is an error, not a truncation.
+        assert!(zstd_decompress_into(first, &mut out[..99_999]).is_err());
         let mut bad = first.to_vec();
         let mid = bad.len() / 2;
         bad[mid] ^= 0xff;
-        assert!(zstd_decompress(&bad, 100_000).map(|v| v != text).unwrap_or(true));
+        assert!(zstd_decompress_into(&bad, &mut out).map(|_| out != text).unwrap_or(true));
     }
 }
 
@@ -91,13 +86,16 @@ mod ffi {
     use std::os::raw::{c_char, c_int};
     #[link(name = "lz4")]
     extern "C" {
+        #[cfg(test)]
         pub fn LZ4_compressBound(input_size: c_int) -> c_int;
         pub fn LZ4_compress_default(src: *const c_char, dst: *mut c_char, src_size: c_int, dst_capacity: c_int) -> c_int;
         pub fn LZ4_decompress_safe(src: *const c_char, dst: *mut c_char, compressed_size: c_int, dst_capacity: c_int) -> c_int;
     }
 }
 
-/// LZ4 of each piece of `data`, each alone; a chunk that does not shrink is kept raw.
+/// Test reference: LZ4 of each piece of `data`, each alone, with an unbounded output; a
+/// chunk that does not shrink is kept raw.
+#[cfg(test)]
 pub fn lz4_compress_many(data: &[u8], lengths: &[u32]) -> Compressed {
     let mut out = Compressed { stored_lengths: Vec::with_capacity(lengths.len()), codecs: Vec::with_capacity(lengths.len()), data: Vec::with_capacity(data.len() / 2 + 64) };
     let mut scratch: Vec<u8> = Vec::new();
@@ -151,39 +149,40 @@ pub struct Piece {
     pub codec: u8,
 }
 
-/// Decodes and verifies the chunks of one read: every chunk decoded by its codec and checked
-/// against its fingerprint. Err((index, reason)) names the first chunk that fails.
-pub fn decode_many(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Option<&[u8; 32]>) -> Result<Vec<u8>, (usize, String)> {
-    let total: usize = pieces.iter().map(|p| p.raw_length).sum();
-    let mut out = vec![0u8; total];
-    let mut o = 0usize;
-    for (i, p) in pieces.iter().enumerate() {
-        if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
-            return Err((i, "stored bytes run past the end of the read".into()));
-        }
-        let stored = &data[p.offset..p.offset + p.stored_length];
-        let dst = &mut out[o..o + p.raw_length];
-        match p.codec {
-            CODEC_NONE => {
-                if p.stored_length != p.raw_length {
-                    return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
-                }
-                dst.copy_from_slice(stored);
-            }
-            CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m))?,
-            CODEC_ZSTD => {
-                let raw = zstd_decompress(stored, p.raw_length).map_err(|m| (i, m))?;
-                dst.copy_from_slice(&raw);
-            }
-            c => return Err((i, format!("unknown codec {c}"))),
-        }
-        let h = crate::chunker::fingerprint(key, dst);
-        if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
-            return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
-        }
-        o += p.raw_length;
+/// The stored bytes of piece `i`, which must lie inside the read.
+fn stored_of<'a>(i: usize, data: &'a [u8], p: &Piece) -> Result<&'a [u8], (usize, String)> {
+    match p.offset.checked_add(p.stored_length) {
+        Some(end) if end <= data.len() => Ok(&data[p.offset..end]),
+        _ => Err((i, "stored bytes run past the end of the read".into())),
     }
-    Ok(out)
+}
+
+/// A raw piece (codec 0) is its stored bytes, which must have the raw length.
+fn raw_of<'a>(i: usize, p: &Piece, stored: &'a [u8]) -> Result<&'a [u8], (usize, String)> {
+    if p.stored_length != p.raw_length {
+        return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
+    }
+    Ok(stored)
+}
+
+/// Decodes a compressed piece (codec 1 or 2) into `dst`, exactly its raw length.
+fn decompress_into(i: usize, p: &Piece, stored: &[u8], dst: &mut [u8]) -> Result<(), (usize, String)> {
+    match p.codec {
+        CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m)),
+        CODEC_ZSTD => match zstd_decompress_into(stored, dst).map_err(|m| (i, m))? {
+            n if n == p.raw_length => Ok(()),
+            n => Err((i, format!("decoded to {n} bytes, expected {}", p.raw_length))),
+        },
+        c => Err((i, format!("unknown codec {c}"))),
+    }
+}
+
+/// The decoded bytes of piece `i` must hash to its fingerprint.
+fn check_fingerprint(i: usize, key: Option<&[u8; 32]>, raw: &[u8], fingerprints: &[u8]) -> Result<(), (usize, String)> {
+    if crate::chunker::fingerprint(key, raw).as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
+        return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
+    }
+    Ok(())
 }
 
 // ---- In-place forms: the caller owns every buffer (pooled, shared with other threads) ----
@@ -202,7 +201,8 @@ thread_local! {
 ///
 /// `out` needs at most the sum of the piece lengths (a stored form is written only when it is
 /// smaller than its chunk); when it runs out, the remaining pieces are kept raw.
-/// The bytes are those of lz4_compress_many / zstd_compress_many: a limit on the output only
+/// The bytes are those of an unbounded compression (the test references lz4_compress_many and
+/// zstd_compress_many): a limit on the output only
 /// makes the compressor give up earlier, it does not change what it writes.
 pub fn compress_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], out: &mut [u8], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
     let mut stored_lengths = Vec::with_capacity(pieces.len());
@@ -252,7 +252,9 @@ pub fn compress_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], out: &mu
     Ok((stored_lengths, codecs))
 }
 
-/// decode_many into a caller's buffer: `out` must be exactly the sum of the raw lengths.
+/// Decodes and verifies the chunks of one read into `out`, which must be exactly the sum of
+/// the raw lengths: every chunk decoded by its codec and checked against its fingerprint.
+/// Err((index, reason)) names the first chunk that fails.
 pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Option<&[u8; 32]>, out: &mut [u8]) -> Result<(), (usize, String)> {
     let total: usize = pieces.iter().map(|p| p.raw_length).sum();
     if total != out.len() {
@@ -260,32 +262,14 @@ pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
     }
     let mut o = 0usize;
     for (i, p) in pieces.iter().enumerate() {
-        if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
-            return Err((i, "stored bytes run past the end of the read".into()));
-        }
-        let stored = &data[p.offset..p.offset + p.stored_length];
+        let stored = stored_of(i, data, p)?;
         let dst = &mut out[o..o + p.raw_length];
-        match p.codec {
-            CODEC_NONE => {
-                if p.stored_length != p.raw_length {
-                    return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
-                }
-                dst.copy_from_slice(stored);
-            }
-            CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m))?,
-            CODEC_ZSTD => {
-                // Room for one byte more than expected, so a frame that holds more is caught.
-                let n = zstd_decompress_into(stored, dst).map_err(|m| (i, m))?;
-                if n != p.raw_length {
-                    return Err((i, format!("decoded to {n} bytes, expected {}", p.raw_length)));
-                }
-            }
-            c => return Err((i, format!("unknown codec {c}"))),
+        if p.codec == CODEC_NONE {
+            dst.copy_from_slice(raw_of(i, p, stored)?);
+        } else {
+            decompress_into(i, p, stored, dst)?;
         }
-        let h = crate::chunker::fingerprint(key, dst);
-        if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
-            return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
-        }
+        check_fingerprint(i, key, dst, fingerprints)?;
         o += p.raw_length;
     }
     Ok(())
@@ -303,38 +287,17 @@ pub fn verify_many(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
     VERIFY_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         for (i, p) in pieces.iter().enumerate() {
-            if p.offset.checked_add(p.stored_length).map_or(true, |end| end > data.len()) {
-                return Err((i, "stored bytes run past the end of the read".into()));
-            }
-            let stored = &data[p.offset..p.offset + p.stored_length];
-            let raw: &[u8] = match p.codec {
-                CODEC_NONE => {
-                    if p.stored_length != p.raw_length {
-                        return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
-                    }
-                    stored
+            let stored = stored_of(i, data, p)?;
+            let raw: &[u8] = if p.codec == CODEC_NONE {
+                raw_of(i, p, stored)?
+            } else {
+                if scratch.len() < p.raw_length {
+                    scratch.resize(p.raw_length, 0);
                 }
-                CODEC_LZ4 | CODEC_ZSTD => {
-                    if scratch.len() < p.raw_length {
-                        scratch.resize(p.raw_length, 0);
-                    }
-                    let dst = &mut scratch[..p.raw_length];
-                    if p.codec == CODEC_LZ4 {
-                        lz4_decompress_into(stored, dst).map_err(|m| (i, m))?;
-                    } else {
-                        let n = zstd_decompress_into(stored, dst).map_err(|m| (i, m))?;
-                        if n != p.raw_length {
-                            return Err((i, format!("decoded to {n} bytes, expected {}", p.raw_length)));
-                        }
-                    }
-                    &scratch[..p.raw_length]
-                }
-                c => return Err((i, format!("unknown codec {c}"))),
+                decompress_into(i, p, stored, &mut scratch[..p.raw_length])?;
+                &scratch[..p.raw_length]
             };
-            let h = crate::chunker::fingerprint(key, raw);
-            if h.as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
-                return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
-            }
+            check_fingerprint(i, key, raw, fingerprints)?;
         }
         Ok(())
     })
@@ -461,12 +424,14 @@ mod lz4_tests {
         let mut fps = Vec::new();
         fps.extend_from_slice(blake3::hash(&text).as_bytes());
         fps.extend_from_slice(blake3::hash(&noise).as_bytes());
-        assert_eq!(decode_many(&c.data, &pieces, &fps, None).unwrap(), data);
+        let mut out = vec![0u8; data.len()];
+        decode_into(&c.data, &pieces, &fps, None, &mut out).unwrap();
+        assert_eq!(out, data);
         let mut bad = c.data.clone();
         bad[10] ^= 0x55;
-        assert_eq!(decode_many(&bad, &pieces, &fps, None).unwrap_err().0, 0);
+        assert_eq!(decode_into(&bad, &pieces, &fps, None, &mut out).unwrap_err().0, 0);
         let mut wrong = fps.clone();
         wrong[40] ^= 1;
-        assert_eq!(decode_many(&c.data, &pieces, &wrong, None).unwrap_err().0, 1);
+        assert_eq!(decode_into(&c.data, &pieces, &wrong, None, &mut out).unwrap_err().0, 1);
     }
 }

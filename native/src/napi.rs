@@ -735,54 +735,7 @@ unsafe extern "C" fn js_blake3_many_async(env: napi_env, info: napi_callback_inf
     })
 }
 
-/// zstdCompressMany(data, lengths: Uint32Array, level) -> [storedLengths: Uint32Array, codecs: Uint8Array, stored: Buffer]
-/// Synchronous: the compression workers call it on their own threads.
-unsafe extern "C" fn js_zstd_compress_many(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<3>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let lengths = lengths_arg(env, a[1])?;
-        check_lengths(data.len, &lengths).map_err(bad_argument)?;
-        let level = number(env, a[2], "level")?;
-        if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
-            return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
-        }
-        // SAFETY: a[0] is an argument of this call.
-        let c = crate::codec::zstd_compress_many(data.as_slice(), &lengths, level as i32).map_err(JsError::Internal)?;
-        compressed_value(env, &c)
-    })
-}
-
-/// `[storedLengths: Uint32Array, codecs: Uint8Array, stored: Buffer]`.
-fn compressed_value(env: napi_env, c: &crate::codec::Compressed) -> JsResult<napi_value> {
-    let mut len_bytes = Vec::with_capacity(4 * c.stored_lengths.len());
-    for l in &c.stored_lengths {
-        len_bytes.extend_from_slice(&l.to_ne_bytes());
-    }
-    let lens = new_typed_array(env, NAPI_UINT32_ARRAY, c.stored_lengths.len(), &len_bytes)?;
-    let codecs = new_typed_array(env, NAPI_UINT8_ARRAY, c.codecs.len(), &c.codecs)?;
-    let stored = buffer(env, &c.data)?;
-    let mut arr = ptr::null_mut();
-    napi!(napi_create_array_with_length(env, 3, &mut arr));
-    napi!(napi_set_element(env, arr, 0, lens));
-    napi!(napi_set_element(env, arr, 1, codecs));
-    napi!(napi_set_element(env, arr, 2, stored));
-    Ok(arr)
-}
-
-/// lz4CompressMany(data, lengths: Uint32Array) -> [storedLengths, codecs, stored] (codec 1 or 0).
-/// Synchronous: the compression workers call it on their own threads.
-unsafe extern "C" fn js_lz4_compress_many(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<2>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let lengths = lengths_arg(env, a[1])?;
-        check_lengths(data.len, &lengths).map_err(bad_argument)?;
-        // SAFETY: a[0] is an argument of this call.
-        let c = crate::codec::lz4_compress_many(data.as_slice(), &lengths);
-        compressed_value(env, &c)
-    })
-}
-
-/// The arguments every decode-and-verify call shares: the stored bytes, their pieces
+/// The arguments both decode-and-verify calls share: the stored bytes, their pieces
 /// ([offset, storedLength, rawLength, codec] per chunk, as a Uint32Array), one 32-byte
 /// fingerprint per piece and an optional key.
 fn decode_args(env: napi_env, a: &[napi_value]) -> JsResult<(RawBytes, Vec<crate::codec::Piece>, RawBytes, Option<[u8; 32]>)> {
@@ -817,38 +770,6 @@ fn verdict_value(env: napi_env, result: Result<(), (usize, String)>) -> JsResult
     napi!(napi_set_element(env, arr, 0, idx));
     napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
     Ok(arr)
-}
-
-/// decodeMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
-///            fingerprints: Uint8Array(32n), key | null) -> [raw: Buffer | null, failedIndex, reason]
-/// Decodes every chunk of one read and checks each against its fingerprint.
-unsafe extern "C" fn js_decode_many(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<4>(env, info, |env, a| {
-        let (data, pieces, fps, key) = decode_args(env, a)?;
-        // SAFETY: a[0] and a[2] are arguments of this call.
-        let result = crate::codec::decode_many(data.as_slice(), &pieces, fps.as_slice(), key.as_ref());
-        let mut arr = ptr::null_mut();
-        napi!(napi_create_array_with_length(env, 3, &mut arr));
-        let mut idx = ptr::null_mut();
-        match result {
-            Ok(out) => {
-                let b = buffer(env, &out)?;
-                napi!(napi_set_element(env, arr, 0, b));
-                napi!(napi_create_double(env, -1.0, &mut idx));
-                napi!(napi_set_element(env, arr, 1, idx));
-                napi!(napi_set_element(env, arr, 2, string(env, "")?));
-            }
-            Err((i, reason)) => {
-                let mut null = ptr::null_mut();
-                napi!(napi_get_null(env, &mut null));
-                napi!(napi_set_element(env, arr, 0, null));
-                napi!(napi_create_double(env, i as f64, &mut idx));
-                napi!(napi_set_element(env, arr, 1, idx));
-                napi!(napi_set_element(env, arr, 2, string(env, &reason)?));
-            }
-        }
-        Ok(arr)
-    })
 }
 
 /// compressInto(codec: 1 | 2, data, pieces: Uint32Array [offset, length]×n, out, level)
@@ -892,8 +813,8 @@ unsafe extern "C" fn js_compress_into(env: napi_env, info: napi_callback_info) -
 
 /// decodeInto(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
 ///            fingerprints: Uint8Array(32n), key | null, out) -> [failedIndex, reason]
-/// decodeMany into the caller's buffer (exactly the sum of the raw lengths); -1 when every
-/// chunk decoded and verified.
+/// Decodes every chunk of one read into the caller's buffer (exactly the sum of the raw
+/// lengths) and checks each against its fingerprint; -1 when every chunk verified.
 unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<5>(env, info, |env, a| {
         let (data, pieces, fps, key) = decode_args(env, a)?;
@@ -937,23 +858,6 @@ unsafe extern "C" fn js_verify_many(env: napi_env, info: napi_callback_info) -> 
     })
 }
 
-/// zstdDecompress(stored, rawLength) -> Buffer(rawLength); throws CHUNK_CORRUPT when the
-/// bytes do not decode to exactly rawLength bytes.
-unsafe extern "C" fn js_zstd_decompress(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<2>(env, info, |env, a| {
-        let data = bytes_arg(env, a[0], "data")?;
-        let raw = number(env, a[1], "rawLength")?;
-        if !(raw.fract() == 0.0 && (0.0..=(1u64 << 30) as f64).contains(&raw)) {
-            return Err(bad_argument(format!("rawLength = {raw}: must be a whole number of bytes up to 1 GiB")));
-        }
-        // SAFETY: a[0] is an argument of this call.
-        match crate::codec::zstd_decompress(data.as_slice(), raw as usize) {
-            Ok(out) => buffer(env, &out),
-            Err(m) => Err(JsError::Coded("CHUNK_CORRUPT", m)),
-        }
-    })
-}
-
 /// Fixes glibc's mmap threshold at its default (128 KiB) for the whole process.
 ///
 /// Why: glibc raises the threshold to the size of any mmapped block that is freed (up to
@@ -981,7 +885,7 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 15] = [
+    let fns: [(&str, napi_callback); 11] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -989,10 +893,6 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("blake3\0", js_blake3),
         ("blake3Many\0", js_blake3_many),
         ("blake3ManyAsync\0", js_blake3_many_async),
-        ("zstdCompressMany\0", js_zstd_compress_many),
-        ("zstdDecompress\0", js_zstd_decompress),
-        ("lz4CompressMany\0", js_lz4_compress_many),
-        ("decodeMany\0", js_decode_many),
         ("compressInto\0", js_compress_into),
         ("decodeInto\0", js_decode_into),
         ("copyBytes\0", js_copy_bytes),

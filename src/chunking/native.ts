@@ -41,27 +41,17 @@ export interface NativeAddon {
   blake3Many(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Buffer;
   blake3ManyAsync(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Buffer>;
   /**
-   * zstd at `level` (1..19) of each piece of data, each alone; a piece that does not shrink
-   * is kept raw. Returns [storedLengths, codecs (0 raw, 2 zstd), stored bytes back to back].
-   */
-  zstdCompressMany(data: Uint8Array, lengths: Uint32Array, level: number): [Uint32Array, Uint8Array, Buffer];
-  /** One zstd chunk; throws with code CHUNK_CORRUPT unless it decodes to exactly rawLength bytes. */
-  zstdDecompress(data: Uint8Array, rawLength: number): Buffer;
-  /** LZ4 (codec 1: 4-byte LE size + block) of each piece, each alone; raw (0) when not smaller. */
-  lz4CompressMany(data: Uint8Array, lengths: Uint32Array): [Uint32Array, Uint8Array, Buffer];
-  /**
-   * Decodes the chunks of one read ([offset, storedLength, rawLength, codec] per chunk) and
-   * checks each against its fingerprint: [raw bytes, -1, ''] or [null, failed index, reason].
-   */
-  decodeMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [Buffer | null, number, string];
-  /**
    * Compresses the pieces ([offset, length] per chunk) of data, each alone, with codec 1
    * (lz4) or 2 (zstd at level), writing the stored forms smaller than their chunk back to back
    * into out; a chunk that does not shrink is not written and gets codec 0. Returns
    * [storedLengths, codecs]. Allocates nothing for the data (out may be shared memory).
    */
   compressInto(codec: 1 | 2, data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level: number): [Uint32Array, Uint8Array];
-  /** decodeMany into out (exactly the sum of the raw lengths): [-1, ''] or [failed index, reason]. */
+  /**
+   * Decodes the chunks of one read ([offset, storedLength, rawLength, codec] per chunk) into out
+   * (exactly the sum of the raw lengths) and checks each against its fingerprint:
+   * [-1, ''] or [failed index, reason].
+   */
   decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): [number, string];
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
@@ -87,10 +77,6 @@ const FUNCTIONS = [
   'blake3',
   'blake3Many',
   'blake3ManyAsync',
-  'zstdCompressMany',
-  'zstdDecompress',
-  'lz4CompressMany',
-  'decodeMany',
   'compressInto',
   'decodeInto',
   'copyBytes',

@@ -41,8 +41,7 @@ export class CompressionPool {
    */
   async storedLengths(compression: 'lz4' | 'zstd', data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
     const task: SizesTask = { op: 'sizes', compression, data, lengths };
-    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? [data.buffer as ArrayBuffer] : [];
-    return (await this.track(this.pool.run(task, { transferList: transfer }))) as Uint32Array;
+    return (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as Uint32Array;
   }
 
   /**
@@ -63,9 +62,7 @@ export class CompressionPool {
    */
   async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     const task: DecodeIntoTask = { op: 'decodeInto', data, pieces, fingerprints, key, out };
-    // Stored bytes that own their ArrayBuffer go over without a copy (out is shared memory).
-    const transfer = !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const failure = (await this.track(this.pool.run(task, { transferList: transfer }))) as DecodeFailure | undefined;
+    const failure = (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as DecodeFailure | undefined;
     if (failure) throw new DecodeError(failure.index, failure.reason);
   }
 
@@ -76,8 +73,7 @@ export class CompressionPool {
    */
   async verify(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<VerifyResult> {
     const task: VerifyTask = { op: 'verify', data, pieces, fingerprints, key };
-    const transfer = !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
-    const result = (await this.track(this.pool.run(task, { transferList: transfer }))) as Uint8Array | VerifyResult;
+    const result = (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as Uint8Array | VerifyResult;
     return result instanceof Uint8Array ? { data: result } : result;
   }
 
@@ -99,6 +95,14 @@ export class CompressionPool {
     await Promise.allSettled([...this.running]);
     await this.pool.destroy();
   }
+}
+
+/**
+ * What of `data` can go to a worker without a copy: its ArrayBuffer, when `data` covers all
+ * of it; nothing for shared memory (it is shared anyway) or a view into a larger buffer.
+ */
+function transferable(data: Uint8Array): ArrayBuffer[] {
+  return !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
 }
 
 export class DecodeError extends Error {

@@ -158,7 +158,7 @@ async function decodeInto(task: DecodeIntoTask): Promise<DecodeFailure | undefin
     return index < 0 ? undefined : { code: 'CHUNK_CORRUPT', index, reason };
   }
   try {
-    const raw = await decode({ op: 'decode', data: task.data, pieces: task.pieces, fingerprints: task.fingerprints, key: task.key });
+    const raw = await decodeJs({ op: 'decode', data: task.data, pieces: task.pieces, fingerprints: task.fingerprints, key: task.key });
     if (raw.length !== task.out.length) fail(0, `the pieces decode to ${raw.length} bytes, the output has ${task.out.length}`);
     task.out.set(raw);
     return undefined;
@@ -168,7 +168,7 @@ async function decodeInto(task: DecodeIntoTask): Promise<DecodeFailure | undefin
   }
 }
 
-/** Thrown inside decode() and turned into a DecodeFailure result (errors don't keep fields across threads). */
+/** Thrown inside decodeJs() and turned into a DecodeFailure result (errors don't keep fields across threads). */
 class ChunkFailure {
   constructor(readonly index: number, readonly reason: string) {}
 }
@@ -177,13 +177,8 @@ function fail(index: number, reason: string): never {
   throw new ChunkFailure(index, reason);
 }
 
-async function decode(task: DecodeTask): Promise<Uint8Array> {
-  const addon = await nativeAddon();
-  if (addon) {
-    const [raw, index, reason] = addon.decodeMany(task.data, task.pieces, task.fingerprints, task.key);
-    if (raw === null) fail(index, reason);
-    return raw;
-  }
+/** Decoding without the addon (lz4-napi; zstd needs the addon and fails NATIVE_UNAVAILABLE). */
+async function decodeJs(task: DecodeTask): Promise<Uint8Array> {
   const n = task.pieces.length / 4;
   const rawLengths = new Uint32Array(n);
   let total = 0;
@@ -225,14 +220,7 @@ async function decode(task: DecodeTask): Promise<Uint8Array> {
       if (raw.length !== rawLength) fail(i, `decoded to ${raw.length} bytes, expected ${rawLength}`);
       out.set(raw, o);
     } else if (codec === CODEC_ZSTD) {
-      const a = await zstdAddon();
-      let raw: Buffer;
-      try {
-        raw = a.zstdDecompress(stored, rawLength);
-      } catch (err) {
-        fail(i, (err as Error).message);
-      }
-      out.set(raw, o);
+      await zstdAddon(); // throws NATIVE_UNAVAILABLE: zstd exists only in the addon
     } else {
       fail(i, `unknown codec ${codec}`);
     }

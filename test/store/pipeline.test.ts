@@ -209,6 +209,8 @@ test('restoreTo on a closed store is STORE_CLOSED and starts no worker (the proc
     const store = await Store.open(dir, { readOnly: true });
     await store.close();
     await assert.rejects(store.restoreTo('anything', new PassThrough()), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_CLOSED');
+    // A pool made after close would never be closed: its worker keeps the process alive.
+    assert.equal((store as unknown as { pool?: unknown }).pool, undefined, 'no compression pool was started');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

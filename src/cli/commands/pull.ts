@@ -1,11 +1,11 @@
 import { createWriteStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
-import { ChunkyardError } from '../../errors.js';
+import { rename, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { defineCommand } from '../command.js';
 import { parseSize } from '../../chunking/params.js';
 import { fetchSnapshot } from '../../daemon/client.js';
 import { requirePositionals } from '../store-args.js';
+import { outputKind } from '../io.js';
 
 const usage = '<url> <target|snapshot-id> [--output FILE] [--start N] [--end N]';
 
@@ -28,13 +28,11 @@ export default defineCommand({
       await pipeline(stream, io.stdout, { end: false });
       return;
     }
-    const existing = await stat(flags.output).catch(() => undefined);
-    if (existing?.isDirectory()) {
+    const kind = await outputKind(flags.output).catch((err: unknown) => {
       stream.destroy();
-      throw new ChunkyardError('BAD_ARGUMENT', `--output ${flags.output} is a directory`);
-    }
-    if (existing && !existing.isFile()) {
-      // A device, FIFO or socket: written in place (renaming over it would replace the node).
+      throw err;
+    });
+    if (kind === 'device') {
       await pipeline(stream, createWriteStream(flags.output, { flags: 'a' }));
       return;
     }

@@ -1,10 +1,11 @@
 import { createWriteStream } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { ChunkyardError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { parseSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { requirePositionals } from '../store-args.js';
+import { outputKind } from '../io.js';
 
 const usage = '<store> <snapshot-id|target> [--output FILE [--sparse]] [--start N] [--end N]';
 
@@ -32,11 +33,7 @@ export default defineCommand({
       }
       // Resolve first, so an unknown snapshot creates no file at all.
       await store.resolveSnapshot(which!);
-      const existing = await stat(flags.output).catch(() => undefined);
-      if (existing?.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `--output ${flags.output} is a directory`);
-      if (existing && !existing.isFile()) {
-        // A device, FIFO or socket (/dev/null, a tape, a pipe to another program): written
-        // in place. Renaming a temporary file over it would replace the device node itself.
+      if ((await outputKind(flags.output)) === 'device') {
         if (flags.sparse) throw new ChunkyardError('BAD_ARGUMENT', `--sparse needs a regular file; ${flags.output} is not one`);
         const device = createWriteStream(flags.output, { flags: 'a' });
         try {
