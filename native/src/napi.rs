@@ -328,8 +328,9 @@ struct RawBytes {
     len: usize,
 }
 
-// SAFETY: the bytes are only read, and the owning JS value is kept alive by a napi_ref
-// until the work that reads them has completed.
+// SAFETY: the owning JS value is kept alive by a napi_ref until the work that uses the bytes
+// has completed. Async work writes only into output buffers whose callers promise not to
+// touch them until the work settles (compressIntoAsync, decodeIntoAsync).
 unsafe impl Send for RawBytes {}
 
 impl RawBytes {
@@ -772,6 +773,61 @@ fn verdict_value(env: napi_env, result: Result<(), (usize, String)>) -> JsResult
     Ok(arr)
 }
 
+/// The arguments of compressInto and compressIntoAsync, checked.
+struct CompressArgs {
+    codec: u8,
+    data: RawBytes,
+    pieces: Vec<(usize, usize)>,
+    out: RawBytes,
+    level: i32,
+}
+
+fn compress_args(env: napi_env, a: &[napi_value; 5]) -> JsResult<CompressArgs> {
+    let codec = number(env, a[0], "codec")?;
+    if codec != crate::codec::CODEC_LZ4 as f64 && codec != crate::codec::CODEC_ZSTD as f64 {
+        return Err(bad_argument(format!("codec = {codec}: must be 1 (lz4) or 2 (zstd)")));
+    }
+    let data = bytes_arg(env, a[1], "data")?;
+    let pairs = lengths_arg(env, a[2])?;
+    if pairs.len() % 2 != 0 {
+        return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 2", pairs.len())));
+    }
+    let out = bytes_arg(env, a[3], "out")?;
+    let level = number(env, a[4], "level")?;
+    if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
+        return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
+    }
+    let pieces: Vec<(usize, usize)> = pairs.chunks_exact(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
+    // Checked here as well as in compress_into, so that the async form refuses a bad piece
+    // when called instead of in a rejected promise later.
+    if let Some((i, &(off, len))) = pieces.iter().enumerate().find(|(_, &(off, len))| off + len > data.len) {
+        return Err(bad_argument(format!("piece {i} ({off}+{len}) runs past data ({})", data.len)));
+    }
+    Ok(CompressArgs { codec: codec as u8, data, pieces, out, level: level as i32 })
+}
+
+impl CompressArgs {
+    /// SAFETY: data and out must stay alive and untouched by others until this returns.
+    unsafe fn run(&self) -> Result<(Vec<u32>, Vec<u8>), String> {
+        crate::codec::compress_into(self.codec, self.data.as_slice(), &self.pieces, self.out.as_mut_slice(), self.level)
+    }
+}
+
+/// `[storedLengths: Uint32Array, codecs: Uint8Array]`
+fn compressed_value(env: napi_env, (lens, codecs): (Vec<u32>, Vec<u8>)) -> JsResult<napi_value> {
+    let mut len_bytes = Vec::with_capacity(4 * lens.len());
+    for l in &lens {
+        len_bytes.extend_from_slice(&l.to_ne_bytes());
+    }
+    let lens_v = new_typed_array(env, NAPI_UINT32_ARRAY, lens.len(), &len_bytes)?;
+    let codecs_v = new_typed_array(env, NAPI_UINT8_ARRAY, codecs.len(), &codecs)?;
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, 2, &mut arr));
+    napi!(napi_set_element(env, arr, 0, lens_v));
+    napi!(napi_set_element(env, arr, 1, codecs_v));
+    Ok(arr)
+}
+
 /// compressInto(codec: 1 | 2, data, pieces: Uint32Array [offset, length]×n, out, level)
 ///   -> [storedLengths: Uint32Array, codecs: Uint8Array]
 /// Compresses each piece of data alone into out, back to back; a piece that does not shrink
@@ -780,34 +836,23 @@ fn verdict_value(env: napi_env, result: Result<(), (usize, String)>) -> JsResult
 /// Synchronous: the compression workers call it on their own threads.
 unsafe extern "C" fn js_compress_into(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<5>(env, info, |env, a| {
-        let codec = number(env, a[0], "codec")?;
-        if codec != crate::codec::CODEC_LZ4 as f64 && codec != crate::codec::CODEC_ZSTD as f64 {
-            return Err(bad_argument(format!("codec = {codec}: must be 1 (lz4) or 2 (zstd)")));
-        }
-        let data = bytes_arg(env, a[1], "data")?;
-        let pairs = lengths_arg(env, a[2])?;
-        if pairs.len() % 2 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 2", pairs.len())));
-        }
-        let out = bytes_arg(env, a[3], "out")?;
-        let level = number(env, a[4], "level")?;
-        if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
-            return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
-        }
-        let pieces: Vec<(usize, usize)> = pairs.chunks_exact(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
+        let args = compress_args(env, a)?;
         // SAFETY: a[1] and a[3] are arguments of this call; out is ours to write until it returns.
-        let (lens, codecs) = crate::codec::compress_into(codec as u8, data.as_slice(), &pieces, out.as_mut_slice(), level as i32).map_err(bad_argument)?;
-        let mut len_bytes = Vec::with_capacity(4 * lens.len());
-        for l in &lens {
-            len_bytes.extend_from_slice(&l.to_ne_bytes());
-        }
-        let lens_v = new_typed_array(env, NAPI_UINT32_ARRAY, lens.len(), &len_bytes)?;
-        let codecs_v = new_typed_array(env, NAPI_UINT8_ARRAY, codecs.len(), &codecs)?;
-        let mut arr = ptr::null_mut();
-        napi!(napi_create_array_with_length(env, 2, &mut arr));
-        napi!(napi_set_element(env, arr, 0, lens_v));
-        napi!(napi_set_element(env, arr, 1, codecs_v));
-        Ok(arr)
+        compressed_value(env, args.run().map_err(bad_argument)?)
+    })
+}
+
+/// compressIntoAsync(...same as compressInto) -> Promise<[storedLengths, codecs]>, on the
+/// libuv pool. Why beside the workers: a process that compresses a few MiB would otherwise
+/// wait ~40 ms for a worker thread to boot, and piscina's import costs ~20 ms more; the libuv
+/// pool is already running. The caller must leave data and out alone until it settles.
+unsafe extern "C" fn js_compress_into_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let args = compress_args(env, a)?;
+        // SAFETY: napi_refs on data and out hold them until work_complete; the caller does not
+        // touch them meanwhile (the contract above).
+        let job = Box::new(move || unsafe { args.run() });
+        start_work(env, "chunkyard:compressInto", &[a[1], a[3]], job, |env, r: Result<(Vec<u32>, Vec<u8>), String>| compressed_value(env, r.map_err(bad_argument)?), None)
     })
 }
 
@@ -821,6 +866,21 @@ unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> 
         let out = bytes_arg(env, a[4], "out")?;
         // SAFETY: a[0], a[2] and a[4] are arguments of this call; out is ours until it returns.
         verdict_value(env, crate::codec::decode_into(data.as_slice(), &pieces, fps.as_slice(), key.as_ref(), out.as_mut_slice()))
+    })
+}
+
+/// decodeIntoAsync(...same as decodeInto) -> Promise<[failedIndex, reason]>, on the libuv
+/// pool (see compressIntoAsync for why). data, fingerprints and out are the caller's to leave
+/// alone until it settles.
+unsafe extern "C" fn js_decode_into_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let (data, pieces, fps, key) = decode_args(env, a)?;
+        let out = bytes_arg(env, a[4], "out")?;
+        let job = Box::new(move || {
+            // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete.
+            unsafe { crate::codec::decode_into(data.as_slice(), &pieces, fps.as_slice(), key.as_ref(), out.as_mut_slice()) }
+        });
+        start_work(env, "chunkyard:decodeInto", &[a[0], a[2], a[4]], job, verdict_value, None)
     })
 }
 
@@ -885,7 +945,7 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 11] = [
+    let fns: [(&str, napi_callback); 13] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -894,7 +954,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("blake3Many\0", js_blake3_many),
         ("blake3ManyAsync\0", js_blake3_many_async),
         ("compressInto\0", js_compress_into),
+        ("compressIntoAsync\0", js_compress_into_async),
         ("decodeInto\0", js_decode_into),
+        ("decodeIntoAsync\0", js_decode_into_async),
         ("copyBytes\0", js_copy_bytes),
         ("verifyMany\0", js_verify_many),
     ];

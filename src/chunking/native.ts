@@ -53,6 +53,13 @@ export interface NativeAddon {
    * [-1, ''] or [failed index, reason].
    */
   decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): [number, string];
+  /**
+   * compressInto as async work on the libuv pool. data and out must stay untouched (and not
+   * be transferred) until the promise settles.
+   */
+  compressIntoAsync(codec: 1 | 2, data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level: number): Promise<[Uint32Array, Uint8Array]>;
+  /** decodeInto as async work on the libuv pool; the same rule for data, fingerprints and out. */
+  decodeIntoAsync(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<[number, string]>;
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
@@ -78,7 +85,9 @@ const FUNCTIONS = [
   'blake3Many',
   'blake3ManyAsync',
   'compressInto',
+  'compressIntoAsync',
   'decodeInto',
+  'decodeIntoAsync',
   'copyBytes',
   'verifyMany',
 ] as const;

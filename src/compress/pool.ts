@@ -1,37 +1,84 @@
 /**
  * The compression pool: a piscina pool of worker threads (src/compress/worker.ts) that
  * compress new chunks in batches and decode+verify stored chunks for restores.
+ *
+ * Where the native addon loads, the two operations of the data path (compressInto for
+ * backups, decodeInto for restores) run instead as async work of the addon on libuv's
+ * threads, at most `threads` at a time: a worker thread costs a process ~40 ms to boot and
+ * piscina ~20 ms to import, which was a fifth of a 40 MB backup or restore (measured in
+ * docs/benchmarks.md, "Start-up"). The workers then start only for the other operations
+ * (check, prune, repair, analyze) or when there is no addon (CHUNKYARD_ENGINE=wasm).
  */
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { loadNative, type NativeAddon } from '../chunking/native.js';
+import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
 
 export interface CompressionPoolOptions {
-  /** Worker threads; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
+  /** Worker threads, and native tasks at a time; default: CHUNKYARD_THREADS, else the number of cores less one (at least one). */
   threads?: number;
+  /**
+   * Run compressInto and decodeInto on worker threads even where the addon loads (tests of
+   * the worker path). Default: native async work when the addon loads.
+   */
+  workersOnly?: boolean;
 }
 
 export class CompressionPool {
-  private readonly pool: Piscina;
+  private piscina: Promise<Piscina> | undefined;
+  private readonly threads: number;
+  /** The addon for the native lane, or null: every task goes to the workers. */
+  private readonly native: NativeAddon | null;
+  /** Native tasks running, and those waiting for a turn. */
+  private nativeRunning = 0;
+  private readonly nativeWaiting: (() => void)[] = [];
   /** Tasks not settled yet: close() lets them finish (a failed restore leaves reads in flight). */
   private readonly running = new Set<Promise<unknown>>();
 
   constructor(options: CompressionPoolOptions = {}) {
     const fromEnv = Number(process.env.CHUNKYARD_THREADS);
-    // LZ4 itself runs on the libuv pool (lz4-napi's async calls); a worker mostly copies and
-    // verifies, so one fewer than the cores keeps a core for chunking and I/O.
-    const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.max(1, availableParallelism() - 1));
-    this.pool = new Piscina({
-      filename: fileURLToPath(new URL('./worker-entry.cjs', import.meta.url)),
-      minThreads: 1,
-      maxThreads: threads,
-      // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
-      idleTimeout: 5_000,
-    });
-    // Boot a worker now, addon and all (~40 ms), so that the first real task does not wait
-    // for it: a short backup would otherwise spend a fifth of its time here.
-    this.track(this.pool.run({ op: 'engine' })).catch(() => {});
+    // One fewer than the cores keeps a core for chunking and I/O.
+    this.threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.max(1, availableParallelism() - 1));
+    this.native = options.workersOnly ? null : nativeLane();
+    // Without the native lane, boot a worker now, addon and all (~40 ms), so that the first
+    // real task does not wait for it: a short backup would otherwise spend a fifth of its
+    // time here.
+    if (!this.native) this.track(this.run({ op: 'engine' })).catch(() => {});
+  }
+
+  /** The piscina pool, created (and its module imported) on first use. */
+  private workers(): Promise<Piscina> {
+    this.piscina ??= import('piscina').then(
+      ({ Piscina }) =>
+        new Piscina({
+          filename: fileURLToPath(new URL('./worker-entry.cjs', import.meta.url)),
+          minThreads: 1,
+          maxThreads: this.threads,
+          // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
+          idleTimeout: 5_000,
+        }),
+    );
+    return this.piscina;
+  }
+
+  private async run(task: unknown, transferList?: ArrayBuffer[]): Promise<unknown> {
+    const pool = await this.workers();
+    return pool.run(task, transferList ? { transferList } : undefined);
+  }
+
+  /** Runs `job` on the native lane when a turn is free (at most `threads` at once). */
+  private async nativeTurn<T>(job: (addon: NativeAddon) => Promise<T>): Promise<T> {
+    if (this.nativeRunning >= this.threads) await new Promise<void>((resolve) => this.nativeWaiting.push(resolve));
+    else this.nativeRunning++;
+    try {
+      return await job(this.native!);
+    } finally {
+      const next = this.nativeWaiting.shift();
+      if (next) next(); // the turn passes on; nativeRunning stays
+      else this.nativeRunning--;
+    }
   }
 
   /**
@@ -41,7 +88,7 @@ export class CompressionPool {
    */
   async storedLengths(compression: 'lz4' | 'zstd', data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
     const task: SizesTask = { op: 'sizes', compression, data, lengths };
-    return (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as Uint32Array;
+    return (await this.track(this.run(task, transferable(data)))) as Uint32Array;
   }
 
   /**
@@ -51,8 +98,16 @@ export class CompressionPool {
    * the raw bytes".
    */
   async compressInto(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array, out: Uint8Array): Promise<CompressIntoResult> {
+    if (this.native) {
+      return this.track(
+        this.nativeTurn(async (addon) => {
+          const [storedLengths, codecs] = await addon.compressIntoAsync(compression === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD, data, pieces, out, ZSTD_LEVEL);
+          return { storedLengths, codecs };
+        }),
+      );
+    }
     const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out };
-    return (await this.track(this.pool.run(task))) as CompressIntoResult;
+    return (await this.track(this.run(task))) as CompressIntoResult;
   }
 
   /**
@@ -61,8 +116,13 @@ export class CompressionPool {
    * ArrayBuffer: the caller must not use it afterwards. Rejects with a DecodeError like decode().
    */
   async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+    if (this.native) {
+      const [index, reason] = await this.track(this.nativeTurn((addon) => addon.decodeIntoAsync(data, pieces, fingerprints, key, out)));
+      if (index >= 0) throw new DecodeError(index, reason);
+      return;
+    }
     const task: DecodeIntoTask = { op: 'decodeInto', data, pieces, fingerprints, key, out };
-    const failure = (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as DecodeFailure | undefined;
+    const failure = (await this.track(this.run(task, transferable(data)))) as DecodeFailure | undefined;
     if (failure) throw new DecodeError(failure.index, failure.reason);
   }
 
@@ -73,13 +133,18 @@ export class CompressionPool {
    */
   async verify(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<VerifyResult> {
     const task: VerifyTask = { op: 'verify', data, pieces, fingerprints, key };
-    const result = (await this.track(this.pool.run(task, { transferList: transferable(data) }))) as Uint8Array | VerifyResult;
+    const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | VerifyResult;
     return result instanceof Uint8Array ? { data: result } : result;
   }
 
   /** Which codec implementation the workers use: 'native' (the addon) or 'js' (lz4-napi, hash-wasm). */
   async codecEngine(): Promise<'native' | 'js'> {
-    return (await this.track(this.pool.run({ op: 'engine' }))) as 'native' | 'js';
+    return (await this.track(this.run({ op: 'engine' }))) as 'native' | 'js';
+  }
+
+  /** Whether compressInto and decodeInto run as the addon's async work rather than on workers. */
+  get nativeLane(): boolean {
+    return this.native !== null;
   }
 
   private track<T>(task: Promise<T>): Promise<T> {
@@ -93,7 +158,7 @@ export class CompressionPool {
     // Destroying piscina while a worker still answers a task makes it emit an uncaught
     // "Unexpected message from Worker" error: let the tasks in flight settle first.
     await Promise.allSettled([...this.running]);
-    await this.pool.destroy();
+    if (this.piscina) await (await this.piscina).destroy();
   }
 }
 
@@ -108,5 +173,18 @@ function transferable(data: Uint8Array): ArrayBuffer[] {
 export class DecodeError extends Error {
   constructor(readonly index: number, readonly reason: string) {
     super(reason);
+  }
+}
+
+/**
+ * The addon for the native lane, or null when CHUNKYARD_ENGINE=wasm asks for no native code or
+ * the addon does not load (the workers then fall back to lz4-napi and hash-wasm).
+ */
+function nativeLane(): NativeAddon | null {
+  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return null;
+  try {
+    return loadNative();
+  } catch {
+    return null;
   }
 }

@@ -14,7 +14,7 @@
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
-import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../pack/codecs.js';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
 const lz4 = () => import('lz4-napi');
@@ -52,8 +52,7 @@ async function zstdAddon(): Promise<NativeAddon> {
   return a;
 }
 
-/** zstd level for the zstd codec: 3, zstd's default (on-disk format does not depend on it). */
-export const ZSTD_LEVEL = 3;
+export { ZSTD_LEVEL };
 
 async function fingerprints(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Uint8Array> {
   const a = await nativeAddon();

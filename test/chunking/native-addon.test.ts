@@ -178,6 +178,42 @@ test('compressInto, decodeInto, verifyMany and copyBytes: round trip in shared m
   assert.equal(codeOf(() => n.copyBytes(new Uint8Array(4), -1, new Uint8Array(1))), 'BAD_ARGUMENT');
 });
 
+test('compressIntoAsync and decodeIntoAsync: the same bytes and verdicts as the synchronous calls, off the JS thread', options, async () => {
+  const n = addon();
+  const text = Buffer.from('words that repeat and repeat, '.repeat(5000));
+  const noise = new Prng(11).bytes(70_000);
+  const data = new Uint8Array(new SharedArrayBuffer(text.length + noise.length));
+  n.copyBytes(data, 0, text);
+  n.copyBytes(data, text.length, noise);
+  const pieces = Uint32Array.of(0, text.length, text.length, noise.length);
+  for (const codec of [1, 2] as const) {
+    const syncOut = new Uint8Array(new SharedArrayBuffer(data.length));
+    const [syncStored, syncCodecs] = n.compressInto(codec, data, pieces, syncOut, 3);
+    const out = new Uint8Array(new SharedArrayBuffer(data.length));
+    const pending = n.compressIntoAsync(codec, data, pieces, out, 3);
+    assert.ok(pending instanceof Promise);
+    const [stored, codecs] = await pending;
+    assert.deepEqual([...stored], [...syncStored]);
+    assert.deepEqual([...codecs], [...syncCodecs]);
+    assert.ok(Buffer.from(out.buffer, 0, stored[0]).equals(Buffer.from(syncOut.buffer, 0, syncStored[0])), 'the same compressed bytes');
+    const read = Buffer.concat([Buffer.from(out.buffer, 0, stored[0]), noise]);
+    const quads = Uint32Array.of(0, stored[0]!, text.length, codec, stored[0]!, noise.length, noise.length, 0);
+    const fps = Buffer.concat([n.blake3(text, null), n.blake3(noise, null)]);
+    const raw = new Uint8Array(new SharedArrayBuffer(data.length));
+    assert.deepEqual(await n.decodeIntoAsync(read, quads, fps, null, raw), [-1, '']);
+    assert.ok(Buffer.from(raw.buffer).equals(Buffer.concat([text, noise])));
+    const bad = Buffer.from(read);
+    bad[5]! ^= 0x40;
+    const [index, reason] = await n.decodeIntoAsync(bad, quads, fps, null, raw);
+    assert.equal(index, 0, 'damage in the compressed chunk names it');
+    assert.notEqual(reason, '');
+  }
+  // Bad arguments are refused when the call is made, before any work is queued.
+  assert.equal(codeOf(() => n.compressIntoAsync(0 as 1, data, pieces, data, 3)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.compressIntoAsync(1, data, Uint32Array.of(data.length - 4, 8), data, 3)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.decodeIntoAsync(data, Uint32Array.of(0, 1, 1), Buffer.alloc(32), null, data)), 'BAD_ARGUMENT');
+});
+
 test('fromNativeError keeps code and message and chains the cause', () => {
   const raw = Object.assign(new Error('avgSize = 3: must be ...'), { code: 'BAD_ARGUMENT' });
   const mapped = fromNativeError(raw) as Error & { code: string };
