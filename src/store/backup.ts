@@ -354,19 +354,24 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     else await pack.writer.abort();
   }
   pack = undefined;
+  // The recipe is complete once the consumer is: it becomes durable while the packs do (the
+  // manifest, written last by the caller, needs both; nothing needs one before the other).
+  const failedEarly = producerError ?? consumerError;
+  const committing = failedEarly === undefined ? recipe.commit() : undefined;
+  committing?.catch(() => {});
   const sealed = await Promise.allSettled(sealing);
-  const firstError = producerError ?? consumerError ?? sealed.find((r) => r.status === 'rejected')?.reason;
+  const firstError = failedEarly ?? sealed.find((r) => r.status === 'rejected')?.reason;
   if (firstError !== undefined) {
-    await recipe.abort();
+    await dropRecipe(sink, recipe, committing);
     throw firstError;
   }
   try {
-    // Commit order: packs durable → index durable (both via the pack promises) → recipe; the
-    // caller writes the manifest last. Packs of other streams that hold chunks we reused are
-    // sealed now rather than when their streams get round to it.
+    // Commit order: packs durable → index durable (both via the pack promises), and the recipe
+    // durable beside them; the caller writes the manifest last. Packs of other streams that
+    // hold chunks we reused are sealed now rather than when their streams get round to it.
     for (const p of otherPacks) sink.seal(p).catch(() => {});
     await Promise.all(dependencies);
-    const summary = await recipe.commit();
+    const summary = await committing!;
     return {
       recipe: summary,
       chunks: summary.entries,
@@ -376,7 +381,16 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       seconds: (Date.now() - started) / 1000,
     };
   } catch (err) {
-    await recipe.abort().catch(() => {});
+    await dropRecipe(sink, recipe, committing);
     throw err;
   }
 }
+
+/** Removes the recipe of a failed backup, whether or not its commit got through. */
+async function dropRecipe(sink: ChunkSink, recipe: RecipeWriter, committing: Promise<RecipeSummary> | undefined): Promise<void> {
+  if (!committing) return recipe.abort().catch(() => {});
+  const committed = await committing.catch(() => undefined);
+  if (committed) await sink.backend.delete(committed.name).catch(() => {});
+  else await recipe.abort().catch(() => {});
+}
+
