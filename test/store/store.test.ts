@@ -175,6 +175,43 @@ describe('store: backup and restore', () => {
     assert.equal((await store.snapshots()).length, before);
   });
 
+  test('a failed backup leaves no recipe and no snapshot, whether the source or a pack write fails', async () => {
+    const recipes = async () => (await readdir(join(dir, 'recipes')).catch(() => [] as string[])).filter((f) => f.endsWith('.recipe'));
+    const snapshotsBefore = (await store.snapshots()).length;
+    const recipesBefore = (await recipes()).length;
+    // 1. The source fails after several MiB.
+    async function* failing() {
+      yield prng(11, 3 << 20);
+      throw new Error('the source went away');
+    }
+    const { Readable } = await import('node:stream');
+    await assert.rejects(store.backup(Readable.from(failing()), { target: 'broken' }), /the source went away/);
+    assert.equal((await recipes()).length, recipesBefore);
+    // 2. The stream is read whole, the recipe commits beside the packs, and then sealing a
+    // pack fails: the committed recipe must go too.
+    const backend = (store as unknown as { backend: { openWriter: (name: string, o?: unknown) => Promise<{ commit(): Promise<void> }> } }).backend;
+    const openWriter = backend.openWriter;
+    backend.openWriter = async function (this: unknown, name: string, o?: unknown) {
+      const w = await openWriter.call(this, name, o);
+      if (name.startsWith('packs/')) {
+        w.commit = async () => {
+          throw new ChunkyardError('IO_ERROR', 'disk full (injected)');
+        };
+      }
+      return w;
+    };
+    try {
+      await assert.rejects(store.backup(streamOf(prng(12, 2 << 20)), { target: 'broken' }), /disk full \(injected\)/);
+    } finally {
+      backend.openWriter = openWriter;
+    }
+    assert.equal((await recipes()).length, recipesBefore, 'no recipe left behind');
+    assert.equal((await store.snapshots()).length, snapshotsBefore);
+    // The store still works afterwards.
+    const r = await store.backup(streamOf(prng(13, 1 << 20)), { target: 'after' });
+    assert.ok((await collect(await store.restore(r.id))).equals(prng(13, 1 << 20)));
+  });
+
   test('a second writer is refused; readers are not', async () => {
     await assert.rejects(Store.open(dir), (e: ChunkyardError) => e.code === 'STORE_LOCKED');
     const reader = await Store.open(dir, { readOnly: true });
