@@ -907,6 +907,48 @@ unsafe extern "C" fn js_copy_bytes(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
+/// preallocate(fd, offset, length) -> errno, 0 when done: fallocate(2) with mode 0, which
+/// allocates the blocks of [offset, offset + length) and extends the file to its end. Blocks
+/// past the old end read as zeros (unwritten extents): a restore to a new file gets its zero
+/// runs this way instead of writing them through the page cache, and the file has no holes
+/// (unlike --sparse). ENOSYS where there is no fallocate; the caller then writes the zeros.
+unsafe extern "C" fn js_preallocate(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let whole = |v: f64, name: &str, max: f64| -> JsResult<f64> {
+            if v.fract() == 0.0 && v >= 0.0 && v <= max {
+                Ok(v)
+            } else {
+                Err(bad_argument(format!("{name} = {v}: must be a whole number from 0 to {max}")))
+            }
+        };
+        let fd = whole(number(env, a[0], "fd")?, "fd", i32::MAX as f64)? as i32;
+        let offset = whole(number(env, a[1], "offset")?, "offset", 9007199254740991.0)? as i64;
+        let length = whole(number(env, a[2], "length")?, "length", 9007199254740991.0)? as i64;
+        let errno = if length == 0 { 0 } else { fallocate_zero_mode(fd, offset, length) };
+        let mut v = ptr::null_mut();
+        napi!(napi_create_double(env, errno as f64, &mut v));
+        Ok(v)
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn fallocate_zero_mode(fd: i32, offset: i64, length: i64) -> i32 {
+    extern "C" {
+        fn fallocate(fd: std::ffi::c_int, mode: std::ffi::c_int, offset: i64, len: i64) -> std::ffi::c_int;
+    }
+    // SAFETY: a plain system call on a descriptor; it touches no memory of ours.
+    if unsafe { fallocate(fd, 0, offset, length) } == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(5)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fallocate_zero_mode(_fd: i32, _offset: i64, _length: i64) -> i32 {
+    38 // ENOSYS
+}
+
 /// verifyMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
 ///            fingerprints: Uint8Array(32n), key | null) -> [failedIndex, reason]
 /// decodeInto without an output buffer (raw chunks hashed in place); -1 when all verify.
@@ -945,7 +987,7 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 13] = [
+    let fns: [(&str, napi_callback); 14] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -959,6 +1001,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("decodeIntoAsync\0", js_decode_into_async),
         ("copyBytes\0", js_copy_bytes),
         ("verifyMany\0", js_verify_many),
+        ("preallocate\0", js_preallocate),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -62,6 +62,11 @@ export interface NativeAddon {
   decodeIntoAsync(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<[number, string]>;
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
+  /**
+   * fallocate(fd, 0, offset, length): allocates the range and extends the file to its end;
+   * what lies past the old end reads as zeros. Returns errno (0 when done; ENOSYS off Linux).
+   */
+  preallocate(fd: number, offset: number, length: number): number;
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array): null;
 }
@@ -90,6 +95,7 @@ const FUNCTIONS = [
   'decodeIntoAsync',
   'copyBytes',
   'verifyMany',
+  'preallocate',
 ] as const;
 
 let addon: NativeAddon | undefined;

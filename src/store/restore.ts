@@ -14,7 +14,7 @@ import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
 import { readStaged } from './staging.js';
 import { BufferChurn } from '../util/gc.js';
-import { copyBytes } from '../chunking/native.js';
+import { copyBytes, loadNative } from '../chunking/native.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 
 /** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
@@ -279,40 +279,79 @@ export function writableSink(w: Writable): RestoreSink {
 }
 
 /**
- * A sink over an open file, writing sequentially from `position`. With `sparse`, views that
- * are all zeros (at least 4 KiB) are skipped instead of written, leaving holes; that is only
- * right where the file has no bytes yet, which the caller checks (Store.restoreTo). Call
- * finish() at the end, so that zeros skipped at the very end still extend the file.
+ * How a file sink puts down runs of zeros (views that are all zeros, at least 4 KiB; runs of
+ * them are coalesced):
+ * - 'write': written like any bytes (a file that may already hold bytes there);
+ * - 'allocate': fallocate(2) allocates the blocks, which read as zeros: no page-cache
+ *   writes, and no holes either (swap files and preallocated disk images stay usable).
+ *   Falls back to 'write' where the file system or the platform cannot;
+ * - 'hole': skipped, leaving holes (--sparse).
+ * 'allocate' and 'hole' are only right where the file has no bytes yet, which the caller
+ * checks (Store.restoreTo).
  */
-export function fileSink(handle: FileHandle, options: { position?: number; sparse?: boolean } = {}): RestoreSink & { finish(): Promise<void>; readonly position: number } {
+export type ZeroRuns = 'write' | 'allocate' | 'hole';
+
+/**
+ * A sink over an open file, writing sequentially from `position`, zero runs as `zeros` says
+ * (default 'write'). Call finish() at the end: a zero run at the very end is put down there.
+ */
+export function fileSink(handle: FileHandle, options: { position?: number; zeros?: ZeroRuns } = {}): RestoreSink & { finish(): Promise<void>; readonly position: number } {
   let position = options.position ?? 0;
-  let skippedToEnd = false;
-  const writeAll = async (view: Uint8Array) => {
-    let at = 0;
-    while (at < view.length) {
-      const { bytesWritten } = await handle.write(view, at, view.length - at, position);
-      at += bytesWritten;
-      position += bytesWritten;
+  let zeros = options.zeros ?? 'write';
+  /** Start of the zero run not yet put down (it ends at `position`), or -1. */
+  let runStart = -1;
+  const writeAll = async (view: Uint8Array, at: number) => {
+    let done = 0;
+    while (done < view.length) {
+      const { bytesWritten } = await handle.write(view, done, view.length - done, at + done);
+      done += bytesWritten;
     }
+  };
+  const putDownRun = async (): Promise<void> => {
+    if (runStart < 0) return;
+    const from = runStart;
+    runStart = -1;
+    if (zeros === 'allocate') {
+      const errno = preallocate(handle.fd, from, position - from);
+      if (errno === 0) return;
+      zeros = 'write'; // not supported here: write them, this run and the next
+    }
+    if (zeros === 'hole') {
+      // Only the file's end needs setting: a hole in the middle is made by the next write.
+      if ((await handle.stat()).size < position) await handle.truncate(position);
+      return;
+    }
+    for (let at = from; at < position; at += ZEROES.length) await writeAll(ZEROES.subarray(0, Math.min(ZEROES.length, position - at)), at);
   };
   return {
     get position() {
       return position;
     },
     async write(view: Uint8Array): Promise<void> {
-      if (options.sparse && view.length >= SPARSE_MIN && isZero(view)) {
+      if (zeros !== 'write' && view.length >= SPARSE_MIN && isZero(view)) {
+        if (runStart < 0) runStart = position;
         position += view.length;
-        skippedToEnd = true;
         return;
       }
-      skippedToEnd = false;
-      await writeAll(view);
+      if (zeros !== 'hole') await putDownRun();
+      else runStart = -1;
+      await writeAll(view, position);
+      position += view.length;
     },
     async finish(): Promise<void> {
-      // Zeros skipped at the end still count: extend the file to them (never shorten it).
-      if (skippedToEnd && (await handle.stat()).size < position) await handle.truncate(position);
+      await putDownRun();
     },
   };
+}
+
+/** fallocate through the addon; ENOSYS (38) without it. */
+function preallocate(fd: number, offset: number, length: number): number {
+  try {
+    if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return 38;
+    return loadNative().preallocate(fd, offset, length);
+  } catch {
+    return 38;
+  }
 }
 
 /** Zero runs shorter than this are written: a hole saves nothing below a file-system block. */

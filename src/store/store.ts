@@ -32,7 +32,7 @@ import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type T
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange } from './restore.js';
+import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -433,22 +433,27 @@ export class Store {
    * Writes a snapshot (or [start, end) of it) to `destination`, verified, in order: the fast
    * path for restores to a file or a socket (no buffer is allocated per read). A Writable
    * gets one write at a time, each awaited; a FileHandle is written from `position` (default
-   * 0), and with `sparse` the all-zero runs the snapshot is made of are left as holes (the
-   * file must then end where writing starts: BAD_ARGUMENT otherwise, nothing written).
+   * 0). Where the file has no bytes yet (it ends at or before `position`), runs of zeros are
+   * allocated with fallocate(2) instead of written (the same bytes, no holes, no page-cache
+   * writes), and with `sparse` they are left as holes; `sparse` needs such a file
+   * (BAD_ARGUMENT otherwise, nothing written).
    * Resolves to the number of bytes written. On an error, what was written stays written:
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
    */
   async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
     this.check();
-    this.getPool(); // its worker boots while the snapshot is looked up
+    this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
     const ctx = this.restoreContext();
     if (isFileHandle(destination)) {
-      if (options.sparse && (await destination.stat()).size > (options.position ?? 0)) {
+      const fresh = (await destination.stat()).size <= (options.position ?? 0);
+      if (options.sparse && !fresh) {
         // Skipped zeros would leave the file's old bytes where the snapshot has zeros.
         throw badArgument(`sparse restore needs the file to end at the position it starts writing (${options.position ?? 0}); open it empty ('w') or restore without sparse`);
       }
-      const sink = fileSink(destination, { position: options.position, sparse: options.sparse });
+      // Past the file's end every byte already reads as zero.
+      const zeros: ZeroRuns = options.sparse ? 'hole' : fresh ? 'allocate' : 'write';
+      const sink = fileSink(destination, { position: options.position, zeros });
       const n = await restoreInto(ctx, manifest, options, sink);
       await sink.finish();
       return n;

@@ -214,6 +214,33 @@ test('compressIntoAsync and decodeIntoAsync: the same bytes and verdicts as the 
   assert.equal(codeOf(() => n.decodeIntoAsync(data, Uint32Array.of(0, 1, 1), Buffer.alloc(32), null, data)), 'BAD_ARGUMENT');
 });
 
+test('preallocate: allocates past the end (reads as zeros, extends the file), reports errno, refuses bad arguments', options, async () => {
+  const n = addon();
+  const { mkdtemp, open, readFile, rm, stat } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-prealloc-'));
+  try {
+    const path = join(dir, 'f');
+    const h = await open(path, 'w');
+    await h.write(Buffer.from('abc'), 0, 3, 0);
+    assert.equal(n.preallocate(h.fd, 3, 1 << 20), 0);
+    assert.equal(n.preallocate(h.fd, 5, 0), 0, 'an empty range is fine and changes nothing');
+    await h.close();
+    const st = await stat(path);
+    assert.equal(st.size, 3 + (1 << 20));
+    assert.ok(st.blocks * 512 >= 1 << 20, 'allocated');
+    const back = await readFile(path);
+    assert.equal(back.subarray(0, 3).toString(), 'abc');
+    assert.ok(back.subarray(3).equals(Buffer.alloc(1 << 20)));
+    assert.equal(n.preallocate(2_000_000, 0, 10), 9, 'EBADF on a descriptor that is not open');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.equal(codeOf(() => n.preallocate(-1, 0, 1)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => n.preallocate(3, 0.5, 1)), 'BAD_ARGUMENT');
+});
+
 test('fromNativeError keeps code and message and chains the cause', () => {
   const raw = Object.assign(new Error('avgSize = 3: must be ...'), { code: 'BAD_ARGUMENT' });
   const mapped = fromNativeError(raw) as Error & { code: string };

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
+import { fileSink } from '../../src/store/restore.js';
 import { openFileReader } from '../../src/chunking/batcher.js';
 import { slotsFor } from '../../src/store/backup.js';
 import { ChunkyardError } from '../../src/errors.js';
@@ -80,6 +81,86 @@ for (const avgSize of [16384, 1 << 20, 4 << 20]) {
     }
   });
 }
+
+test('restoreTo a file: zero runs are allocated in a new file (no holes), written over old bytes, written when fallocate is unavailable', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-zeros-'));
+  try {
+    await Store.init(dir, { avgSize: 16384 });
+    const store = await Store.open(dir);
+    try {
+      const data = Buffer.concat([prng(4, 1 << 20), Buffer.alloc(6 << 20), prng(5, 300_001), Buffer.alloc(3 << 20)]);
+      const snap = await store.backup(Readable.from([data]), { target: 'img' });
+
+      // A new file: the same bytes, the full size (the zero run at the end included), and
+      // every block allocated, unlike --sparse.
+      const fresh = join(dir, 'fresh.img');
+      const h1 = await open(fresh, 'w');
+      assert.equal(await store.restoreTo(snap.id, h1), data.length);
+      await h1.close();
+      assert.ok((await readFile(fresh)).equals(data));
+      const st = await stat(fresh);
+      assert.equal(st.size, data.length);
+      assert.ok(st.blocks * 512 >= data.length, `no holes: ${st.blocks * 512} bytes allocated of ${data.length}`);
+
+      // A file that already holds other bytes: its old bytes must not show through the zeros.
+      const used = join(dir, 'used.img');
+      await writeFile(used, Buffer.alloc(data.length + 10, 0xff));
+      const h2 = await open(used, 'r+');
+      await store.restoreTo(snap.id, h2);
+      await h2.close();
+      const back = await readFile(used);
+      assert.ok(back.subarray(0, data.length).equals(data), 'zeros written over old bytes');
+      assert.ok(back.subarray(data.length).equals(Buffer.alloc(10, 0xff)), 'what lies past the snapshot is left alone');
+
+      // Without fallocate (no addon), the zeros are written.
+      const saved = process.env['CHUNKYARD_ENGINE'];
+      process.env['CHUNKYARD_ENGINE'] = 'wasm';
+      try {
+        const written = join(dir, 'written.img');
+        const h3 = await open(written, 'w');
+        await store.restoreTo(snap.id, h3);
+        await h3.close();
+        assert.ok((await readFile(written)).equals(data));
+      } finally {
+        if (saved === undefined) delete process.env['CHUNKYARD_ENGINE'];
+        else process.env['CHUNKYARD_ENGINE'] = saved;
+      }
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('fileSink: allocated zero runs are not written; written ones are; holes are skipped', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-sink-'));
+  try {
+    const views = [prng(6, 10_000), Buffer.alloc(64 << 10), Buffer.alloc(64 << 10), prng(7, 5_000), Buffer.alloc(1000), Buffer.alloc(32 << 10)];
+    const expected = Buffer.concat(views);
+    for (const zeros of ['write', 'allocate', 'hole'] as const) {
+      const path = join(dir, `${zeros}.bin`);
+      const handle = await open(path, 'w');
+      let written = 0;
+      const counting = new Proxy(handle, {
+        get(target, prop) {
+          if (prop === 'write') return (buf: Uint8Array, off: number, len: number, pos: number) => ((written += len), target.write(buf, off, len, pos));
+          const v = Reflect.get(target, prop);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const sink = fileSink(counting, { zeros });
+      for (const v of views) await sink.write(v);
+      await sink.finish();
+      await handle.close();
+      assert.ok((await readFile(path)).equals(expected), `${zeros}: the same bytes`);
+      // The 1000-byte zero view is below the 4 KiB minimum: written in every mode.
+      assert.equal(written, zeros === 'write' ? expected.length : 10_000 + 5_000 + 1000, `${zeros}: bytes that went through write()`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
 
 test('restoreTo: a Writable, a file at a position, a sparse file, a range; equal to restore()', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chunkyard-restoreto-'));
