@@ -18,7 +18,7 @@ export default defineCommand({
     output: { type: 'string', short: 'o', value: 'FILE', description: 'write here instead of standard output' },
     start: { type: 'string', value: 'N', description: 'first byte to restore (default 0)' },
     end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end)' },
-    sparse: { type: 'boolean', description: 'with --output: leave the runs of zero chunks (unused space of disk images) as holes' },
+    sparse: { type: 'boolean', description: 'with --output: leave the runs of zero chunks (unused space of disk images) as holes; without it they are allocated (fallocate), not written, and the file has no holes' },
   },
   async run({ flags, positionals }, io) {
     const [storePath, which] = requirePositionals(positionals, ['<store>', '<snapshot-id|target>'], `chunkyard restore ${usage}`);
