@@ -14,6 +14,28 @@ fn main() {
     let ps: Vec<Params> = [8usize << 10, 16 << 10, 64 << 10].iter().map(|&a| Params::new(a / 4, a, a * 4, 2).unwrap()).collect();
     let mb = data.len() as f64 / 1e6;
     let slice = 2usize << 20;
+    for k in [11u32, 14] {
+        let m = chunkyard::params::mask(k);
+        let t = Instant::now();
+        let n: usize = data.chunks(slice).map(|s| chunkyard::multi::count_candidates(s, m)).sum();
+        println!("candidate scan, mask({k}): {:6.0} MB/s ({n})", mb / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut hits = 0;
+        for s in data.chunks(slice) {
+            let mut pos = 0;
+            while pos < s.len() {
+                match chunkyard::scan::scan(0, &s[pos..], m) {
+                    chunkyard::scan::Scan::Hit(i) => { hits += 1; pos += i + 1; }
+                    chunkyard::scan::Scan::Miss(_) => break,
+                }
+            }
+        }
+        println!("scan::scan restarting, mask({k}): {:6.0} MB/s ({hits})", mb / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut x = 0u8;
+        for s in data.chunks(8192) { x ^= blake3::hash(s).as_bytes()[0]; }
+        println!("blake3 8 KiB pieces: {:6.0} MB/s ({x})", mb / t.elapsed().as_secs_f64());
+    }
     for threads in [Threads::One, Threads::Two] {
         let t = Instant::now();
         let mut c = Chunker::new(ps[2], None);

@@ -394,6 +394,14 @@ impl MultiChunker {
     }
 }
 
+/// For benches: the number of candidates in `data` for `mask`, from a zero hash.
+#[doc(hidden)]
+pub fn count_candidates(data: &[u8], mask: u64) -> usize {
+    let mut out = Vec::new();
+    scan_all(0, data, 0, mask, &mut out);
+    out.len()
+}
+
 fn available_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

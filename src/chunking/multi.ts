@@ -74,8 +74,13 @@ class EachMultiChunker implements MultiChunker {
 export interface MultiChunkerOptions {
   /** Default 'auto' (or CHUNKYARD_ENGINE), as for createChunker. */
   engine?: EngineChoice;
-  /** 'shared' (the default): one pass on the native engine; 'each': one Chunker per size on either engine. */
-  mode?: 'shared' | 'each';
+  /**
+   * 'auto' (the default): one shared pass on the native engine when there are several sizes;
+   * one Chunker per size otherwise (a single size is faster alone: its cut search skips each
+   * chunk's first minSize bytes and overlaps its hashing). 'shared': the shared pass even
+   * for one size (native only). 'each': one Chunker per size.
+   */
+  mode?: 'auto' | 'shared' | 'each';
 }
 
 /**
@@ -90,7 +95,8 @@ export function createMultiChunker(params: readonly Partial<ChunkerParams>[], op
     if (!sameKey(p.key, key)) throw badArgument('createMultiChunker: every parameter set must have the same key');
   }
   const engine = selectEngine(options.engine);
-  if (engine === 'native' && options.mode !== 'each') return new NativeMultiChunker(resolved);
+  const mode = options.mode ?? 'auto';
+  if (engine === 'native' && (mode === 'shared' || (mode === 'auto' && resolved.length > 1))) return new NativeMultiChunker(resolved);
   return new EachMultiChunker(resolved, resolved.map((p) => createChunker(p, { engine })));
 }
 
