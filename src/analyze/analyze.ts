@@ -173,10 +173,16 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
     let bytes = 0;
     for (let gen = 0; gen < files.length; gen++) {
       const file = files[gen]!;
+      const progress = (slice: Slice) => () => {
+        bytes += slice.bytes.length;
+        options.onProgress?.({ bytes, totalBytes, generation: gen, file: file.path });
+      };
       const fh = await open(file.path, 'r').catch((err: unknown) => {
         throw ioError(file.path, err);
       });
       let reading: Promise<Slice | undefined> | undefined;
+      // The slice chunked last, whose batches are taken while the next one is chunked.
+      let prev: { slice: Slice; batches: ChunkBatch[] } | undefined;
       try {
         // Read one slice ahead: the next read overlaps the chunking of this one.
         reading = readSlice(fh, slots, file.path);
@@ -184,23 +190,43 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
           const slice = await reading;
           reading = undefined;
           if (slice === undefined) break;
+          let pushing: Promise<ChunkBatch[]> | undefined;
           try {
             if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'analysis cancelled', { cause: options.signal.reason });
             if (slice.bytes.length === SLICE_BYTES) {
               reading = readSlice(fh, slots, file.path);
               reading.catch(() => {});
             }
-            const batches = await chunker.push(slice.bytes);
-            await Promise.all(runs.map((run, i) => run.take(batches[i]!, slice, gen)));
-          } finally {
+            pushing = chunker.push(slice.bytes);
+            pushing.catch(() => {});
+            if (prev) await takeAll(runs, prev.batches, prev.slice, gen, progress(prev.slice));
+          } catch (err) {
+            await pushing?.catch(() => {});
             slice.slot.release();
+            throw err;
+          } finally {
+            prev?.slice.slot.release();
+            prev = undefined;
           }
-          bytes += slice.bytes.length;
-          options.onProgress?.({ bytes, totalBytes, generation: gen, file: file.path });
+          try {
+            prev = { slice, batches: await pushing };
+          } catch (err) {
+            slice.slot.release();
+            throw err;
+          }
         }
-        const last = await chunker.finish();
-        await Promise.all(runs.map((run, i) => run.take(last[i]!, undefined, gen)));
+        if (prev) {
+          const last = prev;
+          prev = undefined;
+          try {
+            await takeAll(runs, last.batches, last.slice, gen, progress(last.slice));
+          } finally {
+            last.slice.slot.release();
+          }
+        }
+        await takeAll(runs, await chunker.finish(), undefined, gen);
       } finally {
+        prev?.slice.slot.release();
         await reading?.then((s) => s?.slot.release(), () => {});
         await fh.close().catch(() => {});
       }
@@ -223,6 +249,12 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
     for (const run of runs) await run.set.close().catch(() => {});
     await pool?.close();
   }
+}
+
+/** Hands each size its batch of one slice (none at the end of a file). */
+async function takeAll(runs: SizeRun[], batches: ChunkBatch[], slice: Slice | undefined, gen: number, done?: () => void): Promise<void> {
+  await Promise.all(runs.map((run, i) => run.take(batches[i]!, slice, gen)));
+  done?.();
 }
 
 /** A slice of an input file in a slot of shared memory. */
