@@ -10,6 +10,7 @@ pub mod gear;
 #[cfg(test)]
 mod golden;
 pub mod hash;
+pub mod multi;
 pub mod params;
 pub mod scan;
 #[doc(hidden)]

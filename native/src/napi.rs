@@ -10,6 +10,7 @@
 
 use crate::chunker::{Batch, Chunker};
 use crate::hash::{check_lengths, hash_many};
+use crate::multi::MultiChunker;
 use crate::params::{Params, DEFAULT_NORMALIZATION};
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -403,7 +404,11 @@ fn key_arg(env: napi_env, v: napi_value) -> JsResult<Option<[u8; 32]>> {
 }
 
 fn lengths_arg(env: napi_env, v: napi_value) -> JsResult<Vec<u32>> {
-    let (raw, n) = typed_array(env, v, "lengths", &[NAPI_UINT32_ARRAY], "Uint32Array")?;
+    u32s_arg(env, v, "lengths")
+}
+
+fn u32s_arg(env: napi_env, v: napi_value, name: &str) -> JsResult<Vec<u32>> {
+    let (raw, n) = typed_array(env, v, name, &[NAPI_UINT32_ARRAY], "Uint32Array")?;
     // SAFETY: as in key_arg. Copied because a Uint32Array's bytes need not be 4-aligned
     // in general and the copy lets async work drop the reference to it at once.
     let bytes = unsafe { raw.as_slice() };
@@ -455,35 +460,76 @@ fn batch_value(env: napi_env, b: &Batch) -> JsResult<napi_value> {
 /// Random constant; changing it only matters within one process.
 const HANDLE_TAG: napi_type_tag = napi_type_tag { lower: 0x6368_756e_6b79_6172, upper: 0x9b1f_43c7_0e55_d2a1 };
 
-struct ChunkerHandle {
+/// The same for multiChunkerNew's handles, so that neither kind passes for the other.
+const MULTI_HANDLE_TAG: napi_type_tag = napi_type_tag { lower: 0x6d75_6c74_6963_6875, upper: 0x41c2_9e07_b3d8_5f16 };
+
+/// What a handle holds: a streaming chunker (one size, or several in one pass).
+trait Stream: Send + 'static {
+    const TAG: &'static napi_type_tag;
+    const MADE_BY: &'static str;
+    fn reset(&mut self);
+}
+
+impl Stream for Chunker {
+    const TAG: &'static napi_type_tag = &HANDLE_TAG;
+    const MADE_BY: &'static str = "handle must be a chunker made by chunkerNew";
+    fn reset(&mut self) {
+        Chunker::reset(self)
+    }
+}
+
+impl Stream for MultiChunker {
+    const TAG: &'static napi_type_tag = &MULTI_HANDLE_TAG;
+    const MADE_BY: &'static str = "handle must be a multi-size chunker made by multiChunkerNew";
+    fn reset(&mut self) {
+        MultiChunker::reset(self)
+    }
+}
+
+struct ChunkerHandle<T> {
     /// Set on the JS thread while an async push is queued or running.
     busy: AtomicBool,
     /// Only ever locked by one push at a time (busy guards that); the mutex makes the
     /// hand-over between the JS thread and the pool thread sound.
-    chunker: Mutex<Chunker>,
+    chunker: Mutex<T>,
 }
 
-type Handle = Arc<ChunkerHandle>;
+type Handle<T = Chunker> = Arc<ChunkerHandle<T>>;
 
-unsafe extern "C" fn finalize_handle(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: data is the Box<Handle> leaked in chunker_new; N-API finalizes once.
-    drop(Box::from_raw(data as *mut Handle));
+unsafe extern "C" fn finalize_handle<T: Stream>(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: data is the Box<Handle<T>> leaked in new_handle; N-API finalizes once.
+    drop(Box::from_raw(data as *mut Handle<T>));
 }
 
-fn handle_arg(env: napi_env, v: napi_value) -> JsResult<Handle> {
-    let bad = || bad_argument("handle must be a chunker made by chunkerNew".to_string());
+/// Wraps a chunker in a tagged external.
+fn new_handle<T: Stream>(env: napi_env, chunker: T) -> JsResult<napi_value> {
+    let handle: Box<Handle<T>> = Box::new(Arc::new(ChunkerHandle { busy: AtomicBool::new(false), chunker: Mutex::new(chunker) }));
+    let raw = Box::into_raw(handle) as *mut c_void;
+    let mut out = ptr::null_mut();
+    // SAFETY: on failure N-API did not take ownership, so reclaim the box.
+    let status = unsafe { napi_create_external(env, raw, Some(finalize_handle::<T>), ptr::null_mut(), &mut out) };
+    if status != NAPI_OK {
+        drop(unsafe { Box::from_raw(raw as *mut Handle<T>) });
+        return Err(JsError::Napi("napi_create_external"));
+    }
+    napi!(napi_type_tag_object(env, out, T::TAG));
+    Ok(out)
+}
+
+fn handle_arg<T: Stream>(env: napi_env, v: napi_value) -> JsResult<Handle<T>> {
+    let bad = || bad_argument(T::MADE_BY.to_string());
     if type_of(env, v)? != NAPI_EXTERNAL {
         return Err(bad());
     }
     let mut tagged = false;
-    napi!(napi_check_object_type_tag(env, v, &HANDLE_TAG, &mut tagged));
+    napi!(napi_check_object_type_tag(env, v, T::TAG, &mut tagged));
     if !tagged {
         return Err(bad());
     }
     let mut data: *mut c_void = ptr::null_mut();
     napi!(napi_get_value_external(env, v, &mut data));
-    // SAFETY: the tag proves data is our Box<Handle>, alive while v is.
-    Ok(unsafe { (*(data as *const Handle)).clone() })
+    // SAFETY: the tag proves data is our Box<Handle<T>>, alive while v is.
+    Ok(unsafe { (*(data as *const Handle<T>)).clone() })
 }
 
 fn busy_error() -> JsError {
@@ -493,7 +539,7 @@ fn busy_error() -> JsError {
     )
 }
 
-fn lock(h: &ChunkerHandle) -> std::sync::MutexGuard<'_, Chunker> {
+fn lock<T: Stream>(h: &ChunkerHandle<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic mid-push leaves a stream in an unknown state; start over rather than fail forever.
     h.chunker.lock().unwrap_or_else(|poisoned| {
         let mut g = poisoned.into_inner();
@@ -520,27 +566,14 @@ unsafe extern "C" fn js_chunker_new(env: napi_env, info: napi_callback_info) -> 
         };
         let params = Params::from_f64(min, avg, max, nc).map_err(|e| bad_argument(e.0))?;
         let key = key_arg(env, a[4])?;
-        let handle: Box<Handle> = Box::new(Arc::new(ChunkerHandle {
-            busy: AtomicBool::new(false),
-            chunker: Mutex::new(Chunker::new(params, key)),
-        }));
-        let raw = Box::into_raw(handle) as *mut c_void;
-        let mut out = ptr::null_mut();
-        // SAFETY: on failure N-API did not take ownership, so reclaim the box.
-        let status = napi_create_external(env, raw, Some(finalize_handle), ptr::null_mut(), &mut out);
-        if status != NAPI_OK {
-            drop(Box::from_raw(raw as *mut Handle));
-            return Err(JsError::Napi("napi_create_external"));
-        }
-        napi!(napi_type_tag_object(env, out, &HANDLE_TAG));
-        Ok(out)
+        new_handle(env, Chunker::new(params, key))
     })
 }
 
 /// chunkerPush(handle, data, final) -> [lengths, hashes], on the calling thread.
 unsafe extern "C" fn js_chunker_push(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<3>(env, info, |env, a| {
-        let h = handle_arg(env, a[0])?;
+        let h = handle_arg::<Chunker>(env, a[0])?;
         let data = bytes_arg(env, a[1], "data")?;
         let fin = boolean(env, a[2], "final")?;
         if h.busy.load(Ordering::Acquire) {
@@ -678,7 +711,7 @@ fn start_work<T: Send + 'static>(
 /// chunkerPushAsync(handle, data, final) -> Promise<[lengths, hashes]>, on the libuv pool.
 unsafe extern "C" fn js_chunker_push_async(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<3>(env, info, |env, a| {
-        let h = handle_arg(env, a[0])?;
+        let h = handle_arg::<Chunker>(env, a[0])?;
         let data = bytes_arg(env, a[1], "data")?;
         let fin = boolean(env, a[2], "final")?;
         if h.busy.swap(true, Ordering::AcqRel) {
@@ -692,6 +725,74 @@ unsafe extern "C" fn js_chunker_push_async(env: napi_env, info: napi_callback_in
         });
         let after = Box::new(move || h.busy.store(false, Ordering::Release));
         start_work(env, "chunkyard:chunkerPush", &[a[0], a[1]], job, |env, b: Batch| batch_value(env, &b), Some(after))
+    })
+}
+
+/// multiChunkerNew(params: Uint32Array [minSize, avgSize, maxSize, normalization]×n, key | null)
+///   -> external: n chunkers v1 over one stream, sharing one gear-hash pass (multi.rs).
+unsafe extern "C" fn js_multi_chunker_new(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let quads = u32s_arg(env, a[0], "params")?;
+        if quads.is_empty() || quads.len() % 4 != 0 {
+            return Err(bad_argument(format!(
+                "params has {} numbers: must be [minSize, avgSize, maxSize, normalization] for each of one or more sizes",
+                quads.len()
+            )));
+        }
+        let mut params = Vec::with_capacity(quads.len() / 4);
+        for (i, q) in quads.chunks_exact(4).enumerate() {
+            let p = Params::from_f64(q[0] as f64, q[1] as f64, q[2] as f64, q[3] as f64)
+                .map_err(|e| bad_argument(format!("params of size {i}: {}", e.0)))?;
+            params.push(p);
+        }
+        let key = key_arg(env, a[1])?;
+        new_handle(env, MultiChunker::new(&params, key))
+    })
+}
+
+/// One `[lengths, hashes]` per size, in the order of multiChunkerNew's params.
+fn batches_value(env: napi_env, bs: &[Batch]) -> JsResult<napi_value> {
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, bs.len(), &mut arr));
+    for (i, b) in bs.iter().enumerate() {
+        napi!(napi_set_element(env, arr, i as u32, batch_value(env, b)?));
+    }
+    Ok(arr)
+}
+
+/// multiChunkerPush(handle, data, final) -> [[lengths, hashes] per size], on the calling thread.
+unsafe extern "C" fn js_multi_chunker_push(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let h = handle_arg::<MultiChunker>(env, a[0])?;
+        let data = bytes_arg(env, a[1], "data")?;
+        let fin = boolean(env, a[2], "final")?;
+        if h.busy.load(Ordering::Acquire) {
+            return Err(busy_error());
+        }
+        // SAFETY: a[1] is an argument of this call, alive until it returns.
+        let batches = lock(&h).push(data.as_slice(), fin);
+        batches_value(env, &batches)
+    })
+}
+
+/// multiChunkerPushAsync(handle, data, final) -> Promise<[[lengths, hashes] per size]>,
+/// on the libuv pool (and the rayon-core pool for its two halves).
+unsafe extern "C" fn js_multi_chunker_push_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let h = handle_arg::<MultiChunker>(env, a[0])?;
+        let data = bytes_arg(env, a[1], "data")?;
+        let fin = boolean(env, a[2], "final")?;
+        if h.busy.swap(true, Ordering::AcqRel) {
+            return Err(busy_error());
+        }
+        let for_job = h.clone();
+        let job = Box::new(move || {
+            // SAFETY: a napi_ref on the data holds it until work_complete.
+            let slice = unsafe { data.as_slice() };
+            lock(&for_job).push(slice, fin)
+        });
+        let after = Box::new(move || h.busy.store(false, Ordering::Release));
+        start_work(env, "chunkyard:multiChunkerPush", &[a[0], a[1]], job, |env, bs: Vec<Batch>| batches_value(env, &bs), Some(after))
     })
 }
 
@@ -987,11 +1088,14 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 14] = [
+    let fns: [(&str, napi_callback); 17] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
         ("chunkerPushAsync\0", js_chunker_push_async),
+        ("multiChunkerNew\0", js_multi_chunker_new),
+        ("multiChunkerPush\0", js_multi_chunker_push),
+        ("multiChunkerPushAsync\0", js_multi_chunker_push_async),
         ("blake3\0", js_blake3),
         ("blake3Many\0", js_blake3_many),
         ("blake3ManyAsync\0", js_blake3_many_async),

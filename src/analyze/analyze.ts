@@ -3,25 +3,29 @@
  * average chunk sizes, without writing a store (docs/analyze.md).
  *
  * Each input file is one generation (one backup stream) of the same source. The files are
- * read once, in order, in SLICE_BYTES slices; every slice goes to one chunker per average
- * size, whose pushes run side by side on the libuv pool. Per size, each chunk's fingerprint
- * goes into a FingerprintSet (src/analyze/fingerprint-set.ts); a chunk not seen before is
- * what a store would write, so its raw length counts towards uniqueBytes and its bytes are
- * compressed in batches by the CompressionPool with the store's codec and rule (kept
- * compressed only when smaller), which gives compressedBytes. The final numbers come from
- * the set's distinct fingerprints (exact even after spills).
+ * read once, in order, in SLICE_BYTES slices of shared memory (a SlotPool), and every slice
+ * goes to one MultiChunker (src/chunking/multi.ts): on the native engine one pass that
+ * shares the gear hash between the sizes, on wasm one chunker per size. Per size, each
+ * chunk's fingerprint goes into a FingerprintSet (src/analyze/fingerprint-set.ts); a chunk
+ * not seen before is what a store would write, so its raw length counts towards uniqueBytes
+ * and it is compressed by the CompressionPool with the store's codec and rule (kept
+ * compressed only when smaller), which gives compressedBytes. New chunks inside a slice are
+ * compressed where they lie (the workers read the shared slice; only the stored lengths
+ * come back); a chunk that spans slices is copied once, if it is new. The final numbers
+ * come from the set's distinct fingerprints (exact even after spills).
  */
-import { createReadStream } from 'node:fs';
-import { sliceStream } from '../chunking/batcher.js';
-import { createChunker, type EngineChoice } from '../chunking/index.js';
+import { open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import type { EngineChoice } from '../chunking/index.js';
+import { createMultiChunker } from '../chunking/multi.js';
 import { DEFAULT_AVG_SIZE, parseSize, resolveChunkerParams, type ResolvedChunkerParams } from '../chunking/params.js';
-import type { ChunkBatch, Chunker, EngineName } from '../chunking/types.js';
+import type { ChunkBatch, EngineName } from '../chunking/types.js';
 import type { CompressionName } from '../compress/messages.js';
 import { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { SLICE_BYTES } from '../store/backup.js';
 import { validateCompression } from '../store/config.js';
-import { BufferChurn } from '../util/gc.js';
+import { SlotPool, type Slot } from '../util/slot-pool.js';
 import { FingerprintSet, MIN_SET_MEMORY } from './fingerprint-set.js';
 import { ChunkSizeHistogram, type ChunkSizeSummary, type HistogramBucket } from './histogram.js';
 import { ioError, resolveInputs } from './inputs.js';
@@ -30,6 +34,8 @@ import { ioError, resolveInputs } from './inputs.js';
 export const DEFAULT_ANALYZE_MEMORY = 512 * 1024 * 1024;
 /** Compression batches in flight per average size. */
 const PENDING_BATCHES = 3;
+/** Chunks that span slices are copied into batches of about this size before compression. */
+const SPAN_BATCH_BYTES = 1 << 20;
 
 export interface AnalyzeOptions {
   /** Average chunk sizes (powers of two); min and max derive as for init. Default [64 KiB]. */
@@ -40,7 +46,10 @@ export interface AnalyzeOptions {
   memoryBytes?: number;
   /** Chunking engine (default auto). */
   engine?: EngineChoice;
-  /** Compression worker threads (default: the number of cores). */
+  /**
+   * Compression worker threads (default: CHUNKYARD_THREADS, else the number of cores on the
+   * native engine, whose chunking is off the main thread, and the pool's default on wasm).
+   */
   threads?: number;
   /** Where spilled fingerprint runs go (default: the OS temporary directory). */
   tmpDir?: string;
@@ -147,40 +156,80 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
   const totalBytes = files.reduce((n, f) => n + f.bytes, 0);
 
   const started = performance.now();
-  const pool = compression === 'none' ? undefined : new CompressionPool({ threads: options.threads });
+  const params = avgSizes.map((avgSize) => resolveChunkerParams({ avgSize }));
+  const chunker = createMultiChunker(params, { engine: options.engine });
+  const fromEnv = Number(process.env['CHUNKYARD_THREADS']);
+  const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : chunker.engine === 'native' ? availableParallelism() : undefined);
+  const pool = compression === 'none' ? undefined : new CompressionPool({ threads });
+  // Slices: one being read, one being chunked, and those still read in place by compression
+  // batches (at most PENDING_BATCHES + 1 per size). acquire() waits when all are in use.
+  const slots = new SlotPool(2 + avgSizes.length * (PENDING_BATCHES + 1), SLICE_BYTES);
   const runs: SizeRun[] = [];
   try {
-    for (const avgSize of avgSizes) {
-      const params = resolveChunkerParams({ avgSize });
+    for (const p of params) {
       const set = new FingerprintSet({ memoryBytes: Math.floor(memoryBytes / avgSizes.length), tmpDir: options.tmpDir });
-      runs.push(new SizeRun(params, createChunker(params, { engine: options.engine }), set, compression, pool, files.length));
+      runs.push(new SizeRun(p, set, compression, pool, files.length));
     }
     let bytes = 0;
-    // Slices and compression batches are ArrayBuffers outside the JS heap: collect them promptly.
-    const churn = new BufferChurn();
     for (let gen = 0; gen < files.length; gen++) {
       const file = files[gen]!;
-      const slices = sliceStream(createReadStream(file.path, { highWaterMark: SLICE_BYTES }), SLICE_BYTES);
+      const progress = (slice: Slice) => () => {
+        bytes += slice.bytes.length;
+        options.onProgress?.({ bytes, totalBytes, generation: gen, file: file.path });
+      };
+      const fh = await open(file.path, 'r').catch((err: unknown) => {
+        throw ioError(file.path, err);
+      });
+      let reading: Promise<Slice | undefined> | undefined;
+      // The slice chunked last, whose batches are taken while the next one is chunked.
+      let prev: { slice: Slice; batches: ChunkBatch[] } | undefined;
       try {
         // Read one slice ahead: the next read overlaps the chunking of this one.
-        let next = slices.next();
+        reading = readSlice(fh, slots, file.path);
         for (;;) {
-          const r = await next.catch((err: unknown) => {
-            throw isErrno(err) ? ioError(file.path, err) : err;
-          });
-          if (r.done) break;
-          if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'analysis cancelled', { cause: options.signal.reason });
-          next = slices.next();
-          next.catch(() => {});
-          await Promise.all(runs.map((run) => run.push(r.value, gen)));
-          bytes += r.value.length;
-          churn.add(r.value.length);
-          options.onProgress?.({ bytes, totalBytes, generation: gen, file: file.path });
+          const slice = await reading;
+          reading = undefined;
+          if (slice === undefined) break;
+          let pushing: Promise<ChunkBatch[]> | undefined;
+          try {
+            if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'analysis cancelled', { cause: options.signal.reason });
+            if (slice.bytes.length === SLICE_BYTES) {
+              reading = readSlice(fh, slots, file.path);
+              reading.catch(() => {});
+            }
+            pushing = chunker.push(slice.bytes);
+            pushing.catch(() => {});
+            if (prev) await takeAll(runs, prev.batches, prev.slice, gen, progress(prev.slice));
+          } catch (err) {
+            await pushing?.catch(() => {});
+            slice.slot.release();
+            throw err;
+          } finally {
+            prev?.slice.slot.release();
+            prev = undefined;
+          }
+          try {
+            prev = { slice, batches: await pushing };
+          } catch (err) {
+            slice.slot.release();
+            throw err;
+          }
         }
+        if (prev) {
+          const last = prev;
+          prev = undefined;
+          try {
+            await takeAll(runs, last.batches, last.slice, gen, progress(last.slice));
+          } finally {
+            last.slice.slot.release();
+          }
+        }
+        await takeAll(runs, await chunker.finish(), undefined, gen);
       } finally {
-        await slices.return();
+        prev?.slice.slot.release();
+        await reading?.then((s) => s?.slot.release(), () => {});
+        await fh.close().catch(() => {});
       }
-      await Promise.all(runs.map((run) => run.finish(gen)));
     }
     await Promise.all(runs.map((run) => run.drain()));
     const seconds = (performance.now() - started) / 1000;
@@ -190,37 +239,74 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
       results,
       files: files.map((f) => f.path),
       compression,
-      engine: runs[0]!.chunker.engine,
+      engine: chunker.engine,
       memoryBytes,
       logicalBytes: bytes,
       seconds,
     };
   } finally {
+    await Promise.allSettled(runs.map((run) => run.drain()));
     for (const run of runs) await run.set.close().catch(() => {});
     await pool?.close();
   }
+}
+
+/** Hands each size its batch of one slice (none at the end of a file). */
+async function takeAll(runs: SizeRun[], batches: ChunkBatch[], slice: Slice | undefined, gen: number, done?: () => void): Promise<void> {
+  await Promise.all(runs.map((run, i) => run.take(batches[i]!, slice, gen)));
+  done?.();
+}
+
+/** A slice of an input file in a slot of shared memory. */
+interface Slice {
+  slot: Slot;
+  bytes: Uint8Array;
+}
+
+/** The next slice of the file (SLICE_BYTES, less only at the end), undefined at the end. */
+async function readSlice(fh: import('node:fs/promises').FileHandle, slots: SlotPool, path: string): Promise<Slice | undefined> {
+  const slot = await slots.acquire();
+  const buf = slot.buffers[0]!;
+  let filled = 0;
+  try {
+    while (filled < SLICE_BYTES) {
+      const { bytesRead } = await fh.read(buf, filled, SLICE_BYTES - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+  } catch (err) {
+    slot.release();
+    throw isErrno(err) ? ioError(path, err) : err;
+  }
+  if (filled === 0) {
+    slot.release();
+    return undefined;
+  }
+  return { slot, bytes: buf.subarray(0, filled) };
 }
 
 function isErrno(err: unknown): boolean {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
-const EMPTY = new Uint8Array(0);
-
-/** The analysis of one average size: its chunker, fingerprint set and counters. */
+/** The analysis of one average size: its fingerprint set, counters and compression batches. */
 class SizeRun {
   private readonly histogram: ChunkSizeHistogram;
   private readonly genBytes: number[];
   private readonly genChunks: number[];
-  /** Parts of the open chunk from earlier slices (only kept when chunks are compressed). */
-  private carry: Uint8Array[] = [];
+  /** The open chunk's bytes from earlier slices (only kept when chunks are compressed). */
+  private carry: Uint8Array = new Uint8Array(0);
   private carryBytes = 0;
+  /** New chunks that spanned slices, copied back to back, waiting to be compressed. */
+  private span: Uint8Array = new Uint8Array(0);
+  private spanBytes = 0;
+  private spanLengths: number[] = [];
+  private spanFps: Uint8Array[] = [];
   private pending: Promise<void>[] = [];
   private readonly keepBytes: boolean;
 
   constructor(
     readonly params: ResolvedChunkerParams,
-    readonly chunker: Chunker,
     readonly set: FingerprintSet,
     private readonly compression: CompressionName,
     private readonly pool: CompressionPool | undefined,
@@ -232,35 +318,34 @@ class SizeRun {
     this.keepBytes = pool !== undefined;
   }
 
-  async push(slice: Uint8Array, gen: number): Promise<void> {
-    await this.take(await this.chunker.push(slice), slice, gen);
-  }
-
-  async finish(gen: number): Promise<void> {
-    await this.take(await this.chunker.finish(), EMPTY, gen);
-  }
-
-  /** Waits for every compression batch. */
+  /** Waits for every compression batch (the spanning chunks collected so far included). */
   async drain(): Promise<void> {
+    this.submitSpan();
     const all = this.pending;
     this.pending = [];
     await Promise.all(all);
   }
 
-  private async take(batch: ChunkBatch, slice: Uint8Array, gen: number): Promise<void> {
+  /**
+   * Counts the chunks of `batch`, which end in `slice` (none when the stream ended), and
+   * sends the new ones to compression: those inside the slice in place, a chunk that began
+   * in earlier slices as a copy.
+   */
+  async take(batch: ChunkBatch, slice: Slice | undefined, gen: number): Promise<void> {
     const { lengths, hashes } = batch;
     const n = lengths.length;
+    const data = slice?.bytes;
     this.histogram.addAll(lengths);
     this.genChunks[gen]! += n;
     let pos = 0;
-    let newPieces: Uint8Array[] = [];
-    let newIndexes: number[] = [];
+    let pieces: number[] = [];
+    let fps: number[] = [];
     for (let i = 0; i < n; ) {
       if (this.set.room === 0) {
         // Every stored length must be in the table before it goes to disk.
-        this.submit(newPieces, newIndexes, hashes);
-        newPieces = [];
-        newIndexes = [];
+        if (slice) this.submit(slice, pieces, fps, hashes);
+        pieces = [];
+        fps = [];
         await this.drain();
         await this.set.spill();
       }
@@ -270,56 +355,84 @@ class SizeRun {
         this.genBytes[gen]! += len;
         const isNew = this.set.add(hashes, i * 32, len, this.keepBytes ? 0 : len, gen);
         if (!this.keepBytes) continue;
-        let piece: Uint8Array | undefined;
         if (this.carryBytes > 0) {
           // A chunk that began in earlier slices (at most one per batch, the first).
           const need = len - this.carryBytes;
-          if (isNew) piece = Buffer.concat([...this.carry, slice.subarray(0, need)], len);
-          this.carry = [];
+          if (isNew) this.addSpan(data ? data.subarray(0, need) : undefined, hashes.subarray(i * 32, i * 32 + 16));
           this.carryBytes = 0;
           pos = need;
         } else {
-          if (isNew) piece = slice.subarray(pos, pos + len);
+          if (isNew) {
+            pieces.push(pos, len);
+            fps.push(i);
+          }
           pos += len;
-        }
-        if (piece) {
-          newPieces.push(piece);
-          newIndexes.push(i);
         }
       }
     }
-    if (this.keepBytes && pos < slice.length) {
-      this.carry.push(slice.subarray(pos));
-      this.carryBytes += slice.length - pos;
-    }
-    this.submit(newPieces, newIndexes, hashes);
+    if (this.keepBytes && data && pos < data.length) this.keepCarry(data.subarray(pos));
+    if (slice) this.submit(slice, pieces, fps, hashes);
     while (this.pending.length > PENDING_BATCHES) await this.pending.shift();
   }
 
-  /** The store's stored lengths of a batch of chunks (raw when the codec is none). */
-  private storedLengths(data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
-    if (this.compression === 'none') return Promise.resolve(lengths);
-    return this.pool!.storedLengths(this.compression, data, lengths);
+  /** Appends the rest of a slice to the open chunk's bytes. */
+  private keepCarry(rest: Uint8Array): void {
+    const need = this.carryBytes + rest.length;
+    if (this.carry.length < need) {
+      const grown = new Uint8Array(Math.min(this.params.maxSize, Math.max(need, 2 * this.carry.length)));
+      grown.set(this.carry.subarray(0, this.carryBytes));
+      this.carry = grown;
+    }
+    this.carry.set(rest, this.carryBytes);
+    this.carryBytes = need;
   }
 
-  /** Compresses new chunks as one batch; their stored lengths go into the set when done. */
-  private submit(pieces: Uint8Array[], indexes: number[], hashes: Uint8Array): void {
-    if (pieces.length === 0 || this.pool === undefined) return;
-    let total = 0;
-    for (const p of pieces) total += p.length;
-    const data = Buffer.allocUnsafeSlow(total);
-    const lengths = new Uint32Array(pieces.length);
-    const fps = new Uint8Array(pieces.length * 16);
-    let o = 0;
-    pieces.forEach((p, j) => {
-      data.set(p, o);
-      o += p.length;
-      lengths[j] = p.length;
-      fps.set(hashes.subarray(indexes[j]! * 32, indexes[j]! * 32 + 16), j * 16);
-    });
-    const done = this.storedLengths(data, lengths).then((stored) => {
-      for (let j = 0; j < lengths.length; j++) this.set.setStored(fps, j * 16, stored[j]!);
-    });
+  /** Copies a new chunk that spanned slices (carry + head) into the span batch. */
+  private addSpan(head: Uint8Array | undefined, fp16: Uint8Array): void {
+    const len = this.carryBytes + (head?.length ?? 0);
+    if (this.spanBytes + len > this.span.length) {
+      this.submitSpan();
+      this.span = new Uint8Array(Math.max(SPAN_BATCH_BYTES, len));
+    }
+    this.span.set(this.carry.subarray(0, this.carryBytes), this.spanBytes);
+    if (head) this.span.set(head, this.spanBytes + this.carryBytes);
+    this.spanBytes += len;
+    this.spanLengths.push(len);
+    this.spanFps.push(fp16.slice());
+    if (this.spanBytes >= SPAN_BATCH_BYTES) this.submitSpan();
+  }
+
+  /** Sends the span batch to compression (its buffer is transferred). */
+  private submitSpan(): void {
+    if (this.spanLengths.length === 0 || this.pool === undefined) return;
+    const data = this.spanBytes === this.span.length ? this.span : this.span.slice(0, this.spanBytes);
+    const lengths = Uint32Array.from(this.spanLengths);
+    const fps = this.spanFps;
+    this.span = new Uint8Array(0);
+    this.spanBytes = 0;
+    this.spanLengths = [];
+    this.spanFps = [];
+    this.track(this.pool.storedLengths(this.compression as 'lz4' | 'zstd', data, lengths).then((stored) => {
+      for (let j = 0; j < fps.length; j++) this.set.setStored(fps[j]!, 0, stored[j]!);
+    }));
+  }
+
+  /** Compresses new chunks of a slice where they lie; their stored lengths go into the set when done. */
+  private submit(slice: Slice, pieces: number[], indexes: number[], hashes: Uint8Array): void {
+    if (indexes.length === 0 || this.pool === undefined) return;
+    const fps = new Uint8Array(indexes.length * 16);
+    indexes.forEach((i, j) => fps.set(hashes.subarray(i * 32, i * 32 + 16), j * 16));
+    slice.slot.retain();
+    const done = this.pool
+      .storedLengthsAt(this.compression as 'lz4' | 'zstd', slice.bytes, Uint32Array.from(pieces))
+      .then((stored) => {
+        for (let j = 0; j < indexes.length; j++) this.set.setStored(fps, j * 16, stored[j]!);
+      })
+      .finally(() => slice.slot.release());
+    this.track(done);
+  }
+
+  private track(done: Promise<void>): void {
     done.catch(() => {});
     this.pending.push(done);
   }

@@ -14,6 +14,9 @@ import type { ChunkBatch, Chunker, ChunkerParams, Hasher } from './types.js';
 /** An opaque chunker made by chunkerNew: streaming state that lives in Rust. */
 export type NativeChunkerHandle = object & { readonly __nativeChunker: unique symbol };
 
+/** An opaque multi-size chunker made by multiChunkerNew. */
+export type NativeMultiChunkerHandle = object & { readonly __nativeMultiChunker: unique symbol };
+
 /** `[lengths, hashes]`: chunk i is lengths[i] bytes, its fingerprint hashes[32i .. 32i+32]. */
 export type NativeBatch = [lengths: Uint32Array, hashes: Uint8Array];
 
@@ -36,6 +39,16 @@ export interface NativeAddon {
   chunkerPush(handle: NativeChunkerHandle, data: Uint8Array, final: boolean): NativeBatch;
   /** Same on the libuv pool. data must not change until it settles. */
   chunkerPushAsync(handle: NativeChunkerHandle, data: Uint8Array, final: boolean): Promise<NativeBatch>;
+  /**
+   * Several chunkers over one stream sharing one gear-hash pass: params is
+   * [minSize, avgSize, maxSize, normalization] per size. Each size's chunks are exactly those
+   * of chunkerNew with its parameters (native/src/multi.rs).
+   */
+  multiChunkerNew(params: Uint32Array, key: Uint8Array | null): NativeMultiChunkerHandle;
+  /** Synchronous: one [lengths, hashes] per size, in the order of params. */
+  multiChunkerPush(handle: NativeMultiChunkerHandle, data: Uint8Array, final: boolean): NativeBatch[];
+  /** Same on the libuv pool. data must not change until it settles. */
+  multiChunkerPushAsync(handle: NativeMultiChunkerHandle, data: Uint8Array, final: boolean): Promise<NativeBatch[]>;
   blake3(data: Uint8Array, key: Uint8Array | null): Buffer;
   /** Fingerprints of consecutive pieces of data (lengths must sum to at most data.length). */
   blake3Many(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Buffer;
@@ -86,6 +99,9 @@ const FUNCTIONS = [
   'chunkerNew',
   'chunkerPush',
   'chunkerPushAsync',
+  'multiChunkerNew',
+  'multiChunkerPush',
+  'multiChunkerPushAsync',
   'blake3',
   'blake3Many',
   'blake3ManyAsync',
@@ -189,7 +205,7 @@ export function fromNativeError(err: unknown): unknown {
   return err;
 }
 
-async function native<T>(call: () => T | Promise<T>): Promise<T> {
+export async function native<T>(call: () => T | Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -199,7 +215,7 @@ async function native<T>(call: () => T | Promise<T>): Promise<T> {
 
 const EMPTY = new Uint8Array(0);
 
-function toBatch([lengths, hashes]: NativeBatch): ChunkBatch {
+export function toBatch([lengths, hashes]: NativeBatch): ChunkBatch {
   return { lengths, hashes };
 }
 

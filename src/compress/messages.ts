@@ -89,7 +89,10 @@ export interface SizesTask {
   op: 'sizes';
   compression: 'lz4' | 'zstd';
   data: Uint8Array;
+  /** Chunk i is lengths[i] bytes, back to back from offset 0 (when pieces is not given). */
   lengths: Uint32Array;
+  /** [offset, length] per chunk anywhere in data (shared memory, read in place). */
+  pieces?: Uint32Array;
 }
 
 /** Which codec implementation the worker uses: answers 'native' or 'js'. */

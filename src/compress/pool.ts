@@ -104,6 +104,15 @@ export class CompressionPool {
   }
 
   /**
+   * storedLengths for chunks anywhere in `data` (`pieces`: [offset, length] each), read in
+   * place: `data` is shared memory (or is copied), untouched by the caller until this settles.
+   */
+  async storedLengthsAt(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array): Promise<Uint32Array> {
+    const task: SizesTask = { op: 'sizes', compression, data, lengths: new Uint32Array(0), pieces };
+    return (await this.track(this.run(task))) as Uint32Array;
+  }
+
+  /**
    * Compresses the chunks at `pieces` ([offset, length] each) of `data` into `out`, in
    * place: both must be views of shared memory, untouched by the caller until this settles.
    * Stored forms smaller than their chunk are back to back in `out`; codec 0 means "store

@@ -110,13 +110,18 @@ let sizesOut = new Uint8Array(0);
 
 /** Stored lengths only (analyze): compressInto into a scratch buffer, nothing sent back but lengths. */
 async function sizes(task: SizesTask): Promise<Uint32Array> {
-  const n = task.lengths.length;
-  const pieces = new Uint32Array(2 * n);
+  let pieces = task.pieces;
   let o = 0;
-  for (let i = 0; i < n; i++) {
-    pieces[2 * i] = o;
-    pieces[2 * i + 1] = task.lengths[i]!;
-    o += task.lengths[i]!;
+  if (pieces) {
+    for (let i = 1; i < pieces.length; i += 2) o += pieces[i]!;
+  } else {
+    const n = task.lengths.length;
+    pieces = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      pieces[2 * i] = o;
+      pieces[2 * i + 1] = task.lengths[i]!;
+      o += task.lengths[i]!;
+    }
   }
   if (await nativeAddon()) {
     if (sizesOut.length < o) sizesOut = new Uint8Array(Math.max(o, sizesOut.length * 2));
@@ -248,7 +253,8 @@ export default async function run(task: WorkerTask): Promise<unknown> {
     case 'verify':
       return verify(task);
     case 'sizes':
-      churn.add(task.data.length);
+      // Shared slices (pieces given) are not the worker's to free.
+      if (!task.pieces) churn.add(task.data.length);
       return sizes(task);
   }
 }

@@ -2,11 +2,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyze, parseAvgSizes, type AnalyzeResult } from '../../src/analyze/analyze.js';
 import { MIN_SET_MEMORY } from '../../src/analyze/fingerprint-set.js';
+import { createChunker } from '../../src/chunking/index.js';
+import { CompressionPool } from '../../src/compress/pool.js';
 import { Store } from '../../src/store/store.js';
 import { readPackTable } from '../../src/pack/reader.js';
 import { prng, realData } from '../support/data.js';
@@ -120,6 +122,68 @@ describe('analyze equals a real store', () => {
       for (let i = 1; i < r.histogram.length; i++) assert.equal(r.histogram[i]!.from, r.histogram[i - 1]!.to);
     }
   });
+});
+
+/**
+ * The numbers computed the plain way, one chunk at a time: each file through its own
+ * createChunker, each new fingerprint's chunk compressed alone by the pool.
+ */
+async function oracle(avgSize: number, compression: 'lz4' | 'none'): Promise<{ uniqueBytes: number; compressedBytes: number; chunks: number; newBytes: number[] }> {
+  const pool = compression === 'none' ? undefined : new CompressionPool({ threads: 1 });
+  const seen = new Set<string>();
+  let uniqueBytes = 0;
+  let compressedBytes = 0;
+  let chunks = 0;
+  const newBytes: number[] = [];
+  try {
+    for (const f of files) {
+      const data = await readFile(f);
+      const c = createChunker({ avgSize }, { engine: 'wasm' });
+      const { lengths, hashes } = await c.push(data);
+      const last = await c.finish();
+      const all = [...lengths, ...last.lengths];
+      const hs = Buffer.concat([hashes, last.hashes]);
+      let pos = 0;
+      let fresh = 0;
+      for (let i = 0; i < all.length; i++) {
+        const len = all[i]!;
+        const fp = hs.subarray(32 * i, 32 * i + 32).toString('hex');
+        chunks++;
+        if (!seen.has(fp)) {
+          seen.add(fp);
+          uniqueBytes += len;
+          fresh += len;
+          compressedBytes += pool ? (await pool.storedLengths('lz4', data.slice(pos, pos + len), Uint32Array.of(len)))[0]! : len;
+        }
+        pos += len;
+      }
+      newBytes.push(fresh);
+    }
+  } finally {
+    await pool?.close();
+  }
+  return { uniqueBytes, compressedBytes, chunks, newBytes };
+}
+
+test('one native pass over several sizes, chunks spanning slices included, equals one size at a time on wasm and the plain computation', async () => {
+  // 1 MiB average: chunks of 256 KiB .. 4 MiB, most spanning the 2 MiB slices.
+  const sizes = [4096, 65536, 1 << 20];
+  const native = await analyze(files, { avgSizes: sizes, engine: 'native' });
+  assert.equal(native.engine, 'native');
+  for (const compression of ['lz4', 'none'] as const) {
+    const a = compression === 'lz4' ? native : await analyze(files, { avgSizes: sizes, engine: 'native', compression });
+    const b = await analyze(files, { avgSizes: sizes, engine: 'wasm', compression });
+    assert.equal(b.engine, 'wasm');
+    assert.deepEqual(b.results.map(timeless), a.results.map(timeless));
+    for (const avgSize of [4096, 1 << 20]) {
+      const r = a.results.find((x) => x.avgSize === avgSize)!;
+      const want = await oracle(avgSize, compression);
+      assert.equal(r.chunks, want.chunks);
+      assert.equal(r.uniqueBytes, want.uniqueBytes);
+      assert.equal(r.compressedBytes, want.compressedBytes, `${compression}, avg ${avgSize}`);
+      assert.deepEqual(r.generations.map((g) => g.newBytes), want.newBytes);
+    }
+  }
 });
 
 test('a tiny memory budget spills to disk and gives the same numbers as in memory', async () => {

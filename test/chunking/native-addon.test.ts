@@ -116,6 +116,54 @@ test('bad handles and data are BAD_ARGUMENT, never a crash', options, () => {
   assert.deepEqual(viaView, viaCopy);
 });
 
+test('multiChunkerNew/Push/PushAsync: each size as chunkerPush, sync equals async, busy, bad arguments', options, async () => {
+  const n = addon();
+  const data = new Prng(81).bytes(3 << 20);
+  const sizes = [DEFAULT, [2048, 8192, 32768, 2], [64, 256, 256, 3]] as const;
+  const quads = Uint32Array.from(sizes.flat());
+  const want = sizes.map((p) => n.chunkerPush(n.chunkerNew(p[0], p[1], p[2], p[3], null), data, true));
+  const h = n.multiChunkerNew(quads, null);
+  const got = sizes.map(() => ({ lengths: [] as number[], hashes: [] as Uint8Array[] }));
+  const cuts = [0, 1, 1000, 300_000, 300_001, 2 << 20, data.length];
+  for (let i = 1; i < cuts.length; i++) {
+    const slice = data.subarray(cuts[i - 1], cuts[i]);
+    const batches = i % 2 ? n.multiChunkerPush(h, slice, false) : await n.multiChunkerPushAsync(h, slice, false);
+    assert.equal(batches.length, sizes.length);
+    batches.forEach(([l, hs], k) => {
+      assert.ok(l instanceof Uint32Array && hs instanceof Uint8Array);
+      got[k]!.lengths.push(...l);
+      got[k]!.hashes.push(hs);
+    });
+  }
+  n.multiChunkerPush(h, new Uint8Array(0), true).forEach(([l, hs], k) => {
+    got[k]!.lengths.push(...l);
+    got[k]!.hashes.push(hs);
+  });
+  want.forEach(([l, hs], k) => {
+    assert.deepEqual(got[k]!.lengths, [...l]);
+    assert.deepEqual(Buffer.concat(got[k]!.hashes), Buffer.from(hs));
+  });
+  // Busy while an async push is in flight; the stream is unharmed.
+  const first = n.multiChunkerPushAsync(h, data, false);
+  assert.equal(codeOf(() => n.multiChunkerPush(h, data, false)), 'CHUNKER_BUSY');
+  assert.equal(codeOf(() => n.multiChunkerPushAsync(h, data, false)), 'CHUNKER_BUSY');
+  await first;
+  const last = await n.multiChunkerPushAsync(h, new Uint8Array(0), true);
+  assert.equal(last.length, sizes.length);
+  // Arguments.
+  const mnew = n.multiChunkerNew as (...a: unknown[]) => unknown;
+  assert.equal(codeOf(() => mnew(new Uint32Array(0), null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => mnew(Uint32Array.of(64, 256, 256), null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => mnew([64, 256, 256, 2], null)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => mnew(Uint32Array.of(64, 256, 256, 2), new Uint8Array(31))), 'BAD_ARGUMENT');
+  assert.throws(() => mnew(Uint32Array.of(64, 256, 256, 2, 16384, 65535, 262144, 2), null), /^Error: params of size 1: avgSize = 65535: must be a power of two/);
+  // A handle of one kind is refused by the other's functions.
+  const single = n.chunkerNew(...DEFAULT, null);
+  assert.equal(codeOf(() => (n.multiChunkerPush as (...a: unknown[]) => unknown)(single, data, false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => (n.chunkerPush as (...a: unknown[]) => unknown)(h, data, false)), 'BAD_ARGUMENT');
+  assert.equal(codeOf(() => (n.multiChunkerPush as (...a: unknown[]) => unknown)(h, 'text', false)), 'BAD_ARGUMENT');
+});
+
 test('blake3, blake3Many and blake3ManyAsync: plain, keyed, and lengths past the data refused', options, async () => {
   const n = addon();
   const rng = new Prng(80);
