@@ -87,11 +87,11 @@ export interface NativeAddon {
 /** The chunker version the addon must implement; a stale build of another version is refused. */
 const ADDON_CHUNKER_TAG = 'chunker-v1';
 
-// From dist/src/chunking/native.js (and from src/chunking/native.ts under a TS loader the
-// relative depth differs, so both are tried, compiled layout first).
+// From the CLI bundle in dist/cli/ and from src/chunking/native.ts under a TS loader the addon
+// is two folders up, from dist/src/chunking/native.js three; nearest first.
 const ADDON_CANDIDATES = [
-  new URL('../../../native/chunkyard.node', import.meta.url),
   new URL('../../native/chunkyard.node', import.meta.url),
+  new URL('../../../native/chunkyard.node', import.meta.url),
 ];
 
 const FUNCTIONS = [

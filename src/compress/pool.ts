@@ -11,6 +11,7 @@
  */
 import type { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../chunking/native.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
@@ -65,7 +66,7 @@ export class CompressionPool {
     this.piscina ??= import('piscina').then(
       ({ Piscina }) =>
         new Piscina({
-          filename: fileURLToPath(new URL('./worker-entry.cjs', import.meta.url)),
+          filename: workerEntry(),
           minThreads: 1,
           maxThreads: this.threads,
           // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
@@ -214,4 +215,13 @@ function nativeLane(): NativeAddon | null {
 function libuvThreads(): number {
   const n = Number(process.env['UV_THREADPOOL_SIZE']);
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+}
+
+/**
+ * The workers' entry file: beside this module in dist/src/compress/, or from the CLI bundle
+ * in dist/cli/ (scripts/bundle-cli.mjs), where the workers still run the unbundled modules.
+ */
+function workerEntry(): string {
+  const candidates = [new URL('./worker-entry.cjs', import.meta.url), new URL('../src/compress/worker-entry.cjs', import.meta.url)].map((u) => fileURLToPath(u));
+  return candidates.find((f) => existsSync(f)) ?? candidates[0]!;
 }

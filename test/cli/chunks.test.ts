@@ -65,6 +65,21 @@ test('an unknown command or global option exits 2 with BAD_ARGUMENT', () => {
   assert.match(o.stderr, /^chunkyard: BAD_ARGUMENT: unknown option --frob/);
 });
 
+test('the command table lists every file in commands/, and the bundle is what bin/chunkyard runs', async () => {
+  const { readdirSync, existsSync } = await import('node:fs');
+  const { commandNames } = await import('../../src/cli/main.js');
+  const dir = fileURLToPath(new URL('../../src/cli/commands/', import.meta.url));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3)).sort();
+  assert.deepEqual(commandNames(), files);
+  // npm run build:ts bundles the CLI; every command loads from the bundle (help lists them
+  // with their summaries, none "cannot load").
+  assert.ok(existsSync(fileURLToPath(new URL('../../cli/main.js', import.meta.url))), 'dist/cli/main.js is built');
+  const help = cli(['--help']);
+  assert.equal(help.status, 0);
+  for (const name of files) assert.match(help.stdout, new RegExp(`^  ${name} +\\S`, 'm'));
+  assert.doesNotMatch(help.stdout, /cannot load/);
+});
+
 describe('chunkyard chunks', () => {
   test('prints one JSON line per chunk, matching the library and BLAKE3 of the bytes', async () => {
     const r = cli(['chunks', file, '--avg-size', '16K']);
