@@ -72,6 +72,13 @@ export interface OpenOptions {
   threads?: number;
   /** Command line or purpose recorded in the lock file, for the STORE_LOCKED message. */
   purpose?: string;
+  /**
+   * Open for one backup of `target`: for writing, or like stageOnly when the backup's
+   * effective policy (the override, else the target's, else the store's) is deferred, so that
+   * it runs while another process holds the lock. One open instead of a read-only probe
+   * followed by the real one. Ignored with readOnly or stageOnly.
+   */
+  forBackup?: { target: string; policy?: DedupePolicy };
 }
 
 export interface BackupCallOptions {
@@ -185,7 +192,7 @@ export class Store {
   }
 
   static async open(path: string, options: OpenOptions = {}): Promise<Store> {
-    const writer = !options.readOnly && !options.stageOnly;
+    let writer = !options.readOnly && !options.stageOnly;
     // What does not depend on the store starts at once and overlaps the steps that wait on
     // the disk: compiling the metadata hasher (off-thread) and, for a writer, loading
     // LevelDB's modules (~15 ms of a process start).
@@ -204,6 +211,14 @@ export class Store {
     let pool: CompressionPool | undefined;
     try {
       const config = await readConfig(backend);
+      if (writer && options.forBackup) {
+        const { target, policy } = options.forBackup;
+        const override = policy === undefined ? undefined : validatePolicy(policy);
+        if (effectivePolicy(config, await readPolicies(backend), validateTargetName(target), override).dedupe === 'deferred') {
+          writer = false;
+          options = { ...options, stageOnly: true };
+        }
+      }
       if (writer) {
         lock = await acquireWriterLock(root, { command: options.purpose ?? 'chunkyard' });
         pool = new CompressionPool({ threads: options.threads });

@@ -118,6 +118,25 @@ describe('deferred policy', () => {
     await store.process();
   });
 
+  test('forBackup opens stage-only for a deferred backup (the lock is held here), for writing otherwise', async () => {
+    // `store` holds the writer lock. A backup whose effective policy is deferred still opens:
+    const byOverride = await Store.open(dir, { forBackup: { target: 'fb', policy: 'deferred' } });
+    try {
+      const snap = await byOverride.backup(streamOf(prng(41, 300_000)), { target: 'fb', policy: 'deferred' });
+      assert.ok((await collect(await store.restore(snap.id))).equals(prng(41, 300_000)));
+    } finally {
+      await byOverride.close();
+    }
+    await store.setPolicy('fb-target', { dedupe: 'deferred' });
+    const byTarget = await Store.open(dir, { forBackup: { target: 'fb-target' } });
+    await byTarget.close();
+    // ... one that dedupes needs the lock, and a bad name or policy is refused before it.
+    await assert.rejects(Store.open(dir, { forBackup: { target: 'fb' } }), isCode('STORE_LOCKED'));
+    await assert.rejects(Store.open(dir, { forBackup: { target: '../x' } }), isCode('BAD_ARGUMENT'));
+    await assert.rejects(Store.open(dir, { forBackup: { target: 'fb', policy: 'later' as never } }), isCode('BAD_ARGUMENT'));
+    await store.process();
+  });
+
   test('a corrupted staged byte is detected on restore and by process, which leaves the snapshot staged', async () => {
     const data = prng(41, 3 << 20);
     const snap = await store.backup(streamOf(data), { target: 'bad', policy: 'deferred' });

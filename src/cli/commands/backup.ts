@@ -41,14 +41,7 @@ export default defineCommand({
     }
     // A deferred backup only lands in staging: it needs neither the writer lock nor the
     // index, so it runs even while another process (say `chunkyard process`) holds them.
-    const probe = await Store.open(storePath!, { readOnly: true });
-    let dedupe;
-    try {
-      dedupe = (await probe.effectivePolicy(flags.target, policy)).dedupe;
-    } finally {
-      await probe.close();
-    }
-    const store = await Store.open(storePath!, dedupe === 'deferred' ? { stageOnly: true } : { purpose: `backup --target ${flags.target}` });
+    const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}`, forBackup: { target: flags.target, policy } });
     const bar = progressLine(io.stderr);
     const t0 = Date.now();
     try {
