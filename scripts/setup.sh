@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what chunkyard needs on a bare Debian machine with Node 20, npm, cargo and gcc:
-# Debian's Rust crate sources (blake3, rayon-core, zstd; crates.io is not needed) and C libraries (libzstd, liblz4), npm packages, then builds the
+# Debian's Rust crate sources (blake3, rayon-core, zstd, xxhash-rust; crates.io is not needed) and C libraries (libzstd, liblz4), npm packages, then builds the
 # native addon and the TypeScript. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ need=()
 [ -d /usr/share/cargo/registry/blake3-1.3.1 ] || need+=(librust-blake3-dev)
 [ -d /usr/share/cargo/registry/rayon-core-1.10.1 ] || need+=(librust-rayon-core-dev)
 [ -d /usr/share/cargo/registry/zstd-0.12.1 ] || need+=(librust-zstd-dev)
+[ -d /usr/share/cargo/registry/xxhash-rust-0.8.5 ] || need+=(librust-xxhash-rust-dev)
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 dpkg -s liblz4-dev >/dev/null 2>&1 || need+=(liblz4-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)

@@ -18,11 +18,85 @@
 //! Threads: the candidate scan is split in two halves (the second one warms up on the 64
 //! bytes before it: exact for the same reason) and the fingerprints of each size are
 //! hashed in two halves by bytes, all on the rayon-core pool. Results never depend on it.
+//!
+//! Fingerprints: BLAKE3 (plain or keyed) as `Chunker`'s by default, or XXH3-128 with
+//! `Fingerprint::Xxh3` (analyze, which only needs chunk equality, docs/analyze.md): then a
+//! chunk's 32 bytes are the XXH3-128 digest in its canonical big-endian form (the bytes
+//! `xxhsum -H2` prints) followed by 16 zero bytes. The cut points are the same either way.
 
 use crate::chunker::{fingerprint, Batch, Threads, TWO_THREADS_MIN_SLICE};
 use crate::gear::GEAR;
 use crate::params::Params;
 use crate::scan::{scan, Scan};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+/// What a chunk's 32 fingerprint bytes are (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fingerprint {
+    /// BLAKE3 of the chunk (keyed with the chunker's key if it has one).
+    Blake3,
+    /// XXH3-128 (seed 0, default secret) of the chunk, big-endian, then 16 zero bytes.
+    Xxh3,
+}
+
+/// XXH3-128 digest as a chunk's 32 fingerprint bytes.
+#[inline]
+fn xxh3_bytes(d: u128) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&d.to_be_bytes());
+    out
+}
+
+/// The hash state of an open chunk's bytes from earlier slices. One per size, replaced at
+/// most once a push: the variants' sizes (BLAKE3's ~1.9 KB) do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Carry {
+    Blake3(blake3::Hasher),
+    Xxh3(Xxh3),
+}
+
+impl Carry {
+    fn new(kind: Fingerprint, key: &Option<[u8; 32]>) -> Carry {
+        match kind {
+            Fingerprint::Blake3 => Carry::Blake3(new_hasher(key)),
+            Fingerprint::Xxh3 => Carry::Xxh3(Xxh3::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Carry::Blake3(h) => {
+                h.update(bytes);
+            }
+            Carry::Xxh3(h) => h.update(bytes),
+        }
+    }
+
+    fn finalize(&self) -> [u8; 32] {
+        match self {
+            Carry::Blake3(h) => *h.finalize().as_bytes(),
+            Carry::Xxh3(h) => xxh3_bytes(h.digest128()),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Carry::Blake3(h) => {
+                h.reset();
+            }
+            Carry::Xxh3(h) => h.reset(),
+        }
+    }
+}
+
+/// A whole chunk's fingerprint.
+#[inline]
+fn one_shot(kind: Fingerprint, key: Option<&[u8; 32]>, bytes: &[u8]) -> [u8; 32] {
+    match kind {
+        Fingerprint::Blake3 => *fingerprint(key, bytes).as_bytes(),
+        Fingerprint::Xxh3 => xxh3_bytes(xxh3_128(bytes)),
+    }
+}
 
 /// Positions after min_size where a chunk's own hash may still differ from the stream's.
 const LOCAL: usize = 63;
@@ -125,8 +199,8 @@ struct Size {
     /// The chunk's own gear hash, meaningful while min_size <= open_len < local_end.
     h: u64,
     key: Option<[u8; 32]>,
-    /// BLAKE3 state of the open chunk's bytes from earlier slices.
-    carry: blake3::Hasher,
+    /// Hash state of the open chunk's bytes from earlier slices.
+    carry: Carry,
 }
 
 fn new_hasher(key: &Option<[u8; 32]>) -> blake3::Hasher {
@@ -230,14 +304,16 @@ impl Size {
 /// Hashes chunks `[from, to)` of `ends` (chunk k spans ends[k-1]..ends[k], chunk 0 starts
 /// at 0) into `out` (32 bytes per chunk, from chunk `from`). Chunk 0 continues `first` when
 /// given; with `tail`, the bytes after the last end go into it.
+#[allow(clippy::too_many_arguments)]
 fn hash_range(
+    kind: Fingerprint,
     key: Option<&[u8; 32]>,
     data: &[u8],
     ends: &[usize],
     from: usize,
     to: usize,
-    first: Option<blake3::Hasher>,
-    tail: Option<&mut blake3::Hasher>,
+    first: Option<Carry>,
+    tail: Option<&mut Carry>,
     out: &mut [u8],
 ) {
     let mut first = first;
@@ -249,9 +325,9 @@ fn hash_range(
                 c.update(piece);
                 c.finalize()
             }
-            _ => fingerprint(key, piece),
+            _ => one_shot(kind, key, piece),
         };
-        out[32 * (k - from)..32 * (k - from) + 32].copy_from_slice(h.as_bytes());
+        out[32 * (k - from)..32 * (k - from) + 32].copy_from_slice(&h);
     }
     if let Some(t) = tail {
         let start = ends.last().copied().unwrap_or(0);
@@ -263,18 +339,19 @@ fn hash_range(
 
 /// One size's share of a push: its cuts and where its fingerprints go.
 struct Job<'a> {
+    kind: Fingerprint,
     key: Option<&'a [u8; 32]>,
     ends: &'a [usize],
     from: usize,
     to: usize,
-    first: Option<blake3::Hasher>,
-    tail: Option<&'a mut blake3::Hasher>,
+    first: Option<Carry>,
+    tail: Option<&'a mut Carry>,
     out: &'a mut [u8],
 }
 
 impl Job<'_> {
     fn run(self, data: &[u8]) {
-        hash_range(self.key, data, self.ends, self.from, self.to, self.first, self.tail, self.out);
+        hash_range(self.kind, self.key, data, self.ends, self.from, self.to, self.first, self.tail, self.out);
     }
 }
 
@@ -286,11 +363,21 @@ pub struct MultiChunker {
     filter: u64,
     /// The gear hash rolled over the whole stream so far.
     g: u64,
+    kind: Fingerprint,
 }
 
 impl MultiChunker {
-    /// One chunker per entry of `params` (any order, repeats allowed), all with `key`.
+    /// One chunker per entry of `params` (any order, repeats allowed), all with `key`;
+    /// BLAKE3 fingerprints.
     pub fn new(params: &[Params], key: Option<[u8; 32]>) -> MultiChunker {
+        Self::with_fingerprint(params, key, Fingerprint::Blake3).expect("BLAKE3 takes any key")
+    }
+
+    /// The same with the given fingerprints. XXH3 takes no key (Err).
+    pub fn with_fingerprint(params: &[Params], key: Option<[u8; 32]>, kind: Fingerprint) -> Result<MultiChunker, String> {
+        if kind == Fingerprint::Xxh3 && key.is_some() {
+            return Err("a key is only for BLAKE3 fingerprints: XXH3 fingerprints take none".to_string());
+        }
         let mut filter = u64::MAX;
         let sizes = params
             .iter()
@@ -302,11 +389,11 @@ impl MultiChunker {
                     open_len: 0,
                     h: 0,
                     key,
-                    carry: new_hasher(&key),
+                    carry: Carry::new(kind, &key),
                 }
             })
             .collect();
-        MultiChunker { sizes, filter, g: 0 }
+        Ok(MultiChunker { sizes, filter, g: 0, kind })
     }
 
     pub fn len(&self) -> usize {
@@ -330,18 +417,19 @@ impl MultiChunker {
         let all_ends: Vec<Vec<usize>> = self.sizes.iter_mut().map(|s| s.cuts(data, &cands)).collect();
         let mut outs: Vec<Vec<u8>> = all_ends.iter().map(|e| vec![0u8; 32 * e.len()]).collect();
         let mut jobs: Vec<Job> = Vec::new();
+        let kind = self.kind;
         for ((size, ends), (out, &first_len)) in self.sizes.iter_mut().zip(&all_ends).zip(outs.iter_mut().zip(&firsts)) {
             let key = size.key.as_ref();
             let n = ends.len();
             if n == 0 {
                 // Nothing ends here: the whole slice continues the open chunk.
-                jobs.push(Job { key, ends, from: 0, to: 0, first: None, tail: Some(&mut size.carry), out });
+                jobs.push(Job { kind, key, ends, from: 0, to: 0, first: None, tail: Some(&mut size.carry), out });
                 continue;
             }
             // The open chunk from earlier slices is finished with the old state; bytes after
             // the last cut start a new one.
             let first = if first_len > 0 {
-                Some(std::mem::replace(&mut size.carry, new_hasher(&size.key)))
+                Some(std::mem::replace(&mut size.carry, Carry::new(kind, &size.key)))
             } else {
                 size.carry.reset();
                 None
@@ -355,10 +443,10 @@ impl MultiChunker {
             };
             let (out_a, out_b) = out.split_at_mut(32 * split);
             if split == n {
-                jobs.push(Job { key, ends, from: 0, to: n, first, tail: Some(&mut size.carry), out: out_a });
+                jobs.push(Job { kind, key, ends, from: 0, to: n, first, tail: Some(&mut size.carry), out: out_a });
             } else {
-                jobs.push(Job { key, ends, from: 0, to: split, first, tail: None, out: out_a });
-                jobs.push(Job { key, ends, from: split, to: n, first: None, tail: Some(&mut size.carry), out: out_b });
+                jobs.push(Job { kind, key, ends, from: 0, to: split, first, tail: None, out: out_a });
+                jobs.push(Job { kind, key, ends, from: split, to: n, first: None, tail: Some(&mut size.carry), out: out_b });
             }
         }
         match threads {
@@ -385,7 +473,7 @@ impl MultiChunker {
                 if size.open_len > 0 {
                     let hash = size.carry.finalize();
                     b.lengths.push(size.open_len as u32);
-                    b.hashes.extend_from_slice(hash.as_bytes());
+                    b.hashes.extend_from_slice(&hash);
                 }
                 size.carry.reset();
                 size.open_len = 0;
@@ -645,6 +733,65 @@ mod tests {
             let data: Vec<u8> = pat.iter().cycle().take(600_000).copied().collect();
             check(&ps, None, &data, &mut rng);
         }
+    }
+
+    #[test]
+    fn xxh3_fingerprints_same_cuts_one_shot_digests_any_slicing() {
+        let mut rng = Rng::new(26);
+        // Small sizes so that one-byte and tiny pushes make chunks span hundreds of pushes;
+        // the analyze sizes with slices far smaller than their chunks (up to 256 KiB).
+        let small: Vec<Params> = vec![params(64, 256, 1024, 2), params(1024, 4096, 16384, 1), params(256, 1024, 1024, 0)];
+        let analyze: Vec<Params> = [8usize << 10, 16 << 10, 64 << 10].iter().map(|&a| params(a / 4, a, a * 4, 2)).collect();
+        let mut cases: Vec<(Vec<Params>, Vec<u8>)> = Vec::new();
+        for n in [0usize, 1, 100, 240, 241, 5000, 200_000] {
+            cases.push((small.clone(), mixed(&mut rng, n)));
+        }
+        cases.push((analyze.clone(), mixed(&mut rng, 3 << 20)));
+        cases.push((analyze.clone(), rng.bytes(2 << 20)));
+        cases.push((analyze, vec![0u8; 1 << 20]));
+        for (ps, data) in &cases {
+            let want: Vec<Batch> = ps.iter().map(|&p| single(p, None, data)).collect();
+            for si in 0..5 {
+                if si == 1 && data.len() > 300_000 {
+                    continue;
+                }
+                for threads in [Threads::One, Threads::Two] {
+                    let mut m = MultiChunker::with_fingerprint(ps, None, Fingerprint::Xxh3).unwrap();
+                    let mut r = Rng::new(rng.next_u64());
+                    let whole = data.len().max(1);
+                    let mut next = || match si {
+                        0 => whole,
+                        1 => 1,
+                        2 => 4093,
+                        3 => 1 + r.below(3 * 64 + 5),
+                        _ => 1 + r.below(700_000),
+                    };
+                    let got = run_multi(&mut m, data, &mut next, threads);
+                    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.lengths, w.lengths, "size {k}, slicing {si}, {threads:?}, n = {}", data.len());
+                        let mut pos = 0usize;
+                        for (i, &len) in g.lengths.iter().enumerate() {
+                            let chunk = &data[pos..pos + len as usize];
+                            let fp = &g.hashes[32 * i..32 * i + 32];
+                            assert_eq!(fp[..16], xxh3_128(chunk).to_be_bytes(), "size {k} chunk {i}, slicing {si}, {threads:?}");
+                            assert_eq!(fp[16..], [0u8; 16]);
+                            pos += len as usize;
+                        }
+                    }
+                }
+            }
+        }
+        // A known digest (`printf abc | xxhsum -H2`), through the streaming carry too.
+        let mut m = MultiChunker::with_fingerprint(&small[..1], None, Fingerprint::Xxh3).unwrap();
+        m.push(b"a", false);
+        m.push(b"b", false);
+        let b = m.push(b"c", true);
+        assert_eq!(b[0].lengths, vec![3]);
+        let hex: String = b[0].hashes[..16].iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(hex, "06b05ab6733a618578af5f94892f3950");
+        // No key with XXH3; BLAKE3 with a key as before.
+        assert!(MultiChunker::with_fingerprint(&small, Some([1u8; 32]), Fingerprint::Xxh3).is_err());
+        assert!(MultiChunker::with_fingerprint(&small, Some([1u8; 32]), Fingerprint::Blake3).is_ok());
     }
 
     #[test]

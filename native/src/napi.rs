@@ -10,7 +10,7 @@
 
 use crate::chunker::{Batch, Chunker};
 use crate::hash::{check_lengths, hash_many};
-use crate::multi::MultiChunker;
+use crate::multi::{Fingerprint, MultiChunker};
 use crate::params::{Params, DEFAULT_NORMALIZATION};
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,6 +64,7 @@ const NAPI_UNDEFINED: i32 = 0;
 const NAPI_NULL: i32 = 1;
 const NAPI_BOOLEAN: i32 = 2;
 const NAPI_NUMBER: i32 = 3;
+const NAPI_STRING: i32 = 4;
 const NAPI_EXTERNAL: i32 = 8;
 
 // napi_typedarray_type
@@ -128,6 +129,8 @@ extern "C" {
         result: *mut napi_value,
     ) -> napi_status;
     fn napi_create_string_utf8(env: napi_env, s: *const c_char, len: usize, result: *mut napi_value) -> napi_status;
+    fn napi_get_value_string_utf8(env: napi_env, v: napi_value, buf: *mut c_char, bufsize: usize, result: *mut usize)
+        -> napi_status;
     fn napi_create_external(
         env: napi_env,
         data: *mut c_void,
@@ -400,6 +403,27 @@ fn key_arg(env: napi_env, v: napi_value) -> JsResult<Option<[u8; 32]>> {
     match <[u8; 32]>::try_from(bytes) {
         Ok(k) => Ok(Some(k)),
         Err(_) => Err(bad_argument(format!("key has {} bytes: must be 32 bytes (a BLAKE3 key) or null", bytes.len()))),
+    }
+}
+
+/// The fingerprint kind of multiChunkerNew: 'blake3' (also when undefined) or 'xxh3'.
+fn fingerprint_arg(env: napi_env, v: napi_value) -> JsResult<Fingerprint> {
+    let t = type_of(env, v)?;
+    if t == NAPI_UNDEFINED {
+        return Ok(Fingerprint::Blake3);
+    }
+    let bad = |got: String| bad_argument(format!("fingerprint must be 'blake3' or 'xxh3' (got {got})"));
+    if t != NAPI_STRING {
+        return Err(bad(type_name(t).to_string()));
+    }
+    // Long enough for either name plus one byte, so that a longer string never matches.
+    let mut buf = [0u8; 16];
+    let mut len = 0usize;
+    napi!(napi_get_value_string_utf8(env, v, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len));
+    match &buf[..len] {
+        b"blake3" => Ok(Fingerprint::Blake3),
+        b"xxh3" => Ok(Fingerprint::Xxh3),
+        other => Err(bad(format!("'{}'", String::from_utf8_lossy(other)))),
     }
 }
 
@@ -728,10 +752,12 @@ unsafe extern "C" fn js_chunker_push_async(env: napi_env, info: napi_callback_in
     })
 }
 
-/// multiChunkerNew(params: Uint32Array [minSize, avgSize, maxSize, normalization]×n, key | null)
+/// multiChunkerNew(params: Uint32Array [minSize, avgSize, maxSize, normalization]×n, key | null,
+///   fingerprint?: 'blake3' | 'xxh3')
 ///   -> external: n chunkers v1 over one stream, sharing one gear-hash pass (multi.rs).
+///   'xxh3': each chunk's 32 bytes are its XXH3-128, big-endian, then 16 zeros; no key.
 unsafe extern "C" fn js_multi_chunker_new(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<2>(env, info, |env, a| {
+    entry::<3>(env, info, |env, a| {
         let quads = u32s_arg(env, a[0], "params")?;
         if quads.is_empty() || quads.len() % 4 != 0 {
             return Err(bad_argument(format!(
@@ -746,7 +772,9 @@ unsafe extern "C" fn js_multi_chunker_new(env: napi_env, info: napi_callback_inf
             params.push(p);
         }
         let key = key_arg(env, a[1])?;
-        new_handle(env, MultiChunker::new(&params, key))
+        let kind = fingerprint_arg(env, a[2])?;
+        let m = MultiChunker::with_fingerprint(&params, key, kind).map_err(bad_argument)?;
+        new_handle(env, m)
     })
 }
 

@@ -157,7 +157,10 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
 
   const started = performance.now();
   const params = avgSizes.map((avgSize) => resolveChunkerParams({ avgSize }));
-  const chunker = createMultiChunker(params, { engine: options.engine });
+  // Only chunk equality matters here (no store is written), and the set keeps 128 bits of a
+  // fingerprint anyway: the shared native pass may use XXH3-128, a third cheaper than BLAKE3
+  // (docs/analyze.md "Several sizes in one pass").
+  const chunker = createMultiChunker(params, { engine: options.engine, fingerprint: 'xxh3' });
   const fromEnv = Number(process.env['CHUNKYARD_THREADS']);
   const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : chunker.engine === 'native' ? availableParallelism() : undefined);
   const pool = compression === 'none' ? undefined : new CompressionPool({ threads });

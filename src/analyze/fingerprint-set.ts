@@ -7,12 +7,13 @@
  *
  *   k0 k1 k2 k3 | rawLength | storedLength | generation
  *
- * k0..k3 are the first 16 bytes of the 32-byte BLAKE3 fingerprint, read as little-endian
- * u32. Two different chunks are taken for one only when their first 128 bits are equal:
- * for n distinct chunks the chance that any pair does is below n² / 2^129 (2^-65 at 2^32
- * chunks, i.e. 256 TiB of unique data at 64 KiB). rawLength 0 marks an empty slot: every
- * chunk has at least one byte. The slot is chosen by the low bits of k0 (BLAKE3 output is
- * uniform). The table starts at 65536 slots (or less, if the budget is smaller) and doubles
+ * k0..k3 are the first 16 bytes of the 32-byte fingerprint (BLAKE3, or with several sizes on
+ * the native engine the 128-bit XXH3, src/chunking/multi.ts), read as little-endian u32. Two
+ * different chunks are taken for one only when their first 128 bits are equal: for n
+ * distinct chunks the chance that any pair does is below n² / 2^129 (2^-65 at 2^32 chunks,
+ * i.e. 256 TiB of unique data at 64 KiB) for data not built to collide (XXH3 is not a
+ * cryptographic hash). rawLength 0 marks an empty slot: every chunk has at least one byte.
+ * The slot is chosen by the low bits of k0 (both hashes' output is uniform). The table starts at 65536 slots (or less, if the budget is smaller) and doubles
  * when it is 3/4 full, as long as the old and the new table together fit in the memory
  * budget; so the table is at most the largest power of two P with 1.5 × 28 × P ≤ budget.
  *

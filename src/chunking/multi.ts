@@ -3,11 +3,20 @@
  * sizes in one pass"). On the native engine one addon object cuts all sizes in one pass
  * that shares the gear hash (native/src/multi.rs); on the wasm engine there is one Chunker
  * per size. Either way each size's chunks and fingerprints are exactly those of
- * createChunker with its parameters, for any slicing.
+ * createChunker with its parameters, for any slicing, except that the shared native pass
+ * can fingerprint with XXH3-128 instead of BLAKE3 (MultiChunkerOptions.fingerprint).
  */
 import { badArgument } from '../errors.js';
 import { createChunker, type EngineChoice, selectEngine } from './index.js';
-import { fromNativeError, loadNative, native, toBatch, type NativeAddon, type NativeMultiChunkerHandle } from './native.js';
+import {
+  fromNativeError,
+  loadNative,
+  native,
+  toBatch,
+  type MultiFingerprint,
+  type NativeAddon,
+  type NativeMultiChunkerHandle,
+} from './native.js';
 import { resolveChunkerParams, type ResolvedChunkerParams } from './params.js';
 import type { ChunkBatch, Chunker, ChunkerParams, EngineName } from './types.js';
 
@@ -18,6 +27,11 @@ import type { ChunkBatch, Chunker, ChunkerParams, EngineName } from './types.js'
  */
 export interface MultiChunker {
   readonly engine: EngineName;
+  /**
+   * What each chunk's 32 fingerprint bytes are: 'blake3' (as createChunker's), or 'xxh3':
+   * XXH3-128 of the chunk, big-endian (as `xxhsum -H2` prints it), then 16 zero bytes.
+   */
+  readonly fingerprint: MultiFingerprint;
   readonly params: readonly ResolvedChunkerParams[];
   push(slice: Uint8Array): Promise<ChunkBatch[]>;
   finish(): Promise<ChunkBatch[]>;
@@ -30,13 +44,16 @@ class NativeMultiChunker implements MultiChunker {
   readonly #addon: NativeAddon;
   readonly #handle: NativeMultiChunkerHandle;
 
-  constructor(readonly params: readonly ResolvedChunkerParams[]) {
+  constructor(
+    readonly params: readonly ResolvedChunkerParams[],
+    readonly fingerprint: MultiFingerprint,
+  ) {
     this.#addon = loadNative();
     const key = params[0]?.key ?? null;
     const quads = new Uint32Array(4 * params.length);
     params.forEach((p, i) => quads.set([p.minSize, p.avgSize, p.maxSize, p.normalization], 4 * i));
     try {
-      this.#handle = this.#addon.multiChunkerNew(quads, key);
+      this.#handle = this.#addon.multiChunkerNew(quads, key, fingerprint);
     } catch (err) {
       throw fromNativeError(err);
     }
@@ -54,6 +71,7 @@ class NativeMultiChunker implements MultiChunker {
 /** One Chunker per size, pushed side by side (the wasm engine, or a forced fallback). */
 class EachMultiChunker implements MultiChunker {
   readonly engine: EngineName;
+  readonly fingerprint = 'blake3' as const;
 
   constructor(
     readonly params: readonly ResolvedChunkerParams[],
@@ -81,6 +99,13 @@ export interface MultiChunkerOptions {
    * for one size (native only). 'each': one Chunker per size.
    */
   mode?: 'auto' | 'shared' | 'each';
+  /**
+   * 'blake3' (the default): createChunker's fingerprints. 'xxh3': the shared native pass
+   * fingerprints with XXH3-128 instead (MultiChunker.fingerprint), which is cheaper and
+   * enough where only chunk equality matters (analyze); one Chunker per size still gives
+   * BLAKE3, so check MultiChunker.fingerprint. No key with 'xxh3' (BAD_ARGUMENT).
+   */
+  fingerprint?: MultiFingerprint;
 }
 
 /**
@@ -94,9 +119,16 @@ export function createMultiChunker(params: readonly Partial<ChunkerParams>[], op
   for (const p of resolved) {
     if (!sameKey(p.key, key)) throw badArgument('createMultiChunker: every parameter set must have the same key');
   }
+  const fingerprint = options.fingerprint ?? 'blake3';
+  if (fingerprint !== 'blake3' && fingerprint !== 'xxh3') {
+    throw badArgument(`createMultiChunker: fingerprint must be 'blake3' or 'xxh3' (got ${String(fingerprint)})`);
+  }
+  if (fingerprint === 'xxh3' && key !== undefined) throw badArgument('createMultiChunker: a key is only for BLAKE3 fingerprints, not xxh3');
   const engine = selectEngine(options.engine);
   const mode = options.mode ?? 'auto';
-  if (engine === 'native' && (mode === 'shared' || (mode === 'auto' && resolved.length > 1))) return new NativeMultiChunker(resolved);
+  if (engine === 'native' && (mode === 'shared' || (mode === 'auto' && resolved.length > 1))) {
+    return new NativeMultiChunker(resolved, fingerprint);
+  }
   return new EachMultiChunker(resolved, resolved.map((p) => createChunker(p, { engine })));
 }
 

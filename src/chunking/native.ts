@@ -17,6 +17,9 @@ export type NativeChunkerHandle = object & { readonly __nativeChunker: unique sy
 /** An opaque multi-size chunker made by multiChunkerNew. */
 export type NativeMultiChunkerHandle = object & { readonly __nativeMultiChunker: unique symbol };
 
+/** What the multi-size chunker's 32 bytes per chunk are (multiChunkerNew). */
+export type MultiFingerprint = 'blake3' | 'xxh3';
+
 /** `[lengths, hashes]`: chunk i is lengths[i] bytes, its fingerprint hashes[32i .. 32i+32]. */
 export type NativeBatch = [lengths: Uint32Array, hashes: Uint8Array];
 
@@ -42,9 +45,11 @@ export interface NativeAddon {
   /**
    * Several chunkers over one stream sharing one gear-hash pass: params is
    * [minSize, avgSize, maxSize, normalization] per size. Each size's chunks are exactly those
-   * of chunkerNew with its parameters (native/src/multi.rs).
+   * of chunkerNew with its parameters (native/src/multi.rs). fingerprint (default 'blake3'):
+   * 'xxh3' makes each chunk's 32 bytes its XXH3-128 (big-endian, as `xxhsum -H2` prints it)
+   * then 16 zero bytes, and takes no key; anything else is BAD_ARGUMENT.
    */
-  multiChunkerNew(params: Uint32Array, key: Uint8Array | null): NativeMultiChunkerHandle;
+  multiChunkerNew(params: Uint32Array, key: Uint8Array | null, fingerprint?: MultiFingerprint): NativeMultiChunkerHandle;
   /** Synchronous: one [lengths, hashes] per size, in the order of params. */
   multiChunkerPush(handle: NativeMultiChunkerHandle, data: Uint8Array, final: boolean): NativeBatch[];
   /** Same on the libuv pool. data must not change until it settles. */

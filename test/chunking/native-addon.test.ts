@@ -116,7 +116,7 @@ test('bad handles and data are BAD_ARGUMENT, never a crash', options, () => {
   assert.deepEqual(viaView, viaCopy);
 });
 
-test('multiChunkerNew/Push/PushAsync: each size as chunkerPush, sync equals async, busy, bad arguments', options, async () => {
+test('multiChunkerNew/Push/PushAsync: each size as chunkerPush, sync equals async, busy, bad arguments, xxh3 fingerprints', options, async () => {
   const n = addon();
   const data = new Prng(81).bytes(3 << 20);
   const sizes = [DEFAULT, [2048, 8192, 32768, 2], [64, 256, 256, 3]] as const;
@@ -157,6 +157,25 @@ test('multiChunkerNew/Push/PushAsync: each size as chunkerPush, sync equals asyn
   assert.equal(codeOf(() => mnew([64, 256, 256, 2], null)), 'BAD_ARGUMENT');
   assert.equal(codeOf(() => mnew(Uint32Array.of(64, 256, 256, 2), new Uint8Array(31))), 'BAD_ARGUMENT');
   assert.throws(() => mnew(Uint32Array.of(64, 256, 256, 2, 16384, 65535, 262144, 2), null), /^Error: params of size 1: avgSize = 65535: must be a power of two/);
+  // The fingerprint argument: 'blake3' is the default; 'xxh3' cuts the same chunks, each
+  // with its XXH3-128 in bytes 0..16 and zeros after; no key with it; other values refused.
+  const small = data.subarray(0, 300_000);
+  const q = Uint32Array.of(...DEFAULT);
+  const [bl, bh] = n.multiChunkerPush(n.multiChunkerNew(q, null), small, true)[0]!;
+  const [el, eh] = n.multiChunkerPush(n.multiChunkerNew(q, null, 'blake3'), small, true)[0]!;
+  const [xl, xh] = n.multiChunkerPush(n.multiChunkerNew(q, null, 'xxh3'), small, true)[0]!;
+  assert.deepEqual([...el], [...bl]);
+  assert.deepEqual(Buffer.from(eh), Buffer.from(bh));
+  assert.deepEqual([...xl], [...bl]);
+  assert.equal(xh.length, 32 * xl.length);
+  for (let i = 0; i < xl.length; i++) assert.deepEqual(Buffer.from(xh.subarray(32 * i + 16, 32 * i + 32)), Buffer.alloc(16));
+  assert.notDeepEqual(Buffer.from(xh), Buffer.from(bh));
+  const [, abc] = n.multiChunkerPush(n.multiChunkerNew(q, null, 'xxh3'), Buffer.from('abc'), true)[0]!;
+  assert.equal(Buffer.from(abc).toString('hex'), '06b05ab6733a618578af5f94892f3950' + '0'.repeat(32)); // printf abc | xxhsum -H2
+  assert.equal(codeOf(() => mnew(q, new Uint8Array(32), 'xxh3')), 'BAD_ARGUMENT');
+  for (const bad of ['XXH3', 'xxh3 ', 'sha256', 'xxh3xxh3xxh3xxh3xxh3', '', null, 3, {}]) {
+    assert.equal(codeOf(() => mnew(q, null, bad)), 'BAD_ARGUMENT', String(bad));
+  }
   // A handle of one kind is refused by the other's functions.
   const single = n.chunkerNew(...DEFAULT, null);
   assert.equal(codeOf(() => (n.multiChunkerPush as (...a: unknown[]) => unknown)(single, data, false)), 'BAD_ARGUMENT');
