@@ -2,7 +2,7 @@
 // The dedupe policies side by side on the same generations, in one run (docs/benchmarks.md,
 // "Policies"):
 //
-//   node bench/policies.mjs --gens gen1.img gen2.img gen3.img [--workdir DIR] [--bin PATH] [--out FILE] [--keep]
+//   node bench/policies.mjs --gens gen1.img gen2.img gen3.img [--workdir DIR] [--bin PATH] [--out FILE (default ./policies-results.json)] [--keep]
 //
 // For each generation, in this order, every command a real process on the same filesystem:
 //   1. dd if=GEN of=WORKDIR/copy bs=4M conv=fsync   the raw copy the deferred policy is held to
@@ -33,7 +33,8 @@ if (gens.length < 1) {
 }
 const bin = resolve(opt('--bin', fileURLToPath(new URL('../bin/chunkyard', import.meta.url))));
 const work = resolve(opt('--workdir', '/tmp/chunkyard-policies-bench'));
-const out = opt('--out', join(work, 'results.json'));
+// Not inside the work directory, which is deleted at the end.
+const out = resolve(opt('--out', 'policies-results.json'));
 
 function timed(label, cmd, argv) {
   const t0 = process.hrtime.bigint();
@@ -103,6 +104,7 @@ const result = {
   lastGenerationRestoredByteExact: same,
 };
 writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+console.error(`results: ${out}`);
 
 const f = (x) => x.toFixed(0);
 console.log(`| | MB/s | store MB after |
