@@ -131,7 +131,10 @@ export class FingerprintIndex {
 
   static async open(dir: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
     await mkdir(dir, { recursive: true });
-    const { Level } = await preloadLevel();
+    const level = await preloadLevel();
+    // `level` is CommonJS: Node's import() gives its named exports; the CLI bundle's gives
+    // module.exports as `default` only.
+    const Level = level.Level ?? (level as unknown as { default: typeof level }).default.Level;
     const db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();
