@@ -4,10 +4,10 @@
  *
  * Where the native addon loads, the two operations of the data path (compressInto for
  * backups, decodeInto for restores) run instead as async work of the addon on libuv's
- * threads, at most `threads` at a time: a worker thread costs a process ~40 ms to boot and
- * piscina ~20 ms to import, which was a fifth of a 40 MB backup or restore (measured in
- * docs/benchmarks.md, "Start-up"). The workers then start only for the other operations
- * (check, prune, repair, analyze) or when there is no addon (CHUNKYARD_ENGINE=wasm).
+ * threads, `lanes` at a time: a worker thread costs a process ~40 ms to boot and piscina
+ * ~20 ms to import, which was a fifth of a 40 MB backup or restore (a 38 MB restore took
+ * 211-221 ms with a worker, 157-169 ms without). The workers then start only for the other
+ * operations (check, prune, repair, analyze) or when there is no addon (CHUNKYARD_ENGINE=wasm).
  */
 import type { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
@@ -50,9 +50,9 @@ export class CompressionPool {
     // Workers: one fewer than the cores keeps a core for chunking and I/O.
     this.threads = given ?? Math.max(1, availableParallelism() - 1);
     // Native tasks: one per core. They cost no boot, and the chunker's hashing and the reads
-    // leave gaps that a second compression fills (typescript releases: 2.40 -> 2.30 s for 10
-    // backups; 3 x 256 MiB images: 1.86-1.97 -> 1.53-1.83 s). They share libuv's pool with
-    // file I/O and the chunker, so two of its threads stay free for those.
+    // leave gaps that a second compression fills (2 vCPUs, quiet: ten typescript releases
+    // 2.21-2.26 -> 2.16 s with two lanes instead of one; three 2 GiB images the same, 6.8 s).
+    // They share libuv's pool with file I/O and the chunker, so two of its threads stay free.
     this.lanes = given ?? Math.max(1, Math.min(availableParallelism(), libuvThreads() - 2));
     this.native = options.workersOnly ? null : nativeLane();
     // Without the native lane, boot a worker now, addon and all (~40 ms), so that the first
@@ -180,7 +180,8 @@ export class CompressionPool {
     // Destroying piscina while a worker still answers a task makes it emit an uncaught
     // "Unexpected message from Worker" error: let the tasks in flight settle first.
     await Promise.allSettled([...this.running]);
-    if (this.piscina) await (await this.piscina).destroy();
+    const pool = await this.piscina?.catch(() => undefined); // an import that failed has nothing to stop
+    await pool?.destroy();
   }
 }
 
