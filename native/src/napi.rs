@@ -487,27 +487,82 @@ const HANDLE_TAG: napi_type_tag = napi_type_tag { lower: 0x6368_756e_6b79_6172, 
 /// The same for multiChunkerNew's handles, so that neither kind passes for the other.
 const MULTI_HANDLE_TAG: napi_type_tag = napi_type_tag { lower: 0x6d75_6c74_6963_6875, upper: 0x41c2_9e07_b3d8_5f16 };
 
-/// What a handle holds: a streaming chunker (one size, or several in one pass).
+/// What a handle holds: a streaming chunker (one size, or several in one pass). The push
+/// calls, sync and async, are written once for both (push_now, push_later).
 trait Stream: Send + 'static {
     const TAG: &'static napi_type_tag;
     const MADE_BY: &'static str;
+    /// The async work's name (for async hooks and diagnostics).
+    const WORK_NAME: &'static str;
+    /// What a push gives back.
+    type Out: Send + 'static;
     fn reset(&mut self);
+    fn push_slice(&mut self, data: &[u8], fin: bool) -> Self::Out;
+    fn out_value(env: napi_env, out: Self::Out) -> JsResult<napi_value>;
 }
 
 impl Stream for Chunker {
     const TAG: &'static napi_type_tag = &HANDLE_TAG;
     const MADE_BY: &'static str = "handle must be a chunker made by chunkerNew";
+    const WORK_NAME: &'static str = "chunkyard:chunkerPush";
+    type Out = Batch;
     fn reset(&mut self) {
         Chunker::reset(self)
+    }
+    fn push_slice(&mut self, data: &[u8], fin: bool) -> Batch {
+        self.push(data, fin)
+    }
+    fn out_value(env: napi_env, out: Batch) -> JsResult<napi_value> {
+        batch_value(env, &out)
     }
 }
 
 impl Stream for MultiChunker {
     const TAG: &'static napi_type_tag = &MULTI_HANDLE_TAG;
     const MADE_BY: &'static str = "handle must be a multi-size chunker made by multiChunkerNew";
+    const WORK_NAME: &'static str = "chunkyard:multiChunkerPush";
+    type Out = Vec<Batch>;
     fn reset(&mut self) {
         MultiChunker::reset(self)
     }
+    fn push_slice(&mut self, data: &[u8], fin: bool) -> Vec<Batch> {
+        self.push(data, fin)
+    }
+    fn out_value(env: napi_env, out: Vec<Batch>) -> JsResult<napi_value> {
+        batches_value(env, &out)
+    }
+}
+
+/// (handle, data, final) -> the push's result, on the JS thread.
+fn push_now<T: Stream>(env: napi_env, a: &[napi_value; 3]) -> JsResult<napi_value> {
+    let h = handle_arg::<T>(env, a[0])?;
+    let data = bytes_arg(env, a[1], "data")?;
+    let fin = boolean(env, a[2], "final")?;
+    if h.busy.load(Ordering::Acquire) {
+        return Err(busy_error());
+    }
+    // SAFETY: a[1] is an argument of this call, alive until it returns.
+    let out = lock(&h).push_slice(unsafe { data.as_slice() }, fin);
+    T::out_value(env, out)
+}
+
+/// (handle, data, final) -> a promise of the push's result, computed on the libuv pool. The
+/// handle is busy until then: a second push meanwhile is CHUNKER_BUSY.
+fn push_later<T: Stream>(env: napi_env, a: &[napi_value; 3]) -> JsResult<napi_value> {
+    let h = handle_arg::<T>(env, a[0])?;
+    let data = bytes_arg(env, a[1], "data")?;
+    let fin = boolean(env, a[2], "final")?;
+    if h.busy.swap(true, Ordering::AcqRel) {
+        return Err(busy_error());
+    }
+    let for_job = h.clone();
+    let job = Box::new(move || {
+        // SAFETY: a napi_ref on the data holds it until work_complete.
+        let slice = unsafe { data.as_slice() };
+        lock(&for_job).push_slice(slice, fin)
+    });
+    let after = Box::new(move || h.busy.store(false, Ordering::Release));
+    start_work(env, T::WORK_NAME, &[a[0], a[1]], job, T::out_value, Some(after))
 }
 
 struct ChunkerHandle<T> {
@@ -596,17 +651,7 @@ unsafe extern "C" fn js_chunker_new(env: napi_env, info: napi_callback_info) -> 
 
 /// chunkerPush(handle, data, final) -> [lengths, hashes], on the calling thread.
 unsafe extern "C" fn js_chunker_push(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<3>(env, info, |env, a| {
-        let h = handle_arg::<Chunker>(env, a[0])?;
-        let data = bytes_arg(env, a[1], "data")?;
-        let fin = boolean(env, a[2], "final")?;
-        if h.busy.load(Ordering::Acquire) {
-            return Err(busy_error());
-        }
-        // SAFETY: a[1] is an argument of this call, alive until it returns.
-        let batch = lock(&h).push(data.as_slice(), fin);
-        batch_value(env, &batch)
-    })
+    entry::<3>(env, info, push_now::<Chunker>)
 }
 
 /// What an async call carries from the JS thread to the pool and back.
@@ -734,22 +779,7 @@ fn start_work<T: Send + 'static>(
 
 /// chunkerPushAsync(handle, data, final) -> Promise<[lengths, hashes]>, on the libuv pool.
 unsafe extern "C" fn js_chunker_push_async(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<3>(env, info, |env, a| {
-        let h = handle_arg::<Chunker>(env, a[0])?;
-        let data = bytes_arg(env, a[1], "data")?;
-        let fin = boolean(env, a[2], "final")?;
-        if h.busy.swap(true, Ordering::AcqRel) {
-            return Err(busy_error());
-        }
-        let for_job = h.clone();
-        let job = Box::new(move || {
-            // SAFETY: a napi_ref on the data holds it until work_complete.
-            let slice = unsafe { data.as_slice() };
-            lock(&for_job).push(slice, fin)
-        });
-        let after = Box::new(move || h.busy.store(false, Ordering::Release));
-        start_work(env, "chunkyard:chunkerPush", &[a[0], a[1]], job, |env, b: Batch| batch_value(env, &b), Some(after))
-    })
+    entry::<3>(env, info, push_later::<Chunker>)
 }
 
 /// multiChunkerNew(params: Uint32Array [minSize, avgSize, maxSize, normalization]×n, key | null,
@@ -790,38 +820,13 @@ fn batches_value(env: napi_env, bs: &[Batch]) -> JsResult<napi_value> {
 
 /// multiChunkerPush(handle, data, final) -> [[lengths, hashes] per size], on the calling thread.
 unsafe extern "C" fn js_multi_chunker_push(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<3>(env, info, |env, a| {
-        let h = handle_arg::<MultiChunker>(env, a[0])?;
-        let data = bytes_arg(env, a[1], "data")?;
-        let fin = boolean(env, a[2], "final")?;
-        if h.busy.load(Ordering::Acquire) {
-            return Err(busy_error());
-        }
-        // SAFETY: a[1] is an argument of this call, alive until it returns.
-        let batches = lock(&h).push(data.as_slice(), fin);
-        batches_value(env, &batches)
-    })
+    entry::<3>(env, info, push_now::<MultiChunker>)
 }
 
 /// multiChunkerPushAsync(handle, data, final) -> Promise<[[lengths, hashes] per size]>,
 /// on the libuv pool (and the rayon-core pool for its two halves).
 unsafe extern "C" fn js_multi_chunker_push_async(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<3>(env, info, |env, a| {
-        let h = handle_arg::<MultiChunker>(env, a[0])?;
-        let data = bytes_arg(env, a[1], "data")?;
-        let fin = boolean(env, a[2], "final")?;
-        if h.busy.swap(true, Ordering::AcqRel) {
-            return Err(busy_error());
-        }
-        let for_job = h.clone();
-        let job = Box::new(move || {
-            // SAFETY: a napi_ref on the data holds it until work_complete.
-            let slice = unsafe { data.as_slice() };
-            lock(&for_job).push(slice, fin)
-        });
-        let after = Box::new(move || h.busy.store(false, Ordering::Release));
-        start_work(env, "chunkyard:multiChunkerPush", &[a[0], a[1]], job, |env, bs: Vec<Batch>| batches_value(env, &bs), Some(after))
-    })
+    entry::<3>(env, info, push_later::<MultiChunker>)
 }
 
 /// blake3(data, key | null) -> Buffer(32)
