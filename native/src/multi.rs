@@ -229,36 +229,17 @@ impl Size {
                         break;
                     }
                 }
+                // The strict mask up to avg_size, then the loose one (open_len >= avg_size).
                 let strict_end = p.avg_size.min(self.local_end);
-                if self.open_len < strict_end {
-                    let n = (strict_end - self.open_len).min(data.len() - pos);
-                    match scan(self.h, &data[pos..pos + n], p.mask_s) {
-                        Scan::Hit(i) => {
-                            self.cut(pos + i + 1, &mut ends, &mut pos);
+                for (to, mask) in [(strict_end, p.mask_s), (self.local_end, p.mask_l)] {
+                    if self.open_len < to {
+                        if let Some(end) = self.roll(data, &mut pos, to, mask) {
+                            self.cut(end, &mut ends, &mut pos);
                             continue 'chunks;
                         }
-                        Scan::Miss(h) => self.h = h,
-                    }
-                    self.open_len += n;
-                    pos += n;
-                    if self.open_len < strict_end {
-                        break;
-                    }
-                }
-                if self.open_len < self.local_end {
-                    // Here open_len >= avg_size: the loose mask.
-                    let n = (self.local_end - self.open_len).min(data.len() - pos);
-                    match scan(self.h, &data[pos..pos + n], p.mask_l) {
-                        Scan::Hit(i) => {
-                            self.cut(pos + i + 1, &mut ends, &mut pos);
-                            continue 'chunks;
+                        if self.open_len < to {
+                            break 'chunks;
                         }
-                        Scan::Miss(h) => self.h = h,
-                    }
-                    self.open_len += n;
-                    pos += n;
-                    if self.open_len < self.local_end {
-                        break;
                     }
                 }
                 if self.open_len == p.max_size {
@@ -290,6 +271,23 @@ impl Size {
             break;
         }
         ends
+    }
+
+    /// Rolls the chunk's own hash over `data` from `*pos` until chunk index `to` (or the
+    /// data's end), testing `mask`: the end of the chunk (exclusive offset in `data`) at a
+    /// hit, else None with open_len, pos and h advanced over what was rolled.
+    #[inline(always)]
+    fn roll(&mut self, data: &[u8], pos: &mut usize, to: usize, mask: u64) -> Option<usize> {
+        let n = (to - self.open_len).min(data.len() - *pos);
+        match scan(self.h, &data[*pos..*pos + n], mask) {
+            Scan::Hit(i) => Some(*pos + i + 1),
+            Scan::Miss(h) => {
+                self.h = h;
+                self.open_len += n;
+                *pos += n;
+                None
+            }
+        }
     }
 
     #[inline]
