@@ -14,41 +14,18 @@
 // once before its turn, so every tool reads from the page cache. 1 MB = 10^6 bytes.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { benchArgs, dirBytes, timed } from './cli-bench.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i < 0 ? dflt : args[i + 1];
-};
-const gens = [];
-{
-  const i = args.indexOf('--gens');
-  if (i >= 0) for (let j = i + 1; j < args.length && !args[j].startsWith('--'); j++) gens.push(resolve(args[j]));
-}
-if (gens.length < 1) {
-  console.error('usage: node bench/policies.mjs --gens GEN1 [GEN2...] [--workdir DIR] [--bin PATH] [--out FILE] [--keep]');
-  process.exit(2);
-}
-const bin = resolve(opt('--bin', fileURLToPath(new URL('../bin/chunkyard', import.meta.url))));
-const work = resolve(opt('--workdir', '/tmp/chunkyard-policies-bench'));
-// Not inside the work directory, which is deleted at the end.
-const out = resolve(opt('--out', 'policies-results.json'));
+const { gens, bin, work, out, keep } = benchArgs({
+  usage: 'node bench/policies.mjs --gens GEN1 [GEN2...] [--workdir DIR] [--bin PATH] [--out FILE] [--keep]',
+  minGens: 1,
+  workdir: '/tmp/chunkyard-policies-bench',
+  out: 'policies-results.json',
+});
 
-function timed(label, cmd, argv) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) {
-    console.error(`${label}: exit ${r.status}\n${r.stderr}`);
-    process.exit(1);
-  }
-  return { seconds, stdout: r.stdout.toString() };
-}
 const cy = (label, argv) => timed(label, process.execPath, [bin, ...argv]);
 const warm = (file) => spawnSync('sh', ['-c', `cat '${file}' > /dev/null`]);
-const dirBytes = (dir) => Number(spawnSync('du', ['-sb', dir]).stdout.toString().split('\t')[0]);
 const mbps = (bytes, s) => bytes / 1e6 / s;
 
 rmSync(work, { recursive: true, force: true });
@@ -116,5 +93,5 @@ console.log(`| | MB/s | store MB after |
 | disabled | ${f(result.disabledMBps)} | ${f(sizes.disabled / 1e6)} |
 
 ${gens.length} generations, ${f(logical / 1e6)} MB; last generation restored from the processed store: ${same ? 'byte-exact' : 'MISMATCH'}`);
-if (!args.includes('--keep')) rmSync(work, { recursive: true, force: true });
+if (!keep) rmSync(work, { recursive: true, force: true });
 if (!same) process.exitCode = 1;

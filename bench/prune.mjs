@@ -2,48 +2,25 @@
 // Maintenance benchmark: back up generations into a store, forget the oldest, and time
 // prune against a fresh backup of the same data; also check --read-data against restore.
 //
-//   node bench/prune.mjs --gens gen1.img gen2.img gen3.img [--workdir DIR] [--bin PATH] [--out FILE]
+//   node bench/prune.mjs --gens gen1.img gen2.img gen3.img [--workdir DIR] [--bin PATH] [--out FILE (default ./prune-results.json)] [--keep]
 //
 // Everything runs through the command line (real processes), one after another, in one
 // work directory; the store is deleted afterwards unless --keep.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { benchArgs, dirBytes, timed } from './cli-bench.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i < 0 ? dflt : args[i + 1];
-};
-const gens = [];
-{
-  const i = args.indexOf('--gens');
-  if (i >= 0) for (let j = i + 1; j < args.length && !args[j].startsWith('--'); j++) gens.push(resolve(args[j]));
-}
-if (gens.length < 2) {
-  console.error('usage: node bench/prune.mjs --gens GEN1 GEN2 [GEN3...] [--workdir DIR] [--bin PATH] [--out FILE] [--keep]');
-  process.exit(2);
-}
-const bin = resolve(opt('--bin', fileURLToPath(new URL('../bin/chunkyard', import.meta.url))));
-const work = resolve(opt('--workdir', '/tmp/chunkyard-prune-bench'));
-const out = opt('--out', join(work, 'results.json'));
+const { gens, bin, work, out, keep } = benchArgs({
+  usage: 'node bench/prune.mjs --gens GEN1 GEN2 [GEN3...] [--workdir DIR] [--bin PATH] [--out FILE] [--keep]',
+  minGens: 2,
+  workdir: '/tmp/chunkyard-prune-bench',
+  out: 'prune-results.json',
+});
 
-function run(label, argv, { stdout = 'pipe' } = {}) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [bin, ...argv], { stdio: ['ignore', stdout, 'pipe'], maxBuffer: 256 << 20 });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) {
-    console.error(`${label}: exit ${r.status}\n${r.stderr}`);
-    process.exit(1);
-  }
-  console.error(`${label}: ${seconds.toFixed(2)} s`);
-  return { seconds, stdout: stdout === 'pipe' ? r.stdout.toString() : '' };
-}
-
-function dirBytes(dir) {
-  const r = spawnSync('du', ['-sb', dir]);
-  return Number(r.stdout.toString().split('\t')[0]);
+function run(label, argv, options) {
+  const r = timed(label, process.execPath, [bin, ...argv], options);
+  console.error(`${label}: ${r.seconds.toFixed(2)} s`);
+  return r;
 }
 
 rmSync(work, { recursive: true, force: true });
@@ -86,7 +63,7 @@ let freshAll = 0;
 for (const g of gens) freshAll += run(`fresh backup (all) ${g}`, ['backup', fresh, g, '--target', 'image']).seconds;
 results.fresh = { liveGenerationsSeconds: freshLive, allGenerationsSeconds: freshAll };
 rmSync(fresh, { recursive: true, force: true });
-if (!args.includes('--keep')) rmSync(store, { recursive: true, force: true });
+if (!keep) rmSync(store, { recursive: true, force: true });
 
 writeFileSync(out, JSON.stringify(results, null, 2));
 const p = results.prune.report;
