@@ -73,7 +73,18 @@ test('the command table lists every file in commands/, and the bundle is what bi
   assert.deepEqual(commandNames(), files);
   // npm run build:ts bundles the CLI; every command loads from the bundle (help lists them
   // with their summaries, none "cannot load").
-  assert.ok(existsSync(fileURLToPath(new URL('../../cli/main.js', import.meta.url))), 'dist/cli/main.js is built');
+  const bundle = fileURLToPath(new URL('../../cli/main.cjs', import.meta.url));
+  assert.ok(existsSync(bundle), 'dist/cli/main.cjs is built');
+  // ...with the code cache the build trained for it, which V8 accepts for this source.
+  const { readFileSync } = await import('node:fs');
+  const { Script } = await import('node:vm');
+  const { wrap } = (await import('node:module')).default as unknown as { wrap: (s: string) => string };
+  const source = readFileSync(bundle, 'utf8');
+  const id = /^\/\* chunkyard-bundle ([0-9a-f]+) \*\//.exec(source)?.[1];
+  assert.ok(id, 'the bundle names its build');
+  const cachedData = readFileSync(fileURLToPath(new URL(`../../cli/main.${id}.cache`, import.meta.url)));
+  const script = new Script(wrap(source), { filename: bundle, cachedData });
+  assert.equal(script.cachedDataRejected, false, 'V8 accepts the trained code cache');
   const help = cli(['--help']);
   assert.equal(help.status, 0);
   for (const name of files) assert.match(help.stdout, new RegExp(`^  ${name} +\\S`, 'm'));
