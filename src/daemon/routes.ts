@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
 import type { Store, SnapshotManifest } from '../store/store.js';
+import { SLICE_BYTES } from '../store/backup.js';
 import type { Grant, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
 import type { SnapshotCatalog } from './catalog.js';
@@ -191,6 +192,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
       signal: abort.signal,
       onProgress: (p) => count(p.bytes),
+      // Many uploads share the daemon: the smaller slices keep each at ~27 MiB of slots.
+      sliceBytes: SLICE_BYTES,
     });
     count(r.logicalBytes);
     ctx.catalog.invalidate();

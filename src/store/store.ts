@@ -26,7 +26,7 @@ import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
 import { newSnapshotId } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
-import { runIngest, type BackupProgress } from './backup.js';
+import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
 import { dropStaged, readStaged, stageStream } from './staging.js';
 import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
@@ -87,6 +87,12 @@ export interface BackupCallOptions {
   policy?: DedupePolicy;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
+  /**
+   * Bytes read from the source per slice (default 4 MiB; 64 KiB to 64 MiB). The stream's
+   * memory is about 10 × (sliceBytes + maxSize): larger slices cost fewer hand-overs per
+   * byte, smaller ones suit many streams in one process (the daemon's uploads use 2 MiB).
+   */
+  sliceBytes?: number;
 }
 
 export interface BackupResult {
@@ -264,6 +270,10 @@ export class Store {
     this.check();
     const target = validateTargetName(options.target);
     const override = options.policy === undefined ? undefined : validatePolicy(options.policy);
+    const sliceBytes = options.sliceBytes;
+    if (sliceBytes !== undefined && !(Number.isInteger(sliceBytes) && sliceBytes >= MIN_SLICE_BYTES && sliceBytes <= MAX_SLICE_BYTES)) {
+      throw badArgument(`sliceBytes = ${String(sliceBytes)}: must be a whole number of bytes from ${MIN_SLICE_BYTES} (64 KiB) to ${MAX_SLICE_BYTES} (64 MiB)`);
+    }
     const policy = effectivePolicy(this.config, await readPolicies(this.backend), target, override);
     const id = newSnapshotId();
     const time = new Date().toISOString();
@@ -291,7 +301,7 @@ export class Store {
     // From the first pack to the manifest, prune and forget (this process's) must wait.
     const leave = await this.gate.enterShared();
     try {
-      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress });
+      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes });
       const seconds = (Date.now() - started) / 1000;
       const manifest: SnapshotManifest = {
         version: 1, id, target, time, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,

@@ -55,14 +55,18 @@ for (const avgSize of [16384, 1 << 20, 4 << 20]) {
         const whole = await store.backup(Readable.from([data]), { target: 'whole' });
         const expected = await fingerprints(store, whole.id);
         assert.equal(expected.reduce((s, e) => s + Number(e.split(':')[1]), 0), data.length);
-        const variants: [string, () => Promise<Parameters<Store['backup']>[0]>][] = [
+        const variants: [string, () => Promise<Parameters<Store['backup']>[0]>, number?][] = [
           ['file reader', () => openFileReader(file)],
           ['pieces of 1..97 bytes', async () => pieces(data.subarray(0, 600_000), 3, 97)],
           ['pieces up to 5 MiB', async () => pieces(data, 5, 5 << 20)],
           ['pieces up to 300 KiB', async () => pieces(data, 9, 300 << 10)],
+          // slices smaller than a chunk (chunks span many slices), the daemon's, and large
+          ['file reader, 64 KiB slices', () => openFileReader(file), 64 << 10],
+          ['pieces up to 300 KiB, 2 MiB slices', async () => pieces(data, 11, 300 << 10), 2 << 20],
+          ['file reader, 9 MiB slices', () => openFileReader(file), 9 << 20],
         ];
-        for (const [name, source] of variants) {
-          const r = await store.backup(await source(), { target: name.replace(/[^a-z0-9]+/g, '-') });
+        for (const [name, source, sliceBytes] of variants) {
+          const r = await store.backup(await source(), { target: name.replace(/[^a-z0-9]+/g, '-'), sliceBytes });
           const got = await fingerprints(store, r.id);
           if (name.startsWith('pieces of 1..')) {
             const small = await store.backup(Readable.from([data.subarray(0, 600_000)]), { target: 'small' });

@@ -94,6 +94,14 @@ describe('store: backup and restore', () => {
     await assert.rejects(store.restore(snap.id, { start: -1 }), (e: ChunkyardError) => e.code === 'BAD_ARGUMENT');
   });
 
+  test('a bad sliceBytes is BAD_ARGUMENT and makes no snapshot', async () => {
+    const before = await store.snapshots();
+    for (const sliceBytes of [0, 1000, 65535, (64 << 20) + 1, 65536.5, Number.NaN, '4M' as never]) {
+      await assert.rejects(store.backup(streamOf(prng(16, 1000)), { target: 'slices', sliceBytes }), (e: ChunkyardError) => e.code === 'BAD_ARGUMENT' && /sliceBytes/.test(e.message), String(sliceBytes));
+    }
+    assert.deepEqual(await store.snapshots(), before);
+  });
+
   test('two concurrent backups sharing data store the shared chunks once', async () => {
     const shared = prng(11, 4 * 1024 * 1024);
     const a = Buffer.concat([prng(12, 1024 * 1024), shared, prng(13, 512 * 1024)]);
