@@ -9,7 +9,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createReadStream, openSync, closeSync, readFileSync, statSync, readdirSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem, loadavg, release, hostname } from 'node:os';
-import { join, resolve, dirname, basename } from 'node:path';
+import { join, resolve, dirname, basename, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
@@ -182,25 +182,27 @@ function chunkyardTool(name, variant, o, build) {
   const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
   const avgSize = codec || sparse ? undefined : variant;
   const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : [])];
+  // Run as a program, as users run it (`chunkyard backup ...`): bin/chunkyard starts node from
+  // PATH (this node first), without NODE_EXTRA_CA_CERTS at Node's start (bin/chunkyard says why).
   const bin = join(build.dir, 'bin', 'chunkyard');
-  const node = process.execPath;
   return {
     name,
+    env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` },
     version: () => build.version,
     settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}`,
-    init: (repo) => [[node, [bin, 'init', repo, ...initFlags, '--json']]],
+    init: (repo) => [[bin, ['init', repo, ...initFlags, '--json']]],
     backup: (repo, file, i) => ({
-      cmd: node,
-      args: [bin, 'backup', repo, o.chunkyardMode === 'path' ? file : '-', '--target', 't', '--json'],
+      cmd: bin,
+      args: ['backup', repo, o.chunkyardMode === 'path' ? file : '-', '--target', 't', '--json'],
       stdin: o.chunkyardMode === 'stdin' ? file : undefined,
     }),
     parseBackup: (stdout) => {
       const j = JSON.parse(stdout.trim().split('\n').pop());
       return { id: j.id, report: j };
     },
-    restore: (repo, snap, file, out) => ({ cmd: node, args: [bin, 'restore', repo, snap.id, '--output', out, ...(sparse ? ['--sparse'] : [])] }),
-    list: (repo) => [node, [bin, 'snapshots', repo]],
-    stats: (repo) => [node, [bin, 'stats', repo, '--json']],
+    restore: (repo, snap, file, out) => ({ cmd: bin, args: ['restore', repo, snap.id, '--output', out, ...(sparse ? ['--sparse'] : [])] }),
+    list: (repo) => [bin, ['snapshots', repo]],
+    stats: (repo) => [bin, ['stats', repo, '--json']],
   };
 }
 

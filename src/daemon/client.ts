@@ -11,7 +11,9 @@
  * `status` holds the HTTP status when there was one.
  */
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest, type RequestOptions as HttpsRequestOptions } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
@@ -66,7 +68,33 @@ function open(base: string, method: string, path: string, headers: Record<string
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ChunkyardError('BAD_ARGUMENT', `${JSON.stringify(base)}: only http: and https: URLs`);
   const options: RequestOptions = { method, headers, signal };
-  return (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options);
+  if (url.protocol !== 'https:') return httpRequest(url, options);
+  const ca = deferredCaCerts();
+  return httpsRequest(url, ca ? ({ ...options, ca } as HttpsRequestOptions) : options);
+}
+
+let deferredCa: string[] | null | undefined;
+
+/**
+ * Node's roots plus the certificates of NODE_EXTRA_CA_CERTS, when bin/chunkyard kept that
+ * variable from Node's start (Node parses them at every start; bin/chunkyard says why) and
+ * HTTPS now needs them, as Node would have had them. Undefined otherwise: Node's own trust
+ * applies (a library user's process, or `node bin/chunkyard`). A file that cannot be read is
+ * warned about and ignored, as Node does.
+ */
+function deferredCaCerts(): string[] | undefined {
+  if (deferredCa === undefined) {
+    deferredCa = null;
+    const file = (globalThis as Record<symbol, unknown>)[Symbol.for('chunkyard.deferredCaCerts')];
+    if (typeof file === 'string' && file !== '') {
+      try {
+        deferredCa = [...rootCertificates, readFileSync(file, 'utf8')];
+      } catch (err) {
+        process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(err as Error).message}`);
+      }
+    }
+  }
+  return deferredCa ?? undefined;
 }
 
 function authHeaders(token: string | undefined): Record<string, string> {
