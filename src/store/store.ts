@@ -88,9 +88,11 @@ export interface BackupCallOptions {
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
   /**
-   * Bytes read from the source per slice (default 4 MiB; 64 KiB to 64 MiB). The stream's
-   * memory is about 10 × (sliceBytes + maxSize): larger slices cost fewer hand-overs per
-   * byte, smaller ones suit many streams in one process (the daemon's uploads use 2 MiB).
+   * Bytes read from the source per slice (default 4 MiB; 64 KiB to 64 MiB). The stream holds
+   * 3 to 6 slots of 2 × (sliceBytes + maxSize), as many as fit in 48 MiB (42.5 MiB at the
+   * defaults): larger slices cost fewer hand-overs per byte, smaller ones suit many streams
+   * in one process (the daemon's uploads use 2 MiB). A deferred backup stages the stream as
+   * it comes and does not use it.
    */
   sliceBytes?: number;
 }
