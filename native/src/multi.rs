@@ -568,6 +568,18 @@ mod tests {
 
     /// Pushes `data` in slices of the sizes `next` gives, the last one final; returns the
     /// batches per size, concatenated.
+    /// Push sizes of slicing `si` (0..5): the whole input, one byte, 4093 bytes, up to a few
+    /// gear windows, up to 700,000 bytes.
+    fn push_sizes(si: usize, whole: usize, mut r: Rng) -> impl FnMut() -> usize {
+        move || match si {
+            0 => whole,
+            1 => 1,
+            2 => 4093,
+            3 => 1 + r.below(3 * 64 + 5),
+            _ => 1 + r.below(700_000),
+        }
+    }
+
     fn run_multi(m: &mut MultiChunker, data: &[u8], next: &mut dyn FnMut() -> usize, threads: Threads) -> Vec<Batch> {
         let mut all = vec![Batch::default(); m.len()];
         let mut pos = 0;
@@ -607,14 +619,7 @@ mod tests {
             }
             for threads in [Threads::One, Threads::Two] {
                 let mut m = MultiChunker::new(ps, key);
-                let mut r = Rng::new(rng.next_u64());
-                let mut next = || match si {
-                    0 => whole,
-                    1 => 1,
-                    2 => 4093,
-                    3 => 1 + r.below(3 * 64 + 5),
-                    _ => 1 + r.below(700_000),
-                };
+                let mut next = push_sizes(si, whole, Rng::new(rng.next_u64()));
                 let got = run_multi(&mut m, data, &mut next, threads);
                 for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(g.lengths, w.lengths, "size {k} {:?}, slicing {si}, {threads:?}, n = {}", ps[k], data.len());
@@ -755,15 +760,7 @@ mod tests {
                 }
                 for threads in [Threads::One, Threads::Two] {
                     let mut m = MultiChunker::with_fingerprint(ps, None, Fingerprint::Xxh3).unwrap();
-                    let mut r = Rng::new(rng.next_u64());
-                    let whole = data.len().max(1);
-                    let mut next = || match si {
-                        0 => whole,
-                        1 => 1,
-                        2 => 4093,
-                        3 => 1 + r.below(3 * 64 + 5),
-                        _ => 1 + r.below(700_000),
-                    };
+                    let mut next = push_sizes(si, data.len().max(1), Rng::new(rng.next_u64()));
                     let got = run_multi(&mut m, data, &mut next, threads);
                     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert_eq!(g.lengths, w.lengths, "size {k}, slicing {si}, {threads:?}, n = {}", data.len());
