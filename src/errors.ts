@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'STORE_EXISTS' // init on a location that already holds a store
   | 'STORE_LOCKED' // another process holds the store's writer lock
   | 'STORE_CLOSED' // the store was used after close()
+  | 'SESSION_EXPIRED' // a writer's session lapsed (suspended past its lease): it committed nothing
   | 'FORMAT_UNSUPPORTED' // a format or chunker version this build does not know
   | 'SNAPSHOT_NOT_FOUND' // no snapshot with that id, or no snapshot for that target
   | 'CHUNK_NOT_FOUND' // a chunk a snapshot needs is not in the store

@@ -38,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<{ default?: Command }>> = {
   serve: () => import('./commands/serve.js'),
   snapshots: () => import('./commands/snapshots.js'),
   stats: () => import('./commands/stats.js'),
+  upgrade: () => import('./commands/upgrade.js'),
 };
 
 /** The command names, sorted. */
@@ -45,6 +46,8 @@ export function commandNames(): string[] {
   return Object.keys(COMMANDS).sort();
 }
 const HELP_FLAG: FlagSpec = { type: 'boolean', short: 'h', description: 'show this help' };
+/** Every command takes it: the S3 endpoint for s3:// store locations (sets CHUNKYARD_S3_ENDPOINT). */
+const S3_ENDPOINT_FLAG: FlagSpec = { type: 'string', value: 'URL', description: 'S3 endpoint for s3:// store locations (default: $CHUNKYARD_S3_ENDPOINT)' };
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -76,11 +79,13 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
 
     const command = await loadCommand(first);
-    const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG }, `chunkyard ${command.name}`);
+    const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG, 's3-endpoint': S3_ENDPOINT_FLAG }, `chunkyard ${command.name}`);
     if (args.flags['help'] === true) {
       await writeOut(io.stdout, commandHelp(command));
       return EXIT_OK;
     }
+    const endpoint = args.flags['s3-endpoint'];
+    if (typeof endpoint === 'string') process.env['CHUNKYARD_S3_ENDPOINT'] = endpoint;
     return (await command.run(args, io)) ?? EXIT_OK;
   } catch (err) {
     const { code, message } = describeError(err);

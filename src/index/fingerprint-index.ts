@@ -3,7 +3,14 @@
  * filter (most new chunks never touch LevelDB) and a locality cache (when one chunk of a pack
  * is found, the whole pack table is loaded, so duplicates arriving in stream order hit RAM).
  *
- * The index is a cache of what the packs say: `rebuild` recreates it from pack tables alone.
+ * The index is a cache of what the packs say, never the truth: it is filled from the pack
+ * table objects under tables/ (`refresh`), and every location it returns has been checked
+ * against the pack's own table, read from the store in this process (the locality cache):
+ * a stale, swapped or copied-back index can cost a duplicate chunk, never a chunk that is
+ * acknowledged but not stored. Packs condemned by prune (`exclude`) are never returned.
+ *
+ * Several processes may write one store; each opens its own cache slot (a LevelDB in
+ * `<cache>/<n>/`, the first one no other process holds).
  *
  * LevelDB layout (docs/format.md, "Index"):
  *   'c' fp[32]      → packId[16] offset u32 storedLength u32 rawLength u32 codec u8   (29 B)
@@ -14,14 +21,14 @@
 // LevelDB is loaded when an index is opened: readers (restore, snapshots, stats) never open
 // one, and `level` costs ~20 ms of a process start.
 import type { Level } from 'level';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import { decodeFooter, decodeTable, PACK_FOOTER_SIZE, type PackEntry } from '../pack/format.js';
 import type { SealedPack } from '../pack/writer.js';
-import { packIdFromName, packObjectName } from '../util/ids.js';
-import { readPackTable } from '../pack/reader.js';
+import { packIdFromTableName, packObjectName } from '../util/ids.js';
+import { readPackTable, readTableObject } from '../pack/reader.js';
 import { BloomFilter } from './bloom.js';
 import type { ChunkLocation, IndexStats } from './types.js';
 
@@ -33,17 +40,19 @@ const VERSION_KEY = Buffer.from('mversion');
 export const INDEX_VERSION = 1;
 const FILTER_FILE = 'filter.bin';
 const FILTER_MAGIC = 0x43594246; // "CYBF"
-const SUMMARY_FILE = 'summary.json';
 
 export interface FingerprintIndexOptions {
   /** Chunk locations the locality cache keeps (whole packs, least recently loaded out first). Default 262144 (about 40 MiB). */
   cacheEntries?: number;
   /**
-   * Index packs found in the store but not in the index while opening (default true).
-   * check opens without it (it reports, it does not change), repair because it rebuilds.
+   * Bring the cache up to date with the store's table objects while opening (default true).
+   * Repair opens without it because it rebuilds.
    */
-  indexMissingPacks?: boolean;
+  refresh?: boolean;
 }
+
+/** Cache slots a store's cache folder may hold: one per process writing at once on this host. */
+export const CACHE_SLOTS = 16;
 
 export interface AddPackOptions {
   /**
@@ -131,26 +140,59 @@ export class FingerprintIndex {
     this.cacheLimit = options.cacheEntries ?? 262_144;
   }
 
+  /**
+   * Opens the first cache slot under `cacheRoot` that no other process holds (a LevelDB can be
+   * open in one process only), creating it if needed; STORE_LOCKED only when all
+   * CACHE_SLOTS are taken.
+   */
+  static async openSlot(cacheRoot: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
+    let last: unknown;
+    for (let n = 0; n < CACHE_SLOTS; n++) {
+      try {
+        return await FingerprintIndex.open(join(cacheRoot, String(n)), backend, options);
+      } catch (err) {
+        if (!(err instanceof ChunkyardError) || err.code !== 'STORE_LOCKED') throw err;
+        last = err;
+      }
+    }
+    throw new ChunkyardError('STORE_LOCKED', `all ${CACHE_SLOTS} index cache slots under ${cacheRoot} are in use by other processes of this host`, { cause: last });
+  }
+
   static async open(dir: string, backend: Backend, options: FingerprintIndexOptions = {}): Promise<FingerprintIndex> {
-    await mkdir(dir, { recursive: true });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new ChunkyardError('IO_ERROR', `cannot create the index cache at ${dir}: ${(err as Error).message}`, { cause: err });
+    }
     const level = await preloadLevel();
     // `level` is CommonJS: Node's import() gives its named exports; the CLI bundle's gives
     // module.exports as `default` only.
     const Level = level.Level ?? (level as unknown as { default: typeof level }).default.Level;
-    const db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    let db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
       await db.open();
     } catch (err) {
       const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
       if (code === 'LEVEL_LOCKED') throw new ChunkyardError('STORE_LOCKED', `the index at ${dir} is open in another process`, { cause: err });
-      throw new ChunkyardError('IO_ERROR', `cannot open the index at ${dir}: ${(err as Error).message}`, { cause: err });
+      // Damaged or unreadable: it is only a cache. Start it again from the store's tables.
+      process.emitWarning(`the index cache at ${dir} could not be opened (${(err as Error).message}); it is rebuilt from the store`, { code: 'CHUNKYARD_INDEX_REBUILT' });
+      try {
+        await rm(join(dir, 'leveldb'), { recursive: true, force: true });
+        await rm(join(dir, FILTER_FILE), { force: true });
+        db = new Level<Buffer, Buffer>(join(dir, 'leveldb'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+        await db.open();
+      } catch (again) {
+        throw new ChunkyardError('IO_ERROR', `cannot open the index cache at ${dir}: ${(again as Error).message} (it is only a cache: deleting ${dir} is safe)`, { cause: again });
+      }
     }
     const index = new FingerprintIndex(db, dir, backend, options);
     try {
       const version = await db.get(VERSION_KEY);
       if (version === undefined) await db.put(VERSION_KEY, Buffer.from(String(INDEX_VERSION)), { sync: true });
       else if (version.toString() !== String(INDEX_VERSION)) {
-        throw new ChunkyardError('FORMAT_UNSUPPORTED', `the index at ${dir} has layout version ${version.toString()}; this build uses ${INDEX_VERSION} (remove the index folder to rebuild it from the packs)`);
+        // A cache of another layout is not refused: it is only a cache. Start it again.
+        await db.clear();
+        await db.put(VERSION_KEY, Buffer.from(String(INDEX_VERSION)), { sync: true });
       }
       const raw = await db.get(STATS_KEY);
       if (raw) {
@@ -160,17 +202,100 @@ export class FingerprintIndex {
           throw new ChunkyardError('CORRUPT', `the index at ${dir} has a damaged stats record`, { cause: err });
         }
       }
-      const cleanlyClosed = await index.loadOrRebuildFilter();
-      // Packs the index lacks come from a writer that died between a pack and its index
-      // entries, or whose index write failed. Either way it left no saved filter (a crash
-      // skips close; a failed write stops close from saving it), so after a clean close the
-      // listing (one stat per pack: 0.15–0.2 s for 10,000 packs, measured) is skipped.
-      if (options.indexMissingPacks !== false && !cleanlyClosed) await index.indexMissingPacks();
+      await index.loadOrRebuildFilter();
+      if (options.refresh !== false) await index.refresh();
     } catch (err) {
       await db.close().catch(() => {});
       throw err instanceof ChunkyardError ? err : new ChunkyardError('IO_ERROR', `cannot read the index at ${dir}: ${(err as Error).message}`, { cause: err });
     }
     return index;
+  }
+
+  /**
+   * Packs (hex ids) whose chunks are never returned: prune condemned them, so a writer that
+   * has read the condemnation must not reuse them. Only ever grows while sessions that read
+   * it may run (src/session/condemned.ts).
+   */
+  private readonly excluded = new Set<string>();
+
+  exclude(packs: Iterable<string>): void {
+    for (const p of packs) this.excluded.add(p);
+  }
+
+  /** Forgets exclusions: only when no session of this process is running. */
+  clearExclusions(): void {
+    this.excluded.clear();
+  }
+
+  /**
+   * Drops the locality cache (the pack tables read so far): after prune deleted packs, what
+   * this process read of them must be read again before it is trusted.
+   */
+  dropLocalityCache(): void {
+    this.cache.clear();
+    this.cachedPacks.clear();
+  }
+
+  /**
+   * Brings the cache up to date with the store: indexes every pack whose table object it
+   * lacks, and drops packs whose table object is gone (deleted by prune on any node). A
+   * listing that misses an object costs dedupe, never correctness: every location is checked
+   * against its pack before it is used.
+   */
+  async refresh(): Promise<{ added: number; removed: number }> {
+    const listed = new Map<string, Buffer>();
+    for await (const o of this.backend.list('tables/')) {
+      const packId = packIdFromTableName(o.name);
+      if (packId) listed.set(packId.toString('hex'), packId);
+    }
+    const ids = [...listed.values()];
+    // One getMany for all of them: one awaited get per pack would cost 10,000 packs about a
+    // third of a second (31k gets/s, ../shared/toolchain.md).
+    const indexed = ids.length === 0 ? [] : await this.db.getMany(ids.map((p) => packKey(p)));
+    let added = 0;
+    for (const [i, packId] of ids.entries()) {
+      if (indexed[i] !== undefined) continue;
+      let table;
+      try {
+        table = await readTableObject(this.backend, packId);
+      } catch {
+        continue; // gone meanwhile, or damaged: check reports it; dedupe does without it
+      }
+      await this.serialized(() => this.addPackNow({ packId, name: table.name, size: table.size, tableOffset: table.tableOffset, entries: table.entries }));
+      added++;
+    }
+    let removed = 0;
+    const gone: Buffer[] = [];
+    for await (const key of this.db.keys({ gt: Buffer.from([P]), lt: Buffer.from([P + 1]) })) {
+      if (key.length === 17 && !listed.has(key.subarray(1).toString('hex'))) gone.push(Buffer.from(key.subarray(1)));
+    }
+    for (const packId of gone) {
+      if (await this.forgetPack(packId)) removed++;
+    }
+    return { added, removed };
+  }
+
+  /**
+   * Drops a pack that is no longer in the store. Its table is gone with it, so its chunk
+   * entries cannot be found by key: they stay as dangling entries that no look-up returns
+   * (a chunk's pack must be indexed, and readable, before its location is used) and are
+   * overwritten when the chunk is stored again.
+   */
+  private async forgetPack(packId: Buffer): Promise<boolean> {
+    return this.serialized(async () => {
+      const meta = await this.db.get(packKey(packId));
+      if (meta === undefined) return false;
+      const stats = { ...this.stats, packs: this.stats.packs - 1, storedBytes: this.stats.storedBytes - (meta.length === 20 ? Number(meta.readBigUInt64LE(8)) : 0) };
+      await this.db.batch([{ type: 'del', key: packKey(packId) }, { type: 'put', key: STATS_KEY, value: Buffer.from(JSON.stringify(stats)) }], { sync: true });
+      this.stats = stats;
+      const hex = packId.toString('hex');
+      const cached = this.cachedPacks.get(hex);
+      if (cached) {
+        this.cachedPacks.delete(hex);
+        for (const k of cached) if (this.cache.get(k)?.packId.equals(packId)) this.cache.delete(k);
+      }
+      return true;
+    });
   }
 
   getStats(): IndexStats {
@@ -182,54 +307,87 @@ export class FingerprintIndex {
     return this.bloom.bits.byteLength;
   }
 
-  /** The location if the chunk is in the locality cache (no I/O). */
+  /** The location if the chunk is in the locality cache (no I/O) and its pack is not excluded. */
   cachedLocation(fp: Uint8Array): ChunkLocation | undefined {
-    return this.cache.get(fpKey(fp));
+    const hit = this.cache.get(fpKey(fp));
+    return hit && !this.isExcluded(hit) ? hit : undefined;
   }
 
-  /** Looks up many fingerprints at once; undefined where the chunk is not stored. */
+  private isExcluded(loc: ChunkLocation): boolean {
+    return this.excluded.size > 0 && this.excluded.has(loc.packId.toString('hex'));
+  }
+
+  /**
+   * Looks up many fingerprints at once; undefined where the chunk is not stored, or not
+   * confirmed: every location returned comes from its pack's table as read from the store by
+   * this process (the locality cache), never from LevelDB alone, so an index entry that
+   * disagrees with the packs (stale, swapped, copied back after a prune) is never trusted.
+   */
   async lookupMany(fps: readonly Buffer[]): Promise<(ChunkLocation | undefined)[]> {
     const out: (ChunkLocation | undefined)[] = new Array(fps.length);
     const pending: number[] = [];
     for (let i = 0; i < fps.length; i++) {
       const hit = this.cache.get(fpKey(fps[i]));
-      if (hit) out[i] = hit;
-      else if (this.bloom.mayContain(fps[i])) pending.push(i);
+      if (hit) {
+        if (!this.isExcluded(hit)) out[i] = hit;
+      } else if (this.bloom.mayContain(fps[i])) pending.push(i);
     }
     if (pending.length === 0) return out;
     this.dbLookups += pending.length;
     const values = await this.db.getMany(pending.map((i) => chunkKey(fps[i])));
     const packsToLoad = new Map<string, Buffer>();
+    const found: number[] = [];
     pending.forEach((i, j) => {
       const v = values[j];
-      if (!v) return;
-      const loc = decodeLocation(v);
-      out[i] = loc;
-      const hex = loc.packId.toString('hex');
-      if (!this.cachedPacks.has(hex)) packsToLoad.set(hex, loc.packId);
+      if (!v || v.length !== 29) return;
+      const packId = v.subarray(0, 16);
+      const hex = packId.toString('hex');
+      found.push(i);
+      if (!this.cachedPacks.has(hex) && !this.excluded.has(hex)) packsToLoad.set(hex, Buffer.from(packId));
     });
     for (const packId of packsToLoad.values()) await this.loadPackIntoCache(packId);
+    // The confirmation: what the pack's own table says, if it was readable.
+    for (const i of found) {
+      const hit = this.cache.get(fpKey(fps[i]));
+      if (hit && !this.isExcluded(hit)) out[i] = hit;
+    }
     return out;
   }
 
-  /** Reads a pack's table and caches all its chunks: the locality cache. */
+  /**
+   * Reads a pack's table from the store and caches all its chunks: the locality cache, and
+   * the confirmation that the pack exists and holds them. A pack that is gone is dropped from
+   * the index; one that cannot be read now is not cached (its chunks are stored again).
+   */
   private async loadPackIntoCache(packId: Buffer): Promise<void> {
     const meta = await this.db.get(packKey(packId));
     if (!meta) return;
-    const tableOffset = Number(meta.readBigUInt64LE(0));
-    const size = Number(meta.readBigUInt64LE(8));
     const name = packObjectName(packId);
     let entries: PackEntry[];
     try {
-      const tail = await this.backend.get(name, { start: tableOffset, end: size });
-      const footer = decodeFooter(tail.subarray(tail.length - PACK_FOOTER_SIZE), size, `pack ${name}`);
-      entries = decodeTable(tail.subarray(0, tail.length - PACK_FOOTER_SIZE), footer, `pack ${name}`);
-    } catch {
-      // The locality cache is an optimisation: a pack that can't be read here is reported by
-      // check/restore; dedupe falls back to per-chunk LevelDB look-ups.
+      entries = (await this.readTable(name, meta)).entries;
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'OBJECT_NOT_FOUND') await this.forgetPack(packId);
       return;
     }
     this.cacheEntries(packId, entries);
+  }
+
+  /** A pack's table in one range read where the index knows its place, else from the footer. */
+  private async readTable(name: string, meta: Buffer): Promise<{ entries: PackEntry[] }> {
+    if (meta.length === 20) {
+      const tableOffset = Number(meta.readBigUInt64LE(0));
+      const size = Number(meta.readBigUInt64LE(8));
+      try {
+        const tail = await this.backend.get(name, { start: tableOffset, end: size });
+        const footer = decodeFooter(tail.subarray(tail.length - PACK_FOOTER_SIZE), size, `pack ${name}`);
+        return { entries: decodeTable(tail.subarray(0, tail.length - PACK_FOOTER_SIZE), footer, `pack ${name}`) };
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_NOT_FOUND') throw err;
+        // The index's idea of the pack is wrong (not the pack): read it the long way.
+      }
+    }
+    return readPackTable(this.backend, name);
   }
 
   private cacheEntries(packId: Buffer, entries: readonly PackEntry[]): void {
@@ -280,11 +438,18 @@ export class FingerprintIndex {
     const repoint = new Set<string>();
     if (maybe.length > 0) {
       const values = await this.db.getMany(maybe.map((e) => chunkKey(e.fingerprint)));
+      // An entry whose pack is no longer indexed (dropped by refresh) is dangling: the new
+      // location replaces it.
+      const packsNamed = [...new Set(values.filter((v): v is Buffer => v?.length === 29).map((v) => v.subarray(0, 16).toString('hex')))];
+      const packMeta = packsNamed.length === 0 ? [] : await this.db.getMany(packsNamed.map((h) => packKey(Buffer.from(h, 'hex'))));
+      const indexedPacks = new Set(packsNamed.filter((_, j) => packMeta[j] !== undefined));
       maybe.forEach((e, j) => {
         const v = values[j];
         if (!v) return;
-        if (replacing && v.length === 29 && replacing.has(v.subarray(0, 16).toString('hex'))) repoint.add(fpKey(e.fingerprint));
-        else existing.add(fpKey(e.fingerprint));
+        const hex = v.length === 29 ? v.subarray(0, 16).toString('hex') : '';
+        if (replacing && replacing.has(hex)) repoint.add(fpKey(e.fingerprint));
+        else if (indexedPacks.has(hex)) existing.add(fpKey(e.fingerprint));
+        else repoint.add(fpKey(e.fingerprint)); // dangling or malformed: overwritten, not counted again
       });
     }
     const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
@@ -316,37 +481,6 @@ export class FingerprintIndex {
     for (const e of pack.entries) this.bloom.add(e.fingerprint);
     this.cacheEntries(pack.packId, pack.entries);
     if (this.stats.chunks > this.bloom.capacity) await this.rebuildFilter();
-    await this.writeSummary();
-  }
-
-  /**
-   * Indexes packs that are in the store but not in the index: a writer killed after a pack
-   * became durable and before its index entry did. Their chunks then dedupe again instead of
-   * being stored a second time. A pack that can't be read is left for check/repair.
-   */
-  async indexMissingPacks(): Promise<number> {
-    let added = 0;
-    const listed: { name: string; packId: Buffer }[] = [];
-    for await (const o of this.backend.list('packs/')) {
-      const packId = packIdFromName(o.name);
-      if (packId) listed.push({ name: o.name, packId });
-    }
-    // One getMany for all of them: one awaited get per pack would cost 10,000 packs about a
-    // third of a second (31k gets/s, ../shared/toolchain.md).
-    const indexed = listed.length === 0 ? [] : await this.db.getMany(listed.map((p) => packKey(p.packId)));
-    for (const [i, o] of listed.entries()) {
-      const packId = o.packId;
-      if (indexed[i] !== undefined) continue;
-      let table;
-      try {
-        table = await readPackTable(this.backend, o.name);
-      } catch {
-        continue;
-      }
-      await this.serialized(() => this.addPackNow({ packId, name: o.name, size: table.size, tableOffset: table.tableOffset, entries: table.entries }));
-      added++;
-    }
-    return added;
   }
 
   /** Drops every entry and re-adds the given packs (repair, and tests). */
@@ -364,7 +498,6 @@ export class FingerprintIndex {
       ],
       { sync: true },
     );
-    await this.writeSummary();
   }
 
   /**
@@ -419,8 +552,7 @@ export class FingerprintIndex {
           for (const k of cached) if (this.cache.get(k)?.packId.equals(pack.packId)) this.cache.delete(k);
         }
       }
-      await this.writeSummary();
-      return { chunks, bytes };
+        return { chunks, bytes };
     });
   }
 
@@ -488,28 +620,20 @@ export class FingerprintIndex {
     await rename(tmp, join(this.dir, FILTER_FILE));
   }
 
-  /** A small JSON copy of the stats that read-only processes can read while a writer holds LevelDB. */
-  private async writeSummary(): Promise<void> {
-    // Seals of several streams may finish together: each write gets its own temporary name.
-    const tmp = join(this.dir, `${SUMMARY_FILE}.${++this.summaryWrites}.tmp`);
-    await writeFile(tmp, JSON.stringify(this.stats));
-    await rename(tmp, join(this.dir, SUMMARY_FILE));
-  }
-
+  /**
+   * Closes LevelDB, saving the Bloom filter for the next open. Saving the filter is an
+   * optimisation: if it fails (a full disk), the next open rebuilds the filter, so the
+   * failure is a warning, never an error of whatever committed before (a backup).
+   */
   async close(): Promise<void> {
-    // After a failed index write the next open must look for packs the index lacks: no saved
-    // filter tells it so.
-    if (!this.writeFailed) await this.saveFilter();
-    await this.writeSummary();
+    // After a failed index write the cache may lack packs; the filter saved now would still be
+    // a correct superset of what LevelDB holds, so it is saved regardless.
+    try {
+      await this.saveFilter();
+    } catch (err) {
+      await unlink(join(this.dir, FILTER_FILE + '.tmp')).catch(() => {});
+      process.emitWarning(`the index cache's Bloom filter was not saved (${(err as Error).message}); the next open rebuilds it`, { code: 'CHUNKYARD_FILTER_NOT_SAVED' });
+    }
     await this.db.close();
-  }
-}
-
-/** Stats as last published by a writer (read-only processes). */
-export async function readIndexSummary(dir: string): Promise<IndexStats | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, SUMMARY_FILE), 'utf8')) as IndexStats;
-  } catch {
-    return undefined;
   }
 }

@@ -9,9 +9,12 @@
  *     where that pack's table has a chunk (CHUNK_NOT_FOUND), and the same fingerprint,
  *     lengths and codec as the table (CORRUPT); a staged snapshot's staging objects present
  *     and of the right sizes (CORRUPT);
- *   - the index, when open: every pack entry names a readable pack with the same table
- *     position and size, every chunk entry a chunk that pack's table holds at that offset
- *     with those lengths (CORRUPT).
+ *   - every pack's table object (tables/…) holds exactly the pack's table and footer
+ *     (CORRUPT); a pack without one is a warning (writers do not dedupe against it); a table
+ *     object without its pack is a warning (prune removes it).
+ * check reads only: it writes nothing (a read-only copy of a store can be checked), takes no
+ * lock and opens no local index, so it runs beside backups and prune; an object that a
+ * concurrent prune deleted while check ran is reported as a warning, not as damage.
  * With readData, every chunk of every pack is read, decoded and its fingerprint checked
  * (CHUNK_CORRUPT, naming pack, offset and the snapshots that reference it), and staged
  * snapshots' blocks are checked against their checksums.
@@ -23,13 +26,12 @@ import type { Backend } from '../backend/types.js';
 import type { Hasher } from '../chunking/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
-import type { FingerprintIndex } from '../index/fingerprint-index.js';
 import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { readStaged, STAGING_BLOCK, sumsName } from '../store/staging.js';
 import { createIncrementalBlake3 } from '../util/blake3.js';
-import { packObjectName } from '../util/ids.js';
+import { packIdFromTableName, packObjectName } from '../util/ids.js';
 import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';
@@ -40,8 +42,6 @@ export interface CheckContext {
   pool?: CompressionPool;
   /** For staged snapshots' block checksums (readData). */
   hasher: Hasher;
-  /** The index when it could be opened; without it the index is not checked. */
-  index?: FingerprintIndex;
   /** Problems found before check ran (the config, opening the index). */
   initial?: { errors: Problem[]; warnings: Problem[] };
 }
@@ -107,8 +107,8 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
   checked.packs = catalog.packs.size + catalog.damaged.size;
   aborted(options.signal);
 
-  // 2. Index.
-  if (ctx.index) await checkIndex(ctx.index, catalog, errors, warnings, (d, t) => progress('index', d, t));
+  // 2. Pack table objects.
+  await checkTables(backend, catalog, errors, warnings, (d, t) => progress('index', d, t));
   aborted(options.signal);
 
   // 3. Data: every chunk of every readable pack.
@@ -129,7 +129,8 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
     }
     for await (const r of readVerified(backend, ctx.pool!, jobs())) {
       if (r.error) {
-        errors.add({ code: 'CHUNK_NOT_FOUND', pack: r.packName, message: `pack ${r.packName} vanished during check: ${r.error.message}` });
+        // Deleted while check ran: a prune beside it (snapshots that needed it are checked below).
+        warnings.add({ code: 'PACK_VANISHED', pack: r.packName, message: `pack ${r.packName} was deleted while check ran (a prune beside it): ${r.error.message}` });
         continue;
       }
       for (const [i, reason] of r.bad) {
@@ -312,57 +313,35 @@ async function checkStaging(ctx: CheckContext, m: SnapshotManifest, readData: bo
   }
 }
 
-async function checkIndex(index: FingerprintIndex, catalog: PackCatalog, errors: ProblemList, warnings: ProblemList, progress: (done: number, total: number) => void): Promise<void> {
-  const indexed = new Set<string>();
-  let storedBytes = 0;
-  for await (const p of index.scanPacks()) {
-    const hex = p.packId.toString('hex');
-    const pack = packObjectName(p.packId);
-    if (!('size' in p)) {
-      errors.add({ code: 'CORRUPT', pack, message: `index: the entry of pack ${pack} has ${p.valueLength} bytes, expected 20 (run chunkyard repair)` });
-      continue;
-    }
-    indexed.add(hex);
-    storedBytes += p.size;
-    const info = catalog.packs.get(hex);
-    if (!info) {
-      const what = catalog.damaged.has(hex) ? 'whose table is damaged' : 'which does not exist';
-      errors.add({ code: 'CORRUPT', pack, message: `index: lists pack ${pack}, ${what}; backups would take its chunks for stored (run chunkyard repair)` });
-      continue;
-    }
-    if (p.size !== info.size || p.tableOffset !== info.tableOffset || p.entryCount !== info.offsets.length) {
-      errors.add({ code: 'CORRUPT', pack, message: `index: the entry of pack ${pack} says table at ${p.tableOffset}, ${p.size} bytes, ${p.entryCount} chunks; the pack has ${info.tableOffset}, ${info.size}, ${info.offsets.length} (run chunkyard repair)` });
-    }
+async function checkTables(backend: Backend, catalog: PackCatalog, errors: ProblemList, warnings: ProblemList, progress: (done: number, total: number) => void): Promise<void> {
+  const tables = new Map<string, string>();
+  for await (const o of backend.list('tables/')) {
+    const id = packIdFromTableName(o.name);
+    if (id) tables.set(id.toString('hex'), o.name);
   }
+  let done = 0;
   for (const info of catalog.packs.values()) {
-    if (!indexed.has(info.hex)) warnings.add({ code: 'UNINDEXED_PACK', pack: info.name, message: `pack ${info.name} is not in the index (a writer was killed between pack and index); the next backup, prune or repair indexes it` });
-  }
-  let chunks = 0;
-  let uniqueBytes = 0;
-  for await (const c of index.scanChunks()) {
-    const fp = c.fingerprint.toString('hex');
-    if (!c.location) {
-      errors.add({ code: 'CORRUPT', message: `index: the entry of chunk ${fp} has ${c.valueLength} bytes, expected 29 (run chunkyard repair)` });
+    progress(++done, catalog.packs.size);
+    const name = tables.get(info.hex);
+    tables.delete(info.hex);
+    if (!name) {
+      warnings.add({ code: 'UNINDEXED_PACK', pack: info.name, message: `pack ${info.name} has no table object (a writer was killed between pack and table object, or the store came from version 1): other writers do not dedupe against it; chunkyard repair writes it` });
       continue;
     }
-    chunks++;
-    uniqueBytes += c.location.rawLength;
-    const loc = c.location;
-    const pack = packObjectName(loc.packId);
-    const info = catalog.get(loc.packId);
-    if (!info) {
-      const what = catalog.damaged.has(loc.packId.toString('hex')) ? 'whose table is damaged' : 'which does not exist';
-      errors.add({ code: 'CORRUPT', pack, offset: loc.offset, message: `index: chunk ${fp} is said to be in pack ${pack}, ${what} (run chunkyard repair)` });
-      continue;
+    let object: Buffer;
+    let tail: Buffer;
+    try {
+      [object, tail] = await Promise.all([backend.get(name), backend.get(info.name, { start: info.tableOffset, end: info.size })]);
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'OBJECT_NOT_FOUND') continue; // pruned meanwhile
+      throw err;
     }
-    const i = findOffset(info, loc.offset);
-    if (i < 0 || info.digests![i] !== entryDigest(c.fingerprint, loc.storedLength, loc.rawLength, loc.codec)) {
-      errors.add({ code: 'CORRUPT', pack, offset: loc.offset, message: `index: chunk ${fp} is said to be at offset ${loc.offset} of pack ${pack} (${loc.storedLength} stored, ${loc.rawLength} raw, codec ${loc.codec}); the pack's table disagrees (run chunkyard repair)` });
+    if (!object.equals(tail)) {
+      errors.add({ code: 'CORRUPT', pack: info.name, message: `table object ${name} differs from the table of pack ${info.name}: writers would index the pack wrongly (they confirm every chunk against the pack before they use it, so nothing is lost; chunkyard repair rewrites it)` });
     }
-    if (chunks % 65536 === 0) progress(chunks, 0);
   }
-  const stats = index.getStats();
-  if (stats.chunks !== chunks || stats.uniqueBytes !== uniqueBytes || stats.packs !== indexed.size || stats.storedBytes !== storedBytes) {
-    warnings.add({ code: 'INDEX_STATS', message: `index: its stats say ${stats.chunks} chunks, ${stats.uniqueBytes} unique bytes, ${stats.packs} packs, ${stats.storedBytes} stored bytes; its entries add up to ${chunks}, ${uniqueBytes}, ${indexed.size}, ${storedBytes} (repair recomputes them)` });
+  for (const [hex, name] of tables) {
+    if (catalog.damaged.has(hex)) continue;
+    warnings.add({ code: 'ORPHAN_TABLE', message: `table object ${name} names a pack that does not exist (prune removes it)` });
   }
 }

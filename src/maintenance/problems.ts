@@ -9,9 +9,11 @@ import type { ErrorCode } from '../errors.js';
 export type WarningCode =
   | 'UNREFERENCED_PACK' // a pack no snapshot needs (forgotten data, a crashed backup): prune deletes it
   | 'UNREFERENCED_RECIPE' // a recipe no manifest names (a crash between recipe and manifest): prune deletes it
-  | 'UNREFERENCED_STAGING' // staging objects without a staged snapshot: prune deletes them after a grace period
-  | 'UNINDEXED_PACK' // a readable pack the index does not list: the next writer open indexes it
-  | 'INDEX_STATS' // the index's stats record disagrees with its entries: repair
+  | 'UNREFERENCED_STAGING' // staging objects without a staged snapshot: prune condemns them (a writer may be about to commit)
+  | 'UNINDEXED_PACK' // a readable pack without a table object: writers do not dedupe against it; repair writes it
+  | 'ORPHAN_TABLE' // a table object whose pack does not exist: prune removes it
+  | 'PACK_VANISHED' // a pack was deleted while check ran (prune beside it)
+  | 'INDEX_STATS' // (no longer reported: check reads no local index)
   | 'DAMAGED_OBJECT'; // something repair moved aside under damaged/
 
 export interface Problem {

@@ -1,22 +1,27 @@
 /**
- * prune: mark and sweep. Marks every chunk a snapshot's recipe references (one bit per pack
- * entry, see catalog.ts), then
- *   - deletes packs with no live chunk,
- *   - rewrites packs whose live stored bytes are under REWRITE_BELOW of their blob area: their
- *     live chunks are verified and copied into new packs, the recipes that point at them are
- *     rewritten, and the old packs deleted,
- *   - deletes recipes no manifest names, and staging objects no staged snapshot owns (those
- *     without any manifest only once older than the grace period: a lock-free deferred
- *     backup writes its staging objects before its manifest).
+ * prune: two-phase mark and sweep, safe beside running writers (docs/operations.md, "Many
+ * writers"; src/session/condemned.ts for why it is safe).
  *
- * Crash-safe order (docs/operations.md): new packs durable, then indexed; recipes rewritten
- * and manifests switched; then, pack by pack, index entries dropped, then the file deleted.
- * Index entries go BEFORE the file, so that the index never points into a deleted pack (a
- * backup would take such an entry for a stored chunk); a crash in between leaves a pack the
- * index lacks, which the next open indexes again and the next prune deletes.
- *
- * The caller holds the writer lock (no other writer process) and keeps this process's own
- * backups and process passes out while prune runs (Store's gate).
+ * One run:
+ *   1. Takes the maintenance lease (one prune or repair per store at a time; writers never
+ *      wait for it).
+ *   2. Reads the condemnation records of earlier runs and, on the backend's clock, which of
+ *      them are ripe: every session live at their condemnation has ended.
+ *   3. Marks (after 2, so that every snapshot of those sessions is seen): every chunk a
+ *      snapshot's recipe references (one bit per pack entry, catalog.ts), every live recipe
+ *      and staging object.
+ *   4. Deletes the ripe records' objects that the mark still finds unreferenced (a pack's
+ *      table object before the pack, so a table object never names a missing pack), then the
+ *      records.
+ *   5. Rewrites packs whose live stored bytes are under REWRITE_BELOW of their blob area:
+ *      live chunks verified and copied into new packs, the recipes that point at them
+ *      rewritten (manifest switched after the session is checked current).
+ *   6. Condemns what is unreferenced now and not yet condemned (packs with their table
+ *      objects, the rewritten packs, recipes and staging objects no manifest names, table
+ *      objects of missing packs), naming the sessions live now. When there were none, a
+ *      second mark follows at once and deletes them in this same run.
+ * Sessions that expired (EXPIRE_MS on the backend clock, or their process is known dead)
+ * have their objects removed.
  */
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
@@ -25,6 +30,9 @@ import type { FingerprintIndex } from '../index/fingerprint-index.js';
 import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
+import { condemn, readCondemned, sessionsEnded, takeMaintenanceLease, type LoadedRecord } from '../session/condemned.js';
+import { backendTime, listSessions, sessionIsLive, type WriterSession } from '../session/session.js';
+import { packIdFromName, packIdFromTableName, packObjectName, tableObjectName } from '../util/ids.js';
 import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
@@ -32,15 +40,16 @@ import type { ChunkRef, VerifyJob } from './verify.js';
 
 /** A pack is rewritten when its live chunks take less than this fraction of its blob area. */
 export const REWRITE_BELOW = 0.5;
-/** Staging objects without any manifest are left alone for this long (ms). */
-export const STAGING_GRACE_MS = 60 * 60 * 1000;
 
 export interface PruneContext {
   backend: Backend;
-  index: FingerprintIndex;
+  /** This process's index cache (not needed for a dry run). */
+  index: FingerprintIndex | undefined;
   pool: CompressionPool;
   /** The store's pack size: rewritten chunks go into packs of this size. */
   packSize: number;
+  /** Prune's own writer session (its copies are writes like any other). */
+  session: WriterSession;
 }
 
 export interface PruneOptions {
@@ -48,8 +57,11 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** Rewrite packs whose live fraction is below this (default REWRITE_BELOW; 0 never rewrites). */
   rewriteBelow?: number;
-  /** Grace period for staging objects without a manifest, ms (default STAGING_GRACE_MS). */
-  stagingGraceMs?: number;
+  /**
+   * Only condemn; delete nothing this run, even when no other writer is running (default
+   * false). Deletion then happens in a later run.
+   */
+  deferDelete?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PruneProgress) => void;
 }
@@ -67,14 +79,16 @@ export interface PruneReport {
   packs: {
     /** Packs before prune. */
     before: number;
-    /** Packs deleted whole: no live chunk. */
+    /** Packs deleted whole (condemned earlier, or now when no writer was running). */
     deleted: number;
-    /** Packs whose live chunks were copied into new packs, then deleted. */
+    /** Packs whose live chunks were copied into new packs (condemned; deleted once safe). */
     rewritten: number;
     /** New packs written for those chunks. */
     written: number;
     /** Packs whose table cannot be read: kept (repair handles them). */
     damaged: number;
+    /** Packs condemned this run and not deleted yet: a later prune deletes them. */
+    condemned: number;
     after: number;
   };
   bytes: {
@@ -84,6 +98,8 @@ export interface PruneReport {
     freed: number;
     /** Pack file bytes written (new packs). */
     written: number;
+    /** Pack bytes condemned and waiting for the writers live at condemnation to end. */
+    condemned: number;
     after: number;
   };
   chunks: {
@@ -96,6 +112,8 @@ export interface PruneReport {
   };
   recipes: { rewritten: number; unreferencedDeleted: number };
   staging: { unreferencedDeleted: number; unreferencedKept: number };
+  /** Writer sessions live at this run's condemnation: deletion waits for them to end. */
+  waitingFor: number;
   /** Damage met on the way (prune worked around it; run check and repair). */
   problems: Problem[];
   seconds: number;
@@ -105,15 +123,18 @@ function aborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new ChunkyardError('ABORTED', 'prune cancelled', { cause: signal.reason });
 }
 
-export async function prune(ctx: PruneContext, options: PruneOptions = {}): Promise<PruneReport> {
-  const started = Date.now();
-  const { backend } = ctx;
-  const rewriteBelow = options.rewriteBelow ?? REWRITE_BELOW;
-  const grace = options.stagingGraceMs ?? STAGING_GRACE_MS;
-  const progress = (phase: PruneProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
-  const problems = new ProblemList();
+/** What a mark found: the live set of the store at one moment. */
+interface Mark {
+  manifests: SnapshotManifest[];
+  catalog: PackCatalog;
+  liveRecipes: Set<string>;
+  liveStaging: Set<string>;
+  /** Table objects whose pack is missing. */
+  orphanTables: string[];
+}
 
-  // 1. Snapshots. Every one must be readable: prune cannot tell what an unreadable one needs.
+async function markStore(backend: Backend, problems: ProblemList, options: PruneOptions, progress: (phase: PruneProgress['phase'], done: number, total: number) => void): Promise<Mark> {
+  // Snapshots. Every one must be readable: prune cannot tell what an unreadable one needs.
   const ids = await listSnapshotIds(backend);
   const manifests: SnapshotManifest[] = [];
   for (const [n, id] of ids.entries()) {
@@ -126,15 +147,18 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     progress('snapshots', n + 1, ids.length);
   }
   aborted(options.signal);
-
-  // 2. Packs and their tables.
+  // Packs and their tables, listed after the manifests: a pack written after this listing
+  // is not in the catalogue, so it is neither condemned nor deleted this run.
   const catalog = await PackCatalog.load(backend, { onProgress: (d) => progress('packs', d, d) });
   for (const d of catalog.damaged.values()) {
     problems.add({ code: d.error.code, pack: d.name, message: `${d.error.message}; kept (run chunkyard repair)` });
   }
+  const orphanTables: string[] = [];
+  for await (const o of backend.list('tables/')) {
+    const id = packIdFromTableName(o.name);
+    if (id && !catalog.get(id) && !catalog.damaged.has(id.toString('hex'))) orphanTables.push(o.name);
+  }
   aborted(options.signal);
-
-  // 3. Mark.
   const liveRecipes = new Set<string>();
   const liveStaging = new Set<string>();
   for (const [n, m] of manifests.entries()) {
@@ -148,6 +172,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     try {
       reader = await RecipeReader.open(backend, m.recipe.name);
     } catch (err) {
+      // Rewritten meanwhile by process (staged → recipe is not this case) or repaired: re-read.
       throw refuse(m.id, err);
     }
     const byRef = new Map<Buffer, PackInfo | undefined>();
@@ -178,139 +203,260 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     progress('mark', n + 1, manifests.length);
     aborted(options.signal);
   }
+  return { manifests, catalog, liveRecipes, liveStaging, orphanTables };
+}
 
-  // 4. Decide.
-  const deletions: PackInfo[] = [];
-  const rewrites: PackInfo[] = [];
-  let live = 0;
-  let unused = 0;
-  let bytesBefore = 0;
-  for (const info of catalog.packs.values()) {
-    live += info.liveCount;
-    unused += info.offsets.length - info.liveCount;
-    bytesBefore += info.size;
-    if (info.pinned) continue;
-    if (info.liveCount === 0) deletions.push(info);
-    else if (info.liveBytes < rewriteBelow * blobBytes(info)) rewrites.push(info);
+/** Whether a condemned object is still unreferenced by `mark` (so it may go). */
+function unreferenced(mark: Mark, name: string): boolean {
+  const pack = packIdFromName(name);
+  if (pack) {
+    const info = mark.catalog.get(pack);
+    if (!info) return !mark.catalog.damaged.has(pack.toString('hex')); // gone already: nothing to keep
+    return info.liveCount === 0 && !info.pinned;
   }
-  for (const d of catalog.damaged.values()) bytesBefore += (await backend.stat(d.name)) ?? 0;
+  const table = packIdFromTableName(name);
+  if (table) {
+    const info = mark.catalog.get(table);
+    return info ? info.liveCount === 0 && !info.pinned : !mark.catalog.damaged.has(table.toString('hex'));
+  }
+  if (name.startsWith('recipes/')) return !mark.liveRecipes.has(name);
+  if (name.startsWith('staging/')) return !mark.liveStaging.has(name);
+  return false; // not ours to delete
+}
 
-  const report: PruneReport = {
-    dryRun: options.dryRun === true,
-    snapshots: manifests.length,
-    packs: { before: catalog.packs.size + catalog.damaged.size, deleted: deletions.length, rewritten: rewrites.length, written: 0, damaged: catalog.damaged.size, after: 0 },
-    bytes: { before: bytesBefore, freed: 0, written: 0, after: 0 },
-    chunks: { live, unused, copied: 0 },
-    recipes: { rewritten: 0, unreferencedDeleted: 0 },
-    staging: { unreferencedDeleted: 0, unreferencedKept: 0 },
-    problems: [],
-    seconds: 0,
-  };
-
-  if (options.dryRun) {
-    const copyBytes = rewrites.reduce((s, p) => s + p.liveBytes, 0);
-    const freed = [...deletions, ...rewrites].reduce((s, p) => s + p.size, 0);
-    report.packs.written = Math.ceil(copyBytes / ctx.packSize);
-    report.bytes.freed = freed;
-    report.bytes.written = copyBytes;
-    report.bytes.after = bytesBefore - freed + copyBytes;
-    report.packs.after = report.packs.before - deletions.length - rewrites.length + report.packs.written;
-    report.chunks.copied = rewrites.reduce((s, p) => s + p.liveCount, 0);
-    const rewriteSet = new Set(rewrites.map((p) => p.hex));
-    for (const m of manifests) {
-      if (!m.recipe) continue;
-      const r = await RecipeReader.open(backend, m.recipe.name);
-      if (r.packIds.some((p) => rewriteSet.has(p.toString('hex')))) report.recipes.rewritten++;
+/**
+ * Phase 2 for ripe records: deletes their objects that `mark` finds unreferenced — per pack,
+ * its table object, then the local index entries, then the pack — then the record.
+ */
+async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark: Mark, report: PruneReport, progress: (phase: PruneProgress['phase'], done: number, total: number) => void): Promise<number> {
+  let removed = 0;
+  const { backend } = ctx;
+  const total = records.reduce((s, r) => s + r.record.objects.length, 0);
+  let done = 0;
+  for (const r of records) {
+    // Tables before packs, recipes and staging last: the order a crash must leave consistent.
+    const objects = [...r.record.objects].sort((a, b) => rank(a) - rank(b));
+    for (const name of objects) {
+      progress('delete', ++done, total);
+      if (!unreferenced(mark, name)) continue; // referenced again (a writer committed it): kept
+      const packId = packIdFromName(name);
+      if (packId) {
+        const info = mark.catalog.get(packId);
+        if (info && ctx.index) {
+          const entries = (await readPackTable(backend, info.name).catch(() => undefined))?.entries ?? [];
+          await ctx.index.removePacks([{ packId, size: info.size, entries }]);
+        }
+        await backend.delete(tableObjectName(packId));
+        await backend.delete(name);
+        if (info) {
+          report.packs.deleted++;
+          report.bytes.freed += info.size;
+          removed++;
+        }
+        continue;
+      }
+      await backend.delete(name);
+      if (name.startsWith('recipes/')) report.recipes.unreferencedDeleted++;
+      if (name.startsWith('staging/')) report.staging.unreferencedDeleted++;
     }
-    for await (const o of backend.list('recipes/')) if (!liveRecipes.has(o.name)) report.recipes.unreferencedDeleted++;
-    const staging = await stagingLeftovers(backend, liveStaging, grace);
-    report.staging.unreferencedDeleted = staging.remove.length;
-    report.staging.unreferencedKept = staging.keep;
+    await backend.delete(r.name);
+  }
+  return removed;
+}
+
+function rank(name: string): number {
+  return name.startsWith('tables/') ? 0 : name.startsWith('packs/') ? 1 : 2;
+}
+
+export async function prune(ctx: PruneContext, options: PruneOptions = {}): Promise<PruneReport> {
+  const started = Date.now();
+  const { backend, session } = ctx;
+  const rewriteBelow = options.rewriteBelow ?? REWRITE_BELOW;
+  const progress = (phase: PruneProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
+  const problems = new ProblemList();
+  const lease = options.dryRun ? undefined : await takeMaintenanceLease(backend, session, 'prune');
+  try {
+    // 2. Earlier condemnations, and which are ripe (on the backend's clock).
+    const { records, damaged: damagedRecords } = await readCondemned(backend);
+    for (const name of damagedRecords) problems.add({ code: 'CORRUPT', message: `condemnation record ${name} is damaged; kept, and nothing it may name is deleted (run chunkyard repair)` });
+    await session.refresh();
+    const now = await backendTime(backend, session.name);
+    const ripe: LoadedRecord[] = [];
+    const pending: LoadedRecord[] = [];
+    for (const r of records) {
+      if (await sessionsEnded(backend, r.record, now)) ripe.push(r);
+      else pending.push(r);
+    }
+    // A damaged record may name anything: while one exists, nothing is deleted or condemned.
+    const frozen = damagedRecords.length > 0;
+
+    // 3. The fresh mark, after the sessions were judged.
+    const mark = await markStore(backend, problems, options, progress);
+    let live = 0;
+    let unused = 0;
+    let bytesBefore = 0;
+    for (const info of mark.catalog.packs.values()) {
+      live += info.liveCount;
+      unused += info.offsets.length - info.liveCount;
+      bytesBefore += info.size;
+    }
+    for (const d of mark.catalog.damaged.values()) bytesBefore += (await backend.stat(d.name)) ?? 0;
+    const report: PruneReport = {
+      dryRun: options.dryRun === true,
+      snapshots: mark.manifests.length,
+      packs: { before: mark.catalog.packs.size + mark.catalog.damaged.size, deleted: 0, rewritten: 0, written: 0, damaged: mark.catalog.damaged.size, condemned: 0, after: 0 },
+      bytes: { before: bytesBefore, freed: 0, written: 0, condemned: 0, after: 0 },
+      chunks: { live, unused, copied: 0 },
+      recipes: { rewritten: 0, unreferencedDeleted: 0 },
+      staging: { unreferencedDeleted: 0, unreferencedKept: 0 },
+      waitingFor: 0,
+      problems: [],
+      seconds: 0,
+    };
+
+    // 4. Delete what is ripe.
+    const stillCondemned = new Set<string>();
+    for (const r of pending) for (const o of r.record.objects) stillCondemned.add(o);
+    let removedPacks = 0;
+    if (!options.dryRun && !frozen) removedPacks += await deleteCondemned(ctx, ripe, mark, report, progress);
+    else for (const r of ripe) for (const o of r.record.objects) stillCondemned.add(o);
+    aborted(options.signal);
+
+    // 5. Decide: packs to condemn whole, packs to rewrite.
+    const deletable: PackInfo[] = [];
+    const rewrites: PackInfo[] = [];
+    // Ripe objects were deleted above (or are referenced again, and stay for a later run).
+    const handled = new Set<string>();
+    for (const r of ripe) for (const o of r.record.objects) handled.add(o);
+    for (const info of mark.catalog.packs.values()) {
+      if (info.pinned || stillCondemned.has(info.name) || handled.has(info.name)) continue;
+      if (info.liveCount === 0) deletable.push(info);
+      else if (info.liveBytes < rewriteBelow * blobBytes(info)) rewrites.push(info);
+    }
+    const leftovers: string[] = [];
+    const fresh = (name: string) => !stillCondemned.has(name) && !handled.has(name);
+    for await (const o of backend.list('recipes/')) if (!mark.liveRecipes.has(o.name) && fresh(o.name)) leftovers.push(o.name);
+    for await (const o of backend.list('staging/')) {
+      if (!/^staging\/[0-9a-f]{16}\.(raw|sums)$/.test(o.name)) continue; // not ours to judge
+      if (!mark.liveStaging.has(o.name) && fresh(o.name)) leftovers.push(o.name);
+    }
+    for (const t of mark.orphanTables) if (fresh(t)) leftovers.push(t);
+
+    if (options.dryRun || frozen) {
+      const copyBytes = rewrites.reduce((s, p) => s + p.liveBytes, 0);
+      report.packs.written = Math.ceil(copyBytes / ctx.packSize);
+      report.packs.rewritten = rewrites.length;
+      // What a run with no other writer would delete at once.
+      report.packs.deleted += deletable.length;
+      report.bytes.freed += [...deletable, ...rewrites].reduce((s, p) => s + p.size, 0);
+      report.recipes.unreferencedDeleted += leftovers.filter((n) => n.startsWith('recipes/')).length;
+      const rewriteSet = new Set(rewrites.map((p) => p.hex));
+      for (const m of mark.manifests) {
+        if (!m.recipe) continue;
+        const r = await RecipeReader.open(backend, m.recipe.name);
+        if (r.packIds.some((p) => rewriteSet.has(p.toString('hex')))) report.recipes.rewritten++;
+      }
+      report.packs.condemned = deletable.length + rewrites.length;
+      report.bytes.condemned = [...deletable, ...rewrites].reduce((s, p) => s + p.size, 0);
+      report.bytes.written = copyBytes;
+      report.bytes.after = bytesBefore - report.bytes.freed + copyBytes;
+      report.packs.after = report.packs.before - report.packs.deleted + report.packs.written;
+      report.chunks.copied = rewrites.reduce((s, p) => s + p.liveCount, 0);
+      report.staging.unreferencedKept = leftovers.filter((n) => n.startsWith('staging/')).length;
+      report.problems = problems.list();
+      report.seconds = (Date.now() - started) / 1000;
+      return report;
+    }
+
+    // 6a. Condemn what is unreferenced now — before anything is copied, so that a store on a
+    // full disk frees space first. Packs go with their table objects.
+    const condemnNow = async (packs: PackInfo[], others: string[], countAsDeleted: boolean): Promise<void> => {
+      const objects: string[] = [];
+      for (const p of packs) objects.push(tableObjectName(p.id), p.name);
+      objects.push(...others);
+      const record = await condemn(backend, objects, session);
+      if (!record) return;
+      report.waitingFor = Math.max(report.waitingFor, record.record.sessions?.length ?? 0);
+      if (record.record.sessions!.length === 0 && !options.deferDelete) {
+        // Nobody else was writing at the condemnation: a second mark now is the fresh mark.
+        const again = await markStore(backend, problems, options, () => {});
+        const deletedBefore = report.packs.deleted;
+        removedPacks += await deleteCondemned(ctx, [record], again, report, progress);
+        // Rewritten packs are reported as rewritten, not as deleted whole.
+        if (!countAsDeleted) report.packs.deleted = deletedBefore;
+      } else {
+        report.packs.condemned += packs.length;
+        report.bytes.condemned += packs.reduce((s, p) => s + p.size, 0);
+      }
+    };
+    await condemnNow(deletable, leftovers, true);
+    aborted(options.signal);
+
+    // 5b. Copy the live chunks of the packs to rewrite (verified), into new packs.
+    async function* jobs(): AsyncGenerator<VerifyJob<string>> {
+      for (const info of rewrites) {
+        const table = await readPackTable(backend, info.name);
+        const refs: ChunkRef[] = [];
+        for (const e of table.entries) {
+          const i = findOffset(info, e.offset);
+          if (i >= 0 && isLive(info, i)) refs.push(e);
+        }
+        refs.sort((a, b) => a.offset - b.offset);
+        yield { packName: info.name, refs, tag: info.hex };
+        aborted(options.signal);
+      }
+    }
+    const copyTotal = rewrites.reduce((s, p) => s + p.liveCount, 0);
+    if (rewrites.length > 0) progress('copy', 0, copyTotal);
+    const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), { packSize: ctx.packSize, onProgress: (c) => progress('copy', c, copyTotal) });
+    for (const f of copy.failures) {
+      problems.add({ code: 'CHUNK_CORRUPT', pack: f.packName, offset: f.offset, message: `pack ${f.packName}: the chunk at offset ${f.offset} is corrupt (${f.reason}); the pack is kept as it is (run chunkyard check --read-data)` });
+    }
+    report.packs.written = copy.newPacks.length;
+    report.bytes.written = copy.packBytes;
+    report.chunks.copied = copy.chunks;
+    aborted(options.signal);
+
+    // 5c. Point the recipes at the copies: new recipe, manifest switched (session current).
+    const moved = (hex: string) => copy.relocations.has(hex);
+    const oldRecipes: string[] = [];
+    if (copy.relocations.size > 0) {
+      progress('recipes', 0, mark.manifests.length);
+      for (const [n, m] of mark.manifests.entries()) {
+        const r = await rewriteRecipe(backend, m.id, moved, (block) => block.map((e) => relocated(copy, e.packId.toString('hex'), e.offset, e)), {
+          beforeCommit: () => session.assertCurrent(`prune's rewrite of snapshot ${m.id}`),
+          keepOld: true,
+        });
+        if (r) {
+          report.recipes.rewritten++;
+          oldRecipes.push(r.oldRecipe);
+        }
+        progress('recipes', n + 1, mark.manifests.length);
+        aborted(options.signal);
+      }
+    }
+    const rewritten = rewrites.filter((p) => moved(p.hex));
+    report.packs.rewritten = rewritten.length;
+
+    // 6b. The rewritten packs and the recipes that named them are unreferenced now.
+    await condemnNow(rewritten, oldRecipes, false);
+
+    // Sessions that ended without removing their object (killed writers).
+    const sessions = await listSessions(backend);
+    for (const s of sessions) {
+      if (s.id === session.id) continue;
+      if (!(await sessionIsLive(s, now))) await backend.delete(s.name).catch(() => {});
+    }
+    progress('cleanup', 1, 1);
+
+    report.packs.after = report.packs.before - removedPacks + copy.newPacks.length;
+    report.bytes.after = report.bytes.before - report.bytes.freed + report.bytes.written;
     report.problems = problems.list();
     report.seconds = (Date.now() - started) / 1000;
     return report;
+  } finally {
+    await lease?.release();
   }
-
-  // 5. Copy the live chunks of the packs to rewrite (verified), into new, indexed packs.
-  async function* jobs(): AsyncGenerator<VerifyJob<string>> {
-    for (const info of rewrites) {
-      const table = await readPackTable(backend, info.name);
-      const refs: ChunkRef[] = [];
-      for (const e of table.entries) {
-        const i = findOffset(info, e.offset);
-        if (i >= 0 && isLive(info, i)) refs.push(e);
-      }
-      refs.sort((a, b) => a.offset - b.offset);
-      yield { packName: info.name, refs, tag: info.hex };
-      aborted(options.signal);
-    }
-  }
-  const copyTotal = rewrites.reduce((s, p) => s + p.liveCount, 0);
-  if (rewrites.length > 0) progress('copy', 0, copyTotal);
-  const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), { packSize: ctx.packSize, onProgress: (c) => progress('copy', c, copyTotal) });
-  for (const f of copy.failures) {
-    problems.add({ code: 'CHUNK_CORRUPT', pack: f.packName, offset: f.offset, message: `pack ${f.packName}: the chunk at offset ${f.offset} is corrupt (${f.reason}); the pack is kept as it is (run chunkyard check --read-data)` });
-  }
-  report.packs.written = copy.newPacks.length;
-  report.bytes.written = copy.packBytes;
-  report.chunks.copied = copy.chunks;
-  aborted(options.signal);
-
-  // 6. Point the recipes at the copies: new recipe, manifest switched, old recipe deleted.
-  const moved = (hex: string) => copy.relocations.has(hex);
-  progress('recipes', 0, manifests.length);
-  if (copy.relocations.size > 0) {
-    for (const [n, m] of manifests.entries()) {
-      const r = await rewriteRecipe(backend, m.id, moved, (block) => block.map((e) => relocated(copy, e.packId.toString('hex'), e.offset, e)));
-      if (r) {
-        report.recipes.rewritten++;
-        liveRecipes.delete(r.oldRecipe);
-        liveRecipes.add(r.newRecipe);
-      }
-      progress('recipes', n + 1, manifests.length);
-      aborted(options.signal);
-    }
-  }
-
-  // 7. Recipes no manifest names: only writers holding the lock write recipes, so these
-  // are leftovers of crashes (or of forget).
-  for await (const o of backend.list('recipes/')) {
-    if (liveRecipes.has(o.name)) continue;
-    await backend.delete(o.name);
-    report.recipes.unreferencedDeleted++;
-  }
-
-  // 8. Packs: drop from the index first, then delete the file.
-  const doomed = [...deletions, ...rewrites.filter((p) => moved(p.hex))];
-  report.packs.rewritten = doomed.length - deletions.length;
-  progress('delete', 0, doomed.length);
-  for (const [n, info] of doomed.entries()) {
-    let entries: { fingerprint: Buffer; rawLength: number }[];
-    try {
-      entries = (await readPackTable(backend, info.name)).entries;
-    } catch (err) {
-      if (err instanceof ChunkyardError && err.code === 'OBJECT_NOT_FOUND') continue;
-      throw err;
-    }
-    await ctx.index.removePacks([{ packId: info.id, size: info.size, entries }]);
-    await backend.delete(info.name);
-    report.bytes.freed += info.size;
-    progress('delete', n + 1, doomed.length);
-    aborted(options.signal);
-  }
-
-  // 9. Staging leftovers.
-  const staging = await stagingLeftovers(backend, liveStaging, grace);
-  for (const name of staging.remove) await backend.delete(name);
-  report.staging.unreferencedDeleted = staging.remove.length;
-  report.staging.unreferencedKept = staging.keep;
-  progress('cleanup', 1, 1);
-
-  report.packs.after = report.packs.before - doomed.length + copy.newPacks.length;
-  report.bytes.after = report.bytes.before - report.bytes.freed + report.bytes.written;
-  report.problems = problems.list();
-  report.seconds = (Date.now() - started) / 1000;
-  return report;
 }
 
 function packName(hex: string): string {
@@ -328,37 +474,3 @@ function refuse(id: string, err: unknown): ChunkyardError {
   return err instanceof ChunkyardError ? err : new ChunkyardError('IO_ERROR', `prune: snapshot ${id}: ${(err as Error).message}`, { cause: err });
 }
 
-/**
- * Staging objects no staged snapshot owns: those whose manifest says the snapshot was
- * processed (or names other objects) go at once; those without a manifest only after the
- * grace period (their backup may still be about to write it), and never when the backend
- * cannot tell their age.
- */
-async function stagingLeftovers(backend: Backend, live: Set<string>, graceMs: number): Promise<{ remove: string[]; keep: number }> {
-  const remove: string[] = [];
-  let keep = 0;
-  const now = Date.now();
-  for await (const o of backend.list('staging/')) {
-    if (live.has(o.name)) continue;
-    const m = /^staging\/([0-9a-f]{16})\.(raw|sums)$/.exec(o.name);
-    if (!m) continue; // not ours to judge
-    let manifest: SnapshotManifest | undefined;
-    try {
-      manifest = await readManifest(backend, m[1]!);
-    } catch (err) {
-      if (!(err instanceof ChunkyardError) || err.code !== 'SNAPSHOT_NOT_FOUND') {
-        keep++; // an unreadable manifest might still own it
-        continue;
-      }
-    }
-    if (manifest) {
-      // Arrived during prune and still staged: live. Otherwise a leftover of process.
-      if (manifest.staging && (manifest.staging.name === o.name || o.name === `staging/${manifest.id}.sums`)) continue;
-      remove.push(o.name);
-      continue;
-    }
-    if (o.modified !== undefined && now - o.modified > graceMs) remove.push(o.name);
-    else keep++;
-  }
-  return { remove, keep };
-}

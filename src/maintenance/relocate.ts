@@ -19,7 +19,7 @@ import type { FingerprintIndex } from '../index/fingerprint-index.js';
 import type { ChunkLocation } from '../index/types.js';
 import type { CodecId } from '../pack/format.js';
 import { PackWriter } from '../pack/writer.js';
-import { readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { manifestName, readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
 import { readVerified, type VerifyJob } from './verify.js';
 
@@ -167,6 +167,19 @@ export interface RecipeRewrite {
   newRecipe: string;
 }
 
+export interface RewriteOptions {
+  /**
+   * Called right before the manifest is switched (the commit point): the writer session's
+   * assertCurrent, so that a lapsed maintenance run switches nothing.
+   */
+  beforeCommit?: () => Promise<void>;
+  /**
+   * Leave the old recipe in place (the caller condemns it: a restore that opened it may still
+   * be reading it). Default: delete it at once.
+   */
+  keepOld?: boolean;
+}
+
 /**
  * Rewrites one snapshot's recipe through `relocate` if its pack table names a pack for which
  * `affects` is true: new recipe, manifest switched, old recipe deleted. Resolves undefined
@@ -174,7 +187,7 @@ export interface RecipeRewrite {
  * same fingerprints and lengths in the same order); logicalBytes and the entry count are
  * checked before the manifest is switched.
  */
-export async function rewriteRecipe(backend: Backend, id: string, affects: (packHex: string) => boolean, relocate: Relocator): Promise<RecipeRewrite | undefined> {
+export async function rewriteRecipe(backend: Backend, id: string, affects: (packHex: string) => boolean, relocate: Relocator, options: RewriteOptions = {}): Promise<RecipeRewrite | undefined> {
   let manifest: SnapshotManifest;
   try {
     manifest = await readManifest(backend, id);
@@ -206,8 +219,14 @@ export async function rewriteRecipe(backend: Backend, id: string, affects: (pack
       await backend.delete(summary.name);
       return undefined;
     }
+    await options.beforeCommit?.();
+    // Forgotten while the recipe was rewritten: not brought back.
+    if ((await backend.stat(manifestName(id))) === undefined) {
+      await backend.delete(summary.name);
+      return undefined;
+    }
     await replaceManifest(backend, { ...manifest, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 } });
-    await backend.delete(manifest.recipe.name);
+    if (!options.keepOld) await backend.delete(manifest.recipe.name);
     return { id, relocated: moved, oldRecipe: manifest.recipe.name, newRecipe: summary.name };
   } finally {
     await writer.abort();

@@ -26,7 +26,9 @@ import { readPackTable, type PackTable } from '../pack/reader.js';
 import type { SealedPack } from '../pack/writer.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
-import { packIdFromName } from '../util/ids.js';
+import { packIdFromName, tableObjectName } from '../util/ids.js';
+import { readCondemned, takeMaintenanceLease } from '../session/condemned.js';
+import type { WriterSession } from '../session/session.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';
@@ -37,6 +39,8 @@ export interface RepairContext {
   /** An EMPTY index: repair fills it from the packs. */
   index: FingerprintIndex;
   packSize: number;
+  /** Repair's own writer session: it writes packs and switches manifests like a writer. */
+  session: WriterSession;
 }
 
 export interface RepairOptions {
@@ -99,6 +103,15 @@ interface Damaged {
 }
 
 export async function repair(ctx: RepairContext, options: RepairOptions = {}): Promise<RepairReport> {
+  const lease = await takeMaintenanceLease(ctx.backend, ctx.session, 'repair');
+  try {
+    return await repairLeased(ctx, options);
+  } finally {
+    await lease.release();
+  }
+}
+
+async function repairLeased(ctx: RepairContext, options: RepairOptions): Promise<RepairReport> {
   const started = Date.now();
   const { backend } = ctx;
   const problems = new ProblemList();
@@ -142,6 +155,31 @@ export async function repair(ctx: RepairContext, options: RepairOptions = {}): P
     for (const [hex, t] of tables) yield { packId: Buffer.from(hex, 'hex'), name: t.name, size: t.size, tableOffset: t.tableOffset, entries: t.entries };
   }
   await ctx.index.rebuild(sealed());
+  // Every good pack gets its table object (writers index the store from them): a writer
+  // killed between pack and table object, or a store upgraded from version 1, lacks some.
+  const tableObjects = new Set<string>();
+  for await (const o of backend.list('tables/')) tableObjects.add(o.name);
+  for (const [hex, t] of tables) {
+    const name = tableObjectName(Buffer.from(hex, 'hex'));
+    const bytes = await backend.get(t.name, { start: t.tableOffset, end: t.size });
+    if (tableObjects.has(name)) {
+      // One that differs from its pack's table is replaced (the pack is the truth).
+      const held = await backend.get(name).catch(() => undefined);
+      if (!held || held.equals(bytes)) continue;
+      await backend.put(name, bytes);
+      problems.add({ code: 'CORRUPT', pack: t.name, message: `table object ${name} differed from the table of pack ${t.name}; rewritten from the pack` });
+      continue;
+    }
+    await backend.put(name, bytes, { exclusive: true }).catch((err) => {
+      if (!(err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS')) throw err;
+    });
+  }
+  // A damaged condemnation record stops every prune: it is removed (the next prune condemns
+  // again what is still unreferenced).
+  for (const name of (await readCondemned(backend)).damaged) {
+    await backend.delete(name);
+    problems.add({ code: 'CORRUPT', message: `condemnation record ${name} was damaged and has been removed` });
+  }
   tables.clear();
 
   // 2. Read every snapshot: what the packs without a table must give back, and which
@@ -211,7 +249,7 @@ export async function repair(ctx: RepairContext, options: RepairOptions = {}): P
   for (const [n, m] of manifests.entries()) {
     if (!affected.has(m.id)) continue;
     try {
-      const r = await rewriteRecipe(backend, m.id, (hex) => !good.has(hex), relocate);
+      const r = await rewriteRecipe(backend, m.id, (hex) => !good.has(hex), relocate, { beforeCommit: () => ctx.session.assertCurrent(`repair of snapshot ${m.id}`) });
       if (r) report.healed.push({ id: m.id, relocated: r.relocated });
     } catch (err) {
       problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: m.id, message: `snapshot ${m.id}: its recipe could not be rewritten: ${(err as Error).message}` });
@@ -227,6 +265,7 @@ export async function repair(ctx: RepairContext, options: RepairOptions = {}): P
     const target = `damaged/${d.name}`;
     try {
       await moveObject(backend, d.name, target);
+      await backend.delete(tableObjectName(Buffer.from(d.hex, 'hex')));
       entry.movedTo = target;
     } catch (err) {
       problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', pack: d.name, message: `pack ${d.name} could not be moved aside: ${(err as Error).message}; it was left where it is` });

@@ -3,7 +3,7 @@
  * Streams through the backend's ObjectWriter, so a 32 MiB pack is never held in memory.
  */
 import type { Backend, ObjectWriter } from '../backend/types.js';
-import { newPackId, packObjectName } from '../util/ids.js';
+import { newPackId, packObjectName, tableObjectName } from '../util/ids.js';
 import { encodeFooter, encodeHeader, encodeTable, PACK_HEADER_SIZE, type CodecId, type PackEntry } from './format.js';
 
 export interface SealedPack {
@@ -21,7 +21,7 @@ export class PackWriter {
   private offset = PACK_HEADER_SIZE;
   private rawBytes = 0;
 
-  private constructor(private readonly out: ObjectWriter, packId: Buffer) {
+  private constructor(private readonly backend: Backend, private readonly out: ObjectWriter, packId: Buffer) {
     this.packId = packId;
     this.name = out.name;
   }
@@ -29,7 +29,7 @@ export class PackWriter {
   static async create(backend: Backend): Promise<PackWriter> {
     const packId = newPackId();
     const out = await backend.openWriter(packObjectName(packId), { exclusive: true });
-    const w = new PackWriter(out, packId);
+    const w = new PackWriter(backend, out, packId);
     await out.write(encodeHeader(packId));
     return w;
   }
@@ -53,13 +53,19 @@ export class PackWriter {
     return offset;
   }
 
-  /** Writes table and footer and makes the pack durable. */
+  /**
+   * Writes table and footer and makes the pack durable, then its table object (the same
+   * table and footer under tables/, docs/format.md "Pack tables"): a table object never
+   * names a pack that is not durable.
+   */
   async seal(): Promise<SealedPack> {
     const table = encodeTable(this.entries);
+    const footer = encodeFooter(this.entries.length, this.offset, table);
     const tableOffset = this.offset;
     await this.out.write(table);
-    await this.out.write(encodeFooter(this.entries.length, tableOffset, table));
+    await this.out.write(footer);
     await this.out.commit();
+    await this.backend.put(tableObjectName(this.packId), Buffer.concat([table, footer]), { exclusive: true });
     return { packId: this.packId, name: this.name, size: this.out.bytesWritten, tableOffset, entries: this.entries };
   }
 

@@ -389,6 +389,11 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     for (const p of otherPacks) sink.seal(p).catch(() => {});
     await Promise.all(dependencies);
     const summary = await committing!;
+    // The recipe must describe exactly the bytes read: a chunk lost or counted twice on the
+    // way (any future bug between chunker and recipe) must not become a committed snapshot.
+    if (summary.logicalBytes !== progress.bytes) {
+      throw new ChunkyardError('CORRUPT', `the recipe of snapshot ${options.id} describes ${summary.logicalBytes} bytes, but ${progress.bytes} were read; nothing was committed`);
+    }
     return {
       recipe: summary,
       chunks: summary.entries,

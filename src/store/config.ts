@@ -12,7 +12,14 @@ import { CHUNKER_VERSION, resolveChunkerParams } from '../chunking/params.js';
 import type { CompressionName } from '../compress/messages.js';
 
 export const STORE_FORMAT = 'chunkyard-store';
-export const STORE_VERSION = 1;
+/**
+ * Store format version written by this build. ON DISK. 2: many writers (sessions, pack table
+ * objects, two-phase prune; docs/format.md). A version-1 store is read (restore, list, check)
+ * and upgraded by `chunkyard upgrade` before anything writes to it.
+ */
+export const STORE_VERSION = 2;
+/** Versions this build reads. */
+export const READABLE_STORE_VERSIONS: readonly number[] = [1, 2];
 export const CONFIG_NAME = 'config.json';
 export const DEFAULT_PACK_SIZE = 32 * 1024 * 1024;
 export const COMPRESSIONS: readonly CompressionName[] = ['lz4', 'zstd', 'none'];
@@ -71,8 +78,8 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
   }
   const c = openSealedJson(bytes, `store config at ${backend.location}`) as unknown as StoreConfig;
   if (c.format !== STORE_FORMAT) throw new ChunkyardError('CORRUPT', `${backend.location}/config.json is not a chunkyard store config`);
-  if (c.version !== STORE_VERSION) {
-    throw new ChunkyardError('FORMAT_UNSUPPORTED', `store format version ${c.version} is not supported by this build (it reads ${STORE_VERSION})`);
+  if (!READABLE_STORE_VERSIONS.includes(c.version)) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `store format version ${c.version} is not supported by this build (it reads ${READABLE_STORE_VERSIONS.join(' and ')})`);
   }
   if (c.chunker?.version !== CHUNKER_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `chunker version ${String(c.chunker?.version)} is not supported by this build (it has ${CHUNKER_VERSION})`);
@@ -87,4 +94,21 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `store config at ${backend.location} holds settings this build cannot use: ${(err as Error).message}`, { cause: err });
   }
   return c;
+}
+
+/**
+ * Refuses to write into a store of an older format: a version-1 store may still be used by an
+ * older build that takes the single-writer lock and prunes without regard for sessions.
+ */
+export function assertWritable(config: StoreConfig, location: string): void {
+  if (config.version < STORE_VERSION) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${location} has format version ${config.version}; this build writes version ${STORE_VERSION} (several writers at once). It can restore, list and check it as it is. To write to it, stop every older chunkyard using it and run: chunkyard upgrade ${location}`);
+  }
+}
+
+/** Replaces the config with one of the current version (upgrade); the rest stays. */
+export async function upgradeConfig(backend: Backend, config: StoreConfig): Promise<StoreConfig> {
+  const next: StoreConfig = { ...config, version: STORE_VERSION };
+  await backend.put(CONFIG_NAME, sealJson({ ...next }));
+  return next;
 }

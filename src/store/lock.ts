@@ -36,6 +36,7 @@ import { hostname as osHostname } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkyardError, badArgument } from '../errors.js';
+import { judgeProcess, readBootId, readStartTicks } from '../session/liveness.js';
 
 /** Name of the lock file in the store directory. */
 export const LOCK_FILE = 'lock';
@@ -183,22 +184,8 @@ async function install(lockPath: string, mine: string): Promise<LockRecord | und
 type Verdict = 'stale' | 'alive' | 'other-host' | 'unknown';
 
 async function judge(holder: LockRecord): Promise<Verdict> {
-  if (holder.hostname !== osHostname()) return 'other-host';
-  if (!Number.isSafeInteger(holder.pid) || holder.pid <= 0) return 'unknown';
-  try {
-    process.kill(holder.pid, 0);
-  } catch (err) {
-    if (errno(err) === 'ESRCH') return 'stale';
-    if (errno(err) !== 'EPERM') return 'unknown'; // EPERM: alive, another user's
-  }
-  // A live process has that pid; is it the one that wrote the lock?
-  if (holder.bootId !== undefined && holder.startTicks !== undefined) {
-    const bootId = await readBootId();
-    if (bootId !== undefined && bootId !== holder.bootId) return 'stale'; // written before a reboot
-    const ticks = await readStartTicks(holder.pid);
-    if (bootId !== undefined && ticks !== undefined && ticks !== holder.startTicks) return 'stale';
-  }
-  return 'alive';
+  const v = await judgeProcess(holder);
+  return v === 'dead' ? 'stale' : v;
 }
 
 function lockedError(lockPath: string, holder: LockRecord, verdict: Verdict): ChunkyardError {
@@ -280,28 +267,6 @@ function publicInfo(r: LockRecord): LockInfo {
 
 function safeToken(token: string): string {
   return /^[0-9a-f]{1,64}$/.test(token) ? token : Buffer.from(token).toString('hex').slice(0, 64);
-}
-
-/** Linux: this boot's id; undefined elsewhere. */
-async function readBootId(): Promise<string | undefined> {
-  try {
-    return (await fsp.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Linux: a process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
-async function readStartTicks(pid: number): Promise<number | undefined> {
-  try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses; fields follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]); // field 22 overall; fields[0] is field 3 (state)
-    return Number.isSafeInteger(ticks) ? ticks : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function writeDurably(file: string, content: string): Promise<void> {

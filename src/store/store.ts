@@ -1,40 +1,47 @@
 /**
- * The Store: a chunkyard store in a local directory (the embedded default).
+ * The Store: a chunkyard store over any backend (a local directory, the embedded default; an
+ * `s3://` bucket; any `Backend` object).
  *
  *   const store = await Store.open('/backups/store');
  *   const snap = await store.backup(fs.createReadStream('disk.img'), { target: 'disk' });
  *   (await store.restore(snap.id)).pipe(fs.createWriteStream('copy.img'));
  *   await store.close();
  *
- * A store opened for writing holds the writer lock and the fingerprint index; one opened
- * with `readOnly: true` takes no lock and can restore, list and report while a writer runs.
+ * No lock: any number of processes, on any number of hosts, may back up, process, forget,
+ * check and restore at once, and one prune or repair beside them. Each operation that may
+ * reference stored data holds a writer session (src/session/); prune deletes in two phases
+ * (src/session/condemned.ts). Each process keeps its own fingerprint index as a local cache
+ * (src/index/), filled from the store's pack table objects and never trusted without the
+ * pack's own table. docs/operations.md, "Many writers".
  */
-import { join, resolve } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { ByteSource } from '../chunking/batcher.js';
 import type { Backend } from '../backend/types.js';
-import { openFsBackend } from '../backend/fs.js';
+import { FsBackend } from '../backend/fs.js';
+import { openBackend } from '../backend/location.js';
 import { createChunker, getHasher, resolveChunkerParams } from '../chunking/index.js';
 import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
 import type { CompressionName } from '../compress/messages.js';
 import { ChunkyardError, badArgument } from '../errors.js';
-import { FingerprintIndex, preloadLevel, readIndexSummary } from '../index/fingerprint-index.js';
-import type { IndexStats } from '../index/types.js';
-import { readPackTable } from '../pack/reader.js';
-import { listSnapshotIds, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
-import { newSnapshotId } from '../util/ids.js';
+import { FingerprintIndex, preloadLevel } from '../index/fingerprint-index.js';
+import { readPackTable, readTableObject } from '../pack/reader.js';
+import { listSnapshotIds, manifestName, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { newSnapshotId, packIdFromName, packIdFromTableName, tableObjectName } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
 import { dropStaged, readStaged, stageStream } from './staging.js';
 import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
-import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
-import { acquireWriterLock, type WriterLock } from './lock.js';
+import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
-import { Gate } from '../util/gate.js';
-import { rm } from 'node:fs/promises';
+import { WriterSession } from '../session/session.js';
+import { acquireWriterLock } from './lock.js';
+import { condemnedPacks, readCondemned } from '../session/condemned.js';
 import { availableParallelism } from 'node:os';
 // The maintenance commands load their modules when called: a backup or a restore, whose
 // process start-up counts on small streams, does not pay for them.
@@ -57,28 +64,29 @@ export interface InitOptions {
   packSize?: number;
 }
 
-export interface OpenOptions {
-  /** No lock, no index: restore, list and stats only. */
+/** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
+export type StoreLocation = string | Backend;
+
+export interface LocationOptions {
+  /** S3 endpoint URL for `s3://` locations (default: CHUNKYARD_S3_ENDPOINT, else AWS's). */
+  s3Endpoint?: string;
+}
+
+export interface OpenOptions extends LocationOptions {
+  /** Never write to the store: restore, list, stats (a read-only mount works). */
   readOnly?: boolean;
-  /**
-   * No lock, no index, like readOnly, but deferred backups may land in staging: the mode the
-   * CLI uses for `backup --policy deferred`, so it runs while another process holds the lock
-   * (e.g. `chunkyard process`).
-   */
-  stageOnly?: boolean;
   /** Chunking engine (default: native when it loads). */
   engine?: EngineName | 'auto';
   /** Compression worker threads (default: number of cores). */
   threads?: number;
-  /** Command line or purpose recorded in the lock file, for the STORE_LOCKED message. */
+  /** Command line or purpose recorded in writer sessions, for messages. */
   purpose?: string;
   /**
-   * Open for one backup of `target`: for writing, or like stageOnly when the backup's
-   * effective policy (the override, else the target's, else the store's) is deferred, so that
-   * it runs while another process holds the lock. One open instead of a read-only probe
-   * followed by the real one. Ignored with readOnly or stageOnly.
+   * Folder of this node's fingerprint index cache (default: `<store>/cache` for a directory
+   * store, else $CHUNKYARD_CACHE_DIR or $XDG_CACHE_HOME/chunkyard/<store id>, ~/.cache by
+   * default). Rebuildable: deleting it costs dedupe until the next backup refills it.
    */
-  forBackup?: { target: string; policy?: DedupePolicy };
+  cacheDir?: string;
 }
 
 export interface BackupCallOptions {
@@ -146,12 +154,24 @@ export interface SnapshotInfo {
 
 export interface StoreStats {
   snapshots: number;
+  /** Bytes of all snapshots, as restored. */
   logicalBytes: number;
+  /** Raw bytes of every chunk copy the packs hold: what is physically kept, before compression. */
   uniqueBytes: number;
+  /** Raw bytes of the distinct chunks (each fingerprint once), whatever the copies. */
+  distinctBytes: number;
+  /** Bytes the packs take. */
   storedBytes: number;
+  /** logicalBytes / uniqueBytes: the reduction dedupe achieved in what is stored. */
   dedupeRatio: number;
+  /** logicalBytes / distinctBytes: what dedupe alone could reach (above dedupeRatio when copies are kept). */
+  distinctRatio: number;
+  /** logicalBytes / (storedBytes + stagingBytes): dedupe and compression together. */
   reductionRatio: number;
+  /** Chunk copies in packs. */
   chunks: number;
+  /** Distinct chunks (fingerprints). */
+  distinctChunks: number;
   packs: number;
   stagingBytes: number;
   /** Per target and per policy: snapshots, logical bytes, and what their backups added. */
@@ -170,18 +190,31 @@ export interface UsageBreakdown {
 export class Store {
   private closed = false;
   private pool: CompressionPool | undefined;
+  private indexOpening: Promise<FingerprintIndex> | undefined;
+  private sink: ChunkSink | undefined;
+  /** Writer sessions of this Store now running (backups, process, prune). */
+  private activeSessions = 0;
+  /** Condemnation records seen at the last session start (to notice completed deletions). */
+  private seenRecords = new Set<string>();
 
   private constructor(
-    readonly path: string,
+    /** The location as given (a path, a URL), for messages; the backend's for a Backend. */
+    readonly location: string,
     readonly backend: Backend,
     readonly config: StoreConfig,
     private readonly options: OpenOptions,
-    private readonly lock: WriterLock | undefined,
-    private readonly index: FingerprintIndex | undefined,
   ) {}
 
-  /** Creates a new store at `path` (the directory may exist but must not hold a store). */
-  static async init(path: string, options: InitOptions = {}): Promise<StoreConfig> {
+  /** The directory of a local store; undefined for other backends. */
+  get path(): string | undefined {
+    return this.backend instanceof FsBackend ? this.backend.location : undefined;
+  }
+
+  /**
+   * Creates a new store at `location` (a directory may exist but must not hold a store; a
+   * bucket must exist). Writes config.json only.
+   */
+  static async init(location: StoreLocation, options: InitOptions & LocationOptions = {}): Promise<StoreConfig> {
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
     const config = newConfig(
@@ -190,57 +223,86 @@ export class Store {
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
     );
-    const backend = await openFsBackend(resolve(path), { create: true });
+    const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
       await writeConfig(backend, config);
+      if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {
       await backend.close();
     }
     return config;
   }
 
-  static async open(path: string, options: OpenOptions = {}): Promise<Store> {
-    let writer = !options.readOnly && !options.stageOnly;
+  /**
+   * Opens a store. Nothing is locked: the fingerprint index cache is opened when a backup
+   * first needs it. A Backend given here belongs to the Store from now on (close() closes it).
+   */
+  static async open(location: StoreLocation, options: OpenOptions = {}): Promise<Store> {
     // What does not depend on the store starts at once and overlaps the steps that wait on
-    // the disk: compiling the metadata hasher (off-thread) and, for a writer, loading
+    // the backend: compiling the metadata hasher (off-thread) and, for a writer, loading
     // LevelDB's modules (~15 ms of a process start).
     const hasherReady = initBlake3();
-    if (writer) preloadLevel();
-    const root = resolve(path);
-    const [opened, hashed] = await Promise.allSettled([openFsBackend(root), hasherReady]);
+    if (!options.readOnly) preloadLevel();
+    const opening = typeof location === 'string' ? openBackend(location, { s3Endpoint: options.s3Endpoint }) : Promise.resolve(location);
+    const [opened, hashed] = await Promise.allSettled([opening, hasherReady]);
     if (opened.status === 'rejected') throw opened.reason;
     const backend = opened.value;
-    if (hashed.status === 'rejected') {
-      await backend.close();
-      throw hashed.reason;
-    }
-    let lock: WriterLock | undefined;
-    let index: FingerprintIndex | undefined;
-    let pool: CompressionPool | undefined;
     try {
+      if (hashed.status === 'rejected') throw hashed.reason;
       const config = await readConfig(backend);
-      if (writer && options.forBackup) {
-        const { target, policy } = options.forBackup;
-        const override = policy === undefined ? undefined : validatePolicy(policy);
-        if (effectivePolicy(config, await readPolicies(backend), validateTargetName(target), override).dedupe === 'deferred') {
-          writer = false;
-          options = { ...options, stageOnly: true };
-        }
-      }
-      if (writer) {
-        lock = await acquireWriterLock(root, { command: options.purpose ?? 'chunkyard' });
-        pool = new CompressionPool({ threads: options.threads });
-        index = await FingerprintIndex.open(join(root, 'index'), backend);
-      }
-      const store = new Store(root, backend, config, options, lock, index);
-      store.pool = pool;
-      return store;
+      return new Store(typeof location === 'string' ? location : backend.location, backend, config, options);
     } catch (err) {
-      await pool?.close().catch(() => {});
-      await index?.close().catch(() => {});
-      await lock?.release().catch(() => {});
       await backend.close();
       throw err;
+    }
+  }
+
+  /**
+   * Upgrades a version-1 store (one writer at a time, under a lock file) to this build's
+   * format (many writers): writes the table object of every pack, removes the old local
+   * index, then the config of the new version. Refused while a version-1 writer holds the
+   * store's lock. Idempotent; a store already current is left as it is.
+   */
+  static async upgrade(location: StoreLocation, options: LocationOptions = {}): Promise<{ from: number; to: number; tables: number }> {
+    await initBlake3();
+    const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
+    try {
+      const config = await readConfig(backend);
+      if (config.version >= 2) return { from: config.version, to: config.version, tables: 0 };
+      let lock: { release(): Promise<boolean> } | undefined;
+      if (backend instanceof FsBackend) {
+        // The old single-writer lock: taking it proves no version-1 writer is running.
+        lock = await acquireWriterLock(backend.location, { command: 'upgrade' });
+      }
+      try {
+        let tables = 0;
+        for await (const o of backend.list('packs/')) {
+          const packId = packIdFromName(o.name);
+          if (!packId) continue;
+          let table;
+          try {
+            table = await readPackTable(backend, o.name);
+          } catch {
+            continue; // damaged: check and repair deal with it
+          }
+          const bytes = await backend.get(o.name, { start: table.tableOffset, end: table.size });
+          try {
+            await backend.put(tableObjectName(packId), bytes, { exclusive: true });
+            tables++;
+          } catch (err) {
+            if (!(err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS')) throw err;
+          }
+        }
+        const next = await upgradeConfig(backend, config);
+        if (backend instanceof FsBackend) {
+          await rm(join(backend.location, 'index'), { recursive: true, force: true });
+        }
+        return { from: config.version, to: next.version, tables };
+      } finally {
+        await lock?.release().catch(() => {});
+      }
+    } finally {
+      await backend.close();
     }
   }
 
@@ -253,20 +315,78 @@ export class Store {
     return this.pool;
   }
 
-  private sink: ChunkSink | undefined;
-  /** Backups and process share it; prune takes it alone (src/util/gate.ts). */
-  private readonly gate = new Gate();
+  /** This node's index cache folder (OpenOptions.cacheDir). */
+  private cacheRoot(): string {
+    if (this.options.cacheDir) return this.options.cacheDir;
+    if (this.backend instanceof FsBackend) return join(this.backend.location, 'cache');
+    const base = process.env['CHUNKYARD_CACHE_DIR'] ?? join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'chunkyard');
+    return join(base, this.config.id);
+  }
+
+  private writable(what: string): void {
+    if (this.options.readOnly) throw badArgument(`${what} needs the store opened for writing (it was opened read-only)`);
+    assertWritable(this.config, this.location);
+  }
+
+  /** This process's index cache (opened, and brought up to date, on first use). */
+  private openIndex(): Promise<FingerprintIndex> {
+    if (!this.indexOpening) {
+      this.indexOpening = FingerprintIndex.openSlot(this.cacheRoot(), this.backend);
+      this.indexOpening.catch(() => {
+        this.indexOpening = undefined; // a later call tries again
+      });
+    }
+    return this.indexOpening;
+  }
+
+  private async getSink(): Promise<ChunkSink> {
+    const index = await this.openIndex();
+    this.sink ??= new ChunkSink(this.backend, index, this.getPool(), this.config.packSize);
+    return this.sink;
+  }
+
   /**
-   * Manifests: process passes share it (each rewrites the manifests it processes); forget
-   * and prune take it alone. Forget deletes manifests only, so it need not wait for backups
-   * (which in a daemon may run for hours), only for a process pass that could write a
-   * forgotten manifest back. Always entered after `gate`, never before.
+   * Starts a writer session (src/session/): announced in the store BEFORE anything is looked
+   * up, then the condemnation records are read, so that nothing prune is about to delete is
+   * reused (`dedupe`: this session looks chunks up in the index).
    */
-  private readonly manifestGate = new Gate();
+  private async beginSession(command: string, dedupe: boolean): Promise<WriterSession> {
+    const session = await WriterSession.start(this.backend, command);
+    try {
+      if (dedupe) {
+        const index = await this.openIndex();
+        const { records } = await readCondemned(this.backend);
+        const names = new Set(records.map((r) => r.name));
+        // A record that is gone means its deletions are done: what this process read of those
+        // packs is dropped and read again before it is trusted.
+        for (const n of this.seenRecords) if (!names.has(n)) index.dropLocalityCache();
+        this.seenRecords = names;
+        // Exclusions only grow while a session that read them may run.
+        if (this.activeSessions === 0) index.clearExclusions();
+        index.exclude(await condemnedPacks(this.backend));
+      }
+      this.activeSessions++;
+      return session;
+    } catch (err) {
+      await session.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Ends a session; after a commit, a failure here is a warning, never the caller's error. */
+  private async endSession(session: WriterSession): Promise<void> {
+    this.activeSessions--;
+    try {
+      await session.end();
+    } catch (err) {
+      process.emitWarning(`writer session ${session.id} could not be removed (${(err as Error).message}); maintenance takes it for ended once it expires`, { code: 'CHUNKYARD_SESSION_NOT_ENDED' });
+    }
+  }
 
   /**
    * Backs up one stream; resolves with the committed snapshot once it is durable. The policy
    * is the override given here, else the target's (setPolicy), else the store's default.
+   * Once the manifest is written (the commit), nothing turns the result into a failure.
    */
   async backup(source: ByteSource, options: BackupCallOptions): Promise<BackupResult> {
     this.check();
@@ -276,33 +396,33 @@ export class Store {
     if (sliceBytes !== undefined && !(Number.isInteger(sliceBytes) && sliceBytes >= MIN_SLICE_BYTES && sliceBytes <= MAX_SLICE_BYTES)) {
       throw badArgument(`sliceBytes = ${String(sliceBytes)}: must be a whole number of bytes from ${MIN_SLICE_BYTES} (64 KiB) to ${MAX_SLICE_BYTES} (64 MiB)`);
     }
+    this.writable('backup');
     const policy = effectivePolicy(this.config, await readPolicies(this.backend), target, override);
     const id = newSnapshotId();
     const time = new Date().toISOString();
     const started = Date.now();
-    if (policy.dedupe === 'deferred') {
-      if (this.options.readOnly) throw badArgument('the store was opened read-only; open it without readOnly to back up');
-      const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
-        signal: options.signal,
-        onProgress: (bytes) => options.onProgress?.({ bytes, chunks: 0, newChunks: 0, newBytes: 0 }),
-      });
-      const seconds = (Date.now() - started) / 1000;
-      const manifest: SnapshotManifest = {
-        version: 1, id, target, time, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
-        ingest: { newChunks: 0, newBytes: 0, storedBytes: 0, seconds },
-      };
-      try {
-        await writeManifest(this.backend, manifest);
-      } catch (err) {
-        await dropStaged(this.backend, id, staged).catch(() => {});
-        throw err;
-      }
-      return { id, target, time, policy: 'deferred', logicalBytes: staged.bytes, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: staged.bytes, seconds };
-    }
-    const sink = this.getSink(policy.dedupe);
-    // From the first pack to the manifest, prune and forget (this process's) must wait.
-    const leave = await this.gate.enterShared();
+    const session = await this.beginSession(`${this.options.purpose ?? 'backup'} (target ${target}, snapshot ${id})`, policy.dedupe !== 'deferred');
     try {
+      if (policy.dedupe === 'deferred') {
+        const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
+          signal: options.signal,
+          onProgress: (bytes) => options.onProgress?.({ bytes, chunks: 0, newChunks: 0, newBytes: 0 }),
+        });
+        const seconds = (Date.now() - started) / 1000;
+        const manifest: SnapshotManifest = {
+          version: 1, id, target, time, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
+          ingest: { newChunks: 0, newBytes: 0, storedBytes: 0, seconds },
+        };
+        try {
+          await session.assertCurrent(`snapshot ${id}`);
+          await writeManifest(this.backend, manifest);
+        } catch (err) {
+          await dropStaged(this.backend, id, staged).catch(() => {});
+          throw err;
+        }
+        return { id, target, time, policy: 'deferred', logicalBytes: staged.bytes, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: staged.bytes, seconds };
+      }
+      const sink = await this.getSink();
       const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes });
       const seconds = (Date.now() - started) / 1000;
       const manifest: SnapshotManifest = {
@@ -310,19 +430,17 @@ export class Store {
         recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
         ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
       };
-      await writeManifest(this.backend, manifest);
+      try {
+        await session.assertCurrent(`snapshot ${id}`);
+        await writeManifest(this.backend, manifest);
+      } catch (err) {
+        await this.backend.delete(r.recipe.name).catch(() => {});
+        throw err;
+      }
       return { id, target, time, policy: policy.dedupe, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds };
     } finally {
-      leave();
+      await this.endSession(session);
     }
-  }
-
-  private getSink(policy: DedupePolicy): ChunkSink {
-    if (!this.index) {
-      throw badArgument(this.options.stageOnly ? `the store was opened for staging only; the ${policy} policy needs it opened for writing` : 'the store was opened read-only; open it without readOnly to back up');
-    }
-    this.sink ??= new ChunkSink(this.backend, this.index, this.getPool(), this.config.packSize);
-    return this.sink;
   }
 
   private newChunker() {
@@ -339,17 +457,23 @@ export class Store {
    */
   async process(options: ProcessOptions = {}): Promise<ProcessResult> {
     this.check();
-    return this.gate.run(false, () => this.manifestGate.run(false, () => this.processNow(options)));
+    this.writable('process');
+    const session = await this.beginSession(this.options.purpose ?? 'process', true);
+    try {
+      return await this.processNow(options, session);
+    } finally {
+      await this.endSession(session);
+    }
   }
 
-  private async processNow(options: ProcessOptions): Promise<ProcessResult> {
+  private async processNow(options: ProcessOptions, session: WriterSession): Promise<ProcessResult> {
     const started = Date.now();
     let staged = (await this.snapshots()).filter((s) => s.staged);
     if (options.ids) {
       const wanted = new Set(options.ids);
       staged = staged.filter((s) => wanted.has(s.id));
     }
-    const sink = this.getSink('deferred');
+    const sink = await this.getSink();
     await this.sweepProcessedStaging();
     const hasher = getHasher(this.options.engine ?? 'auto');
     const policies = await readPolicies(this.backend);
@@ -373,6 +497,13 @@ export class Store {
         throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: processing gave ${r.recipe.logicalBytes} bytes, staging holds ${manifest.logicalBytes}`);
       }
       const seconds = (Date.now() - t0) / 1000;
+      await session.assertCurrent(`processing snapshot ${manifest.id}`);
+      // Forgotten, or processed by another pass, while this one ran: not written back.
+      const now = await readManifest(this.backend, manifest.id).catch(() => undefined);
+      if (!now?.staging) {
+        await this.backend.delete(r.recipe.name).catch(() => {});
+        continue;
+      }
       await replaceManifest(this.backend, {
         ...manifest,
         chunks: r.chunks,
@@ -427,7 +558,7 @@ export class Store {
   /** Sets a target's dedupe mode and/or compression for its future backups. */
   async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }): Promise<PolicyFile> {
     this.check();
-    if (this.options.readOnly || this.options.stageOnly) throw badArgument('open the store for writing to change policies');
+    this.writable('changing policies');
     return setTargetPolicy(this.backend, target, change);
   }
 
@@ -511,11 +642,18 @@ export class Store {
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
 
+  /**
+   * What the store holds, from the pack tables themselves (table objects; a pack's own table
+   * where a table object is missing): `storedBytes` is what the packs take, `uniqueBytes` the
+   * raw bytes of every stored chunk copy — what is physically kept, so a store that keeps two
+   * copies (the disabled policy) shows a dedupe ratio of 1, not 2. `distinctBytes` counts each
+   * fingerprint once (the ratio dedupe alone could reach).
+   */
   async stats(): Promise<StoreStats> {
     this.check();
     const snaps = await this.snapshots();
     const logicalBytes = snaps.reduce((s, x) => s + x.logicalBytes, 0);
-    const idx = this.index?.getStats() ?? (await readIndexSummary(join(this.path, 'index'))) ?? (await this.scanPacks());
+    const idx = await this.scanPacks();
     const byTarget: Record<string, UsageBreakdown> = {};
     const byPolicy: Record<string, UsageBreakdown> = {};
     let stagingBytes = 0;
@@ -534,11 +672,14 @@ export class Store {
     return {
       snapshots: snaps.length,
       logicalBytes,
-      uniqueBytes: idx.uniqueBytes,
+      uniqueBytes: idx.rawBytes,
+      distinctBytes: idx.distinctBytes,
       storedBytes: idx.storedBytes,
-      dedupeRatio: idx.uniqueBytes > 0 ? logicalBytes / idx.uniqueBytes : 0,
+      dedupeRatio: idx.rawBytes > 0 ? logicalBytes / idx.rawBytes : 0,
+      distinctRatio: idx.distinctBytes > 0 ? logicalBytes / idx.distinctBytes : 0,
       reductionRatio: idx.storedBytes + stagingBytes > 0 ? logicalBytes / (idx.storedBytes + stagingBytes) : 0,
       chunks: idx.chunks,
+      distinctChunks: idx.distinctChunks,
       packs: idx.packs,
       stagingBytes,
       byTarget,
@@ -546,68 +687,131 @@ export class Store {
     };
   }
 
-  /** Stats from the packs themselves, when no index summary is at hand. */
-  private async scanPacks(): Promise<IndexStats> {
-    const seen = new Set<string>();
-    const stats: IndexStats = { chunks: 0, uniqueBytes: 0, storedBytes: 0, packs: 0 };
+  /**
+   * Sums over every pack's table: one table object read per pack. Distinct chunks are counted
+   * exactly up to DISTINCT_EXACT_LIMIT fingerprints; beyond that, memory stays bounded by
+   * sampling: only fingerprints whose first `shift` bits are zero are kept, and the counts are
+   * scaled by 2^shift (fingerprints are uniformly random, so the estimate is unbiased).
+   */
+  private async scanPacks(): Promise<{ chunks: number; distinctChunks: number; rawBytes: number; distinctBytes: number; storedBytes: number; packs: number }> {
+    let shift = 0;
+    let seen = new Map<string, number>();
+    const stats = { chunks: 0, distinctChunks: 0, rawBytes: 0, distinctBytes: 0, storedBytes: 0, packs: 0 };
+    const tables = new Set<string>();
+    for await (const o of this.backend.list('tables/')) {
+      const id = packIdFromTableName(o.name);
+      if (id) tables.add(id.toString('hex'));
+    }
+    const sampled = (fp: Buffer) => shift === 0 || fp.readUInt32BE(0) >>> (32 - shift) === 0;
     for await (const o of this.backend.list('packs/')) {
-      if (!o.name.endsWith('.pack')) continue;
-      const t = await readPackTable(this.backend, o.name);
+      const packId = packIdFromName(o.name);
+      if (!packId) continue;
+      let entries: { fingerprint: Buffer; rawLength: number }[];
+      try {
+        entries = tables.has(packId.toString('hex')) ? (await readTableObject(this.backend, packId)).entries : (await readPackTable(this.backend, o.name)).entries;
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_NOT_FOUND') continue; // pruned meanwhile
+        entries = []; // damaged: its bytes still count as stored; check reports it
+      }
       stats.packs++;
       stats.storedBytes += o.size;
-      for (const e of t.entries) {
-        const k = e.fingerprint.toString('latin1');
-        if (seen.has(k)) continue;
-        seen.add(k);
+      for (const e of entries) {
         stats.chunks++;
-        stats.uniqueBytes += e.rawLength;
+        stats.rawBytes += e.rawLength;
+        if (!sampled(e.fingerprint)) continue;
+        seen.set(e.fingerprint.toString('latin1'), e.rawLength);
+        while (seen.size > DISTINCT_EXACT_LIMIT && shift < 24) {
+          shift++;
+          const kept = new Map<string, number>();
+          for (const [k, v] of seen) if (sampled(Buffer.from(k, 'latin1'))) kept.set(k, v);
+          seen = kept;
+        }
       }
     }
+    for (const v of seen.values()) stats.distinctBytes += v;
+    stats.distinctChunks = seen.size * 2 ** shift;
+    stats.distinctBytes *= 2 ** shift;
     return stats;
-  }
-
-  /** The index of a store opened for writing, else BAD_ARGUMENT naming what needed it. */
-  private writerIndex(what: string): FingerprintIndex {
-    if (!this.index) throw badArgument(`${what} needs the store opened for writing (it was opened ${this.options.stageOnly ? 'for staging only' : 'read-only'})`);
-    return this.index;
   }
 
   /**
    * Forgets snapshots, by id or by a retention policy per target: deletes their manifests
-   * (prune reclaims the data). Waits for this process's process passes and prune, not for
-   * its backups (a backup still running has no manifest to forget). docs/operations.md.
+   * (prune reclaims the data). Needs no session and no lock: it only removes references.
+   * docs/operations.md.
    */
   async forget(options: ForgetOptions): Promise<ForgetReport> {
     this.check();
-    this.writerIndex('forget');
+    this.writable('forget');
     if (options.target !== undefined) validateTargetName(options.target);
-    return this.manifestGate.run(true, async () => (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options));
+    return (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options);
   }
 
   /**
-   * Deletes data no snapshot references and rewrites mostly-unused packs (mark and sweep,
-   * crash-safe). Waits for this process's backups to finish, and holds new ones back while it
-   * runs; other processes are kept out by the writer lock. docs/operations.md.
+   * Reclaims space in two phases, beside running writers: deletes what an earlier prune
+   * condemned once every session live at that condemnation has ended and a fresh mark still
+   * finds it unreferenced; rewrites mostly-unused packs; condemns what is unreferenced now
+   * (deleted at once when no other writer was running). One prune or repair at a time per
+   * store (the maintenance lease). docs/operations.md.
    */
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
-    const index = this.writerIndex('prune');
-    return this.gate.run(true, () => this.manifestGate.run(true, async () => (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize }, options)));
+    this.writable('prune');
+    let session: WriterSession;
+    try {
+      session = await this.beginSession(this.options.purpose ?? 'prune', false);
+    } catch (err) {
+      // A full disk: the store's reserve (FsBackend) gives prune room for its own small
+      // objects (session, lease, condemnation record); it is put back afterwards.
+      if (!isNoSpace(err)) throw err;
+      if (!(await this.releaseReserve())) {
+        throw new ChunkyardError('IO_ERROR', `the disk holding the store is full, and prune needs a few KiB for its session and its record of what it condemns (${(err as Error).message}). Free some space: the store's cache/ folder is only a cache and may be deleted; then run prune again`, { cause: err });
+      }
+      session = await this.beginSession(this.options.purpose ?? 'prune', false);
+    }
+    try {
+      // The index cache is only kept in step with what prune deletes; prune works without it
+      // (e.g. when LevelDB cannot open on a full disk): writers confirm every chunk anyway.
+      const index = options.dryRun
+        ? undefined
+        : await this.openIndex().catch((err: Error) => {
+            process.emitWarning(`prune runs without this node's index cache (${err.message})`, { code: 'CHUNKYARD_NO_INDEX' });
+            return undefined;
+          });
+      const report = await (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize, session }, options);
+      if (!options.dryRun) await this.keepReserve();
+      return report;
+    } finally {
+      await this.endSession(session);
+    }
+  }
+
+  /** Frees the reserve object of a directory store; true when there was one. */
+  private async releaseReserve(): Promise<boolean> {
+    if (!(this.backend instanceof FsBackend) || (await this.backend.stat(RESERVE_NAME)) === undefined) return false;
+    await this.backend.delete(RESERVE_NAME);
+    return true;
+  }
+
+  /** Puts the reserve back (best effort: on a disk still full it stays away until the next prune). */
+  private async keepReserve(): Promise<void> {
+    if (!(this.backend instanceof FsBackend)) return;
+    try {
+      if ((await this.backend.stat(RESERVE_NAME)) === undefined) await this.backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true });
+    } catch {
+      // Not enough room yet: prune deleted nothing, or the disk is shared with other data.
+    }
   }
 
   /**
    * Checks a store's structure (and with readData every chunk) and reports every problem;
-   * changes nothing. Static because it must run on stores that Store.open refuses (a damaged
-   * config or index is reported, not thrown). Takes the writer lock, so that no backup, process
-   * or prune changes the store under it (STORE_LOCKED when another process holds it).
+   * changes nothing and writes nothing (a read-only copy of a store can be checked), takes
+   * no lock and runs beside backups and prune. Static because it must run on stores that
+   * Store.open refuses (a damaged config is reported, not thrown).
    */
-  static async check(path: string, options: CheckOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string } = {}): Promise<CheckReport> {
+  static async check(location: StoreLocation, options: CheckOptions & LocationOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string } = {}): Promise<CheckReport> {
     await initBlake3();
-    const root = resolve(path);
-    const backend = await openFsBackend(root);
+    const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
     const errors: Problem[] = [];
-    let lock: WriterLock | undefined;
-    let index: FingerprintIndex | undefined;
     let pool: CompressionPool | undefined;
     try {
       try {
@@ -616,64 +820,71 @@ export class Store {
         if (!(err instanceof ChunkyardError) || err.code === 'STORE_NOT_FOUND' || err.code === 'IO_ERROR') throw err;
         errors.push({ code: err.code, message: `config.json: ${err.message}` });
       }
-      lock = await acquireWriterLock(root, { command: options.purpose ?? 'check' });
-      try {
-        index = await FingerprintIndex.open(join(root, 'index'), backend, { indexMissingPacks: false });
-      } catch (err) {
-        if (!(err instanceof ChunkyardError) || err.code === 'STORE_LOCKED') throw err;
-        errors.push({ code: err.code, message: `index: ${err.message} (run chunkyard repair to rebuild it)` });
-      }
       // Only reading data needs the worker pool: do not start threads for nothing.
       if (options.readData) pool = new CompressionPool({ threads: options.threads ?? verifyThreads() });
-      return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), index, initial: { errors, warnings: [] } }, options);
+      return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), initial: { errors, warnings: [] } }, options);
     } finally {
       await pool?.close().catch(() => {});
-      await index?.close().catch(() => {});
-      await lock?.release().catch(() => {});
       await backend.close();
     }
   }
 
   /**
-   * Rebuilds the index from the packs, salvages damaged packs (moving them aside to
-   * damaged/), points recipes at salvaged or other copies, and reports the snapshots that
-   * still lack chunks; never removes a snapshot. Static for the same reason as check; takes
-   * the writer lock. A damaged config.json is not repaired (restore it from a copy).
+   * Salvages damaged packs (moving them aside to damaged/), points recipes at salvaged or
+   * other copies, rewrites missing pack table objects, and reports the snapshots that still
+   * lack chunks; never removes a snapshot. Runs beside writers, one repair or prune at a
+   * time. Static for the same reason as check. A damaged config.json is not repaired
+   * (restore it from a copy).
    */
-  static async repair(path: string, options: RepairOptions & { threads?: number; purpose?: string } = {}): Promise<RepairReport> {
-    await initBlake3();
-    const root = resolve(path);
-    const backend = await openFsBackend(root);
-    let lock: WriterLock | undefined;
-    let index: FingerprintIndex | undefined;
-    let pool: CompressionPool | undefined;
+  static async repair(location: StoreLocation, options: RepairOptions & LocationOptions & { threads?: number; purpose?: string; cacheDir?: string } = {}): Promise<RepairReport> {
+    const store = await Store.open(location, { s3Endpoint: options.s3Endpoint, threads: options.threads, purpose: options.purpose ?? 'repair', cacheDir: options.cacheDir });
     try {
-      const config = await readConfig(backend);
-      lock = await acquireWriterLock(root, { command: options.purpose ?? 'repair' });
-      // The index is a cache of the packs: it is rebuilt from nothing, whatever state it is in.
-      await rm(join(root, 'index'), { recursive: true, force: true });
-      index = await FingerprintIndex.open(join(root, 'index'), backend, { indexMissingPacks: false });
-      pool = new CompressionPool({ threads: options.threads });
-      return await (await import('../maintenance/repair.js')).repair({ backend, pool, index, packSize: config.packSize }, options);
+      store.writable('repair');
+      const session = await store.beginSession(options.purpose ?? 'repair', false);
+      // Repair builds its index from the packs it finds readable, in a folder of its own
+      // (this node's cache slots stay as they are; they confirm what they use anyway).
+      const dir = await mkdtemp(join(tmpdir(), 'chunkyard-repair-'));
+      let index: FingerprintIndex | undefined;
+      try {
+        index = await FingerprintIndex.open(dir, store.backend, { refresh: false });
+        return await (await import('../maintenance/repair.js')).repair({ backend: store.backend, pool: store.getPool(), index, packSize: store.config.packSize, session }, options);
+      } finally {
+        await index?.close().catch(() => {});
+        await rm(dir, { recursive: true, force: true });
+        await store.endSession(session);
+      }
     } finally {
-      await pool?.close().catch(() => {});
-      await index?.close().catch(() => {});
-      await lock?.release().catch(() => {});
-      await backend.close();
+      await store.close();
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const index = this.indexOpening?.catch(() => undefined);
     // The pool and the index have nothing to do with each other: close them side by side.
-    const closed = await Promise.allSettled([this.pool?.close(), this.index?.close()]);
-    await this.lock?.release();
+    const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close())]);
     await this.backend.close();
     const failed = closed.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }
+
+/**
+ * A directory store keeps `reserve` (RESERVE_BYTES of zeros) so that prune, whose job is to
+ * free space, can run on a full disk: it deletes the reserve to make room for its session,
+ * lease and condemnation record, and puts it back when it is done.
+ */
+const RESERVE_NAME = 'reserve';
+const RESERVE_BYTES = 1 << 20;
+
+function isNoSpace(err: unknown): boolean {
+  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+  return false;
+}
+
+/** Fingerprints `stats` counts exactly (about 100 MiB of memory); beyond, it samples. */
+const DISTINCT_EXACT_LIMIT = 1 << 20;
 
 /** A FileHandle (fs/promises) rather than a stream: it has a descriptor and positional writes. */
 function isFileHandle(d: unknown): d is FileHandle {

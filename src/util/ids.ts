@@ -19,3 +19,18 @@ export function packIdFromName(name: string): Buffer | undefined {
   const m = /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(name);
   return m ? Buffer.from(m[1], 'hex') : undefined;
 }
+
+/**
+ * A pack's table object (`tables/<h[0:2]>/<h>.tbl`): the pack's table and footer, byte for
+ * byte, written after the pack is durable. Writers build their local index from these
+ * instead of reading every pack's tail (docs/format.md, "Pack tables").
+ */
+export function tableObjectName(packId: Uint8Array): string {
+  const hex = Buffer.from(packId).toString('hex');
+  return `tables/${hex.slice(0, 2)}/${hex}.tbl`;
+}
+
+export function packIdFromTableName(name: string): Buffer | undefined {
+  const m = /^tables\/[0-9a-f]{2}\/([0-9a-f]{32})\.tbl$/.exec(name);
+  return m ? Buffer.from(m[1], 'hex') : undefined;
+}

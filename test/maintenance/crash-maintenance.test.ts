@@ -116,14 +116,22 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           for (const s of f.removed) committed.delete(s.id);
           const plan = await store.prune({ dryRun: true, rewriteBelow: REWRITE_BELOW });
           planned += plan.packs.deleted + plan.packs.rewritten;
-          // Steps per phase: copy (commit + index per new pack), recipes (commit, manifest,
-          // delete per recipe; leftovers), packs (index, delete per pack), staging. A phase is
-          // drawn first, then a step in it, so that short phases are hit as often as long ones.
-          const phases = [2 * plan.packs.written, 3 * plan.recipes.rewritten + plan.recipes.unreferencedDeleted, 2 * (plan.packs.deleted + plan.packs.rewritten), plan.staging.unreferencedDeleted];
+          // Steps per phase, in prune's order (two-phase prune, no other writer running):
+          // condemn and delete the dead (record written twice; per pack its table object,
+          // index entries and file; per leftover one delete; the record), copy (pack commit,
+          // table object, index per new pack), recipes (commit, session refresh, manifest per
+          // recipe), condemn and delete the rewritten packs and old recipes. A phase is drawn
+          // first, then a step in it, so that short phases are hit as often as long ones.
+          const phases = [
+            3 + 3 * plan.packs.deleted + plan.recipes.unreferencedDeleted + plan.staging.unreferencedKept,
+            3 * plan.packs.written,
+            3 * plan.recipes.rewritten,
+            plan.packs.rewritten > 0 ? 3 + 3 * plan.packs.rewritten + plan.recipes.rewritten : 0,
+          ];
           const nonEmpty = phases.map((n, i) => [n, i] as const).filter(([n]) => n > 0);
           if (nonEmpty.length > 0) {
-            // The phases take turns (the copy phase exists only when packs are rewritten).
-            const turn = nonEmpty.find(([, i]) => i === pruneTurn % 3);
+            // The phases take turns (copy and recipes exist only when packs are rewritten).
+            const turn = nonEmpty.find(([, i]) => i === pruneTurn % 4);
             if (turn) pruneTurn++;
             const [n, i] = turn ?? nonEmpty[rnd.int(0, nonEmpty.length - 1)]!;
             pruneSteps = phases.slice(0, i).reduce((a, b) => a + b, 0) + 1 + rnd.int(0, n - 1);

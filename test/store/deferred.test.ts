@@ -106,34 +106,24 @@ describe('deferred policy', () => {
     await store.process();
   });
 
-  test('a deferred backup lands while another process holds the writer lock (stage-only open)', async () => {
-    const stager = await Store.open(dir, { stageOnly: true });
+  test('another Store instance backs up deferred and immediate beside this one (no lock), and bad names are refused', async () => {
+    const other = await Store.open(dir);
     try {
-      const snap = await stager.backup(streamOf(prng(31, 777_777)), { target: 'side', policy: 'deferred' });
-      await assert.rejects(stager.backup(streamOf(prng(31, 10)), { target: 'side', policy: 'immediate' }), isCode('BAD_ARGUMENT'));
-      assert.ok((await collect(await store.restore(snap.id))).equals(prng(31, 777_777)));
+      const staged = await other.backup(streamOf(prng(31, 777_777)), { target: 'side', policy: 'deferred' });
+      const packed = await other.backup(streamOf(prng(41, 300_000)), { target: 'fb', policy: 'immediate' });
+      assert.ok((await collect(await store.restore(staged.id))).equals(prng(31, 777_777)));
+      assert.ok((await collect(await store.restore(packed.id))).equals(prng(41, 300_000)));
+      await assert.rejects(other.backup(streamOf(prng(31, 10)), { target: '../x' }), isCode('BAD_ARGUMENT'));
+      await assert.rejects(other.backup(streamOf(prng(31, 10)), { target: 'fb', policy: 'later' as never }), isCode('BAD_ARGUMENT'));
     } finally {
-      await stager.close();
+      await other.close();
     }
-    await store.process();
-  });
-
-  test('forBackup opens stage-only for a deferred backup (the lock is held here), for writing otherwise', async () => {
-    // `store` holds the writer lock. A backup whose effective policy is deferred still opens:
-    const byOverride = await Store.open(dir, { forBackup: { target: 'fb', policy: 'deferred' } });
+    const readOnly = await Store.open(dir, { readOnly: true });
     try {
-      const snap = await byOverride.backup(streamOf(prng(41, 300_000)), { target: 'fb', policy: 'deferred' });
-      assert.ok((await collect(await store.restore(snap.id))).equals(prng(41, 300_000)));
+      await assert.rejects(readOnly.backup(streamOf(prng(31, 10)), { target: 'side', policy: 'deferred' }), isCode('BAD_ARGUMENT'));
     } finally {
-      await byOverride.close();
+      await readOnly.close();
     }
-    await store.setPolicy('fb-target', { dedupe: 'deferred' });
-    const byTarget = await Store.open(dir, { forBackup: { target: 'fb-target' } });
-    await byTarget.close();
-    // ... one that dedupes needs the lock, and a bad name or policy is refused before it.
-    await assert.rejects(Store.open(dir, { forBackup: { target: 'fb' } }), isCode('STORE_LOCKED'));
-    await assert.rejects(Store.open(dir, { forBackup: { target: '../x' } }), isCode('BAD_ARGUMENT'));
-    await assert.rejects(Store.open(dir, { forBackup: { target: 'fb', policy: 'later' as never } }), isCode('BAD_ARGUMENT'));
     await store.process();
   });
 

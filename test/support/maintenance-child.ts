@@ -53,7 +53,7 @@ FsBackend.prototype.openWriter = async function (this: FsBackend, ...args: Param
 
 if (op === 'backup') {
   const [policy, firstSeed, count] = rest;
-  const store = await Store.open(dir!, policy === 'deferred' ? { stageOnly: true } : { purpose: 'crash-test backup' });
+  const store = await Store.open(dir!, { purpose: 'crash-test backup' });
   for (let i = 0; i < Number(count); i++) {
     const seed = Number(firstSeed) + i;
     const snap = await store.backup(streamOf(maintenanceData(seed), seed), { target: `t${seed % 3}`, policy: policy as DedupePolicy });

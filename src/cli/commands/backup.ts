@@ -39,9 +39,8 @@ export default defineCommand({
       if (st.isDirectory()) throw new ChunkyardError('BAD_ARGUMENT', `${file} is a directory; back up a file or a stream (e.g. tar -c DIR | chunkyard backup STORE - --target T)`);
       total = st.size;
     }
-    // A deferred backup only lands in staging: it needs neither the writer lock nor the
-    // index, so it runs even while another process (say `chunkyard process`) holds them.
-    const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}`, forBackup: { target: flags.target, policy } });
+    const store = await Store.open(storePath!, { purpose: `backup --target ${flags.target}` });
+    let committed: string | undefined;
     const bar = progressLine(io.stderr);
     const t0 = Date.now();
     try {
@@ -57,6 +56,7 @@ export default defineCommand({
           bar.update(`${humanBytes(p.bytes)}${total ? ` of ${humanBytes(total)}` : ''}  ${rate(p.bytes, s)}  new ${humanBytes(p.newBytes)}`);
         },
       });
+      committed = r.id;
       bar.done();
       if (flags.json) {
         const { id, target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
@@ -67,10 +67,18 @@ export default defineCommand({
         io.stderr,
         `snapshot ${r.id} of ${r.target}: ${humanBytes(r.logicalBytes)} in ${r.chunks} chunks, ${r.newChunks} new (${humanBytes(r.newBytes)}, stored ${humanBytes(r.storedBytes)}), ${r.seconds.toFixed(2)} s, ${rate(r.logicalBytes, r.seconds)}\n`,
       );
+    } catch (err) {
+      // Say whether a snapshot exists: a scheduler retries or alerts on this line.
+      if (err instanceof ChunkyardError && committed === undefined) err.message += ' (no snapshot was committed)';
+      throw err;
     } finally {
       bar.done();
       if (source && source !== io.stdin) await (source as ByteReader).close().catch(() => {});
-      await store.close();
+      // After the commit nothing turns success into failure: closing is tidying up.
+      await store.close().catch(async (err: Error) => {
+        if (committed === undefined) throw err;
+        await writeOut(io.stderr, `chunkyard: warning: snapshot ${committed} was committed; closing the store afterwards failed: ${err.message}\n`);
+      });
     }
   },
 });

@@ -10,7 +10,7 @@ export default defineCommand({
   name: 'stats',
   summary: 'sizes and reduction ratios of a store',
   usage,
-  description: 'uniqueBytes: raw size of the distinct chunks; dedupeRatio = logical/unique; reductionRatio = logical/stored (pack bytes).',
+  description: 'uniqueBytes: raw size of every chunk copy the packs hold (what is physically kept); dedupeRatio = logical/unique; distinctRatio = logical/distinct (each fingerprint once: what dedupe alone could reach); reductionRatio = logical/stored (pack bytes).',
   flags: { json: { type: 'boolean', description: 'print one JSON object' } },
   async run({ flags, positionals }, io) {
     const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard stats ${usage}`);
@@ -25,6 +25,7 @@ export default defineCommand({
           `unique bytes     ${humanBytes(s.uniqueBytes)} (${s.uniqueBytes})\n` +
           `stored bytes     ${humanBytes(s.storedBytes)} (${s.storedBytes})\n` +
           `dedupe ratio     ${s.dedupeRatio.toFixed(2)}\n` +
+          (s.distinctBytes < s.uniqueBytes ? `distinct ratio   ${s.distinctRatio.toFixed(2)} (if every chunk were kept once; ${humanBytes(s.uniqueBytes - s.distinctBytes)} are extra copies, e.g. of the disabled policy)\n` : '') +
           `reduction ratio  ${s.reductionRatio.toFixed(2)}\n` +
           `chunks           ${s.chunks}\n` +
           `packs            ${s.packs}\n` +
