@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, hasCode } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
+import { initBlake3 } from '../util/blake3.js';
 import { currentIdentity, judgeProcess, type ProcessIdentity } from './liveness.js';
 
 /** SAFETY CONSTANTS (docs/operations.md, "Many writers"): each says why it has its value. */
@@ -114,6 +115,7 @@ export class WriterSession {
 
   /** Announces a new session in the store; refreshes it in the background until end(). */
   static async start(backend: Backend, command: string): Promise<WriterSession> {
+    await initBlake3(); // the record is sealed JSON
     const record: SessionRecord = { version: 1, id: randomBytes(16).toString('hex'), command, started: new Date().toISOString(), ...(await currentIdentity()) };
     const session = new WriterSession(backend, record, sessionTiming());
     await backend.put(session.name, sealJson({ ...record }), { exclusive: true });

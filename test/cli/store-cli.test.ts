@@ -65,7 +65,7 @@ test('backup from standard input; snapshots and stats --json', () => {
   const only = JSON.parse(ok(cli(['snapshots', store, '--target', 'stdin', '--json']))) as { target: string }[];
   assert.ok(only.length >= 1 && only.every((s) => s.target === 'stdin'));
   const stats = JSON.parse(ok(cli(['stats', store, '--json']))) as Record<string, number>;
-  assert.deepEqual(Object.keys(stats).sort(), ['byPolicy', 'byTarget', 'chunks', 'dedupeRatio', 'logicalBytes', 'packs', 'reductionRatio', 'snapshots', 'stagingBytes', 'storedBytes', 'uniqueBytes']);
+  assert.deepEqual(Object.keys(stats).sort(), ['byPolicy', 'byTarget', 'chunks', 'dedupeRatio', 'distinctBytes', 'distinctChunks', 'distinctRatio', 'logicalBytes', 'packs', 'reductionRatio', 'snapshots', 'stagingBytes', 'storedBytes', 'uniqueBytes']);
   assert.equal(stats.logicalBytes, list.reduce((n, s) => n + s.logicalBytes, 0));
   assert.ok(stats.dedupeRatio >= 1.9, 'the same data twice dedupes');
 });

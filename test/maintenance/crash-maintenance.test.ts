@@ -35,9 +35,14 @@ interface Run {
   code: number | null;
 }
 
-function runChild(args: string[], kill: { afterMs?: number; afterSteps?: number }): Promise<Run> {
+function runChild(args: string[], kill: { afterMs?: number; afterSteps?: number; inPhase?: string }): Promise<Run> {
   const t0 = Date.now();
-  const env = { ...process.env, CHUNKYARD_REWRITE_BELOW: String(REWRITE_BELOW), ...(kill.afterSteps ? { CHUNKYARD_KILL_AFTER: String(kill.afterSteps) } : {}) };
+  const env = {
+    ...process.env,
+    CHUNKYARD_REWRITE_BELOW: String(REWRITE_BELOW),
+    ...(kill.afterSteps ? { CHUNKYARD_KILL_AFTER: String(kill.afterSteps) } : {}),
+    ...(kill.inPhase ? { CHUNKYARD_KILL_IN_PHASE: kill.inPhase } : {}),
+  };
   const proc = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
@@ -106,7 +111,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
       const op = SCHEDULE[rounds % SCHEDULE.length]!;
       rounds++;
       assert.ok(rounds < KILLS * 3, 'too many rounds without kills');
-      let pruneSteps = 0;
+      let killPhase: string | undefined;
       if (op === 'prune') {
         // Forget in this process (not killed): keep the two newest of each target. A dry run
         // tells how many durable steps the prune will take, so kills spread over all of them.
@@ -116,26 +121,11 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           for (const s of f.removed) committed.delete(s.id);
           const plan = await store.prune({ dryRun: true, rewriteBelow: REWRITE_BELOW });
           planned += plan.packs.deleted + plan.packs.rewritten;
-          // Steps per phase, in prune's order (two-phase prune, no other writer running):
-          // condemn and delete the dead (record written twice; per pack its table object,
-          // index entries and file; per leftover one delete; the record), copy (pack commit,
-          // table object, index per new pack), recipes (commit, session refresh, manifest per
-          // recipe), condemn and delete the rewritten packs and old recipes. A phase is drawn
-          // first, then a step in it, so that short phases are hit as often as long ones.
-          const phases = [
-            3 + 3 * plan.packs.deleted + plan.recipes.unreferencedDeleted + plan.staging.unreferencedKept,
-            3 * plan.packs.written,
-            3 * plan.recipes.rewritten,
-            plan.packs.rewritten > 0 ? 3 + 3 * plan.packs.rewritten + plan.recipes.rewritten : 0,
-          ];
-          const nonEmpty = phases.map((n, i) => [n, i] as const).filter(([n]) => n > 0);
-          if (nonEmpty.length > 0) {
-            // The phases take turns (copy and recipes exist only when packs are rewritten).
-            const turn = nonEmpty.find(([, i]) => i === pruneTurn % 4);
-            if (turn) pruneTurn++;
-            const [n, i] = turn ?? nonEmpty[rnd.int(0, nonEmpty.length - 1)]!;
-            pruneSteps = phases.slice(0, i).reduce((a, b) => a + b, 0) + 1 + rnd.int(0, n - 1);
-          }
+          // Prune is killed inside a phase it is drawn for, at a random durable step of it;
+          // the phases take turns so that each is hit (copy and recipes happen only when
+          // the plan rewrites packs).
+          const phases = plan.packs.rewritten > 0 ? ['delete', 'copy', 'recipes'] : ['delete'];
+          killPhase = `${phases[pruneTurn++ % phases.length]}:${1 + rnd.int(0, 5)}`;
         } finally {
           await store.close();
         }
@@ -151,7 +141,9 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
       const bySteps = op === 'prune' ? rounds % 3 !== 0 : rounds % 2 === 0;
       // Kill windows grow with what completed runs took (a prune with little to do is short).
       const kill = bySteps
-        ? { afterSteps: op === 'prune' ? Math.max(1, pruneSteps) : 1 + rnd.int(0, Math.max(30, stepCounts.get(op) ?? 0) - 1) }
+        ? op === 'prune'
+          ? { inPhase: killPhase ?? 'delete:1' }
+          : { afterSteps: 1 + rnd.int(0, Math.max(30, stepCounts.get(op) ?? 0) - 1) }
         : { afterMs: rnd.int(30, Math.max(400, Math.round((durations.get(op) ?? 0) * 1.1))) };
       const r = await runChild(args, kill);
       if (!r.killed) {
@@ -176,7 +168,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           deleted += report.packs.deleted;
         }
       }
-      const label = `round ${rounds} (${op}, ${r.killed ? (bySteps ? `killed after step ${kill.afterSteps}` : `killed at ${kill.afterMs} ms`) : 'completed'})`;
+      const label = `round ${rounds} (${op}, ${r.killed ? (bySteps ? `killed after step ${kill.afterSteps ?? kill.inPhase}` : `killed at ${kill.afterMs} ms`) : 'completed'})`;
       await verify(label);
       if (rounds % 9 === 0) {
         const rep = await Store.repair(dir);

@@ -21,10 +21,16 @@ import { streamOf } from './data.js';
 
 const [dir, op, ...rest] = process.argv.slice(2);
 const killAfter = Number(process.env.CHUNKYARD_KILL_AFTER ?? 0);
+// CHUNKYARD_KILL_IN_PHASE=<phase>:<n>: prune kills itself at the n-th durable step after it
+// entered that phase (a phase it never enters is never killed in).
+const [killPhase, killPhaseSteps] = (process.env.CHUNKYARD_KILL_IN_PHASE ?? '').split(':');
+let currentPhase = '';
+let phaseSteps = 0;
 let steps = 0;
 const step = (): void => {
   steps++;
   if (killAfter > 0 && steps >= killAfter) process.kill(process.pid, 'SIGKILL');
+  if (killPhase && currentPhase === killPhase && ++phaseSteps >= Number(killPhaseSteps)) process.kill(process.pid, 'SIGKILL');
 };
 
 type AnyFn = (...args: unknown[]) => Promise<unknown>;
@@ -72,7 +78,11 @@ if (op === 'backup') {
   const r = await store.prune({
     rewriteBelow: process.env.CHUNKYARD_REWRITE_BELOW ? Number(process.env.CHUNKYARD_REWRITE_BELOW) : undefined,
     onProgress: (p) => {
-      if (p.phase !== phase) process.stdout.write(`phase ${(phase = p.phase)}\n`);
+      if (p.phase !== phase) {
+        process.stdout.write(`phase ${(phase = p.phase)}\n`);
+        currentPhase = p.phase;
+        phaseSteps = 0;
+      }
     },
   });
   process.stdout.write(`pruned ${JSON.stringify(r)}\n`);
