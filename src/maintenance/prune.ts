@@ -284,6 +284,13 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     const ripe: LoadedRecord[] = [];
     const pending: LoadedRecord[] = [];
     for (const r of records) {
+      if (r.record.sessions === null) {
+        // A prune died between writing the record and naming the live sessions: it cannot
+        // say who may still use what it names, so it condemns nothing. Dropped (the mark
+        // below condemns again whatever is still unreferenced).
+        if (!options.dryRun) await backend.delete(r.name);
+        continue;
+      }
       if (await sessionsEnded(backend, r.record, now)) ripe.push(r);
       else pending.push(r);
     }

@@ -108,7 +108,8 @@ export async function condemn(backend: Backend, objects: string[], self: WriterS
  * A record that never got its session list protects nothing: it is obsolete.
  */
 export async function sessionsEnded(backend: Backend, record: CondemnedRecord, now: number | undefined): Promise<boolean> {
-  if (record.sessions === null) return true;
+  // A record without its session list cannot say who may still use what it names.
+  if (record.sessions === null) return false;
   if (record.sessions.length === 0) return true;
   const live = new Map((await listSessions(backend)).map((s) => [s.id, s]));
   for (const id of record.sessions) {
@@ -143,7 +144,7 @@ export interface MaintenanceLease {
 export async function takeMaintenanceLease(backend: Backend, session: WriterSession, command: string): Promise<MaintenanceLease> {
   const body: LeaseRecord = { version: 1, session: session.id, command, hostname: session.record.hostname, pid: session.record.pid };
   const bytes = sealJson({ ...body });
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 4; attempt++) {
     try {
       await backend.put(MAINTENANCE_LEASE, bytes, { exclusive: true });
       return lease(backend, session.id);
@@ -167,11 +168,29 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
       await backend.put(claim, bytes, { exclusive: true });
     } catch (err) {
       if (!hasCode(err, 'OBJECT_EXISTS')) throw err;
-      throw new ChunkyardError('STORE_LOCKED', `another maintenance run is taking over the stale maintenance lease (${claim}); try again in a moment, or remove ${claim} if no prune or repair is running`);
+      // A claim left by a taker that died: removed once its session has ended, then retried.
+      let claimer: LeaseRecord | undefined;
+      try {
+        claimer = openSealedJson(await backend.get(claim), claim) as unknown as LeaseRecord;
+      } catch {
+        claimer = undefined;
+      }
+      if (claimer && (await sessionIsLive(sessions.get(claimer.session), now))) {
+        throw new ChunkyardError('STORE_LOCKED', `another maintenance run (${claimer.command}, pid ${claimer.pid} on ${claimer.hostname}) is taking over the stale maintenance lease; try again in a moment`);
+      }
+      await backend.delete(claim);
+      continue;
     }
     await backend.delete(MAINTENANCE_LEASE);
-    await backend.put(MAINTENANCE_LEASE, bytes, { exclusive: true });
-    await backend.delete(claim);
+    try {
+      await backend.put(MAINTENANCE_LEASE, bytes, { exclusive: true });
+    } finally {
+      await backend.delete(claim);
+    }
+    // Two takers can only race here if a claim was judged stale at the same moment: the one
+    // whose lease is not the one now stored gives way.
+    const held = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;
+    if (held.session !== session.id) throw new ChunkyardError('STORE_LOCKED', `another maintenance run took the maintenance lease over at the same moment (${held.command}); try again later`);
     return lease(backend, session.id);
   }
   throw new ChunkyardError('STORE_LOCKED', 'the maintenance lease changed hands repeatedly; try again');

@@ -124,8 +124,9 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           // Prune is killed inside a phase it is drawn for, at a random durable step of it;
           // the phases take turns so that each is hit (copy and recipes happen only when
           // the plan rewrites packs).
-          const phases = plan.packs.rewritten > 0 ? ['delete', 'copy', 'recipes'] : ['delete'];
-          killPhase = `${phases[pruneTurn++ % phases.length]}:${1 + rnd.int(0, 5)}`;
+          const phase = plan.packs.rewritten > 0 ? ['copy', 'recipes', 'delete'][pruneTurn++ % 3] : 'delete';
+          killPhase = `${phase}:${1 + rnd.int(0, 5)}`;
+          if (process.env.CHUNKYARD_DEBUG_CRASH) console.error(`plan rewritten ${plan.packs.rewritten} deleted ${plan.packs.deleted} kill ${killPhase}`);
         } finally {
           await store.close();
         }
@@ -155,6 +156,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
         kills++;
         const phases = [...r.stdout.matchAll(/^phase (\w+)$/gm)];
         const where = op === 'prune' && phases.length > 0 ? `prune/${phases[phases.length - 1]![1]}` : op;
+        if (process.env.CHUNKYARD_DEBUG_CRASH) console.error(`killed ${where} ${r.stdout.replace(/\n/g, " ")}`);
         killsByOp.set(where, (killsByOp.get(where) ?? 0) + 1);
       }
       assert.doesNotMatch(r.stderr, /Error/, `${op} child reported an error before the kill:\n${r.stderr}`);
