@@ -480,7 +480,13 @@ export class Store {
     const result: ProcessResult = { processed: [], logicalBytes: 0, seconds: 0 };
     for (const [n, snap] of staged.entries()) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'process cancelled', { cause: options.signal.reason });
-      const manifest = await readManifest(this.backend, snap.id);
+      let manifest: SnapshotManifest;
+      try {
+        manifest = await readManifest(this.backend, snap.id);
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue; // forgotten meanwhile
+        throw err;
+      }
       if (!manifest.staging) continue; // switched meanwhile (another process pass)
       const staging = manifest.staging;
       const t0 = Date.now();

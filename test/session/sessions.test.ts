@@ -143,11 +143,12 @@ for (const suspended of [false, true]) {
     try {
       const data = prng(5, 2 << 20);
       const store = await Store.open(dir);
+      let c: ReturnType<typeof startChild> | undefined;
       try {
         const first = await store.backup(streamOf(data), { target: 'first' });
         const packs = await packFiles(dir);
         // The child backs up the same data: every chunk is reused from `first`'s packs.
-        const c = startChild(dir, 5, 2 << 20);
+        c = startChild(dir, 5, 2 << 20);
         await c.sent;
         if (suspended) c.proc.kill('SIGSTOP');
         await store.forget({ ids: [first.id] });
@@ -175,6 +176,8 @@ for (const suspended of [false, true]) {
           assert.ok((await collect(await store.restore(m[1]!))).equals(data));
         }
       } finally {
+        // A failed assertion must not leave a stopped child behind.
+        c?.proc.kill('SIGKILL');
         await store.close();
       }
       const report = await Store.check(dir, { readData: true });
