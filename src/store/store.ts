@@ -28,7 +28,7 @@ import { newSnapshotId } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
 import { dropStaged, readStaged, stageStream } from './staging.js';
-import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
+import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
@@ -222,7 +222,7 @@ export class Store {
       if (writer && options.forBackup) {
         const { target, policy } = options.forBackup;
         const override = policy === undefined ? undefined : validatePolicy(policy);
-        if (effectivePolicy(config, await readPolicies(backend), validateTargetName(target), override).dedupe === 'deferred') {
+        if ((await backupPolicy(backend, config, validateTargetName(target), override)).dedupe === 'deferred') {
           writer = false;
           options = { ...options, stageOnly: true };
         }
@@ -276,7 +276,7 @@ export class Store {
     if (sliceBytes !== undefined && !(Number.isInteger(sliceBytes) && sliceBytes >= MIN_SLICE_BYTES && sliceBytes <= MAX_SLICE_BYTES)) {
       throw badArgument(`sliceBytes = ${String(sliceBytes)}: must be a whole number of bytes from ${MIN_SLICE_BYTES} (64 KiB) to ${MAX_SLICE_BYTES} (64 MiB)`);
     }
-    const policy = effectivePolicy(this.config, await readPolicies(this.backend), target, override);
+    const policy = await backupPolicy(this.backend, this.config, target, override);
     const id = newSnapshotId();
     const time = new Date().toISOString();
     const started = Date.now();
@@ -424,11 +424,22 @@ export class Store {
     return readPolicies(this.backend);
   }
 
-  /** Sets a target's dedupe mode and/or compression for its future backups. */
-  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }): Promise<PolicyFile> {
+  /**
+   * Sets a target's dedupe mode and/or compression for its future backups. With
+   * replaceDamaged, a damaged policies.json is first moved to damaged/ and replaced by an
+   * empty one (every other target then uses the store defaults); without it, CORRUPT.
+   */
+  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
     this.check();
     if (this.options.readOnly || this.options.stageOnly) throw badArgument('open the store for writing to change policies');
-    return setTargetPolicy(this.backend, target, change);
+    return setTargetPolicy(this.backend, target, change, options);
+  }
+
+  /** Replaces a damaged policies.json by an empty one (the old file goes to damaged/); undefined when it is whole. */
+  async replaceDamagedPolicies(): Promise<{ damage: string; movedTo: string } | undefined> {
+    this.check();
+    if (this.options.readOnly || this.options.stageOnly) throw badArgument('open the store for writing to change policies');
+    return replaceDamagedPolicies(this.backend, 'none');
   }
 
   /**
