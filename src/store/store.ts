@@ -32,6 +32,7 @@ import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, se
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
+import { resolveRange } from './range.js';
 import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
@@ -464,7 +465,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.restoreContext(), manifest, range);
+    return restoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes));
   }
 
   /**
@@ -482,6 +483,7 @@ export class Store {
     this.check();
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
+    options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
     const ctx = this.restoreContext();
     if (isFileHandle(destination)) {
       const fresh = (await destination.stat()).size <= (options.position ?? 0);
