@@ -40,7 +40,7 @@ export default defineCommand({
     }
     for (const h of r.healed) out += `snapshot ${h.id}: ${h.relocated} chunk reference(s) pointed at good copies\n`;
     for (const s of r.damagedSnapshots) {
-      const what = s.lostChunks > 0 ? `still lacks ${s.lostChunks} chunk(s)` : 'is damaged';
+      const what = s.lostChunks > 0 ? `has ${s.lostChunks} chunk(s) that do not restore (lost, or named wrongly by its recipe)` : 'is damaged';
       const from = s.firstLostOffset > 0 ? `from byte ${s.firstLostOffset}: bytes before it restore (--end ${s.firstLostOffset})` : 'from its first byte: nothing of it can be vouched for';
       out += `snapshot ${s.id}${s.target ? ` (${s.target})` : ''} ${what}, ${from}\n`;
       for (const p of s.problems) out += `  ${formatProblem(p)}`;
