@@ -72,8 +72,8 @@ function validEntry(target: string, value: unknown): TargetPolicy | undefined {
 /**
  * The settings that can still be read out of a damaged policy file: entries whose name and
  * values validate, from the JSON if it still parses, else from the text of each
- * `"name": { … }` group. They failed the file's checksum, so they are a best effort to be
- * shown to the operator, never used silently.
+ * `"name": { … }` group. They failed the file's checksum, so they are a best effort: repair
+ * writes them back and lists them by name, for the operator to check.
  */
 export function salvagePolicies(bytes: Buffer): { targets: Record<string, TargetPolicy>; dropped: number } {
   const targets: Record<string, TargetPolicy> = {};
