@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,17 @@ test('init on a read-only mount says read-only (EROFS), not ENOENT', (t) => {
   } finally {
     unmount();
   }
+});
+
+test('init where the user may not write says permission denied, naming the directory', (t) => {
+  // Needs another user than root (root may write anywhere): run as nobody where we can.
+  if (process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) return t.skip('needs root and setpriv to run as another user');
+  const locked = join(dir, 'locked');
+  mkdirSync(locked, { mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'init', join(locked, 'store')]);
+  if (/permission denied|cannot/i.test(r.stderr.toString()) && !/chunkyard: /.test(r.stderr.toString())) return t.skip(`nobody cannot run the CLI here: ${r.stderr.toString()}`);
+  failsWith(r, 'IO_ERROR', /permission denied in .*locked \(EACCES\)/);
 });
 
 test('restore --output /dev/full (and stdout on /dev/full): one IO_ERROR line with ENOSPC, no stack trace', (t) => {
