@@ -297,6 +297,9 @@ async function checkRecipe(backend: Backend, m: SnapshotManifest, catalog: PackC
   try {
     reader = await RecipeReader.open(backend, name);
   } catch (err) {
+    // A recipe that fails its manifest's checksum is damaged: an unknown version in it is a
+    // damaged version field, not a newer build's recipe (its mismatch is reported above).
+    if (mismatch && codeOf(err) === 'FORMAT_UNSUPPORTED') return;
     errors.add({ code: codeOf(err), snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}` });
     badFrom(verdict, 0);
     return;

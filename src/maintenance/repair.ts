@@ -37,6 +37,7 @@ import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import { PackCatalog } from './catalog.js';
 import { checkSnapshot } from './check.js';
+import { recipeMismatch } from './recipe-sum.js';
 import { getHasher } from '../chunking/index.js';
 import type { Hasher } from '../chunking/types.js';
 import { replaceDamagedPolicies } from '../store/policies.js';
@@ -203,7 +204,10 @@ export async function repair(ctx: RepairContext, options: RepairOptions = {}): P
         }
       }
     } catch (err) {
-      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}; repair cannot read its recipe (forget it, or put the recipe back from a copy)` });
+      let code: Problem['code'] = err instanceof ChunkyardError ? err.code : 'IO_ERROR';
+      // An unknown version in a recipe that fails its manifest's checksum is damage.
+      if (code === 'FORMAT_UNSUPPORTED' && (await recipeMismatch(backend, m))) code = 'CORRUPT';
+      problems.add({ code, snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}; repair cannot read its recipe (forget it, or put the recipe back from a copy)` });
       affected.delete(m.id);
     }
   }

@@ -160,6 +160,20 @@ test('a whole store: repair (with and without --read-data) is ok and names nothi
   });
 });
 
+test('a flipped bit in a recipe\'s version field is damage (CORRUPT), not FORMAT_UNSUPPORTED, in check and repair', async () => {
+  await withFixture(async ({ dir, rand }) => {
+    const m = await manifestOf(dir, rand);
+    await flipByte(join(dir, m.recipe!.name), 8, 0x02); // version 1 → 3
+    const c = await Store.check(dir);
+    assert.deepEqual(codes(c), ['CORRUPT'], JSON.stringify(c.errors));
+    assert.ok(c.errors.every((e) => e.snapshot === rand));
+    const r = await Store.repair(dir);
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.damagedSnapshots.map((s) => [s.id, s.firstLostOffset, [...new Set(s.problems.map((p) => p.code))]]), [[rand, 0, ['CORRUPT']]]);
+    assert.ok(!r.problems.some((p) => p.code === 'FORMAT_UNSUPPORTED'), JSON.stringify(r.problems));
+  });
+});
+
 // ---------------------------------------------------------------------------------------
 // Item 5: a damaged policies.json.
 
