@@ -62,13 +62,7 @@ export interface OpenFsBackendOptions {
  */
 export async function openFsBackend(root: string, options?: OpenFsBackendOptions): Promise<FsBackend> {
   const location = path.resolve(root);
-  if (options?.create === true) {
-    try {
-      await fsp.mkdir(location, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw ioError(err, `cannot create the directory ${location}`);
-    }
-  }
+  if (options?.create === true) await makeDirectory(location, 0o700);
   let isDir: boolean;
   try {
     isDir = (await fsp.stat(location)).isDirectory();
@@ -263,7 +257,7 @@ export class FsBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       try {
         if (!this.#tmpReady) {
-          await fsp.mkdir(this.#tmpDir, { recursive: true });
+          await makeDirectory(this.#tmpDir);
           this.#tmpReady = true;
         }
         return { path: file, handle: await fsp.open(file, 'wx') };
@@ -606,6 +600,54 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return errno(err) !== 'ESRCH';
   }
+}
+
+/**
+ * mkdir -p that says what is in the way. Node's recursive mkdir reports ENOENT where the
+ * cause is a read-only file system (EROFS) and EEXIST where the path is a file; on failure
+ * the path is walked up to the deepest part that exists: a file there is BAD_ARGUMENT ("is a
+ * file"); else the first missing level is made on its own, whose error is the real one
+ * (EROFS: "mounted read-only", EACCES/EPERM: "permission denied"), IO_ERROR.
+ */
+export async function makeDirectory(location: string, mode?: number): Promise<void> {
+  try {
+    await fsp.mkdir(location, { recursive: true, mode });
+    return;
+  } catch (err) {
+    throw await explainMkdir(location, err, mode);
+  }
+}
+
+async function explainMkdir(location: string, err: unknown, mode: number | undefined): Promise<ChunkyardError> {
+  let existing = location;
+  let firstMissing: string | undefined;
+  for (;;) {
+    try {
+      const st = await fsp.stat(existing);
+      if (!st.isDirectory()) {
+        return badArgument(existing === location ? `${location} is a file, not a directory (a store is a directory)` : `${existing} is a file, not a directory, so ${location} cannot be created`);
+      }
+      break;
+    } catch (e) {
+      const parent = path.dirname(existing);
+      if ((errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') || parent === existing) break;
+      firstMissing = existing;
+      existing = parent;
+    }
+  }
+  let cause = err;
+  if (firstMissing !== undefined) {
+    try {
+      await fsp.mkdir(firstMissing, { mode });
+    } catch (e) {
+      cause = e;
+    }
+  }
+  const code = errno(cause);
+  const what = `cannot create the directory ${location}`;
+  if (code === 'EROFS') return new ChunkyardError('IO_ERROR', `${what}: the file system holding ${existing} is mounted read-only (EROFS)`, { cause });
+  if (code === 'EACCES' || code === 'EPERM') return new ChunkyardError('IO_ERROR', `${what}: permission denied in ${existing} (${code})`, { cause });
+  return ioError(cause, what);
 }
 
 function errno(err: unknown): string | undefined {

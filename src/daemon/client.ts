@@ -14,7 +14,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import type { DedupePolicy } from '../snapshot/manifest.js';
@@ -211,6 +211,12 @@ async function get(url: string, path: string, headers: Record<string, string>, w
   } catch (err) {
     throw ioError(err, what);
   }
+  if (res.statusCode === 416) {
+    // "bytes */<size>": the snapshot's size, for the caller's range rule.
+    const m = /^bytes \*\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
+    const err = await failure(res);
+    throw m ? Object.assign(err, { rangeSize: Number(m[1]) }) : err;
+  }
   if (res.statusCode !== 200 && res.statusCode !== 206) throw await failure(res);
   return checked(res, what);
 }
@@ -252,14 +258,32 @@ function checked(res: IncomingMessage, what: string): Readable {
 export async function fetchSnapshot(url: string, targetOrId: string, options: FetchOptions = {}): Promise<Readable> {
   const headers = authHeaders(options.token);
   const { start, end } = options;
+  // The range rule of src/store/range.ts, over HTTP: a start past the end is a 416 (refused),
+  // an end past the end is clamped by the server. HTTP cannot ask for zero bytes, and answers
+  // a start exactly at the end with 416: both are asked as one byte, then answered as empty.
+  let empty = false;
+  const s = start ?? 0;
   if (start !== undefined || end !== undefined) {
-    const s = start ?? 0;
     for (const [name, v] of [['start', s], ['end', end]] as const) {
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new ChunkyardError('BAD_ARGUMENT', `${name} must be a whole number ≥ 0, not ${v}`);
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new ChunkyardError('BAD_ARGUMENT', `range ${name} ${v} must be a whole number ≥ 0`);
     }
-    if (end !== undefined && end <= s) throw new ChunkyardError('BAD_ARGUMENT', `empty or reversed range [${s}, ${end})`);
-    headers['Range'] = `bytes=${s}-${end === undefined ? '' : end - 1}`;
+    if (end !== undefined && end < s) throw new ChunkyardError('BAD_ARGUMENT', `range end ${end} is before its start ${s}`);
+    empty = end === s;
+    headers['Range'] = `bytes=${s}-${end === undefined ? '' : Math.max(end - 1, s)}`;
   }
+  const answer = async (got: Promise<Readable>): Promise<Readable> => {
+    try {
+      const body = await got;
+      if (!empty) return body;
+      body.destroy();
+      return Readable.from([]);
+    } catch (err) {
+      const size = (err as { rangeSize?: number }).rangeSize;
+      if (size === undefined) throw err;
+      if (s === size) return Readable.from([]);
+      throw Object.assign(new ChunkyardError('BAD_ARGUMENT', `range start ${s} is past the end of the snapshot (${size} bytes)`), { status: 416 });
+    }
+  };
   const asId = `v1/snapshots/${encodeURIComponent(targetOrId)}`;
   const asTarget = `v1/targets/${encodeURIComponent(targetOrId)}/latest`;
   const paths =
@@ -271,7 +295,7 @@ export async function fetchSnapshot(url: string, targetOrId: string, options: Fe
   let notFound: ChunkyardError | undefined;
   for (const path of paths) {
     try {
-      return await get(url, path, headers, `GET ${targetOrId}`, options.signal);
+      return await answer(get(url, path, headers, `GET ${targetOrId}`, options.signal));
     } catch (err) {
       if (!(err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
       notFound = err;

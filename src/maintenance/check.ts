@@ -2,13 +2,14 @@
  * check: is the store whole? Reports problems, changes nothing.
  *
  * Structure (always):
+ *   - policies.json readable (CORRUPT naming it: backups refuse to run until it is replaced);
  *   - every pack's header, footer and table (PACK_CORRUPT, FORMAT_UNSUPPORTED);
  *   - every manifest readable (CORRUPT, FORMAT_UNSUPPORTED); every recipe present, of the
  *     size and BLAKE3 its manifest records, with the manifest's logicalBytes and chunk count
  *     (CORRUPT); every recipe entry names a pack that exists (CHUNK_NOT_FOUND), an offset
  *     where that pack's table has a chunk (CHUNK_NOT_FOUND), and the same fingerprint,
  *     lengths and codec as the table (CORRUPT); a staged snapshot's staging objects present
- *     and of the right sizes (CORRUPT);
+ *     and of the right sizes, its checksums' header matching the stream (CORRUPT);
  *   - every pack's table object (tables/…) holds exactly the pack's table and footer
  *     (CORRUPT); a pack without one is a warning (writers do not dedupe against it); a table
  *     object without its pack is a warning (prune removes it).
@@ -29,11 +30,12 @@ import { ChunkyardError } from '../errors.js';
 import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
-import { readStaged, STAGING_BLOCK, sumsName } from '../store/staging.js';
-import { createIncrementalBlake3 } from '../util/blake3.js';
+import { readPolicies } from '../store/policies.js';
+import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../store/staging.js';
 import { packIdFromTableName, packObjectName } from '../util/ids.js';
 import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './catalog.js';
 import { ProblemList, type Problem } from './problems.js';
+import { recipeMismatch } from './recipe-sum.js';
 import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';
 
 export interface CheckContext {
@@ -82,7 +84,7 @@ function aborted(signal: AbortSignal | undefined): void {
 }
 
 /** A chunk of a damaged pack (no usable table), as recipes name it, for readData. */
-interface DamagedRef {
+export interface DamagedRef {
   ref: ChunkRef;
   snapshots: Set<string>;
 }
@@ -96,6 +98,14 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
   const progress = (phase: CheckProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
   const checked = { snapshots: 0, packs: 0, chunks: 0, bytes: 0 };
   if (options.readData && !ctx.pool) throw new Error('check: readData needs a compression pool');
+
+  // 0. policies.json: while it is damaged no backup runs (src/store/policies.ts).
+  try {
+    await readPolicies(backend);
+  } catch (err) {
+    if (!(err instanceof ChunkyardError) || (err.code !== 'CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED')) throw err;
+    errors.add({ code: err.code, message: err.message });
+  }
 
   // 1. Packs.
   const catalog = await PackCatalog.load(backend, { digests: true, onProgress: (d) => progress('packs', d, d) });
@@ -164,16 +174,12 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
       errors.add({ code: codeOf(err), snapshot: id, message: (err as Error).message });
       continue;
     }
-    if (m.recipe) {
-      liveRecipes.add(m.recipe.name);
-      await checkRecipe(backend, m, catalog, corrupt, options.readData ? damagedRefs : undefined, errors);
-    }
+    if (m.recipe) liveRecipes.add(m.recipe.name);
     if (m.staging) {
       liveStaging.add(m.staging.name);
       liveStaging.add(sumsName(m.id));
-      await checkStaging(ctx, m, options.readData === true, errors);
     }
-    if (!m.recipe && !m.staging) errors.add({ code: 'CORRUPT', snapshot: id, message: `snapshot ${id} names neither a recipe nor staged data` });
+    await checkSnapshot(ctx, m, catalog, { corrupt, damagedRefs: options.readData ? damagedRefs : undefined, readData: options.readData === true }, errors);
     progress('snapshots', n + 1, ids.length);
     aborted(options.signal);
   }
@@ -223,28 +229,94 @@ function codeOf(err: unknown): Problem['code'] {
   return err instanceof ChunkyardError ? err.code : 'IO_ERROR';
 }
 
-async function checkRecipe(backend: Backend, m: SnapshotManifest, catalog: PackCatalog, corrupt: Map<string, Set<number>>, damagedRefs: Map<string, Map<number, DamagedRef>> | undefined, errors: ProblemList): Promise<void> {
+/** What checkSnapshot found about one snapshot (its problems go to the caller's list). */
+export interface SnapshotVerdict {
+  /** True when nothing stands in the way of restoring it whole. */
+  whole: boolean;
+  /** Recipe entries (chunks) that cannot be restored: missing, damaged or disagreeing. */
+  badChunks: number;
+  /**
+   * The first stream offset known not to restore (bytes before it do), or -1 when whole;
+   * 0 when the recipe or staging metadata itself is damaged (then nothing is trusted).
+   */
+  firstBadOffset: number;
+}
+
+export interface SnapshotCheckOptions {
+  /** Pack hex → offsets of chunks known to be corrupt (check --read-data, repair). */
+  corrupt?: Map<string, Set<number>>;
+  /** Collects chunks in packs without a readable table, to read back later (check --read-data). */
+  damagedRefs?: Map<string, Map<number, DamagedRef>>;
+  /** Also read and verify staged data block by block. */
+  readData?: boolean;
+}
+
+/**
+ * Checks one snapshot as check does — its recipe against the manifest (size, BLAKE3,
+ * logicalBytes, chunk count) and every entry against the pack tables in `catalog`, or its
+ * staging objects — adding each problem to `errors`. Shared by check and repair, so that
+ * repair calls a snapshot whole exactly when check would.
+ */
+export async function checkSnapshot(ctx: { backend: Backend; hasher: Hasher }, m: SnapshotManifest, catalog: PackCatalog, options: SnapshotCheckOptions, errors: ProblemList): Promise<SnapshotVerdict> {
+  const verdict: SnapshotVerdict = { whole: true, badChunks: 0, firstBadOffset: -1 };
+  const before = errors.size;
+  if (m.recipe) await checkRecipe(ctx.backend, m, catalog, options.corrupt ?? new Map(), options.damagedRefs, errors, verdict);
+  if (m.staging) await checkStaging(ctx, m, options.readData === true, errors, verdict);
+  if (!m.recipe && !m.staging) {
+    errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id} names neither a recipe nor staged data` });
+    badFrom(verdict, 0);
+  }
+  if (errors.size > before) {
+    verdict.whole = false;
+    if (verdict.firstBadOffset < 0) verdict.firstBadOffset = 0;
+  }
+  return verdict;
+}
+
+function badFrom(v: SnapshotVerdict, offset: number): void {
+  v.whole = false;
+  if (v.firstBadOffset < 0 || offset < v.firstBadOffset) v.firstBadOffset = offset;
+}
+
+async function checkRecipe(backend: Backend, m: SnapshotManifest, catalog: PackCatalog, corrupt: Map<string, Set<number>>, damagedRefs: Map<string, Map<number, DamagedRef>> | undefined, errors: ProblemList, verdict: SnapshotVerdict): Promise<void> {
   const recipe = m.recipe!;
   const name = recipe.name;
   const size = await backend.stat(name);
   if (size === undefined) {
     errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: its recipe ${name} is missing` });
+    badFrom(verdict, 0);
     return;
   }
-  if (size !== recipe.bytes) errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe ${name} has ${size} bytes, the manifest says ${recipe.bytes}` });
-  const hasher = await createIncrementalBlake3();
-  for await (const piece of backend.getStream(name)) hasher.update(piece as Buffer);
-  const digest = hasher.digest('hex');
-  if (digest !== recipe.blake3) errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe ${name} fails its checksum (manifest ${recipe.blake3.slice(0, 16)}…, file ${digest.slice(0, 16)}…)` });
+  // A recipe that is not the one its manifest sealed (a flipped byte, a recipe copied over by
+  // another) is not trusted at all, whatever its entries say.
+  const mismatch = await recipeMismatch(backend, m);
+  if (mismatch) {
+    errors.add({ code: 'CORRUPT', snapshot: m.id, message: mismatch });
+    badFrom(verdict, 0);
+  }
   let reader: RecipeReader;
   try {
     reader = await RecipeReader.open(backend, name);
   } catch (err) {
+    // A recipe that fails its manifest's checksum is damaged: an unknown version in it is a
+    // damaged version field, not a newer build's recipe (its mismatch is reported above).
+    if (mismatch && codeOf(err) === 'FORMAT_UNSUPPORTED') return;
     errors.add({ code: codeOf(err), snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}` });
+    badFrom(verdict, 0);
     return;
   }
-  if (reader.logicalBytes !== m.logicalBytes) errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe holds ${reader.logicalBytes} bytes, the manifest says ${m.logicalBytes}` });
-  if (reader.entryCount !== m.chunks) errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe holds ${reader.entryCount} chunks, the manifest says ${m.chunks}` });
+  if (reader.logicalBytes !== m.logicalBytes) {
+    errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe holds ${reader.logicalBytes} bytes, the manifest says ${m.logicalBytes}` });
+    badFrom(verdict, 0);
+  }
+  if (reader.entryCount !== m.chunks) {
+    errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: recipe holds ${reader.entryCount} chunks, the manifest says ${m.chunks}` });
+    badFrom(verdict, 0);
+  }
+  const bad = (streamOffset: number) => {
+    verdict.badChunks++;
+    badFrom(verdict, streamOffset);
+  };
   const byRef = new Map<Buffer, PackInfo | undefined>();
   for (const p of reader.packIds) byRef.set(p, catalog.get(p));
   try {
@@ -254,8 +326,13 @@ async function checkRecipe(backend: Backend, m: SnapshotManifest, catalog: PackC
         if (!info) {
           const hex = e.packId.toString('hex');
           const pack = packObjectName(e.packId);
-          if (catalog.damaged.has(hex)) {
-            errors.add({ code: 'PACK_CORRUPT', snapshot: m.id, pack, offset: e.offset, message: `snapshot ${m.id}: chunk at stream offset ${e.streamOffset} is in pack ${pack}, whose table is damaged${damagedRefs ? '' : ' (check --read-data tries to read it back)'}` });
+          const damaged = catalog.damaged.get(hex);
+          if (damaged) {
+            // Restores read chunks without the table: such a chunk may still restore; only
+            // reading it back (--read-data) tells. Until then the snapshot is not vouched for.
+            bad(e.streamOffset);
+            const code = damaged.error.code === 'FORMAT_UNSUPPORTED' ? 'FORMAT_UNSUPPORTED' : 'PACK_CORRUPT';
+            errors.add({ code, snapshot: m.id, pack, offset: e.offset, message: `snapshot ${m.id}: chunk at stream offset ${e.streamOffset} is in pack ${pack}, ${code === 'PACK_CORRUPT' ? 'whose header or table is damaged' : 'whose version this build does not read'}${damagedRefs ? '' : ' (check --read-data tries to read it back)'}` });
             if (damagedRefs) {
               let refs = damagedRefs.get(hex);
               if (!refs) damagedRefs.set(hex, (refs = new Map()));
@@ -264,44 +341,62 @@ async function checkRecipe(backend: Backend, m: SnapshotManifest, catalog: PackC
               d.snapshots.add(m.id);
             }
           } else {
+            bad(e.streamOffset);
             errors.add({ code: 'CHUNK_NOT_FOUND', snapshot: m.id, pack, offset: e.offset, message: `snapshot ${m.id}: chunk at stream offset ${e.streamOffset} is in pack ${pack}, which is missing` });
           }
           continue;
         }
         const i = findOffset(info, e.offset);
         if (i < 0) {
+          bad(e.streamOffset);
           errors.add({ code: 'CHUNK_NOT_FOUND', snapshot: m.id, pack: info.name, offset: e.offset, message: `snapshot ${m.id}: chunk at stream offset ${e.streamOffset} should be at offset ${e.offset} of pack ${info.name}, where its table lists none` });
           continue;
         }
         if (info.digests![i] !== entryDigest(e.fingerprint, e.storedLength, e.rawLength, e.codec)) {
+          bad(e.streamOffset);
           errors.add({ code: 'CORRUPT', snapshot: m.id, pack: info.name, offset: e.offset, message: `snapshot ${m.id}: recipe entry at stream offset ${e.streamOffset} disagrees with pack ${info.name}'s table at offset ${e.offset} (fingerprint, lengths or codec)` });
           continue;
         }
         markLive(info, i, e.storedLength);
         if (corrupt.get(info.hex)?.has(e.offset)) {
+          bad(e.streamOffset);
           errors.add({ code: 'CHUNK_CORRUPT', snapshot: m.id, pack: info.name, offset: e.offset, message: `snapshot ${m.id}: chunk at stream offset ${e.streamOffset} (pack ${info.name}, offset ${e.offset}) is corrupt` });
         }
       }
     }
   } catch (err) {
     errors.add({ code: codeOf(err), snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}` });
+    badFrom(verdict, 0);
   }
 }
 
-async function checkStaging(ctx: CheckContext, m: SnapshotManifest, readData: boolean, errors: ProblemList): Promise<void> {
+async function checkStaging(ctx: { backend: Backend; hasher: Hasher }, m: SnapshotManifest, readData: boolean, errors: ProblemList, verdict: SnapshotVerdict): Promise<void> {
   const staging = m.staging!;
   const size = await ctx.backend.stat(staging.name);
   if (size === undefined) {
     errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: staged data ${staging.name} is missing` });
+    badFrom(verdict, 0);
     return;
   }
   if (size !== staging.bytes || staging.bytes !== m.logicalBytes) {
     errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: staged data ${staging.name} has ${size} bytes, the manifest says ${staging.bytes}` });
+    // Whole blocks before the cut still verify and restore.
+    badFrom(verdict, Math.floor(Math.min(size, staging.bytes) / STAGING_BLOCK) * STAGING_BLOCK);
   }
   const sums = await ctx.backend.stat(sumsName(m.id));
   const want = SUMS_HEADER + Math.ceil(staging.bytes / STAGING_BLOCK) * SUM_BYTES;
   if (sums !== want) {
     errors.add({ code: 'CORRUPT', snapshot: m.id, message: `snapshot ${m.id}: staging checksums ${sumsName(m.id)} ${sums === undefined ? 'are missing' : `have ${sums} bytes, expected ${want}`}` });
+    badFrom(verdict, 0);
+    return;
+  }
+  // The checksums' header (small: 16 bytes per MiB staged) is read even without readData: a
+  // damaged one makes every staged byte unreadable.
+  try {
+    await readStagedSums(ctx.backend, m.id, staging.bytes);
+  } catch (err) {
+    errors.add({ code: codeOf(err), snapshot: m.id, message: (err as Error).message });
+    badFrom(verdict, 0);
     return;
   }
   if (!readData) return;
@@ -309,7 +404,10 @@ async function checkStaging(ctx: CheckContext, m: SnapshotManifest, readData: bo
     for await (const _ of readStaged(ctx.backend, ctx.hasher, m.id, staging, 0, staging.bytes));
   } catch (err) {
     const offset = /stream offset (\d+)/.exec((err as Error).message);
+    const truncated = /truncated at (\d+)/.exec((err as Error).message);
+    const at = offset ? Number(offset[1]) : truncated ? Math.floor(Number(truncated[1]) / STAGING_BLOCK) * STAGING_BLOCK : 0;
     errors.add({ code: codeOf(err), snapshot: m.id, offset: offset ? Number(offset[1]) : undefined, message: (err as Error).message });
+    badFrom(verdict, at);
   }
 }
 

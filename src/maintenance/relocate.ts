@@ -15,6 +15,7 @@
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
+import { recipeMismatch } from './recipe-sum.js';
 import type { FingerprintIndex } from '../index/fingerprint-index.js';
 import type { ChunkLocation } from '../index/types.js';
 import type { CodecId } from '../pack/format.js';
@@ -198,6 +199,8 @@ export async function rewriteRecipe(backend: Backend, id: string, affects: (pack
   if (!manifest.recipe) return undefined;
   const reader = await RecipeReader.open(backend, manifest.recipe.name);
   if (!reader.packIds.some((p) => affects(p.toString('hex')))) return undefined;
+  const mismatch = await recipeMismatch(backend, manifest);
+  if (mismatch) throw new ChunkyardError('CORRUPT', `${mismatch}; not rewritten (that would seal the damage under a new checksum)`);
   const writer = await RecipeWriter.create(backend, recipeName(id));
   let moved = 0;
   try {

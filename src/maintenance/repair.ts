@@ -10,9 +10,15 @@
  *   3. Every recipe that points into a damaged or missing pack is rewritten: to the salvaged
  *      copy, else to another copy of the same chunk the index knows (a later backup of the
  *      same data heals older snapshots), else left pointing where it did.
- *   4. Snapshots that still reference chunks that are lost are reported, with how many and
- *      the first stream offset affected; they are never removed (restore what you can with a
- *      byte range, or forget them).
+ *   4. Every snapshot is then checked exactly as `check` checks it (checkSnapshot, shared):
+ *      its recipe against the manifest's size and BLAKE3, every entry against the pack
+ *      tables, a staged snapshot's staging objects (with readData, every staged block). Each
+ *      snapshot that is not whole is reported — lost chunks, a damaged or replaced recipe,
+ *      damaged staging, an unreadable manifest — with the first stream offset that does not
+ *      restore; none is ever removed (restore what you can with a byte range, or forget it).
+ *      `ok` is true only when every snapshot is whole and nothing was left undone.
+ *   5. A damaged policies.json is replaced (src/store/policies.ts): the entries that still
+ *      read are kept, the damaged file is moved aside, and the report says so.
  *
  * Crash-safe in the same way as prune (relocate.ts): new packs durable and indexed before
  * recipes switch; packs moved aside only after. Running repair again after a crash is safe.
@@ -31,10 +37,18 @@ import { readCondemned, takeMaintenanceLease } from '../session/condemned.js';
 import type { WriterSession } from '../session/session.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
+import { PackCatalog } from './catalog.js';
+import { checkSnapshot } from './check.js';
+import { recipeMismatch } from './recipe-sum.js';
+import { getHasher } from '../chunking/index.js';
+import type { Hasher } from '../chunking/types.js';
+import { replaceDamagedPolicies } from '../store/policies.js';
 import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';
 
 export interface RepairContext {
   backend: Backend;
+  /** For staged snapshots' block checksums (readData); default: the best engine. */
+  hasher?: Hasher;
   pool: CompressionPool;
   /** An EMPTY index: repair fills it from the packs. */
   index: FingerprintIndex;
@@ -69,11 +83,28 @@ export interface DamagedPackReport {
 
 export interface DamagedSnapshotReport {
   id: string;
-  target: string;
-  /** Chunks the snapshot needs that are nowhere readable. */
+  /** Undefined when the manifest itself cannot be read. */
+  target?: string;
+  /** Chunks the snapshot needs that are nowhere readable (or that its recipe names wrongly). */
   lostChunks: number;
-  /** Stream offset of the first lost chunk: bytes before it still restore. */
+  /**
+   * The first stream offset that does not restore: bytes before it still do. 0 when the
+   * recipe, the staging metadata or the manifest itself is damaged.
+   */
   firstLostOffset: number;
+  /** What check finds wrong with it (a few lines; the codes are check's). */
+  problems: Problem[];
+}
+
+export interface PoliciesRepairReport {
+  /** Why policies.json could not be read. */
+  damage: string;
+  /** Targets whose settings were read back and kept (check them: `chunkyard policy`). */
+  kept: string[];
+  /** Entries that could not be read back and were dropped (their targets now use the store defaults). */
+  dropped: number;
+  /** Where the damaged file went. */
+  movedTo?: string;
 }
 
 export interface RepairReport {
@@ -83,8 +114,10 @@ export interface RepairReport {
   damagedPacks: DamagedPackReport[];
   /** Snapshots whose recipes now point at salvaged or other copies. */
   healed: { id: string; relocated: number }[];
-  /** Snapshots that still reference lost chunks. */
+  /** Snapshots that are not whole after repair (check would report them), each named. */
   damagedSnapshots: DamagedSnapshotReport[];
+  /** Set when policies.json was damaged and replaced. */
+  policies?: PoliciesRepairReport;
   /** What repair could not deal with (unreadable manifests or recipes, packs of unknown versions). */
   problems: Problem[];
   seconds: number;
@@ -209,7 +242,10 @@ async function repairLeased(ctx: RepairContext, options: RepairOptions): Promise
         }
       }
     } catch (err) {
-      problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}; repair cannot read its recipe (forget it, or put the recipe back from a copy)` });
+      let code: Problem['code'] = err instanceof ChunkyardError ? err.code : 'IO_ERROR';
+      // An unknown version in a recipe that fails its manifest's checksum is damage.
+      if (code === 'FORMAT_UNSUPPORTED' && (await recipeMismatch(backend, m))) code = 'CORRUPT';
+      problems.add({ code, snapshot: m.id, message: `snapshot ${m.id}: ${(err as Error).message}; repair cannot read its recipe (forget it, or put the recipe back from a copy)` });
       affected.delete(m.id);
     }
   }
@@ -274,31 +310,33 @@ async function repairLeased(ctx: RepairContext, options: RepairOptions): Promise
     progress('move', n + 1, damaged.size);
   }
 
-  // 6. What is still lost, per snapshot.
-  const present = new Set<string>();
-  for await (const o of backend.list('packs/')) {
-    const id = packIdFromName(o.name);
-    if (id) present.add(id.toString('hex'));
-  }
-  for (const m of manifests) {
-    if (!m.recipe || !affected.has(m.id)) continue;
-    let reader: RecipeReader;
+  // 6. What still does not restore: every snapshot, checked as check checks it.
+  const after = await PackCatalog.load(backend, { digests: true });
+  const stillCorrupt = new Map<string, Set<number>>();
+  for (const d of damaged.values()) if (after.packs.has(d.hex) && d.corrupt.size > 0) stillCorrupt.set(d.hex, d.corrupt);
+  const hasher = ctx.hasher ?? getHasher('auto');
+  const unreadable = new Map<string, Problem>();
+  for (const p of problems.list()) if (p.snapshot && !manifests.some((m) => m.id === p.snapshot)) unreadable.set(p.snapshot, p);
+  for (const id of await listSnapshotIds(backend)) {
+    let m: SnapshotManifest;
     try {
-      reader = await RecipeReader.open(backend, (await readManifest(backend, m.id)).recipe!.name);
-    } catch {
-      continue; // reported above
+      m = await readManifest(backend, id);
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue;
+      const p = unreadable.get(id) ?? { code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', snapshot: id, message: (err as Error).message };
+      report.damagedSnapshots.push({ id, lostChunks: 0, firstLostOffset: 0, problems: [p] });
+      continue;
     }
-    let lost = 0;
-    let first = -1;
-    for await (const block of reader.entries()) {
-      for (const e of block) {
-        const hex = e.packId.toString('hex');
-        if (present.has(hex) && !damaged.get(hex)?.corrupt.has(e.offset)) continue;
-        lost++;
-        if (first < 0) first = e.streamOffset;
-      }
-    }
-    if (lost > 0) report.damagedSnapshots.push({ id: m.id, target: m.target, lostChunks: lost, firstLostOffset: first });
+    const found = new ProblemList(3, 20);
+    const v = await checkSnapshot({ backend, hasher }, m, after, { corrupt: stillCorrupt, readData: options.readData === true }, found);
+    if (!v.whole) report.damagedSnapshots.push({ id: m.id, target: m.target, lostChunks: v.badChunks, firstLostOffset: v.firstBadOffset, problems: found.list() });
+  }
+
+  // 7. policies.json: replaced when damaged (backups refuse to run while it is).
+  try {
+    report.policies = await replaceDamagedPolicies(backend);
+  } catch (err) {
+    problems.add({ code: err instanceof ChunkyardError ? err.code : 'IO_ERROR', message: `policies.json: ${(err as Error).message}` });
   }
 
   const stats = ctx.index.getStats();

@@ -1,21 +1,30 @@
 /**
- * Pack file format, version 1 (docs/format.md, "Packs"). All integers little-endian.
+ * Pack file format, version 2 (docs/format.md, "Packs"). All integers little-endian.
  * ON-DISK CONSTANTS: DO NOT CHANGE these values; a change needs a new pack version.
  *
- *   header  32 B   magic "CYPACK\0\1" | version u32 | reserved u32 (0) | packId 16 B
+ *   header  32 B   magic "CYPACK\0\1" | version u32 | headerSum u32 | packId 16 B
  *   blobs          stored chunk bytes back to back, in stream order
  *   table   n×48 B fingerprint 32 B | offset u32 | storedLength u32 | rawLength u32 | codec u8 | 0 0 0
  *   footer  40 B   entryCount u32 | reserved u32 (0) | tableOffset u64 | tableHash 16 B | magic "CYPKTAIL"
  *
  * tableHash = first 16 bytes of BLAKE3(table). The table makes a pack self-describing: the
  * fingerprint index can be rebuilt from the packs alone.
+ *
+ * headerSum (version 2) = the first 4 bytes (u32 LE) of BLAKE3 over the other 28 header
+ * bytes (0..12 and 16..32), with 0 written as 1: a damaged header reads as damage
+ * (PACK_CORRUPT), and only a header that verifies and names an unknown version is
+ * FORMAT_UNSUPPORTED. Version 1 headers had 0 there (no checksum); they stay readable, and a
+ * header with 0 there and a version other than 1 is a damaged version-1 header.
  */
 import { ChunkyardError } from '../errors.js';
 import { blake3 } from '../util/blake3.js';
 
 export const PACK_MAGIC = Buffer.from('CYPACK\x00\x01', 'latin1');
 export const PACK_TAIL_MAGIC = Buffer.from('CYPKTAIL', 'latin1');
-export const PACK_VERSION = 1;
+/** The version new packs are written with. */
+export const PACK_VERSION = 2;
+/** Version 1: the same layout, no header checksum (headerSum 0). Still read. */
+export const PACK_VERSION_NO_HEADER_SUM = 1;
 export const PACK_HEADER_SIZE = 32;
 export const PACK_ENTRY_SIZE = 48;
 export const PACK_FOOTER_SIZE = 40;
@@ -32,11 +41,18 @@ export interface PackEntry {
   codec: CodecId;
 }
 
-export function encodeHeader(packId: Uint8Array): Buffer {
+/** The header checksum of a (version 2 or later) header: never 0, which means "none". */
+export function headerSum(h: Uint8Array): number {
+  const sum = blake3(Buffer.concat([h.subarray(0, 12), h.subarray(16, PACK_HEADER_SIZE)])).readUInt32LE(0);
+  return sum === 0 ? 1 : sum;
+}
+
+export function encodeHeader(packId: Uint8Array, version = PACK_VERSION): Buffer {
   const b = Buffer.alloc(PACK_HEADER_SIZE);
   PACK_MAGIC.copy(b, 0);
-  b.writeUInt32LE(PACK_VERSION, 8);
+  b.writeUInt32LE(version, 8);
   Buffer.from(packId).copy(b, 16);
+  if (version !== PACK_VERSION_NO_HEADER_SUM) b.writeUInt32LE(headerSum(b), 12);
   return b;
 }
 
@@ -85,8 +101,20 @@ export function decodeHeader(h: Buffer, where: string): Buffer {
     throw new ChunkyardError('PACK_CORRUPT', `${where}: bad pack header magic`);
   }
   const version = h.readUInt32LE(8);
-  if (version !== PACK_VERSION) {
-    throw new ChunkyardError('FORMAT_UNSUPPORTED', `${where}: pack version ${version} is not supported (this build reads ${PACK_VERSION})`);
+  const stored = h.readUInt32LE(12);
+  if (stored === 0) {
+    // No checksum: only version 1 wrote headers so. Any other version here is a damaged one.
+    if (version !== PACK_VERSION_NO_HEADER_SUM) {
+      throw new ChunkyardError('PACK_CORRUPT', `${where}: damaged pack header (version ${version} without a header checksum)`);
+    }
+  } else {
+    const actual = headerSum(h);
+    if (actual !== stored) {
+      throw new ChunkyardError('PACK_CORRUPT', `${where}: pack header fails its checksum (stored ${stored.toString(16)}, computed ${actual.toString(16)})`);
+    }
+    if (version !== PACK_VERSION && version !== PACK_VERSION_NO_HEADER_SUM) {
+      throw new ChunkyardError('FORMAT_UNSUPPORTED', `${where}: pack version ${version} is not supported (this build reads 1 and ${PACK_VERSION})`);
+    }
   }
   return Buffer.from(h.subarray(16, 32));
 }

@@ -94,8 +94,8 @@ export async function stageStream(
   return { name: stagingName(id), bytes: total };
 }
 
-/** Loads and checks a staged stream's block checksums. */
-async function readSums(backend: Backend, id: string, bytes: number): Promise<Buffer> {
+/** Loads and checks a staged stream's block checksums (CORRUPT when missing or not matching the stream). */
+export async function readStagedSums(backend: Backend, id: string, bytes: number): Promise<Buffer> {
   const name = sumsName(id);
   let raw: Buffer;
   try {
@@ -113,7 +113,7 @@ async function readSums(backend: Backend, id: string, bytes: number): Promise<Bu
 /** The staged bytes [start, end), each 1 MiB block verified before any of it is returned. */
 export async function* readStaged(backend: Backend, hasher: Hasher, id: string, staging: StagedStream, start: number, end: number): AsyncGenerator<Buffer> {
   if (start >= end) return;
-  const sums = await readSums(backend, id, staging.bytes);
+  const sums = await readStagedSums(backend, id, staging.bytes);
   const firstBlock = Math.floor(start / STAGING_BLOCK);
   const lastBlock = Math.ceil(end / STAGING_BLOCK); // exclusive
   const BATCH = 8;

@@ -35,12 +35,13 @@ import { newSnapshotId, packIdFromName, packIdFromTableName, tableObjectName } f
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
 import { dropStaged, readStaged, stageStream } from './staging.js';
-import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
+import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
 import { acquireWriterLock } from './lock.js';
+import { resolveRange } from './range.js';
 import { condemnedPacks, readCondemned } from '../session/condemned.js';
 import { availableParallelism } from 'node:os';
 // The maintenance commands load their modules when called: a backup or a restore, whose
@@ -397,7 +398,7 @@ export class Store {
       throw badArgument(`sliceBytes = ${String(sliceBytes)}: must be a whole number of bytes from ${MIN_SLICE_BYTES} (64 KiB) to ${MAX_SLICE_BYTES} (64 MiB)`);
     }
     this.writable('backup');
-    const policy = effectivePolicy(this.config, await readPolicies(this.backend), target, override);
+    const policy = await backupPolicy(this.backend, this.config, target, override);
     const id = newSnapshotId();
     const time = new Date().toISOString();
     const started = Date.now();
@@ -561,11 +562,22 @@ export class Store {
     return readPolicies(this.backend);
   }
 
-  /** Sets a target's dedupe mode and/or compression for its future backups. */
-  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }): Promise<PolicyFile> {
+  /**
+   * Sets a target's dedupe mode and/or compression for its future backups. With
+   * replaceDamaged, a damaged policies.json is first moved to damaged/ and replaced by an
+   * empty one (every other target then uses the store defaults); without it, CORRUPT.
+   */
+  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
     this.check();
     this.writable('changing policies');
-    return setTargetPolicy(this.backend, target, change);
+    return setTargetPolicy(this.backend, target, change, options);
+  }
+
+  /** Replaces a damaged policies.json by an empty one (the old file goes to damaged/); undefined when it is whole. */
+  async replaceDamagedPolicies(): Promise<{ damage: string; movedTo: string } | undefined> {
+    this.check();
+    this.writable('changing policies');
+    return replaceDamagedPolicies(this.backend, 'none');
   }
 
   /**
@@ -590,7 +602,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.restoreContext(), manifest, range);
+    return restoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes));
   }
 
   /**
@@ -608,6 +620,7 @@ export class Store {
     this.check();
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
+    options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
     const ctx = this.restoreContext();
     if (isFileHandle(destination)) {
       const fresh = (await destination.stat()).size <= (options.position ?? 0);

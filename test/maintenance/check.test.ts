@@ -276,6 +276,7 @@ test('a table object edited: CORRUPT naming the pack; backups confirm against th
     assert.ok((await restore(dir, snap.id)).equals(chunk));
     const rep = await Store.repair(dir);
     assert.equal(rep.ok, false, 'repair names what it found and rewrote');
+    assert.deepEqual(rep.damagedSnapshots, [], 'no snapshot was made through the damaged table object');
     assert.ok(rep.problems.some((p) => p.pack === pack && /rewritten from the pack/.test(p.message)));
     assert.deepEqual((await Store.check(dir)).errors, []);
     await rm(join(dir, 'cache'), { recursive: true, force: true });

@@ -6,6 +6,7 @@
  *       → "committed <id> <seed>" after each backup resolves
  *   node maintenance-child.js <store> process   → "processed <n>"
  *   node maintenance-child.js <store> prune     → "phase <name>" as it goes, "pruned <json report>"
+ *   node maintenance-child.js <store> repair    → "repaired <json report>"
  *
  * With CHUNKYARD_KILL_AFTER=N in the environment, the child kills itself (SIGKILL) right
  * after its N-th durable step: an object put, committed or deleted, or an index update.
@@ -87,6 +88,9 @@ if (op === 'backup') {
   });
   process.stdout.write(`pruned ${JSON.stringify(r)}\n`);
   await store.close();
+} else if (op === 'repair') {
+  const r = await Store.repair(dir!);
+  process.stdout.write(`repaired ${JSON.stringify(r)}\n`);
 } else {
   throw new Error(`unknown op ${op}`);
 }

@@ -7,16 +7,20 @@ import { POLICIES, validateTargetName } from '../../snapshot/manifest.js';
 import { printJson } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]] [--json]';
+const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]] [--replace-damaged] [--json]';
 
 export default defineCommand({
   name: 'policy',
   summary: "show or set targets' dedupe and compression policies",
   usage,
-  description: 'Without a target: every target with settings, and the store defaults. With a target and options: set them. A backup may still override the dedupe mode with --policy.',
+  description:
+    'Without a target: every target with settings, and the store defaults. With a target and options: set them. A backup may still override the dedupe mode with --policy. ' +
+    'While policies.json is damaged, backups refuse to run (except --policy deferred): --replace-damaged moves it to damaged/policies.json and starts an empty one ' +
+    '(with a target and options: holding only those), so every other target uses the store defaults until set again; chunkyard repair instead keeps the settings that still read.',
   flags: {
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'dedupe mode for the target' },
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'compression for the target' },
+    'replace-damaged': { type: 'boolean', description: 'replace a damaged policies.json by an empty one first (the other targets lose their settings)' },
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
@@ -27,9 +31,17 @@ export default defineCommand({
     const setting = dedupe !== undefined || compression !== undefined;
     if (setting && target === undefined) throw new ChunkyardError('BAD_ARGUMENT', 'name the target whose policy to set');
     if (target !== undefined) validateTargetName(target);
-    const store = await Store.open(storePath!, setting ? { purpose: 'policy' } : { readOnly: true });
+    const replace = flags['replace-damaged'] === true;
+    if (replace && target !== undefined && !setting) throw new ChunkyardError('BAD_ARGUMENT', '--replace-damaged with a target needs --dedupe and/or --compression (or give no target)');
+    const store = await Store.open(storePath!, setting || replace ? { purpose: 'policy' } : { readOnly: true });
     try {
-      const file = setting ? await store.setPolicy(target!, { dedupe, compression }) : await store.policies();
+      let note = '';
+      if (replace && !setting) {
+        const r = await store.replaceDamagedPolicies();
+        note = r ? `policies.json was damaged (${r.damage}): moved to ${r.movedTo}, replaced by an empty one; every target uses the store defaults until set again\n` : 'policies.json is not damaged: nothing replaced\n';
+        if (!flags.json) await writeOut(io.stderr, note);
+      }
+      const file = setting ? await store.setPolicy(target!, { dedupe, compression }, { replaceDamaged: replace }) : await store.policies();
       const defaults = { dedupe: store.config.dedupe, compression: store.config.compression };
       const targets = target !== undefined ? { [target]: await store.effectivePolicy(target) } : file.targets;
       if (flags.json) return await printJson(io.stdout, { defaults, targets });

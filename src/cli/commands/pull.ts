@@ -16,8 +16,8 @@ export default defineCommand({
   description: 'A target name fetches its latest snapshot; 4 to 16 lowercase hex digits are a snapshot id. The token is read from CHUNKYARD_TOKEN.',
   flags: {
     output: { type: 'string', short: 'o', value: 'FILE', description: 'write here instead of standard output (written beside it, renamed when complete)' },
-    start: { type: 'string', value: 'N', description: 'first byte (default 0)' },
-    end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end)' },
+    start: { type: 'string', value: 'N', description: 'first byte (default 0; a start past the end is refused, BAD_ARGUMENT)' },
+    end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end; an end past the end is the end)' },
   },
   async run({ flags, positionals }, io) {
     const [url, which] = requirePositionals(positionals, ['<url>', '<target|snapshot-id>'], `chunkyard pull ${usage}`);

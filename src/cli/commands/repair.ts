@@ -14,9 +14,11 @@ export default defineCommand({
   description:
     'Rebuilds the index from the packs. A pack whose table is damaged (or, with --read-data, that holds corrupt chunks) has its verifiable chunks copied ' +
     'into new packs and is moved aside to damaged/; recipes are pointed at the copies, or at another copy of the same chunk. Snapshots that still lack ' +
-    'chunks are listed, never removed. Exits 1 when something is still lost. Takes the writer lock.',
+    'chunks are listed, never removed. Then every snapshot is checked as check checks it (recipe against its manifest, entries against the pack tables, ' +
+    'staging objects; with --read-data every staged block), and each one that would not restore whole is named. A damaged policies.json is replaced, ' +
+    'keeping the settings that still read. Exits 0 only when every snapshot restores whole and nothing was left undone. Takes the writer lock.',
   flags: {
-    'read-data': { type: 'boolean', description: 'also read every chunk and salvage packs with corrupt chunks' },
+    'read-data': { type: 'boolean', description: 'also read every chunk and staged block; salvage packs with corrupt chunks' },
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
@@ -38,7 +40,13 @@ export default defineCommand({
     }
     for (const h of r.healed) out += `snapshot ${h.id}: ${h.relocated} chunk reference(s) pointed at good copies\n`;
     for (const s of r.damagedSnapshots) {
-      out += `snapshot ${s.id} (${s.target}) still lacks ${s.lostChunks} chunk(s), the first at byte ${s.firstLostOffset}: bytes before it restore (--end ${s.firstLostOffset})\n`;
+      const what = s.lostChunks > 0 ? `has ${s.lostChunks} chunk(s) that do not restore (lost, or named wrongly by its recipe)` : 'is damaged';
+      const from = s.firstLostOffset > 0 ? `from byte ${s.firstLostOffset}: bytes before it restore (--end ${s.firstLostOffset})` : 'from its first byte: nothing of it can be vouched for';
+      out += `snapshot ${s.id}${s.target ? ` (${s.target})` : ''} ${what}, ${from}\n`;
+      for (const p of s.problems) out += `  ${formatProblem(p)}`;
+    }
+    if (r.policies) {
+      out += `policies.json was damaged (${r.policies.damage}): moved to ${r.policies.movedTo ?? 'nowhere'}, replaced keeping ${r.policies.kept.length} target setting(s) that still read${r.policies.kept.length ? ` (${r.policies.kept.join(', ')})` : ''}, ${r.policies.dropped} dropped; check them with chunkyard policy\n`;
     }
     for (const p of r.problems) out += `problem ${formatProblem(p)}`;
     out += r.ok ? `repair done in ${r.seconds.toFixed(2)} s: every snapshot is whole\n` : `repair done in ${r.seconds.toFixed(2)} s: ${r.damagedSnapshots.length} snapshot(s) damaged, ${r.problems.length} problem(s)\n`;

@@ -16,8 +16,8 @@ export default defineCommand({
   description: 'A target name restores its latest snapshot. Every chunk is verified against its fingerprint.',
   flags: {
     output: { type: 'string', short: 'o', value: 'FILE', description: 'write here instead of standard output' },
-    start: { type: 'string', value: 'N', description: 'first byte to restore (default 0)' },
-    end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end)' },
+    start: { type: 'string', value: 'N', description: 'first byte to restore (default 0; a start past the end is refused, BAD_ARGUMENT)' },
+    end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end; an end past the end is the end)' },
     sparse: { type: 'boolean', description: 'with --output: leave the runs of zero chunks (unused space of disk images) as holes; without it they are allocated (fallocate), not written, and the file has no holes' },
   },
   async run({ flags, positionals }, io) {
@@ -36,10 +36,18 @@ export default defineCommand({
       if ((await outputKind(flags.output)) === 'device') {
         if (flags.sparse) throw new ChunkyardError('BAD_ARGUMENT', `--sparse needs a regular file; ${flags.output} is not one`);
         const device = createWriteStream(flags.output, { flags: 'a' });
+        // A write error (ENOSPC on /dev/full, EIO) reaches the restore through its write, and
+        // may be emitted again at close: one listener keeps it from becoming an uncaught
+        // 'error' event (a raw stack trace); the error is reported once, with its code.
+        let failed: Error | undefined;
+        device.on('error', (err) => (failed ??= err));
         try {
           await store.restoreTo(which!, device, { start, end });
-        } finally {
           await new Promise<void>((resolve) => device.end(resolve));
+          if (failed) throw failed;
+        } catch (err) {
+          device.destroy();
+          throw deviceError(err, flags.output);
         }
         return;
       }
@@ -61,3 +69,11 @@ export default defineCommand({
     }
   },
 });
+
+/** An operating-system error of the output as IO_ERROR naming the output; ChunkyardErrors pass through. */
+function deviceError(err: unknown, output: string): unknown {
+  if (err instanceof ChunkyardError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string') return err;
+  return new ChunkyardError('IO_ERROR', `cannot write to ${output}: ${(err as Error).message}`, { cause: err });
+}
