@@ -12,11 +12,13 @@ import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
 import type { Store, SnapshotManifest } from '../store/store.js';
 import { SLICE_BYTES } from '../store/backup.js';
-import type { Grant, TokenTable } from './auth.js';
+import type { Grant, Operation, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
 import type { SnapshotCatalog } from './catalog.js';
 import type { Metrics } from './metrics.js';
+import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';
+import type { LogLevel } from './log.js';
 
 /** What a handler may use and report; one per request. */
 export interface RequestContext {
@@ -27,6 +29,7 @@ export interface RequestContext {
   readonly catalog: SnapshotCatalog;
   readonly tokens: TokenTable;
   readonly metrics: Metrics;
+  readonly quotas: QuotaLedger;
   readonly daemon: DaemonControl;
   readonly query: URLSearchParams;
   /** The client sent `Expect: 100-continue` and sends no body until it is told to. */
@@ -49,6 +52,8 @@ export interface DaemonControl {
   beginDownload(): () => void;
   /** Asks a running post-process pass to stop (it is resumable): forget waits for it otherwise. */
   preemptProcess(): void;
+  /** Writes an event line to the log, if `level` is logged. */
+  logEvent(level: LogLevel, fields: Record<string, unknown>): void;
 }
 
 type Handler = (ctx: RequestContext, params: string[]) => Promise<void>;
@@ -119,11 +124,15 @@ function authenticate(ctx: RequestContext): Grant {
   return grant;
 }
 
-/** 403 unless the grant covers the target. `named`: the client named the target itself (else it is not told it). */
-function authorize(grant: Grant, target: string, write: boolean, named: boolean): void {
-  if (write ? grant.canWrite(target) : grant.canRead(target)) return;
+const VERBS: Record<Operation, string> = { read: 'read', upload: 'upload to', delete: 'delete snapshots of' };
+
+/** 403 unless the grant allows the operation on the target. `named`: the client named the target itself (else it is not told it). */
+function authorize(grant: Grant, target: string, operation: Operation, named: boolean): void {
+  if (grant.may(operation, target)) return;
   const what = named ? `target ${JSON.stringify(target)}` : 'the target of this snapshot';
-  throw new HttpError(403, 'FORBIDDEN', `this token may not ${write ? 'write to' : 'read'} ${what}`);
+  // An append-only token on its own target: say so, it is not a glob mistake.
+  const why = grant.canRead(target) && operation === 'delete' && grant.access === 'append' ? ' (it is append-only)' : '';
+  throw new HttpError(403, 'FORBIDDEN', `this token may not ${VERBS[operation]} ${what}${why}`);
 }
 
 function target(ctx: RequestContext, raw: string): string {
@@ -142,7 +151,7 @@ async function healthz(ctx: RequestContext): Promise<void> {
 
 async function metrics(ctx: RequestContext): Promise<void> {
   const body = Buffer.from(await ctx.metrics.render());
-  ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4', 'Content-Length': String(body.length) });
+  ctx.res.writeHead(200, { 'Content-Type': ctx.metrics.contentType, 'Content-Length': String(body.length) });
   ctx.res.end(body);
 }
 
@@ -150,7 +159,7 @@ async function metrics(ctx: RequestContext): Promise<void> {
 async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, true, true);
+  authorize(grant, name, 'upload', true);
   const policyParam = ctx.query.get('policy');
   if (policyParam !== null && !POLICIES.includes(policyParam as DedupePolicy)) {
     throw new HttpError(400, 'BAD_ARGUMENT', `policy ${JSON.stringify(policyParam)} is not one of ${POLICIES.join(', ')}`);
@@ -162,8 +171,21 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)}: send the bytes to store as they are (identity)`);
   }
   const { req, metrics } = ctx;
+  // A token at its quota is refused before "100 Continue": its client sends no body.
+  let ticket: QuotaTicket | undefined;
+  let deferred = false;
+  if (grant.quota !== undefined) {
+    ticket = await ctx.quotas.begin({ ...grant, quota: grant.quota });
+    deferred = (await ctx.store.effectivePolicy(name, (policyParam ?? undefined) as DedupePolicy | undefined)).dedupe === 'deferred';
+  }
   const abort = new AbortController();
-  const end = ctx.daemon.beginUpload(abort);
+  let end: () => void;
+  try {
+    end = ctx.daemon.beginUpload(abort);
+  } catch (err) {
+    ticket?.release();
+    throw err;
+  }
   // A client that goes away before the end of its body: stop the backup (no snapshot).
   // 'close' before the body's end also covers 'aborted' and socket errors.
   const onClose = () => {
@@ -175,10 +197,10 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   const onAnswered = () => abort.abort(new ChunkyardError('ABORTED', 'the request was answered before the end of the upload'));
   ctx.res.once('close', onAnswered);
   const body = requestBody(req, abort.signal);
-  metrics.uploadsInFlight++;
+  metrics.uploadsInFlight.inc();
   let counted = 0;
   const count = (bytes: number) => {
-    metrics.ingestedBytes += bytes - counted;
+    metrics.ingestedBytes.inc(bytes - counted);
     ctx.log.bytes += bytes - counted;
     counted = bytes;
   };
@@ -191,20 +213,41 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
       target: name,
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
       signal: abort.signal,
-      onProgress: (p) => count(p.bytes),
+      onProgress: (p) => {
+        count(p.bytes);
+        if (!ticket || abort.signal.aborted) return;
+        // A deferred upload stages every byte; an immediate one stores its new chunks.
+        try {
+          ticket.update(deferred ? p.bytes : p.newBytes);
+        } catch (err) {
+          abort.abort(err);
+        }
+      },
       // Many uploads share the daemon: the smaller slices keep each at ~27 MiB of slots.
       sliceBytes: SLICE_BYTES,
     });
     count(r.logicalBytes);
     ctx.catalog.invalidate();
-    metrics.uploadsCommitted++;
+    metrics.uploadsCommitted.inc();
+    metrics.backupCommitted(r.target, Date.now() / 1000);
     ctx.log.snapshot = r.id;
+    if (ticket) {
+      try {
+        await ctx.quotas.record(grant.key, r.id, r.storedBytes);
+      } catch (err) {
+        // The snapshot is committed and durable: a failed bookkeeping write must not make
+        // the client believe otherwise (and upload it again). It is counted until restart.
+        ctx.daemon.logEvent('error', { event: 'quota-record-failed', token: grant.index, snapshot: r.id, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
+      }
+    }
     const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
     sendJson(ctx.res, 201, { id, target: r.target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds }, { Location: `/v1/snapshots/${id}` });
   } catch (err) {
-    metrics.uploadsFailed++;
-    // The stream failed because the upload was aborted: say why, not the stream's error.
-    if (abort.signal.aborted && !(err instanceof ChunkyardError && err.code === 'ABORTED')) {
+    metrics.uploadsFailed.inc();
+    metrics.backupFailed(name, Date.now() / 1000);
+    // The stream failed because the upload was aborted: say why (a disconnect, the
+    // shutdown, the quota), not the stream's error.
+    if (abort.signal.aborted) {
       throw abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err });
     }
     throw err;
@@ -212,7 +255,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     body.detach();
     req.off('close', onClose);
     ctx.res.off('close', onAnswered);
-    metrics.uploadsInFlight--;
+    metrics.uploadsInFlight.dec();
+    ticket?.release();
     end();
   }
 }
@@ -220,14 +264,14 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
 async function list(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, false, true);
+  authorize(grant, name, 'read', true);
   sendJson(ctx.res, 200, await ctx.catalog.list(name));
 }
 
 async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, false, true);
+  authorize(grant, name, 'read', true);
   const snaps = await ctx.catalog.list(name);
   if (snaps.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `target ${JSON.stringify(name)} has no snapshot`);
   await sendBytes(ctx, await ctx.store.resolveSnapshot(snaps[snaps.length - 1]!.id));
@@ -238,7 +282,7 @@ async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
  * token may read (so that prefixes cannot be used to probe for other targets' snapshots).
  * Never falls back to a target name. 403 for a full id of a snapshot the token may not use.
  */
-async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: boolean): Promise<SnapshotManifest> {
+async function resolveId(ctx: RequestContext, grant: Grant, id: string, operation: Operation): Promise<SnapshotManifest> {
   if (!/^[0-9a-f]{4,16}$/.test(id)) throw new HttpError(400, 'BAD_ARGUMENT', 'a snapshot id is 4 to 16 lowercase hex digits');
   let full = id;
   if (id.length < 16) {
@@ -251,19 +295,19 @@ async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: b
   // resolveSnapshot also takes target names: a target called like an id is not that id.
   if (m.id !== full) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
   ctx.log.target = m.target;
-  authorize(grant, m.target, write, false);
+  authorize(grant, m.target, operation, false);
   return m;
 }
 
 async function byId(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  await sendBytes(ctx, await resolveId(ctx, grant, id!, false));
+  await sendBytes(ctx, await resolveId(ctx, grant, id!, 'read'));
 }
 
 /** DELETE: forget the snapshot (its manifest); prune reclaims its data. */
 async function remove(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  const m = await resolveId(ctx, grant, id!, true);
+  const m = await resolveId(ctx, grant, id!, 'delete');
   ctx.log.snapshot = m.id;
   ctx.daemon.preemptProcess();
   let report;
@@ -300,7 +344,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
     return;
   }
   const done = ctx.daemon.beginDownload();
-  ctx.metrics.downloadsInFlight++;
+  ctx.metrics.downloadsInFlight.inc();
   try {
     // The first range is opened before the status goes out: errors found before the first
     // byte (a snapshot forgotten meanwhile, a missing recipe) still get a status of their own.
@@ -326,7 +370,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
     }
     res.end(tail);
   } finally {
-    ctx.metrics.downloadsInFlight--;
+    ctx.metrics.downloadsInFlight.dec();
     done();
   }
 }
@@ -337,7 +381,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
  */
 async function copy(ctx: RequestContext, stream: Readable, end: boolean): Promise<boolean> {
   stream.on('data', (b: Buffer) => {
-    ctx.metrics.restoredBytes += b.length;
+    ctx.metrics.restoredBytes.inc(b.length);
     ctx.log.bytes += b.length;
   });
   try {
