@@ -17,6 +17,8 @@ export interface UploadOutcome {
   /** Unix seconds of the last upload that committed, and of the last that failed. */
   lastSuccess?: number;
   lastFailure?: number;
+  /** The error code of the last failure (ABORTED, QUOTA_EXCEEDED, IO_ERROR, ...). */
+  lastFailureCode?: string;
 }
 
 /** When a snapshot's backup ended: its start plus its ingest time, in unix seconds. */
@@ -121,9 +123,9 @@ export class Metrics {
     this.outcomes.set(target, { ...o, lastSuccess: at });
   }
 
-  backupFailed(target: string, at: number): void {
+  backupFailed(target: string, at: number, code: string): void {
     const o = this.outcomes.get(target) ?? {};
-    this.outcomes.set(target, { ...o, lastFailure: at });
+    this.outcomes.set(target, { ...o, lastFailure: at, lastFailureCode: code });
   }
 
   /** store.stats() lists every manifest: it is cached for a few seconds. */

@@ -111,23 +111,31 @@ export class QuotaLedger {
     };
   }
 
-  /** Records a committed snapshot of the token; durable when it resolves. */
-  async record(key: string, id: string, storedBytes: number): Promise<void> {
-    const a = await this.account(key);
-    a.snapshots.set(id, storedBytes);
-    const write = a.writing.then(async () => {
+  /**
+   * Settles a committed snapshot of a token with a quota: if the token's usage plus its
+   * stored bytes fit the quota, records it (durable when this resolves); if not, rejects
+   * with QUOTA_EXCEEDED, and the caller forgets the snapshot (it was never acknowledged).
+   * Check and record run one at a time per token, so two uploads that finish together
+   * cannot both take the last of a quota. Any other rejection is the usage object's write.
+   */
+  async commit(grant: Grant & { quota: number }, id: string, storedBytes: number): Promise<void> {
+    const a = await this.account(grant.key);
+    const run = a.writing.then(async () => {
+      const used = await this.used(grant.key);
+      if (used + storedBytes > grant.quota) throw exceeded(grant.quota, used, storedBytes);
+      a.snapshots.set(id, storedBytes);
       // Forgotten snapshots are dropped from the object as it is rewritten.
       const live = new Set((await this.catalog.list()).map((s) => s.id));
       const kept: Record<string, number> = {};
       for (const [sid, n] of a.snapshots) if (sid === id || live.has(sid)) kept[sid] = n;
-      await this.backend.put(`${USAGE_PREFIX}${key}.json`, sealJson({ version: 1, key, snapshots: kept }));
+      await this.backend.put(`${USAGE_PREFIX}${grant.key}.json`, sealJson({ version: 1, key: grant.key, snapshots: kept }));
     });
-    a.writing = write.catch(() => {});
-    await write;
+    a.writing = run.catch(() => {});
+    await run;
   }
 }
 
 function exceeded(quota: number, used: number, uploading: number): ChunkyardError {
-  const what = uploading > 0 ? ` and this upload's ${uploading} new bytes so far` : '';
-  return new ChunkyardError('QUOTA_EXCEEDED', `this token's quota of ${quota} stored bytes is used up (${used} bytes in its snapshots${what}); forget some of its snapshots or raise its quota`);
+  const what = uploading > 0 ? `, and this upload would add ${uploading}` : '';
+  return new ChunkyardError('QUOTA_EXCEEDED', `this token's quota of ${quota} stored bytes is used up (${used} bytes in its snapshots and uploads in flight${what}); forget some of its snapshots or raise its quota`);
 }

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
-import type { Store, SnapshotManifest } from '../store/store.js';
+import type { Store, SnapshotInfo, SnapshotManifest } from '../store/store.js';
 import { SLICE_BYTES } from '../store/backup.js';
 import type { Grant, Operation, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
@@ -19,6 +19,7 @@ import type { Metrics } from './metrics.js';
 import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';
 import type { LogLevel } from './log.js';
+import { renderStatusPage, statusModel, type CheckSummary } from './status-page.js';
 
 /** What a handler may use and report; one per request. */
 export interface RequestContext {
@@ -52,6 +53,10 @@ export interface DaemonControl {
   beginDownload(): () => void;
   /** Asks a running post-process pass to stop (it is resumable): forget waits for it otherwise. */
   preemptProcess(): void;
+  /** When the daemon started (unix ms). */
+  readonly startedAt: number;
+  /** The store's last check, if it records one (status page). */
+  lastCheck(): Promise<CheckSummary | undefined>;
   /** Writes an event line to the log, if `level` is logged. */
   logEvent(level: LogLevel, fields: Record<string, unknown>): void;
 }
@@ -67,8 +72,10 @@ export interface Route {
 }
 
 export const ROUTES: readonly Route[] = [
+  { name: '/', pattern: [''], methods: { GET: statusPage } },
   { name: '/healthz', pattern: ['healthz'], methods: { GET: healthz } },
   { name: '/metrics', pattern: ['metrics'], methods: { GET: metrics } },
+  { name: '/v1/targets', pattern: ['v1', 'targets'], methods: { GET: targets } },
   { name: '/v1/targets/{target}/snapshots', pattern: ['v1', 'targets', null, 'snapshots'], methods: { PUT: upload, GET: list } },
   { name: '/v1/targets/{target}/latest', pattern: ['v1', 'targets', null, 'latest'], methods: { GET: latest } },
   { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, DELETE: remove } },
@@ -139,6 +146,60 @@ function target(ctx: RequestContext, raw: string): string {
   // Logged escaped by JSON.stringify in the log line; validated before anything else.
   ctx.log.target = raw.length > 200 ? raw.slice(0, 200) + '…' : raw;
   return validateTargetName(raw);
+}
+
+/** GET /v1/targets: every target the token may read, with its snapshots (oldest first). */
+async function targets(ctx: RequestContext): Promise<void> {
+  const grant = authenticate(ctx);
+  const byTarget = new Map<string, SnapshotInfo[]>();
+  for (const s of await ctx.catalog.list()) {
+    if (!grant.canRead(s.target)) continue;
+    let list = byTarget.get(s.target);
+    if (!list) byTarget.set(s.target, (list = []));
+    list.push(s);
+  }
+  const names = [...byTarget.keys()].sort();
+  sendJson(ctx.res, 200, { targets: names.map((target) => ({ target, snapshots: byTarget.get(target)! })) });
+}
+
+/**
+ * GET /: the status page (status-page.ts). A browser cannot send a bearer token, so the page
+ * also takes HTTP Basic with the token as the password (any user name); a 401 asks for it.
+ */
+async function statusPage(ctx: RequestContext): Promise<void> {
+  const header = ctx.req.headers.authorization;
+  const grant = ctx.tokens.authorize(header) ?? ctx.tokens.authorizeBasic(header);
+  if (!grant) {
+    throw new HttpError(401, 'UNAUTHORIZED', 'the status page needs a token: HTTP Basic with the token as the password (any user name), or "Authorization: Bearer <token>"', {
+      'WWW-Authenticate': 'Basic realm="chunkyard", charset="UTF-8"',
+    });
+  }
+  ctx.log.token = grant.index;
+  const [snapshots, stats] = await Promise.all([ctx.catalog.list(), ctx.metrics.stats()]);
+  const model = await statusModel({
+    snapshots,
+    stats,
+    outcomes: ctx.metrics.outcomes,
+    canRead: grant.canRead,
+    policyOf: (t) => ctx.store.effectivePolicy(t),
+    check: await ctx.daemon.lastCheck(),
+    now: Date.now() / 1000,
+    startedAt: ctx.daemon.startedAt / 1000,
+    storePath: ctx.store.path,
+    token: { index: grant.index, access: grant.access },
+  });
+  const body = Buffer.from(renderStatusPage(model));
+  ctx.res.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': String(body.length),
+    // Nothing but the page itself: no script runs, nothing is fetched, no other site frames it.
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    // It shows what one token may see: no shared cache may keep it.
+    'Cache-Control': 'no-store',
+  });
+  ctx.res.end(body);
 }
 
 async function healthz(ctx: RequestContext): Promise<void> {
@@ -228,29 +289,33 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     });
     count(r.logicalBytes);
     ctx.catalog.invalidate();
-    metrics.uploadsCommitted.inc();
-    metrics.backupCommitted(r.target, Date.now() / 1000);
-    ctx.log.snapshot = r.id;
     if (ticket) {
       try {
-        await ctx.quotas.record(grant.key, r.id, r.storedBytes);
+        await ctx.quotas.commit({ ...grant, quota: grant.quota! }, r.id, r.storedBytes);
       } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'QUOTA_EXCEEDED') {
+          // Over the quota with its true stored size (its last slice is only counted at the
+          // commit): the snapshot was never acknowledged; forget it, prune reclaims its data.
+          await forgetUnacknowledged(ctx, r.id);
+          throw err;
+        }
         // The snapshot is committed and durable: a failed bookkeeping write must not make
         // the client believe otherwise (and upload it again). It is counted until restart.
         ctx.daemon.logEvent('error', { event: 'quota-record-failed', token: grant.index, snapshot: r.id, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
       }
     }
+    metrics.uploadsCommitted.inc();
+    metrics.backupCommitted(r.target, Date.now() / 1000);
+    ctx.log.snapshot = r.id;
     const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
     sendJson(ctx.res, 201, { id, target: r.target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds }, { Location: `/v1/snapshots/${id}` });
   } catch (err) {
     metrics.uploadsFailed.inc();
-    metrics.backupFailed(name, Date.now() / 1000);
     // The stream failed because the upload was aborted: say why (a disconnect, the
     // shutdown, the quota), not the stream's error.
-    if (abort.signal.aborted) {
-      throw abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err });
-    }
-    throw err;
+    const failure = abort.signal.aborted ? (abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err })) : err;
+    metrics.backupFailed(name, Date.now() / 1000, (failure as ChunkyardError).code ?? 'INTERNAL');
+    throw failure;
   } finally {
     body.detach();
     req.off('close', onClose);
@@ -258,6 +323,18 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     metrics.uploadsInFlight.dec();
     ticket?.release();
     end();
+  }
+}
+
+/** Forgets a snapshot the daemon committed but will not acknowledge (it went over a quota). */
+async function forgetUnacknowledged(ctx: RequestContext, id: string): Promise<void> {
+  ctx.daemon.preemptProcess();
+  try {
+    await ctx.store.forget({ ids: [id] });
+  } catch (err) {
+    ctx.daemon.logEvent('error', { event: 'quota-forget-failed', snapshot: id, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
+  } finally {
+    ctx.catalog.invalidate();
   }
 }
 

@@ -17,6 +17,7 @@ import { HttpError, sendError, toHttpError } from './http-util.js';
 import { Logger, type LogLevel } from './log.js';
 import { Metrics } from './metrics.js';
 import { QuotaLedger } from './quota.js';
+import type { CheckSummary } from './status-page.js';
 import { allowedMethods, handlerFor, matchRoute, type DaemonControl, type RequestContext } from './routes.js';
 
 export interface DaemonOptions {
@@ -45,6 +46,11 @@ export interface DaemonOptions {
   readonly idleTimeout?: number;
   /** Seconds to receive a request's headers. Default 30. */
   readonly headersTimeout?: number;
+  /**
+   * The store's last check, for the status page. The store records none yet, so by default
+   * the page says "never checked"; whoever records check results passes their reader here.
+   */
+  readonly lastCheck?: () => Promise<CheckSummary | undefined>;
 }
 
 /** Seconds a refused client is told to wait (Retry-After). */
@@ -136,6 +142,11 @@ export class Daemon implements DaemonControl {
       this.timer.unref();
     }
     return this.server.address() as AddressInfo;
+  }
+
+  // DaemonControl
+  async lastCheck(): Promise<CheckSummary | undefined> {
+    return this.options.lastCheck?.().catch(() => undefined);
   }
 
   /** `https` with a certificate, else `http`. */
