@@ -117,13 +117,14 @@ export interface Served {
 }
 
 /** `chunkyard serve <store> --listen 127.0.0.1:0 --tokens <file> ...args` as a child process. */
-export async function spawnServe(store: string, tokens: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const proc = spawn(process.execPath, [BIN, 'serve', store, '--listen', '127.0.0.1:0', '--tokens', tokens, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+export async function spawnServe(store: string, tokens: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, knownPort?: number): Promise<Served> {
+  const proc = spawn(process.execPath, [BIN, 'serve', store, '--listen', `127.0.0.1:${knownPort ?? 0}`, '--tokens', tokens, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
   proc.stdout.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const port = await new Promise<number>((resolve, reject) => {
+  // With a port given (a log level that hides the "listening" line): wait until it answers.
+  const port = knownPort !== undefined ? await waitForPort(knownPort, exited) : await new Promise<number>((resolve, reject) => {
     const check = () => {
       const m = /"event":"listening","url":"https?:\/\/127\.0\.0\.1:(\d+)"/.exec(err);
       if (m) {
@@ -136,6 +137,22 @@ export async function spawnServe(store: string, tokens: string, args: string[] =
   });
   const scheme = args.includes('--tls-cert') ? 'https' : 'http';
   return { proc, url: `${scheme}://${scheme === 'https' ? 'localhost' : '127.0.0.1'}:${port}`, port, stderr: () => err, exited };
+}
+
+async function waitForPort(port: number, exited: Promise<unknown>): Promise<number> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (;;) {
+    if (gone) throw new Error(`chunkyard serve exited before listening on ${port}`);
+    const socket = connect(port, '127.0.0.1');
+    const ok = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true));
+      socket.once('error', () => resolve(false));
+    });
+    socket.destroy();
+    if (ok) return port;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export interface Answer {
