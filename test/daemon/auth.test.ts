@@ -191,6 +191,26 @@ describe('the auth matrix on every route', () => {
     assert.equal((await call(d.url, 'DELETE', `/v1/snapshots/${id}`, { headers: auth(T.writer) })).status, 200);
   });
 
+  test('the status page and the target list: hostile Authorization headers are 401 and name no target', async () => {
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    for (const header of [undefined, 'Basic', 'Basic !!!not-base64!!!', `Basic ${b64(T.reader)}`, `Basic ${b64(`${T.reader}:`)}`, `Basic ${b64(`u:${T.reader} x`)}`, `Basic ${b64(`u:${T.unknown}`)}`, `Digest ${b64(`u:${T.reader}`)}`, `Bearer ${T.unknown}`]) {
+      const before = await storeContents(d.storePath);
+      for (const path of ['/', '/v1/targets']) {
+        const a = await call(d.url, 'GET', path, { headers: header === undefined ? {} : { Authorization: header } });
+        assert.equal(a.status, 401, `${path} with ${header}`);
+        assert.equal(a.json.code, 'UNAUTHORIZED');
+        assert.doesNotMatch(a.body.toString(), /db-1|mail/);
+      }
+      assert.deepEqual(await storeContents(d.storePath), before);
+    }
+    // Methods the page and the list do not have.
+    for (const path of ['/', '/v1/targets']) {
+      const a = await call(d.url, 'POST', path, { headers: auth(T.writer), body: Buffer.from('x') });
+      assert.equal(a.status, 405);
+      assert.equal(a.headers.allow, 'GET, HEAD');
+    }
+  });
+
   test('/healthz and /metrics need no token', async () => {
     assert.equal((await call(d.url, 'GET', '/healthz')).status, 200);
     assert.equal((await call(d.url, 'GET', '/metrics')).status, 200);

@@ -15,7 +15,7 @@ import { TokenTable, type TokenEntry } from '../../src/daemon/auth.js';
 import { Daemon } from '../../src/daemon/server.js';
 import { pushStream, ChunkyardError } from '../../src/index.js';
 import { prng, streamOf } from '../support/data.js';
-import { auth, call, metric, T, TOKENS } from './support.js';
+import { auth, call, filesUnder, metric, T, TOKENS } from './support.js';
 
 const Q = 'quota-token-0001';
 const MiB = 1 << 20;
@@ -91,6 +91,7 @@ describe('quotas', () => {
     d = await daemonOn(storePath, tokens(300_000));
     try {
       const m0 = metric((await call(d.url, 'GET', '/metrics')).body.toString(), 'chunkyard_ingested_bytes_total');
+      const stored = await filesUnder(storePath);
       const err = await pushStream(d.url, streamOf(prng(6, 3 * MiB)), { target: 'q-c', token: Q }).then(
         () => assert.fail('accepted'),
         (e: unknown) => e,
@@ -100,6 +101,7 @@ describe('quotas', () => {
       assert.equal((err as ChunkyardError & { status?: number }).status, 507);
       const m1 = metric((await call(d.url, 'GET', '/metrics')).body.toString(), 'chunkyard_ingested_bytes_total');
       assert.equal(m1, m0, 'refused on its headers (Expect: 100-continue): no body byte was read');
+      assert.deepEqual(await filesUnder(storePath), stored, 'nothing stored, the usage object unchanged');
     } finally {
       await d.stop();
     }
