@@ -12,6 +12,7 @@ import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
 import type { Store, SnapshotInfo, SnapshotManifest } from '../store/store.js';
 import { SLICE_BYTES } from '../store/backup.js';
+import { effectivePolicy } from '../store/policies.js';
 import type { Grant, Operation, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
 import type { SnapshotCatalog } from './catalog.js';
@@ -175,13 +176,13 @@ async function statusPage(ctx: RequestContext): Promise<void> {
     });
   }
   ctx.log.token = grant.index;
-  const [snapshots, stats] = await Promise.all([ctx.catalog.list(), ctx.metrics.stats()]);
+  const [snapshots, stats, policies] = await Promise.all([ctx.catalog.list(), ctx.metrics.stats(), ctx.store.policies()]);
   const model = await statusModel({
     snapshots,
     stats,
     outcomes: ctx.metrics.outcomes,
     canRead: grant.canRead,
-    policyOf: (t) => ctx.store.effectivePolicy(t),
+    policyOf: async (t) => effectivePolicy(ctx.store.config, policies, t),
     check: await ctx.daemon.lastCheck(),
     now: Date.now() / 1000,
     startedAt: ctx.daemon.startedAt / 1000,
@@ -236,8 +237,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   let ticket: QuotaTicket | undefined;
   let deferred = false;
   if (grant.quota !== undefined) {
-    ticket = await ctx.quotas.begin({ ...grant, quota: grant.quota });
     deferred = (await ctx.store.effectivePolicy(name, (policyParam ?? undefined) as DedupePolicy | undefined)).dedupe === 'deferred';
+    ticket = await ctx.quotas.begin({ ...grant, quota: grant.quota });
   }
   const abort = new AbortController();
   let end: () => void;
