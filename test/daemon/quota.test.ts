@@ -7,7 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
@@ -142,6 +143,25 @@ describe('quotas', () => {
       const b = await put(1);
       assert.equal(b.status, 507);
       assert.equal(b.json.code, 'QUOTA_EXCEEDED');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('a damaged usage object refuses the token\'s uploads (CORRUPT) until it is removed', async () => {
+    const key = createHash('sha256').update(Q).digest('hex').slice(0, 32);
+    const file = join(storePath, 'daemon', 'usage', `${key}.json`);
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace(/"version": 1/, '"version": 2'));
+    const d = await daemonOn(storePath, tokens(100 * MiB));
+    try {
+      const before = await filesUnder(storePath);
+      const a = await call(d.url, 'PUT', '/v1/targets/q-d/snapshots', { headers: auth(Q), body: prng(9, 1000) });
+      assert.equal(a.status, 500);
+      assert.equal(a.json.code, 'CORRUPT');
+      assert.deepEqual(await filesUnder(storePath), before, 'nothing stored');
+      await rm(file);
+      assert.equal((await call(d.url, 'PUT', '/v1/targets/q-d/snapshots', { headers: auth(Q), body: prng(9, 1000) })).status, 201);
     } finally {
       await d.stop();
     }
