@@ -149,6 +149,12 @@ function target(ctx: RequestContext, raw: string): string {
   return validateTargetName(raw);
 }
 
+/** What the API says of the token itself: its access, and its quota and usage if it has one. */
+async function tokenInfo(ctx: RequestContext, grant: Grant): Promise<{ access: string; quota?: number; used?: number }> {
+  if (grant.quota === undefined) return { access: grant.access };
+  return { access: grant.access, quota: grant.quota, used: await ctx.quotas.used(grant.key) };
+}
+
 /** GET /v1/targets: every target the token may read, with its snapshots (oldest first). */
 async function targets(ctx: RequestContext): Promise<void> {
   const grant = authenticate(ctx);
@@ -160,7 +166,7 @@ async function targets(ctx: RequestContext): Promise<void> {
     list.push(s);
   }
   const names = [...byTarget.keys()].sort();
-  sendJson(ctx.res, 200, { targets: names.map((target) => ({ target, snapshots: byTarget.get(target)! })) });
+  sendJson(ctx.res, 200, { token: await tokenInfo(ctx, grant), targets: names.map((target) => ({ target, snapshots: byTarget.get(target)! })) });
 }
 
 /**
@@ -187,7 +193,7 @@ async function statusPage(ctx: RequestContext): Promise<void> {
     now: Date.now() / 1000,
     startedAt: ctx.daemon.startedAt / 1000,
     storePath: ctx.store.path,
-    token: { index: grant.index, access: grant.access },
+    token: { index: grant.index, ...(await tokenInfo(ctx, grant)) },
   });
   const body = Buffer.from(renderStatusPage(model));
   ctx.res.writeHead(200, {

@@ -47,8 +47,8 @@ export interface StatusModel {
   storePath: string;
   store?: Pick<StoreStats, 'snapshots' | 'logicalBytes' | 'storedBytes' | 'uniqueBytes' | 'reductionRatio' | 'dedupeRatio' | 'stagingBytes' | 'packs'>;
   check?: CheckSummary;
-  /** Position of the token in the tokens file, and its access. */
-  token: { index: number; access: string };
+  /** Position of the token in the tokens file, its access, and its quota and usage if it has one. */
+  token: { index: number; access: string; quota?: number; used?: number };
   targets: TargetStatus[];
 }
 
@@ -63,7 +63,7 @@ export async function statusModel(input: {
   now: number;
   startedAt: number;
   storePath: string;
-  token: { index: number; access: string };
+  token: StatusModel['token'];
 }): Promise<StatusModel> {
   const byTarget = new Map<string, SnapshotInfo[]>();
   for (const s of input.snapshots) {
@@ -223,7 +223,7 @@ ${rows.join('\n')}
 <div class="cards">${storeCards}</div>
 <h2>Health</h2>
 ${health}
-<footer>Token #${m.token.index} (${e(m.token.access)}) sees the targets its globs cover. "late": the newest backup finished more than ${LATE_AFTER_SECONDS / 3600} h ago; "failed": an upload to the target failed after it (since the daemon started). Stored bytes of a target: what its backups added (compressed new chunks, and staged bytes); chunks shared between targets count where they were first stored. The page refreshes every 60 s.</footer>
+<footer>Token #${m.token.index} (${e(m.token.access)}${m.token.quota !== undefined ? `, quota: ${formatBytes(m.token.used ?? 0)} of ${formatBytes(m.token.quota)} used` : ''}) sees the targets its globs cover. "late": the newest backup finished more than ${LATE_AFTER_SECONDS / 3600} h ago; "failed": an upload to the target failed after it (since the daemon started). Stored bytes of a target: what its backups added (compressed new chunks, and staged bytes); chunks shared between targets count where they were first stored. The page refreshes every 60 s.</footer>
 </main>
 </body>
 </html>

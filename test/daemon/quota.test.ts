@@ -55,6 +55,9 @@ describe('quotas', () => {
       const first = await put('q-a', prng(1, MiB));
       assert.equal(first.status, 201, first.body.toString());
       assert.ok(first.json.storedBytes >= MiB);
+      // The token can see its usage.
+      const listed = await call(d.url, 'GET', '/v1/targets', { headers: auth(Q) });
+      assert.deepEqual(listed.json.token, { access: 'append', quota: 1.5 * MiB, used: first.json.storedBytes });
       // One slice (the daemon's are 2 MiB): its size is only known at the commit.
       const before = (await d.store.snapshots()).map((s) => s.id);
       const over = await put('q-a', prng(2, MiB));

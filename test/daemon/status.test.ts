@@ -145,6 +145,7 @@ describe('GET /v1/targets', () => {
   test('every target the token may read, sorted, each with its snapshots oldest first', async () => {
     const all = await call(d.url, 'GET', '/v1/targets', { headers: auth(T.reader) });
     assert.equal(all.status, 200);
+    assert.deepEqual(all.json.token, { access: 'read' });
     assert.deepEqual(all.json.targets.map((t: { target: string }) => t.target), ['db-1', 'db-22', 'mail']);
     const db1 = all.json.targets[0].snapshots;
     assert.equal(db1.length, 2);
@@ -180,6 +181,7 @@ describe('renderStatusPage', () => {
     assert.doesNotMatch(html, /<script/i);
     assert.match(html, /problems found.*2 errors, 1 warnings, data read/);
     assert.match(renderStatusPage(model()), /never checked/);
+    assert.match(renderStatusPage(model({ token: { index: 3, access: 'append', quota: 2 * 2 ** 30, used: 2 ** 29 } })), /Token #3 \(append, quota: 512\.0 MiB of 2\.00 GiB used\)/);
   });
 
   test('ages and sizes read like a person writes them', () => {
