@@ -181,7 +181,7 @@ describe('renderStatusPage', () => {
     assert.doesNotMatch(html, /<script/i);
     assert.match(html, /problems found.*2 errors, 1 warnings, data read/);
     assert.match(renderStatusPage(model()), /never checked/);
-    assert.match(renderStatusPage(model({ token: { index: 3, access: 'append', quota: 2 * 2 ** 30, used: 2 ** 29 } })), /Token #3 \(append, quota: 512\.0 MiB of 2\.00 GiB used\)/);
+    assert.match(renderStatusPage(model({ token: { index: 3, access: 'append', quota: 2 * 2 ** 30, used: 2 ** 29 } })), /Token #3 \(append, quota: 512 MiB of 2\.00 GiB used\)/);
   });
 
   test('ages and sizes read like a person writes them', () => {
