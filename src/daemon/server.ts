@@ -154,11 +154,6 @@ export class Daemon implements DaemonControl {
     return this.options.tls ? 'https' : 'http';
   }
 
-  /** The tokens in force (the status page authorises with them too). */
-  get tokenTable(): TokenTable {
-    return this.tokens;
-  }
-
   /** Replaces the token table (SIGHUP in `chunkyard serve`); requests already admitted keep their grant. */
   setTokens(tokens: TokenTable): void {
     this.tokens = tokens;
