@@ -23,7 +23,8 @@ export type ErrorCode =
   | 'IO_ERROR' // the operating system reported an I/O failure
   | 'UNAUTHORIZED' // a daemon refused the request: no token, or one it does not know (HTTP 401)
   | 'FORBIDDEN' // a daemon refused the request: the token may not read or write that target (HTTP 403)
-  | 'UNAVAILABLE'; // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
+  | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
+  | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

@@ -39,6 +39,10 @@ export function statusOf(code: ChunkyardError['code']): number {
       return 403;
     case 'SNAPSHOT_NOT_FOUND':
       return 404;
+    case 'QUOTA_EXCEEDED':
+      // 507 Insufficient Storage (RFC 4918 §11.5): not the request's size (413) but what
+      // this client may still store; rest-server answers its quota the same way.
+      return 507;
     case 'UNAVAILABLE':
     case 'STORE_LOCKED':
     case 'STORE_CLOSED':

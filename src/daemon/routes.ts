@@ -10,13 +10,17 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
-import type { Store, SnapshotManifest } from '../store/store.js';
+import type { Store, SnapshotInfo, SnapshotManifest } from '../store/store.js';
 import { SLICE_BYTES } from '../store/backup.js';
-import type { Grant, TokenTable } from './auth.js';
+import { effectivePolicy } from '../store/policies.js';
+import type { Grant, Operation, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
 import type { SnapshotCatalog } from './catalog.js';
 import type { Metrics } from './metrics.js';
+import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';
+import type { LogLevel } from './log.js';
+import { renderStatusPage, statusModel, type CheckSummary } from './status-page.js';
 
 /** What a handler may use and report; one per request. */
 export interface RequestContext {
@@ -27,6 +31,7 @@ export interface RequestContext {
   readonly catalog: SnapshotCatalog;
   readonly tokens: TokenTable;
   readonly metrics: Metrics;
+  readonly quotas: QuotaLedger;
   readonly daemon: DaemonControl;
   readonly query: URLSearchParams;
   /** The client sent `Expect: 100-continue` and sends no body until it is told to. */
@@ -49,6 +54,12 @@ export interface DaemonControl {
   beginDownload(): () => void;
   /** Asks a running post-process pass to stop (it is resumable): forget waits for it otherwise. */
   preemptProcess(): void;
+  /** When the daemon started (unix ms). */
+  readonly startedAt: number;
+  /** The store's last check, if it records one (status page). */
+  lastCheck(): Promise<CheckSummary | undefined>;
+  /** Writes an event line to the log, if `level` is logged. */
+  logEvent(level: LogLevel, fields: Record<string, unknown>): void;
 }
 
 type Handler = (ctx: RequestContext, params: string[]) => Promise<void>;
@@ -62,8 +73,10 @@ export interface Route {
 }
 
 export const ROUTES: readonly Route[] = [
+  { name: '/', pattern: [''], methods: { GET: statusPage } },
   { name: '/healthz', pattern: ['healthz'], methods: { GET: healthz } },
   { name: '/metrics', pattern: ['metrics'], methods: { GET: metrics } },
+  { name: '/v1/targets', pattern: ['v1', 'targets'], methods: { GET: targets } },
   { name: '/v1/targets/{target}/snapshots', pattern: ['v1', 'targets', null, 'snapshots'], methods: { PUT: upload, GET: list } },
   { name: '/v1/targets/{target}/latest', pattern: ['v1', 'targets', null, 'latest'], methods: { GET: latest } },
   { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, DELETE: remove } },
@@ -119,17 +132,81 @@ function authenticate(ctx: RequestContext): Grant {
   return grant;
 }
 
-/** 403 unless the grant covers the target. `named`: the client named the target itself (else it is not told it). */
-function authorize(grant: Grant, target: string, write: boolean, named: boolean): void {
-  if (write ? grant.canWrite(target) : grant.canRead(target)) return;
+const VERBS: Record<Operation, string> = { read: 'read', upload: 'upload to', delete: 'delete snapshots of' };
+
+/** 403 unless the grant allows the operation on the target. `named`: the client named the target itself (else it is not told it). */
+function authorize(grant: Grant, target: string, operation: Operation, named: boolean): void {
+  if (grant.may(operation, target)) return;
   const what = named ? `target ${JSON.stringify(target)}` : 'the target of this snapshot';
-  throw new HttpError(403, 'FORBIDDEN', `this token may not ${write ? 'write to' : 'read'} ${what}`);
+  // An append-only token on its own target: say so, it is not a glob mistake.
+  const why = grant.canRead(target) && operation === 'delete' && grant.access === 'append' ? ' (it is append-only)' : '';
+  throw new HttpError(403, 'FORBIDDEN', `this token may not ${VERBS[operation]} ${what}${why}`);
 }
 
 function target(ctx: RequestContext, raw: string): string {
   // Logged escaped by JSON.stringify in the log line; validated before anything else.
   ctx.log.target = raw.length > 200 ? raw.slice(0, 200) + '…' : raw;
   return validateTargetName(raw);
+}
+
+/** What the API says of the token itself: its access, and its quota and usage if it has one. */
+async function tokenInfo(ctx: RequestContext, grant: Grant): Promise<{ access: string; quota?: number; used?: number }> {
+  if (grant.quota === undefined) return { access: grant.access };
+  return { access: grant.access, quota: grant.quota, used: await ctx.quotas.used(grant.key) };
+}
+
+/** GET /v1/targets: every target the token may read, with its snapshots (oldest first). */
+async function targets(ctx: RequestContext): Promise<void> {
+  const grant = authenticate(ctx);
+  const byTarget = new Map<string, SnapshotInfo[]>();
+  for (const s of await ctx.catalog.list()) {
+    if (!grant.canRead(s.target)) continue;
+    let list = byTarget.get(s.target);
+    if (!list) byTarget.set(s.target, (list = []));
+    list.push(s);
+  }
+  const names = [...byTarget.keys()].sort();
+  sendJson(ctx.res, 200, { token: await tokenInfo(ctx, grant), targets: names.map((target) => ({ target, snapshots: byTarget.get(target)! })) });
+}
+
+/**
+ * GET /: the status page (status-page.ts). A browser cannot send a bearer token, so the page
+ * also takes HTTP Basic with the token as the password (any user name); a 401 asks for it.
+ */
+async function statusPage(ctx: RequestContext): Promise<void> {
+  const header = ctx.req.headers.authorization;
+  const grant = ctx.tokens.authorize(header) ?? ctx.tokens.authorizeBasic(header);
+  if (!grant) {
+    throw new HttpError(401, 'UNAUTHORIZED', 'the status page needs a token: HTTP Basic with the token as the password (any user name), or "Authorization: Bearer <token>"', {
+      'WWW-Authenticate': 'Basic realm="chunkyard", charset="UTF-8"',
+    });
+  }
+  ctx.log.token = grant.index;
+  const [snapshots, stats, policies] = await Promise.all([ctx.catalog.list(), ctx.metrics.stats(), ctx.store.policies()]);
+  const model = await statusModel({
+    snapshots,
+    stats,
+    outcomes: ctx.metrics.outcomes,
+    canRead: grant.canRead,
+    policyOf: async (t) => effectivePolicy(ctx.store.config, policies, t),
+    check: await ctx.daemon.lastCheck(),
+    now: Date.now() / 1000,
+    startedAt: ctx.daemon.startedAt / 1000,
+    storePath: ctx.store.location,
+    token: { index: grant.index, ...(await tokenInfo(ctx, grant)) },
+  });
+  const body = Buffer.from(renderStatusPage(model));
+  ctx.res.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': String(body.length),
+    // Nothing but the page itself: no script runs, nothing is fetched, no other site frames it.
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    // It shows what one token may see: no shared cache may keep it.
+    'Cache-Control': 'no-store',
+  });
+  ctx.res.end(body);
 }
 
 async function healthz(ctx: RequestContext): Promise<void> {
@@ -142,7 +219,7 @@ async function healthz(ctx: RequestContext): Promise<void> {
 
 async function metrics(ctx: RequestContext): Promise<void> {
   const body = Buffer.from(await ctx.metrics.render());
-  ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4', 'Content-Length': String(body.length) });
+  ctx.res.writeHead(200, { 'Content-Type': ctx.metrics.contentType, 'Content-Length': String(body.length) });
   ctx.res.end(body);
 }
 
@@ -150,7 +227,7 @@ async function metrics(ctx: RequestContext): Promise<void> {
 async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, true, true);
+  authorize(grant, name, 'upload', true);
   const policyParam = ctx.query.get('policy');
   if (policyParam !== null && !POLICIES.includes(policyParam as DedupePolicy)) {
     throw new HttpError(400, 'BAD_ARGUMENT', `policy ${JSON.stringify(policyParam)} is not one of ${POLICIES.join(', ')}`);
@@ -162,8 +239,21 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)}: send the bytes to store as they are (identity)`);
   }
   const { req, metrics } = ctx;
+  // A token at its quota is refused before "100 Continue": its client sends no body.
+  let ticket: QuotaTicket | undefined;
+  let deferred = false;
+  if (grant.quota !== undefined) {
+    deferred = (await ctx.store.effectivePolicy(name, (policyParam ?? undefined) as DedupePolicy | undefined)).dedupe === 'deferred';
+    ticket = await ctx.quotas.begin({ ...grant, quota: grant.quota });
+  }
   const abort = new AbortController();
-  const end = ctx.daemon.beginUpload(abort);
+  let end: () => void;
+  try {
+    end = ctx.daemon.beginUpload(abort);
+  } catch (err) {
+    ticket?.release();
+    throw err;
+  }
   // A client that goes away before the end of its body: stop the backup (no snapshot).
   // 'close' before the body's end also covers 'aborted' and socket errors.
   const onClose = () => {
@@ -175,10 +265,10 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   const onAnswered = () => abort.abort(new ChunkyardError('ABORTED', 'the request was answered before the end of the upload'));
   ctx.res.once('close', onAnswered);
   const body = requestBody(req, abort.signal);
-  metrics.uploadsInFlight++;
+  metrics.uploadsInFlight.inc();
   let counted = 0;
   const count = (bytes: number) => {
-    metrics.ingestedBytes += bytes - counted;
+    metrics.ingestedBytes.inc(bytes - counted);
     ctx.log.bytes += bytes - counted;
     counted = bytes;
   };
@@ -191,43 +281,81 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
       target: name,
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
       signal: abort.signal,
-      onProgress: (p) => count(p.bytes),
+      onProgress: (p) => {
+        count(p.bytes);
+        if (!ticket || abort.signal.aborted) return;
+        // A deferred upload stages every byte; an immediate one stores its new chunks.
+        try {
+          ticket.update(deferred ? p.bytes : p.newBytes);
+        } catch (err) {
+          abort.abort(err);
+        }
+      },
       // Many uploads share the daemon: the smaller slices keep each at ~27 MiB of slots.
       sliceBytes: SLICE_BYTES,
     });
     count(r.logicalBytes);
     ctx.catalog.invalidate();
-    metrics.uploadsCommitted++;
+    if (ticket) {
+      try {
+        await ctx.quotas.commit({ ...grant, quota: grant.quota! }, r.id, r.storedBytes);
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'QUOTA_EXCEEDED') {
+          // Over the quota with its true stored size (its last slice is only counted at the
+          // commit): the snapshot was never acknowledged; forget it, prune reclaims its data.
+          await forgetUnacknowledged(ctx, r.id);
+          throw err;
+        }
+        // The snapshot is committed and durable: a failed bookkeeping write must not make
+        // the client believe otherwise (and upload it again). It is counted until restart.
+        ctx.daemon.logEvent('error', { event: 'quota-record-failed', token: grant.index, snapshot: r.id, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
+      }
+    }
+    metrics.uploadsCommitted.inc();
+    metrics.backupCommitted(r.target, Date.now() / 1000);
     ctx.log.snapshot = r.id;
     const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
     sendJson(ctx.res, 201, { id, target: r.target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds }, { Location: `/v1/snapshots/${id}` });
   } catch (err) {
-    metrics.uploadsFailed++;
-    // The stream failed because the upload was aborted: say why, not the stream's error.
-    if (abort.signal.aborted && !(err instanceof ChunkyardError && err.code === 'ABORTED')) {
-      throw abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err });
-    }
-    throw err;
+    metrics.uploadsFailed.inc();
+    // The stream failed because the upload was aborted: say why (a disconnect, the
+    // shutdown, the quota), not the stream's error.
+    const failure = abort.signal.aborted ? (abort.signal.reason instanceof ChunkyardError ? abort.signal.reason : new ChunkyardError('ABORTED', 'the upload was aborted', { cause: err })) : err;
+    metrics.backupFailed(name, Date.now() / 1000, (failure as ChunkyardError).code ?? 'INTERNAL');
+    throw failure;
   } finally {
     body.detach();
     req.off('close', onClose);
     ctx.res.off('close', onAnswered);
-    metrics.uploadsInFlight--;
+    metrics.uploadsInFlight.dec();
+    ticket?.release();
     end();
+  }
+}
+
+/** Forgets a snapshot the daemon committed but will not acknowledge (it went over a quota). */
+async function forgetUnacknowledged(ctx: RequestContext, id: string): Promise<void> {
+  ctx.daemon.preemptProcess();
+  try {
+    await ctx.store.forget({ ids: [id] });
+  } catch (err) {
+    ctx.daemon.logEvent('error', { event: 'quota-forget-failed', snapshot: id, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
+  } finally {
+    ctx.catalog.invalidate();
   }
 }
 
 async function list(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, false, true);
+  authorize(grant, name, 'read', true);
   sendJson(ctx.res, 200, await ctx.catalog.list(name));
 }
 
 async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void> {
   const grant = authenticate(ctx);
   const name = target(ctx, rawTarget!);
-  authorize(grant, name, false, true);
+  authorize(grant, name, 'read', true);
   const snaps = await ctx.catalog.list(name);
   if (snaps.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `target ${JSON.stringify(name)} has no snapshot`);
   await sendBytes(ctx, await ctx.store.resolveSnapshot(snaps[snaps.length - 1]!.id));
@@ -238,7 +366,7 @@ async function latest(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
  * token may read (so that prefixes cannot be used to probe for other targets' snapshots).
  * Never falls back to a target name. 403 for a full id of a snapshot the token may not use.
  */
-async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: boolean): Promise<SnapshotManifest> {
+async function resolveId(ctx: RequestContext, grant: Grant, id: string, operation: Operation): Promise<SnapshotManifest> {
   if (!/^[0-9a-f]{4,16}$/.test(id)) throw new HttpError(400, 'BAD_ARGUMENT', 'a snapshot id is 4 to 16 lowercase hex digits');
   let full = id;
   if (id.length < 16) {
@@ -251,19 +379,19 @@ async function resolveId(ctx: RequestContext, grant: Grant, id: string, write: b
   // resolveSnapshot also takes target names: a target called like an id is not that id.
   if (m.id !== full) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
   ctx.log.target = m.target;
-  authorize(grant, m.target, write, false);
+  authorize(grant, m.target, operation, false);
   return m;
 }
 
 async function byId(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  await sendBytes(ctx, await resolveId(ctx, grant, id!, false));
+  await sendBytes(ctx, await resolveId(ctx, grant, id!, 'read'));
 }
 
 /** DELETE: forget the snapshot (its manifest); prune reclaims its data. */
 async function remove(ctx: RequestContext, [id]: string[]): Promise<void> {
   const grant = authenticate(ctx);
-  const m = await resolveId(ctx, grant, id!, true);
+  const m = await resolveId(ctx, grant, id!, 'delete');
   ctx.log.snapshot = m.id;
   ctx.daemon.preemptProcess();
   let report;
@@ -300,7 +428,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
     return;
   }
   const done = ctx.daemon.beginDownload();
-  ctx.metrics.downloadsInFlight++;
+  ctx.metrics.downloadsInFlight.inc();
   try {
     // The first range is opened before the status goes out: errors found before the first
     // byte (a snapshot forgotten meanwhile, a missing recipe) still get a status of their own.
@@ -326,7 +454,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
     }
     res.end(tail);
   } finally {
-    ctx.metrics.downloadsInFlight--;
+    ctx.metrics.downloadsInFlight.dec();
     done();
   }
 }
@@ -337,7 +465,7 @@ async function sendBytes(ctx: RequestContext, m: SnapshotManifest): Promise<void
  */
 async function copy(ctx: RequestContext, stream: Readable, end: boolean): Promise<boolean> {
   stream.on('data', (b: Buffer) => {
-    ctx.metrics.restoredBytes += b.length;
+    ctx.metrics.restoredBytes.inc(b.length);
     ctx.log.bytes += b.length;
   });
   try {

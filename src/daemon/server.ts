@@ -4,7 +4,8 @@
  * JSON line per request, admits a bounded number of uploads and downloads, runs the
  * deferred-target scheduler, and shuts down gracefully.
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Duplex, Writable } from 'node:stream';
@@ -13,7 +14,10 @@ import type { Store } from '../store/store.js';
 import type { TokenTable } from './auth.js';
 import { SnapshotCatalog } from './catalog.js';
 import { HttpError, sendError, toHttpError } from './http-util.js';
+import { Logger, type LogLevel } from './log.js';
 import { Metrics } from './metrics.js';
+import { QuotaLedger } from './quota.js';
+import type { CheckSummary } from './status-page.js';
 import { allowedMethods, handlerFor, matchRoute, type DaemonControl, type RequestContext } from './routes.js';
 
 export interface DaemonOptions {
@@ -21,6 +25,10 @@ export interface DaemonOptions {
   readonly tokens: TokenTable;
   /** Where the JSON log lines go (one per request, and a few events). */
   readonly log: Writable;
+  /** Lines below this level are not written. Default `info` (one line per request). */
+  readonly logLevel?: LogLevel;
+  /** Serve HTTPS with this certificate chain and key (PEM), instead of plain HTTP. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Seconds between scheduler runs of store.process(); 0 disables it. Default 60. */
   readonly processInterval?: number;
   /**
@@ -38,6 +46,11 @@ export interface DaemonOptions {
   readonly idleTimeout?: number;
   /** Seconds to receive a request's headers. Default 30. */
   readonly headersTimeout?: number;
+  /**
+   * The store's last check, for the status page. The store records none yet, so by default
+   * the page says "never checked"; whoever records check results passes their reader here.
+   */
+  readonly lastCheck?: () => Promise<CheckSummary | undefined>;
 }
 
 /** Seconds a refused client is told to wait (Retry-After). */
@@ -57,6 +70,10 @@ export class Daemon implements DaemonControl {
   readonly server: Server;
   readonly metrics: Metrics;
   readonly catalog: SnapshotCatalog;
+  readonly quotas: QuotaLedger;
+  readonly logger: Logger;
+  /** When the daemon started (unix ms), for the status page. */
+  readonly startedAt = Date.now();
   private tokens: TokenTable;
   private readonly uploads = new Set<AbortController>();
   private readonly uploadsIdle: (() => void)[] = [];
@@ -77,20 +94,27 @@ export class Daemon implements DaemonControl {
     this.maxUploads = options.maxUploads ?? 16;
     this.maxDownloads = options.maxDownloads ?? 16;
     this.processYieldUploads = Math.max(1, options.processYieldUploads ?? availableParallelism());
-    this.metrics = new Metrics(() => this.options.store.stats());
+    this.logger = new Logger(options.log, options.logLevel ?? 'info');
     this.catalog = new SnapshotCatalog(options.store);
+    this.metrics = new Metrics(() => this.options.store.stats(), () => this.catalog.list());
+    this.quotas = new QuotaLedger(options.store.backend, this.catalog);
     const headersTimeout = (options.headersTimeout ?? 30) * 1000;
-    this.server = createServer(
-      {
-        // Uploads can take hours: no limit on a whole request; idleTimeout covers stalls.
-        requestTimeout: 0,
-        headersTimeout,
-        // How often node looks for requests past headersTimeout (its default is 30 s, which
-        // would let a slow-headers client hold a connection up to twice as long as asked).
-        connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)),
-      },
-      (req, res) => void this.handle(req, res, false),
-    );
+    const httpOptions: ServerOptions = {
+      // Uploads can take hours: no limit on a whole request; idleTimeout covers stalls.
+      requestTimeout: 0,
+      headersTimeout,
+      // How often node looks for requests past headersTimeout (its default is 30 s, which
+      // would let a slow-headers client hold a connection up to twice as long as asked).
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)),
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res, false);
+    // node:https's Server is node:http's with TLS underneath: the same events, timeouts and limits.
+    this.server = options.tls ? (createTlsServer({ ...httpOptions, cert: options.tls.cert, key: options.tls.key }, onRequest) as unknown as Server) : createServer(httpOptions, onRequest);
+    // A failed handshake (a plain-HTTP client, an untrusted certificate) never becomes a request.
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      this.logger.write('debug', { event: 'tls-error', remote: (socket as Socket).remoteAddress, code: err.code, message: err.message });
+      socket.destroy();
+    });
     // Expect: 100-continue: the handler decides (a refused upload never gets "100 Continue",
     // so its client never sends the body).
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res, true));
@@ -120,6 +144,16 @@ export class Daemon implements DaemonControl {
     return this.server.address() as AddressInfo;
   }
 
+  // DaemonControl
+  async lastCheck(): Promise<CheckSummary | undefined> {
+    return this.options.lastCheck?.().catch(() => undefined);
+  }
+
+  /** `https` with a certificate, else `http`. */
+  get scheme(): 'http' | 'https' {
+    return this.options.tls ? 'https' : 'http';
+  }
+
   /** Replaces the token table (SIGHUP in `chunkyard serve`); requests already admitted keep their grant. */
   setTokens(tokens: TokenTable): void {
     this.tokens = tokens;
@@ -129,7 +163,7 @@ export class Daemon implements DaemonControl {
   beginUpload(abort: AbortController): () => void {
     if (this.draining) throw new HttpError(503, 'UNAVAILABLE', 'the daemon is shutting down; retry against its successor', { 'Retry-After': RETRY_AFTER });
     if (this.uploads.size >= this.maxUploads) {
-      this.metrics.uploadsRefused++;
+      this.metrics.uploadsRefused.inc();
       throw new HttpError(503, 'UNAVAILABLE', `the daemon is at its limit of ${this.maxUploads} uploads at once; retry later`, { 'Retry-After': RETRY_AFTER });
     }
     this.uploads.add(abort);
@@ -165,21 +199,27 @@ export class Daemon implements DaemonControl {
     const t0 = Date.now();
     try {
       const r = await this.options.store.process({ signal: abort.signal });
-      this.metrics.processRuns++;
+      this.metrics.processRuns.inc();
       if (r.processed.length > 0) this.catalog.invalidate();
-      if (r.processed.length > 0) this.event({ event: 'process', snapshots: r.processed.length, bytes: r.logicalBytes, ms: Date.now() - t0 });
+      // A pass with nothing to do is news only when debugging.
+      this.event(r.processed.length > 0 ? 'info' : 'debug', { event: 'process', snapshots: r.processed.length, bytes: r.logicalBytes, ms: Date.now() - t0 });
     } catch (err) {
       // A pass that stopped half-way may have switched some snapshots already.
       this.catalog.invalidate();
-      if (err instanceof ChunkyardError && err.code === 'ABORTED') this.metrics.processAborted++;
-      else this.event({ event: 'process-failed', code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
+      if (err instanceof ChunkyardError && err.code === 'ABORTED') this.metrics.processAborted.inc();
+      else this.event('error', { event: 'process-failed', code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message });
     } finally {
       this.processing = undefined;
     }
   }
 
-  private event(fields: Record<string, unknown>): void {
-    this.options.log.write(JSON.stringify({ time: new Date().toISOString(), ...fields }) + '\n');
+  private event(level: LogLevel, fields: Record<string, unknown>): void {
+    this.logger.write(level, fields);
+  }
+
+  // DaemonControl
+  logEvent(level: LogLevel, fields: Record<string, unknown>): void {
+    this.logger.write(level, fields);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, refusal?: HttpError): Promise<void> {
@@ -198,6 +238,7 @@ export class Daemon implements DaemonControl {
       catalog: this.catalog,
       tokens: this.tokens,
       metrics: this.metrics,
+      quotas: this.quotas,
       daemon: this,
       query: new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1)),
       expectContinue,
@@ -214,8 +255,10 @@ export class Daemon implements DaemonControl {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const status = res.headersSent ? res.statusCode : 499; // 499: the client left before an answer
       this.metrics.observe(exchange.route, method, status, seconds);
+      // Every request at info; the daemon's own failures (5xx) also at error.
+      const level: LogLevel = status >= 500 && status !== 503 ? 'error' : 'info';
+      if (!this.logger.enabled(level)) return;
       const line: Record<string, unknown> = {
-        time: new Date().toISOString(),
         remote,
         method,
         path: rawPath.length > 300 ? rawPath.slice(0, 300) + '…' : rawPath,
@@ -229,8 +272,9 @@ export class Daemon implements DaemonControl {
       if (ctx.log.snapshot !== undefined) line.snapshot = ctx.log.snapshot;
       if (exchange.error && exchange.error.status >= 400) line.code = exchange.error.code;
       if (!res.writableFinished) line.incomplete = true;
-      this.options.log.write(JSON.stringify(line) + '\n');
+      this.logger.write(level, line);
     });
+    if (this.logger.enabled('debug')) this.logger.write('debug', { event: 'request', remote, method, path: rawPath.length > 300 ? rawPath.slice(0, 300) + '…' : rawPath });
     try {
       if (refusal) throw refusal;
       const found = matchRoute(rawPath);
@@ -281,7 +325,7 @@ export class Daemon implements DaemonControl {
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     setTimeout(() => socket.destroy(), 1000).unref();
     this.metrics.observe('unparsed', '', status, 0);
-    this.event({ remote: (socket as Socket).remoteAddress, method: '', path: '', route: 'unparsed', status, bytes: 0, ms: 0, code });
+    this.event('info', { remote: (socket as Socket).remoteAddress, method: '', path: '', route: 'unparsed', status, bytes: 0, ms: 0, code });
   }
 
   /** Aborts every upload in flight now (no snapshot is made for them; their clients get 503 ABORTED). */

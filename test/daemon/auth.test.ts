@@ -29,11 +29,56 @@ describe('tokens file and globs', () => {
     assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: '*' }]), /\[0\]\.targets/);
     assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'], write: 'yes' }]), /\[0\]\.write/);
     assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'] }, { token: 'abcdefgh', targets: ['a'] }]), /\[1\]\.token: appears more than once/);
-    assert.deepEqual(parseTokens([{ token: 'abcdefgh', targets: ['a*'] }]), [{ token: 'abcdefgh', targets: ['a*'], write: false }], 'write defaults to false');
+    assert.deepEqual(parseTokens([{ token: 'abcdefgh', targets: ['a*'] }]), [{ token: 'abcdefgh', targets: ['a*'], access: 'read' }], 'read-only by default');
+  });
+
+  test('access levels: read, append, write; the older "write": true|false still means write / read', () => {
+    const parsed = parseTokens([
+      { token: 'token-aaa', targets: ['*'], write: true },
+      { token: 'token-bbb', targets: ['*'], write: false },
+      { token: 'token-ccc', targets: ['*'], access: 'append', comment: 'the backup client of host c' },
+      { token: 'token-ddd', targets: ['*'], access: 'write' },
+      { token: 'token-eee', targets: ['*'], access: 'read' },
+    ]);
+    assert.deepEqual(parsed.map((e) => e.access), ['write', 'read', 'append', 'write', 'read']);
+    assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'], access: 'delete' }]), /\[0\]\.access: must be one of read, append, write/);
+    assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'], access: 'append', write: true }]), /\[0\]: give "access" or the older "write", not both/);
+    assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'], acess: 'read' }]), /\[0\]\.acess: unknown field/);
+    const table = new TokenTable(parsed);
+    const append = table.authorize('Bearer token-ccc')!;
+    assert.ok(append.may('read', 'x') && append.may('upload', 'x') && !append.may('delete', 'x'));
+    const write = table.authorize('Bearer token-aaa')!;
+    assert.ok(write.may('read', 'x') && write.may('upload', 'x') && write.may('delete', 'x'));
+    const read = table.authorize('Bearer token-bbb')!;
+    assert.ok(read.may('read', 'x') && !read.may('upload', 'x') && !read.may('delete', 'x'));
+  });
+
+  test('quotas: bytes or sizes with units; only on tokens that can store', () => {
+    const q = (quota: unknown) => parseTokens([{ token: 'abcdefgh', targets: ['*'], access: 'append', quota }])[0]!.quota;
+    assert.equal(q(1000), 1000);
+    assert.equal(q('500MB'), 500e6);
+    assert.equal(q('20GiB'), 20 * 2 ** 30);
+    assert.equal(q('1.5T'), 1.5e12);
+    assert.equal(q('64 kib'), 65536);
+    assert.equal(q('0'), 0);
+    for (const bad of [-1, 1.5, '12 parsecs', '', 'GiB', true, null, 2 ** 60]) assert.throws(() => q(bad), /\[0\]\.quota: must be a whole number of bytes/, JSON.stringify(bad));
+    assert.throws(() => parseTokens([{ token: 'abcdefgh', targets: ['*'], quota: 100 }]), /a read-only token stores nothing/);
+  });
+
+  test('HTTP Basic (the status page): the password is the token, the user name is ignored', () => {
+    const table = new TokenTable([{ token: 'abcdefgh', targets: ['x'], access: 'read' }]);
+    const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
+    assert.equal(table.authorizeBasic(basic('anyone:abcdefgh'))?.index, 0);
+    assert.equal(table.authorizeBasic(basic(':abcdefgh'))?.index, 0);
+    assert.equal(table.authorizeBasic(basic('abcdefgh')), undefined, 'no colon: no password');
+    assert.equal(table.authorizeBasic(basic('abcdefgh:')), undefined, 'the token as user name is not a password');
+    assert.equal(table.authorizeBasic(basic('u:abcdefgi')), undefined);
+    assert.equal(table.authorizeBasic('Bearer abcdefgh'), undefined);
+    assert.equal(table.authorize(basic('u:abcdefgh')), undefined, 'the API takes Bearer only');
   });
 
   test('Authorization: only "Bearer <token>" with a known token grants anything', () => {
-    const table = new TokenTable([{ token: 'abcdefgh', targets: ['x'], write: true }]);
+    const table = new TokenTable([{ token: 'abcdefgh', targets: ['x'], access: 'write' }]);
     assert.equal(table.authorize(undefined), undefined);
     assert.equal(table.authorize('abcdefgh'), undefined);
     assert.equal(table.authorize('Basic abcdefgh'), undefined);
@@ -43,7 +88,7 @@ describe('tokens file and globs', () => {
     assert.equal(table.authorize('Bearer abcdefg'), undefined, 'a prefix is not the token');
     const g = table.authorize('bearer  abcdefgh');
     assert.ok(g, 'the scheme is case-insensitive');
-    assert.ok(g.canWrite('x') && !g.canRead('y'));
+    assert.ok(g.may('upload', 'x') && g.may('delete', 'x') && !g.canRead('y'));
   });
 });
 
@@ -84,6 +129,7 @@ describe('the auth matrix on every route', () => {
     { name: 'reader (*, read-only)', headers: auth(T.reader), can: (c) => (c.write ? 403 : 200) },
     { name: 'writer for db-*', headers: auth(T.dbWriter), can: (c) => (c.target.startsWith('db-') ? (c.method === 'PUT' ? 201 : 200) : 403) },
     { name: 'reader for db-? (db-1 only)', headers: auth(T.dbReader), can: (c) => (c.target === 'db-1' && !c.write ? 200 : 403) },
+    { name: 'append-only for *', headers: auth(T.appender), can: (c) => (c.method === 'DELETE' ? 403 : c.method === 'PUT' ? 201 : 200) },
     { name: 'writer for *', headers: auth(T.writer), can: (c) => (c.method === 'PUT' ? 201 : 200) },
   ];
 
@@ -121,6 +167,48 @@ describe('the auth matrix on every route', () => {
     const again = await call(d.url, 'DELETE', `/v1/snapshots/${id}`, { headers: auth(T.dbWriter) });
     assert.equal(again.status, 404);
     assert.equal(again.json.code, 'SNAPSHOT_NOT_FOUND');
+  });
+
+  test('an append-only token backs up, lists and restores, but DELETE is 403 FORBIDDEN and removes nothing', async () => {
+    const data = prng(77, 200_000);
+    const put = await call(d.url, 'PUT', '/v1/targets/append-1/snapshots', { headers: auth(T.appender), body: data });
+    assert.equal(put.status, 201, put.body.toString());
+    const id = put.json.id as string;
+    const list = await call(d.url, 'GET', '/v1/targets/append-1/snapshots', { headers: auth(T.appender) });
+    assert.deepEqual(list.json.map((s: { id: string }) => s.id), [id]);
+    const got = await call(d.url, 'GET', `/v1/snapshots/${id}`, { headers: auth(T.appender) });
+    assert.ok(got.body.equals(data));
+    const before = await storeContents(d.storePath);
+    for (const name of [id, id.slice(0, 6)]) {
+      const del = await call(d.url, 'DELETE', `/v1/snapshots/${name}`, { headers: auth(T.appender) });
+      assert.equal(del.status, 403);
+      assert.equal(del.json.code, 'FORBIDDEN');
+      assert.match(del.json.message, /append-only/);
+    }
+    assert.deepEqual(await storeContents(d.storePath), before, 'nothing removed');
+    assert.ok((await d.store.snapshots()).some((s) => s.id === id));
+    // The same snapshot, the same request, with a write token: forgotten.
+    assert.equal((await call(d.url, 'DELETE', `/v1/snapshots/${id}`, { headers: auth(T.writer) })).status, 200);
+  });
+
+  test('the status page and the target list: hostile Authorization headers are 401 and name no target', async () => {
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    for (const header of [undefined, 'Basic', 'Basic !!!not-base64!!!', `Basic ${b64(T.reader)}`, `Basic ${b64(`${T.reader}:`)}`, `Basic ${b64(`u:${T.reader} x`)}`, `Basic ${b64(`u:${T.unknown}`)}`, `Digest ${b64(`u:${T.reader}`)}`, `Bearer ${T.unknown}`]) {
+      const before = await storeContents(d.storePath);
+      for (const path of ['/', '/v1/targets']) {
+        const a = await call(d.url, 'GET', path, { headers: header === undefined ? {} : { Authorization: header } });
+        assert.equal(a.status, 401, `${path} with ${header}`);
+        assert.equal(a.json.code, 'UNAUTHORIZED');
+        assert.doesNotMatch(a.body.toString(), /db-1|mail/);
+      }
+      assert.deepEqual(await storeContents(d.storePath), before);
+    }
+    // Methods the page and the list do not have.
+    for (const path of ['/', '/v1/targets']) {
+      const a = await call(d.url, 'POST', path, { headers: auth(T.writer), body: Buffer.from('x') });
+      assert.equal(a.status, 405);
+      assert.equal(a.headers.allow, 'GET, HEAD');
+    }
   });
 
   test('/healthz and /metrics need no token', async () => {

@@ -177,7 +177,8 @@ describe('routes, methods and hostile requests', () => {
   after(() => d.stop());
 
   test('unknown paths: 404 {code: NOT_FOUND}', async () => {
-    for (const path of ['/', '/v1', '/v1/targets/x', '/v1/targets/x/snapshots/extra', '/healthz/', '/v1//snapshots', '/V1/targets/x/latest', '/metrics?x=1/..']) {
+    // ('/' is the status page, '/v1/targets' the target list: status.test.ts.)
+    for (const path of ['/v1', '/v1/targets/x', '/v1/targets/x/snapshots/extra', '/healthz/', '/v1//snapshots', '/V1/targets/x/latest', '/metrics?x=1/..']) {
       const a = await call(d.url, 'GET', path, { headers: auth(T.writer) });
       if (path.startsWith('/metrics')) {
         assert.equal(a.status, 200, 'a query is not part of the path');
@@ -317,6 +318,7 @@ describe('/metrics', () => {
     const text = m.body.toString();
     const declared = new Set<string>();
     for (const line of text.trimEnd().split('\n')) {
+      if (line === '') continue; // the format ignores empty lines (prom-client puts one between families)
       const meta = /^# (HELP|TYPE) (\S+) (.+)$/.exec(line);
       if (meta) {
         assert.match(meta[2]!, /^chunkyard_[a-z0-9_]+$/);
@@ -326,7 +328,7 @@ describe('/metrics', () => {
         }
         continue;
       }
-      const sample = /^(chunkyard_[a-z0-9_]+)(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? (-?[0-9.e+]+|NaN|\+Inf)$/.exec(line);
+      const sample = /^(chunkyard_[a-z0-9_]+)(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? (-?[0-9.]+(e[+-]?[0-9]+)?|NaN|\+Inf)$/.exec(line);
       assert.ok(sample, `a sample line: ${JSON.stringify(line)}`);
       const family = sample[1]!.replace(/_(bucket|sum|count)$/, '');
       assert.ok(declared.has(sample[1]!) || declared.has(family), `${sample[1]} has a TYPE line before it`);
@@ -339,5 +341,32 @@ describe('/metrics', () => {
     assert.equal(metric(text, 'chunkyard_http_requests_total{route="/v1/targets/{target}/snapshots",method="PUT",status="201"}'), 2);
     assert.equal(metric(text, 'chunkyard_http_request_duration_seconds_count{route="/v1/targets/{target}/snapshots"}'), 2);
     assert.ok(metric(text, 'chunkyard_process_resident_memory_bytes')! > 0);
+    // Process metrics (prom-client's collectors) and the last good backup of each target.
+    assert.ok(metric(text, 'chunkyard_process_cpu_seconds_total')! > 0);
+    assert.ok(metric(text, 'chunkyard_process_open_fds')! > 0);
+    assert.ok(metric(text, 'chunkyard_process_start_time_seconds')! > 0);
+    const last = metric(text, 'chunkyard_target_last_success_timestamp_seconds{target="m"}')!;
+    const newest = (await d.store.snapshots({ target: 'm' })).at(-1)!;
+    assert.ok(Math.abs(last - (Date.parse(newest.time) / 1000 + newest.ingest.seconds)) < 0.01, `${last}: when the newest snapshot of m finished`);
+    assert.ok(Math.abs(last - Date.now() / 1000) < 60);
+    assert.equal(metric(text, 'chunkyard_target_last_failure_timestamp_seconds{target="m"}'), undefined, 'no upload to m failed');
+  });
+
+  test('per-target times include snapshots other processes made, and failed uploads', async () => {
+    await d.store.backup(Readable.from([prng(62, 1000)]), { target: 'cli-made' });
+    d.daemon.catalog.invalidate();
+    const gone = await call(d.url, 'PUT', '/v1/targets/m2/snapshots?policy=nonsense', { headers: auth(T.writer), body: Buffer.alloc(10) });
+    assert.equal(gone.status, 400, 'refused before it started: not a failed backup');
+    // An upload that breaks mid-body (a bad chunk) is a failed backup of its target.
+    const broken = await raw(d.port, `PUT /v1/targets/m2/snapshots HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${T.writer}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n`);
+    assert.equal(statusOf(broken), 400);
+    // The upload learns of it a moment after the answer went out.
+    const text = await eventually(async () => {
+      const t = (await call(d.url, 'GET', '/metrics')).body.toString();
+      return metric(t, 'chunkyard_target_last_failure_timestamp_seconds{target="m2"}') === undefined ? undefined : t;
+    });
+    assert.ok(metric(text, 'chunkyard_target_last_success_timestamp_seconds{target="cli-made"}')! > 0);
+    assert.equal(metric(text, 'chunkyard_target_last_success_timestamp_seconds{target="m2"}'), undefined);
+    assert.ok(Math.abs(metric(text, 'chunkyard_target_last_failure_timestamp_seconds{target="m2"}')! - Date.now() / 1000) < 60);
   });
 });

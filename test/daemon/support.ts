@@ -6,7 +6,9 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,20 +20,28 @@ import { Daemon, type DaemonOptions } from '../../src/daemon/server.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 
-/** The tokens every daemon test uses: a writer for all targets, a reader, a writer for db-*. */
+/** The test-only TLS material (test/fixtures/tls): a CA, and a certificate it signed for localhost. */
+export const tlsFixture = (name: 'ca.pem' | 'server.pem' | 'server.key'): string => fileURLToPath(new URL(`../../../test/fixtures/tls/${name}`, import.meta.url));
+
+/**
+ * The tokens every daemon test uses: a writer for all targets, a reader, a writer for db-*,
+ * a reader of db-?, an append-only token for all targets.
+ */
 export const T = {
   writer: 'writer-token-0001',
   reader: 'reader-token-0001',
   dbWriter: 'db-writer-token-01',
   dbReader: 'db-reader-token-01',
+  appender: 'appender-token-001',
   unknown: 'unknown-token-0001',
 } as const;
 
 export const TOKENS: TokenEntry[] = [
-  { token: T.writer, targets: ['*'], write: true },
-  { token: T.reader, targets: ['*'], write: false },
-  { token: T.dbWriter, targets: ['db-*'], write: true },
-  { token: T.dbReader, targets: ['db-?'], write: false },
+  { token: T.writer, targets: ['*'], access: 'write' },
+  { token: T.reader, targets: ['*'], access: 'read' },
+  { token: T.dbWriter, targets: ['db-*'], access: 'write' },
+  { token: T.dbReader, targets: ['db-?'], access: 'read' },
+  { token: T.appender, targets: ['*'], access: 'append' },
 ];
 
 export const auth = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` });
@@ -42,7 +52,8 @@ export async function tempStore(init: InitOptions = { avgSize: 16384, packSize: 
   const store = join(dir, 'store');
   await Store.init(store, init);
   const tokens = join(dir, 'tokens.json');
-  await writeFile(tokens, JSON.stringify(TOKENS));
+  // 0600, as docs/daemon.md asks: `chunkyard serve` warns about a file others can read.
+  await writeFile(tokens, JSON.stringify(TOKENS), { mode: 0o600 });
   return { dir, store, tokens, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -63,7 +74,7 @@ export interface InProcess {
 }
 
 /** The daemon in this process on 127.0.0.1, port 0, over a fresh store. */
-export async function startDaemon(options: Partial<Omit<DaemonOptions, 'store' | 'tokens' | 'log'>> & { init?: InitOptions } = {}): Promise<InProcess> {
+export async function startDaemon(options: Partial<Omit<DaemonOptions, 'store' | 'tokens' | 'log'>> & { init?: InitOptions; tokens?: TokenEntry[] } = {}): Promise<InProcess> {
   const t = await tempStore(options.init);
   const store = await Store.open(t.store, { threads: 2 });
   const lines: LogLine[] = [];
@@ -77,10 +88,10 @@ export async function startDaemon(options: Partial<Omit<DaemonOptions, 'store' |
       done();
     },
   });
-  const daemon = new Daemon({ processInterval: 0, ...options, store, tokens: new TokenTable(TOKENS), log });
+  const daemon = new Daemon({ processInterval: 0, ...options, store, tokens: new TokenTable(options.tokens ?? TOKENS), log });
   const addr = await daemon.listen('127.0.0.1', 0);
   return {
-    url: `http://127.0.0.1:${addr.port}`,
+    url: `${daemon.scheme}://${options.tls ? 'localhost' : '127.0.0.1'}:${addr.port}`,
     port: addr.port,
     daemon,
     store,
@@ -106,15 +117,16 @@ export interface Served {
 }
 
 /** `chunkyard serve <store> --listen 127.0.0.1:0 --tokens <file> ...args` as a child process. */
-export async function spawnServe(store: string, tokens: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const proc = spawn(process.execPath, [BIN, 'serve', store, '--listen', '127.0.0.1:0', '--tokens', tokens, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+export async function spawnServe(store: string, tokens: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, knownPort?: number): Promise<Served> {
+  const proc = spawn(process.execPath, [BIN, 'serve', store, '--listen', `127.0.0.1:${knownPort ?? 0}`, '--tokens', tokens, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
   proc.stdout.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const port = await new Promise<number>((resolve, reject) => {
+  // With a port given (a log level that hides the "listening" line): wait until it answers.
+  const port = knownPort !== undefined ? await waitForPort(knownPort, exited) : await new Promise<number>((resolve, reject) => {
     const check = () => {
-      const m = /"event":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(err);
+      const m = /"event":"listening","url":"https?:\/\/127\.0\.0\.1:(\d+)"/.exec(err);
       if (m) {
         proc.stderr.off('data', check);
         resolve(Number(m[1]));
@@ -123,7 +135,24 @@ export async function spawnServe(store: string, tokens: string, args: string[] =
     proc.stderr.on('data', check);
     void exited.then((e) => reject(new Error(`chunkyard serve exited (${e.code ?? e.signal}) before listening: ${err}`)));
   });
-  return { proc, url: `http://127.0.0.1:${port}`, port, stderr: () => err, exited };
+  const scheme = args.includes('--tls-cert') ? 'https' : 'http';
+  return { proc, url: `${scheme}://${scheme === 'https' ? 'localhost' : '127.0.0.1'}:${port}`, port, stderr: () => err, exited };
+}
+
+async function waitForPort(port: number, exited: Promise<unknown>): Promise<number> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (;;) {
+    if (gone) throw new Error(`chunkyard serve exited before listening on ${port}`);
+    const socket = connect(port, '127.0.0.1');
+    const ok = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true));
+      socket.once('error', () => resolve(false));
+    });
+    socket.destroy();
+    if (ok) return port;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export interface Answer {
@@ -136,7 +165,9 @@ export interface Answer {
 
 /** One HTTP request on a fresh connection; resolves with the whole answer. */
 export async function call(url: string, method: string, path: string, options: { headers?: Record<string, string>; body?: Uint8Array | AsyncIterable<Uint8Array> } = {}): Promise<Answer> {
-  const req = httpRequest(new URL(path, url), { method, headers: options.headers, agent: false });
+  const target = new URL(path, url);
+  // https: trust the test CA only (never the system's roots, never "rejectUnauthorized: false").
+  const req = target.protocol === 'https:' ? httpsRequest(target, { method, headers: options.headers, agent: false, ca: readFileSync(tlsFixture('ca.pem')) }) : httpRequest(target, { method, headers: options.headers, agent: false });
   const answered = once(req, 'response') as Promise<[import('node:http').IncomingMessage]>;
   if (options.body === undefined) req.end();
   else if (options.body instanceof Uint8Array) req.end(options.body);

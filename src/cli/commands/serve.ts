@@ -1,13 +1,15 @@
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { defineCommand } from '../command.js';
 import { badArgument, type ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
-import { TokenTable } from '../../daemon/auth.js';
+import { TokenTable, tokensFileExposure } from '../../daemon/auth.js';
+import { Logger, parseLogLevel, LOG_LEVELS } from '../../daemon/log.js';
 import { Daemon } from '../../daemon/server.js';
 import { requirePositionals } from '../store-args.js';
 
-const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS]';
+const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -31,18 +33,28 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/** PEM from a file, or BAD_ARGUMENT naming the flag. */
+async function pem(file: string, flag: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw badArgument(`${flag} ${file}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 export default defineCommand({
   name: 'serve',
   summary: 'run the ingest daemon: backups and restores over HTTP (docs/daemon.md)',
   usage,
   description:
-    'Opens the store for writing and serves PUT/GET /v1/targets/{target}/..., /v1/snapshots/{id}, /healthz and /metrics.\n' +
+    'Opens the store for writing and serves PUT/GET /v1/targets/{target}/..., /v1/targets, /v1/snapshots/{id}, /healthz, /metrics\n' +
+    'and a status page at / (HTTP Basic: any user name, a token as the password).\n' +
     'Environment: CHUNKYARD_LISTEN and CHUNKYARD_TOKENS stand in for --listen and --tokens.\n' +
     'SIGTERM or SIGINT: stop accepting, let uploads finish for --grace seconds, abort the rest, close the store, exit 0;\n' +
     'a second signal aborts the uploads at once. SIGHUP: read the tokens file again (a bad file keeps the old tokens).',
   flags: {
     listen: { type: 'string', value: 'HOST:PORT', description: 'address to listen on (env CHUNKYARD_LISTEN; default 127.0.0.1:8420)' },
-    tokens: { type: 'string', value: 'FILE', description: 'JSON array of {"token","targets":[glob...],"write":bool} (env CHUNKYARD_TOKENS; required)' },
+    tokens: { type: 'string', value: 'FILE', description: 'JSON array of {"token","targets":[glob...],"access":"read|append|write","quota"?} (env CHUNKYARD_TOKENS; required)' },
     grace: { type: 'string', value: 'SECONDS', description: 'on SIGTERM, how long uploads may run on (default 30)' },
     'process-interval': { type: 'string', value: 'SECONDS', description: 'run the deferred post-process pass this often; 0 disables (default 60)' },
     'process-yield-uploads': { type: 'string', value: 'N', description: 'no post-process pass while N or more uploads run (default: the number of CPUs)' },
@@ -50,6 +62,9 @@ export default defineCommand({
     'max-downloads': { type: 'string', value: 'N', description: 'snapshot downloads at once; more get 503 with Retry-After (default 16)' },
     'max-connections': { type: 'string', value: 'N', description: 'open connections; more are closed as they arrive (default 256)' },
     'idle-timeout': { type: 'string', value: 'SECONDS', description: 'close a connection that moves no byte for this long (default 120)' },
+    'tls-cert': { type: 'string', value: 'FILE', description: 'serve HTTPS with this certificate chain (PEM); needs --tls-key' },
+    'tls-key': { type: 'string', value: 'FILE', description: 'the private key (PEM) of --tls-cert' },
+    'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}: the least severe lines written (default info: one line per request)` },
   },
   async run({ flags, positionals }, io) {
     const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard serve ${usage}`);
@@ -63,10 +78,28 @@ export default defineCommand({
     const maxUploads = count(flags['max-uploads'], '--max-uploads', 16);
     const maxDownloads = count(flags['max-downloads'], '--max-downloads', 16);
     const maxConnections = count(flags['max-connections'], '--max-connections', 256);
+    const logLevel = parseLogLevel(flags['log-level'] ?? 'info');
+    const certFile = flags['tls-cert'];
+    const keyFile = flags['tls-key'];
+    if ((certFile === undefined) !== (keyFile === undefined)) throw badArgument('--tls-cert and --tls-key go together: give both, or neither for plain HTTP');
+    const tls = certFile !== undefined && keyFile !== undefined ? { cert: await pem(certFile, '--tls-cert'), key: await pem(keyFile, '--tls-key') } : undefined;
+    const logger = new Logger(io.stderr, logLevel);
     const tokens = await TokenTable.load(tokensFile);
+    const warnExposure = async () => {
+      const why = await tokensFileExposure(tokensFile).catch(() => undefined);
+      if (why) logger.write('warn', { event: 'tokens-file-readable', file: tokensFile, message: why });
+    };
+    await warnExposure();
     const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
-    const daemon = new Daemon({ store, tokens, log: io.stderr, processInterval, processYieldUploads, maxUploads, maxDownloads, maxConnections, idleTimeout });
-    const event = (fields: Record<string, unknown>) => io.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...fields }) + '\n');
+    let daemon: Daemon;
+    try {
+      // A bad certificate or key is found here (node parses them when the server is made).
+      daemon = new Daemon({ store, tokens, log: io.stderr, logLevel, tls, processInterval, processYieldUploads, maxUploads, maxDownloads, maxConnections, idleTimeout });
+    } catch (err) {
+      await store.close();
+      throw tls ? badArgument(`--tls-cert ${certFile} / --tls-key ${keyFile}: not a usable certificate and key: ${(err as Error).message}`) : err;
+    }
+    const event = (fields: Record<string, unknown>, level: 'error' | 'warn' | 'info' = 'info') => logger.write(level, fields);
     let stopping: Promise<unknown> | undefined;
     const stop = (signal: string) => {
       if (stopping) {
@@ -89,8 +122,9 @@ export default defineCommand({
         (t) => {
           daemon.setTokens(t);
           event({ event: 'tokens-reloaded', file: tokensFile });
+          void warnExposure();
         },
-        (err: unknown) => event({ event: 'tokens-reload-failed', file: tokensFile, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }),
+        (err: unknown) => event({ event: 'tokens-reload-failed', file: tokensFile, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }, 'error'),
       );
     };
     process.on('SIGTERM', onTerm);
@@ -106,7 +140,7 @@ export default defineCommand({
       }
       const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       // Like every other line on stderr, JSON: log collectors need no special case.
-      event({ event: 'listening', url: `http://${shown}:${addr.port}`, store: store.path, pid: process.pid });
+      event({ event: 'listening', url: `${daemon.scheme}://${shown}:${addr.port}`, store: store.path, pid: process.pid });
       await once(daemon.server, 'close');
       await stopping;
     } finally {
