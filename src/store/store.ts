@@ -190,6 +190,8 @@ export interface UsageBreakdown {
 
 export class Store {
   private closed = false;
+  /** Opened here from a location (closed with the Store), not handed in as an object. */
+  private ownsBackend = true;
   private pool: CompressionPool | undefined;
   private indexOpening: Promise<FingerprintIndex> | undefined;
   private sink: ChunkSink | undefined;
@@ -229,14 +231,14 @@ export class Store {
       await writeConfig(backend, config);
       if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {
-      await backend.close();
+      if (typeof location === 'string') await backend.close();
     }
     return config;
   }
 
   /**
    * Opens a store. Nothing is locked: the fingerprint index cache is opened when a backup
-   * first needs it. A Backend given here belongs to the Store from now on (close() closes it).
+   * first needs it. A Backend object given here stays its creator's: close() does not close it.
    */
   static async open(location: StoreLocation, options: OpenOptions = {}): Promise<Store> {
     // What does not depend on the store starts at once and overlaps the steps that wait on
@@ -251,9 +253,11 @@ export class Store {
     try {
       if (hashed.status === 'rejected') throw hashed.reason;
       const config = await readConfig(backend);
-      return new Store(typeof location === 'string' ? location : backend.location, backend, config, options);
+      const store = new Store(typeof location === 'string' ? location : backend.location, backend, config, options);
+      store.ownsBackend = typeof location === 'string';
+      return store;
     } catch (err) {
-      await backend.close();
+      if (typeof location === 'string') await backend.close();
       throw err;
     }
   }
@@ -303,7 +307,7 @@ export class Store {
         await lock?.release().catch(() => {});
       }
     } finally {
-      await backend.close();
+      if (typeof location === 'string') await backend.close();
     }
   }
 
@@ -775,18 +779,22 @@ export class Store {
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
     this.writable('prune');
-    let session: WriterSession;
     try {
-      session = await this.beginSession(this.options.purpose ?? 'prune', false);
+      return await this.pruneOnce(options);
     } catch (err) {
-      // A full disk: the store's reserve (FsBackend) gives prune room for its own small
-      // objects (session, lease, condemnation record); it is put back afterwards.
+      // A full disk: the store's reserve (directory stores) gives prune room for its own
+      // small objects (session, lease, condemnation record); it is put back afterwards. A
+      // prune that failed part-way left the store as a kill would: it is simply run again.
       if (!isNoSpace(err)) throw err;
       if (!(await this.releaseReserve())) {
         throw new ChunkyardError('IO_ERROR', `the disk holding the store is full, and prune needs a few KiB for its session and its record of what it condemns (${(err as Error).message}). Free some space: the store's cache/ folder is only a cache and may be deleted; then run prune again`, { cause: err });
       }
-      session = await this.beginSession(this.options.purpose ?? 'prune', false);
+      return await this.pruneOnce(options);
     }
+  }
+
+  private async pruneOnce(options: PruneOptions): Promise<PruneReport> {
+    const session = await this.beginSession(this.options.purpose ?? 'prune', false);
     try {
       // The index cache is only kept in step with what prune deletes; prune works without it
       // (e.g. when LevelDB cannot open on a full disk): writers confirm every chunk anyway.
@@ -844,7 +852,7 @@ export class Store {
       return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), initial: { errors, warnings: [] } }, options);
     } finally {
       await pool?.close().catch(() => {});
-      await backend.close();
+      if (typeof location === 'string') await backend.close();
     }
   }
 
@@ -883,7 +891,7 @@ export class Store {
     const index = this.indexOpening?.catch(() => undefined);
     // The pool and the index have nothing to do with each other: close them side by side.
     const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close())]);
-    await this.backend.close();
+    if (this.ownsBackend) await this.backend.close();
     const failed = closed.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
