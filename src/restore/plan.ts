@@ -152,6 +152,9 @@ export async function* windows(blocks: AsyncIterable<RecipeEntry[]>, end: number
       current.push(e);
       bytes += e.rawLength;
     }
+    // Done once the range is covered: the next block of the recipe is not even read.
+    const last = block[block.length - 1];
+    if (last && last.streamOffset + last.rawLength >= end) break;
   }
   if (current.length > 0) yield current;
 }

@@ -270,40 +270,45 @@ export class RecipeReader {
       const start = RECIPE_HEADER_SIZE + i * RECIPE_ENTRY_SIZE;
       const raw = await this.backend.get(this.name, { start, end: start + n * RECIPE_ENTRY_SIZE });
       if (raw.length !== n * RECIPE_ENTRY_SIZE) throw new ChunkyardError('CORRUPT', `recipe ${this.name} is truncated`);
-      if (this.hasher) this.verifyBlocks(raw, i / SEEK_EVERY);
-      const block: RecipeEntry[] = [];
-      for (let j = 0; j < n; j++) {
-        const o = j * RECIPE_ENTRY_SIZE;
-        if ((i + j) % SEEK_EVERY === 0 && this.seeks[(i + j) / SEEK_EVERY] !== streamOffset) {
-          throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} starts at stream offset ${streamOffset}, the seek table says ${this.seeks[(i + j) / SEEK_EVERY]}`);
-        }
-        const rawLength = raw.readUInt32LE(o + 44);
-        const packRef = raw.readUInt32LE(o + 32);
-        const codec = raw[o + 48]!;
-        if (packRef >= this.packIds.length || !(codec in CODEC_NAMES)) {
-          throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has a bad pack reference or codec`);
-        }
-        if (!started && streamOffset + rawLength <= from) {
+      // Yielded one seek block at a time, each checked just before: a range restore that
+      // ends inside a block never depends on the next one.
+      for (let b = 0; b < n; b += SEEK_EVERY) {
+        const bn = Math.min(SEEK_EVERY, n - b);
+        if (this.hasher) this.verifyBlocks(raw.subarray(b * RECIPE_ENTRY_SIZE, (b + bn) * RECIPE_ENTRY_SIZE), (i + b) / SEEK_EVERY);
+        const block: RecipeEntry[] = [];
+        for (let j = b; j < b + bn; j++) {
+          const o = j * RECIPE_ENTRY_SIZE;
+          if ((i + j) % SEEK_EVERY === 0 && this.seeks[(i + j) / SEEK_EVERY] !== streamOffset) {
+            throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} starts at stream offset ${streamOffset}, the seek table says ${this.seeks[(i + j) / SEEK_EVERY]}`);
+          }
+          const rawLength = raw.readUInt32LE(o + 44);
+          const packRef = raw.readUInt32LE(o + 32);
+          const codec = raw[o + 48]!;
+          if (packRef >= this.packIds.length || !(codec in CODEC_NAMES)) {
+            throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has a bad pack reference or codec`);
+          }
+          if (!started && streamOffset + rawLength <= from) {
+            streamOffset += rawLength;
+            continue;
+          }
+          started = true;
+          block.push({
+            fingerprint: Buffer.from(raw.subarray(o, o + 32)),
+            packId: this.packIds[packRef]!,
+            offset: raw.readUInt32LE(o + 36),
+            storedLength: raw.readUInt32LE(o + 40),
+            rawLength,
+            codec: codec as CodecId,
+            streamOffset,
+          });
           streamOffset += rawLength;
-          continue;
         }
-        started = true;
-        block.push({
-          fingerprint: Buffer.from(raw.subarray(o, o + 32)),
-          packId: this.packIds[packRef]!,
-          offset: raw.readUInt32LE(o + 36),
-          storedLength: raw.readUInt32LE(o + 40),
-          rawLength,
-          codec: codec as CodecId,
-          streamOffset,
-        });
-        streamOffset += rawLength;
+        if (i + b + bn >= this.entryCount && streamOffset !== this.logicalBytes) {
+          throw new ChunkyardError('CORRUPT', `recipe ${this.name}: its entries add up to ${streamOffset} bytes, its footer says ${this.logicalBytes}`);
+        }
+        if (block.length > 0) yield block;
       }
       i += n;
-      if (i >= this.entryCount && streamOffset !== this.logicalBytes) {
-        throw new ChunkyardError('CORRUPT', `recipe ${this.name}: its entries add up to ${streamOffset} bytes, its footer says ${this.logicalBytes}`);
-      }
-      if (block.length > 0) yield block;
     }
   }
 

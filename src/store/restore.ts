@@ -33,6 +33,8 @@ const WINDOW_BYTES = 16 << 20;
 const AREAS = 3;
 /** Pack reads (I/O and then decode) in flight at once, across windows, earliest window first. */
 const READS_IN_FLIGHT = 6;
+/** Output views are at most this long. */
+const MAX_VIEW_BYTES = 2 << 20;
 /** Decoded recurring chunks kept: at most this many bytes in all, or one largest chunk. */
 const REPEAT_CACHE_BYTES = 4 << 20;
 
@@ -176,6 +178,26 @@ interface WindowRun {
 }
 
 /**
+ * Opens a snapshot's recipe checked against its manifest (size and checksum; v1: read whole
+ * here; v2: its tables here, its blocks as they are read) and its logicalBytes: CORRUPT if
+ * any differs.
+ */
+async function openRecipe(ctx: RestoreContext, manifest: SnapshotManifest): Promise<RecipeReader> {
+  if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
+  let recipe: RecipeReader;
+  try {
+    recipe = await RecipeReader.open(ctx.backend, manifest.recipe.name, { expect: manifest.recipe });
+  } catch (err) {
+    if (err instanceof ChunkyardError && err.code === 'CORRUPT') throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: ${err.message}`, { cause: err });
+    throw err;
+  }
+  if (recipe.logicalBytes !== manifest.logicalBytes) {
+    throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
+  }
+  return recipe;
+}
+
+/**
  * The bytes [start, end) of a committed snapshot, verified, in order, as *leased* views:
  * each view is valid until the generator is resumed, when the memory behind it may be
  * reused for a later window (util/slot-pool.ts: no allocation per read, which at GB/s is
@@ -185,13 +207,9 @@ interface WindowRun {
  * tables first, then each block of entries before any of it is used; v1: whole, first):
  * no byte is emitted from a recipe that does not verify.
  */
-async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number): AsyncGenerator<Uint8Array> {
+async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number, opened?: RecipeReader): AsyncGenerator<Uint8Array> {
   if (start >= end) return;
-  if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
-  const recipe = await RecipeReader.open(ctx.backend, manifest.recipe.name, { expect: manifest.recipe });
-  if (recipe.logicalBytes !== manifest.logicalBytes) {
-    throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
-  }
+  const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
   const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn() };
@@ -283,7 +301,10 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
         const from = Math.max(start - base, segFrom);
         const to = Math.min(end - base, segTo);
         if (to <= from) continue;
-        if (seg.kind === 'area') yield buf.subarray(from, to);
+        if (seg.kind === 'area') {
+          // In views of a few MiB, as sinks and sockets like them.
+          for (let at = from; at < to; at += MAX_VIEW_BYTES) yield buf.subarray(at, Math.min(to, at + MAX_VIEW_BYTES));
+        }
         else yield (await w.repeatData.get(seg.dest)!).subarray(from - segFrom, to - segFrom);
       }
       leased = undefined;
@@ -441,6 +462,30 @@ export async function restoreInto(ctx: RestoreContext, manifest: SnapshotManifes
  * the packs, or from staging for a deferred snapshot not yet processed.
  */
 export function restoreStream(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Readable {
+  return streamOf(ctx, manifest, range);
+}
+
+/**
+ * restoreStream, with the recipe opened and checked against the manifest before it resolves
+ * (v2: its tables; v1: the whole recipe): a caller that must answer before the first byte
+ * (the daemon's status line) learns of a damaged or substituted recipe in time.
+ */
+export async function openRestoreStream(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Promise<Readable> {
+  const { start, end } = validateRange(range, manifest.logicalBytes);
+  if (manifest.staging || start >= end) return streamOf(ctx, manifest, range);
+  // The first view is produced before this resolves: the recipe's tables and its first
+  // block of entries are then checked, and the first window read and verified.
+  const views = restoreLeased(ctx, manifest, start, end, await openRecipe(ctx, manifest));
+  const first = await views.next();
+  const primed = (async function* () {
+    if (first.done) return;
+    yield first.value; // still leased: `views` is not resumed until the consumer has copied it
+    yield* views;
+  })();
+  return Readable.from(owned(primed), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+function streamOf(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Readable {
   const { start, end } = validateRange(range, manifest.logicalBytes);
   const views = restoreViews(ctx, manifest, start, end);
   // Staged bytes are already owned; leased views from the packs are copied out.

@@ -32,7 +32,7 @@ import { effectivePolicy, readPolicies, setTargetPolicy, type PolicyFile, type T
 import { ChunkSink } from './chunk-sink.js';
 import { newConfig, readConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
+import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { Gate } from '../util/gate.js';
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -453,7 +453,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.restoreContext(), manifest, range);
+    return openRestoreStream(this.restoreContext(), manifest, range);
   }
 
   /**
