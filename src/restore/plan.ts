@@ -125,7 +125,8 @@ export function planWindow(entries: RecipeEntry[], limits: PlanLimits, cached: (
   }
   // Reads that hold the window's first bytes go first: the window completes no sooner than
   // its last read, but an error in its first chunk is found early.
-  reads.sort((a, b) => a.pieces[0]!.dest - b.pieces[0]!.dest);
+  const firstByte = new Map(reads.map((r) => [r, Math.min(...r.pieces.map((p) => p.dest))]));
+  reads.sort((a, b) => firstByte.get(a)! - firstByte.get(b)!);
   const last = entries[entries.length - 1]!;
   return { streamStart, bytes: last.streamOffset + last.rawLength - streamStart, reads, copies, repeats, segments };
 }
