@@ -103,9 +103,9 @@ interface RestoreRun {
 }
 
 /**
- * One planned read: the stored bytes from the pack, then each run of pieces whose places in
- * the area are contiguous decoded and verified there (shared memory: the decoder writes in
- * place; pieces name their own offsets in the read, so a run needs no copy).
+ * One planned read: the stored bytes from the pack, then every chunk decoded and verified
+ * straight into its place in the window's area (one decodeScatter: shared memory, written
+ * in place, whatever the order of the places).
  */
 async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Promise<void> {
   const { ctx, manifest } = run;
@@ -124,47 +124,32 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       throw err;
     }
     if (!slot) run.churn.add(data.length);
-    const decodes: Promise<void>[] = [];
-    let i = 0;
-    while (i < read.pieces.length) {
-      let j = i + 1;
-      let to = read.pieces[i]!.dest + read.pieces[i]!.entry.rawLength;
-      while (j < read.pieces.length && read.pieces[j]!.dest === to) to += read.pieces[j++]!.entry.rawLength;
-      decodes.push(decodeRun(run, read, data, i, j, area.subarray(read.pieces[i]!.dest, to)));
-      i = j;
+    const n = read.pieces.length;
+    const pieces = new Uint32Array(n * 5);
+    const fps = new Uint8Array(n * 32);
+    read.pieces.forEach(({ entry: e, dest }, k) => {
+      pieces[k * 5] = e.offset - read.start;
+      pieces[k * 5 + 1] = e.storedLength;
+      pieces[k * 5 + 2] = e.rawLength;
+      pieces[k * 5 + 3] = e.codec;
+      pieces[k * 5 + 4] = dest;
+      fps.set(e.fingerprint, k * 32);
+    });
+    try {
+      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        const e = read.pieces[err.index]?.entry;
+        throw new ChunkyardError(
+          'CHUNK_CORRUPT',
+          `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
+        );
+      }
+      throw err;
     }
-    const results = await Promise.allSettled(decodes);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
   } finally {
     slot?.release();
     run.turns.give();
-  }
-}
-
-async function decodeRun(run: RestoreRun, read: PlannedRead, data: Uint8Array, from: number, to: number, out: Uint8Array): Promise<void> {
-  const n = to - from;
-  const pieces = new Uint32Array(n * 4);
-  const fps = new Uint8Array(n * 32);
-  for (let k = 0; k < n; k++) {
-    const e = read.pieces[from + k]!.entry;
-    pieces[k * 4] = e.offset - read.start;
-    pieces[k * 4 + 1] = e.storedLength;
-    pieces[k * 4 + 2] = e.rawLength;
-    pieces[k * 4 + 3] = e.codec;
-    fps.set(e.fingerprint, k * 32);
-  }
-  try {
-    await run.ctx.pool.decodeInto(data, pieces, fps, run.ctx.key ?? null, out);
-  } catch (err) {
-    if (err instanceof DecodeError) {
-      const e = read.pieces[from + err.index]?.entry;
-      throw new ChunkyardError(
-        'CHUNK_CORRUPT',
-        `snapshot ${run.manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${packObjectName(read.packId)} at offset ${e?.offset} is corrupt: ${err.reason}`,
-      );
-    }
-    throw err;
   }
 }
 
