@@ -5,7 +5,7 @@
 //
 //   npm run build:ts && node bench/history.mjs [--generations 30] [--size-mib 256] [--gap-kib 256]
 //        [--restore 1,10,20,30] [--rounds 3] [--tools chunkyard,restic,borg]
-//        [--baseline DIR] [--chunkyard-dir DIR] [--work DIR] [--out bench/results/history-DATE]
+//        [--baseline DIR] [--chunkyard-dir DIR] [--work DIR] [--keep] [--out bench/results/history-DATE]
 //
 // --baseline DIR adds "chunkyard@base": a built checkout of another commit (bin/chunkyard
 // and dist/ in DIR), with its own store, to compare restore paths in the same run.
@@ -15,7 +15,9 @@
 // with every tool before round r+1), and reported as the median per generation and tool.
 // Every restore writes to a file in /dev/shm (memory), so the disk's write speed is not
 // measured; the first round checks every output's SHA-256 against the generation's.
-// Output: history.json (all figures, load averages before and after) and history.svg.
+// Each restore also reports its CPU seconds (user + sys, /usr/bin/time): on a shared machine
+// wall times swing with the load, CPU time much less. --keep leaves the repositories in
+// --work. Output: history.json (all figures, load averages before and after) and history.svg.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -49,15 +51,21 @@ o.restore = o.restore.filter((g) => g >= 1 && g <= o.generations);
 const log = (msg) => process.stderr.write(`[history ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const OUT_FILE = existsSync('/dev/shm') ? join('/dev/shm', `chunkyard-history-${process.pid}.out`) : join(o.work, 'restore.out');
 
-/** Runs a command to its end; `stdout` may be a file path. Wall seconds include process start-up. */
+/**
+ * Runs a command to its end under /usr/bin/time; `stdout` may be a file path. Wall seconds
+ * include process start-up; cpuSeconds (user + sys of the command and its children) is what
+ * a shared machine's load disturbs least.
+ */
 function run(cmd, argv, { env, stdout } = {}) {
   const outFd = stdout ? openSync(stdout, 'w') : 'pipe';
+  const timeFile = join(o.work, `time.${process.pid}`);
   const t0 = performance.now();
-  const r = spawnSync(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', outFd, 'pipe'], maxBuffer: 64 << 20 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', outFd, 'pipe'], maxBuffer: 64 << 20 });
   const seconds = (performance.now() - t0) / 1000;
   if (typeof outFd === 'number') closeSync(outFd);
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${String(r.stderr).slice(-2000)}`);
-  return { seconds, stdout: r.stdout ? String(r.stdout) : '' };
+  const [user, sys, rssKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { seconds, cpuSeconds: user + sys, rssKiB, stdout: r.stdout ? String(r.stdout) : '' };
 }
 
 /** A tool: init, backup of a file, restore of a snapshot to a file. */
@@ -164,12 +172,16 @@ async function main() {
     }
   }
   const seconds = {};
+  const cpu = {};
+  const rss = {};
   for (let r = 0; r < o.rounds; r++) {
     for (const gen of o.restore) {
       for (const t of tools) {
-        const s = t.restore(gens[gen - 1].ids[t.name], OUT_FILE, dumpFile).seconds;
+        const m = t.restore(gens[gen - 1].ids[t.name], OUT_FILE, dumpFile);
         rmSync(OUT_FILE, { force: true });
-        ((seconds[t.name] ??= {})[gen] ??= []).push(s);
+        ((seconds[t.name] ??= {})[gen] ??= []).push(m.seconds);
+        ((cpu[t.name] ??= {})[gen] ??= []).push(m.cpuSeconds);
+        ((rss[t.name] ??= {})[gen] ??= []).push(m.rssKiB);
       }
     }
     log(`round ${r + 1}: ${tools.map((t) => `${t.name} ${o.restore.map((g) => seconds[t.name][g].at(-1).toFixed(2)).join('/')}`).join('; ')} s; load ${loadavg()[0].toFixed(2)}`);
@@ -183,19 +195,24 @@ async function main() {
       restore: Object.fromEntries(
         o.restore.map((g) => {
           const med = median(seconds[t.name][g]);
-          return [g, { seconds: seconds[t.name][g], medianSeconds: med, MBps: gens[g - 1].bytes / 1e6 / med }];
+          const medCpu = median(cpu[t.name][g]);
+          return [g, { seconds: seconds[t.name][g], medianSeconds: med, MBps: gens[g - 1].bytes / 1e6 / med, cpuSeconds: cpu[t.name][g], medianCpuSeconds: medCpu, MBperCpuSecond: gens[g - 1].bytes / 1e6 / medCpu, peakRssKiB: Math.max(...rss[t.name][g]) }];
         }),
       ),
     };
     const first = results[t.name].restore[o.restore[0]].MBps;
     const last = results[t.name].restore[o.restore.at(-1)].MBps;
     results[t.name].lastOverFirst = last / first;
+    results[t.name].lastOverFirstCpu = results[t.name].restore[o.restore.at(-1)].MBperCpuSecond / results[t.name].restore[o.restore[0]].MBperCpuSecond;
   }
   const latest = o.restore.at(-1);
   const peers = tools.filter((t) => t.name === 'restic' || t.name === 'borg').map((t) => results[t.name].restore[latest].MBps);
+  const peersCpu = tools.filter((t) => t.name === 'restic' || t.name === 'borg').map((t) => results[t.name].restore[latest].MBperCpuSecond);
   const summary = {
     chunkyardLastOverFirst: results.chunkyard?.lastOverFirst,
     chunkyardOverFasterPeerLatest: peers.length ? results.chunkyard.restore[latest].MBps / Math.max(...peers) : undefined,
+    chunkyardLastOverFirstCpu: results.chunkyard?.lastOverFirstCpu,
+    chunkyardOverFasterPeerLatestCpu: peersCpu.length ? results.chunkyard.restore[latest].MBperCpuSecond / Math.max(...peersCpu) : undefined,
   };
   const report = {
     date: new Date().toISOString(),
@@ -207,9 +224,12 @@ async function main() {
   };
   writeFileSync(join(o.out, 'history.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(o.out, 'history.svg'), await plot(report));
-  rmSync(o.work, { recursive: true, force: true });
+  if (!args.includes('--keep')) rmSync(o.work, { recursive: true, force: true });
   console.log(`restore MB/s (median of ${o.rounds}), generation ${o.restore.join(' / ')}:`);
   for (const t of tools) console.log(`  ${t.name.padEnd(16)} ${o.restore.map((g) => results[t.name].restore[g].MBps.toFixed(0).padStart(5)).join(' ')}   last/first ${results[t.name].lastOverFirst.toFixed(2)}   stored ${(stored[t.name] / 2 ** 20).toFixed(0)} MiB`);
+  console.log(`restore MB per CPU second (user + sys, median), generation ${o.restore.join(' / ')}:`);
+  for (const t of tools) console.log(`  ${t.name.padEnd(16)} ${o.restore.map((g) => results[t.name].restore[g].MBperCpuSecond.toFixed(0).padStart(5)).join(' ')}   last/first ${results[t.name].lastOverFirstCpu.toFixed(2)}   peak RSS ${Math.max(...o.restore.map((g) => results[t.name].restore[g].peakRssKiB / 1024)).toFixed(0)} MiB`);
+  console.log(`by CPU: chunkyard gen ${latest} / gen ${o.restore[0]}: ${summary.chunkyardLastOverFirstCpu?.toFixed(2)}; over the faster peer: ${summary.chunkyardOverFasterPeerLatestCpu?.toFixed(2)}`);
   console.log(`chunkyard gen ${latest} / gen ${o.restore[0]}: ${summary.chunkyardLastOverFirst?.toFixed(2)} (target >= 0.8); over the faster peer at gen ${latest}: ${summary.chunkyardOverFasterPeerLatest?.toFixed(2)} (target >= 2)`);
   console.log(`load average before ${load.before.map((x) => x.toFixed(2)).join(' ')}, after ${load.after.map((x) => x.toFixed(2)).join(' ')} (${availableParallelism()} CPUs)`);
   console.log(`wrote ${join(o.out, 'history.json')} and history.svg`);
