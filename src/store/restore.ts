@@ -202,6 +202,8 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
   let repeatBytes = 0;
+  /** Fingerprints of well-compressed chunks seen once (bounded): a second sighting caches one. */
+  const candidates = new Set<string>();
   const plans = windows(recipe.entries(start), end, sizing.areaBytes);
   let exhausted = false;
   const pending: WindowRun[] = [];
@@ -223,13 +225,25 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
     const all = Promise.all(reads.values());
     all.catch(() => {});
     const local = new Map<string, Promise<Uint8Array>>();
+    const repeatedHere = new Set(plan.repeats.map((r) => r.entry.fingerprint.toString('latin1')));
     for (const r of plan.reads) {
       for (const piece of r.pieces) {
         const e = piece.entry;
         if (!isRepeatCandidate(e) || e.rawLength > cacheBytes) continue;
         const fp = e.fingerprint.toString('latin1');
+        // Kept only once it recurs (again in this window, or seen in an earlier one): copying
+        // out every well-compressed chunk of a text dump cost more than it saved.
+        if (!repeatedHere.has(fp) && !candidates.has(fp)) {
+          if (candidates.size >= 4096) candidates.clear();
+          candidates.add(fp);
+          continue;
+        }
         // Copied out of the area once decoded, before the area can be reused.
-        const copy = reads.get(r)!.then(() => Uint8Array.prototype.slice.call(buf, piece.dest, piece.dest + e.rawLength) as Uint8Array);
+        const copy = reads.get(r)!.then(() => {
+          const own = Buffer.allocUnsafeSlow(e.rawLength);
+          copyBytes(own, 0, buf.subarray(piece.dest, piece.dest + e.rawLength));
+          return own as Uint8Array;
+        });
         copy.catch(() => {});
         local.set(fp, copy);
         if (repeats.has(fp)) continue;
