@@ -6,6 +6,7 @@
 //   npm run build:ts && node bench/history.mjs [--generations 30] [--size-mib 256] [--gap-kib 256]
 //        [--restore 1,10,20,30] [--rounds 3] [--tools chunkyard,restic,borg]
 //        [--baseline DIR] [--chunkyard-dir DIR] [--work DIR] [--keep] [--out bench/results/history-DATE]
+//        [--reuse OLD/history.json]    (restores only, from what a --keep run left in --work)
 //
 // --baseline DIR adds "chunkyard@base": a built checkout of another commit (bin/chunkyard
 // and dist/ in DIR), with its own store, to compare restore paths in the same run.
@@ -44,6 +45,8 @@ const o = {
   baseline: opt('baseline'),
   /** A frozen copy of this build (so that rebuilding during a run changes nothing); default this checkout. */
   chunkyardDir: opt('chunkyard-dir', ROOT),
+  /** A history.json of a --keep run: restore (only) from the repositories it left in --work. */
+  reuse: opt('reuse'),
   work: resolve(opt('work', join(tmpdir(), 'chunkyard-history'))),
   out: resolve(opt('out', join(ROOT, 'bench', 'results', `history-${new Date().toISOString().slice(0, 10)}`))),
 };
@@ -79,6 +82,7 @@ function chunkyardTool(name, dir) {
     init: () => run(bin, ['init', repo, '--json'], { env }),
     backup: (file) => JSON.parse(run(bin, ['backup', repo, file, '--target', 'dump', '--json'], { env }).stdout.trim().split('\n').pop()).id,
     restore: (id, out) => run(bin, ['restore', repo, id, '--output', out], { env }),
+    list: () => JSON.parse(run(bin, ['snapshots', repo, '--json'], { env }).stdout).map((x) => x.id),
   };
 }
 
@@ -94,6 +98,7 @@ function resticTool() {
       return JSON.parse(lines.pop()).snapshot_id;
     },
     restore: (id, out, file) => run('restic', ['-r', repo, 'dump', id, file], { env, stdout: out }),
+    list: () => JSON.parse(run('restic', ['-r', repo, 'snapshots', '--json'], { env }).stdout).sort((a, b) => a.time.localeCompare(b.time)).map((x) => x.id),
   };
 }
 
@@ -111,6 +116,7 @@ function borgTool() {
       return id;
     },
     restore: (id, out, file) => run('borg', ['extract', '--stdout', `${repo}::${id}`, file.replace(/^\//, '')], { env, stdout: out }),
+    list: () => JSON.parse(run('borg', ['list', '--json', repo], { env }).stdout).archives.map((a) => a.name).sort((a, b) => Number(a.slice(3)) - Number(b.slice(3))),
   };
 }
 
@@ -129,8 +135,10 @@ const median = (xs) => {
 };
 
 async function main() {
-  rmSync(o.work, { recursive: true, force: true });
-  mkdirSync(o.work, { recursive: true });
+  if (!o.reuse) {
+    rmSync(o.work, { recursive: true, force: true });
+    mkdirSync(o.work, { recursive: true });
+  }
   mkdirSync(o.out, { recursive: true });
   const tools = [];
   for (const t of o.tools) {
@@ -142,13 +150,22 @@ async function main() {
   if (o.baseline) tools.splice(1, 0, chunkyardTool('chunkyard@base', resolve(o.baseline)));
   const load = { before: loadavg() };
   log(`tools ${tools.map((t) => t.name).join(', ')}; ${o.generations} generations of ${o.sizeMiB} MiB, an edit every ${o.gapKiB} KiB on average; load ${load.before.map((x) => x.toFixed(2)).join(' ')}`);
-  for (const t of tools) t.init();
-
   // The dump is written to one path (restic and borg record the path; the name stays the same).
   const dumpFile = join(o.work, 'dump.sql');
   const gens = [];
   const backups = Object.fromEntries(tools.map((t) => [t.name, []]));
-  for (const g of dumpSeries({ generations: o.generations, sizeMiB: o.sizeMiB, seed: o.seed, gapKiB: o.gapKiB })) {
+  if (o.reuse) {
+    // Restores only, from the repositories a --keep run left in --work, with this build.
+    const before = JSON.parse(readFileSync(o.reuse, 'utf8'));
+    for (const g of before.generations) gens.push({ ...g, ids: g.ids ?? {} });
+    for (const t of tools) {
+      const ids = t.list();
+      ids.forEach((id, i) => (gens[i].ids[t.name] ??= id));
+      backups[t.name] = before.results[t.name]?.backupSeconds ?? [];
+    }
+    log(`reusing the repositories in ${o.work} (${gens.length} generations, from ${o.reuse})`);
+  } else for (const t of tools) t.init();
+  if (!o.reuse) for (const g of dumpSeries({ generations: o.generations, sizeMiB: o.sizeMiB, seed: o.seed, gapKiB: o.gapKiB })) {
     writeFileSync(dumpFile, g.data);
     gens.push({ generation: g.generation, bytes: g.data.length, edits: g.edits, sha256: createHash('sha256').update(g.data).digest('hex'), corpus: g.corpus, ids: {} });
     for (const t of tools) {
@@ -218,13 +235,13 @@ async function main() {
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), node: process.version, load },
     options: o,
-    generations: gens.map(({ generation, bytes, edits, sha256, corpus }) => ({ generation, bytes, edits, sha256, corpus })),
+    generations: gens.map(({ generation, bytes, edits, sha256, corpus, ids }) => ({ generation, bytes, edits, sha256, corpus, ids })),
     results,
     summary,
   };
   writeFileSync(join(o.out, 'history.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(o.out, 'history.svg'), await plot(report));
-  if (!args.includes('--keep')) rmSync(o.work, { recursive: true, force: true });
+  if (!args.includes('--keep') && !o.reuse) rmSync(o.work, { recursive: true, force: true });
   console.log(`restore MB/s (median of ${o.rounds}), generation ${o.restore.join(' / ')}:`);
   for (const t of tools) console.log(`  ${t.name.padEnd(16)} ${o.restore.map((g) => results[t.name].restore[g].MBps.toFixed(0).padStart(5)).join(' ')}   last/first ${results[t.name].lastOverFirst.toFixed(2)}   stored ${(stored[t.name] / 2 ** 20).toFixed(0)} MiB`);
   console.log(`restore MB per CPU second (user + sys, median), generation ${o.restore.join(' / ')}:`);
