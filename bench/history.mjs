@@ -18,7 +18,8 @@
 // measured; the first round checks every output's SHA-256 against the generation's.
 // Each restore also reports its CPU seconds (user + sys, /usr/bin/time): on a shared machine
 // wall times swing with the load, CPU time much less. --keep leaves the repositories in
-// --work. Output: history.json (all figures, load averages before and after) and history.svg.
+// --work. Output: history.json (all figures, load averages before and after), history.svg
+// (MB/s by generation) and history-cpu.svg (MB per CPU second by generation).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -240,7 +241,8 @@ async function main() {
     summary,
   };
   writeFileSync(join(o.out, 'history.json'), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(join(o.out, 'history.svg'), await plot(report));
+  writeFileSync(join(o.out, 'history.svg'), await plot(report, 'MBps'));
+  writeFileSync(join(o.out, 'history-cpu.svg'), await plot(report, 'MBperCpuSecond'));
   if (!args.includes('--keep') && !o.reuse) rmSync(o.work, { recursive: true, force: true });
   console.log(`restore MB/s (median of ${o.rounds}), generation ${o.restore.join(' / ')}:`);
   for (const t of tools) console.log(`  ${t.name.padEnd(16)} ${o.restore.map((g) => results[t.name].restore[g].MBps.toFixed(0).padStart(5)).join(' ')}   last/first ${results[t.name].lastOverFirst.toFixed(2)}   stored ${(stored[t.name] / 2 ** 20).toFixed(0)} MiB`);
@@ -249,31 +251,32 @@ async function main() {
   console.log(`by CPU: chunkyard gen ${latest} / gen ${o.restore[0]}: ${summary.chunkyardLastOverFirstCpu?.toFixed(2)}; over the faster peer: ${summary.chunkyardOverFasterPeerLatestCpu?.toFixed(2)}`);
   console.log(`chunkyard gen ${latest} / gen ${o.restore[0]}: ${summary.chunkyardLastOverFirst?.toFixed(2)} (target >= 0.8); over the faster peer at gen ${latest}: ${summary.chunkyardOverFasterPeerLatest?.toFixed(2)} (target >= 2)`);
   console.log(`load average before ${load.before.map((x) => x.toFixed(2)).join(' ')}, after ${load.after.map((x) => x.toFixed(2)).join(' ')} (${availableParallelism()} CPUs)`);
-  console.log(`wrote ${join(o.out, 'history.json')} and history.svg`);
+  console.log(`wrote ${join(o.out, 'history.json')}, history.svg and history-cpu.svg`);
 }
 
-/** Restore MB/s by generation, one line per tool (src/analyze/plot.ts, from dist/). */
-async function plot(report) {
+/** Restore MB/s (or MB per CPU second) by generation, one line per tool (src/analyze/plot.ts, from dist/). */
+async function plot(report, metric) {
+  const cpu = metric === 'MBperCpuSecond';
   const { renderChart, niceTicks, PALETTE } = await import(join(ROOT, 'dist', 'src', 'analyze', 'plot.js'));
   const names = Object.keys(report.results);
   const gensShown = report.options.restore;
-  const maxY = Math.max(...names.flatMap((n) => gensShown.map((g) => report.results[n].restore[g].MBps)));
+  const maxY = Math.max(...names.flatMap((n) => gensShown.map((g) => report.results[n].restore[g][metric])));
   const y = niceTicks(0, maxY * 1.1, 5, (v) => String(Math.round(v)));
   const x = niceTicks(0, Math.max(...gensShown), 6, (v) => String(Math.round(v)));
   return renderChart({
     id: 'history',
-    title: `Restore speed by generation (${report.options.sizeMiB} MiB dumps, an edit every ${report.options.gapKiB} KiB; warm cache, median of ${report.options.rounds})`,
+    title: `${cpu ? 'Restore MB per CPU second' : 'Restore speed'} by generation (${report.options.sizeMiB} MiB dumps, an edit every ${report.options.gapKiB} KiB; warm cache, median of ${report.options.rounds})`,
     width: 760,
     height: 420,
     x: { label: 'generation restored', scale: 'linear', ...x },
-    y: { label: 'restore MB/s', scale: 'linear', ...y },
+    y: { label: cpu ? 'MB restored per CPU second (user + sys)' : 'restore MB/s (wall)', scale: 'linear', ...y },
     series: names.map((n, i) => ({
       kind: 'line',
       name: n,
       color: PALETTE[i % PALETTE.length],
       dashed: n.includes('@'),
       markers: true,
-      points: gensShown.map((g) => ({ x: g, y: report.results[n].restore[g].MBps, title: `${n}, generation ${g}: ${report.results[n].restore[g].MBps.toFixed(0)} MB/s`, label: report.results[n].restore[g].MBps.toFixed(0) })),
+      points: gensShown.map((g) => ({ x: g, y: report.results[n].restore[g][metric], title: `${n}, generation ${g}: ${report.results[n].restore[g][metric].toFixed(0)} ${cpu ? 'MB per CPU second' : 'MB/s'}`, label: report.results[n].restore[g][metric].toFixed(0) })),
     })),
   });
 }
