@@ -275,6 +275,34 @@ pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
     Ok(())
 }
 
+/// decode_into with a place of its own for each piece: piece i decodes to
+/// `out[dests[i] .. dests[i] + raw_length]`, so one read of a pack fills places that are
+/// scattered through a restore's assembly area (its chunks are needed by the stream out of
+/// pack order). Err((index, reason)) names the first piece that fails.
+///
+/// SAFETY: `out` must be valid for writes of `out_len` bytes, and no one else may read or
+/// write the pieces' places until this returns. Other places of the same buffer may be
+/// written meanwhile by other threads (other reads into the same area): only the pieces'
+/// own places are ever turned into slices here, never the whole buffer.
+pub unsafe fn decode_scatter(data: &[u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], key: Option<&[u8; 32]>, out: *mut u8, out_len: usize) -> Result<(), (usize, String)> {
+    for (i, p) in pieces.iter().enumerate() {
+        let dest = dests[i];
+        match dest.checked_add(p.raw_length) {
+            Some(end) if end <= out_len => {}
+            _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
+        }
+        let stored = stored_of(i, data, p)?;
+        let dst: &mut [u8] = if p.raw_length == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out.add(dest), p.raw_length) };
+        if p.codec == CODEC_NONE {
+            dst.copy_from_slice(raw_of(i, p, stored)?);
+        } else {
+            decompress_into(i, p, stored, dst)?;
+        }
+        check_fingerprint(i, key, dst, fingerprints)?;
+    }
+    Ok(())
+}
+
 thread_local! {
     /// Where verify_many decodes compressed chunks: grown as needed, kept per thread.
     static VERIFY_SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
@@ -362,6 +390,28 @@ mod into_tests {
         assert_eq!(lens, vec![90_000, 40_000, 3]);
         assert!(compress_into(CODEC_LZ4, &data, &[(130_000, 200)], &mut out, 3).is_err());
         assert!(compress_into(CODEC_NONE, &data, &pieces, &mut out, 3).is_err());
+    }
+
+    #[test]
+    fn decode_scatter_places_each_piece() {
+        let a = vec![7u8; 1000];
+        let b: Vec<u8> = (0..500u32).map(|i| (i % 251) as u8).collect();
+        let mut data = a.clone();
+        data.extend_from_slice(&b);
+        let pieces = [Piece { offset: 0, stored_length: 1000, raw_length: 1000, codec: CODEC_NONE }, Piece { offset: 1000, stored_length: 500, raw_length: 500, codec: CODEC_NONE }];
+        let mut fps = crate::chunker::fingerprint(None, &a).as_bytes().to_vec();
+        fps.extend_from_slice(crate::chunker::fingerprint(None, &b).as_bytes());
+        // b first, then a gap of 100 bytes left alone, then a.
+        let mut out = vec![0xeeu8; 1600];
+        unsafe { decode_scatter(&data, &pieces, &[600, 0], &fps, None, out.as_mut_ptr(), out.len()) }.unwrap();
+        assert_eq!(&out[..500], &b[..]);
+        assert!(out[500..600].iter().all(|&x| x == 0xee));
+        assert_eq!(&out[600..], &a[..]);
+        // A place past the end, and a wrong fingerprint, are errors naming the piece.
+        assert_eq!(unsafe { decode_scatter(&data, &pieces, &[0, 1200], &fps, None, out.as_mut_ptr(), out.len()) }.unwrap_err().0, 1);
+        let mut bad = fps.clone();
+        bad[0] ^= 1;
+        assert_eq!(unsafe { decode_scatter(&data, &pieces, &[600, 0], &bad, None, out.as_mut_ptr(), out.len()) }.unwrap_err().0, 0);
     }
 
     #[test]

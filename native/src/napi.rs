@@ -1003,6 +1003,41 @@ unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> 
     })
 }
 
+/// decodeScatterAsync(data, pieces: Uint32Array [offset, storedLength, rawLength, codec, dest]×n,
+///                    fingerprints: Uint8Array(32n), key | null, out) -> Promise<[failedIndex, reason]>
+/// decodeIntoAsync with a place in `out` for each chunk (out[dest .. dest + rawLength]): a
+/// restore's read fills places scattered through its assembly area in one call. The caller
+/// leaves data, fingerprints and those places alone until it settles; other places of `out`
+/// may be written meanwhile by other calls.
+unsafe extern "C" fn js_decode_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let quints = u32s_arg(env, a[1], "pieces")?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let key = key_arg(env, a[3])?;
+        let out = bytes_arg(env, a[4], "out")?;
+        if quints.len() % 5 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 5", quints.len())));
+        }
+        let n = quints.len() / 5;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let pieces: Vec<crate::codec::Piece> = quints
+            .chunks_exact(5)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        let dests: Vec<usize> = quints.chunks_exact(5).map(|q| q[4] as usize).collect();
+        let job = Box::new(move || {
+            // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
+            // the caller leaves the pieces' places alone until then (the contract above).
+            let out = out; // the whole RawBytes (Send), not its raw pointer field alone
+            unsafe { crate::codec::decode_scatter(data.as_slice(), &pieces, &dests, fps.as_slice(), key.as_ref(), out.ptr as *mut u8, out.len) }
+        });
+        start_work(env, "chunkyard:decodeScatter", &[a[0], a[2], a[4]], job, verdict_value, None)
+    })
+}
+
 /// decodeIntoAsync(...same as decodeInto) -> Promise<[failedIndex, reason]>, on the libuv
 /// pool (see compressIntoAsync for why). data, fingerprints and out are the caller's to leave
 /// alone until it settles.
@@ -1121,7 +1156,7 @@ fn fix_mmap_threshold() {
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 17] = [
+    let fns: [(&str, napi_callback); 18] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1136,6 +1171,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("compressIntoAsync\0", js_compress_into_async),
         ("decodeInto\0", js_decode_into),
         ("decodeIntoAsync\0", js_decode_into_async),
+        ("decodeScatterAsync\0", js_decode_scatter_async),
         ("copyBytes\0", js_copy_bytes),
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),

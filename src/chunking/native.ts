@@ -78,6 +78,13 @@ export interface NativeAddon {
   compressIntoAsync(codec: 1 | 2, data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level: number): Promise<[Uint32Array, Uint8Array]>;
   /** decodeInto as async work on the libuv pool; the same rule for data, fingerprints and out. */
   decodeIntoAsync(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<[number, string]>;
+  /**
+   * decodeIntoAsync with a place per chunk: pieces are [offset, storedLength, rawLength,
+   * codec, dest] per chunk, and chunk i decodes to out[dest .. dest + rawLength]. Other
+   * places of out may be written meanwhile by other calls. Optional: builds before
+   * 2026-12-06 lack it (the pool then decodes run by run with decodeIntoAsync).
+   */
+  decodeScatterAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<[number, string]>;
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
   /**

@@ -149,6 +149,52 @@ export class CompressionPool {
   }
 
   /**
+   * decodeInto with a place in `out` for each chunk: `pieces` holds [offset, storedLength,
+   * rawLength, codec, dest] per chunk, and chunk i decodes to out[dest .. dest + rawLength]
+   * (a restore's read fills places scattered through its assembly area). `out` must be
+   * shared memory for the worker path. One native call where the addon has it; else one
+   * decodeInto per run of chunks whose places are contiguous. DecodeError indexes `pieces`.
+   */
+  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+    const scatter = this.native?.decodeScatterAsync;
+    if (scatter) {
+      const [index, reason] = await this.track(this.nativeTurn((addon) => scatter.call(addon, data, pieces, fingerprints, key, out)));
+      if (index >= 0) throw new DecodeError(index, reason);
+      return;
+    }
+    const n = pieces.length / 5;
+    const bounds: [number, number, number][] = [];
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      let to = pieces[i * 5 + 4]! + pieces[i * 5 + 2]!;
+      while (j < n && pieces[j * 5 + 4] === to) to += pieces[j++ * 5 + 2]!;
+      bounds.push([i, j, to]);
+      i = j;
+    }
+    // The worker path transfers (detaches) a buffer that owns its memory: with several runs
+    // each needs the bytes, so they go to shared memory once.
+    let shared = data;
+    if (bounds.length > 1 && transferable(data).length > 0) {
+      shared = new Uint8Array(new SharedArrayBuffer(data.length));
+      shared.set(data);
+    }
+    const runs: Promise<void>[] = [];
+    for (const [i, j, to] of bounds) {
+      const quads = new Uint32Array(4 * (j - i));
+      for (let k = i; k < j; k++) quads.set(pieces.subarray(k * 5, k * 5 + 4), (k - i) * 4);
+      const first = i;
+      runs.push(
+        this.decodeInto(shared, quads, fingerprints.subarray(i * 32, j * 32), key, out.subarray(pieces[i * 5 + 4]!, to)).catch((err: unknown) => {
+          throw err instanceof DecodeError ? new DecodeError(first + err.index, err.reason) : err;
+        }),
+      );
+    }
+    const settled = await Promise.allSettled(runs);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /**
    * Decodes and verifies stored chunks without keeping what they decode to (check, prune
    * and repair reads). `data` is transferred to the worker when it owns its ArrayBuffer
    * (else copied) and comes back in the result: use the returned bytes, not `data`, after.

@@ -197,7 +197,8 @@ export async function rewriteRecipe(backend: Backend, id: string, affects: (pack
     throw err;
   }
   if (!manifest.recipe) return undefined;
-  const reader = await RecipeReader.open(backend, manifest.recipe.name);
+  // Checked against the manifest: a damaged recipe must not be rewritten into one that verifies.
+  const reader = await RecipeReader.open(backend, manifest.recipe.name, { expect: manifest.recipe });
   if (!reader.packIds.some((p) => affects(p.toString('hex')))) return undefined;
   const mismatch = await recipeMismatch(backend, manifest);
   if (mismatch) throw new ChunkyardError('CORRUPT', `${mismatch}; not rewritten (that would seal the damage under a new checksum)`);

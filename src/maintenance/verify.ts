@@ -6,6 +6,7 @@
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
+import { PackFiles } from '../restore/pack-files.js';
 
 /** A stored chunk to read: where it is and what it must decode to. */
 export interface ChunkRef {
@@ -101,13 +102,16 @@ async function verifyRead(pool: CompressionPool, data: Buffer, start: number, re
 export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8): AsyncGenerator<VerifiedRead<T>> {
   const inFlight: Promise<VerifiedRead<T>>[] = [];
   const missing = new Map<string, ChunkyardError>();
+  // One open per pack, not one per read (src/restore/pack-files.ts).
+  const packs = new PackFiles(backend);
   const start = (job: VerifyJob<T>, g: { start: number; end: number; refs: ChunkRef[] }): Promise<VerifiedRead<T>> => {
     const run = async (): Promise<VerifiedRead<T>> => {
       const known = missing.get(job.packName);
       if (known) return { tag: job.tag, packName: job.packName, start: g.start, data: Buffer.alloc(0), refs: g.refs, bad: new Map(), error: known };
       let data: Buffer;
       try {
-        data = await backend.get(job.packName, { start: g.start, end: g.end });
+        const read = await packs.read(job.packName, g.start, g.end, Buffer.allocUnsafeSlow(g.end - g.start));
+        data = Buffer.from(read.buffer, read.byteOffset, read.byteLength);
       } catch (err) {
         if (!(err instanceof ChunkyardError) || err.code !== 'OBJECT_NOT_FOUND') throw err;
         missing.set(job.packName, err);
@@ -120,11 +124,15 @@ export async function* readVerified<T>(backend: Backend, pool: CompressionPool, 
     p.catch(() => {});
     return p;
   };
-  for await (const job of jobs) {
-    for (const g of groups(job)) {
-      inFlight.push(start(job, g));
-      if (inFlight.length >= concurrency) yield await inFlight.shift()!;
+  try {
+    for await (const job of jobs) {
+      for (const g of groups(job)) {
+        inFlight.push(start(job, g));
+        if (inFlight.length >= concurrency) yield await inFlight.shift()!;
+      }
     }
+    while (inFlight.length > 0) yield await inFlight.shift()!;
+  } finally {
+    await packs.close();
   }
-  while (inFlight.length > 0) yield await inFlight.shift()!;
 }

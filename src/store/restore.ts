@@ -1,14 +1,18 @@
 /**
- * Restore: recipe → coalesced pack reads → parallel decompress + fingerprint verify (worker
- * pool) → ordered output. Reads run ahead by a bounded number of bytes; the consumer of the
- * stream sets the pace (backpressure through the async generator).
+ * Restore: recipe (verified against its manifest) → windows of the recipe → reads planned
+ * per window (src/restore/plan.ts: per pack, sorted, coalesced; pack handles kept open,
+ * src/restore/pack-files.ts) → parallel decompress + fingerprint verify straight into the
+ * window's assembly area → ordered output. Two windows fill ahead of the consumer; the
+ * consumer of the stream sets the pace (backpressure through the async generator).
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
 import { DecodeError, type CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
-import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
+import { RecipeReader } from '../snapshot/recipe.js';
+import { PackFiles } from '../restore/pack-files.js';
+import { isRepeatCandidate, planWindow, windows, type PlannedRead, type WindowPlan } from '../restore/plan.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
@@ -17,35 +21,39 @@ import { BufferChurn } from '../util/gc.js';
 import { copyBytes, loadNative } from '../chunking/native.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 
-/** A pack read covers adjacent chunks up to this size, stored and decoded; gaps up to MAX_GAP are read through. */
-const MAX_READ_BYTES = 2 << 20;
-const MAX_GAP = 64 << 10;
-/** Reads in flight ahead of the consumer. */
-const READ_AHEAD = 4;
+/** A pack read is at most this many stored bytes; gaps up to MAX_GAP between needed chunks are read through. */
+const MAX_READ_BYTES = 4 << 20;
+const MAX_GAP = 256 << 10;
+/**
+ * Output bytes of one window of the recipe: reads are planned over a whole window (grouped
+ * per pack, sorted, coalesced) and decoded into its assembly area. Two areas fill while the
+ * consumer takes a third.
+ */
+const WINDOW_BYTES = 16 << 20;
+const AREAS = 3;
+/** Pack reads (I/O and then decode) in flight at once, across windows, earliest window first. */
+const READS_IN_FLIGHT = 6;
+/** Output views are at most this long. */
+const MAX_VIEW_BYTES = 2 << 20;
 /** Decoded recurring chunks kept: at most this many bytes in all, or one largest chunk. */
 const REPEAT_CACHE_BYTES = 4 << 20;
-/** Restore slots in all (decoded reads in flight, one leased, one spare) fit in about this. */
-const SLOT_BUDGET = 32 << 20;
 
 /** What a restore reads with: the store's backend and pool, and its largest chunk. */
 export interface RestoreContext {
   backend: Backend;
   pool: CompressionPool;
   hasher: Hasher;
-  /** The store's maxSize: a decode slot holds a whole read or one chunk of that size. */
+  /** The store's maxSize: an assembly area holds at least one chunk of that size. */
   maxSize: number;
   key?: Uint8Array | null;
 }
 
 /**
- * Slot size and count for a store's largest chunk: a slot holds MAX_READ_BYTES or one whole
- * chunk, whichever is more, so no read ever needs a buffer of its own (allocating one per
- * chunk made a restore at 4 MiB chunks peak at 936 MiB RSS); fewer slots for large chunks.
+ * Memory of a restore for a store's largest chunk: AREAS assembly areas of `areaBytes`
+ * (at least one whole chunk) and READS_IN_FLIGHT read buffers of `readBytes`.
  */
-export function restoreSlotsFor(maxSize: number): { slots: number; slotBytes: number; readAhead: number } {
-  const slotBytes = Math.max(MAX_READ_BYTES, maxSize);
-  const slots = Math.max(3, Math.min(READ_AHEAD + 2, Math.floor(SLOT_BUDGET / slotBytes)));
-  return { slots, slotBytes, readAhead: slots - 2 };
+export function restoreSlotsFor(maxSize: number): { areas: number; areaBytes: number; reads: number; readBytes: number } {
+  return { areas: AREAS, areaBytes: Math.max(WINDOW_BYTES, maxSize), reads: READS_IN_FLIGHT, readBytes: Math.max(MAX_READ_BYTES, maxSize + (64 << 10)) };
 }
 
 export interface RestoreRange {
@@ -53,31 +61,6 @@ export interface RestoreRange {
   start?: number;
   /** One past the last byte (default: the end of the snapshot). */
   end?: number;
-}
-
-interface ReadGroup {
-  packId: Buffer;
-  start: number;
-  end: number;
-  rawBytes: number;
-  entries: RecipeEntry[];
-}
-
-function* groupReads(block: RecipeEntry[]): Generator<ReadGroup> {
-  let g: ReadGroup | undefined;
-  for (const e of block) {
-    const eEnd = e.offset + e.storedLength;
-    // Bounded in stored bytes (the read) and in raw bytes (the decoded output).
-    if (g && g.packId.equals(e.packId) && e.offset >= g.end && e.offset - g.end <= MAX_GAP && eEnd - g.start <= MAX_READ_BYTES && g.rawBytes + e.rawLength <= MAX_READ_BYTES) {
-      g.end = eEnd;
-      g.rawBytes += e.rawLength;
-      g.entries.push(e);
-      continue;
-    }
-    if (g) yield g;
-    g = { packId: e.packId, start: e.offset, end: eEnd, rawBytes: e.rawLength, entries: [e] };
-  }
-  if (g) yield g;
 }
 
 export function validateRange(range: RestoreRange, size: number): { start: number; end: number } {
@@ -90,154 +73,246 @@ export function validateRange(range: RestoreRange, size: number): { start: numbe
   return { start: Math.min(start, size), end: Math.min(end, size) };
 }
 
+/** A FIFO counting semaphore: reads of earlier windows get their turn first. */
+class Turns {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/** What one restore shares between its windows. */
+interface RestoreRun {
+  ctx: RestoreContext;
+  manifest: SnapshotManifest;
+  packs: PackFiles;
+  turns: Turns;
+  /** Buffers for stored bytes (filesystem reads land here; no allocation per read). */
+  readBuffers: SlotPool;
+  churn: BufferChurn;
+}
+
 /**
- * Reads one group's stored bytes and decodes + verifies them into `out` (exactly the
- * group's raw size; shared memory, so the worker writes it in place).
+ * One planned read: the stored bytes from the pack, then every chunk decoded and verified
+ * straight into its place in the window's area (one decodeScatter: shared memory, written
+ * in place, whatever the order of the places).
  */
-async function readGroup(backend: Backend, pool: CompressionPool, manifest: SnapshotManifest, g: ReadGroup, key: Uint8Array | null, out: Uint8Array): Promise<void> {
-  const name = packObjectName(g.packId);
-  let data: Buffer;
+async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Promise<void> {
+  const { ctx, manifest } = run;
+  const name = packObjectName(read.packId);
+  await run.turns.take();
+  const length = read.end - read.start;
+  const slot = length <= run.readBuffers.bytes ? await run.readBuffers.acquire() : undefined;
   try {
-    data = await backend.get(name, { start: g.start, end: g.end });
-  } catch (err) {
-    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
-      throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${g.entries[0]!.streamOffset})`, { cause: err });
+    let data: Uint8Array;
+    try {
+      data = await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
+        throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${read.pieces[0]!.entry.streamOffset})`, { cause: err });
+      }
+      throw err;
     }
+    if (!slot) run.churn.add(data.length);
+    const n = read.pieces.length;
+    const pieces = new Uint32Array(n * 5);
+    const fps = new Uint8Array(n * 32);
+    read.pieces.forEach(({ entry: e, dest }, k) => {
+      pieces[k * 5] = e.offset - read.start;
+      pieces[k * 5 + 1] = e.storedLength;
+      pieces[k * 5 + 2] = e.rawLength;
+      pieces[k * 5 + 3] = e.codec;
+      pieces[k * 5 + 4] = dest;
+      fps.set(e.fingerprint, k * 32);
+    });
+    try {
+      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        const e = read.pieces[err.index]?.entry;
+        throw new ChunkyardError(
+          'CHUNK_CORRUPT',
+          `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
+        );
+      }
+      throw err;
+    }
+  } finally {
+    slot?.release();
+    run.turns.give();
+  }
+}
+
+/** A window in progress: its plan, its area, and when its bytes are all in place. */
+interface WindowRun {
+  plan: WindowPlan;
+  area: Slot;
+  ready: Promise<void>;
+  /** Decoded bytes of the window's repeat segments, by their place in the window. */
+  repeatData: Map<number, Promise<Uint8Array>>;
+}
+
+/**
+ * Opens a snapshot's recipe checked against its manifest (size and checksum; v1: read whole
+ * here; v2: its tables here, its blocks as they are read) and its logicalBytes: CORRUPT if
+ * any differs.
+ */
+async function openRecipe(ctx: RestoreContext, manifest: SnapshotManifest): Promise<RecipeReader> {
+  if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
+  let recipe: RecipeReader;
+  try {
+    recipe = await RecipeReader.open(ctx.backend, manifest.recipe.name, { expect: manifest.recipe });
+  } catch (err) {
+    if (err instanceof ChunkyardError && err.code === 'CORRUPT') throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: ${err.message}`, { cause: err });
     throw err;
   }
-  const pieces = new Uint32Array(g.entries.length * 4);
-  const fps = new Uint8Array(g.entries.length * 32);
-  g.entries.forEach((e, i) => {
-    pieces[i * 4] = e.offset - g.start;
-    pieces[i * 4 + 1] = e.storedLength;
-    pieces[i * 4 + 2] = e.rawLength;
-    pieces[i * 4 + 3] = e.codec;
-    fps.set(e.fingerprint, i * 32);
-  });
-  try {
-    await pool.decodeInto(data, pieces, fps, key, out);
-  } catch (err) {
-    if (err instanceof DecodeError) {
-      const e = g.entries[err.index];
-      throw new ChunkyardError(
-        'CHUNK_CORRUPT',
-        `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
-      );
-    }
-    throw err;
+  if (recipe.logicalBytes !== manifest.logicalBytes) {
+    throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
   }
+  return recipe;
 }
 
 /**
  * The bytes [start, end) of a committed snapshot, verified, in order, as *leased* views:
- * each view is valid until the generator is resumed, when the buffer behind it is reused for
- * a later read (util/slot-pool.ts: no allocation per read, which at GB/s is what costs).
- * Callers that keep bytes must copy them (restoreStream does).
+ * each view is valid until the generator is resumed, when the memory behind it may be
+ * reused for a later window (util/slot-pool.ts: no allocation per read, which at GB/s is
+ * what costs). Callers that keep bytes must copy them (restoreStream does).
+ *
+ * The recipe is checked against the manifest's size and checksum as it is read (v2: its
+ * tables first, then each block of entries before any of it is used; v1: whole, first):
+ * no byte is emitted from a recipe that does not verify.
  */
-async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number): AsyncGenerator<Uint8Array> {
-  const { backend, pool } = ctx;
-  const key = ctx.key ?? null;
+async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number, opened?: RecipeReader): AsyncGenerator<Uint8Array> {
   if (start >= end) return;
-  if (!manifest.recipe) throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id} has neither a recipe nor staged data`);
-  const recipe = await RecipeReader.open(backend, manifest.recipe.name);
-  if (recipe.logicalBytes !== manifest.logicalBytes) {
-    throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: recipe holds ${recipe.logicalBytes} bytes, manifest says ${manifest.logicalBytes}`);
-  }
-  // Decoded groups live in slots until the consumer has taken them: readAhead in flight,
-  // one leased to the consumer, one spare.
+  const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
-  const slots = new SlotPool(sizing.slots, sizing.slotBytes);
+  const areas = new SlotPool(sizing.areas, sizing.areaBytes);
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn() };
+  const limits = { maxReadBytes: MAX_READ_BYTES, maxGapBytes: MAX_GAP };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
-  // Chunks that compress very well and recur (zero runs in disk images, padding) are kept
-  // decoded for a while: a later occurrence is served from memory instead of being read,
-  // decoded and verified again, and does not break the coalescing of the reads around it.
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
   let repeatBytes = 0;
-  const isRepeatCandidate = (e: RecipeEntry) => e.storedLength * 8 <= e.rawLength;
-  /** A run of output bytes: a decoded group (in a slot) or a remembered repeated chunk. */
-  type Segment = { streamOffset: number; data: Promise<Uint8Array>; slot?: Slot };
-  const ahead: Segment[] = [];
-  let done = false;
-  const startGroup = async (g: ReadGroup): Promise<Segment> => {
-    // A group holds at most MAX_READ_BYTES raw, or one chunk of at most maxSize: it fits in a
-    // slot (a recipe that names a chunk larger than the store's maxSize gets a buffer of its own).
-    const slot = g.rawBytes <= sizing.slotBytes ? await slots.acquire() : undefined;
-    const out = slot ? slot.buffers[0]!.subarray(0, g.rawBytes) : new Uint8Array(new SharedArrayBuffer(g.rawBytes));
-    const data = readGroup(backend, pool, manifest, g, key, out).then(() => out);
-    data.catch(() => {});
-    let pos = 0;
-    for (const e of g.entries) {
-      const at = pos;
-      pos += e.rawLength;
-      if (!isRepeatCandidate(e)) continue;
-      const k = e.fingerprint.toString('latin1');
-      if (repeats.has(k)) continue;
-      // Copied out of the slot as soon as it is decoded, before the slot can be reused.
-      if (e.rawLength > cacheBytes) continue;
-      const copy = data.then((bytes) => Uint8Array.prototype.slice.call(bytes, at, at + e.rawLength) as Uint8Array);
-      copy.catch(() => {});
-      repeats.set(k, { bytes: e.rawLength, data: copy });
-      repeatBytes += e.rawLength;
-      // Oldest first out (a Map iterates in insertion order).
-      for (const [old, v] of repeats) {
-        if (repeatBytes <= cacheBytes) break;
-        repeats.delete(old);
-        repeatBytes -= v.bytes;
-      }
+  /** Fingerprints of well-compressed chunks seen once (bounded): a second sighting caches one. */
+  const candidates = new Set<string>();
+  const plans = windows(recipe.entries(start), end, sizing.areaBytes);
+  let exhausted = false;
+  const pending: WindowRun[] = [];
+
+  const startWindow = async (): Promise<boolean> => {
+    const next = await plans.next();
+    if (next.done) return false;
+    const area = await areas.acquire();
+    const buf = area.buffers[0]!;
+    // Planned and its repeats resolved in one synchronous step, so the cache cannot drop
+    // an entry between the plan's look-up and ours.
+    const plan = planWindow(next.value, limits, (e) => repeats.has(e.fingerprint.toString('latin1')));
+    const reads = new Map<PlannedRead, Promise<void>>();
+    for (const r of plan.reads) {
+      const p = runRead(run, r, buf);
+      p.catch(() => {});
+      reads.set(r, p);
     }
-    return { streamOffset: g.entries[0]!.streamOffset, data, slot };
-  };
-  const segments = (async function* (): AsyncGenerator<Segment | ReadGroup> {
-    for await (const block of recipe.entries(start)) {
-      // Only chunks that overlap [start, end) are read (and verified): a damaged chunk
-      // outside the range must not fail a range restore.
-      const wanted = block.filter((e) => e.streamOffset < end);
-      let run: RecipeEntry[] = [];
-      for (const e of wanted) {
-        const hit = isRepeatCandidate(e) ? repeats.get(e.fingerprint.toString('latin1'))?.data : undefined;
-        if (!hit) {
-          run.push(e);
+    const all = Promise.all(reads.values());
+    all.catch(() => {});
+    const local = new Map<string, Promise<Uint8Array>>();
+    const repeatedHere = new Set(plan.repeats.map((r) => r.entry.fingerprint.toString('latin1')));
+    for (const r of plan.reads) {
+      for (const piece of r.pieces) {
+        const e = piece.entry;
+        if (!isRepeatCandidate(e) || e.rawLength > cacheBytes) continue;
+        const fp = e.fingerprint.toString('latin1');
+        // Kept only once it recurs (again in this window, or seen in an earlier one): copying
+        // out every well-compressed chunk of a text dump cost more than it saved.
+        if (!repeatedHere.has(fp) && !candidates.has(fp)) {
+          if (candidates.size >= 4096) candidates.clear();
+          candidates.add(fp);
           continue;
         }
-        yield* groupReads(run);
-        run = [];
-        yield { streamOffset: e.streamOffset, data: hit };
+        // Copied out of the area once decoded, before the area can be reused.
+        const copy = reads.get(r)!.then(() => {
+          const own = Buffer.allocUnsafeSlow(e.rawLength);
+          copyBytes(own, 0, buf.subarray(piece.dest, piece.dest + e.rawLength));
+          return own as Uint8Array;
+        });
+        copy.catch(() => {});
+        local.set(fp, copy);
+        if (repeats.has(fp)) continue;
+        repeats.set(fp, { bytes: e.rawLength, data: copy });
+        repeatBytes += e.rawLength;
+        for (const [old, v] of repeats) {
+          if (repeatBytes <= cacheBytes) break;
+          repeats.delete(old);
+          repeatBytes -= v.bytes;
+        }
       }
-      yield* groupReads(run);
-      if (wanted.length < block.length) return;
     }
-  })();
-  const fill = async () => {
-    while (!done && ahead.length < sizing.readAhead) {
-      const next = await segments.next();
-      if (next.done) {
-        done = true;
-        break;
+    const repeatData = new Map<number, Promise<Uint8Array>>();
+    for (const { entry, dest } of plan.repeats) {
+      const fp = entry.fingerprint.toString('latin1');
+      const data = local.get(fp) ?? repeats.get(fp)?.data;
+      if (data) repeatData.set(dest, data);
+      else {
+        // Too large for the cache: read like any chunk, into its place.
+        const r: PlannedRead = { packId: entry.packId, start: entry.offset, end: entry.offset + entry.storedLength, pieces: [{ entry, dest }] };
+        const p = runRead(run, r, buf).then(() => buf.subarray(dest, dest + entry.rawLength));
+        p.catch(() => {});
+        repeatData.set(dest, p);
       }
-      ahead.push('entries' in next.value ? await startGroup(next.value) : next.value);
+    }
+    const ready = all.then(async () => {
+      for (const [from, to, length] of plan.copies) buf.copyWithin(to, from, from + length);
+      await Promise.all(repeatData.values());
+    });
+    ready.catch(() => {});
+    pending.push({ plan, area, ready, repeatData });
+    return true;
+  };
+  const fill = async () => {
+    while (!exhausted && pending.length < sizing.areas - 1) {
+      if (!(await startWindow())) exhausted = true;
     }
   };
-  await fill();
-  // The stored bytes of each read are allocated by the backend and die after decoding.
-  const churn = new BufferChurn();
+
   let leased: Slot | undefined;
   try {
-    while (ahead.length > 0) {
-      const segment = ahead.shift() as Segment;
-      const bytes = await segment.data;
-      if (segment.slot) churn.add(bytes.length);
+    await fill();
+    while (pending.length > 0) {
+      const w = pending.shift()!;
+      leased = w.area;
+      await w.ready;
+      // The next window starts filling while this one is consumed.
       await fill();
-      const gStart = segment.streamOffset;
-      const from = Math.max(start - gStart, 0);
-      const to = Math.min(end - gStart, bytes.length);
-      leased = segment.slot;
-      if (to > from) yield bytes.subarray(from, to);
-      leased?.release();
+      const buf = w.area.buffers[0]!;
+      const base = w.plan.streamStart;
+      for (const seg of w.plan.segments) {
+        const segFrom = seg.kind === 'area' ? seg.from : seg.dest;
+        const segTo = seg.kind === 'area' ? seg.to : seg.dest + seg.entry.rawLength;
+        const from = Math.max(start - base, segFrom);
+        const to = Math.min(end - base, segTo);
+        if (to <= from) continue;
+        if (seg.kind === 'area') {
+          // In views of a few MiB, as sinks and sockets like them.
+          for (let at = from; at < to; at += MAX_VIEW_BYTES) yield buf.subarray(at, Math.min(to, at + MAX_VIEW_BYTES));
+        }
+        else yield (await w.repeatData.get(seg.dest)!).subarray(from - segFrom, to - segFrom);
+      }
       leased = undefined;
+      w.area.release();
     }
   } finally {
-    // Slots of reads still in flight are dropped with the pool, not reused.
+    // Windows still in flight keep their areas: their reads finish into memory dropped with the pool.
     leased?.release();
+    await run.packs.close();
   }
 }
 
@@ -386,6 +461,30 @@ export async function restoreInto(ctx: RestoreContext, manifest: SnapshotManifes
  * the packs, or from staging for a deferred snapshot not yet processed.
  */
 export function restoreStream(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Readable {
+  return streamOf(ctx, manifest, range);
+}
+
+/**
+ * restoreStream, with the recipe opened and checked against the manifest before it resolves
+ * (v2: its tables; v1: the whole recipe): a caller that must answer before the first byte
+ * (the daemon's status line) learns of a damaged or substituted recipe in time.
+ */
+export async function openRestoreStream(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Promise<Readable> {
+  const { start, end } = validateRange(range, manifest.logicalBytes);
+  if (manifest.staging || start >= end) return streamOf(ctx, manifest, range);
+  // The first view is produced before this resolves: the recipe's tables and its first
+  // block of entries are then checked, and the first window read and verified.
+  const views = restoreLeased(ctx, manifest, start, end, await openRecipe(ctx, manifest));
+  const first = await views.next();
+  const primed = (async function* () {
+    if (first.done) return;
+    yield first.value; // still leased: `views` is not resumed until the consumer has copied it
+    yield* views;
+  })();
+  return Readable.from(owned(primed), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+function streamOf(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange): Readable {
   const { start, end } = validateRange(range, manifest.logicalBytes);
   const views = restoreViews(ctx, manifest, start, end);
   // Staged bytes are already owned; leased views from the packs are copied out.

@@ -38,7 +38,7 @@ import { dropStaged, readStaged, stageStream } from './staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
-import { fileSink, restoreInto, restoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
+import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
@@ -606,7 +606,7 @@ export class Store {
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return restoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes));
+    return openRestoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes));
   }
 
   /**

@@ -302,7 +302,9 @@ describe('push and pull', () => {
   });
 
   test('damage found after the status went out cuts the download: pull fails, no output file', { timeout: 60_000 }, async () => {
-    const big = Buffer.concat([prng(300, 6 << 20)]);
+    // Larger than one restore window (16 MiB): damage in the first window is found before the
+    // status (and answered with a code); here it is in the last pack, in a later window.
+    const big = Buffer.concat([prng(300, 20 << 20)]);
     const pushed = await pushStream(served.url, Readable.from([big]), { target: 'damaged', token: T.writer });
     // Flip a byte in the last pack that holds this snapshot's chunks (its packs are its own: random data).
     const packs = (await filesUnder(join(t.store, 'packs'))).map((p) => join(t.store, 'packs', p));

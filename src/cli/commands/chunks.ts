@@ -1,12 +1,12 @@
 /**
  * `chunkyard chunks <file|->`: cut a file (or standard input) into chunks with chunker v1 and
- * print them, one JSON object per line, or summary statistics with --stats. Reads in 1 MiB
- * slices with backpressure; memory does not grow with the input.
+ * print them, one JSON object per line, or summary statistics with --stats. Reads in 8 MiB
+ * slices (a file: two reused buffers, reads overlapped with chunking); memory does not grow
+ * with the input.
  */
-import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
 import { ChunkyardError, badArgument } from '../../errors.js';
-import { sliceStream, DEFAULT_SLICE_BYTES } from '../../chunking/batcher.js';
+import { sliceStream } from '../../chunking/batcher.js';
 import { createChunker } from '../../chunking/index.js';
 import { parseSize, resolveChunkerParams } from '../../chunking/params.js';
 import type { ChunkBatch } from '../../chunking/types.js';
@@ -59,7 +59,6 @@ export default defineCommand({
 
     const started = process.hrtime.bigint();
     const input = positionals[0]!;
-    const source = input === '-' ? io.stdin : await openInput(input);
 
     let offset = 0;
     let chunks = 0;
@@ -88,8 +87,38 @@ export default defineCommand({
       await writeOut(io.stdout, text);
     };
 
-    for await (const slice of sliceStream(source, DEFAULT_SLICE_BYTES)) {
-      await emit(await chunker.push(slice));
+    if (input === '-') {
+      for await (const slice of sliceStream(io.stdin, SLICE_BYTES)) await emit(await chunker.push(slice));
+    } else {
+      // A file is read into two reused buffers, the next slice while the engine chunks and
+      // hashes the current one (both on libuv's threads): the command runs at the engine's
+      // speed. Streaming it in 1 MiB pieces, each awaited before the next read, ran at a third.
+      const file = await openInput(input);
+      try {
+        const buffers = [Buffer.allocUnsafeSlow(SLICE_BYTES), Buffer.allocUnsafeSlow(SLICE_BYTES)];
+        const readInto = async (b: Buffer): Promise<number> => {
+          let n = 0;
+          while (n < b.length) {
+            const { bytesRead } = await file.read(b, n, b.length - n, null);
+            if (bytesRead === 0) break;
+            n += bytesRead;
+          }
+          return n;
+        };
+        let k = 0;
+        let n = await readInto(buffers[0]!);
+        while (n > 0) {
+          // The engine keeps what it needs of a slice (a chunk's unfinished tail) once the push resolves.
+          const pushed = chunker.push(buffers[k]!.subarray(0, n));
+          const next = n === SLICE_BYTES ? readInto(buffers[k ^ 1]!) : Promise.resolve(0);
+          next.catch(() => {});
+          await emit(await pushed);
+          n = await next;
+          k ^= 1;
+        }
+      } finally {
+        await file.close();
+      }
     }
     await emit(await chunker.finish());
 
@@ -109,8 +138,11 @@ export default defineCommand({
   },
 });
 
-/** Opens a file for streaming, turning the usual failures into clear errors. */
-async function openInput(path: string): Promise<Readable> {
+/** Bytes per engine call: large enough that a call's fixed cost vanishes, small enough to overlap reads. */
+const SLICE_BYTES = 8 << 20;
+
+/** Opens a file for reading, turning the usual failures into clear errors. */
+async function openInput(path: string): Promise<FileHandle> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -124,5 +156,5 @@ async function openInput(path: string): Promise<Readable> {
     await handle.close();
     throw badArgument(`${JSON.stringify(path)} is a directory; chunkyard chunks reads one file`);
   }
-  return handle.createReadStream({ highWaterMark: DEFAULT_SLICE_BYTES });
+  return handle;
 }
