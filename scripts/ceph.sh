@@ -96,8 +96,6 @@ mon data = $CEPH_DIR/mon
 osd data = $CEPH_DIR/osd
 osd objectstore = memstore
 memstore device bytes = $MEMSTORE_BYTES
-osd max object name len = 460
-osd max object namespace len = 64
 
 [client.rgw]
 rgw data = $CEPH_DIR/rgw

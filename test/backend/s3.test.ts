@@ -1,0 +1,345 @@
+/**
+ * S3Backend against a real Ceph radosgw (test/support/ceph.ts finds or starts it): the shared
+ * conformance suite, then what only S3 has (pagination, multipart, credentials, buckets,
+ * unreachable endpoints, timeouts) and the retry wrapper over the real service.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { runBackendConformance, pattern } from '../../src/backend/conformance.js';
+import { FaultyBackend, transientFault } from '../../src/backend/faulty.js';
+import { FsBackend } from '../../src/backend/fs.js';
+import { openBackend } from '../../src/backend/location.js';
+import { RetryingBackend } from '../../src/backend/retry.js';
+import { S3Backend, mapS3Error, openS3Backend, type S3BackendOptions } from '../../src/backend/s3.js';
+import type { Backend } from '../../src/backend/types.js';
+import { ChunkyardError, type ErrorCode } from '../../src/errors.js';
+import { emptyPrefix, pendingUploads, rawKeys, s3TestCluster } from '../support/ceph.js';
+
+const cluster = await s3TestCluster();
+
+if ('skip' in cluster) {
+  test('S3Backend on radosgw', { skip: cluster.skip }, () => {});
+} else {
+  const bucket = await cluster.newBucket();
+  after(() => cluster.release());
+  let counter = 0;
+  const freshPrefix = (): string => `t${++counter}-${randomBytes(4).toString('hex')}`;
+  const s3 = (prefix: string, options: S3BackendOptions = {}): S3Backend =>
+    new S3Backend(`s3://${bucket}/${prefix}`, { endpoint: cluster.endpoint, ...options });
+
+  // A fresh bucket per test, objects at its root: the suite's longest names (1024 bytes) are
+  // S3's longest keys. A small part size, so that writers of a few MiB go multipart too.
+  runBackendConformance('S3Backend (radosgw)', async () => {
+    const own = await cluster.newBucket();
+    return {
+      backend: new S3Backend(`s3://${own}`, { endpoint: cluster.endpoint, partSize: 5 * 1024 * 1024 }),
+      cleanup: () => cluster.dropBucket(own),
+    };
+  });
+
+  test('S3Backend: a prefix shortens the longest name (S3 keys are at most 1024 bytes)', async () => {
+    const prefix = freshPrefix();
+    const b = s3(prefix);
+    try {
+      const fits = ['a'.repeat(255), 'b'.repeat(255), 'c'.repeat(255), 'd'.repeat(1024 - 3 * 256 - prefix.length - 1)].join('/');
+      await b.put(fits, Buffer.from('x'));
+      assert.deepEqual(await b.get(fits), Buffer.from('x'));
+      await assertRejects(b.put(`${fits}e`, Buffer.from('x')), 'BAD_ARGUMENT');
+      await assertRejects(b.openWriter(`${fits}e`), 'BAD_ARGUMENT');
+      assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/${fits}`]);
+    } finally {
+      await b.close();
+      await emptyPrefix(cluster.client, bucket, prefix);
+    }
+  });
+
+  describe('S3Backend on radosgw', () => {
+    test('lists more than 1000 objects through pages, each once, under its prefix only', async () => {
+      const prefix = freshPrefix();
+      const b = s3(prefix, { listPageSize: 97 });
+      const neighbour = s3(`${prefix}x`);
+      try {
+        const names = Array.from({ length: 1103 }, (_, i) => `p/${String(i).padStart(5, '0')}`);
+        for (let i = 0; i < names.length; i += 64) {
+          await Promise.all(names.slice(i, i + 64).map((n) => b.put(n, Buffer.from(n))));
+        }
+        await neighbour.put('p/00000', Buffer.from('not in the listing')); // key "<prefix>x/p/00000"
+        const seen = new Map<string, number>();
+        const before = Date.now();
+        for await (const info of b.list('')) {
+          assert.ok(!seen.has(info.name), `${info.name} listed twice`);
+          seen.set(info.name, info.size);
+          assert.ok(info.modified !== undefined && info.modified <= before + 5000 && info.modified > before - 600_000);
+        }
+        assert.deepEqual([...seen.keys()].sort(), names);
+        for (const n of names) assert.equal(seen.get(n), n.length);
+        let some = 0;
+        for await (const info of b.list('p/010')) some += info.name.startsWith('p/010') ? 1 : 1000;
+        assert.equal(some, 100);
+      } finally {
+        await b.close();
+        await neighbour.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('multipart: round trip, nothing pending after commit; abort leaves nothing', async () => {
+      const prefix = freshPrefix();
+      const b = s3(prefix, { partSize: 5 * 1024 * 1024, partsInFlight: 2 });
+      try {
+        const data = pattern(17 * 1024 * 1024 + 333, 5);
+        const w = await b.openWriter('big');
+        for (let at = 0; at < data.length; at += 1_000_003) await w.write(data.subarray(at, at + 1_000_003));
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`).then((u) => u.length), 1);
+        await w.commit();
+        assert.ok((await b.get('big')).equals(data));
+        assert.ok((await b.get('big', { start: 5 * 1024 * 1024 - 10, end: 5 * 1024 * 1024 + 10 })).equals(
+          data.subarray(5 * 1024 * 1024 - 10, 5 * 1024 * 1024 + 10),
+        ));
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+
+        const gone = await b.openWriter('gone');
+        await gone.write(pattern(12 * 1024 * 1024, 6)); // two parts sent, one buffered
+        assert.equal((await pendingUploads(cluster.client, bucket, `${prefix}/`)).length, 1);
+        await gone.abort();
+        assert.equal(await b.stat('gone'), undefined);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+        assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/big`]);
+      } finally {
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('an exclusive multipart writer refuses to complete over an object written meanwhile', async () => {
+      const prefix = freshPrefix();
+      const b = s3(prefix, { partSize: 5 * 1024 * 1024 });
+      try {
+        const w = await b.openWriter('claimed', { exclusive: true });
+        await w.write(pattern(11 * 1024 * 1024, 1));
+        await b.put('claimed', Buffer.from('first'), { exclusive: true });
+        await assertRejects(w.commit(), 'OBJECT_EXISTS');
+        assert.deepEqual(await b.get('claimed'), Buffer.from('first'));
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('concurrent exclusive puts from separate clients: exactly one winner', async () => {
+      const prefix = freshPrefix();
+      const clients = Array.from({ length: 4 }, () => s3(prefix));
+      try {
+        for (let round = 0; round < 5; round++) {
+          const name = `race/${round}`;
+          const attempts = clients.flatMap((c, i) =>
+            [0, 1, 2].map((j) => ({ c, data: pattern(100 + i * 10 + j, round * 100 + i * 10 + j) })),
+          );
+          const results = await Promise.allSettled(attempts.map((a) => a.c.put(name, a.data, { exclusive: true })));
+          const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+          assert.equal(winners.length, 1, `round ${round}: winners ${winners.join(', ')}`);
+          for (const r of results) if (r.status === 'rejected') assertCode(r.reason, 'OBJECT_EXISTS');
+          assert.ok((await clients[0]!.get(name)).equals(attempts[winners[0]!]!.data));
+        }
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('wrong credentials: BACKEND_AUTH and nothing written', async () => {
+      const prefix = freshPrefix();
+      const wrong = { accessKeyId: 'chunkyardtestaccesskey', secretAccessKey: 'not-the-secret' };
+      await assertRejects(openS3Backend(`s3://${bucket}/${prefix}`, { endpoint: cluster.endpoint, credentials: wrong }), 'BACKEND_AUTH');
+      const unknown = { accessKeyId: 'nosuchkey', secretAccessKey: 'whatever' };
+      const b = s3(prefix, { credentials: unknown });
+      try {
+        await assertRejects(b.put('x', Buffer.from('x')), 'BACKEND_AUTH');
+        await assertRejects(b.put('y', Buffer.from('y'), { exclusive: true }), 'BACKEND_AUTH');
+        await assertRejects(b.get('x'), 'BACKEND_AUTH');
+        await assertRejects(collectList(b), 'BACKEND_AUTH');
+      } finally {
+        await b.close();
+      }
+      const withRetries = new RetryingBackend(s3(prefix, { credentials: wrong }), { sleep: async () => {} });
+      await assertRejects(withRetries.put('z', Buffer.from('z')), 'BACKEND_AUTH');
+      await withRetries.close();
+      assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), []);
+    });
+
+    test('missing bucket: STORE_NOT_FOUND at open and on use', async () => {
+      const location = `s3://chunkyard-no-such-bucket-${randomBytes(4).toString('hex')}/p`;
+      await assertRejects(openS3Backend(location, { endpoint: cluster.endpoint }), 'STORE_NOT_FOUND');
+      await assertRejects(openBackend(location, { s3Endpoint: cluster.endpoint }), 'STORE_NOT_FOUND');
+      const b = new S3Backend(location, { endpoint: cluster.endpoint });
+      try {
+        await assertRejects(b.put('x', Buffer.from('x')), 'STORE_NOT_FOUND');
+        await assertRejects(collectList(b), 'STORE_NOT_FOUND');
+      } finally {
+        await b.close();
+      }
+    });
+
+    test('unreachable endpoint (a closed loopback port): BACKEND_UNAVAILABLE', async () => {
+      const port = await closedPort();
+      const endpoint = `http://127.0.0.1:${port}`;
+      await assertRejects(openS3Backend(`s3://${bucket}/x`, { endpoint }), 'BACKEND_UNAVAILABLE');
+      await assertRejects(openBackend(`s3://${bucket}/x`, { s3Endpoint: endpoint }), 'BACKEND_UNAVAILABLE');
+    });
+
+    test('a request that gets no answer times out with BACKEND_UNAVAILABLE', async () => {
+      // A TCP server that accepts and never answers: a hung service.
+      const sockets = new Set<Socket>();
+      const server: Server = createServer((s) => {
+        sockets.add(s);
+        s.on('error', () => {});
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      const b = new S3Backend(`s3://${bucket}/x`, { endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 500 });
+      try {
+        const err = await b.get('anything').then(() => undefined, (e: unknown) => e);
+        assertCode(err, 'BACKEND_UNAVAILABLE');
+        assert.match((err as Error).message, /timeout|timed out/i);
+      } finally {
+        await b.close();
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => server.close(r));
+      }
+    });
+
+    describe('RetryingBackend over FaultyBackend over radosgw', () => {
+      const fast = { sleep: async () => {}, attempts: 4 };
+      test('transient failures then success; a persistent failure surfaces', async () => {
+        const prefix = freshPrefix();
+        const faulty = new FaultyBackend(s3(prefix), {
+          schedule: (op, name, call) =>
+            (op === 'put' && call <= 2) || (op === 'get' && call === 1) || (op === 'list' && call === 1) || (op === 'put' && name === 'broken')
+              ? { error: transientFault(`injected 503 for ${op} ${name}`) }
+              : undefined,
+        });
+        const b = new RetryingBackend(faulty, fast);
+        try {
+          await b.put('a', Buffer.from('alpha'));
+          assert.equal(faulty.injected.get('put'), 2);
+          assert.deepEqual(await b.get('a'), Buffer.from('alpha'));
+          assert.deepEqual((await collectList(b)).map((i) => i.name), ['a']);
+          await assertRejects(b.put('broken', Buffer.from('x')), 'BACKEND_UNAVAILABLE');
+          assert.equal(faulty.injected.get('put'), 2 + fast.attempts);
+          assert.equal(await b.stat('broken'), undefined);
+          // Not transient: not retried.
+          await assertRejects(b.get('missing'), 'OBJECT_NOT_FOUND');
+          assert.equal(faulty.injected.get('get'), 1);
+        } finally {
+          await b.close();
+          await emptyPrefix(cluster.client, bucket, prefix);
+        }
+      });
+
+      test('an exclusive put whose answer was lost: ours → success, someone else’s → OBJECT_EXISTS', async () => {
+        const prefix = freshPrefix();
+        const faulty = new FaultyBackend(s3(prefix), {
+          schedule: (op, name, call) =>
+            op === 'put' && call === 1 ? { error: transientFault('connection reset after the PUT'), afterSuccess: true } : undefined,
+        });
+        const b = new RetryingBackend(faulty, fast);
+        const raw = s3(prefix);
+        try {
+          await b.put('mine', Buffer.from('our bytes'), { exclusive: true });
+          assert.deepEqual(await b.get('mine'), Buffer.from('our bytes'));
+          await assertRejects(b.put('mine', Buffer.from('our bytes again'), { exclusive: true }), 'OBJECT_EXISTS');
+
+          await raw.put('theirs', Buffer.from('their bytes'));
+          const faulty2 = new FaultyBackend(raw, {
+            schedule: (op, _n, call) => (op === 'put' && call === 1 ? { error: transientFault('503') } : undefined),
+          });
+          await assertRejects(new RetryingBackend(faulty2, fast).put('theirs', Buffer.from('our bytes'), { exclusive: true }), 'OBJECT_EXISTS');
+          assert.deepEqual(await raw.get('theirs'), Buffer.from('their bytes'));
+        } finally {
+          await b.close();
+          await raw.close();
+          await emptyPrefix(cluster.client, bucket, prefix);
+        }
+      });
+    });
+
+    describe('openBackend', () => {
+      test('s3:// opens a retrying S3 backend; a path opens FsBackend; other schemes are refused', async () => {
+        const prefix = freshPrefix();
+        const b = await openBackend(`s3://${bucket}/${prefix}`, { s3Endpoint: cluster.endpoint });
+        try {
+          assert.ok(b instanceof RetryingBackend);
+          assert.equal(b.location, `s3://${bucket}/${prefix}`);
+          await b.put('config', Buffer.from('c'), { exclusive: true });
+          assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/config`]);
+        } finally {
+          await b.close();
+          await emptyPrefix(cluster.client, bucket, prefix);
+        }
+        const dir = await import('node:fs/promises').then((f) => f.mkdtemp('/tmp/chunkyard-loc-'));
+        const fs = await openBackend(dir);
+        assert.ok(fs instanceof FsBackend);
+        await fs.close();
+        await import('node:fs/promises').then((f) => f.rm(dir, { recursive: true }));
+        await assertRejects(openBackend(`${dir}-missing`), 'STORE_NOT_FOUND');
+        for (const bad of ['http://example.com/x', 'file:///tmp/x', 's3://', 's3://Bad_Bucket/x', `s3://${bucket}/a b`, '']) {
+          await assertRejects(openBackend(bad), 'BAD_ARGUMENT', bad);
+        }
+      });
+    });
+  });
+}
+
+test('mapS3Error: SDK errors to stable codes', () => {
+  const sdk = (name: string, status?: number, code?: string): unknown =>
+    Object.assign(new Error(name), { name, ...(code ? { code } : {}), $metadata: { httpStatusCode: status } });
+  const cases: Array<[unknown, ErrorCode]> = [
+    [sdk('NoSuchKey', 404), 'OBJECT_NOT_FOUND'],
+    [sdk('NoSuchBucket', 404), 'STORE_NOT_FOUND'],
+    [sdk('PreconditionFailed', 412), 'OBJECT_EXISTS'],
+    [sdk('InvalidAccessKeyId', 403), 'BACKEND_AUTH'],
+    [sdk('SignatureDoesNotMatch', 403), 'BACKEND_AUTH'],
+    [sdk('InternalError', 500), 'BACKEND_UNAVAILABLE'],
+    [sdk('ServiceUnavailable', 503), 'BACKEND_UNAVAILABLE'],
+    [sdk('SlowDown', 503), 'BACKEND_UNAVAILABLE'],
+    [sdk('TimeoutError'), 'BACKEND_UNAVAILABLE'],
+    [sdk('Error', undefined, 'ECONNRESET'), 'BACKEND_UNAVAILABLE'],
+    [sdk('Error', undefined, 'ECONNREFUSED'), 'BACKEND_UNAVAILABLE'],
+    [sdk('InvalidArgument', 400), 'IO_ERROR'],
+  ];
+  for (const [err, code] of cases) assert.equal(mapS3Error(err, 'op', 'name').code, code, String(err));
+});
+
+async function collectList(b: Backend): Promise<Array<{ name: string }>> {
+  const out: Array<{ name: string }> = [];
+  for await (const info of b.list('')) out.push(info);
+  return out;
+}
+
+function assertCode(err: unknown, code: ErrorCode, label?: string): void {
+  assert.ok(
+    err instanceof ChunkyardError && err.code === code,
+    `${label ? `${label}: ` : ''}expected ${code}, got ${err instanceof ChunkyardError ? `${err.code}: ${err.message}` : String(err)}`,
+  );
+}
+
+async function assertRejects(p: Promise<unknown>, code: ErrorCode, label?: string): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e ?? new Error('rejected with nothing'),
+  );
+  assert.ok(err !== undefined, `${label ? `${label}: ` : ''}expected ${code}, but it succeeded`);
+  assertCode(err, code, label);
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}

@@ -1,0 +1,133 @@
+/**
+ * Finds or starts the Ceph radosgw the S3 tests run against.
+ * - CHUNKYARD_S3_ENDPOINT set: use it (credentials from the AWS_* variables).
+ * - else: scripts/ceph.sh start (installs Ceph if missing and allowed); a cluster this file
+ *   started is stopped by `release()`, one that was already running is left alone.
+ * - If no cluster can be had: outside CI the tests are skipped with a loud reason; under
+ *   CI=true that is a failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+
+const CEPH_SH = fileURLToPath(new URL('../../../scripts/ceph.sh', import.meta.url));
+
+export interface S3TestCluster {
+  endpoint: string;
+  /** A raw SDK client for setting up and inspecting (not the code under test). */
+  client: S3Client;
+  /** Creates a fresh bucket with a random name. */
+  newBucket(): Promise<string>;
+  /** Empties and removes a bucket. */
+  dropBucket(bucket: string): Promise<void>;
+  /** Empties and removes the buckets made by newBucket, stops a cluster started here. */
+  release(): Promise<void>;
+}
+
+export function rawClient(endpoint: string): S3Client {
+  return new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** The cluster, or a reason to skip (never under CI=true: then this throws). */
+export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }> {
+  let startedHere = false;
+  if (!process.env.CHUNKYARD_S3_ENDPOINT) {
+    const running = spawnSync('bash', [CEPH_SH, 'status'], { stdio: 'ignore' }).status === 0;
+    if (!running) {
+      const start = spawnSync('bash', [CEPH_SH, 'start'], { encoding: 'utf8', timeout: 15 * 60_000 });
+      if (start.status !== 0) {
+        const reason = `no Ceph cluster for the S3 tests: scripts/ceph.sh start failed (${start.status}): ${(start.stderr ?? '').trim().slice(-2000)}`;
+        if (process.env.CI === 'true') throw new Error(reason);
+        console.error(`\n*** SKIPPING S3 TESTS: ${reason}\n`);
+        return { skip: reason };
+      }
+      startedHere = true;
+    }
+    const env = spawnSync('bash', [CEPH_SH, 'env'], { encoding: 'utf8' }).stdout;
+    for (const m of env.matchAll(/([A-Z0-9_]+)=(\S+)/g)) process.env[m[1]!] = m[2]!;
+  }
+  const endpoint = process.env.CHUNKYARD_S3_ENDPOINT!;
+  const client = rawClient(endpoint);
+  const buckets: string[] = [];
+  return {
+    endpoint,
+    client,
+    async newBucket() {
+      const name = `chunkyard-test-${randomBytes(6).toString('hex')}`;
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+      buckets.push(name);
+      return name;
+    },
+    async dropBucket(bucket: string) {
+      await emptyPrefix(client, bucket, '');
+      await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+      buckets.splice(buckets.indexOf(bucket), 1);
+    },
+    async release() {
+      if (startedHere) {
+        client.destroy();
+        spawnSync('bash', [CEPH_SH, 'stop'], { stdio: 'inherit' });
+        return;
+      }
+      for (const bucket of buckets) {
+        await emptyPrefix(client, bucket, '').catch(() => {});
+        await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+      }
+      client.destroy();
+    },
+  };
+}
+
+/** Removes every object and unfinished multipart upload under a key prefix. */
+export async function emptyPrefix(client: S3Client, bucket: string, prefix: string): Promise<void> {
+  for (;;) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length === 0) break;
+    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+  for (const upload of await pendingUploads(client, bucket, prefix)) {
+    await client.send(
+      new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }),
+    );
+  }
+}
+
+/** Unfinished multipart uploads under a key prefix. */
+export async function pendingUploads(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+): Promise<Array<{ key: string; uploadId: string }>> {
+  const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (out.Uploads ?? []).map((u) => ({ key: u.Key!, uploadId: u.UploadId! }));
+}
+
+/** All keys under a prefix, raw (not through the backend under test). */
+export async function rawKeys(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) keys.push(o.Key!);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+  return keys.sort();
+}
