@@ -54,11 +54,14 @@ install_packages() {
      command -v radosgw-admin >/dev/null; then
     return
   fi
-  [[ $(id -u) -eq 0 ]] || die "Ceph is not installed and installing it needs root (apt-get install -y ceph-mon ceph-osd radosgw ceph-common)"
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo -n true 2>/dev/null || die "Ceph is not installed and installing it needs root (apt-get install -y ceph-mon ceph-osd radosgw ceph-common)"
+    sudo="sudo -n"
+  fi
   log "installing ceph-mon ceph-osd radosgw ceph-common"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq ceph-mon ceph-osd radosgw ceph-common >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ceph-mon ceph-osd radosgw ceph-common >&2
 }
 
 write_config() {

@@ -6,7 +6,6 @@
 import { badArgument } from '../errors.js';
 import { openFsBackend } from './fs.js';
 import { DEFAULT_RETRY_POLICY, RetryingBackend, withRetries, type RetryPolicy } from './retry.js';
-import { openS3Backend, parseS3Location } from './s3.js';
 import type { Backend } from './types.js';
 
 export interface OpenBackendOptions {
@@ -42,6 +41,8 @@ export function locationKind(location: string): LocationKind {
  */
 export async function openBackend(location: string, options: OpenBackendOptions = {}): Promise<Backend> {
   if (locationKind(location) === 'fs') return openFsBackend(location, { create: options.create === true });
+  // The AWS SDK takes ~0.3 s to load: only commands that open an s3:// location pay for it.
+  const { openS3Backend, parseS3Location } = await import('./s3.js');
   parseS3Location(location); // BAD_ARGUMENT before any I/O
   const policy: RetryPolicy = DEFAULT_RETRY_POLICY;
   const s3 = await withRetries(
