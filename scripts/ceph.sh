@@ -5,9 +5,11 @@
 #
 #   scripts/ceph.sh start         start it (or reuse the one running in $CEPH_DIR); installs the
 #                                 Debian packages first if they are missing
+#   scripts/ceph.sh run           start, then stay in the foreground until it is stopped (by
+#                                 `stop`, SIGTERM or SIGINT): the caller reaps everything
 #   scripts/ceph.sh env           print the `export ...` lines that point S3 clients at it
 #   scripts/ceph.sh bucket NAME   create a bucket (no error if it exists)
-#   scripts/ceph.sh status        exit 0 when radosgw answers
+#   scripts/ceph.sh status        exit 0 when radosgw answers and the S3 user exists
 #   scripts/ceph.sh stop          stop the daemons and delete $CEPH_DIR
 #
 # Settings (environment): CEPH_DIR (default /tmp/chunkyard-ceph), CEPH_MON_PORT (46789),
@@ -15,8 +17,9 @@
 #
 # The daemons run in the foreground under one supervisor process (started with setsid) that
 # waits for them, so a stopped daemon is reaped even where PID 1 does not reap orphans (this
-# VM's init does not: a daemonized ceph-mon would stay behind as a zombie). Only the exited
-# supervisor itself is left for PID 1.
+# VM's init does not: a daemonized ceph-mon would stay behind as a zombie). After `start`, the
+# exited supervisor is left for PID 1 to reap (one zombie where it does not); after `run`, the
+# caller of `run` is its parent and reaps it: .ci/run and the tests use `run`.
 set -euo pipefail
 
 CEPH_DIR=${CEPH_DIR:-/tmp/chunkyard-ceph}
@@ -29,6 +32,7 @@ SECRET_KEY=chunkyardtestsecretkey0123456789abcdefgh
 REGION=us-east-1
 ENDPOINT="http://127.0.0.1:${RGW_PORT}"
 CONF="$CEPH_DIR/ceph.conf"
+MARKER=.chunkyard-ceph
 START_TIMEOUT_S=${CEPH_START_TIMEOUT_S:-90}
 
 log() { echo "ceph.sh: $*" >&2; }
@@ -143,6 +147,11 @@ running() {
   [[ -f "$CEPH_DIR/supervisor.pid" ]] && alive "$(cat "$CEPH_DIR/supervisor.pid")" && s3_answers
 }
 
+# Running, and the S3 user exists.
+ready() {
+  [[ -f "$CEPH_DIR/ready" ]] && running
+}
+
 start() {
   if running; then
     log "reusing the cluster in $CEPH_DIR ($ENDPOINT)"
@@ -156,8 +165,9 @@ start() {
   s3_answers && die "something else answers on $ENDPOINT: set CEPH_RGW_PORT"
   install_packages
   local t0=$SECONDS
-  rm -rf "$CEPH_DIR"
+  remove_dir
   mkdir -p "$CEPH_DIR"/{run,log,mon,osd,rgw}
+  touch "$CEPH_DIR/$MARKER"
   local fsid osd_uuid
   fsid=$(cat /proc/sys/kernel/random/uuid)
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
@@ -185,6 +195,7 @@ start() {
   done
   s3_answers || { stop; die "radosgw did not answer within ${START_TIMEOUT_S}s"; }
   ensure_user
+  touch "$CEPH_DIR/ready"
   log "Ceph answers S3 on $ENDPOINT after $((SECONDS - t0)) s (data in $CEPH_DIR)"
 }
 
@@ -206,7 +217,17 @@ stop() {
     sleep 0.1
   done
   for pid in $(daemon_pids) $sup; do alive "$pid" && kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$CEPH_DIR"
+  remove_dir
+}
+
+# Deletes $CEPH_DIR, but only one this script made (it may be a directory the user named).
+remove_dir() {
+  [[ -e "$CEPH_DIR" ]] || return 0
+  if [[ -f "$CEPH_DIR/$MARKER" ]] || [[ -d "$CEPH_DIR" && -z "$(ls -A "$CEPH_DIR")" ]]; then
+    rm -rf "$CEPH_DIR"
+  else
+    die "$CEPH_DIR exists and was not made by scripts/ceph.sh (no $MARKER): not deleting it"
+  fi
 }
 
 print_env() {
@@ -224,9 +245,18 @@ make_bucket() {
 
 case "${1:-}" in
   start) start ;;
+  run)
+    # start, then stay in the foreground until the cluster stops: the caller is then the
+    # supervisor's parent and reaps it (no zombie even where PID 1 does not reap).
+    start
+    trap 'stop; exit 0' TERM INT
+    sup=$(cat "$CEPH_DIR/supervisor.pid" 2>/dev/null || true)
+    # `wait` works only for our own child; a reused cluster's supervisor is not ours.
+    while [[ -n "$sup" ]] && alive "$sup"; do sleep 0.5 & wait $! || true; done
+    ;;
   stop) stop ;;
   env) print_env ;;
-  status) running ;;
+  status) ready ;;
   bucket) [[ -n "${2:-}" ]] || die "usage: $0 bucket NAME"; make_bucket "$2" ;;
   _supervise) supervise ;;
   *) die "usage: $0 start|stop|env|status|bucket NAME" ;;

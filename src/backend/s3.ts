@@ -161,7 +161,7 @@ export class S3Backend implements Backend {
     this.#client = new S3Client({
       endpoint,
       forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
-      region: options.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined),
+      region: options.region ?? regionFromChain(),
       credentials: options.credentials,
       // Retries are RetryingBackend's job, with the classification below.
       maxAttempts: 1,
@@ -179,18 +179,6 @@ export class S3Backend implements Backend {
         httpsAgent: new HttpsAgent(agentOptions),
       },
     });
-    // The SDK looks the region up lazily; without one anywhere, use the usual default
-    // (radosgw and most S3-compatible stores accept any region).
-    if (options.region === undefined && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
-      const fromChain = this.#client.config.region;
-      this.#client.config.region = async () => {
-        try {
-          return await fromChain();
-        } catch {
-          return 'us-east-1';
-        }
-      };
-    }
   }
 
   /** Checks that the bucket exists and the credentials may use it. */
@@ -638,6 +626,25 @@ export function mapS3Error(err: unknown, what: string, name?: string): Chunkyard
     return new ChunkyardError('BACKEND_UNAVAILABLE', message, { cause: err });
   }
   return new ChunkyardError('IO_ERROR', message, { cause: err });
+}
+
+/**
+ * The region the SDK's chain finds (AWS_REGION, the shared config file), else us-east-1:
+ * radosgw and most S3-compatible services accept any region, and AWS redirects the SDK.
+ */
+function regionFromChain(): () => Promise<string> {
+  let found: Promise<string> | undefined;
+  return () =>
+    (found ??= (async () => {
+      const probe = new S3Client({});
+      try {
+        return await probe.config.region();
+      } catch {
+        return 'us-east-1';
+      } finally {
+        probe.destroy();
+      }
+    })());
 }
 
 function notFound(name: string): ChunkyardError {

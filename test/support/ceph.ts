@@ -1,12 +1,13 @@
 /**
  * Finds or starts the Ceph radosgw the S3 tests run against.
  * - CHUNKYARD_S3_ENDPOINT set: use it (credentials from the AWS_* variables).
- * - else: scripts/ceph.sh start (installs Ceph if missing and allowed); a cluster this file
- *   started is stopped by `release()`, one that was already running is left alone.
+ * - else: a running scripts/ceph.sh cluster, or one started here with `scripts/ceph.sh run`
+ *   (installs Ceph if missing and allowed) as a child of this process, which `release()`
+ *   stops and reaps; a cluster that was already running is left alone.
  * - If no cluster can be had: outside CI the tests are skipped with a loud reason; with CI
  *   set (CI=true) that is a failure.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import {
@@ -45,18 +46,17 @@ export function rawClient(endpoint: string): S3Client {
 
 /** The cluster, or a reason to skip (never under CI=true: then this throws). */
 export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }> {
-  let startedHere = false;
+  let runner: ChildProcess | undefined;
   if (!process.env.CHUNKYARD_S3_ENDPOINT) {
-    const running = spawnSync('bash', [CEPH_SH, 'status'], { stdio: 'ignore' }).status === 0;
-    if (!running) {
-      const start = spawnSync('bash', [CEPH_SH, 'start'], { encoding: 'utf8', timeout: 15 * 60_000 });
-      if (start.status !== 0) {
-        const reason = `no Ceph cluster for the S3 tests: scripts/ceph.sh start failed (${start.status}): ${(start.stderr ?? '').trim().slice(-2000)}`;
+    if (!cephReady()) {
+      const started = await runCluster();
+      if (typeof started === 'string') {
+        const reason = `no Ceph cluster for the S3 tests: ${started}`;
         if (process.env.CI && process.env.CI !== 'false') throw new Error(reason);
         console.error(`\n*** SKIPPING S3 TESTS: ${reason}\n`);
         return { skip: reason };
       }
-      startedHere = true;
+      runner = started;
     }
     const env = spawnSync('bash', [CEPH_SH, 'env'], { encoding: 'utf8' }).stdout;
     for (const m of env.matchAll(/([A-Z0-9_]+)=(\S+)/g)) process.env[m[1]!] = m[2]!;
@@ -79,9 +79,11 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
       buckets.splice(buckets.indexOf(bucket), 1);
     },
     async release() {
-      if (startedHere) {
+      if (runner !== undefined) {
         client.destroy();
+        const exited = new Promise((r) => runner!.once('exit', r));
         spawnSync('bash', [CEPH_SH, 'stop'], { stdio: 'inherit' });
+        await exited;
         return;
       }
       for (const bucket of buckets) {
@@ -91,6 +93,30 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
       client.destroy();
     },
   };
+}
+
+function cephReady(): boolean {
+  return spawnSync('bash', [CEPH_SH, 'status'], { stdio: 'ignore' }).status === 0;
+}
+
+/** `scripts/ceph.sh run` as our child, once ready; or why it could not start. */
+async function runCluster(): Promise<ChildProcess | string> {
+  const child = spawn('bash', [CEPH_SH, 'run'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const deadline = Date.now() + 15 * 60_000; // a first start may install the packages
+  while (Date.now() < deadline) {
+    if (exited !== undefined) return `scripts/ceph.sh run exited (${exited}): ${stderr.trim()}`;
+    if (cephReady()) {
+      child.stderr!.resume();
+      return child;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  child.kill('SIGTERM');
+  return `scripts/ceph.sh run was not ready within 15 minutes: ${stderr.trim()}`;
 }
 
 /** Removes every object and unfinished multipart upload under a key prefix. */
