@@ -4,7 +4,11 @@
  * unreachable endpoints, timeouts) and the retry wrapper over the real service.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { runBackendConformance, pattern } from '../../src/backend/conformance.js';
@@ -168,6 +172,33 @@ if ('skip' in cluster) {
       await assertRejects(withRetries.put('z', Buffer.from('z')), 'BACKEND_AUTH');
       await withRetries.close();
       assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), []);
+    });
+
+    test('credentials and region from the shared files, as every S3 tool reads them', async () => {
+      const prefix = freshPrefix();
+      const dir = await mkdtemp(join(tmpdir(), 'chunkyard-aws-'));
+      try {
+        await writeFile(
+          join(dir, 'credentials'),
+          `[default]\naws_access_key_id = ${process.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${process.env.AWS_SECRET_ACCESS_KEY}\n`,
+        );
+        await writeFile(join(dir, 'config'), '[default]\nregion = eu-central-1\n');
+        const script = `
+          const { openBackend } = await import(${JSON.stringify(new URL('../../src/backend/location.js', import.meta.url).href)});
+          const b = await openBackend(${JSON.stringify(`s3://${bucket}/${prefix}`)});
+          await b.put('from-file', Buffer.from('ok'));
+          await b.close();`;
+        const env: NodeJS.ProcessEnv = { ...process.env, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'), AWS_CONFIG_FILE: join(dir, 'config') };
+        delete env.AWS_ACCESS_KEY_ID;
+        delete env.AWS_SECRET_ACCESS_KEY;
+        delete env.AWS_REGION;
+        const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+        assert.equal(child.status, 0, child.stderr);
+        assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/from-file`]);
+      } finally {
+        await rm(dir, { recursive: true });
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
     });
 
     test('missing bucket: STORE_NOT_FOUND at open and on use', async () => {
