@@ -579,7 +579,9 @@ const NETWORK_CODES = new Set([
   'EAI_AGAIN',
   'UND_ERR_SOCKET',
 ]);
-const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
+/** 409 ConditionalRequestConflict: AWS's answer to a conditional write racing another; try again. */
+const THROTTLING = new Set([
+  'ConditionalRequestConflict','SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
 const AUTH = new Set([
   'InvalidAccessKeyId',
   'SignatureDoesNotMatch',

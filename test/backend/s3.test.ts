@@ -337,6 +337,7 @@ test('mapS3Error: SDK errors to stable codes', () => {
     [sdk('ServiceUnavailable', 503), 'BACKEND_UNAVAILABLE'],
     [sdk('SlowDown', 503), 'BACKEND_UNAVAILABLE'],
     [sdk('TimeoutError'), 'BACKEND_UNAVAILABLE'],
+    [sdk('ConditionalRequestConflict', 409), 'BACKEND_UNAVAILABLE'],
     [sdk('Error', undefined, 'ECONNRESET'), 'BACKEND_UNAVAILABLE'],
     [sdk('Error', undefined, 'ECONNREFUSED'), 'BACKEND_UNAVAILABLE'],
     [sdk('InvalidArgument', 400), 'IO_ERROR'],
