@@ -10,6 +10,8 @@
 #   scripts/ceph.sh env           print the `export ...` lines that point S3 clients at it
 #   scripts/ceph.sh bucket NAME   create a bucket (no error if it exists)
 #   scripts/ceph.sh status        exit 0 when radosgw answers and the S3 user exists
+#   scripts/ceph.sh rgw-stop      an S3 outage: stop radosgw only (rgw-kill: with SIGKILL)
+#   scripts/ceph.sh rgw-start     end the outage: start radosgw again, wait until it answers
 #   scripts/ceph.sh stop          stop the daemons and delete $CEPH_DIR
 #
 # Settings (environment): CEPH_DIR (default /tmp/chunkyard-ceph), CEPH_MON_PORT (46789),
@@ -128,9 +130,16 @@ supervise() {
   ceph-osd -f -c "$CONF" -i 0 >>"$CEPH_DIR/log/osd.out" 2>&1 &
   osd=$!
   echo "$osd" >"$CEPH_DIR/run/osd.pid.sup"
-  radosgw -f -c "$CONF" -n client.rgw >>"$CEPH_DIR/log/rgw.out" 2>&1 &
-  rgw=$!
-  echo "$rgw" >"$CEPH_DIR/run/rgw.pid.sup"
+  # radosgw in a loop, so that tests can stop it (rgw-stop: an outage) and start it again
+  # (rgw-start) while the cluster runs.
+  (
+    while [[ ! -f "$CEPH_DIR/run/stopping" ]]; do
+      if [[ -f "$CEPH_DIR/run/rgw.hold" ]]; then sleep 0.1; continue; fi
+      radosgw -f -c "$CONF" -n client.rgw >>"$CEPH_DIR/log/rgw.out" 2>&1 &
+      echo $! >"$CEPH_DIR/run/rgw.pid.sup"
+      wait $! || true
+    done
+  ) &
   # Reap every daemon as it exits; leave when all three are gone.
   wait
 }
@@ -208,6 +217,7 @@ ensure_user() {
 
 stop() {
   local sup="" pid i
+  [[ -d "$CEPH_DIR/run" ]] && touch "$CEPH_DIR/run/stopping"
   [[ -f "$CEPH_DIR/supervisor.pid" ]] && sup=$(cat "$CEPH_DIR/supervisor.pid")
   for pid in $(daemon_pids); do alive "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
   for ((i = 0; i < 100; i++)); do
@@ -228,6 +238,26 @@ remove_dir() {
   else
     die "$CEPH_DIR exists and was not made by scripts/ceph.sh (no $MARKER): not deleting it"
   fi
+}
+
+# An outage of the S3 service alone: radosgw stops (mon and OSD keep running) until rgw-start.
+rgw_stop() {
+  ready || die "no cluster running in $CEPH_DIR"
+  touch "$CEPH_DIR/run/rgw.hold"
+  local pid i
+  pid=$(cat "$CEPH_DIR/run/rgw.pid.sup")
+  kill -"${1:-TERM}" "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+  alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do s3_answers || return 0; sleep 0.1; done
+  die "radosgw still answers"
+}
+
+rgw_start() {
+  rm -f "$CEPH_DIR/run/rgw.hold"
+  local i
+  for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do s3_answers && return 0; sleep 0.1; done
+  die "radosgw did not answer within ${START_TIMEOUT_S}s"
 }
 
 print_env() {
@@ -257,7 +287,10 @@ case "${1:-}" in
   stop) stop ;;
   env) print_env ;;
   status) ready ;;
+  rgw-stop) rgw_stop TERM ;;
+  rgw-kill) rgw_stop KILL ;;
+  rgw-start) rgw_start ;;
   bucket) [[ -n "${2:-}" ]] || die "usage: $0 bucket NAME"; make_bucket "$2" ;;
   _supervise) supervise ;;
-  *) die "usage: $0 start|stop|env|status|bucket NAME" ;;
+  *) die "usage: $0 start|run|stop|env|status|bucket NAME|rgw-stop|rgw-kill|rgw-start" ;;
 esac

@@ -240,14 +240,19 @@ export class S3Backend implements Backend {
     assertObjectName(name);
     this.#key(name);
     assertByteRange(range);
-    const body = await this.#getBody(name, range);
-    if (body === undefined) return Buffer.alloc(0);
+    const got = await this.#getBody(name, range);
+    if (got === undefined) return Buffer.alloc(0);
     const chunks: Buffer[] = [];
+    let length = 0;
     try {
-      for await (const chunk of body) chunks.push(chunk as Buffer);
+      for await (const chunk of got.body) {
+        chunks.push(chunk as Buffer);
+        length += (chunk as Buffer).length;
+      }
     } catch (err) {
       throw this.#mapError(err, `get ${name}`, name);
     }
+    this.#checkLength(name, length, got.length);
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
@@ -258,19 +263,40 @@ export class S3Backend implements Backend {
     const self = this;
     async function* pieces(): AsyncGenerator<Buffer> {
       self.#checkOpen();
-      const body = await self.#getBody(name, range);
-      if (body === undefined) return;
+      const got = await self.#getBody(name, range);
+      if (got === undefined) return;
+      let length = 0;
       try {
-        for await (const chunk of body) yield chunk as Buffer;
+        for await (const chunk of got.body) {
+          length += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
       } catch (err) {
         throw self.#mapError(err, `get ${name}`, name);
       }
+      self.#checkLength(name, length, got.length);
     }
     return Readable.from(pieces(), { objectMode: false });
   }
 
-  /** The object's bytes in `range` as a stream, or undefined when the range is empty. */
-  async #getBody(name: string, range: ByteRange | undefined): Promise<Readable | undefined> {
+  /** A body that ended early (a connection closed mid-answer) is a transient failure, never data. */
+  #checkLength(name: string, received: number, expected: number | undefined): void {
+    if (expected !== undefined && received !== expected) {
+      throw new ChunkyardError(
+        'BACKEND_UNAVAILABLE',
+        `${this.location}: get ${name}: the answer ended after ${received} of ${expected} bytes`,
+      );
+    }
+  }
+
+  /**
+   * The object's bytes in `range` as a stream with its announced length, or undefined when
+   * the range is empty.
+   */
+  async #getBody(
+    name: string,
+    range: ByteRange | undefined,
+  ): Promise<{ body: Readable; length: number | undefined } | undefined> {
     if (range !== undefined && range.start >= range.end) {
       // S3 has no empty range: an existing object gives an empty result.
       if ((await this.stat(name)) === undefined) throw notFound(name);
@@ -284,7 +310,7 @@ export class S3Backend implements Backend {
           ...(range !== undefined ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
         }),
       );
-      return out.Body as Readable;
+      return { body: out.Body as Readable, length: out.ContentLength };
     } catch (err) {
       // 416: the range starts at or past the end of an existing object (or it is empty).
       if (httpStatus(err) === 416) return undefined;

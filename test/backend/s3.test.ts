@@ -15,7 +15,7 @@ import { runBackendConformance, pattern } from '../../src/backend/conformance.js
 import { FaultyBackend, transientFault } from '../../src/backend/faulty.js';
 import { FsBackend } from '../../src/backend/fs.js';
 import { openBackend } from '../../src/backend/location.js';
-import { RetryingBackend } from '../../src/backend/retry.js';
+import { RetryingBackend, withRetries } from '../../src/backend/retry.js';
 import { S3Backend, mapS3Error, openS3Backend, type S3BackendOptions } from '../../src/backend/s3.js';
 import type { Backend } from '../../src/backend/types.js';
 import { ChunkyardError, type ErrorCode } from '../../src/errors.js';
@@ -241,6 +241,75 @@ if ('skip' in cluster) {
         await new Promise((r) => server.close(r));
       }
     });
+
+    test('an answer cut off mid-body is BACKEND_UNAVAILABLE, never short data', async () => {
+      // A service that announces 1000 bytes, sends 10 and drops the connection.
+      const server: Server = createServer((s) => {
+        s.on('error', () => {});
+        s.once('data', () => {
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n0123456789');
+          setTimeout(() => s.destroy(), 20);
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      const b = new S3Backend(`s3://${bucket}/x`, { endpoint: `http://127.0.0.1:${port}` });
+      try {
+        await assertRejects(b.get('cut'), 'BACKEND_UNAVAILABLE', 'get');
+        const read = async (): Promise<void> => {
+          for await (const _ of b.getStream('cut')) void _;
+        };
+        await assertRejects(read(), 'BACKEND_UNAVAILABLE', 'getStream');
+      } finally {
+        await b.close();
+        await new Promise((r) => server.close(r));
+      }
+    });
+
+    test(
+      'radosgw stopped mid-upload: the writer fails cleanly; a put retried across an outage succeeds',
+      { skip: cluster.outage === undefined ? 'the cluster is external (CHUNKYARD_S3_ENDPOINT)' : false },
+      async () => {
+        const outage = cluster.outage!;
+        const prefix = freshPrefix();
+        const short = { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 };
+        const inner = s3(prefix, { partSize: 5 * 1024 * 1024, partRetry: (a) => withRetries(a, short), requestTimeoutMs: 5000 });
+        const b = new RetryingBackend(inner, short);
+        let stopped = false;
+        try {
+          await b.put('before', Buffer.from('kept'));
+          const w = await b.openWriter('during-outage');
+          await w.write(pattern(6 * 1024 * 1024, 1)); // the first part is on its way
+          await outage.stop();
+          stopped = true;
+          const finish = async (): Promise<void> => {
+            await w.write(pattern(6 * 1024 * 1024, 2));
+            await w.commit();
+          };
+          await assertRejects(finish(), 'BACKEND_UNAVAILABLE');
+          await w.abort();
+          await assertRejects(b.get('before'), 'BACKEND_UNAVAILABLE');
+
+          // An outage shorter than the retry window is ridden out.
+          const patient = new RetryingBackend(inner, { attempts: 30, baseDelayMs: 200, maxDelayMs: 1000 });
+          const put = patient.put('after', Buffer.from('written across the outage'), { exclusive: true });
+          await new Promise((r) => setTimeout(r, 300));
+          await outage.start();
+          stopped = false;
+          await put;
+          assert.deepEqual(await b.get('after'), Buffer.from('written across the outage'));
+          assert.deepEqual(await b.get('before'), Buffer.from('kept'));
+          // Nothing of the failed writer is visible (its unfinished upload, if the abort could
+          // not reach the service, is invisible and left to a lifecycle rule).
+          assert.equal(await b.stat('during-outage'), undefined);
+          assert.deepEqual((await collectList(b)).map((i) => i.name).sort(), ['after', 'before']);
+        } finally {
+          if (stopped) await outage.start();
+          await b.close();
+          await emptyPrefix(cluster.client, bucket, prefix);
+        }
+      },
+    );
 
     describe('RetryingBackend over FaultyBackend over radosgw', () => {
       const fast = { sleep: async () => {}, attempts: 4 };

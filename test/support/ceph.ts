@@ -26,6 +26,11 @@ export interface S3TestCluster {
   endpoint: string;
   /** A raw SDK client for setting up and inspecting (not the code under test). */
   client: S3Client;
+  /**
+   * Outages of the S3 service, when the cluster is scripts/ceph.sh's (not an external
+   * CHUNKYARD_S3_ENDPOINT): stop radosgw alone, start it again (resolves once it answers).
+   */
+  outage?: { stop(): Promise<void>; start(): Promise<void> };
   /** Creates a fresh bucket with a random name. */
   newBucket(): Promise<string>;
   /** Empties and removes a bucket. */
@@ -61,12 +66,15 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
     const env = spawnSync('bash', [CEPH_SH, 'env'], { encoding: 'utf8' }).stdout;
     for (const m of env.matchAll(/([A-Z0-9_]+)=(\S+)/g)) process.env[m[1]!] = m[2]!;
   }
+  const ours = /CHUNKYARD_S3_ENDPOINT=(\S+)/.exec(spawnSync('bash', [CEPH_SH, 'env'], { encoding: 'utf8' }).stdout)?.[1];
+  const external = process.env.CHUNKYARD_S3_ENDPOINT !== ours || !cephReady();
   const endpoint = process.env.CHUNKYARD_S3_ENDPOINT!;
   const client = rawClient(endpoint);
   const buckets: string[] = [];
   return {
     endpoint,
     client,
+    outage: external ? undefined : { stop: () => cephCommand('rgw-stop'), start: () => cephCommand('rgw-start') },
     async newBucket() {
       const name = `chunkyard-test-${randomBytes(6).toString('hex')}`;
       await client.send(new CreateBucketCommand({ Bucket: name }));
@@ -93,6 +101,16 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
       client.destroy();
     },
   };
+}
+
+/** Runs a scripts/ceph.sh command without blocking the event loop. */
+function cephCommand(command: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [CEPH_SH, command], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ceph.sh ${command}: ${code} ${stderr}`))));
+  });
 }
 
 function cephReady(): boolean {
