@@ -35,6 +35,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -57,6 +58,11 @@ import { BaseObjectWriter } from './writer.js';
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (except the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+/**
+ * openS3Backend aborts unfinished multipart uploads older than this (no writer takes a day
+ * to upload one object; the same age as FsBackend's stale temporary files).
+ */
+export const STALE_UPLOAD_AGE_MS = 24 * 60 * 60 * 1000;
 /** S3's longest key, in bytes: with a prefix, object names must be shorter than types.ts allows. */
 export const MAX_KEY_LENGTH = 1024;
 /** Default number of parts one writer uploads at once. */
@@ -383,6 +389,47 @@ export class S3Backend implements Backend {
     this.#client.destroy();
   }
 
+  /**
+   * Aborts unfinished multipart uploads under the prefix that started more than `maxAgeMs`
+   * ago (by the service's clock vs ours): what crashed writers or an outage during an abort
+   * left. Like FsBackend's stale temporary files; a bucket lifecycle rule
+   * (AbortIncompleteMultipartUpload) does the same on the service side. Resolves to the
+   * number aborted.
+   */
+  async removeStaleUploads(maxAgeMs: number = STALE_UPLOAD_AGE_MS): Promise<number> {
+    this.#checkOpen();
+    const cutoff = Date.now() - maxAgeMs;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    let aborted = 0;
+    for (;;) {
+      let page;
+      try {
+        page = await this.#client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.#keyPrefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+      } catch (err) {
+        throw this.#mapError(err, 'list unfinished uploads');
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined) continue;
+        if (upload.Initiated === undefined || upload.Initiated.getTime() > cutoff) continue;
+        const name = upload.Key.slice(this.#keyPrefix.length);
+        if (!isValidObjectName(name)) continue;
+        await this.abortUpload(name, upload.UploadId);
+        aborted++;
+      }
+      if (page.IsTruncated !== true) return aborted;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
   // --- for S3Writer ---
 
   get partSize(): number {
@@ -683,7 +730,11 @@ function exists(name: string): ChunkyardError {
   return new ChunkyardError('OBJECT_EXISTS', `object ${JSON.stringify(name)} already exists`);
 }
 
-/** Opens `s3://BUCKET[/PREFIX]` and checks that the bucket exists and can be used. */
+/**
+ * Opens `s3://BUCKET[/PREFIX]`: checks that the bucket exists and can be used, then aborts
+ * stale unfinished uploads, best effort (see removeStaleUploads; failures, e.g. without the
+ * permission to list uploads, are ignored).
+ */
 export async function openS3Backend(location: string, options?: S3BackendOptions): Promise<S3Backend> {
   const backend = new S3Backend(location, options);
   try {
@@ -692,5 +743,6 @@ export async function openS3Backend(location: string, options?: S3BackendOptions
     await backend.close();
     throw err;
   }
+  await backend.removeStaleUploads().catch(() => 0);
   return backend;
 }

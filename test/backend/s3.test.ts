@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { runBackendConformance, pattern } from '../../src/backend/conformance.js';
 import { FaultyBackend, transientFault } from '../../src/backend/faulty.js';
 import { FsBackend } from '../../src/backend/fs.js';
@@ -113,6 +114,28 @@ if ('skip' in cluster) {
         assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/big`]);
       } finally {
         await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('removeStaleUploads aborts unfinished uploads under the prefix only, by age', async () => {
+      const prefix = freshPrefix();
+      const b = s3(prefix);
+      const other = s3(`${prefix}-other`);
+      try {
+        const left = await cluster.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/packs/crashed` }));
+        await cluster.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}-other/keep` }));
+        assert.ok(left.UploadId);
+        assert.equal(await b.removeStaleUploads(), 0, 'a fresh upload is not stale');
+        assert.equal((await pendingUploads(cluster.client, bucket, `${prefix}/`)).length, 1);
+        // Wait past the service's clock resolution (LastModified/Initiated are whole seconds).
+        await new Promise((r) => setTimeout(r, 1100));
+        assert.equal(await b.removeStaleUploads(0), 1);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+        assert.equal((await pendingUploads(cluster.client, bucket, `${prefix}-other/`)).length, 1);
+      } finally {
+        await b.close();
+        await other.close();
         await emptyPrefix(cluster.client, bucket, prefix);
       }
     });
