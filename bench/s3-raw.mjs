@@ -3,10 +3,14 @@
 // the ceiling chunkyard's S3 ingest and restore are compared against (issue 15: ≥ 80%).
 //
 //   eval "$(bash scripts/ceph.sh env)"          # after scripts/ceph.sh start
-//   node bench/s3-raw.mjs [--objects 64] [--size-mib 8] [--in-flight 8] [--rounds 3]
+//   npm run build:ts && node bench/s3-raw.mjs [--objects 64] [--size-mib 8] [--in-flight 8] [--rounds 3]
 //
-// Prints one JSON line per round and a median summary. Bodies are distinct random bytes
-// (generated before timing); the bucket is created and removed by the bench.
+// Each round measures, interleaved, the raw SDK (PutObject/GetObject) and the same transfers
+// through chunkyard's backend (openBackend: S3Backend in RetryingBackend): `put`, a streamed
+// `openWriter` (1 MiB writes; an object of exactly the 8 MiB part size is one PutObject),
+// `get` (into one Buffer the caller owns) and `getStream`.
+// Prints one JSON line per round and a median summary. Bodies are random bytes generated
+// before timing; the bucket is created and removed by the bench.
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import {
@@ -57,9 +61,43 @@ async function pool(count, task) {
 }
 
 const mib = (bytes, ms) => bytes / 1024 / 1024 / (ms / 1000);
+const { openBackend } = await import('../dist/src/backend/location.js');
+const backend = await openBackend(`s3://${bucket}`, { s3Endpoint: endpoint });
+
 const results = [];
 try {
   for (let round = 1; round <= rounds; round++) {
+    const via = {};
+    {
+      const name = (i) => `b${round}/o${i}`;
+      let t0 = performance.now();
+      await pool(objects, (i) => backend.put(name(i), bodies[i % bodies.length]));
+      via.putMiBs = +mib(objects * size, performance.now() - t0).toFixed(1);
+      t0 = performance.now();
+      await pool(objects, async (i) => {
+        const w = await backend.openWriter(`w${round}/o${i}`);
+        const body = bodies[i % bodies.length];
+        for (let at = 0; at < size; at += 1 << 20) await w.write(body.subarray(at, at + (1 << 20)));
+        await w.commit();
+      });
+      via.writerMiBs = +mib(objects * size, performance.now() - t0).toFixed(1);
+      t0 = performance.now();
+      let got = 0;
+      await pool(objects, async (i) => {
+        const n = (await backend.get(name(i))).length; // (not `got += await …`: that reads `got` before the await)
+        got += n;
+      });
+      via.getMiBs = +mib(got, performance.now() - t0).toFixed(1);
+      if (got !== objects * size) throw new Error(`backend read ${got} bytes, expected ${objects * size}`);
+      t0 = performance.now();
+      let streamed = 0;
+      await pool(objects, async (i) => {
+        for await (const chunk of backend.getStream(name(i))) streamed += chunk.length;
+      });
+      via.getStreamMiBs = +mib(streamed, performance.now() - t0).toFixed(1);
+      if (streamed !== objects * size) throw new Error(`backend streamed ${streamed} bytes, expected ${objects * size}`);
+      await pool(objects, (i) => Promise.all([backend.delete(name(i)), backend.delete(`w${round}/o${i}`)]));
+    }
     const key = (i) => `r${round}/o${i}`;
     let t0 = performance.now();
     await pool(objects, (i) =>
@@ -74,16 +112,34 @@ try {
     });
     const getMs = performance.now() - t0;
     if (got !== objects * size) throw new Error(`read ${got} bytes, expected ${objects * size}`);
-    const r = { round, objects, objectMiB: size / 1048576, inFlight, putMiBs: +mib(objects * size, putMs).toFixed(1), getMiBs: +mib(got, getMs).toFixed(1) };
+    const r = {
+      round,
+      objects,
+      objectMiB: size / 1048576,
+      inFlight,
+      raw: { putMiBs: +mib(objects * size, putMs).toFixed(1), getMiBs: +mib(got, getMs).toFixed(1) },
+      backend: via,
+    };
     results.push(r);
     console.log(JSON.stringify(r));
     await pool(objects, (i) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(i) })));
   }
 } finally {
+  await backend.close();
   await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
   client.destroy();
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const med = (pick) => median(results.map(pick));
 console.log(
-  JSON.stringify({ summary: 'median', putMiBs: median(results.map((r) => r.putMiBs)), getMiBs: median(results.map((r) => r.getMiBs)) }),
+  JSON.stringify({
+    summary: 'median',
+    raw: { putMiBs: med((r) => r.raw.putMiBs), getMiBs: med((r) => r.raw.getMiBs) },
+    backend: {
+      putMiBs: med((r) => r.backend.putMiBs),
+      writerMiBs: med((r) => r.backend.writerMiBs),
+      getMiBs: med((r) => r.backend.getMiBs),
+      getStreamMiBs: med((r) => r.backend.getStreamMiBs),
+    },
+  }),
 );

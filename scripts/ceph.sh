@@ -112,6 +112,12 @@ rgw data = $CEPH_DIR/rgw
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw dns name = 127.0.0.1
 rgw enable usage log = false
+# Deleted objects' tails (beyond the first 4 MiB) and aborted parts go to garbage collection,
+# by default after 2 h, checked hourly: memstore would fill with the dead data of a few test
+# runs, and a full OSD blocks every write. Reclaim within seconds instead.
+rgw gc obj min wait = 0
+rgw gc processor period = 2
+rgw gc processor max time = 2
 EOF
 }
 

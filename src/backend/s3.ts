@@ -16,7 +16,8 @@
  *                       object written meanwhile: the last completion wins). The engine's
  *                       exactly-one-winner objects (manifests, sessions, markers) are small.
  *
- * Memory: a writer holds one part being filled plus at most `partsInFlight` parts uploading.
+ * Memory: a writer holds one part being filled plus at most `partsInFlight` parts uploading;
+ * the backend keeps up to `partsInFlight + 1` spare part buffers for the next writers.
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
@@ -129,6 +130,8 @@ export class S3Backend implements Backend {
   readonly #listPageSize: number;
   readonly #partRetry: <T>(attempt: () => Promise<T>) => Promise<T>;
   readonly #writers = new Set<BaseObjectWriter>();
+  /** Part buffers no writer uses (at most partsInFlight + 1). */
+  readonly #spareParts: Buffer[] = [];
   #closed = false;
 
   /** No I/O happens here; openS3Backend also checks the bucket. */
@@ -248,18 +251,23 @@ export class S3Backend implements Backend {
     assertByteRange(range);
     const got = await this.#getBody(name, range);
     if (got === undefined) return Buffer.alloc(0);
+    // Copy each piece into one buffer of the announced size as it arrives (no list of pieces
+    // kept alive, no second pass); without a length, collect and concatenate.
+    const out = got.length !== undefined ? Buffer.allocUnsafe(got.length) : undefined;
     const chunks: Buffer[] = [];
     let length = 0;
     try {
       for await (const chunk of got.body) {
-        chunks.push(chunk as Buffer);
-        length += (chunk as Buffer).length;
+        const piece = chunk as Buffer;
+        if (out === undefined) chunks.push(piece);
+        else if (length + piece.length <= out.length) out.set(piece, length);
+        length += piece.length;
       }
     } catch (err) {
       throw this.#mapError(err, `get ${name}`, name);
     }
     this.#checkLength(name, length, got.length);
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return out ?? Buffer.concat(chunks);
   }
 
   getStream(name: string, range?: ByteRange): Readable {
@@ -386,6 +394,7 @@ export class S3Backend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#writers].map((w) => w.abort()));
+    this.#spareParts.length = 0;
     this.#client.destroy();
   }
 
@@ -438,6 +447,21 @@ export class S3Backend implements Backend {
 
   get partsInFlight(): number {
     return this.#partsInFlight;
+  }
+
+  /**
+   * A part buffer, reused when one is spare: writers of large objects would otherwise map and
+   * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
+   */
+  takePartBuffer(): Buffer {
+    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partSize);
+  }
+
+  /** Gives a part buffer back once the SDK is done with it; keeps one writer's worth. */
+  returnPartBuffer(buffer: Buffer): void {
+    if (!this.#closed && buffer.length === this.#partSize && this.#spareParts.length <= this.#partsInFlight) {
+      this.#spareParts.push(buffer);
+    }
   }
 
   async createUpload(name: string): Promise<string> {
@@ -542,8 +566,8 @@ export class S3Backend implements Backend {
 class S3Writer extends BaseObjectWriter {
   readonly #backend: S3Backend;
   readonly #exclusive: boolean;
-  /** The part being filled. */
-  #buffer: Buffer;
+  /** The part being filled (from the backend's spare buffers), once something is written. */
+  #buffer: Buffer | undefined;
   #filled = 0;
   #uploadId: string | undefined;
   #parts: CompletedPart[] = [];
@@ -555,7 +579,6 @@ class S3Writer extends BaseObjectWriter {
     super(name, onDone);
     this.#backend = backend;
     this.#exclusive = exclusive;
-    this.#buffer = Buffer.allocUnsafe(0);
   }
 
   protected async writeData(data: Uint8Array): Promise<void> {
@@ -566,8 +589,8 @@ class S3Writer extends BaseObjectWriter {
       // A full part is sent only once more bytes come: the last part may be this one, and an
       // object of exactly partSize then takes a single PutObject.
       if (this.#filled === partSize) await this.#sendPart();
-      // Allocate the part buffer on first use (an empty writer costs nothing).
-      if (this.#buffer.length === 0) this.#buffer = Buffer.allocUnsafe(partSize);
+      // Take a part buffer on first use (an empty writer costs nothing).
+      this.#buffer ??= this.#backend.takePartBuffer();
       const n = Math.min(partSize - this.#filled, data.byteLength - at);
       this.#buffer.set(data.subarray(at, at + n), this.#filled);
       this.#filled += n;
@@ -580,10 +603,11 @@ class S3Writer extends BaseObjectWriter {
     if (this.#uploadId === undefined) this.#uploadId = await this.#backend.createUpload(this.name);
     const uploadId = this.#uploadId;
     const partNumber = this.#parts.length + 1;
-    const body = this.#buffer.subarray(0, this.#filled);
+    const whole = this.#buffer!;
+    const body = whole.subarray(0, this.#filled);
     const slot: CompletedPart = { PartNumber: partNumber };
     this.#parts.push(slot);
-    this.#buffer = Buffer.allocUnsafe(0);
+    this.#buffer = undefined;
     this.#filled = 0;
     const upload = this.#backend.uploadPart(this.name, uploadId, partNumber, body).then(
       (done) => {
@@ -593,7 +617,10 @@ class S3Writer extends BaseObjectWriter {
         this.#partError ??= err;
       },
     );
-    const tracked = upload.finally(() => this.#inFlight.delete(tracked));
+    const tracked = upload.finally(() => {
+      this.#inFlight.delete(tracked);
+      this.#backend.returnPartBuffer(whole);
+    });
     this.#inFlight.add(tracked);
     while (this.#inFlight.size >= this.#backend.partsInFlight) await Promise.race(this.#inFlight);
     if (this.#partError !== undefined) throw this.#partError;
@@ -602,8 +629,13 @@ class S3Writer extends BaseObjectWriter {
   protected async commitData(): Promise<void> {
     if (this.#uploadId === undefined) {
       // Small object: one PutObject, atomic (and create-only when exclusive).
-      await this.#backend.putObject(this.name, this.#buffer.subarray(0, this.#filled), this.#exclusive);
-      this.#buffer = Buffer.allocUnsafe(0);
+      const whole = this.#buffer;
+      this.#buffer = undefined;
+      try {
+        await this.#backend.putObject(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
+      } finally {
+        if (whole !== undefined) this.#backend.returnPartBuffer(whole);
+      }
       return;
     }
     if (this.#filled > 0) await this.#sendPart();
@@ -616,7 +648,8 @@ class S3Writer extends BaseObjectWriter {
   }
 
   protected async discardData(): Promise<void> {
-    this.#buffer = Buffer.allocUnsafe(0);
+    if (this.#buffer !== undefined) this.#backend.returnPartBuffer(this.#buffer);
+    this.#buffer = undefined;
     await Promise.all(this.#inFlight);
     if (this.#uploadId !== undefined) {
       const id = this.#uploadId;
