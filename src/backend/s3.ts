@@ -25,6 +25,7 @@
  * This backend itself does not retry (RetryingBackend wraps it), except the parts of a
  * multipart upload, which a wrapper cannot replay: those use `partRetry`.
  */
+import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
@@ -501,21 +502,48 @@ export class S3Backend implements Backend {
     });
   }
 
+  /**
+   * Completes a multipart upload, retried like the parts. A completion whose answer was lost
+   * (a reset, a timeout) may have taken effect: a retry then finds no such upload (or, with
+   * If-None-Match, the object). The object is ours when its ETag is the multipart ETag of our
+   * parts (MD5 of the parts' MD5s, "-" part count), which the service computes the same way.
+   */
   async completeUpload(name: string, uploadId: string, parts: CompletedPart[], exclusive: boolean): Promise<void> {
-    this.#checkOpen();
+    const ours = multipartEtag(parts);
+    let attempts = 0;
+    await this.#partRetry(async () => {
+      this.#checkOpen();
+      const retry = attempts++ > 0;
+      try {
+        await this.#client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: this.#key(name),
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            // Honoured by AWS S3; radosgw 16 ignores it (see the header comment).
+            ...(exclusive ? { IfNoneMatch: '*' } : {}),
+          }),
+        );
+      } catch (err) {
+        const status = httpStatus(err);
+        if (retry && ours !== undefined && (status === 404 || status === 412)) {
+          const etag = await this.#etag(name).catch(() => undefined);
+          if (etag === ours) return; // an earlier attempt completed it
+        }
+        throw this.#mapError(err, `complete multipart upload of ${name}`, name);
+      }
+    });
+  }
+
+  /** The object's ETag without quotes, or undefined when it does not exist. */
+  async #etag(name: string): Promise<string | undefined> {
     try {
-      await this.#client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: this.#key(name),
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-          // Honoured by AWS S3; radosgw 16 ignores it (see the header comment).
-          ...(exclusive ? { IfNoneMatch: '*' } : {}),
-        }),
-      );
+      const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(name) }));
+      return out.ETag?.replace(/"/g, '');
     } catch (err) {
-      throw this.#mapError(err, `complete multipart upload of ${name}`, name);
+      if (httpStatus(err) === 404) return undefined;
+      throw this.#mapError(err, `stat ${name}`, name);
     }
   }
 
@@ -753,6 +781,17 @@ function regionFromChain(): () => Promise<string> {
         probe.destroy();
       }
     })());
+}
+
+/** S3's ETag of a multipart object: MD5 of the parts' binary MD5s, "-", the part count. */
+export function multipartEtag(parts: CompletedPart[]): string | undefined {
+  const md5 = createHash('md5');
+  for (const part of parts) {
+    const hex = part.ETag?.replace(/"/g, '');
+    if (hex === undefined || !/^[0-9a-f]{32}$/i.test(hex)) return undefined;
+    md5.update(Buffer.from(hex, 'hex'));
+  }
+  return `${md5.digest('hex')}-${parts.length}`;
 }
 
 function notFound(name: string): ChunkyardError {

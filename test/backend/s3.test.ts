@@ -9,15 +9,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { runBackendConformance, pattern } from '../../src/backend/conformance.js';
 import { FaultyBackend, transientFault } from '../../src/backend/faulty.js';
 import { FsBackend } from '../../src/backend/fs.js';
 import { openBackend } from '../../src/backend/location.js';
 import { RetryingBackend, withRetries } from '../../src/backend/retry.js';
-import { S3Backend, mapS3Error, openS3Backend, type S3BackendOptions } from '../../src/backend/s3.js';
+import { S3Backend, mapS3Error, multipartEtag, openS3Backend, type S3BackendOptions } from '../../src/backend/s3.js';
 import type { Backend } from '../../src/backend/types.js';
 import { ChunkyardError, type ErrorCode } from '../../src/errors.js';
 import { emptyPrefix, pendingUploads, rawKeys, s3TestCluster } from '../support/ceph.js';
@@ -136,6 +141,83 @@ if ('skip' in cluster) {
       } finally {
         await b.close();
         await other.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('a multipart completion whose answer was lost is retried and the commit succeeds', async () => {
+      // A proxy in front of radosgw that lets every first CompleteMultipartUpload through
+      // and then drops its answer (the connection breaks after the service completed it).
+      // radosgw answers a repeated completion with 200; services that answer NoSuchUpload
+      // (or 412 with If-None-Match) are recognised by the object's multipart ETag.
+      const target = new URL(cluster.endpoint);
+      let completions = 0;
+      let dropped = 0;
+      const proxy: Server = createServer((client) => {
+        const upstream = connect(Number(target.port), target.hostname);
+        let dropAnswer = false;
+        client.on('data', (d: Buffer) => {
+          if (/^POST \S*uploadId=/.test(d.toString('latin1', 0, 300)) && completions++ % 2 === 0) dropAnswer = true;
+          upstream.write(d);
+        });
+        upstream.on('data', (d: Buffer) => {
+          if (dropAnswer) {
+            dropAnswer = false;
+            dropped++;
+            client.destroy();
+            upstream.destroy();
+            return;
+          }
+          client.write(d);
+        });
+        for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+          a.on('error', () => b.destroy());
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const prefix = freshPrefix();
+      const b = new S3Backend(`s3://${bucket}/${prefix}`, {
+        endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+        partSize: 5 * 1024 * 1024,
+        partRetry: (attempt) => withRetries(attempt, { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 }),
+      });
+      try {
+        for (const exclusive of [false, true]) {
+          const data = pattern(11 * 1024 * 1024, exclusive ? 1 : 2);
+          const w = await b.openWriter(`lost-${exclusive}`, { exclusive });
+          await w.write(data);
+          await w.commit();
+          assert.ok((await b.get(`lost-${exclusive}`)).equals(data), `exclusive: ${exclusive}`);
+        }
+        assert.equal(dropped, 2, 'both first completions lost their answer');
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        await new Promise((r) => proxy.close(r));
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('multipartEtag computes the ETag radosgw gives a multipart object', async () => {
+      const prefix = freshPrefix();
+      const key = `${prefix}/etag`;
+      try {
+        const { UploadId } = await cluster.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+        const parts = [];
+        for (const [i, size] of [5 * 1024 * 1024, 5 * 1024 * 1024, 12345].entries()) {
+          const out = await cluster.client.send(
+            new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: pattern(size, i) }),
+          );
+          parts.push({ PartNumber: i + 1, ETag: out.ETag });
+        }
+        await cluster.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+        );
+        const head = await cluster.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        assert.equal(head.ETag?.replace(/"/g, ''), multipartEtag(parts));
+        assert.match(multipartEtag(parts)!, /^[0-9a-f]{32}-3$/);
+      } finally {
         await emptyPrefix(cluster.client, bucket, prefix);
       }
     });
