@@ -49,6 +49,15 @@ if ('skip' in cluster) {
     };
   });
 
+  // What the engine gets from openBackend: the same contracts through RetryingBackend.
+  runBackendConformance('openBackend(s3://…) (RetryingBackend over S3Backend, radosgw)', async () => {
+    const own = await cluster.newBucket();
+    return {
+      backend: await openBackend(`s3://${own}`, { s3Endpoint: cluster.endpoint }),
+      cleanup: () => cluster.dropBucket(own),
+    };
+  });
+
   test('S3Backend: a prefix shortens the longest name (S3 keys are at most 1024 bytes)', async () => {
     const prefix = freshPrefix();
     const b = s3(prefix);
