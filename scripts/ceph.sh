@@ -189,9 +189,10 @@ start() {
   write_config "$fsid"
   ceph-authtool --create-keyring "$CEPH_DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$MON_PORT]" "$CEPH_DIR/monmap" >/dev/null
-  ceph-mon -c "$CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap" --keyring "$CEPH_DIR/keyring" \
+  # (timeouts: a misconfigured mkfs waits for a monitor forever instead of failing)
+  timeout 60 ceph-mon -c "$CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap" --keyring "$CEPH_DIR/keyring" \
     >>"$CEPH_DIR/log/mkfs.out" 2>&1 || die "ceph-mon --mkfs failed: $(tail -5 "$CEPH_DIR/log/mkfs.out")"
-  ceph-osd -c "$CONF" --no-mon-config -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$CEPH_DIR/log/mkfs.out" 2>&1 ||
+  timeout 60 ceph-osd -c "$CONF" --no-mon-config -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$CEPH_DIR/log/mkfs.out" 2>&1 ||
     die "ceph-osd --mkfs failed: $(tail -5 "$CEPH_DIR/log/mkfs.out")"
 
   setsid bash "$0" _supervise </dev/null >>"$CEPH_DIR/log/supervisor.out" 2>&1 &
@@ -200,7 +201,8 @@ start() {
   # Register the OSD once the mon answers (the OSD waits for it to exist in the osd map).
   local i registered=0
   for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
-    alive "$(cat "$CEPH_DIR/supervisor.pid")" || die "the daemons exited; logs in $CEPH_DIR/log"
+    alive "$(cat "$CEPH_DIR/supervisor.pid")" ||
+      die "the daemons exited: $(tail -3 "$CEPH_DIR"/log/*.out 2>/dev/null | tail -6); logs in $CEPH_DIR/log"
     if [[ $registered -eq 0 ]] && timeout 5 ceph -c "$CONF" --connect-timeout 3 osd new "$osd_uuid" 0 >/dev/null 2>&1; then
       registered=1
       touch "$CEPH_DIR/run/osd.go"
