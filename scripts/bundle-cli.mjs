@@ -40,7 +40,8 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['piscina', 'lz4-napi', '*.node'],
+  // @aws-sdk/*: loaded from node_modules only when an s3:// location is opened (~0.3 s).
+  external: ['piscina', 'lz4-napi', '*.node', '@aws-sdk/*'],
   plugins: [
     {
       // import('piscina') would stay an import() in a CommonJS bundle, and V8 drops what

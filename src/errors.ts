@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'IO_ERROR' // the operating system reported an I/O failure
   | 'UNAUTHORIZED' // a daemon refused the request: no token, or one it does not know (HTTP 401)
   | 'FORBIDDEN' // a daemon refused the request: the token may not read or write that target (HTTP 403)
+  | 'BACKEND_AUTH' // the storage service refused the credentials or the permission (S3: 401/403)
+  | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
   | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
 

@@ -8,6 +8,11 @@ export type { Chunker, ChunkBatch, ChunkerParams, EngineName, Hasher } from './c
 export type { Backend, ObjectWriter, ObjectInfo, ByteRange, PutOptions } from './backend/types.js';
 export { FsBackend } from './backend/fs.js';
 export { MemoryBackend } from './backend/memory.js';
+// S3Backend itself is in 'chunkyard/s3' (the AWS SDK loads only there or through openBackend);
+// the conformance suite is in 'chunkyard/backend-conformance' (it needs node:test).
+export { openBackend, describeLocation, locationKind, type OpenBackendOptions } from './backend/location.js';
+export { RetryingBackend, DEFAULT_RETRY_POLICY, type RetryPolicy } from './backend/retry.js';
+export { FaultyBackend, transientFault, type Fault, type FaultyBackendOptions } from './backend/faulty.js';
 export { analyze, parseAvgSizes, DEFAULT_ANALYZE_MEMORY } from './analyze/analyze.js';
 export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, GenerationResult } from './analyze/analyze.js';
 export { renderAnalyzeHtml } from './analyze/html.js';

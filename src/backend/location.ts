@@ -1,19 +1,65 @@
 /**
- * Store locations: a path opens the filesystem backend. (The S3 backend adds `s3://`.)
+ * Store locations → backends. A location is a filesystem path (FsBackend) or an
+ * `s3://BUCKET[/PREFIX]` URL (S3Backend, wrapped in RetryingBackend); any other URL scheme
+ * is refused with BAD_ARGUMENT. docs/backends.md describes both.
  */
-import { resolve } from 'node:path';
 import { badArgument } from '../errors.js';
 import { openFsBackend } from './fs.js';
+import { DEFAULT_RETRY_POLICY, RetryingBackend, withRetries, type RetryPolicy } from './retry.js';
 import type { Backend } from './types.js';
 
 export interface OpenBackendOptions {
+  /** S3 endpoint URL; default CHUNKYARD_S3_ENDPOINT, else AWS. */
   s3Endpoint?: string;
+  /**
+   * Create what the location needs: a directory (and its parents) for a path. For S3 nothing
+   * is created: the bucket must exist (a prefix needs no creating).
+   */
   create?: boolean;
+  /** S3 path-style addressing; default: on when an endpoint is given. */
   forcePathStyle?: boolean;
 }
 
+/** A scheme such as "s3:", "http:", "file:" at the start of a location. */
+const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
+
+export type LocationKind = 'fs' | 's3';
+
+/** Which backend a location names; BAD_ARGUMENT for an unknown scheme or an empty location. */
+export function locationKind(location: string): LocationKind {
+  if (typeof location !== 'string' || location === '') throw badArgument('a store location is required');
+  const scheme = URL_SCHEME.exec(location)?.[1]?.toLowerCase();
+  if (scheme === undefined) return 'fs';
+  if (scheme === 's3') return 's3';
+  throw badArgument(`unsupported store location ${JSON.stringify(location)}: a path or s3://BUCKET[/PREFIX]`);
+}
+
+/**
+ * Opens the backend a location names. Errors: BAD_ARGUMENT (malformed location),
+ * STORE_NOT_FOUND (missing directory without `create`, missing bucket), BACKEND_AUTH (S3
+ * credentials refused), BACKEND_UNAVAILABLE (endpoint unreachable after the retries).
+ */
 export async function openBackend(location: string, options: OpenBackendOptions = {}): Promise<Backend> {
-  if (typeof location !== 'string' || location.length === 0) throw badArgument('a store location is required');
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) throw badArgument(`${location}: this build opens stores in directories only`);
-  return openFsBackend(resolve(location), { create: options.create });
+  if (locationKind(location) === 'fs') return openFsBackend(location, { create: options.create === true });
+  // The AWS SDK takes ~0.3 s to load: only commands that open an s3:// location pay for it.
+  const { openS3Backend, parseS3Location } = await import('./s3.js');
+  parseS3Location(location); // BAD_ARGUMENT before any I/O
+  const policy: RetryPolicy = DEFAULT_RETRY_POLICY;
+  const s3 = await withRetries(
+    () =>
+      openS3Backend(location, {
+        endpoint: options.s3Endpoint,
+        forcePathStyle: options.forcePathStyle,
+        partRetry: (attempt) => withRetries(attempt, policy),
+      }),
+    policy,
+  );
+  return new RetryingBackend(s3, policy);
+}
+
+/** A location for messages: the S3 endpoint is added, since the URL does not name it. */
+export function describeLocation(location: string, options: Pick<OpenBackendOptions, 's3Endpoint'> = {}): string {
+  if (locationKind(location) === 'fs') return location;
+  const endpoint = options.s3Endpoint ?? (process.env.CHUNKYARD_S3_ENDPOINT || 'AWS S3');
+  return `${location} (at ${endpoint})`;
 }

@@ -2,7 +2,7 @@
  * Storage backend: a flat namespace of named, immutable-once-written objects.
  *
  * The engine reaches storage only through this interface, so that a local directory, memory
- * (tests) and later an S3 bucket are interchangeable. Every implementation must pass the
+ * (tests) and an S3 bucket (s3.ts) are interchangeable. Every implementation must pass the
  * conformance suite in src/backend/conformance.ts (`runBackendConformance`).
  *
  * Names: '/'-separated relative paths of [A-Za-z0-9._-] segments, no empty, '.' or '..'
