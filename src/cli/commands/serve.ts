@@ -5,9 +5,9 @@ import { badArgument, type ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
 import { TokenTable } from '../../daemon/auth.js';
 import { Daemon } from '../../daemon/server.js';
-import { requirePositionals } from '../store-args.js';
+import { storeAndPositionals } from '../store-args.js';
 
-const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS]';
+const usage = '[<store>] --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -52,7 +52,7 @@ export default defineCommand({
     'idle-timeout': { type: 'string', value: 'SECONDS', description: 'close a connection that moves no byte for this long (default 120)' },
   },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard serve ${usage}`);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard serve ${usage}`, io.env);
     const { host, port } = parseListen(flags.listen ?? io.env['CHUNKYARD_LISTEN'] ?? '127.0.0.1:8420');
     const tokensFile = flags.tokens ?? io.env['CHUNKYARD_TOKENS'];
     if (tokensFile === undefined) throw badArgument(`--tokens (or CHUNKYARD_TOKENS) is required (usage: chunkyard serve ${usage})`);
