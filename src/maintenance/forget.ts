@@ -140,8 +140,6 @@ export function applyRetention<S extends SnapshotRef>(snaps: readonly S[], polic
   for (const s of newestFirst) {
     const t = new Date(s.time);
     const reasons: KeepReason[] = [];
-    if (cutoff !== undefined && t.getTime() > cutoff) reasons.push('within');
-    if (keepTags.some((list) => list.every((tag) => s.tags?.includes(tag)))) reasons.push('tag');
     for (const r of rules) {
       if (r.kept >= r.limit) continue;
       const b = r.bucket(t, s);
@@ -150,6 +148,8 @@ export function applyRetention<S extends SnapshotRef>(snaps: readonly S[], polic
       r.kept++;
       reasons.push(r.reason);
     }
+    if (cutoff !== undefined && t.getTime() > cutoff) reasons.push('within');
+    if (keepTags.some((list) => list.every((tag) => s.tags?.includes(tag)))) reasons.push('tag');
     if (reasons.length > 0) result.keep.push({ snapshot: s, reasons });
     else result.remove.push(s);
   }
