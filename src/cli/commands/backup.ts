@@ -61,17 +61,27 @@ export default defineCommand({
       throw err;
     }
     const progress = progressReporter(io, { command: 'backup', json: flags.json });
+    // A backup waiting for standard input (a producer that went quiet) would only see the
+    // abort at its next read: end the input at once, so the abort happens now.
+    const endInput = () => {
+      if (source === io.stdin) io.stdin.destroy();
+    };
+    interrupt.signal.addEventListener('abort', endInput, { once: true });
     try {
       // A file is read straight into the pipeline's reused buffers (no allocation per read).
       source ??= await openFileReader(file!).catch((err: NodeJS.ErrnoException) => {
         throw new ChunkyardError('BAD_ARGUMENT', `cannot read ${file}: ${err.code ?? err.message}`);
       });
-      const r = await store.backup(source, {
+      const r = await store.backup(source!, {
         target: flags.target,
         policy,
         ...labels,
         signal: interrupt.signal,
         onProgress: (p) => progress.update({ phase: 'backup', done: p.bytes, total, unit: 'bytes', note: `new ${humanBytes(p.newBytes)}` }),
+      }).catch((err: unknown) => {
+        // Whatever the interrupted input made the backup fail with, the cause is the interrupt.
+        if (interrupt.signal.aborted) throw new ChunkyardError('ABORTED', `${(interrupt.signal.reason as Error).message}: the backup stopped, nothing was committed`, { cause: err });
+        throw err;
       });
       progress.done();
       if (flags.json) return await printJson(io.stdout, r);
@@ -84,6 +94,7 @@ export default defineCommand({
       progress.done();
       if (source && source !== io.stdin) await (source as ByteReader).close().catch(() => {});
       await store.close();
+      interrupt.signal.removeEventListener('abort', endInput);
       interrupt.dispose();
     }
   },
