@@ -14,6 +14,7 @@
  * come back); a chunk that spans slices is copied once, if it is new. The final numbers
  * come from the set's distinct fingerprints (exact even after spills).
  */
+import { checkOptions } from '../store/options.js';
 import { measureChunking, readSample, sizeCosts, type SizeCosts } from './costs.js';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -146,6 +147,7 @@ function checkAvgSizes(sizes: readonly number[], what: string): number[] {
 
 /** Analyzes the files (and directories) at `paths` as generations of one source. */
 export async function analyze(paths: readonly string[], options: AnalyzeOptions = {}): Promise<AnalyzeReport> {
+  checkOptions('analyze', options);
   const avgSizes = checkAvgSizes(options.avgSizes ?? [DEFAULT_AVG_SIZE], 'avgSizes');
   const compression = validateCompression(options.compression ?? 'lz4');
   const memoryBytes = options.memoryBytes ?? DEFAULT_ANALYZE_MEMORY;

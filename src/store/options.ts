@@ -1,5 +1,5 @@
 /**
- * The option objects of the public Store methods, checked: a misspelt or unknown option
+ * The option objects of the public Store methods (and of analyze), checked: a misspelt or unknown option
  * (`hostname` for `host`, `tag` for `tags`) is BAD_ARGUMENT naming it, not silently ignored.
  * One list per method, here, beside nothing else: adding an option to a method means adding
  * its name to the method's list (a test walks every method with a bogus option).
@@ -21,6 +21,7 @@ export const OPTION_NAMES = {
   'Store.prune': ['dryRun', 'rewriteBelow', 'stagingGraceMs', 'signal', 'onProgress'],
   'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose'],
   'Store.repair': ['readData', 'onProgress', 'threads', 'purpose'],
+  analyze: ['avgSizes', 'compression', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'signal', 'onProgress'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type OptionsOf = keyof typeof OPTION_NAMES;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Store } from '../../src/store/store.js';
 import { OPTION_NAMES } from '../../src/store/options.js';
+import { analyze } from '../../src/analyze/analyze.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { collect, prng, streamOf } from '../support/data.js';
@@ -116,6 +117,7 @@ describe('snapshot labels and the snapshot object', () => {
       ['Store.prune', () => store.prune(bogus as never)],
       ['Store.check', () => Store.check(dir, bogus as never)],
       ['Store.repair', () => Store.repair(dir, bogus as never)],
+      ['analyze', () => analyze([dir], bogus as never)],
     ];
     assert.deepEqual(calls.map(([m]) => m).sort(), Object.keys(OPTION_NAMES).sort(), 'every checked method is tried');
     const before = (await store.snapshots()).map((s) => s.id);
