@@ -1,6 +1,43 @@
 /** chunkyard's public API. docs/api.md describes it with examples. */
 export { Store } from './store/store.js';
-export type { InitOptions, OpenOptions, BackupCallOptions, SnapshotInfo, StoreStats, BackupResult, BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig } from './store/store.js';
+export type {
+  InitOptions,
+  OpenOptions,
+  BackupCallOptions,
+  BackupResult,
+  BackupProgress,
+  SnapshotInfo,
+  SnapshotFilter,
+  StoreStats,
+  UsageBreakdown,
+  RestoreRange,
+  RestoreOptions,
+  RestoreToOptions,
+  RestoreProgress,
+  ProcessOptions,
+  ProcessProgress,
+  ProcessResult,
+  SnapshotManifest,
+  DedupePolicy,
+  StoreConfig,
+  PolicyFile,
+  TargetPolicy,
+  CheckOptions,
+  CheckReport,
+  ForgetOptions,
+  ForgetReport,
+  PruneOptions,
+  PruneReport,
+  RepairOptions,
+  RepairReport,
+  Problem,
+} from './store/store.js';
+export type { CheckProgress } from './maintenance/check.js';
+export type { PruneProgress } from './maintenance/prune.js';
+export type { RepairProgress, DamagedPackReport, DamagedSnapshotReport } from './maintenance/repair.js';
+export type { RetentionPolicy, KeepReason, SnapshotRef } from './maintenance/forget.js';
+export type { WarningCode } from './maintenance/problems.js';
+export type { CompressionName } from './compress/messages.js';
 export { ChunkyardError, type ErrorCode } from './errors.js';
 export { openFileReader, type ByteReader, type ByteSource } from './chunking/batcher.js';
 export { createChunker, getHasher, resolveChunkerParams } from './chunking/index.js';
@@ -17,4 +54,4 @@ export { analyze, parseAvgSizes, DEFAULT_ANALYZE_MEMORY } from './analyze/analyz
 export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, GenerationResult } from './analyze/analyze.js';
 export { renderAnalyzeHtml } from './analyze/html.js';
 export { pushStream, fetchSnapshot } from './daemon/client.js';
-export type { PushOptions, PushedSnapshot, FetchOptions } from './daemon/client.js';
+export type { PushOptions, PushedSnapshot, FetchOptions, FetchedSnapshot } from './daemon/client.js';

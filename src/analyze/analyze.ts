@@ -14,6 +14,8 @@
  * come back); a chunk that spans slices is copied once, if it is new. The final numbers
  * come from the set's distinct fingerprints (exact even after spills).
  */
+import { checkOptions } from '../store/options.js';
+import { measureChunking, readSample, sizeCosts, type SizeCosts } from './costs.js';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { EngineChoice } from '../chunking/index.js';
@@ -102,6 +104,8 @@ export interface AnalyzeResult {
   seconds: number;
   /** logicalBytes / seconds. */
   bytesPerSecond: number;
+  /** What this size costs besides the data: metadata bytes, writer RAM, chunking speed (costs.ts). */
+  costs: SizeCosts;
 }
 
 export interface AnalyzeReport {
@@ -143,6 +147,7 @@ function checkAvgSizes(sizes: readonly number[], what: string): number[] {
 
 /** Analyzes the files (and directories) at `paths` as generations of one source. */
 export async function analyze(paths: readonly string[], options: AnalyzeOptions = {}): Promise<AnalyzeReport> {
+  checkOptions('analyze', options);
   const avgSizes = checkAvgSizes(options.avgSizes ?? [DEFAULT_AVG_SIZE], 'avgSizes');
   const compression = validateCompression(options.compression ?? 'lz4');
   const memoryBytes = options.memoryBytes ?? DEFAULT_ANALYZE_MEMORY;
@@ -236,8 +241,14 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
     }
     await Promise.all(runs.map((run) => run.drain()));
     const seconds = (performance.now() - started) / 1000;
+    // Each size alone on a sample of the first input: the shared pass above cannot tell
+    // what one size costs in chunking time.
+    const sample = files.length > 0 ? await readSample(files[0]!.path) : new Uint8Array(0);
     const results: AnalyzeResult[] = [];
-    for (const run of runs) results.push(await run.result(files.map((f) => f.path), seconds));
+    for (const run of runs) {
+      const r = await run.result(files.map((f) => f.path), seconds);
+      results.push({ ...r, costs: sizeCosts(r, await measureChunking(sample, r.avgSize, options.engine)) });
+    }
     return {
       results,
       files: files.map((f) => f.path),
@@ -440,7 +451,7 @@ class SizeRun {
     this.pending.push(done);
   }
 
-  async result(files: string[], seconds: number): Promise<AnalyzeResult> {
+  async result(files: string[], seconds: number): Promise<Omit<AnalyzeResult, 'costs'>> {
     const generations: GenerationResult[] = files.map((file, g) => ({
       file,
       logicalBytes: this.genBytes[g]!,

@@ -19,6 +19,7 @@ export function renderAnalyzeHtml(report: AnalyzeReport): string {
   const results = report.results;
   const n = report.files.length;
   const best = results.reduce((a, b) => (b.reductionRatio > a.reductionRatio ? b : a), results[0]!);
+  const leanest = results.reduce((a, b) => (b.costs.footprintBytes < a.costs.footprintBytes ? b : a), results[0]!);
   const title = `chunkyard analyze: ${n} generation${n === 1 ? '' : 's'}, ${humanBytes(report.logicalBytes)}`;
   return `<!DOCTYPE html>
 <html lang="en">
@@ -37,6 +38,7 @@ export function renderAnalyzeHtml(report: AnalyzeReport): string {
 ${card('best reduction', ratio(best.reductionRatio), `at ${sizeName(best)}`)}
 ${card(`stored at ${sizeName(best)}`, humanBytes(best.compressedBytes), `of ${humanBytes(best.logicalBytes)} logical`)}
 ${card(`dedupe alone at ${sizeName(best)}`, ratio(best.dedupeRatio), `${humanBytes(best.uniqueBytes)} unique before compression`)}
+${card('smallest store, data + metadata', humanBytes(leanest.costs.footprintBytes), `at ${sizeName(leanest)}`)}
 ${card('sizes compared', String(results.length), results.map((r) => shortSize(r.avgSize)).join(', '))}
 </div>
 </header>
@@ -54,6 +56,13 @@ ${resultsTable(results)}
 <b>unique</b>: raw bytes of the distinct chunks, what a store with these parameters keeps before compression.
 <b>compressed</b>: those chunks as the store writes them (${esc(report.compression)}, kept raw when that is not smaller), without pack headers and tables.
 dedupe = logical / unique; reduction = logical / compressed.</p>
+</section>
+<section class="panel">
+<h2>What each size costs besides the data</h2>
+${costsTable(results)}
+<p class="note">Smaller chunks dedupe at least as well, and cost more: every chunk of every backup is a 52-byte recipe entry, every stored chunk a 48-byte pack-table row,
+about 73 bytes of index on disk and 10–40 bits of the writer's Bloom filter in RAM (docs/format.md). <b>data + metadata</b> is what a store would hold.
+<b>chunk + hash</b>: chunking and BLAKE3 of up to 32 MiB of the first file at that size alone, the first step of every backup (wall clock, disturbed by whatever else the machine runs).</p>
 </section>
 <section class="panel">
 <h2>New bytes per generation</h2>
@@ -206,6 +215,22 @@ function resultsTable(results: AnalyzeResult[]): string {
     ],
   );
   return htmlTable('results', head, rows);
+}
+
+function costsTable(results: AnalyzeResult[]): string {
+  const head = ['avg', 'recipes', 'pack tables', 'index', 'metadata', 'data + metadata', 'RAM per stored chunk', 'filter RAM', 'chunk + hash'];
+  const rows = results.map((r, i) => [
+    `<span class="dot" style="background:${colorOf(i)}"></span>${esc(shortSize(r.avgSize))}`,
+    esc(humanBytes(r.costs.recipeBytes)),
+    esc(humanBytes(r.costs.packTableBytes)),
+    esc(humanBytes(r.costs.indexBytes)),
+    esc(humanBytes(r.costs.metadataBytes)),
+    `<b>${esc(humanBytes(r.costs.footprintBytes))}</b>`,
+    esc(`${r.costs.ramBytesPerStoredChunk.toFixed(1)} B`),
+    esc(humanBytes(r.costs.filterBytes)),
+    r.costs.chunkingBytesPerSecond === null ? '–' : esc(`${humanBytes(r.costs.chunkingBytesPerSecond)}/s`),
+  ]);
+  return htmlTable('costs', head, rows);
 }
 
 function generationsTable(report: AnalyzeReport): string {

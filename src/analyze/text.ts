@@ -44,6 +44,31 @@ export function formatReport(report: AnalyzeReport): string {
       (i) => i >= 2,
     ),
   );
+  out.push('\nwhat each size costs besides the data (metadata on disk, writer RAM, chunking speed)\n');
+  out.push(
+    table(
+      ['avg size', 'recipes', 'pack tables', 'index', 'metadata', 'data+metadata', 'RAM/chunk', 'filter RAM', 'chunk+hash'],
+      report.results.map((r) => [
+        shortSize(r.avgSize),
+        humanBytes(r.costs.recipeBytes),
+        humanBytes(r.costs.packTableBytes),
+        humanBytes(r.costs.indexBytes),
+        humanBytes(r.costs.metadataBytes),
+        humanBytes(r.costs.footprintBytes),
+        `${r.costs.ramBytesPerStoredChunk.toFixed(1)} B`,
+        humanBytes(r.costs.filterBytes),
+        r.costs.chunkingBytesPerSecond === null ? '-' : `${humanBytes(r.costs.chunkingBytesPerSecond)}/s`,
+      ]),
+      (i) => i >= 1,
+    ),
+  );
+  const smallest = report.results.reduce((a, b) => (b.costs.footprintBytes < a.costs.footprintBytes ? b : a), report.results[0]!);
+  if (smallest) {
+    out.push(
+      `smallest store (data + metadata): avg ${shortSize(smallest.avgSize)}, ${humanBytes(smallest.costs.footprintBytes)}. ` +
+        'Smaller chunks dedupe better but cost more metadata, RAM and time per byte; the growth per generation below is what each new backup adds.\n',
+    );
+  }
   out.push('\nnew bytes per generation (compressed in brackets)\n');
   out.push(
     table(

@@ -5,7 +5,8 @@
  * - String flags take a value as `--name value` or `--name=value` (the next argument is taken
  *   as the value even if it starts with "-", so `--min-size -1` reaches the size check).
  * - Boolean flags take no value: `--stats`; `--stats=yes` is refused.
- * - A flag may be given once. `-x` works for flags that declare a one-letter `short`.
+ * - A flag may be given once, unless it is `repeatable` (its value is then the list of every
+ *   value given, in order). `-x` works for flags that declare a one-letter `short`.
  * - A lone "-" is a positional (conventionally standard input); "--" ends the flags.
  */
 import { badArgument } from '../errors.js';
@@ -17,12 +18,16 @@ export interface FlagSpec {
   /** Placeholder for the value in help, e.g. "N" or "native|wasm". */
   readonly value?: string;
   readonly description: string;
+  /** A string flag that may be given many times (`--tag a --tag b`): its value is a list. */
+  readonly repeatable?: boolean;
 }
 
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
 
 export type FlagValues<S extends FlagSpecs> = {
-  -readonly [K in keyof S]?: S[K]['type'] extends 'boolean'
+  -readonly [K in keyof S]?: S[K] extends { repeatable: true }
+    ? string[]
+    : S[K]['type'] extends 'boolean'
     ? boolean
     : S[K]['type'] extends 'string'
       ? string
@@ -40,7 +45,7 @@ export function parseArgs<S extends FlagSpecs>(
   specs: S,
   where = 'chunkyard',
 ): ParsedArgs<S> {
-  const flags: Record<string, string | boolean> = {};
+  const flags: Record<string, string | boolean | string[]> = {};
   const positionals: string[] = [];
   const shorts = new Map<string, string>();
   for (const [name, spec] of Object.entries(specs)) {
@@ -74,7 +79,7 @@ export function parseArgs<S extends FlagSpecs>(
 
     const spec = specs[name]!;
     const shown = `--${name}`;
-    if (Object.hasOwn(flags, name)) {
+    if (Object.hasOwn(flags, name) && spec.repeatable !== true) {
       throw badArgument(`${where}: ${shown} is given more than once`);
     }
     if (spec.type === 'boolean') {
@@ -88,7 +93,8 @@ export function parseArgs<S extends FlagSpecs>(
       }
       inline = argv[++i]!;
     }
-    flags[name] = inline;
+    if (spec.repeatable === true) ((flags[name] ??= []) as string[]).push(inline);
+    else flags[name] = inline;
   }
   return { flags: flags as FlagValues<S>, positionals };
 }
@@ -99,7 +105,8 @@ export function formatFlags(specs: FlagSpecs): string {
     const left =
       (spec.short ? `-${spec.short}, ` : '    ') +
       `--${name}` +
-      (spec.type === 'string' ? ` ${spec.value ?? 'VALUE'}` : '');
+      (spec.type === 'string' ? ` ${spec.value ?? 'VALUE'}` : '') +
+      (spec.repeatable ? ' ...' : '');
     return [left, spec.description] as const;
   });
   const width = Math.max(0, ...rows.map(([left]) => left.length));

@@ -5,8 +5,10 @@
  * is a Command (see command.ts). There is no list to edit: adding a command is adding its
  * file. `chunkyard --help` lists every file in commands/.
  *
- * Errors: a ChunkyardError is printed to stderr as `chunkyard: CODE: message`; the exit
- * code is 2 for BAD_ARGUMENT (usage errors), 1 for everything else. Operating-system errors
+ * Errors: a ChunkyardError is printed to stderr as `chunkyard: CODE: message`, or with
+ * `--json` as one JSON line `{"error":{"code":CODE,"message":…}}`; the exit code is 2 for
+ * BAD_ARGUMENT (usage errors), 130/143 for a command stopped by SIGINT/SIGTERM
+ * (interrupt.ts), 1 for everything else. Operating-system errors
  * that reach here are reported as IO_ERROR; anything else is a bug, reported as INTERNAL
  * (set CHUNKYARD_DEBUG=1 for the stack).
  */
@@ -16,6 +18,7 @@ import { ChunkyardError, badArgument } from '../errors.js';
 import { formatFlags, parseArgs, type FlagSpec } from './args.js';
 import type { CliIo, Command } from './command.js';
 import { writeOut } from './io.js';
+import { interruptExitCode } from './interrupt.js';
 
 /**
  * Every command, loaded when it runs. Listed here rather than found in commands/ so that the
@@ -55,6 +58,10 @@ export const EXIT_USAGE = 2;
 
 /** Runs one command line (argv without "node chunkyard") and resolves to the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  // Whether errors are JSON: --json among the flags (before any "--"), even when the line
+  // fails to parse, so that a script asking for JSON never has to parse prose.
+  const end = argv.indexOf('--');
+  let json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
   try {
     const [first, ...rest] = argv;
     if (first === undefined) {
@@ -80,6 +87,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
 
     const command = await loadCommand(first);
     const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG, 's3-endpoint': S3_ENDPOINT_FLAG }, `chunkyard ${command.name}`);
+    json = (args.flags as Record<string, unknown>)['json'] === true;
     if (args.flags['help'] === true) {
       await writeOut(io.stdout, commandHelp(command));
       return EXIT_OK;
@@ -89,9 +97,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     return (await command.run(args, io)) ?? EXIT_OK;
   } catch (err) {
     const { code, message } = describeError(err);
-    const debug = io.env['CHUNKYARD_DEBUG'] === '1' && err instanceof Error ? `\n${err.stack}` : '';
-    io.stderr.write(`chunkyard: ${code}: ${message}${debug}\n`);
-    return code === 'BAD_ARGUMENT' ? EXIT_USAGE : EXIT_FAILURE;
+    const stack = io.env['CHUNKYARD_DEBUG'] === '1' && err instanceof Error ? err.stack : undefined;
+    if (json) io.stderr.write(JSON.stringify({ error: { code, message, ...(stack ? { stack } : {}) } }) + '\n');
+    else io.stderr.write(`chunkyard: ${code}: ${message}${stack ? `\n${stack}` : ''}\n`);
+    return interruptExitCode(err) ?? (code === 'BAD_ARGUMENT' ? EXIT_USAGE : EXIT_FAILURE);
   }
 }
 
@@ -147,8 +156,18 @@ async function globalHelp(): Promise<string> {
     '  -h, --help     show help (also: chunkyard <command> --help, chunkyard help <command>)',
     '  -V, --version  print the version',
     '',
-    'Environment: CHUNKYARD_ENGINE=native|wasm forces a chunking engine;',
-    '             CHUNKYARD_DEBUG=1 prints stacks with errors.',
+    'Store location: a command that works on a store takes it as its first argument, or, when',
+    'that argument is left out (one argument fewer than its usage shows), from CHUNKYARD_STORE.',
+    'forget: with CHUNKYARD_STORE set, a first argument of 4-16 hex digits is a snapshot id.',
+    '',
+    'Environment: CHUNKYARD_STORE=PATH the store when none is given;',
+    '             CHUNKYARD_ENGINE=native|wasm forces a chunking engine;',
+    '             CHUNKYARD_DEBUG=1 prints stacks with errors;',
+    '             CHUNKYARD_PROGRESS_MS=N how often progress is shown (default 100 on a terminal, 1000 as JSON).',
+    '',
+    'Progress: long commands show percentage, rate and ETA on stderr when it is a terminal, nothing',
+    'when it is not; with --json they write JSON lines {"progress":{...}} on stderr instead, and a',
+    'failure is one JSON line {"error":{"code","message"}} on stderr.',
     '',
   ].join('\n');
 }

@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../chunking/native.js';
+import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
 
@@ -78,7 +79,11 @@ export class CompressionPool {
 
   private async run(task: unknown, transferList?: ArrayBuffer[]): Promise<unknown> {
     const pool = await this.workers();
-    return pool.run(task, transferList ? { transferList } : undefined);
+    const result: unknown = await pool.run(task, transferList ? { transferList } : undefined);
+    // A coded error from the worker (worker.ts run): a ChunkyardError again on this side.
+    const failed = (result as { workerError?: { code: ErrorCode; message: string } } | undefined)?.workerError;
+    if (failed) throw new ChunkyardError(failed.code, failed.message);
+    return result;
   }
 
   /** Runs `job` on the native lane when a turn is free (at most `lanes` at once). */

@@ -18,6 +18,8 @@ import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js
 import { BufferChurn } from '../util/gc.js';
 
 const lz4 = () => import('lz4-napi');
+/** zstd decoding without the addon: fzstd, a pure-JS decoder of RFC 8878 frames (no native code, no wasm). */
+const fzstd = () => import('fzstd');
 const createBLAKE3 = async (bits?: number, key?: Uint8Array) => (await import('../util/hash-wasm-blake3.js')).createBLAKE3(bits, key);
 const move = async (result: Uint8Array) => (await import('piscina')).Piscina.move(result as Uint8Array<ArrayBuffer>);
 
@@ -28,7 +30,8 @@ let wasm: IHasher | undefined;
 
 /**
  * The native addon, or null when it does not load or CHUNKYARD_ENGINE=wasm asks for no native
- * code (hashing then falls back to hash-wasm, LZ4 to lz4-napi; zstd is unavailable).
+ * code (hashing then falls back to hash-wasm, LZ4 to lz4-napi, zstd decoding to fzstd; zstd
+ * compression is unavailable: NATIVE_UNAVAILABLE).
  */
 async function nativeAddon(): Promise<NativeAddon | null> {
   if (native === undefined) {
@@ -45,10 +48,12 @@ async function nativeAddon(): Promise<NativeAddon | null> {
   return native;
 }
 
-/** zstd lives in the native addon only: without it, zstd chunks can be neither written nor read. */
+/** zstd compression lives in the native addon only: without it, zstd chunks cannot be written (they can be read: fzstd). */
 async function zstdAddon(): Promise<NativeAddon> {
   const a = await nativeAddon();
-  if (!a) throw Object.assign(new Error('zstd needs the native addon, which did not load (npm run build:native)'), { code: 'NATIVE_UNAVAILABLE' });
+  if (!a) {
+    throw Object.assign(new Error('writing zstd chunks needs the native addon, which is not in use (CHUNKYARD_ENGINE=wasm, or it did not load: npm run build:native); zstd chunks can still be read; to back up here without the addon, set the compression of the target to lz4 (chunkyard policy STORE TARGET --compression lz4)'), { code: 'NATIVE_UNAVAILABLE' });
+  }
   return a;
 }
 
@@ -181,7 +186,7 @@ function fail(index: number, reason: string): never {
   throw new ChunkFailure(index, reason);
 }
 
-/** Decoding without the addon (lz4-napi; zstd needs the addon and fails NATIVE_UNAVAILABLE). */
+/** Decoding without the addon: LZ4 with lz4-napi, zstd with fzstd (pure JS, synchronous on this worker thread). */
 async function decodeJs(task: DecodeTask): Promise<Uint8Array> {
   const n = task.pieces.length / 4;
   const rawLengths = new Uint32Array(n);
@@ -224,7 +229,16 @@ async function decodeJs(task: DecodeTask): Promise<Uint8Array> {
       if (raw.length !== rawLength) fail(i, `decoded to ${raw.length} bytes, expected ${rawLength}`);
       out.set(raw, o);
     } else if (codec === CODEC_ZSTD) {
-      await zstdAddon(); // throws NATIVE_UNAVAILABLE: zstd exists only in the addon
+      const { decompress } = await fzstd();
+      let raw: Uint8Array;
+      try {
+        // Into a buffer of its own (fzstd writes a too-small given buffer short, silently).
+        raw = decompress(stored);
+      } catch (err) {
+        fail(i, `zstd data does not decode (${(err as Error).message})`);
+      }
+      if (raw.length !== rawLength) fail(i, `decoded to ${raw.length} bytes, expected ${rawLength}`);
+      out.set(raw, o);
     } else {
       fail(i, `unknown codec ${codec}`);
     }
@@ -239,7 +253,22 @@ async function decodeJs(task: DecodeTask): Promise<Uint8Array> {
   return out;
 }
 
+/**
+ * Errors with a stable code cross back as a value, `{ workerError: { code, message } }`:
+ * a thrown error loses its fields on the way between threads (only the message survives),
+ * and the pool turns this one back into a ChunkyardError with its code.
+ */
 export default async function run(task: WorkerTask): Promise<unknown> {
+  try {
+    return await runTask(task);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'NATIVE_UNAVAILABLE') return { workerError: { code, message: (err as Error).message } };
+    throw err;
+  }
+}
+
+async function runTask(task: WorkerTask): Promise<unknown> {
   // compressInto allocates nothing per task; the bytes of decodeInto, verify and sizes were
   // transferred in and die here (or go back): collections are prompted as they add up.
   switch (task.op) {

@@ -10,6 +10,7 @@
  * network failures, are IO_ERROR with the HTTP status and the server's code in the message.
  * `status` holds the HTTP status when there was one.
  */
+import type { SnapshotInfo } from '../snapshot/info.js';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions as HttpsRequestOptions } from 'node:https';
@@ -20,16 +21,8 @@ import { ChunkyardError, type ErrorCode } from '../errors.js';
 import type { DedupePolicy } from '../snapshot/manifest.js';
 
 /** What `PUT /v1/targets/{target}/snapshots` answers (the fields of `backup --json`). */
-export interface PushedSnapshot {
-  id: string;
-  target: string;
-  logicalBytes: number;
-  chunks: number;
-  newChunks: number;
-  newBytes: number;
-  storedBytes: number;
-  seconds: number;
-}
+/** What the daemon answers to an upload: the snapshot object (src/snapshot/info.ts, docs/api.md). */
+export type PushedSnapshot = SnapshotInfo;
 
 export interface PushOptions {
   target: string;
@@ -199,7 +192,7 @@ export async function pushStream(url: string, source: Readable | AsyncIterable<U
   return body;
 }
 
-async function get(url: string, path: string, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<Readable> {
+async function get(url: string, path: string, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<FetchedSnapshot> {
   const req = open(url, 'GET', path, headers, signal);
   req.end();
   let res: IncomingMessage;
@@ -226,7 +219,7 @@ async function get(url: string, path: string, headers: Record<string, string>, w
  * of Content-Length (the server cuts it when it finds damage after the status went out), so
  * that a cut is never taken for a shorter snapshot. Destroying it drops the connection.
  */
-function checked(res: IncomingMessage, what: string): Readable {
+function checked(res: IncomingMessage, what: string): FetchedSnapshot {
   const header = res.headers['content-length'];
   const expected = header === undefined ? undefined : Number(header);
   let got = 0;
@@ -246,8 +239,16 @@ function checked(res: IncomingMessage, what: string): Readable {
     if (!res.complete) res.destroy();
   });
   res.pipe(out);
-  return out;
+  // For the caller's progress and summary (chunkyard pull): the size announced and the snapshot served.
+  return Object.assign(out, { expectedBytes: expected, snapshotId: headerValue(res.headers['x-chunkyard-snapshot']), target: headerValue(res.headers['x-chunkyard-target']) });
 }
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A download: its bytes, the size the daemon announced (Content-Length) and which snapshot it is. */
+export type FetchedSnapshot = Readable & { expectedBytes?: number; snapshotId?: string; target?: string };
 
 /**
  * The bytes of a snapshot — by id (`GET /v1/snapshots/{id}`) or the latest of a target
@@ -255,7 +256,7 @@ function checked(res: IncomingMessage, what: string): Readable {
  * The stream errors if the connection ends before Content-Length bytes arrived (the server
  * cuts it short when it finds damage after the status went out).
  */
-export async function fetchSnapshot(url: string, targetOrId: string, options: FetchOptions = {}): Promise<Readable> {
+export async function fetchSnapshot(url: string, targetOrId: string, options: FetchOptions = {}): Promise<FetchedSnapshot> {
   const headers = authHeaders(options.token);
   const { start, end } = options;
   // The range rule of src/store/range.ts, over HTTP: a start past the end is a 416 (refused),

@@ -22,8 +22,8 @@ export interface UploadOutcome {
 }
 
 /** When a snapshot's backup ended: its start plus its ingest time, in unix seconds. */
-export function finishedAt(s: Pick<SnapshotInfo, 'time' | 'ingest'>): number {
-  return Date.parse(s.time) / 1000 + (s.ingest?.seconds ?? 0);
+export function finishedAt(s: Pick<SnapshotInfo, 'time' | 'seconds'>): number {
+  return Date.parse(s.time) / 1000 + (s.seconds ?? 0);
 }
 
 export class Metrics {

@@ -314,8 +314,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     metrics.uploadsCommitted.inc();
     metrics.backupCommitted(r.target, Date.now() / 1000);
     ctx.log.snapshot = r.id;
-    const { id, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds } = r;
-    sendJson(ctx.res, 201, { id, target: r.target, logicalBytes, chunks, newChunks, newBytes, storedBytes, seconds }, { Location: `/v1/snapshots/${id}` });
+    // The snapshot object, as store.backup resolves to it (src/snapshot/info.ts).
+    sendJson(ctx.res, 201, r, { Location: `/v1/snapshots/${r.id}` });
   } catch (err) {
     metrics.uploadsFailed.inc();
     // The stream failed because the upload was aborted: say why (a disconnect, the

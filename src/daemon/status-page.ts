@@ -88,7 +88,7 @@ export async function statusModel(input: {
       last: last && finished !== undefined ? { finished, id: last.id, logicalBytes: last.logicalBytes } : undefined,
       ...(failure !== undefined && (finished === undefined || failure > finished) ? { failedSince: failure, failureCode: outcome?.lastFailureCode } : {}),
       logicalBytes: snaps.reduce((n, s) => n + s.logicalBytes, 0),
-      storedBytes: snaps.reduce((n, s) => n + (s.staged ? s.logicalBytes : s.ingest.storedBytes), 0),
+      storedBytes: snaps.reduce((n, s) => n + (s.staged ? s.logicalBytes : s.storedBytes), 0),
       policy: await input.policyOf(target),
     });
   }

@@ -1,34 +1,61 @@
 /**
  * forget: removes snapshots — their manifests only; the data they alone referenced is
- * reclaimed by prune. By id, or by a retention policy with restic's semantics, per target:
+ * reclaimed by prune. By id, or by a retention policy with restic's semantics, applied to
+ * each group of snapshots with the same target and host (restic's default grouping is host
+ * and paths; a target is our path):
  *
- *   keep-last N     the N newest snapshots
- *   keep-daily N    the newest snapshot of each of the N newest days that have snapshots
- *   keep-weekly N   … of each of the N newest ISO weeks (Monday to Sunday) that have snapshots
- *   keep-monthly N  … of each of the N newest calendar months that have snapshots
+ *   keep-last N       the N newest snapshots
+ *   keep-hourly N     the newest snapshot of each of the N newest hours that have snapshots
+ *   keep-daily N      … of each of the N newest days that have snapshots
+ *   keep-weekly N     … of each of the N newest ISO weeks (Monday to Sunday) that have snapshots
+ *   keep-monthly N    … of each of the N newest calendar months that have snapshots
+ *   keep-yearly N     … of each of the N newest calendar years that have snapshots
+ *   keep-within D     every snapshot newer than D ("1y5m7d2h") before the group's newest one
+ *   keep-tag T        every snapshot carrying all tags of the list T ("a" or "a,b"); repeatable
  *
- * A snapshot kept by any rule is kept. Days, weeks and months are in UTC (snapshot times are
- * UTC; a store's answer must not depend on the time zone of the machine running forget).
+ * A snapshot kept by any rule is kept. Hours, days, weeks, months and years are in UTC
+ * (snapshot times are UTC; a store's answer must not depend on the time zone of the machine
+ * running forget). Filters (target, host, tag lists) choose which snapshots forget considers
+ * at all; the others are neither kept nor removed.
  */
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { listSnapshotIds, manifestName } from '../snapshot/manifest.js';
+import { snapshotMatcher, tagLists, validateHost, type SnapshotFilter } from '../snapshot/info.js';
 
 export interface RetentionPolicy {
   last?: number;
+  hourly?: number;
   daily?: number;
   weekly?: number;
   monthly?: number;
+  yearly?: number;
+  /** A duration "1y5m7d2h" (any of the parts, in this order): keep what is newer than the group's newest snapshot minus it. */
+  within?: string;
+  /** Tag lists ("a" or "a,b"): keep every snapshot that carries all tags of one of them. */
+  tags?: string[];
 }
 
-export type KeepReason = 'last' | 'daily' | 'weekly' | 'monthly';
+export type KeepReason = 'last' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly' | 'within' | 'tag';
 
-/** What forget needs to know of a snapshot. */
+/** What forget needs to know of a snapshot (the store passes snapshot objects, src/snapshot/info.ts). */
 export interface SnapshotRef {
   id: string;
   target: string;
   /** ISO-8601 UTC. */
   time: string;
+  host?: string | null;
+  tags?: readonly string[];
+}
+
+const COUNTS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+
+/** A duration for keep-within: years, months, days, hours, e.g. "30d", "1y6m", "2d12h". */
+export function parseKeepWithin(text: unknown): { years: number; months: number; days: number; hours: number } {
+  const m = typeof text === 'string' ? /^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)d)?(?:(\d+)h)?$/.exec(text) : null;
+  if (!m || text === '') throw badArgument(`keep-within ${JSON.stringify(text)} is not a duration such as 30d, 1y6m or 2d12h (years y, months m, days d, hours h, in that order)`);
+  const [years, months, days, hours] = [m[1], m[2], m[3], m[4]].map((v) => Number(v ?? 0)) as [number, number, number, number];
+  return { years, months, days, hours };
 }
 
 export interface RetentionResult<S extends SnapshotRef> {
@@ -38,16 +65,41 @@ export interface RetentionResult<S extends SnapshotRef> {
 
 export function validateRetention(policy: RetentionPolicy): RetentionPolicy {
   const out: RetentionPolicy = {};
-  for (const k of ['last', 'daily', 'weekly', 'monthly'] as const) {
+  for (const k of COUNTS) {
     const v = policy[k];
     if (v === undefined) continue;
     if (!Number.isSafeInteger(v) || v < 0) throw badArgument(`keep-${k} must be a whole number ≥ 0, not ${JSON.stringify(v)}`);
     out[k] = v;
   }
+  if (policy.within !== undefined) {
+    parseKeepWithin(policy.within);
+    out.within = policy.within;
+  }
+  if (policy.tags !== undefined) {
+    tagLists(policy.tags, 'keep-tag');
+    out.tags = [...policy.tags];
+  }
   if (Object.keys(out).length === 0) {
-    throw badArgument('forget needs a policy (--keep-last, --keep-daily, --keep-weekly, --keep-monthly) or snapshot ids; it never removes snapshots by default');
+    throw badArgument('forget needs a policy (--keep-last, -hourly, -daily, -weekly, -monthly, -yearly, --keep-within, --keep-tag) or snapshot ids; it never removes snapshots by default');
   }
   return out;
+}
+
+function hourOf(t: Date): string {
+  return t.toISOString().slice(0, 13);
+}
+
+function yearOf(t: Date): string {
+  return t.toISOString().slice(0, 4);
+}
+
+/** The keep-within cut-off: `newest` minus the duration, by the calendar (UTC), as restic's AddDate. */
+function withinCutoff(newest: Date, within: string): number {
+  const d = parseKeepWithin(within);
+  const t = new Date(newest.getTime());
+  t.setUTCFullYear(t.getUTCFullYear() - d.years, t.getUTCMonth() - d.months, t.getUTCDate() - d.days);
+  t.setUTCHours(t.getUTCHours() - d.hours);
+  return t.getTime();
 }
 
 function dayOf(t: Date): string {
@@ -77,9 +129,13 @@ export function applyRetention<S extends SnapshotRef>(snaps: readonly S[], polic
   const newestFirst = [...snaps].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : a.id < b.id ? 1 : -1));
   const rules: { reason: KeepReason; limit: number; bucket: (t: Date, s: S) => string; last?: string; kept: number }[] = [];
   if (policy.last) rules.push({ reason: 'last', limit: policy.last, bucket: (_t, s) => s.id, kept: 0 });
+  if (policy.hourly) rules.push({ reason: 'hourly', limit: policy.hourly, bucket: hourOf, kept: 0 });
   if (policy.daily) rules.push({ reason: 'daily', limit: policy.daily, bucket: dayOf, kept: 0 });
   if (policy.weekly) rules.push({ reason: 'weekly', limit: policy.weekly, bucket: isoWeekOf, kept: 0 });
   if (policy.monthly) rules.push({ reason: 'monthly', limit: policy.monthly, bucket: monthOf, kept: 0 });
+  if (policy.yearly) rules.push({ reason: 'yearly', limit: policy.yearly, bucket: yearOf, kept: 0 });
+  const cutoff = policy.within !== undefined && newestFirst.length > 0 ? withinCutoff(new Date(newestFirst[0]!.time), policy.within) : undefined;
+  const keepTags = tagLists(policy.tags, 'keep-tag');
   const result: RetentionResult<S> = { keep: [], remove: [] };
   for (const s of newestFirst) {
     const t = new Date(s.time);
@@ -92,6 +148,8 @@ export function applyRetention<S extends SnapshotRef>(snaps: readonly S[], polic
       r.kept++;
       reasons.push(r.reason);
     }
+    if (cutoff !== undefined && t.getTime() > cutoff) reasons.push('within');
+    if (keepTags.some((list) => list.every((tag) => s.tags?.includes(tag)))) reasons.push('tag');
     if (reasons.length > 0) result.keep.push({ snapshot: s, reasons });
     else result.remove.push(s);
   }
@@ -105,9 +163,14 @@ export interface ForgetOptions {
   policy?: RetentionPolicy;
   /** With a policy: only this target's snapshots. */
   target?: string;
+  /** With a policy: only this host's snapshots. */
+  host?: string;
+  /** With a policy: only snapshots carrying all tags of one of these lists ("a" or "a,b"). */
+  tags?: string[];
   dryRun?: boolean;
 }
 
+/** kept and removed hold the snapshot objects (src/snapshot/info.ts) forget was given. */
 export interface ForgetReport {
   dryRun: boolean;
   removed: SnapshotRef[];
@@ -123,7 +186,11 @@ export async function forget(backend: Backend, snapshots: readonly SnapshotRef[]
   const hasIds = options.ids !== undefined && options.ids.length > 0;
   const hasPolicy = options.policy !== undefined && Object.values(options.policy).some((v) => v !== undefined);
   if (hasIds && hasPolicy) throw badArgument('forget takes snapshot ids or a --keep-* policy, not both');
-  if (hasIds && options.target !== undefined) throw badArgument('--target goes with a --keep-* policy, not with snapshot ids');
+  const hasFilter = options.target !== undefined || options.host !== undefined || options.tags !== undefined;
+  if (hasIds && hasFilter) throw badArgument('--target, --host and --tag go with a --keep-* policy, not with snapshot ids');
+  if (options.host !== undefined) validateHost(options.host);
+  const filter: SnapshotFilter = { target: options.target, host: options.host, tags: options.tags };
+  const matches = snapshotMatcher(filter);
   const report: ForgetReport = { dryRun: options.dryRun === true, removed: [], kept: [] };
   if (hasIds) {
     const all = await listSnapshotIds(backend);
@@ -140,17 +207,19 @@ export async function forget(backend: Backend, snapshots: readonly SnapshotRef[]
     report.removed = [...chosen.values()];
   } else {
     const policy = validateRetention(options.policy ?? {});
-    const byTarget = new Map<string, SnapshotRef[]>();
+    // Groups: same target and same host (a null host, from a version-1 manifest, is a group of its own).
+    const groups = new Map<string, SnapshotRef[]>();
     for (const s of snapshots) {
-      if (options.target !== undefined && s.target !== options.target) continue;
-      let list = byTarget.get(s.target);
-      if (!list) byTarget.set(s.target, (list = []));
+      if (!matches({ target: s.target, host: s.host ?? null, tags: s.tags ?? [] })) continue;
+      const key = JSON.stringify([s.target, s.host ?? null]);
+      let list = groups.get(key);
+      if (!list) groups.set(key, (list = []));
       list.push(s);
     }
-    for (const [, list] of [...byTarget.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    for (const [, list] of [...groups.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       const r = applyRetention(list, policy);
-      for (const k of r.keep) report.kept.push({ id: k.snapshot.id, target: k.snapshot.target, time: k.snapshot.time, reasons: k.reasons });
-      for (const s of r.remove) report.removed.push({ id: s.id, target: s.target, time: s.time });
+      for (const k of r.keep) report.kept.push({ ...k.snapshot, reasons: k.reasons });
+      for (const s of r.remove) report.removed.push(s);
     }
   }
   if (!options.dryRun) for (const s of report.removed) await backend.delete(manifestName(s.id));

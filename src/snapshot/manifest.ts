@@ -8,7 +8,13 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 
-export const MANIFEST_VERSION = 1;
+/**
+ * The version written. Version 1 (no host, tags or metadata) is still read: it reads as
+ * host null, tags [], metadata {}; a manifest rewritten by process or prune is written as
+ * version 2. docs/format.md "Snapshot manifests".
+ */
+export const MANIFEST_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 export type DedupePolicy = 'immediate' | 'deferred' | 'disabled';
 export const POLICIES: readonly DedupePolicy[] = ['immediate', 'deferred', 'disabled'];
 
@@ -21,6 +27,12 @@ export interface SnapshotManifest {
   logicalBytes: number;
   chunks: number;
   policy: DedupePolicy;
+  /** Where the backup came from (version 2; null when unknown: version-1 manifests). */
+  host: string | null;
+  /** Labels, sorted and unique (version 2; [] in version 1). */
+  tags: string[];
+  /** Free key=value labels (version 2; {} in version 1). */
+  metadata: Record<string, string>;
   /**
    * The chunk list, once the data is in packs. null while a deferred snapshot is staged.
    * Recipe names carry a random suffix (recipes/<id>-<8 hex>.recipe): process and prune
@@ -82,10 +94,15 @@ export async function readManifest(backend: Backend, id: string): Promise<Snapsh
     throw err;
   }
   const body = openSealedJson(bytes, `snapshot ${id}`) as unknown as SnapshotManifest;
-  if (body.version !== MANIFEST_VERSION) {
-    throw new ChunkyardError('FORMAT_UNSUPPORTED', `snapshot ${id} has manifest version ${String(body.version)}; this build reads ${MANIFEST_VERSION}`);
+  if (!READABLE_VERSIONS.includes(body.version)) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `snapshot ${id} has manifest version ${String(body.version)}; this build reads ${READABLE_VERSIONS.join(' and ')}`);
   }
   if (body.id !== id) throw new ChunkyardError('CORRUPT', `snapshot file ${manifestName(id)} names itself ${body.id}`);
+  if (body.version === 1) {
+    // Version 1 had no labels: read it as the version-2 manifest it would be, so that a
+    // rewrite (process, prune) writes version 2 with the labels empty.
+    return { ...body, version: MANIFEST_VERSION, host: null, tags: [], metadata: {} };
+  }
   return body;
 }
 

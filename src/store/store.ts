@@ -30,7 +30,10 @@ import type { CompressionName } from '../compress/messages.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { FingerprintIndex, preloadLevel } from '../index/fingerprint-index.js';
 import { readPackTable, readTableObject } from '../pack/reader.js';
-import { listSnapshotIds, manifestName, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { MANIFEST_VERSION, listSnapshotIds, manifestName, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { snapshotInfo, snapshotLabels, snapshotMatcher, type SnapshotFilter, type SnapshotInfo } from '../snapshot/info.js';
+import { checkOptions } from './options.js';
+import { abortableSink, abortableStream, type RestoreProgress } from './restore-control.js';
 import { newSnapshotId, packIdFromName, packIdFromTableName, tableObjectName } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
@@ -53,7 +56,25 @@ import type { RepairOptions, RepairReport } from '../maintenance/repair.js';
 import type { Problem } from '../maintenance/problems.js';
 
 export type { CheckOptions, CheckReport, ForgetOptions, ForgetReport, PruneOptions, PruneReport, RepairOptions, RepairReport, Problem };
-export type { BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig, PolicyFile, TargetPolicy };
+export type { BackupProgress, RestoreRange, SnapshotManifest, DedupePolicy, StoreConfig, PolicyFile, TargetPolicy, SnapshotInfo, SnapshotFilter, RestoreProgress };
+
+/** What `restoreTo` takes besides the destination. */
+export interface RestoreToOptions extends RestoreRange {
+  /** Where in a FileHandle to start writing (default 0). */
+  position?: number;
+  /** Leave runs of zeros as holes (a FileHandle that has no bytes from `position` on). */
+  sparse?: boolean;
+  /** Stops the restore: it rejects with ABORTED; what was written stays written. */
+  signal?: AbortSignal;
+  /** Bytes written so far, after each write. */
+  onProgress?: (p: RestoreProgress) => void;
+}
+
+/** What `restore` (the stream) takes. */
+export interface RestoreOptions extends RestoreRange {
+  /** Destroys the stream with ABORTED. */
+  signal?: AbortSignal;
+}
 
 export interface InitOptions {
   avgSize?: number;
@@ -104,20 +125,16 @@ export interface BackupCallOptions {
    * it comes and does not use it.
    */
   sliceBytes?: number;
+  /** The machine this backup comes from (default: os.hostname()). */
+  host?: string;
+  /** Labels to find and keep it by (`snapshots`, `forget`, retention's `tags`). */
+  tags?: string[];
+  /** Free key=value labels, recorded as given. */
+  metadata?: Record<string, string>;
 }
 
-export interface BackupResult {
-  id: string;
-  target: string;
-  time: string;
-  policy: DedupePolicy;
-  logicalBytes: number;
-  chunks: number;
-  newChunks: number;
-  newBytes: number;
-  storedBytes: number;
-  seconds: number;
-}
+/** A backup resolves to the snapshot object it committed (src/snapshot/info.ts). */
+export type BackupResult = SnapshotInfo;
 
 export interface ProcessProgress {
   /** Staged snapshots done so far, and in all. */
@@ -139,18 +156,6 @@ export interface ProcessResult {
   processed: { id: string; target: string; logicalBytes: number; newBytes: number; storedBytes: number; seconds: number }[];
   logicalBytes: number;
   seconds: number;
-}
-
-export interface SnapshotInfo {
-  id: string;
-  target: string;
-  time: string;
-  logicalBytes: number;
-  policy: DedupePolicy;
-  chunks: number;
-  /** A deferred snapshot still in staging (restorable; process moves it into packs). */
-  staged: boolean;
-  ingest: SnapshotManifest['ingest'];
 }
 
 export interface StoreStats {
@@ -218,6 +223,7 @@ export class Store {
    * bucket must exist). Writes config.json only.
    */
   static async init(location: StoreLocation, options: InitOptions & LocationOptions = {}): Promise<StoreConfig> {
+    checkOptions('Store.init', options);
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
     const config = newConfig(
@@ -241,6 +247,7 @@ export class Store {
    * first needs it. A Backend object given here stays its creator's: close() does not close it.
    */
   static async open(location: StoreLocation, options: OpenOptions = {}): Promise<Store> {
+    checkOptions('Store.open', options);
     // What does not depend on the store starts at once and overlaps the steps that wait on
     // the backend: compiling the metadata hasher (off-thread) and, for a writer, loading
     // LevelDB's modules (~15 ms of a process start).
@@ -395,7 +402,9 @@ export class Store {
    */
   async backup(source: ByteSource, options: BackupCallOptions): Promise<BackupResult> {
     this.check();
+    checkOptions('Store.backup', options);
     const target = validateTargetName(options.target);
+    const labels = snapshotLabels(options);
     const override = options.policy === undefined ? undefined : validatePolicy(options.policy);
     const sliceBytes = options.sliceBytes;
     if (sliceBytes !== undefined && !(Number.isInteger(sliceBytes) && sliceBytes >= MIN_SLICE_BYTES && sliceBytes <= MAX_SLICE_BYTES)) {
@@ -415,7 +424,7 @@ export class Store {
         });
         const seconds = (Date.now() - started) / 1000;
         const manifest: SnapshotManifest = {
-          version: 1, id, target, time, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
+          version: MANIFEST_VERSION, id, target, time, ...labels, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
           ingest: { newChunks: 0, newBytes: 0, storedBytes: 0, seconds },
         };
         try {
@@ -425,13 +434,13 @@ export class Store {
           await dropStaged(this.backend, id, staged).catch(() => {});
           throw err;
         }
-        return { id, target, time, policy: 'deferred', logicalBytes: staged.bytes, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: staged.bytes, seconds };
+        return snapshotInfo(manifest);
       }
       const sink = await this.getSink();
       const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes });
       const seconds = (Date.now() - started) / 1000;
       const manifest: SnapshotManifest = {
-        version: 1, id, target, time, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
+        version: MANIFEST_VERSION, id, target, time, ...labels, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
         recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
         ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
       };
@@ -442,7 +451,7 @@ export class Store {
         await this.backend.delete(r.recipe.name).catch(() => {});
         throw err;
       }
-      return { id, target, time, policy: policy.dedupe, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds };
+      return snapshotInfo(manifest);
     } finally {
       await this.endSession(session);
     }
@@ -462,6 +471,7 @@ export class Store {
    */
   async process(options: ProcessOptions = {}): Promise<ProcessResult> {
     this.check();
+    checkOptions('Store.process', options);
     this.writable('process');
     const session = await this.beginSession(this.options.purpose ?? 'process', true);
     try {
@@ -573,6 +583,7 @@ export class Store {
    */
   async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
     this.check();
+    checkOptions('Store.setPolicy', change);
     this.writable('changing policies');
     return setTargetPolicy(this.backend, target, change, options);
   }
@@ -588,9 +599,17 @@ export class Store {
    * Resolves, in this order: a full snapshot id (16 hex digits); a target name (its latest
    * snapshot); a unique id prefix of at least 4 hex digits.
    */
-  async resolveSnapshot(idOrTarget: string): Promise<SnapshotManifest> {
+  async resolveSnapshot(idOrTarget: string, filter: Omit<SnapshotFilter, 'target'> = {}): Promise<SnapshotManifest> {
     this.check();
+    checkOptions('Store.resolveSnapshot', filter);
     if (typeof idOrTarget !== 'string' || idOrTarget.length === 0) throw badArgument('a snapshot id or target name is required');
+    // With host or tags, the name is a target and the answer its latest matching snapshot.
+    if (filter.host !== undefined || filter.tags !== undefined) {
+      validateTargetName(idOrTarget);
+      const matching = await this.snapshots({ ...filter, target: idOrTarget });
+      if (matching.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot of target ${JSON.stringify(idOrTarget)} matches ${JSON.stringify(filter)}`);
+      return readManifest(this.backend, matching[matching.length - 1]!.id);
+    }
     const ids = await listSnapshotIds(this.backend);
     if (/^[0-9a-f]{16}$/.test(idOrTarget) && ids.includes(idOrTarget)) return readManifest(this.backend, idOrTarget);
     const snaps = await this.snapshots({ target: idOrTarget });
@@ -604,9 +623,11 @@ export class Store {
   }
 
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
-  async restore(idOrTarget: string, range: RestoreRange = {}): Promise<Readable> {
+  async restore(idOrTarget: string, options: RestoreOptions = {}): Promise<Readable> {
+    checkOptions('Store.restore', options);
     const manifest = await this.resolveSnapshot(idOrTarget);
-    return openRestoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes));
+    const { signal, ...range } = options;
+    return abortableStream(await openRestoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes)), signal);
   }
 
   /**
@@ -620,12 +641,15 @@ export class Store {
    * Resolves to the number of bytes written. On an error, what was written stays written:
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
    */
-  async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreRange & { position?: number; sparse?: boolean } = {}): Promise<number> {
+  async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreToOptions = {}): Promise<number> {
     this.check();
+    checkOptions('Store.restoreTo', options);
+    options.signal?.throwIfAborted();
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
     options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
     const ctx = this.restoreContext();
+    const range: RestoreRange = { start: options.start, end: options.end };
     if (isFileHandle(destination)) {
       const fresh = (await destination.stat()).size <= (options.position ?? 0);
       if (options.sparse && !fresh) {
@@ -635,19 +659,22 @@ export class Store {
       // Past the file's end every byte already reads as zero.
       const zeros: ZeroRuns = options.sparse ? 'hole' : fresh ? 'allocate' : 'write';
       const sink = fileSink(destination, { position: options.position, zeros });
-      const n = await restoreInto(ctx, manifest, options, sink);
+      const n = await restoreInto(ctx, manifest, range, abortableSink(sink, options));
       await sink.finish();
       return n;
     }
-    return restoreInto(ctx, manifest, options, writableSink(destination));
+    return restoreInto(ctx, manifest, range, abortableSink(writableSink(destination), options));
   }
 
   private restoreContext(): RestoreContext {
     return { backend: this.backend, pool: this.getPool(), hasher: getHasher(this.options.engine ?? 'auto'), maxSize: this.config.chunker.maxSize };
   }
 
-  async snapshots(filter: { target?: string } = {}): Promise<SnapshotInfo[]> {
+  /** The snapshots that match `filter` (target, host, tag lists: src/snapshot/info.ts), oldest first. */
+  async snapshots(filter: SnapshotFilter = {}): Promise<SnapshotInfo[]> {
     this.check();
+    checkOptions('Store.snapshots', filter);
+    const matches = snapshotMatcher(filter);
     const out: SnapshotInfo[] = [];
     for (const id of await listSnapshotIds(this.backend)) {
       let m: SnapshotManifest;
@@ -659,8 +686,8 @@ export class Store {
         process.emitWarning(`snapshot ${id} is unreadable and left out of the list: ${err.message}`, { code: 'CHUNKYARD_SNAPSHOT_UNREADABLE' });
         continue;
       }
-      if (filter.target !== undefined && m.target !== filter.target) continue;
-      out.push({ id: m.id, target: m.target, time: m.time, logicalBytes: m.logicalBytes, policy: m.policy, chunks: m.chunks, staged: m.staging !== null, ingest: m.ingest });
+      if (!matches(m)) continue;
+      out.push(snapshotInfo(m));
     }
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
@@ -687,8 +714,8 @@ export class Store {
         const u = (map[key] ??= { snapshots: 0, logicalBytes: 0, newBytes: 0, storedBytes: 0, stagingBytes: 0 });
         u.snapshots++;
         u.logicalBytes += s.logicalBytes;
-        u.newBytes += s.ingest.newBytes;
-        u.storedBytes += s.ingest.storedBytes;
+        u.newBytes += s.newBytes;
+        u.storedBytes += s.storedBytes;
         u.stagingBytes += staged;
       }
     }
@@ -764,6 +791,8 @@ export class Store {
    */
   async forget(options: ForgetOptions): Promise<ForgetReport> {
     this.check();
+    checkOptions('Store.forget', options);
+    if (options.policy !== undefined) checkOptions('Store.forget policy', options.policy);
     this.writable('forget');
     if (options.target !== undefined) validateTargetName(options.target);
     return (await import('../maintenance/forget.js')).forget(this.backend, await this.snapshots(), options);
@@ -778,6 +807,7 @@ export class Store {
    */
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
+    checkOptions('Store.prune', options);
     this.writable('prune');
     try {
       return await this.pruneOnce(options);
@@ -836,6 +866,7 @@ export class Store {
    * Store.open refuses (a damaged config is reported, not thrown).
    */
   static async check(location: StoreLocation, options: CheckOptions & LocationOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string } = {}): Promise<CheckReport> {
+    checkOptions('Store.check', options);
     await initBlake3();
     const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
     const errors: Problem[] = [];
@@ -864,6 +895,7 @@ export class Store {
    * (restore it from a copy).
    */
   static async repair(location: StoreLocation, options: RepairOptions & LocationOptions & { threads?: number; purpose?: string; cacheDir?: string } = {}): Promise<RepairReport> {
+    checkOptions('Store.repair', options);
     const store = await Store.open(location, { s3Endpoint: options.s3Endpoint, threads: options.threads, purpose: options.purpose ?? 'repair', cacheDir: options.cacheDir });
     try {
       store.writable('repair');

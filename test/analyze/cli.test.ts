@@ -51,7 +51,7 @@ test('--json prints one object with the documented fields', () => {
   assert.deepEqual(report.results.map((r) => r.avgSize), [8192, 16384]);
   for (const r of report.results) {
     assert.deepEqual(Object.keys(r).sort(), [
-      'avgSize', 'bytesPerSecond', 'chunkSize', 'chunks', 'compressedBytes', 'dedupeRatio', 'generations', 'histogram',
+      'avgSize', 'bytesPerSecond', 'chunkSize', 'chunks', 'compressedBytes', 'costs', 'dedupeRatio', 'generations', 'histogram',
       'logicalBytes', 'maxSize', 'minSize', 'reductionRatio', 'seconds', 'spills', 'uniqueBytes', 'uniqueChunks',
     ]);
     const gens = r.generations as Record<string, unknown>[];
@@ -60,7 +60,20 @@ test('--json prints one object with the documented fields', () => {
     assert.ok((gens[1]!.newBytes as number) < (gens[1]!.logicalBytes as number) / 4, 'the second generation is mostly old data');
     assert.deepEqual(Object.keys((r.histogram as object[])[0]!).sort(), ['bytes', 'chunks', 'from', 'to']);
     assert.deepEqual(Object.keys(r.chunkSize as object).sort(), ['max', 'mean', 'median', 'min']);
+    // Costs follow from the format's sizes: 52 B per recipe entry (+ header, footer, seek table), 48 B per pack-table row, ~73 B of index.
+    const c = r.costs as Record<string, number>;
+    const chunksPerGen = gens.map((g) => g.chunks as number);
+    assert.equal(c.recipeBytes, chunksPerGen.reduce((n, k) => n + 48 + 52 * k + 8 * Math.ceil(k / 4096), 0));
+    assert.equal(c.packTableBytes, 48 * (r.uniqueChunks as number));
+    assert.equal(c.indexBytes, 73 * (r.uniqueChunks as number));
+    assert.equal(c.metadataBytes, c.recipeBytes + c.packTableBytes + c.indexBytes);
+    assert.equal(c.footprintBytes, (r.compressedBytes as number) + c.metadataBytes);
+    assert.equal(c.filterBytes, 1 << 20, 'a small store holds the minimum filter, 1 MiB');
+    assert.ok(c.chunkingBytesPerSecond > 0);
   }
+  // Smaller chunks: more metadata (the trade-off the costs show).
+  const [small, large] = report.results.map((r) => r.costs as Record<string, number>);
+  assert.ok(small!.metadataBytes > large!.metadataBytes);
 });
 
 test('the readable output is a table per size and per generation; --html writes the page', () => {
@@ -71,17 +84,28 @@ test('the readable output is a table per size and per generation; --html writes 
   assert.match(out, /^8 KiB +2 KiB\.\.32 KiB +\d+/m);
   assert.match(out, /^64 KiB +16 KiB\.\.256 KiB +\d+/m);
   assert.match(out, /new bytes per generation/);
+  // What each size costs, so that the smallest size is not simply "best".
+  assert.match(out, /what each size costs/);
+  assert.match(out, /^8 KiB +[\d.]+ (KiB|MiB) +[\d.]+ (KiB|MiB) .* [\d.]+ (KiB|MiB|GiB)\/s$/m);
+  assert.match(out, /smallest store \(data \+ metadata\): avg (8|64) KiB/);
+
   assert.match(out, /compression none/);
   assert.match(r.stderr.toString(), /wrote .*report\.html/);
   const page = readFileSync(html, 'utf8');
   assert.match(page, /^<!DOCTYPE html>/);
   assert.match(page, /<svg id="plot-ratio"/);
   assert.doesNotMatch(page, /(src|href)="(https?:)?\/\//, 'nothing fetched from elsewhere');
+  assert.match(page, /<table id="costs">/);
 });
 
 test('no input, missing paths and empty directories are BAD_ARGUMENT (exit 2)', () => {
   fails(cli([]), 2, 'BAD_ARGUMENT', /no input/);
-  fails(cli(['--json']), 2, 'BAD_ARGUMENT', /no input/);
+  // With --json the error is a JSON object on stderr (src/cli/main.ts).
+  const asJson = cli(['--json']);
+  assert.equal(asJson.status, 2);
+  const err = JSON.parse(asJson.stderr.toString()) as { error: { code: string; message: string } };
+  assert.equal(err.error.code, 'BAD_ARGUMENT');
+  assert.match(err.error.message, /no input/);
   fails(cli([join(dir, 'nope.bin')]), 2, 'BAD_ARGUMENT', /nope\.bin: no such file or directory/);
   fails(cli([gen1, join(dir, 'nope.bin')]), 2, 'BAD_ARGUMENT', /nope\.bin/);
   const empty = join(dir, 'empty-dir');

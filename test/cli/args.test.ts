@@ -45,3 +45,13 @@ test('oneOf and formatFlags', () => {
   assert.match(help, /--engine NAME\s+engine/);
   assert.match(help, /-s, --stats\s+stats/);
 });
+
+test('repeatable flags collect every value in order; others still refuse repeats', () => {
+  const withTags = { ...specs, tag: { type: 'string', value: 'T', repeatable: true, description: 'tag' } } as const;
+  const r = parseArgs(['--tag', 'a', '--tag=b,c', 'pos', '--tag', '-d'], withTags);
+  assert.deepEqual(r.flags.tag, ['a', 'b,c', '-d']);
+  assert.deepEqual(r.positionals, ['pos']);
+  assert.equal(parseArgs([], withTags).flags.tag, undefined);
+  usage(() => parseArgs(['--engine', 'a', '--engine', 'b'], withTags), '--engine is given more than once');
+  assert.match(formatFlags(withTags), /--tag T \.\.\./);
+});

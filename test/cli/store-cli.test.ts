@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -31,6 +31,9 @@ function fails(r: SpawnSyncReturns<Buffer>, status: number, code: string, patter
   assert.equal(r.stdout.length, 0, 'nothing on stdout when failing');
 }
 
+/** The snapshot object's fields (src/snapshot/info.ts, docs/api.md "The snapshot object"). */
+const SNAPSHOT_KEYS = ['chunks', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time'];
+
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'chunkyard-store-cli-'));
   store = join(dir, 'store');
@@ -43,7 +46,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('backup --json prints one JSON object with the documented fields; restore is byte-exact', () => {
   const out = ok(cli(['backup', store, input, '--target', 'files', '--json']));
   const snap = JSON.parse(out) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(snap).sort(), ['chunks', 'id', 'logicalBytes', 'newBytes', 'newChunks', 'seconds', 'storedBytes', 'target']);
+  assert.deepEqual(Object.keys(snap).sort(), SNAPSHOT_KEYS);
+  assert.equal(snap.host, hostname(), 'the host defaults to os.hostname()');
+  assert.deepEqual(snap.tags, []);
+  assert.deepEqual(snap.metadata, {});
   assert.equal(snap.logicalBytes, data.length);
   assert.equal(out.trimEnd().split('\n').length, 1);
   const restored = cli(['restore', store, String(snap.id)]);
@@ -61,7 +67,7 @@ test('backup from standard input; snapshots and stats --json', () => {
   assert.match(id, /^[0-9a-f]{16}$/);
   const list = JSON.parse(ok(cli(['snapshots', store, '--json']))) as { id: string; target: string; time: string; logicalBytes: number; policy: string }[];
   assert.ok(list.some((s) => s.id === id && s.target === 'stdin' && s.logicalBytes === data.length && s.policy === 'immediate'));
-  for (const s of list) assert.deepEqual(Object.keys(s).sort(), ['id', 'logicalBytes', 'policy', 'target', 'time']);
+  for (const s of list) assert.deepEqual(Object.keys(s).sort(), SNAPSHOT_KEYS, 'snapshots --json lists the same object backup --json prints');
   const only = JSON.parse(ok(cli(['snapshots', store, '--target', 'stdin', '--json']))) as { target: string }[];
   assert.ok(only.length >= 1 && only.every((s) => s.target === 'stdin'));
   const stats = JSON.parse(ok(cli(['stats', store, '--json']))) as Record<string, number>;

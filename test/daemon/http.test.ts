@@ -347,7 +347,7 @@ describe('/metrics', () => {
     assert.ok(metric(text, 'chunkyard_process_start_time_seconds')! > 0);
     const last = metric(text, 'chunkyard_target_last_success_timestamp_seconds{target="m"}')!;
     const newest = (await d.store.snapshots({ target: 'm' })).at(-1)!;
-    assert.ok(Math.abs(last - (Date.parse(newest.time) / 1000 + newest.ingest.seconds)) < 0.01, `${last}: when the newest snapshot of m finished`);
+    assert.ok(Math.abs(last - (Date.parse(newest.time) / 1000 + newest.seconds)) < 0.01, `${last}: when the newest snapshot of m finished`);
     assert.ok(Math.abs(last - Date.now() / 1000) < 60);
     assert.equal(metric(text, 'chunkyard_target_last_failure_timestamp_seconds{target="m"}'), undefined, 'no upload to m failed');
   });

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyRetention, isoWeekOf, validateRetention, type SnapshotRef } from '../../src/maintenance/forget.js';
+import { applyRetention, forget, isoWeekOf, parseKeepWithin, validateRetention, type SnapshotRef } from '../../src/maintenance/forget.js';
+import { MemoryBackend } from '../../src/backend/memory.js';
 import { Store } from '../../src/store/store.js';
 import { hasCode } from '../../src/errors.js';
 import { prng, streamOf } from '../support/data.js';
@@ -58,6 +59,62 @@ describe('retention policy', () => {
     assert.deepEqual(byTime.get('2026-10-31T13:00:00.000Z'), ['monthly']);
     assert.equal(r.keep.length, 4);
     assert.equal(r.remove.length, snaps.length - 4);
+  });
+
+  test('keep-hourly keeps the newest of each hour, keep-yearly of each year', () => {
+    const hours = [snap('2026-11-29T10:05:00Z'), snap('2026-11-29T10:55:00Z'), snap('2026-11-29T11:10:00Z'), snap('2026-11-29T13:00:00Z')];
+    assert.deepEqual(kept(hours, { hourly: 2 }), ['2026-11-29T11:10:00Z', '2026-11-29T13:00:00Z']);
+    assert.deepEqual(kept(hours, { hourly: 3 }), ['2026-11-29T10:55:00Z', '2026-11-29T11:10:00Z', '2026-11-29T13:00:00Z']);
+    const years = [snap('2024-03-01T00:00:00Z'), snap('2024-12-31T23:59:59Z'), snap('2025-06-01T00:00:00Z'), snap('2026-01-01T00:00:00Z')];
+    assert.deepEqual(kept(years, { yearly: 2 }), ['2025-06-01T00:00:00Z', '2026-01-01T00:00:00Z']);
+    assert.deepEqual(kept(years, { yearly: 10 }), ['2024-12-31T23:59:59Z', '2025-06-01T00:00:00Z', '2026-01-01T00:00:00Z']);
+  });
+
+  test('keep-within keeps what is newer than the duration before the newest snapshot (not before now)', () => {
+    // The newest is 2026-11-29T13:00; 3d before it is 2026-11-26T13:00, which is not newer.
+    const r = kept(snaps, { within: '3d' });
+    assert.equal(r[0], '2026-11-27T01:00:00.000Z');
+    assert.equal(r.length, 6);
+    // Months by the calendar: 1m before 2026-03-31 is 2026-03-03 (Feb has 28 days; JS and Go's AddDate agree).
+    const cal = [snap('2026-03-02T00:00:00Z'), snap('2026-03-04T00:00:00Z'), snap('2026-03-31T00:00:00Z')];
+    assert.deepEqual(kept(cal, { within: '1m' }), ['2026-03-04T00:00:00Z', '2026-03-31T00:00:00Z']);
+    assert.deepEqual(kept(cal, { within: '1y' }).length, 3);
+    assert.deepEqual(kept(cal, { within: '2h' }), ['2026-03-31T00:00:00Z']);
+    assert.deepEqual(parseKeepWithin('1y5m7d2h'), { years: 1, months: 5, days: 7, hours: 2 });
+    for (const bad of ['', '30', '3w', 'd', '2h1d', '-1d', '1.5d']) {
+      assert.throws(() => validateRetention({ within: bad }), (e) => hasCode(e, 'BAD_ARGUMENT'), bad);
+    }
+  });
+
+  test('keep-tag keeps every snapshot carrying all tags of one list', () => {
+    const t = (time: string, tags: string[]) => ({ ...snap(time), tags });
+    const list = [t('2026-01-01T00:00:00Z', ['monthly', 'prod']), t('2026-01-02T00:00:00Z', ['prod']), t('2026-01-03T00:00:00Z', ['keep']), t('2026-01-04T00:00:00Z', [])];
+    assert.deepEqual(kept(list, { tags: ['keep'] }), ['2026-01-03T00:00:00Z']);
+    assert.deepEqual(kept(list, { tags: ['monthly,prod', 'keep'] }), ['2026-01-01T00:00:00Z', '2026-01-03T00:00:00Z']);
+    assert.deepEqual(kept(list, { tags: ['prod'] }), ['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z']);
+    const r = applyRetention(list, { last: 1, tags: ['keep'] });
+    assert.deepEqual(r.keep.map((k) => k.reasons), [['last'], ['tag']]);
+  });
+
+  test('forget groups by target and host; --host and --tag choose what it considers', async () => {
+    const backend = new MemoryBackend();
+    const at = (time: string, target: string, host: string | null, tags: string[] = []) => ({ ...snap(time, target), host, tags });
+    const list = [
+      at('2026-01-01T00:00:00Z', 'db', 'h1'),
+      at('2026-01-02T00:00:00Z', 'db', 'h1', ['x']),
+      at('2026-01-01T00:00:00Z', 'db', 'h2'),
+      at('2026-01-02T00:00:00Z', 'db', 'h2', ['x']),
+      at('2026-01-01T00:00:00Z', 'db', null),
+    ];
+    const r = await forget(backend, list, { policy: { last: 1 }, dryRun: true });
+    assert.deepEqual(r.kept.map((k) => `${k.host}:${k.time.slice(0, 10)}`).sort(), ['h1:2026-01-02', 'h2:2026-01-02', 'null:2026-01-01']);
+    assert.equal(r.removed.length, 2);
+    const onlyH1 = await forget(backend, list, { policy: { last: 1 }, host: 'h1', dryRun: true });
+    assert.deepEqual(onlyH1.removed.map((s) => s.id), [list[0]!.id]);
+    assert.equal(onlyH1.kept.length, 1, 'other hosts are neither kept nor removed');
+    const untagged = await forget(backend, list, { policy: { last: 5 }, tags: ['x'], dryRun: true });
+    assert.deepEqual(untagged.kept.map((k) => k.id).sort(), [list[1]!.id, list[3]!.id].sort());
+    await assert.rejects(forget(backend, list, { ids: [list[0]!.id], host: 'h1' }), (e) => hasCode(e, 'BAD_ARGUMENT'));
   });
 
   test('keep-* 0 keeps nothing by that rule; a policy with no rule at all is refused', () => {

@@ -1,11 +1,12 @@
 import { defineCommand } from '../command.js';
 import { Store } from '../../store/store.js';
 import { formatProblem } from '../report.js';
-import { printJson, requirePositionals } from '../store-args.js';
-import { humanBytes, progressLine, rate } from '../progress.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
+import { humanBytes, progressReporter, rate } from '../progress.js';
+import { onInterrupt } from '../interrupt.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [--read-data] [--json]';
+const usage = '[<store>] [--read-data] [--json]';
 
 export default defineCommand({
   name: 'check',
@@ -19,21 +20,20 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print one JSON object: {ok, errors, warnings, checked}' },
   },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard check ${usage}`);
-    const bar = progressLine(io.stderr);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard check ${usage}`, io.env);
+    const bar = progressReporter(io, { command: 'check', json: flags.json });
     const t0 = Date.now();
+    const interrupt = onInterrupt();
     let report;
     try {
       report = await Store.check(storePath!, {
         readData: flags['read-data'] === true,
-        onProgress: (p) => {
-          const s = (Date.now() - t0) / 1000;
-          if (p.phase === 'data') bar.update(`reading data: ${humanBytes(p.done)} of ${humanBytes(p.total)}  ${rate(p.done, s)}`);
-          else bar.update(`${p.phase}: ${p.done}${p.total ? ` of ${p.total}` : ''}`);
-        },
+        signal: interrupt.signal,
+        onProgress: (p) => bar.update({ phase: p.phase === 'data' ? 'reading data' : p.phase, done: p.done, total: p.total || undefined, unit: p.phase === 'data' ? 'bytes' : 'items' }),
       });
     } finally {
       bar.done();
+      interrupt.dispose();
     }
     if (flags.json) {
       await printJson(io.stdout, report);

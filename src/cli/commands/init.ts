@@ -4,10 +4,10 @@ import { parseSize, formatSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { COMPRESSIONS } from '../../store/config.js';
 import { POLICIES } from '../../snapshot/manifest.js';
-import { printJson, requirePositionals } from '../store-args.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--json]';
+const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -23,7 +23,7 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print the config as JSON' },
   },
   async run({ flags, positionals }, io) {
-    const [path] = requirePositionals(positionals, ['<store>'], `chunkyard init ${usage}`);
+    const [path] = storeAndPositionals(positionals, [], `chunkyard init ${usage}`, io.env);
     const size = (v: string | undefined, what: string) => (v === undefined ? undefined : parseSize(v, what));
     const config = await Store.init(path!, {
       avgSize: size(flags['avg-size'], '--avg-size'),

@@ -4,10 +4,10 @@ import { ChunkyardError } from '../../errors.js';
 import { Store } from '../../store/store.js';
 import { COMPRESSIONS } from '../../store/config.js';
 import { POLICIES, validateTargetName } from '../../snapshot/manifest.js';
-import { printJson } from '../store-args.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]] [--replace-damaged] [--json]';
+const usage = '[<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]]] [--replace-damaged] [--json]';
 
 export default defineCommand({
   name: 'policy',
@@ -24,8 +24,10 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
-    if (positionals.length < 1 || positionals.length > 2) throw new ChunkyardError('BAD_ARGUMENT', `usage: chunkyard policy ${usage}`);
-    const [storePath, target] = positionals;
+    if (positionals.length > 2) throw new ChunkyardError('BAD_ARGUMENT', `usage: chunkyard policy ${usage}`);
+    // The store rule of every command (store-args.ts): no argument at all takes CHUNKYARD_STORE;
+    // one argument is always the store, so naming a target needs the store named too.
+    const [storePath, target] = positionals.length === 0 ? storeAndPositionals(positionals, [], `chunkyard policy ${usage}`, io.env) : positionals;
     const dedupe = oneOf(flags.dedupe, POLICIES, '--dedupe');
     const compression = oneOf(flags.compression, COMPRESSIONS, '--compression');
     const setting = dedupe !== undefined || compression !== undefined;

@@ -1,11 +1,12 @@
 import { defineCommand } from '../command.js';
 import { Store } from '../../store/store.js';
-import { printJson, requirePositionals } from '../store-args.js';
-import { humanBytes, progressLine } from '../progress.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
+import { humanBytes, progressReporter } from '../progress.js';
+import { onInterrupt } from '../interrupt.js';
 import { writeOut } from '../io.js';
 import { formatProblem } from '../report.js';
 
-const usage = '<store> [--dry-run] [--json]';
+const usage = '[<store>] [--dry-run] [--json]';
 
 export default defineCommand({
   name: 'prune',
@@ -20,15 +21,13 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard prune ${usage}`);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard prune ${usage}`, io.env);
     const dryRun = flags['dry-run'] === true;
     const store = await Store.open(storePath!, { purpose: dryRun ? 'prune --dry-run' : 'prune' });
-    const bar = progressLine(io.stderr);
-    const controller = new AbortController();
-    const stop = () => controller.abort(new Error('interrupted'));
-    process.once('SIGINT', stop);
+    const bar = progressReporter(io, { command: 'prune', json: flags.json });
+    const interrupt = onInterrupt();
     try {
-      const r = await store.prune({ dryRun, signal: controller.signal, onProgress: (p) => bar.update(`${p.phase}: ${p.done}${p.total ? ` of ${p.total}` : ''}`) });
+      const r = await store.prune({ dryRun, signal: interrupt.signal, onProgress: (p) => bar.update({ phase: p.phase, done: p.done, total: p.total || undefined, unit: 'items' }) });
       bar.done();
       if (flags.json) {
         await printJson(io.stdout, r);
@@ -46,7 +45,7 @@ export default defineCommand({
       await writeOut(io.stdout, out);
       return r.problems.length === 0 ? 0 : 1;
     } finally {
-      process.off('SIGINT', stop);
+      interrupt.dispose();
       bar.done();
       await store.close();
     }

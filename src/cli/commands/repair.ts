@@ -1,11 +1,11 @@
 import { defineCommand } from '../command.js';
 import { Store } from '../../store/store.js';
-import { printJson, requirePositionals } from '../store-args.js';
-import { progressLine } from '../progress.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
+import { progressReporter } from '../progress.js';
 import { writeOut } from '../io.js';
 import { formatProblem } from '../report.js';
 
-const usage = '<store> [--read-data] [--json]';
+const usage = '[<store>] [--read-data] [--json]';
 
 export default defineCommand({
   name: 'repair',
@@ -22,11 +22,11 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print one JSON object' },
   },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard repair ${usage}`);
-    const bar = progressLine(io.stderr);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard repair ${usage}`, io.env);
+    const bar = progressReporter(io, { command: 'repair', json: flags.json });
     let r;
     try {
-      r = await Store.repair(storePath!, { readData: flags['read-data'] === true, onProgress: (p) => bar.update(`${p.phase}: ${p.done}${p.total ? ` of ${p.total}` : ''}`) });
+      r = await Store.repair(storePath!, { readData: flags['read-data'] === true, onProgress: (p) => bar.update({ phase: p.phase, done: p.done, total: p.total || undefined, unit: 'items' }) });
     } finally {
       bar.done();
     }

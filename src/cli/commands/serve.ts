@@ -7,9 +7,9 @@ import { Store } from '../../store/store.js';
 import { TokenTable, tokensFileExposure } from '../../daemon/auth.js';
 import { Logger, parseLogLevel, LOG_LEVELS } from '../../daemon/log.js';
 import { Daemon } from '../../daemon/server.js';
-import { requirePositionals } from '../store-args.js';
+import { storeAndPositionals } from '../store-args.js';
 
-const usage = '<store> --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug]';
+const usage = '[<store>] --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -67,7 +67,7 @@ export default defineCommand({
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}: the least severe lines written (default info: one line per request)` },
   },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard serve ${usage}`);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard serve ${usage}`, io.env);
     const { host, port } = parseListen(flags.listen ?? io.env['CHUNKYARD_LISTEN'] ?? '127.0.0.1:8420');
     const tokensFile = flags.tokens ?? io.env['CHUNKYARD_TOKENS'];
     if (tokensFile === undefined) throw badArgument(`--tokens (or CHUNKYARD_TOKENS) is required (usage: chunkyard serve ${usage})`);

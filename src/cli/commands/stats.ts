@@ -1,10 +1,10 @@
 import { defineCommand } from '../command.js';
 import { Store } from '../../store/store.js';
-import { printJson, requirePositionals } from '../store-args.js';
+import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { humanBytes } from '../progress.js';
 
-const usage = '<store> [--json]';
+const usage = '[<store>] [--json]';
 
 export default defineCommand({
   name: 'stats',
@@ -13,7 +13,7 @@ export default defineCommand({
   description: 'uniqueBytes: raw size of every chunk copy the packs hold (what is physically kept); dedupeRatio = logical/unique; distinctRatio = logical/distinct (each fingerprint once: what dedupe alone could reach); reductionRatio = logical/stored (pack bytes).',
   flags: { json: { type: 'boolean', description: 'print one JSON object' } },
   async run({ flags, positionals }, io) {
-    const [storePath] = requirePositionals(positionals, ['<store>'], `chunkyard stats ${usage}`);
+    const [storePath] = storeAndPositionals(positionals, [], `chunkyard stats ${usage}`, io.env);
     const store = await Store.open(storePath!, { readOnly: true });
     try {
       const s = await store.stats();
