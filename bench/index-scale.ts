@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { MemoryBackend } from '../src/backend/memory.js';
-import { FingerprintIndex } from '../src/index/fingerprint-index.js';
+import { FingerprintIndex } from '../src/fingerprints/fingerprint-index.js';
 import { CODEC_LZ4, type PackEntry } from '../src/pack/format.js';
 import { initBlake3 } from '../src/util/blake3.js';
 

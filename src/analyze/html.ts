@@ -4,7 +4,7 @@
  * the results tables (docs/analyze.md, "The HTML report"). Plot elements have stable ids:
  * svg#plot-ratio, svg#plot-histogram, svg#plot-generations; tables #results, #generations.
  */
-import { humanBytes } from '../cli/progress.js';
+import { humanBytes } from '../util/format.js';
 import type { AnalyzeReport, AnalyzeResult } from './analyze.js';
 import { PALETTE, bytesAxis, escapeXml, log2Axis, niceTicks, renderChart, type Axis, type LineSeries, type StepSeries } from './plot.js';
 import { shortSize } from './text.js';

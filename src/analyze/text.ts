@@ -1,5 +1,5 @@
 /** The readable (non-JSON) output of `chunkyard analyze`: a results table and new bytes per generation. */
-import { humanBytes } from '../cli/progress.js';
+import { humanBytes } from '../util/format.js';
 import type { AnalyzeReport } from './analyze.js';
 
 /** A size in the binary units the options take: "64 KiB", "1 MiB", "300 B". */

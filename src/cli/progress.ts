@@ -1,3 +1,4 @@
+import { humanBytes } from '../util/format.js';
 /**
  * Progress of the long commands, on stderr only (stdout carries the data or the result):
  *
@@ -131,14 +132,5 @@ export function rate(bytes: number, seconds: number): string {
   return seconds > 0 ? `${humanBytes(bytes / seconds)}/s` : '';
 }
 
-/** A size for people: "117.6 MiB". */
-export function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+
+export { humanBytes };

@@ -31,7 +31,7 @@ import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { readPolicies } from '../store/policies.js';
-import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../store/staging.js';
+import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../snapshot/staging.js';
 import { packIdFromTableName, packObjectName } from '../util/ids.js';
 import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './catalog.js';
 import { ProblemList, type Problem } from './problems.js';

@@ -26,7 +26,7 @@
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
-import type { FingerprintIndex } from '../index/fingerprint-index.js';
+import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';

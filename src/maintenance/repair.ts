@@ -26,8 +26,8 @@
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
-import type { FingerprintIndex } from '../index/fingerprint-index.js';
-import type { ChunkLocation } from '../index/types.js';
+import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
+import type { ChunkLocation } from '../pack/format.js';
 import { readPackTable, type PackTable } from '../pack/reader.js';
 import type { SealedPack } from '../pack/writer.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';

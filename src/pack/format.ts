@@ -33,6 +33,15 @@ export const PACK_FOOTER_SIZE = 40;
 export { CODEC_NONE, CODEC_LZ4, CODEC_ZSTD, CODEC_NAMES, type CodecId } from './codecs.js';
 import { CODEC_NAMES, type CodecId } from './codecs.js';
 
+/** Where a stored chunk lives: a pack concept (recipes and the fingerprint index both hold them). */
+export interface ChunkLocation {
+  packId: Buffer; // 16 bytes
+  offset: number;
+  storedLength: number;
+  rawLength: number;
+  codec: CodecId;
+}
+
 export interface PackEntry {
   fingerprint: Buffer; // 32 bytes
   offset: number; // of the stored bytes, from the start of the pack file

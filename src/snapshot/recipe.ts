@@ -22,7 +22,7 @@
  */
 import type { Backend, ObjectWriter } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
-import type { ChunkLocation } from '../index/types.js';
+import type { ChunkLocation } from '../pack/format.js';
 import { CODEC_NAMES, type CodecId } from '../pack/format.js';
 import { createIncrementalBlake3 } from '../util/blake3.js';
 import type { IHasher } from 'hash-wasm';

@@ -12,7 +12,7 @@ import { copyBytes } from '../chunking/native.js';
 import type { ChunkBatch, Chunker } from '../chunking/types.js';
 import type { CompressIntoResult, CompressionName } from '../compress/messages.js';
 import { ChunkyardError } from '../errors.js';
-import type { ChunkLocation } from '../index/types.js';
+import type { ChunkLocation } from '../pack/format.js';
 import { CODEC_NONE, type CodecId } from '../pack/format.js';
 import { RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';

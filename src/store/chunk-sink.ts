@@ -10,8 +10,8 @@
  */
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
-import { FingerprintIndex, fpKey } from '../index/fingerprint-index.js';
-import type { ChunkLocation } from '../index/types.js';
+import { FingerprintIndex, fpKey } from '../fingerprints/fingerprint-index.js';
+import type { ChunkLocation } from '../pack/format.js';
 import { PackWriter } from '../pack/writer.js';
 import { deferred, type Deferred } from '../util/async.js';
 

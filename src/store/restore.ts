@@ -16,7 +16,7 @@ import { isRepeatCandidate, planWindow, windows, type PlannedRead, type WindowPl
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
-import { readStaged } from './staging.js';
+import { readStaged } from '../snapshot/staging.js';
 import { BufferChurn } from '../util/gc.js';
 import { copyBytes, loadNative } from '../chunking/native.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';

@@ -11,7 +11,7 @@
  * check and restore at once, and one prune or repair beside them. Each operation that may
  * reference stored data holds a writer session (src/session/); prune deletes in two phases
  * (src/session/condemned.ts). Each process keeps its own fingerprint index as a local cache
- * (src/index/), filled from the store's pack table objects and never trusted without the
+ * (src/fingerprints/), filled from the store's pack table objects and never trusted without the
  * pack's own table. docs/operations.md, "Many writers".
  */
 import { homedir, tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
 import type { CompressionName } from '../compress/messages.js';
 import { ChunkyardError, badArgument } from '../errors.js';
-import { FingerprintIndex, preloadLevel } from '../index/fingerprint-index.js';
+import { FingerprintIndex, preloadLevel } from '../fingerprints/fingerprint-index.js';
 import { readPackTable, readTableObject } from '../pack/reader.js';
 import { MANIFEST_VERSION, listSnapshotIds, manifestName, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
 import { snapshotInfo, snapshotLabels, snapshotMatcher, type SnapshotFilter, type SnapshotInfo } from '../snapshot/info.js';
@@ -37,7 +37,7 @@ import { abortableSink, abortableStream, type RestoreProgress } from './restore-
 import { newSnapshotId, packIdFromName, packIdFromTableName, tableObjectName } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
-import { dropStaged, readStaged, stageStream } from './staging.js';
+import { dropStaged, readStaged, stageStream } from '../snapshot/staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';

@@ -14,7 +14,7 @@
  * timed kills land anywhere else. At a normal end it prints "steps <n>".
  */
 import { FsBackend } from '../../src/backend/fs.js';
-import { FingerprintIndex } from '../../src/index/fingerprint-index.js';
+import { FingerprintIndex } from '../../src/fingerprints/fingerprint-index.js';
 import { Store } from '../../src/store/store.js';
 import type { DedupePolicy } from '../../src/snapshot/manifest.js';
 import { maintenanceData } from './maintenance-data.js';

@@ -12,7 +12,7 @@ import type { Backend } from '../backend/types.js';
 import { sliceStream, toPieces, type ByteSource } from '../chunking/batcher.js';
 import type { Hasher } from '../chunking/types.js';
 import { ChunkyardError } from '../errors.js';
-import { stagingName } from '../snapshot/manifest.js';
+import { stagingName } from './manifest.js';
 
 export const STAGING_BLOCK = 1 << 20;
 const SUMS_MAGIC = Buffer.from('CYSTSUMS', 'latin1');

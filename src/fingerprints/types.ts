@@ -1,13 +1,7 @@
-import type { CodecId } from '../pack/format.js';
+import type { ChunkLocation } from '../pack/format.js';
 
-/** Where a stored chunk lives. */
-export interface ChunkLocation {
-  packId: Buffer; // 16 bytes
-  offset: number;
-  storedLength: number;
-  rawLength: number;
-  codec: CodecId;
-}
+export type { ChunkLocation };
+
 
 export interface IndexStats {
   /** Distinct chunks indexed. */

@@ -13,7 +13,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFsBackend } from '../../src/backend/fs.js';
-import { FingerprintIndex } from '../../src/index/fingerprint-index.js';
+import { FingerprintIndex } from '../../src/fingerprints/fingerprint-index.js';
 import { PackWriter } from '../../src/pack/writer.js';
 import { CODEC_NONE } from '../../src/pack/codecs.js';
 import { Store } from '../../src/store/store.js';
