@@ -298,7 +298,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     ctx.catalog.invalidate();
     if (ticket) {
       try {
-        await ctx.quotas.commit({ ...grant, quota: grant.quota! }, r.id, r.storedBytes);
+        // A staged (deferred) upload takes all of its bytes until process dedupes it.
+        await ctx.quotas.commit({ ...grant, quota: grant.quota! }, r.id, r.staged ? r.logicalBytes : r.storedBytes);
       } catch (err) {
         if (err instanceof ChunkyardError && err.code === 'QUOTA_EXCEEDED') {
           // Over the quota with its true stored size (its last slice is only counted at the

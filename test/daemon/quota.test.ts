@@ -141,7 +141,8 @@ describe('quotas', () => {
       const put = (seed: number) => call(d.url, 'PUT', '/v1/targets/staged/snapshots?policy=deferred', { headers: auth(key), body: prng(seed, MiB) });
       const a = await put(1);
       assert.equal(a.status, 201);
-      assert.equal(a.json.storedBytes, MiB);
+      assert.equal(a.json.staged, true);
+      assert.equal(a.json.logicalBytes, MiB);
       // The same bytes: deduped only once processed, so staged in full, and over the quota.
       const b = await put(1);
       assert.equal(b.status, 507);

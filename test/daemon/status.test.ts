@@ -152,7 +152,7 @@ describe('GET /v1/targets', () => {
     assert.ok(db1[0].time <= db1[1].time);
     // The same entries as the target's own list, field for field.
     assert.deepEqual(db1, (await call(d.url, 'GET', '/v1/targets/db-1/snapshots', { headers: auth(T.reader) })).json);
-    for (const key of ['id', 'target', 'time', 'logicalBytes', 'policy', 'chunks', 'staged', 'ingest']) assert.ok(key in db1[0], key);
+    for (const key of ['id', 'target', 'time', 'logicalBytes', 'policy', 'chunks', 'staged', 'storedBytes', 'seconds', 'host', 'tags']) assert.ok(key in db1[0], key);
     const some = await call(d.url, 'GET', '/v1/targets', { headers: auth(T.dbReader) });
     assert.deepEqual(some.json.targets.map((t: { target: string }) => t.target), ['db-1'], 'db-? covers db-1 only');
     const none = await call(d.url, 'GET', '/v1/targets');
