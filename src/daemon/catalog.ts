@@ -6,8 +6,7 @@
  *
  * The daemon invalidates the list whenever it changes manifests itself (an upload commits, a
  * DELETE, a process pass); `ttlMs` bounds how long a change made by another process goes
- * unseen (a `chunkyard backup --policy deferred`, which takes no lock, is the only one that
- * can write while the daemon holds the store).
+ * unseen (CLI backups, forget, prune and other daemons write the same store at any time).
  */
 import type { SnapshotInfo, Store } from '../store/store.js';
 

@@ -47,7 +47,7 @@ export interface FetchOptions {
 }
 
 /** Codes of the server's answers that the client passes on as they are. */
-const CODES: readonly ErrorCode[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'QUOTA_EXCEEDED'];
+const CODES: readonly ErrorCode[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'QUOTA_EXCEEDED', 'SESSION_EXPIRED', 'BACKEND_UNAVAILABLE', 'BACKEND_AUTH'];
 
 /** How long pushStream waits for "100 Continue" before it sends the body anyway (as curl does). */
 const CONTINUE_WAIT_MS = 1000;

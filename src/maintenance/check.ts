@@ -215,7 +215,7 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
       const now = await readManifest(backend, m[1]!).catch(() => undefined);
       if (now?.staging && (now.staging.name === o.name || sumsName(now.id) === o.name)) continue;
     }
-    warnings.add({ code: 'UNREFERENCED_STAGING', message: `staging object ${o.name} belongs to no staged snapshot; prune deletes it (after a grace period when no manifest names it)` });
+    warnings.add({ code: 'UNREFERENCED_STAGING', message: `staging object ${o.name} belongs to no staged snapshot; prune condemns it, and deletes it once no writer that may still commit it is running` });
   }
   for await (const o of backend.list('damaged/')) {
     warnings.add({ code: 'DAMAGED_OBJECT', message: `${o.name} was moved aside by repair; delete it once it is of no more use` });

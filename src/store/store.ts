@@ -202,6 +202,8 @@ export class Store {
   private sink: ChunkSink | undefined;
   /** Writer sessions of this Store now running (backups, process, prune). */
   private activeSessions = 0;
+  /** When this Store's index cache was last brought up to date (0: at its open, not yet noted). */
+  private indexRefreshedAt = 0;
   /** Condemnation records seen at the last session start (to notice completed deletions). */
   private seenRecords = new Set<string>();
 
@@ -367,6 +369,12 @@ export class Store {
     try {
       if (dedupe) {
         const index = await this.openIndex();
+        // A long-running writer (the daemon) learns of packs other writers stored since its
+        // index opened: one listing of tables/ at most every INDEX_REFRESH_MS.
+        if (Date.now() - this.indexRefreshedAt > INDEX_REFRESH_MS) {
+          if (this.indexRefreshedAt > 0) await index.refresh();
+          this.indexRefreshedAt = Date.now();
+        }
         const { records } = await readCondemned(this.backend);
         const names = new Set(records.map((r) => r.name));
         // A record that is gone means its deletions are done: what this process read of those
@@ -941,6 +949,12 @@ function isNoSpace(err: unknown): boolean {
   for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
   return false;
 }
+
+/**
+ * How stale a long-running writer's index cache may get before a new session lists tables/
+ * again: other writers' packs become dedupe candidates within this time (the open refreshes).
+ */
+const INDEX_REFRESH_MS = 30_000;
 
 /** Fingerprints `stats` counts exactly (about 100 MiB of memory); beyond, it samples. */
 const DISTINCT_EXACT_LIMIT = 1 << 20;

@@ -13,9 +13,10 @@ export default defineCommand({
   summary: 'delete data no snapshot references; rewrite packs that are mostly unused',
   usage,
   description:
-    'Mark and sweep: packs with no chunk any snapshot needs are deleted; packs less than half used have their live chunks (verified) copied into new ' +
-    'packs and are then deleted. Crash-safe: kill it at any moment and the store stays whole. Holds the writer lock: backups with the immediate or ' +
-    'disabled policy from other processes get STORE_LOCKED naming prune; deferred backups go on (they only write staging). Exits 1 when it met damage.',
+    'Two-phase mark and sweep beside running writers: what no snapshot references is condemned, and deleted once every writer session live at the ' +
+    'condemnation has ended and a fresh mark still finds it unreferenced (in the same run when no other writer is running); packs less than half ' +
+    'used have their live chunks (verified) copied into new packs. Backups, process, forget and check run beside it; a second prune or repair gets ' +
+    'STORE_LOCKED. Crash-safe: kill it at any moment and the store stays whole. Exits 1 when it met damage (docs/operations.md).',
   flags: {
     'dry-run': { type: 'boolean', description: 'report what prune would do; change nothing' },
     json: { type: 'boolean', description: 'print one JSON object' },
