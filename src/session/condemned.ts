@@ -96,8 +96,12 @@ export async function condemn(backend: Backend, objects: string[], self: WriterS
   const name = condemnedRecordName(id);
   const record: CondemnedRecord = { version: 1, id, created: new Date().toISOString(), objects, sessions: null };
   await backend.put(name, sealJson({ ...record }), { exclusive: true });
-  // Listed only now: a session announced after this listing reads the record above.
-  const sessions = (await listSessions(backend)).map((s) => s.id).filter((s) => s !== self.id);
+  // Listed only now: a session announced after this listing reads the record above. Sessions
+  // that have ended already (a killed writer's object, judged on the backend's clock or by
+  // its dead process) can commit nothing: they are not waited for.
+  const now = await backendTime(backend, name);
+  const sessions: string[] = [];
+  for (const s of await listSessions(backend)) if (s.id !== self.id && (await sessionIsLive(s, now))) sessions.push(s.id);
   record.sessions = sessions;
   await backend.put(name, sealJson({ ...record }));
   return { name, record, modified: await backendTime(backend, name) };
