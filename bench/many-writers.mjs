@@ -17,7 +17,7 @@
  * step 3 each input is cut into --parts distinct pieces (distinct data per writer).
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -105,12 +105,27 @@ const piecesDir = join(work, 'pieces');
 await mkdir(piecesDir, { recursive: true });
 const pieces = [];
 for (const [i, input] of inputs.entries()) {
-  const data = await readFile(input);
-  const size = Math.floor(data.length / parts);
-  for (let p = 0; p < parts; p++) {
-    const f = join(piecesDir, `in${i}-part${p}.bin`);
-    await writeFile(f, data.subarray(p * size, (p + 1) * size));
-    pieces.push(f);
+  const size = Math.floor((await stat(input)).size / parts);
+  const from = await open(input, 'r');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (let p = 0; p < parts; p++) {
+      const f = join(piecesDir, `in${i}-part${p}.bin`);
+      const to = await open(f, 'w');
+      try {
+        for (let done = 0; done < size; ) {
+          const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, size - done), p * size + done);
+          if (bytesRead === 0) break;
+          await to.write(buf, 0, bytesRead);
+          done += bytesRead;
+        }
+      } finally {
+        await to.close();
+      }
+      pieces.push(f);
+    }
+  } finally {
+    await from.close();
   }
 }
 for (const writers of [1, 2, 4]) {

@@ -365,10 +365,14 @@ export class Store {
    * reused (`dedupe`: this session looks chunks up in the index).
    */
   private async beginSession(command: string, dedupe: boolean): Promise<WriterSession> {
+    // The cache opens (LevelDB, and its refresh from tables/) while the session is announced:
+    // it is a cache, so filling it needs no session; what is reused is decided only after.
+    const opening = dedupe ? this.openIndex() : undefined;
+    opening?.catch(() => {});
     const session = await WriterSession.start(this.backend, command);
     try {
       if (dedupe) {
-        const index = await this.openIndex();
+        const index = await opening!;
         // A long-running writer (the daemon) learns of packs other writers stored since its
         // index opened: one listing of tables/ at most every INDEX_REFRESH_MS.
         if (Date.now() - this.indexRefreshedAt > INDEX_REFRESH_MS) {
