@@ -155,3 +155,27 @@ test('a store over a Backend object (the memory backend): backup, restore, forge
   assert.ok((await mem.stat('config.json')) !== undefined);
   await mem.close();
 });
+
+test('stats report what the packs physically hold: two backups of one file under the disabled policy are two copies (dedupe ratio 1)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-stats-'));
+  try {
+    await Store.init(dir, { avgSize: 16384, dedupe: 'disabled', compression: 'none' });
+    const s = await Store.open(dir);
+    try {
+      const data = prng(8, 2 << 20);
+      await s.backup(streamOf(data), { target: 'a' });
+      await s.backup(streamOf(data), { target: 'a' });
+      const st = await s.stats();
+      assert.equal(st.logicalBytes, 2 * data.length);
+      assert.equal(st.uniqueBytes, 2 * data.length, 'both copies are stored');
+      assert.ok(Math.abs(st.dedupeRatio - 1) < 1e-9, `dedupe ratio ${st.dedupeRatio}`);
+      assert.equal(st.distinctBytes, data.length);
+      assert.ok(Math.abs(st.distinctRatio - 2) < 1e-9, 'the distinct-content ratio, named as such');
+      assert.equal(st.chunks, 2 * st.distinctChunks);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
