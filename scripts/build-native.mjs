@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the native addon: cargo build --release in native/, then copies the cdylib to
-// native/chunkyard.node, the path src/chunking/native.ts loads.
+// native/chunkyard.node, the path src/native/addon.ts loads.
 //
 // crates.io is not reachable on the project's machines; Debian's librust-*-dev packages put
 // crate sources in /usr/share/cargo/registry, which cargo uses as a source replacement

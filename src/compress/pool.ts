@@ -13,7 +13,7 @@ import type { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadNative, type NativeAddon } from '../chunking/native.js';
+import { loadNative, type NativeAddon } from '../native/addon.js';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';

@@ -23,7 +23,7 @@ const fzstd = () => import('fzstd');
 const createBLAKE3 = async (bits?: number, key?: Uint8Array) => (await import('../util/hash-wasm-blake3.js')).createBLAKE3(bits, key);
 const move = async (result: Uint8Array) => (await import('piscina')).Piscina.move(result as Uint8Array<ArrayBuffer>);
 
-type NativeAddon = import('../chunking/native.js').NativeAddon;
+type NativeAddon = import('../native/addon.js').NativeAddon;
 let native: NativeAddon | null | undefined;
 const churn = new BufferChurn(32 << 20);
 let wasm: IHasher | undefined;
@@ -40,7 +40,7 @@ async function nativeAddon(): Promise<NativeAddon | null> {
       return native;
     }
     try {
-      native = (await import('../chunking/native.js')).loadNative();
+      native = (await import('../native/addon.js')).loadNative();
     } catch {
       native = null;
     }

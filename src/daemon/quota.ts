@@ -24,7 +24,7 @@ import { ChunkyardError, hasCode } from '../errors.js';
 import type { Backend } from '../backend/types.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 import type { Grant } from './auth.js';
-import type { SnapshotCatalog } from './catalog.js';
+import type { SnapshotCatalog } from './snapshot-list.js';
 
 export const USAGE_PREFIX = 'daemon/usage/';
 

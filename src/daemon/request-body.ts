@@ -17,7 +17,7 @@
  */
 import type { Readable } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
-import { copyBytes } from '../chunking/native.js';
+import { copyBytes } from '../native/addon.js';
 import { SLICE_BYTES } from '../store/backup.js';
 
 export interface RequestBody extends AsyncIterable<Uint8Array> {

@@ -15,7 +15,7 @@ import { SLICE_BYTES } from '../store/backup.js';
 import { effectivePolicy } from '../store/policies.js';
 import type { Grant, Operation, TokenTable } from './auth.js';
 import { HttpError, parseRange, sendJson, type ByteSpan } from './http-util.js';
-import type { SnapshotCatalog } from './catalog.js';
+import type { SnapshotCatalog } from './snapshot-list.js';
 import type { Metrics } from './metrics.js';
 import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';

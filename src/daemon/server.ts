@@ -12,7 +12,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { TokenTable } from './auth.js';
-import { SnapshotCatalog } from './catalog.js';
+import { SnapshotCatalog } from './snapshot-list.js';
 import { HttpError, sendError, toHttpError } from './http-util.js';
 import { Logger, type LogLevel } from './log.js';
 import { Metrics } from './metrics.js';

@@ -21,7 +21,7 @@
  * snapshots' blocks are checked against their checksums.
  *
  * Leftovers that lose nothing (unreferenced packs, recipes, staging; packs the index lacks)
- * are warnings. Memory: catalog.ts (about 8 bytes per stored chunk here).
+ * are warnings. Memory: pack-catalog.ts (about 8 bytes per stored chunk here).
  */
 import type { Backend } from '../backend/types.js';
 import type { Hasher } from '../chunking/types.js';
@@ -33,7 +33,7 @@ import { RecipeReader } from '../snapshot/recipe.js';
 import { readPolicies } from '../store/policies.js';
 import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../snapshot/staging.js';
 import { packIdFromTableName, packObjectName } from '../util/ids.js';
-import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './catalog.js';
+import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { recipeMismatch } from './recipe-sum.js';
 import { readVerified, type ChunkRef, type VerifyJob } from './verify.js';

@@ -8,7 +8,7 @@
  *   2. Reads the condemnation records of earlier runs and, on the backend's clock, which of
  *      them are ripe: every session live at their condemnation has ended.
  *   3. Marks (after 2, so that every snapshot of those sessions is seen): every chunk a
- *      snapshot's recipe references (one bit per pack entry, catalog.ts), every live recipe
+ *      snapshot's recipe references (one bit per pack entry, pack-catalog.ts), every live recipe
  *      and staging object.
  *   4. Deletes the ripe records' objects that the mark still finds unreferenced (a pack's
  *      table object before the pack, so a table object never names a missing pack), then the
@@ -33,7 +33,7 @@ import { RecipeReader } from '../snapshot/recipe.js';
 import { condemn, readCondemned, sessionsEnded, takeMaintenanceLease, type LoadedRecord } from '../session/condemned.js';
 import { backendTime, listSessions, sessionIsLive, type WriterSession } from '../session/session.js';
 import { packIdFromName, packIdFromTableName, packObjectName, tableObjectName } from '../util/ids.js';
-import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './catalog.js';
+import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import type { ChunkRef, VerifyJob } from './verify.js';

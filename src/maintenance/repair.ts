@@ -37,7 +37,7 @@ import { readCondemned, takeMaintenanceLease } from '../session/condemned.js';
 import type { WriterSession } from '../session/session.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
-import { PackCatalog } from './catalog.js';
+import { PackCatalog } from './pack-catalog.js';
 import { checkSnapshot } from './check.js';
 import { recipeMismatch } from './recipe-sum.js';
 import { getHasher } from '../chunking/index.js';

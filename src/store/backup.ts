@@ -8,7 +8,7 @@
  * queue's capacity bounds memory, and a slow disk slows the reader of the source.
  */
 import { toByteReader, type ByteSource } from '../chunking/batcher.js';
-import { copyBytes } from '../chunking/native.js';
+import { copyBytes } from '../native/addon.js';
 import type { ChunkBatch, Chunker } from '../chunking/types.js';
 import type { CompressIntoResult, CompressionName } from '../compress/messages.js';
 import { ChunkyardError } from '../errors.js';

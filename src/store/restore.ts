@@ -18,7 +18,7 @@ import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
 import { readStaged } from '../snapshot/staging.js';
 import { BufferChurn } from '../util/gc.js';
-import { copyBytes, loadNative } from '../chunking/native.js';
+import { copyBytes, loadNative } from '../native/addon.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 
 /** A pack read is at most this many stored bytes; gaps up to MAX_GAP between needed chunks are read through. */

@@ -1,5 +1,5 @@
 /**
- * Module hooks (node:module register) that replace src/chunking/native.js with a stub whose
+ * Module hooks (node:module register) that replace src/native/addon.js (the addon's binding) with a stub whose
  * loadNative() fails, to test the wasm fallback in a child process whatever is built.
  */
 interface LoadResult {
@@ -13,15 +13,15 @@ interface ResolveContext {
 }
 type NextResolve = (specifier: string, context: ResolveContext) => Promise<{ url: string }>;
 
-const NATIVE = /\/src\/chunking\/native\.js$/;
+const NATIVE = /\/src\/native\/addon\.js$/;
 
-/** Resolves native.js even when it has not been built. */
+/** Resolves addon.js even when it has not been built. */
 export async function resolve(
   specifier: string,
   context: ResolveContext,
   nextResolve: NextResolve,
 ): Promise<{ url: string; shortCircuit?: boolean }> {
-  if (specifier.endsWith('native.js') && context.parentURL !== undefined) {
+  if (specifier.endsWith('addon.js') && context.parentURL !== undefined) {
     const url = new URL(specifier, context.parentURL).href;
     if (NATIVE.test(url)) return { url, shortCircuit: true };
   }
@@ -33,13 +33,9 @@ import { ChunkyardError } from '../errors.js';
 export function loadNative() {
   throw new ChunkyardError('NATIVE_UNAVAILABLE', 'simulated: native/chunkyard.node is missing');
 }
-export function createNativeChunker() { loadNative(); }
 export function copyBytes(dst, offset, src) { dst.set(src, offset); }
-export const nativeHasher = {
-  engine: 'native',
-  hash() { loadNative(); },
-  hashMany() { loadNative(); },
-};
+export function fromNativeError(err) { return err; }
+export async function native(call) { return call(); }
 `;
 
 export async function load(url: string, context: unknown, nextLoad: NextLoad): Promise<LoadResult> {
