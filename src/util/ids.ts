@@ -10,14 +10,26 @@ export function newSnapshotId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export function packObjectName(packId: Uint8Array): string {
+/** `<folder>/<h[0:2]>/<h>.<ext>`: a pack-id-named object, spread over 256 sub-folders. */
+function packKeyedName(folder: string, ext: string, packId: Uint8Array): string {
   const hex = Buffer.from(packId).toString('hex');
-  return `packs/${hex.slice(0, 2)}/${hex}.pack`;
+  return `${folder}/${hex.slice(0, 2)}/${hex}.${ext}`;
+}
+
+/** The pack id in such a name, or undefined when the name is not one. */
+function packIdFromKeyedName(folder: string, ext: string, name: string): Buffer | undefined {
+  const prefix = `${folder}/`;
+  if (!name.startsWith(prefix) || !name.endsWith(`.${ext}`)) return undefined;
+  const m = /^([0-9a-f]{2})\/([0-9a-f]{32})$/.exec(name.slice(prefix.length, name.length - ext.length - 1));
+  return m ? Buffer.from(m[2]!, 'hex') : undefined;
+}
+
+export function packObjectName(packId: Uint8Array): string {
+  return packKeyedName('packs', 'pack', packId);
 }
 
 export function packIdFromName(name: string): Buffer | undefined {
-  const m = /^packs\/[0-9a-f]{2}\/([0-9a-f]{32})\.pack$/.exec(name);
-  return m ? Buffer.from(m[1], 'hex') : undefined;
+  return packIdFromKeyedName('packs', 'pack', name);
 }
 
 /**
@@ -26,11 +38,9 @@ export function packIdFromName(name: string): Buffer | undefined {
  * instead of reading every pack's tail (docs/format.md, "Pack tables").
  */
 export function tableObjectName(packId: Uint8Array): string {
-  const hex = Buffer.from(packId).toString('hex');
-  return `tables/${hex.slice(0, 2)}/${hex}.tbl`;
+  return packKeyedName('tables', 'tbl', packId);
 }
 
 export function packIdFromTableName(name: string): Buffer | undefined {
-  const m = /^tables\/[0-9a-f]{2}\/([0-9a-f]{32})\.tbl$/.exec(name);
-  return m ? Buffer.from(m[1], 'hex') : undefined;
+  return packIdFromKeyedName('tables', 'tbl', name);
 }
