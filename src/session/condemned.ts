@@ -72,7 +72,11 @@ export async function readCondemned(backend: Backend): Promise<{ records: Loaded
  * any pack it has not stored itself (it reports the store as needing repair).
  */
 export async function condemnedPacks(backend: Backend): Promise<Set<string>> {
-  const { records, damaged } = await readCondemned(backend);
+  return packsCondemnedBy(await readCondemned(backend));
+}
+
+/** The same, from records already read. */
+export function packsCondemnedBy({ records, damaged }: { records: LoadedRecord[]; damaged: string[] }): Set<string> {
   if (damaged.length > 0) {
     throw new ChunkyardError('CORRUPT', `condemnation record ${damaged[0]} is damaged, so writers cannot tell which packs prune is about to delete; run chunkyard repair (it removes damaged records; the next prune condemns again)`);
   }

@@ -45,7 +45,7 @@ import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreCon
 import { WriterSession } from '../session/session.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
-import { condemnedPacks, readCondemned } from '../session/condemned.js';
+import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
 import { availableParallelism } from 'node:os';
 // The maintenance commands load their modules when called: a backup or a restore, whose
 // process start-up counts on small streams, does not pay for them.
@@ -379,15 +379,17 @@ export class Store {
           if (this.indexRefreshedAt > 0) await index.refresh();
           this.indexRefreshedAt = Date.now();
         }
-        const { records } = await readCondemned(this.backend);
-        const names = new Set(records.map((r) => r.name));
+        const read = await readCondemned(this.backend);
+        const condemned = packsCondemnedBy(read);
+        const names = new Set(read.records.map((r) => r.name));
         // A record that is gone means its deletions are done: what this process read of those
         // packs is dropped and read again before it is trusted.
-        for (const n of this.seenRecords) if (!names.has(n)) index.dropLocalityCache();
+        if ([...this.seenRecords].some((n) => !names.has(n))) index.dropLocalityCache();
         this.seenRecords = names;
-        // Exclusions only grow while a session that read them may run.
+        // Exclusions only grow while a session that read them may run (no await from here to
+        // the count below: sessions starting together cannot clear each other's).
         if (this.activeSessions === 0) index.clearExclusions();
-        index.exclude(await condemnedPacks(this.backend));
+        index.exclude(condemned);
       }
       this.activeSessions++;
       return session;
