@@ -94,17 +94,6 @@ function encodeLocation(l: ChunkLocation): Buffer {
   return v;
 }
 
-function decodeLocation(v: Buffer): ChunkLocation {
-  if (v.length !== 29) throw new ChunkyardError('CORRUPT', `index entry has ${v.length} bytes, expected 29`);
-  return {
-    packId: Buffer.from(v.subarray(0, 16)),
-    offset: v.readUInt32LE(16),
-    storedLength: v.readUInt32LE(20),
-    rawLength: v.readUInt32LE(24),
-    codec: v[28] as ChunkLocation['codec'],
-  };
-}
-
 /** Map key for a fingerprint: its bytes as a latin1 string (cheap, exact). */
 export function fpKey(fp: Uint8Array): string {
   return Buffer.from(fp.buffer, fp.byteOffset, 32).toString('latin1');
@@ -129,9 +118,6 @@ export class FingerprintIndex {
   /** Pack id (hex) → keys it put in the cache, in LRU order (Map keeps insertion order). */
   private readonly cachedPacks = new Map<string, string[]>();
   private readonly cacheLimit: number;
-  private summaryWrites = 0;
-  /** An index update failed in this session: close() then saves no filter (see open). */
-  private writeFailed = false;
   private addQueue: Promise<void> = Promise.resolve();
   /** LevelDB reads, for stats and benchmarks. */
   dbLookups = 0;
@@ -423,9 +409,7 @@ export class FingerprintIndex {
     const run = this.addQueue.then(fn);
     this.addQueue = run.then(
       () => {},
-      () => {
-        this.writeFailed = true;
-      },
+      () => {},
     );
     return run;
   }
@@ -559,25 +543,6 @@ export class FingerprintIndex {
   /** Whether a pack is indexed (has a 'p' entry). */
   async hasPack(packId: Uint8Array): Promise<boolean> {
     return (await this.db.get(packKey(packId))) !== undefined;
-  }
-
-  /**
-   * Every 'c' entry, in fingerprint order, as stored (check verifies them against the pack
-   * tables). `location` is undefined when the value has the wrong length.
-   */
-  async *scanChunks(): AsyncGenerator<{ fingerprint: Buffer; location: ChunkLocation | undefined; valueLength: number }> {
-    for await (const [key, value] of this.db.iterator({ gt: Buffer.from([C]), lt: Buffer.from([C + 1]) })) {
-      yield { fingerprint: Buffer.from(key.subarray(1)), location: value.length === 29 ? decodeLocation(value) : undefined, valueLength: value.length };
-    }
-  }
-
-  /** Every 'p' entry: a pack's table offset, file size and entry count as indexed. */
-  async *scanPacks(): AsyncGenerator<{ packId: Buffer; tableOffset: number; size: number; entryCount: number } | { packId: Buffer; valueLength: number }> {
-    for await (const [key, value] of this.db.iterator({ gt: Buffer.from([P]), lt: Buffer.from([P + 1]) })) {
-      const packId = Buffer.from(key.subarray(1));
-      if (key.length !== 17 || value.length !== 20) yield { packId, valueLength: value.length };
-      else yield { packId, tableOffset: Number(value.readBigUInt64LE(0)), size: Number(value.readBigUInt64LE(8)), entryCount: value.readUInt32LE(16) };
-    }
   }
 
   /** True when the filter saved by a clean close was loaded; false when it was rebuilt. */

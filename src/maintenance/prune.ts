@@ -283,6 +283,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     const now = await backendTime(backend, session.name);
     const ripe: LoadedRecord[] = [];
     const pending: LoadedRecord[] = [];
+    const sessions = new Map((await listSessions(backend)).map((s) => [s.id, s]));
     for (const r of records) {
       if (r.record.sessions === null) {
         // A prune died between writing the record and naming the live sessions: it cannot
@@ -291,7 +292,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
         if (!options.dryRun) await backend.delete(r.name);
         continue;
       }
-      if (await sessionsEnded(backend, r.record, now)) ripe.push(r);
+      if (await sessionsEnded(r.record, sessions, now)) ripe.push(r);
       else pending.push(r);
     }
     // A damaged record may name anything: while one exists, nothing is deleted or condemned.
@@ -449,8 +450,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     await condemnNow(rewritten, oldRecipes, false);
 
     // Sessions that ended without removing their object (killed writers).
-    const sessions = await listSessions(backend);
-    for (const s of sessions) {
+    for (const s of await listSessions(backend)) {
       if (s.id === session.id) continue;
       if (!(await sessionIsLive(s, now))) await backend.delete(s.name).catch(() => {});
     }

@@ -21,7 +21,7 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError, hasCode } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 import { packIdFromName } from '../util/ids.js';
-import { backendTime, listSessions, sessionIsLive, type WriterSession } from './session.js';
+import { backendTime, listSessions, sessionIsLive, type SessionInfo, type WriterSession } from './session.js';
 
 export const CONDEMNED_PREFIX = 'condemned/';
 const RECORD_NAME = /^condemned\/([0-9a-f]{16})\.json$/;
@@ -67,15 +67,9 @@ export async function readCondemned(backend: Backend): Promise<{ records: Loaded
 }
 
 /**
- * Pack ids (hex) that some record condemns: a writer never reuses a chunk stored only there.
- * A damaged record cannot say what it condemns: the caller is told, and must then not trust
- * any pack it has not stored itself (it reports the store as needing repair).
+ * Pack ids (hex) that the records condemn: a writer never reuses a chunk stored only there.
+ * A damaged record cannot say what it condemns: CORRUPT, and the store needs repair.
  */
-export async function condemnedPacks(backend: Backend): Promise<Set<string>> {
-  return packsCondemnedBy(await readCondemned(backend));
-}
-
-/** The same, from records already read. */
 export function packsCondemnedBy({ records, damaged }: { records: LoadedRecord[]; damaged: string[] }): Set<string> {
   if (damaged.length > 0) {
     throw new ChunkyardError('CORRUPT', `condemnation record ${damaged[0]} is damaged, so writers cannot tell which packs prune is about to delete; run chunkyard repair (it removes damaged records; the next prune condemns again)`);
@@ -112,16 +106,15 @@ export async function condemn(backend: Backend, objects: string[], self: WriterS
 }
 
 /**
- * Whether every session a record names has ended, judged at backend time `now`.
+ * Whether every session a record names has ended, judged at backend time `now` against one
+ * listing of the sessions (`sessions`, by id).
  * A record that never got its session list protects nothing: it is obsolete.
  */
-export async function sessionsEnded(backend: Backend, record: CondemnedRecord, now: number | undefined): Promise<boolean> {
+export async function sessionsEnded(record: CondemnedRecord, sessions: ReadonlyMap<string, SessionInfo>, now: number | undefined): Promise<boolean> {
   // A record without its session list cannot say who may still use what it names.
   if (record.sessions === null) return false;
-  if (record.sessions.length === 0) return true;
-  const live = new Map((await listSessions(backend)).map((s) => [s.id, s]));
   for (const id of record.sessions) {
-    if (await sessionIsLive(live.get(id), now)) return false;
+    if (await sessionIsLive(sessions.get(id), now)) return false;
   }
   return true;
 }
