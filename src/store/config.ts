@@ -34,6 +34,28 @@ export interface StoreConfig {
   dedupe: DedupePolicy;
   /** Packs are sealed once they reach this many bytes. */
   packSize: number;
+  /**
+   * Format extensions this store uses (absent or empty: none). A build opens a store only
+   * when it knows every feature named here (FORMAT_UNSUPPORTED otherwise), so an extension
+   * never meets a build that would misread or damage what it wrote. docs/format.md, "Config".
+   */
+  features?: string[];
+}
+
+/**
+ * The format extensions this build understands. Each extension (encryption, delta chunks, an
+ * archive tier, ...) adds its name here when it lands; the store's format version stays 2.
+ */
+export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([]);
+
+/** Features a store config names that this build does not know (empty when it can open it). */
+export function unknownFeatures(config: Pick<StoreConfig, 'features'>): string[] {
+  return (config.features ?? []).filter((f) => !KNOWN_FEATURES.has(f));
+}
+
+/** Whether the store uses a format extension. */
+export function hasFeature(config: Pick<StoreConfig, 'features'>, feature: string): boolean {
+  return (config.features ?? []).includes(feature);
 }
 
 export function validateCompression(c: unknown): CompressionName {
@@ -80,6 +102,13 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
   if (c.format !== STORE_FORMAT) throw new ChunkyardError('CORRUPT', `${backend.location}/config.json is not a chunkyard store config`);
   if (!READABLE_STORE_VERSIONS.includes(c.version)) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `store format version ${c.version} is not supported by this build (it reads ${READABLE_STORE_VERSIONS.join(' and ')})`);
+  }
+  if (c.features !== undefined && (!Array.isArray(c.features) || c.features.some((f) => typeof f !== 'string'))) {
+    throw new ChunkyardError('CORRUPT', `${backend.location}/config.json: features must be a list of names`);
+  }
+  const unknown = unknownFeatures(c);
+  if (unknown.length > 0) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} uses ${unknown.join(', ')}, which this build does not support; use a build that does`);
   }
   if (c.chunker?.version !== CHUNKER_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `chunker version ${String(c.chunker?.version)} is not supported by this build (it has ${CHUNKER_VERSION})`);

@@ -86,3 +86,24 @@ test('a store of a format version this build does not know is refused with FORMA
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a store naming a format extension this build does not know is refused with FORMAT_UNSUPPORTED, and left as it is', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-feature-'));
+  try {
+    await Store.init(dir);
+    const path = join(dir, 'config.json');
+    const { checksum: _, ...body } = openSealedJson(await readFile(path), 'config') as Record<string, unknown>;
+    await writeFile(path, sealJson({ ...body, features: ['time-travel'] }));
+    const before = await readFile(path);
+    await assert.rejects(Store.open(dir), (e: unknown) => e instanceof ChunkyardError && e.code === 'FORMAT_UNSUPPORTED' && /time-travel/.test(e.message));
+    const r = spawnSync(process.execPath, [BIN, 'backup', dir, '-', '--target', 't'], { input: Buffer.alloc(1000, 7) });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.toString(), /FORMAT_UNSUPPORTED: .*time-travel/);
+    assert.deepEqual(await readFile(path), before);
+    // An empty list is no extension at all.
+    await writeFile(path, sealJson({ ...body, features: [] }));
+    await (await Store.open(dir)).close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
