@@ -44,13 +44,16 @@ export async function openBackend(location: string, options: OpenBackendOptions 
   // The AWS SDK takes ~0.3 s to load: only commands that open an s3:// location pay for it.
   const { openS3Backend, parseS3Location } = await import('./s3.js');
   parseS3Location(location); // BAD_ARGUMENT before any I/O
-  const policy: RetryPolicy = DEFAULT_RETRY_POLICY;
+  const tuning = s3Tuning();
+  const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...(tuning.attempts === undefined ? {} : { attempts: tuning.attempts }) };
   const s3 = await withRetries(
     () =>
       openS3Backend(location, {
         endpoint: options.s3Endpoint,
         forcePathStyle: options.forcePathStyle,
         partRetry: (attempt) => withRetries(attempt, policy),
+        requestTimeoutMs: tuning.requestTimeoutMs,
+        partsInFlight: tuning.partsInFlight,
       }),
     policy,
   );
@@ -62,4 +65,26 @@ export function describeLocation(location: string, options: Pick<OpenBackendOpti
   if (locationKind(location) === 'fs') return location;
   const endpoint = options.s3Endpoint ?? (process.env.CHUNKYARD_S3_ENDPOINT || 'AWS S3');
   return `${location} (at ${endpoint})`;
+}
+
+/**
+ * Operators' knobs for s3:// locations, from the environment (docs/backends.md):
+ * CHUNKYARD_S3_ATTEMPTS (attempts per request, the first included; default 6),
+ * CHUNKYARD_S3_TIMEOUT_MS (per-request time limit; default 60000),
+ * CHUNKYARD_S3_PARTS_IN_FLIGHT (multipart parts one writer uploads at once).
+ * A malformed value is BAD_ARGUMENT.
+ */
+export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: number; requestTimeoutMs?: number; partsInFlight?: number } {
+  const int = (name: string, min: number, max: number): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || n < min || n > max) throw badArgument(`${name}=${JSON.stringify(v)}: a whole number from ${min} to ${max}`);
+    return n;
+  };
+  return {
+    attempts: int('CHUNKYARD_S3_ATTEMPTS', 1, 100),
+    requestTimeoutMs: int('CHUNKYARD_S3_TIMEOUT_MS', 100, 3_600_000),
+    partsInFlight: int('CHUNKYARD_S3_PARTS_IN_FLIGHT', 1, 64),
+  };
 }

@@ -380,50 +380,8 @@ if ('skip' in cluster) {
       }
     });
 
-    test(
-      'radosgw stopped mid-upload: the writer fails cleanly; a put retried across an outage succeeds',
-      { skip: cluster.outage === undefined ? 'the cluster is external (CHUNKYARD_S3_ENDPOINT)' : false },
-      async () => {
-        const outage = cluster.outage!;
-        const prefix = freshPrefix();
-        const short = { attempts: 3, baseDelayMs: 50, maxDelayMs: 100 };
-        const inner = s3(prefix, { partSize: 5 * 1024 * 1024, partRetry: (a) => withRetries(a, short), requestTimeoutMs: 5000 });
-        const b = new RetryingBackend(inner, short);
-        let stopped = false;
-        try {
-          await b.put('before', Buffer.from('kept'));
-          const w = await b.openWriter('during-outage');
-          await w.write(pattern(6 * 1024 * 1024, 1)); // the first part is on its way
-          await outage.stop();
-          stopped = true;
-          const finish = async (): Promise<void> => {
-            await w.write(pattern(6 * 1024 * 1024, 2));
-            await w.commit();
-          };
-          await assertRejects(finish(), 'BACKEND_UNAVAILABLE');
-          await w.abort();
-          await assertRejects(b.get('before'), 'BACKEND_UNAVAILABLE');
-
-          // An outage shorter than the retry window is ridden out.
-          const patient = new RetryingBackend(inner, { attempts: 30, baseDelayMs: 200, maxDelayMs: 1000 });
-          const put = patient.put('after', Buffer.from('written across the outage'), { exclusive: true });
-          await new Promise((r) => setTimeout(r, 300));
-          await outage.start();
-          stopped = false;
-          await put;
-          assert.deepEqual(await b.get('after'), Buffer.from('written across the outage'));
-          assert.deepEqual(await b.get('before'), Buffer.from('kept'));
-          // Nothing of the failed writer is visible (its unfinished upload, if the abort could
-          // not reach the service, is invisible and left to a lifecycle rule).
-          assert.equal(await b.stat('during-outage'), undefined);
-          assert.deepEqual((await collectList(b)).map((i) => i.name).sort(), ['after', 'before']);
-        } finally {
-          if (stopped) await outage.start();
-          await b.close();
-          await emptyPrefix(cluster.client, bucket, prefix);
-        }
-      },
-    );
+    // radosgw stopped mid-upload: test/backend/s3-faults.test.ts (a private cluster: never an
+    // outage of the shared one).
 
     describe('RetryingBackend over FaultyBackend over radosgw', () => {
       const fast = { sleep: async () => {}, attempts: 4 };

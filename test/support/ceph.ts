@@ -74,7 +74,8 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
   return {
     endpoint,
     client,
-    outage: external ? undefined : { stop: () => cephCommand('rgw-stop'), start: () => cephCommand('rgw-start') },
+    // Outages never on a shared cluster (other test runs use it): privateCluster() has them.
+    outage: external || runner === undefined ? undefined : { stop: () => cephCommand('rgw-stop'), start: () => cephCommand('rgw-start') },
     async newBucket() {
       const name = `chunkyard-test-${randomBytes(6).toString('hex')}`;
       await client.send(new CreateBucketCommand({ Bucket: name }));
@@ -104,22 +105,22 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
 }
 
 /** Runs a scripts/ceph.sh command without blocking the event loop. */
-function cephCommand(command: string): Promise<void> {
+function cephCommand(command: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [CEPH_SH, command], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('bash', [CEPH_SH, command], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ceph.sh ${command}: ${code} ${stderr}`))));
   });
 }
 
-function cephReady(): boolean {
-  return spawnSync('bash', [CEPH_SH, 'status'], { stdio: 'ignore' }).status === 0;
+function cephReady(env: NodeJS.ProcessEnv = process.env): boolean {
+  return spawnSync('bash', [CEPH_SH, 'status'], { env, stdio: 'ignore' }).status === 0;
 }
 
 /** `scripts/ceph.sh run` as our child, once ready; or why it could not start. */
-async function runCluster(): Promise<ChildProcess | string> {
-  const child = spawn('bash', [CEPH_SH, 'run'], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function runCluster(env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess | string> {
+  const child = spawn('bash', [CEPH_SH, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   let exited: number | null | undefined;
@@ -127,7 +128,7 @@ async function runCluster(): Promise<ChildProcess | string> {
   const deadline = Date.now() + 15 * 60_000; // a first start may install the packages
   while (Date.now() < deadline) {
     if (exited !== undefined) return `scripts/ceph.sh run exited (${exited}): ${stderr.trim()}`;
-    if (cephReady()) {
+    if (cephReady(env)) {
       child.stderr!.resume();
       return child;
     }
@@ -174,4 +175,98 @@ export async function rawKeys(client: S3Client, bucket: string, prefix: string):
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token !== undefined);
   return keys.sort();
+}
+
+/**
+ * A throwaway cluster of this test file's own (scripts/ceph.sh with its own CEPH_DIR and free
+ * ports), for faults that would disturb other users of the shared one: radosgw stopped,
+ * killed -9 or paused (SIGSTOP) while chunkyard works, then back. Skips like s3TestCluster
+ * when no Ceph can be had (a failure under CI=true).
+ */
+export interface PrivateCluster {
+  endpoint: string;
+  /** process.env plus this cluster's endpoint and test credentials (for child processes). */
+  env: NodeJS.ProcessEnv;
+  client: S3Client;
+  newBucket(): Promise<string>;
+  /** radosgw stops (SIGTERM) or is killed (SIGKILL); mon and OSD keep running. */
+  rgwStop(): Promise<void>;
+  rgwKill(): Promise<void>;
+  /** Starts radosgw again; resolves once it answers. */
+  rgwStart(): Promise<void>;
+  /** SIGSTOP / SIGCONT to radosgw: connections are accepted (by the kernel) but never answered. */
+  rgwPause(): void;
+  rgwResume(): void;
+  /** Stops the daemons and deletes the cluster's directory. */
+  release(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function privateCluster(name: string): Promise<PrivateCluster | { skip: string }> {
+  const dir = `/tmp/${name}-ceph-${process.pid}`;
+  const [mon, rgw] = [await freePort(), await freePort()];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CEPH_DIR: dir,
+    CEPH_MON_PORT: String(mon),
+    CEPH_RGW_PORT: String(rgw),
+    CEPH_MEMSTORE_BYTES: String(2 * 1024 * 1024 * 1024),
+  };
+  const runner = await runCluster(env);
+  if (typeof runner === 'string') {
+    const reason = `no private Ceph cluster for the S3 fault tests: ${runner}`;
+    if (process.env.CI && process.env.CI !== 'false') throw new Error(reason);
+    console.error(`\n*** SKIPPING S3 FAULT TESTS: ${reason}\n`);
+    return { skip: reason };
+  }
+  const vars = spawnSync('bash', [CEPH_SH, 'env'], { env, encoding: 'utf8' }).stdout;
+  for (const m of vars.matchAll(/([A-Z0-9_]+)=(\S+)/g)) env[m[1]!] = m[2]!;
+  const endpoint = env.CHUNKYARD_S3_ENDPOINT!;
+  const client = new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const { readFileSync } = await import('node:fs');
+  const rgwPid = (): number => Number(readFileSync(`${dir}/run/rgw.pid.sup`, 'utf8').trim());
+  return {
+    endpoint,
+    env,
+    client,
+    async newBucket() {
+      const bucket = `chunkyard-fault-${randomBytes(6).toString('hex')}`;
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      return bucket;
+    },
+    rgwStop: () => cephCommand('rgw-stop', env),
+    rgwKill: () => cephCommand('rgw-kill', env),
+    rgwStart: () => cephCommand('rgw-start', env),
+    rgwPause: () => process.kill(rgwPid(), 'SIGSTOP'),
+    rgwResume: () => process.kill(rgwPid(), 'SIGCONT'),
+    async release() {
+      client.destroy();
+      try {
+        process.kill(rgwPid(), 'SIGCONT');
+      } catch {
+        // not running
+      }
+      const exited = new Promise((r) => runner.once('exit', r));
+      spawnSync('bash', [CEPH_SH, 'stop'], { env, stdio: 'inherit' });
+      await exited;
+    },
+  };
 }
