@@ -36,6 +36,7 @@ import { packIdFromName, packIdFromTableName, packObjectName, tableObjectName } 
 import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
+import { duplicateRelocator, findDuplicates } from './dedupe.js';
 import type { ChunkRef, VerifyJob } from './verify.js';
 
 /** A pack is rewritten when its live chunks take less than this fraction of its blob area. */
@@ -62,6 +63,11 @@ export interface PruneOptions {
    * false). Deletion then happens in a later run.
    */
   deferDelete?: boolean;
+  /**
+   * Re-point recipes from duplicate copies of a chunk (stored by concurrent writers) at one
+   * copy, so that a later run reclaims the others (dedupe.ts; default true).
+   */
+  dedupe?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PruneProgress) => void;
 }
@@ -98,6 +104,8 @@ export interface PruneReport {
     freed: number;
     /** Pack file bytes written (new packs). */
     written: number;
+    /** Stored bytes of the duplicates re-pointed this run: a later run frees them. */
+    deduplicated: number;
     /** Pack bytes condemned and waiting for the writers live at condemnation to end. */
     condemned: number;
     after: number;
@@ -109,6 +117,8 @@ export interface PruneReport {
     unused: number;
     /** Live chunks copied out of rewritten packs. */
     copied: number;
+    /** Live duplicates (a second copy of a chunk, from concurrent writers) re-pointed at one copy this run. */
+    deduplicated: number;
   };
   recipes: { rewritten: number; unreferencedDeleted: number };
   staging: { unreferencedDeleted: number; unreferencedKept: number };
@@ -313,8 +323,8 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
       dryRun: options.dryRun === true,
       snapshots: mark.manifests.length,
       packs: { before: mark.catalog.packs.size + mark.catalog.damaged.size, deleted: 0, rewritten: 0, written: 0, damaged: mark.catalog.damaged.size, condemned: 0, after: 0 },
-      bytes: { before: bytesBefore, freed: 0, written: 0, condemned: 0, after: 0 },
-      chunks: { live, unused, copied: 0 },
+      bytes: { before: bytesBefore, freed: 0, written: 0, deduplicated: 0, condemned: 0, after: 0 },
+      chunks: { live, unused, copied: 0, deduplicated: 0 },
       recipes: { rewritten: 0, unreferencedDeleted: 0 },
       staging: { unreferencedDeleted: 0, unreferencedKept: 0 },
       waitingFor: 0,
@@ -448,6 +458,36 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
 
     // 6b. The rewritten packs and the recipes that named them are unreferenced now.
     await condemnNow(rewritten, oldRecipes, false);
+
+    // 7. Duplicates stored by concurrent writers (dedupe.ts): recipes re-pointed at one copy;
+    // the next run's mark finds the other copies unreferenced and reclaims them.
+    if (ctx.index && options.dedupe !== false) {
+      const stays = new Set<string>();
+      const gone = new Set([...deletable, ...rewrites].map((p) => p.hex));
+      for (const info of mark.catalog.packs.values()) {
+        if (info.liveCount > 0 && !info.pinned && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
+      }
+      const dups = await findDuplicates(backend, mark.catalog, ctx.index, stays, options.signal);
+      aborted(options.signal);
+      report.chunks.deduplicated = dups.chunks;
+      report.bytes.deduplicated = dups.bytes;
+      if (dups.chunks > 0) {
+        const relocate = duplicateRelocator(dups);
+        const replaced: string[] = [];
+        for (const m of mark.manifests) {
+          const r = await rewriteRecipe(backend, m.id, (hex) => dups.moves.has(hex), relocate, {
+            beforeCommit: () => session.assertCurrent(`prune's rewrite of snapshot ${m.id}`),
+            keepOld: true,
+          });
+          if (r) {
+            report.recipes.rewritten++;
+            replaced.push(r.oldRecipe);
+          }
+          aborted(options.signal);
+        }
+        await condemnNow([], replaced, false);
+      }
+    }
 
     // Sessions that ended without removing their object (killed writers).
     for (const s of await listSessions(backend)) {

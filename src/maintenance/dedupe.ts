@@ -1,0 +1,152 @@
+/**
+ * Duplicate chunks left by concurrent writers, reclaimed by prune.
+ *
+ * Writers on separate machines (or with separate caches) share no in-flight set: two that
+ * meet the same new chunk before either's pack table is visible both store it. Nothing is
+ * wrong with that (each snapshot references a complete copy), but the store is larger than
+ * one writer would have made it. prune fixes it after the fact:
+ *
+ *   1. For every live chunk of a pack that stays (not condemned, not being rewritten, not
+ *      pinned), the index names the copy it knows for that fingerprint. If that copy is in
+ *      another pack that stays and the pack's TABLE (the truth, not the cache) holds the same
+ *      fingerprint and raw length there, this chunk is a duplicate of it.
+ *   2. Every recipe that references a duplicate is rewritten to reference the kept copy
+ *      (relocate.ts: new recipe committed, manifest switched while the session is current,
+ *      old recipe condemned): the same crash-safety argument as prune's pack rewrites — a
+ *      manifest always names a complete recipe whose every chunk is in a pack that stays.
+ *   3. The duplicates are now unreferenced: the packs that held them fall under the rewrite
+ *      threshold (or are wholly unreferenced) at the next prune's mark, which copies their
+ *      remaining live chunks out and condemns them as usual.
+ *
+ * All copies of one fingerprint are pointed at the same copy (the index holds one location
+ * per fingerprint), so there are no cycles. Memory: the relocation table holds 17 bytes per
+ * duplicate, at most MAX_DUPLICATES_PER_RUN of them (the rest wait for the next run), plus a
+ * few pack tables (an LRU of TABLE_CACHE).
+ */
+import type { Backend } from '../backend/types.js';
+import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
+import type { ChunkLocation, CodecId, PackEntry } from '../pack/format.js';
+import { readPackTable } from '../pack/reader.js';
+import { findOffset, isLive, type PackCatalog, type PackInfo } from './pack-catalog.js';
+import type { Relocator } from './relocate.js';
+
+/** Duplicates re-pointed in one prune run at most (memory: 17 bytes each). */
+export const MAX_DUPLICATES_PER_RUN = 4_000_000;
+const TABLE_CACHE = 16;
+const LOOKUP_BATCH = 4096;
+
+/** A pack's duplicates: entry offsets (ascending) and, per entry, where its kept copy is. */
+interface Moves {
+  offsets: Uint32Array;
+  /** Index into DuplicatePlan.keepers. */
+  keeper: Uint32Array;
+  keptOffset: Uint32Array;
+  keptStored: Uint32Array;
+  keptCodec: Uint8Array;
+}
+
+export interface DuplicatePlan {
+  /** Per pack holding duplicates (hex). */
+  moves: Map<string, Moves>;
+  /** Ids of the packs holding kept copies. */
+  keepers: Buffer[];
+  chunks: number;
+  /** Stored bytes of the duplicates (what the next prune can free). */
+  bytes: number;
+}
+
+/**
+ * Finds the live duplicates among the packs `keep` (hex ids of packs that stay this run).
+ * Reads the tables of those packs (one at a time) and of the packs holding the kept copies.
+ */
+export async function findDuplicates(backend: Backend, catalog: PackCatalog, index: FingerprintIndex, keep: Set<string>, signal?: AbortSignal): Promise<DuplicatePlan> {
+  const plan: DuplicatePlan = { moves: new Map(), keepers: [], chunks: 0, bytes: 0 };
+  const keeperNo = new Map<string, number>();
+  const tables = new Map<string, Map<number, PackEntry>>();
+  const tableOf = async (info: PackInfo): Promise<Map<number, PackEntry>> => {
+    let t = tables.get(info.hex);
+    if (t) {
+      tables.delete(info.hex);
+      tables.set(info.hex, t);
+      return t;
+    }
+    t = new Map((await readPackTable(backend, info.name)).entries.map((e) => [e.offset, e]));
+    tables.set(info.hex, t);
+    if (tables.size > TABLE_CACHE) tables.delete(tables.keys().next().value!);
+    return t;
+  };
+  // Pack order is fixed (ids sorted) so that runs are reproducible.
+  const order = [...keep].sort();
+  for (const hex of order) {
+    if (plan.chunks >= MAX_DUPLICATES_PER_RUN) break;
+    if (signal?.aborted) break;
+    const info = catalog.packs.get(hex);
+    if (!info || info.liveCount === 0) continue;
+    const live: PackEntry[] = [];
+    for (const e of (await readPackTable(backend, info.name)).entries) {
+      const i = findOffset(info, e.offset);
+      if (i >= 0 && isLive(info, i)) live.push(e);
+    }
+    const found: { offset: number; keeper: number; real: PackEntry }[] = [];
+    for (let at = 0; at < live.length; at += LOOKUP_BATCH) {
+      const batch = live.slice(at, at + LOOKUP_BATCH);
+      const locs = await index.lookupMany(batch.map((e) => e.fingerprint));
+      for (let j = 0; j < batch.length; j++) {
+        const e = batch[j]!;
+        const loc = locs[j];
+        if (!loc) continue;
+        const otherHex = loc.packId.toString('hex');
+        if (otherHex === hex || !keep.has(otherHex)) continue;
+        const other = catalog.packs.get(otherHex);
+        if (!other) continue;
+        const k = findOffset(other, loc.offset);
+        // The kept copy must be live already: a pack whose every chunk is a duplicate of
+        // another's must not become the keeper of chunks nothing else references.
+        if (k < 0 || !isLive(other, k)) continue;
+        const real = (await tableOf(other)).get(loc.offset);
+        if (!real || !real.fingerprint.equals(e.fingerprint) || real.rawLength !== e.rawLength) continue;
+        let no = keeperNo.get(otherHex);
+        if (no === undefined) {
+          no = plan.keepers.push(other.id) - 1;
+          keeperNo.set(otherHex, no);
+        }
+        found.push({ offset: e.offset, keeper: no, real });
+        plan.bytes += e.storedLength;
+      }
+    }
+    if (found.length > 0) {
+      found.sort((a, b) => a.offset - b.offset);
+      plan.moves.set(hex, {
+        offsets: Uint32Array.from(found, (f) => f.offset),
+        keeper: Uint32Array.from(found, (f) => f.keeper),
+        keptOffset: Uint32Array.from(found, (f) => f.real.offset),
+        keptStored: Uint32Array.from(found, (f) => f.real.storedLength),
+        keptCodec: Uint8Array.from(found, (f) => f.real.codec),
+      });
+      plan.chunks += found.length;
+    }
+  }
+  return plan;
+}
+
+/** The relocator for rewriteRecipe: a duplicate's entry goes to its kept copy. */
+export function duplicateRelocator(plan: DuplicatePlan): Relocator {
+  return (entries) =>
+    entries.map((e) => {
+      const m = plan.moves.get(e.packId.toString('hex'));
+      if (!m) return undefined;
+      let lo = 0;
+      let hi = m.offsets.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        const v = m.offsets[mid]!;
+        if (v === e.offset) {
+          const loc: ChunkLocation = { packId: plan.keepers[m.keeper[mid]!]!, offset: m.keptOffset[mid]!, storedLength: m.keptStored[mid]!, rawLength: e.rawLength, codec: m.keptCodec[mid]! as CodecId };
+          return loc;
+        }
+        if (v < e.offset) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return undefined;
+    });
+}
