@@ -34,7 +34,7 @@ if (files.length < 2) {
 }
 const cephEnv = { ...process.env };
 if (isPrivate) {
-  Object.assign(cephEnv, { CEPH_DIR: '/tmp/chunkyard-s3-nodes-ceph', CEPH_MON_PORT: '46921', CEPH_RGW_PORT: '47921', CEPH_MEMSTORE_BYTES: String(8 << 30) });
+  Object.assign(cephEnv, { CEPH_DIR: '/tmp/chunkyard-s3-nodes-ceph', CEPH_MON_PORT: '46921', CEPH_RGW_PORT: '47921', CEPH_MEMSTORE_BYTES: String(8 * 1024 ** 3) });
   execFileSync('bash', [CEPH_SH, 'start'], { env: cephEnv, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 for (const m of execFileSync('bash', [CEPH_SH, 'env'], { env: cephEnv, encoding: 'utf8' }).matchAll(/([A-Z0-9_]+)=(\S+)/g)) process.env[m[1]] = m[2];

@@ -6,7 +6,12 @@
  * `check --read-data` is clean. Plus: the CLI takes `s3://` locations and `--s3-endpoint`, and
  * `init` on a missing bucket or with wrong credentials writes nothing and says why.
  *
- * CHUNKYARD_S3_STORE_KILLS sets the number of kills (default 30).
+ * CHUNKYARD_S3_STORE_KILLS sets the number of kills (default 30). For the issue's scale run:
+ * CHUNKYARD_S3_STORE_MIB (size of each backup, default 4), CHUNKYARD_S3_STORE_BYTES (keep
+ * ingesting, and killing, until the committed backups hold this many bytes; default 0) and
+ * CHUNKYARD_S3_STORE_KILL_MS (largest gap between kills, default 1000), e.g.
+ *   CHUNKYARD_S3_STORE_MIB=48 CHUNKYARD_S3_STORE_BYTES=3000000000 CHUNKYARD_S3_STORE_KILL_MS=4000 \
+ *     node --test dist/test/backend/s3-store.test.js
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +29,10 @@ import { s3TestCluster, type S3TestCluster } from '../support/ceph.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 const KILLS = Number(process.env.CHUNKYARD_S3_STORE_KILLS ?? 30);
+const BLOCKS = Math.max(1, Math.round(Number(process.env.CHUNKYARD_S3_STORE_MIB ?? 4) * 4));
+const MIN_BYTES = Number(process.env.CHUNKYARD_S3_STORE_BYTES ?? 0);
+const KILL_GAP_MS = Number(process.env.CHUNKYARD_S3_STORE_KILL_MS ?? 1000);
+const data = (seed: number): Buffer => maintenanceData(seed, BLOCKS);
 
 let cluster: S3TestCluster | undefined;
 let skip: string | undefined;
@@ -76,7 +85,7 @@ test('the CLI on s3:// locations: init, backup, snapshots, restore; a missing bu
   await cluster!.dropBucket(bucket);
 });
 
-test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} kill -9s: a fresh node restores everything`, { timeout: 900_000 }, async (t) => {
+test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} kill -9s: a fresh node restores everything`, { timeout: 3_600_000 }, async (t) => {
   if (skip) return t.skip(skip);
   const bucket = await cluster!.newBucket();
   const loc = `s3://${bucket}/shared`;
@@ -99,8 +108,8 @@ test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} ki
       const s = seed++;
       attempted.add(s);
       const file = join(work, `${name}-${s}.bin`);
-      const data = maintenanceData(s);
-      await writeFile(file, data);
+      const input = data(s);
+      await writeFile(file, input);
       const out = await new Promise<{ out: string; err: string; killed: boolean; code: number | null }>((resolve) => {
         const p = spawn(process.execPath, [BIN, 'backup', loc, file, '--target', `t${s % 3}`, '--json'], { env: env(cache), stdio: ['ignore', 'pipe', 'pipe'] });
         running.set(name, p);
@@ -118,7 +127,7 @@ test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} ki
       if (out.code !== 0) failures.push(`${name}: ${out.err.slice(0, 1500)}`);
       else {
         committed.set((JSON.parse(out.out) as { id: string }).id, s);
-        ingested += data.length;
+        ingested += input.length;
       }
     }
   };
@@ -143,8 +152,8 @@ test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} ki
   };
   const lanes = [node('a'), node('b'), node('c'), maintenance()];
   try {
-    while (kills < KILLS) {
-      await sleep(300 + rnd.int(0, 700));
+    while (kills < KILLS || ingested < MIN_BYTES) {
+      await sleep(Math.min(300, KILL_GAP_MS) + rnd.int(0, Math.max(0, KILL_GAP_MS - 300)));
       const c = [...running.entries()];
       if (c.length === 0) continue;
       const [, p] = c[rnd.int(0, c.length - 1)]!;
@@ -164,8 +173,8 @@ test(`3 nodes ingest into one bucket while a 4th forgets and prunes, ${KILLS} ki
     for (const [id, s] of committed) if (!forgotten.has(id)) assert.ok(ids.has(id), `committed snapshot ${id} (seed ${s}) is listed`);
     for (const x of listed) {
       const got = await collect(await fresh.restore(x.id));
-      const s = committed.get(x.id) ?? [...attempted].find((sd) => `t${sd % 3}` === x.target && maintenanceData(sd).equals(got));
-      assert.ok(s !== undefined && got.equals(maintenanceData(s)), `snapshot ${x.id} restores byte-exact`);
+      const s = committed.get(x.id) ?? [...attempted].find((sd) => `t${sd % 3}` === x.target && data(sd).equals(got));
+      assert.ok(s !== undefined && got.equals(data(s)), `snapshot ${x.id} restores byte-exact`);
     }
     await fresh.prune();
     await fresh.prune();

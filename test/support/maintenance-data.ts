@@ -10,9 +10,10 @@ import { prng } from './data.js';
 export const BLOCKS = 16;
 export const BLOCK_BYTES = 256 << 10;
 
-export function maintenanceData(seed: number): Buffer {
+/** `blocks` (default BLOCKS) sets the size: blocks × 256 KiB plus the tail. */
+export function maintenanceData(seed: number, blocks = BLOCKS): Buffer {
   const parts: Buffer[] = [];
-  for (let i = 0; i < BLOCKS; i++) parts.push(prng(i * 100_000 + Math.floor((seed + i) / (2 + (i % 5))), BLOCK_BYTES));
+  for (let i = 0; i < blocks; i++) parts.push(prng(i * 100_000 + Math.floor((seed + i) / (2 + (i % 5))), BLOCK_BYTES));
   // A tail of odd length, unique to the generation.
   parts.push(prng(900_000 + seed, 10_000 + (seed % 7) * 1000));
   return Buffer.concat(parts);
