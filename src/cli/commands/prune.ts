@@ -41,6 +41,7 @@ export default defineCommand({
         `bytes: ${humanBytes(r.bytes.before)} before, ${humanBytes(r.bytes.freed)} ${verb('freed', 'to free')}, ${humanBytes(r.bytes.written)} ${verb('written', 'to write')}, ${humanBytes(r.bytes.after)} after\n` +
         `recipes: ${r.recipes.rewritten} ${verb('rewritten', 'to rewrite')}, ${r.recipes.unreferencedDeleted} unreferenced ${verb('deleted', 'to delete')}; ` +
         `staging: ${r.staging.unreferencedDeleted} leftover object(s) ${verb('deleted', 'to delete')}, ${r.staging.unreferencedKept} kept (too recent, or age unknown)\n`;
+      if (r.chunks.deduplicated > 0) out += `duplicates: ${r.chunks.deduplicated} chunk(s) (${humanBytes(r.bytes.deduplicated)}) stored twice by concurrent writers re-pointed at one copy; the next prune frees them\n`;
       for (const p of r.problems) out += `problem ${formatProblem(p)}`;
       out += `${dryRun ? 'dry run: nothing was changed; ' : ''}done in ${r.seconds.toFixed(2)} s${r.problems.length ? `; ${r.problems.length} problem(s): run chunkyard check` : ''}\n`;
       await writeOut(io.stdout, out);
