@@ -1,0 +1,16 @@
+/** The environment knobs of s3:// locations (location.ts s3Tuning): parsed, range-checked, BAD_ARGUMENT otherwise. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { s3Tuning } from '../../src/backend/location.js';
+import { hasCode } from '../../src/errors.js';
+
+test('CHUNKYARD_S3_ATTEMPTS, _TIMEOUT_MS, _PARTS_IN_FLIGHT: unset means the defaults; whole numbers in range are taken', () => {
+  assert.deepEqual(s3Tuning({}), { attempts: undefined, requestTimeoutMs: undefined, partsInFlight: undefined });
+  assert.deepEqual(s3Tuning({ CHUNKYARD_S3_ATTEMPTS: '12', CHUNKYARD_S3_TIMEOUT_MS: '2000', CHUNKYARD_S3_PARTS_IN_FLIGHT: '4' }), { attempts: 12, requestTimeoutMs: 2000, partsInFlight: 4 });
+});
+
+test('malformed or out-of-range knobs are BAD_ARGUMENT naming the variable', () => {
+  for (const [k, v] of [['CHUNKYARD_S3_ATTEMPTS', '0'], ['CHUNKYARD_S3_ATTEMPTS', '1.5'], ['CHUNKYARD_S3_TIMEOUT_MS', '-1'], ['CHUNKYARD_S3_TIMEOUT_MS', '5s'], ['CHUNKYARD_S3_PARTS_IN_FLIGHT', '65']]) {
+    assert.throws(() => s3Tuning({ [k!]: v }), (e) => hasCode(e, 'BAD_ARGUMENT') && (e as Error).message.includes(k!), `${k}=${v}`);
+  }
+});
