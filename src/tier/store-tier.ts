@@ -76,7 +76,9 @@ export async function runTier(store: TierStore, session: WriterSession, pool: Co
   try {
     if (!options.dryRun) {
       // Reachable (and marked as this store's) before the store records anything.
-      archive = await opener(store, settings, true)();
+      // Created (and marked) only the first time: an archive that vanished later is an error,
+      // never silently replaced by an empty one.
+      archive = await opener(store, settings, !known)();
       await ensureFeature(store);
       if (!known || known.minRetentionMs !== settings.minRetentionMs || known.archivePackSize !== settings.archivePackSize) await writeTierSettings(store.backend, settings, !known);
     }
