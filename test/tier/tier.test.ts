@@ -161,6 +161,11 @@ test('a backup during a move, retention of archive packs, restore --plan on the 
     for (const p of plan.archive.packs) assert.ok(text.stdout.includes(`${p.name} bytes ${p.start}..${p.end}`), text.stdout);
     assert.match(text.stdout, new RegExp(`${plan.archive.requests} request\\(s\\), .* \\(${plan.archive.bytes} bytes\\)`));
 
+    // repair takes archive packs for what they are: nothing damaged, nothing re-pointed.
+    const rep = await Store.repair(dir, { threads: 1 });
+    assert.deepEqual(rep.damagedSnapshots, []);
+    assert.deepEqual(JSON.parse(cli(['restore', dir, ids[1]!, '--plan', '--json']).stdout), plan);
+
     // Minimum retention: forgotten, unreferenced archive packs stay while younger than 1y.
     const f = cli(['forget', dir, ids[0]!, ids[1]!]);
     assert.equal(f.status, 0, f.stderr);
