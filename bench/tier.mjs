@@ -6,7 +6,7 @@
 //
 // Per round: a fresh directory store; the snapshot (80 % of FILE's first N bytes, old) and
 // a recent one (the last 20 %) are backed up; `restore` of the old one from the hot tier is
-// timed; `tier --older-than 1s` moves its cold 80 % to the archive (a directory beside the
+// timed; `tier --older-than 5s --archive-pack-size 64M` moves its cold 80 % to the archive (a directory beside the
 // store, and with --s3 a prefix in a bucket on the radosgw; CHUNKYARD_S3_ENDPOINT); `prune`
 // reclaims the hot copies; `restore` of the old snapshot (80 % from the archive) is timed.
 // Hot and archive restores alternate within each round. Everything runs through the command
@@ -58,10 +58,10 @@ for (let round = 0; round < rounds; round++) {
     const store = join(work, `store-${a.kind}-${round}`);
     run('init', ['init', store]);
     const old = JSON.parse(run('backup old', ['backup', store, whole, '--target', 'data', '--json']).stdout).id;
-    await new Promise((r) => setTimeout(r, 1200));
+    await new Promise((r) => setTimeout(r, 6000));
     run('backup recent', ['backup', store, tail, '--target', 'data']);
     const hot = run('restore (hot)', ['restore', store, old, '--output', '/dev/null']);
-    const t = run(`tier (${a.kind})`, ['tier', store, '--archive', a.location(round), '--older-than', '1s', '--json']);
+    const t = run(`tier (${a.kind})`, ['tier', store, '--archive', a.location(round), '--older-than', '5s', '--archive-pack-size', '64M', '--json']);
     const report = JSON.parse(t.stdout);
     run('prune', ['prune', store]);
     const plan = JSON.parse(run('restore --plan', ['restore', store, old, '--plan', '--json']).stdout);

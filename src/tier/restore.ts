@@ -11,11 +11,9 @@
  * tier. Memory stays that of an ordinary restore; the spool takes disk space up to the archive
  * bytes of the plan (in $TMPDIR; removed when the restore ends).
  */
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
@@ -87,12 +85,27 @@ export interface ColdSource {
   read(packName: string, start: number, end: number): Promise<Uint8Array>;
 }
 
-/** Fetches the plan's archive ranges once each, in order, into a spool; serves reads from it. */
+/** One planned archive read in progress: bytes arrive in order into its spool file. */
+interface Fetch {
+  read: PlannedArchiveRead;
+  file?: string;
+  /** Bytes of the range in the spool file so far. */
+  received: number;
+  done: boolean;
+  error?: unknown;
+  waiters: (() => void)[];
+}
+
+/**
+ * Fetches the plan's archive ranges once each, in order, into a spool; serves reads from it
+ * as soon as the bytes a read needs have arrived (not only when the whole pack is there), so
+ * output flows while a large archive pack is still coming.
+ */
 export class ColdSpool implements ColdSource {
-  readonly #reads = new Map<string, PlannedArchiveRead>();
-  readonly #fetched = new Map<string, Promise<string>>();
+  readonly #fetches = new Map<string, Fetch>();
   #dir: Promise<string> | undefined;
   #closed = false;
+  #running: Promise<void> | undefined;
   /** Archive requests made (each pack once). */
   requests = 0;
 
@@ -101,60 +114,69 @@ export class ColdSpool implements ColdSource {
     plan: RestorePlan,
     private readonly spoolRoot = tmpdir(),
   ) {
-    for (const r of plan.archive.packs) this.#reads.set(r.name, r);
+    for (const r of plan.archive.packs) this.#fetches.set(r.name, { read: r, received: 0, done: false, waiters: [] });
   }
 
   /** Starts fetching, ARCHIVE_FETCHES at a time, in the order the stream needs the packs. */
   start(): void {
-    const queue = [...this.#reads.values()];
-    const gates: (() => void)[] = [];
-    let running = 0;
-    const next = (): void => {
-      while (running < ARCHIVE_FETCHES && gates.length > 0) {
-        running++;
-        gates.shift()!();
+    const queue = [...this.#fetches.values()];
+    const worker = async (): Promise<void> => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        try {
+          if (this.#closed) throw new ChunkyardError('ABORTED', 'restore ended');
+          await this.#fetch(f);
+          f.done = true;
+        } catch (err) {
+          f.error = err;
+        }
+        for (const w of f.waiters.splice(0)) w();
       }
     };
-    for (const r of queue) {
-      const p = new Promise<void>((go) => gates.push(go)).then(() => this.#fetch(r)).finally(() => {
-        running--;
-        next();
-      });
-      p.catch(() => {});
-      this.#fetched.set(r.name, p);
-    }
-    next();
+    this.#running = Promise.all(Array.from({ length: ARCHIVE_FETCHES }, worker)).then(() => {});
   }
 
   has(packName: string): boolean {
-    return this.#reads.has(packName);
+    return this.#fetches.has(packName);
   }
 
-  async #fetch(r: PlannedArchiveRead): Promise<string> {
-    if (this.#closed) throw new ChunkyardError('ABORTED', 'restore ended');
+  async #fetch(f: Fetch): Promise<void> {
     this.#dir ??= mkdtemp(join(this.spoolRoot, 'chunkyard-spool-'));
-    const file = join(await this.#dir, r.pack);
+    const file = join(await this.#dir, f.read.pack);
     let archive: Backend;
     try {
       archive = await this.archive();
     } catch (err) {
-      throw new ChunkyardError('ARCHIVE_UNAVAILABLE', `the restore needs archive pack ${r.name}, and the archive cannot be reached: ${(err as Error).message}`, { cause: err });
+      throw new ChunkyardError('ARCHIVE_UNAVAILABLE', `the restore needs archive pack ${f.read.name}, and the archive cannot be reached: ${(err as Error).message}`, { cause: err });
     }
-    this.requests++;
-    await pipeline(archive.getStream(r.name, { start: r.start, end: r.end }), createWriteStream(file));
-    return file;
+    const h = await open(file, 'w');
+    f.file = file;
+    try {
+      this.requests++;
+      for await (const chunk of archive.getStream(f.read.name, { start: f.read.start, end: f.read.end })) {
+        if (this.#closed) throw new ChunkyardError('ABORTED', 'restore ended');
+        const b = chunk as Buffer;
+        let done = 0;
+        while (done < b.length) done += (await h.write(b, done, b.length - done, f.received + done)).bytesWritten;
+        f.received += b.length;
+        for (const w of f.waiters.splice(0)) w();
+      }
+    } finally {
+      await h.close();
+    }
+    if (f.received !== f.read.end - f.read.start) throw new ChunkyardError('CHUNK_NOT_FOUND', `archive pack ${f.read.name} ended after ${f.received} of ${f.read.end - f.read.start} planned bytes (from offset ${f.read.start})`);
   }
 
   async read(packName: string, start: number, end: number): Promise<Uint8Array> {
-    const r = this.#reads.get(packName);
-    const fetched = this.#fetched.get(packName);
-    if (!r || !fetched) throw new ChunkyardError('CHUNK_NOT_FOUND', `archive pack ${packName} was not in the restore's plan`);
-    const file = await fetched;
+    const f = this.#fetches.get(packName);
+    if (!f) throw new ChunkyardError('CHUNK_NOT_FOUND', `archive pack ${packName} was not in the restore's plan`);
+    const r = f.read;
     const from = start - r.start;
     const length = Math.min(end, r.end) - start;
     if (from < 0 || length < 0) throw new ChunkyardError('CHUNK_NOT_FOUND', `archive pack ${packName}: bytes ${start}..${end} are outside the planned read`);
+    while (!f.done && f.error === undefined && f.received < from + length) await new Promise<void>((resolve) => f.waiters.push(resolve));
+    if (f.error !== undefined && f.received < from + length) throw f.error;
     const out = Buffer.allocUnsafeSlow(length);
-    const h = await open(file, 'r');
+    const h = await open(f.file!, 'r');
     try {
       let done = 0;
       while (done < length) {
@@ -170,7 +192,7 @@ export class ColdSpool implements ColdSource {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#fetched.values()]);
+    await this.#running?.catch(() => {});
     if (this.#dir) await rm(await this.#dir.catch(() => ''), { recursive: true, force: true }).catch(() => {});
   }
 }

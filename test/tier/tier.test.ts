@@ -188,3 +188,65 @@ test('a backup during a move, retention of archive packs, restore --plan on the 
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('a restore writes output while an archive pack is still arriving', { timeout: 120_000 }, async () => {
+  const work = await mkdtemp(join(tmpdir(), 'tier-flow-'));
+  try {
+    const dir = join(work, 'store');
+    await Store.init(dir, { compression: 'none' });
+    const data = prng(9, 40 << 20);
+    const s = await Store.open(dir, { threads: 1 });
+    const id = (await s.backup(streamOf(data, 1), { target: 'big' })).id;
+    await s.tier({ archive: join(work, 'arch'), olderThan: '0', archivePackSize: 64 << 20 });
+    await s.close();
+    // The archive sends the first 20 MiB of the pack, then holds the rest back until the
+    // restore has produced output: a restore that waited for whole packs would never finish.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let sent = 0;
+    const { openBackend } = await import('../../src/backend/location.js');
+    const { Readable } = await import('node:stream');
+    const opener = async (l: string, o: object) => {
+      const b = await openBackend(l, o);
+      return new Proxy(b, {
+        get(target, p) {
+          if (p === 'getStream') {
+            return (name: string, range?: { start: number; end: number }) =>
+              Readable.from(
+                (async function* () {
+                  let n = 0;
+                  for await (const c of target.getStream(name, range)) {
+                    if (n >= 20 << 20 && name.startsWith('packs/')) await gate;
+                    n += (c as Buffer).length;
+                    if (name.startsWith('packs/')) sent = n;
+                    yield c;
+                  }
+                })(),
+              );
+          }
+          const v = (target as unknown as Record<string | symbol, unknown>)[p];
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    };
+    const r = await Store.open(dir, { readOnly: true, threads: 1, archiveOpener: opener });
+    try {
+      const plan = await r.restorePlan(id);
+      assert.equal(plan.archive.requests, 1, 'one archive pack');
+      const parts: Buffer[] = [];
+      for await (const c of await r.restore(id)) {
+        if (parts.length === 0) {
+          assert.ok(sent < data.length - (8 << 20), `the first output came after ${sent} of the pack's bytes`);
+          release();
+        }
+        parts.push(c as Buffer);
+      }
+      assert.ok(Buffer.concat(parts).equals(data));
+    } finally {
+      release();
+      await r.close();
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
