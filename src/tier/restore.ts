@@ -6,9 +6,8 @@
  * restore needs, the byte range from its first needed chunk to the end of its last, in the
  * order the stream first needs them. The cold source fetches each range with one request
  * (two at a time, in that order) into a spool file as it arrives, and the restore (src/store/
- * restore.ts, the window planner of src/restore/) reads its archive chunks from the spool:
- * output is written as soon as the windows' packs are there, hot chunks straight from the hot
- * tier. Memory stays that of an ordinary restore; the spool takes disk space up to the archive
+ * restore.ts, the window planner of src/restore/) reads its archive chunks from the spool as
+ * soon as the bytes each read needs are there, hot chunks straight from the hot tier. Memory stays that of an ordinary restore; the spool takes disk space up to the archive
  * bytes of the plan (in $TMPDIR; removed when the restore ends).
  */
 import { mkdtemp, open, rm } from 'node:fs/promises';
