@@ -83,7 +83,13 @@ export async function findDuplicates(backend: Backend, catalog: PackCatalog, ind
     const info = catalog.packs.get(hex);
     if (!info || info.liveCount === 0) continue;
     const live: PackEntry[] = [];
-    for (const e of (await readPackTable(backend, info.name)).entries) {
+    let entries: PackEntry[];
+    try {
+      entries = (await readPackTable(backend, info.name)).entries;
+    } catch {
+      continue; // unreadable now (deleted, damaged): not this run's business; check reports it
+    }
+    for (const e of entries) {
       const i = findOffset(info, e.offset);
       if (i >= 0 && isLive(info, i)) live.push(e);
     }
@@ -103,7 +109,7 @@ export async function findDuplicates(backend: Backend, catalog: PackCatalog, ind
         // The kept copy must be live already: a pack whose every chunk is a duplicate of
         // another's must not become the keeper of chunks nothing else references.
         if (k < 0 || !isLive(other, k)) continue;
-        const real = (await tableOf(other)).get(loc.offset);
+        const real = (await tableOf(other).catch(() => undefined))?.get(loc.offset);
         if (!real || !real.fingerprint.equals(e.fingerprint) || real.rawLength !== e.rawLength) continue;
         let no = keeperNo.get(otherHex);
         if (no === undefined) {

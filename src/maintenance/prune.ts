@@ -485,7 +485,8 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
       const stays = new Set<string>();
       const gone = new Set([...deletable, ...rewrites].map((p) => p.hex));
       for (const info of mark.catalog.packs.values()) {
-        if (info.liveCount > 0 && !info.pinned && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
+        // Archive packs (src/tier/) take no part: their data is elsewhere and never rewritten.
+        if (info.liveCount > 0 && !info.pinned && !info.cold && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
       }
       const dups = await findDuplicates(backend, mark.catalog, ctx.index, stays, options.signal);
       aborted(options.signal);
