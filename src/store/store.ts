@@ -193,6 +193,15 @@ export interface UsageBreakdown {
   stagingBytes: number;
 }
 
+/** What Store.openReplicaWriter gives src/replicate/. @internal */
+export interface ReplicaWriter {
+  backend: Backend;
+  config: StoreConfig;
+  sink: ChunkSink;
+  session: WriterSession;
+  end(): Promise<void>;
+}
+
 export class Store {
   private closed = false;
   /** Opened here from a location (closed with the Store), not handed in as an object. */
@@ -395,6 +404,30 @@ export class Store {
       return session;
     } catch (err) {
       await session.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * For src/replicate/ (not part of the public API): a deduping writer session of this store
+   * with its chunk sink, for a writer that places already-stored chunks itself. The caller
+   * commits (assertCurrent, then the manifest) and calls end() exactly once.
+   * @internal
+   */
+  async openReplicaWriter(command: string): Promise<ReplicaWriter> {
+    this.check();
+    this.writable('replicate');
+    const session = await this.beginSession(command, true);
+    try {
+      const sink = await this.getSink();
+      let ended = false;
+      return { backend: this.backend, config: this.config, sink, session, end: async () => {
+        if (ended) return;
+        ended = true;
+        await this.endSession(session);
+      } };
+    } catch (err) {
+      await this.endSession(session);
       throw err;
     }
   }

@@ -1,0 +1,505 @@
+/**
+ * Replication without re-inflation: copies snapshots from one store to one or more others,
+ * sending only the chunks each destination lacks, in their stored form (same codec, same
+ * stored bytes: never decompressed and recompressed), then each recipe (rewritten with the
+ * destination's locations) and the manifest last. docs/operations.md, "Replication".
+ *
+ * A destination is written by an ordinary writer session (Store.openReplicaWriter), so its
+ * own backups and prune run beside a replication: chunks found at the destination come from
+ * its fingerprint index (a cache, every location confirmed by its pack's table, condemned
+ * packs excluded); copied chunks go into new packs whose table objects are written before
+ * the manifest; nothing at a destination is ever deleted but this run's own unfinished recipe.
+ *
+ * Resumable: a run that stops (kill -9, a lost connection) leaves sealed packs at the
+ * destination; the next run's have/want finds their chunks and sends only the rest.
+ *
+ * Several destinations in one run: each source chunk that any destination lacks is read
+ * (and verified) once, then appended to every destination that lacks it.
+ */
+import { ChunkyardError, badArgument } from '../errors.js';
+import { CompressionPool } from '../compress/pool.js';
+import { fpKey } from '../fingerprints/fingerprint-index.js';
+import type { ChunkLocation } from '../pack/format.js';
+import { readVerified, type ChunkRef, type VerifyJob } from '../maintenance/verify.js';
+import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
+import { MANIFEST_VERSION, manifestName, readManifest, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { packObjectName } from '../util/ids.js';
+import { Store, type StoreLocation, type ReplicaWriter } from '../store/store.js';
+import type { InflightChunk, OpenPack } from '../store/chunk-sink.js';
+import type { StoreConfig } from '../store/config.js';
+import { RateLimiter } from './rate-limit.js';
+
+export interface ReplicateOptions {
+  /** Only snapshots of these targets (default: all). */
+  targets?: string[];
+  /** Only these snapshots: ids or unique prefixes of at least 4 hex digits (default: all). */
+  snapshots?: string[];
+  /**
+   * After copying, prove every selected snapshot at each destination: the same chunk list
+   * (fingerprints and lengths, from both recipes) as the source. Reads recipes only.
+   */
+  verify?: boolean;
+  /** With verify: also restore each destination snapshot (every chunk read and checked). */
+  readData?: boolean;
+  /**
+   * Stores with different chunker parameters share no chunks: refused (CHUNKER_MISMATCH)
+   * unless this is set, when each snapshot is restored from the source and backed up anew at
+   * the destination (new snapshot ids; every byte crosses).
+   */
+  rechunk?: boolean;
+  /** Bytes per second, at most, of chunk data written to the destinations (all together). */
+  limitUpload?: number;
+  /** S3 endpoint for s3:// locations. */
+  s3Endpoint?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: ReplicateProgress) => void;
+}
+
+export interface ReplicateProgress {
+  snapshot: string;
+  snapshotsDone: number;
+  snapshots: number;
+  /** Logical bytes of the current snapshot walked so far, and its size. */
+  bytes: number;
+  snapshotBytes: number;
+  bytesSent: number;
+  bytesSkipped: number;
+}
+
+/** Per destination. */
+export interface ReplicateDestinationReport {
+  location: string;
+  /** Snapshots written here by this run. */
+  replicated: string[];
+  /** Selected snapshots the destination already had (by id): nothing sent. */
+  present: string[];
+  /** Chunks (and their stored bytes) sent: what the destination lacked. */
+  chunksSent: number;
+  bytesSent: number;
+  /** Recipe entries whose chunk the destination already held (or received earlier in this run). */
+  chunksSkipped: number;
+  bytesSkipped: number;
+  /** With verify: snapshots proven identical (and, with readData, restored). */
+  verified?: string[];
+}
+
+export interface ReplicateReport {
+  source: string;
+  /** Snapshots written at destinations by this run (counted once per destination). */
+  snapshotsReplicated: number;
+  /** Selected snapshots still staged (deferred, not processed) at the source: not replicated. */
+  staged: string[];
+  chunksSent: number;
+  bytesSent: number;
+  chunksSkipped: number;
+  bytesSkipped: number;
+  /** Reads of source packs, and the bytes they read (each chunk any destination lacks is read once). */
+  sourceReads: number;
+  sourceBytesRead: number;
+  /** Set with rechunk when the stores' chunkers differ: restored and backed up anew. */
+  rechunked: boolean;
+  seconds: number;
+  destinations: ReplicateDestinationReport[];
+}
+
+/** A source or a destination: a location, a Backend, or an open Store (left open). */
+export type ReplicaLocation = StoreLocation | Store;
+
+/** Recipe entries walked per step (whole seek blocks): bounds memory per snapshot. */
+const BLOCK_ENTRIES = 4096;
+/** Source reads in flight (each up to MAX_READ_BYTES, 8 MiB). */
+const READ_CONCURRENCY = 4;
+
+/**
+ * Copies the selected snapshots of `source` to every destination. Refuses (CHUNKER_MISMATCH)
+ * before writing anything when a destination's chunker differs, unless `rechunk`.
+ */
+export async function replicate(source: ReplicaLocation, destinations: ReplicaLocation[], options: ReplicateOptions = {}): Promise<ReplicateReport> {
+  if (!Array.isArray(destinations) || destinations.length === 0) throw badArgument('replicate needs at least one destination');
+  if (options.limitUpload !== undefined && !(Number.isFinite(options.limitUpload) && options.limitUpload > 0)) throw badArgument(`limitUpload = ${String(options.limitUpload)}: must be a positive number of bytes per second`);
+  const started = Date.now();
+  const opened: Store[] = [];
+  const open = async (l: ReplicaLocation, readOnly: boolean): Promise<Store> => {
+    if (l instanceof Store) return l;
+    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate' });
+    opened.push(s);
+    return s;
+  };
+  let pool: CompressionPool | undefined;
+  try {
+    const src = await open(source, true);
+    const dsts: Store[] = [];
+    for (const d of destinations) dsts.push(await open(d, false));
+    const seen = new Set<string>();
+    for (const d of dsts) {
+      if (d.config.id === src.config.id) throw badArgument(`${d.location} is the source store itself`);
+      if (seen.has(d.config.id)) throw badArgument(`${d.location} is named twice as a destination`);
+      seen.add(d.config.id);
+    }
+    const mismatched = dsts.filter((d) => chunkerMismatch(src.config, d.config) !== undefined);
+    for (const d of dsts) {
+      const missing = (src.config.features ?? []).filter((f) => !(d.config.features ?? []).includes(f));
+      if (missing.length > 0) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location} lacks the store feature(s) ${missing.join(', ')} that ${src.location} uses: its chunks cannot be copied as they are stored`);
+    }
+    if (mismatched.length > 0 && !options.rechunk) {
+      const d = mismatched[0]!;
+      throw new ChunkyardError('CHUNKER_MISMATCH', `${d.location} chunks differently from ${src.location} (${chunkerMismatch(src.config, d.config)}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and back it up anew there (every byte is sent)`);
+    }
+    const selected = await selectSnapshots(src, options);
+    const report: ReplicateReport = {
+      source: src.location, snapshotsReplicated: 0, staged: selected.filter((m) => m.recipe === null).map((m) => m.id),
+      chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, sourceReads: 0, sourceBytesRead: 0, rechunked: mismatched.length > 0, seconds: 0,
+      destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 })),
+    };
+    const ready = selected.filter((m) => m.recipe !== null);
+    const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
+    pool = new CompressionPool({});
+    for (const [n, m] of ready.entries()) {
+      if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
+      const todo: number[] = [];
+      for (const [i, d] of dsts.entries()) {
+        const has = mismatched.includes(d) ? await hasReplicaOf(d, src, m.id) : (await d.backend.stat(manifestName(m.id))) !== undefined;
+        if (has) report.destinations[i]!.present.push(m.id);
+        else todo.push(i);
+      }
+      if (todo.length === 0) continue;
+      const copyTo = todo.filter((i) => !mismatched.includes(dsts[i]!));
+      const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
+      if (copyTo.length > 0) {
+        await copySnapshot(src, m, copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), report, pool, limiter, options, n, ready.length);
+      }
+      for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
+    }
+    if (options.verify) {
+      for (const [i, d] of dsts.entries()) {
+        const r = report.destinations[i]!;
+        r.verified = [];
+        if (mismatched.includes(d)) continue; // rechunked copies are new snapshots: restore them to compare
+        for (const m of ready) {
+          await verifyReplica(src, d, m, options.readData === true);
+          r.verified.push(m.id);
+        }
+      }
+    }
+    for (const r of report.destinations) {
+      report.snapshotsReplicated += r.replicated.length;
+      report.chunksSent += r.chunksSent;
+      report.bytesSent += r.bytesSent;
+      report.chunksSkipped += r.chunksSkipped;
+      report.bytesSkipped += r.bytesSkipped;
+    }
+    report.seconds = (Date.now() - started) / 1000;
+    return report;
+  } finally {
+    await pool?.close().catch(() => {});
+    for (const s of opened.reverse()) await s.close().catch(() => {});
+  }
+}
+
+/** Undefined when two configs cut and fingerprint streams identically, else what differs. */
+export function chunkerMismatch(a: StoreConfig, b: StoreConfig): string | undefined {
+  const diffs: string[] = [];
+  for (const k of ['version', 'minSize', 'avgSize', 'maxSize', 'normalization'] as const) {
+    if (a.chunker[k] !== b.chunker[k]) diffs.push(`${k} ${a.chunker[k]} vs ${b.chunker[k]}`);
+  }
+  return diffs.length > 0 ? diffs.join(', ') : undefined;
+}
+
+async function selectSnapshots(src: Store, options: ReplicateOptions): Promise<SnapshotManifest[]> {
+  let infos = await src.snapshots();
+  if (options.targets?.length) {
+    const t = new Set(options.targets);
+    infos = infos.filter((s) => t.has(s.target));
+  }
+  if (options.snapshots?.length) {
+    const picked = new Set<string>();
+    for (const want of options.snapshots) {
+      if (!/^[0-9a-f]{4,16}$/.test(want)) throw badArgument(`snapshot ${JSON.stringify(want)}: give 4 to 16 lowercase hex digits of an id`);
+      const hits = infos.filter((s) => s.id.startsWith(want));
+      if (hits.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${want} in ${src.location}${options.targets?.length ? ' among the targets given' : ''}`);
+      if (hits.length > 1) throw badArgument(`snapshot prefix ${want} is ambiguous (${hits.map((h) => h.id).join(', ')})`);
+      picked.add(hits[0]!.id);
+    }
+    infos = infos.filter((s) => picked.has(s.id));
+  }
+  const out: SnapshotManifest[] = [];
+  for (const s of infos) {
+    try {
+      out.push(await readManifest(src.backend, s.id));
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue; // forgotten meanwhile
+      throw err;
+    }
+  }
+  return out;
+}
+
+/** One destination's state while one snapshot is copied. */
+interface DstRun {
+  store: Store;
+  report: ReplicateDestinationReport;
+  writer: ReplicaWriter;
+  recipe: import('../snapshot/recipe.js').RecipeWriter | undefined;
+  pack: OpenPack | undefined;
+  /** The previous pack's seal: at most one seal in flight per destination. */
+  sealing: Promise<void> | undefined;
+  /** Packs and others' in-flight chunks this snapshot's recipe needs durable before the manifest. */
+  waits: Promise<void>[];
+  /** Claims of this step not yet placed (released if the step fails). */
+  claims: Map<string, { fp: Buffer; claim: InflightChunk }>;
+}
+
+async function copySnapshot(
+  src: Store,
+  m: SnapshotManifest,
+  targets: { store: Store; report: ReplicateDestinationReport }[],
+  report: ReplicateReport,
+  pool: CompressionPool,
+  limiter: RateLimiter | undefined,
+  options: ReplicateOptions,
+  n: number,
+  total: number,
+): Promise<void> {
+  const reader = await RecipeReader.open(src.backend, m.recipe!.name, { expect: m.recipe! });
+  const runs: DstRun[] = [];
+  try {
+    for (const t of targets) {
+      const writer = await t.store.openReplicaWriter(`replicate (snapshot ${m.id} from ${src.location})`);
+      runs.push({ store: t.store, report: t.report, writer, recipe: undefined, pack: undefined, sealing: undefined, waits: [], claims: new Map() });
+    }
+    const { RecipeWriter } = await import('../snapshot/recipe.js');
+    for (const r of runs) r.recipe = await RecipeWriter.create(r.writer.backend, recipeName(m.id));
+    let walked = 0;
+    for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
+      if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
+      await copyBlock(src, block, runs, report, pool, limiter);
+      for (const e of block) walked += e.rawLength;
+      options.onProgress?.({
+        snapshot: m.id, snapshotsDone: n, snapshots: total, bytes: walked, snapshotBytes: m.logicalBytes,
+        bytesSent: report.destinations.reduce((s, d) => s + d.bytesSent, 0), bytesSkipped: report.destinations.reduce((s, d) => s + d.bytesSkipped, 0),
+      });
+    }
+    // Commit, per destination: packs durable and indexed, recipe durable, session current,
+    // then the manifest (create-only: the commit).
+    for (const r of runs) {
+      if (r.pack && !r.pack.sealing && r.pack.writer.count > 0) r.waits.push(r.writer.sink.seal(r.pack));
+      r.pack = undefined;
+      await Promise.all(r.waits);
+      const summary = await r.recipe!.commit();
+      r.recipe = undefined;
+      if (summary.logicalBytes !== m.logicalBytes || summary.entries !== m.chunks) {
+        await r.writer.backend.delete(summary.name).catch(() => {});
+        throw new ChunkyardError('CORRUPT', `snapshot ${m.id}: its recipe gave ${summary.entries} chunks of ${summary.logicalBytes} bytes, its manifest says ${m.chunks} of ${m.logicalBytes}`);
+      }
+      const manifest: SnapshotManifest = { ...m, version: MANIFEST_VERSION, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 }, staging: null };
+      try {
+        await r.writer.session.assertCurrent(`snapshot ${m.id}`);
+        await writeManifest(r.writer.backend, manifest);
+      } catch (err) {
+        await r.writer.backend.delete(summary.name).catch(() => {});
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS') {
+          r.report.present.push(m.id); // another replication committed it meanwhile
+          continue;
+        }
+        throw err;
+      }
+      r.report.replicated.push(m.id);
+    }
+  } catch (err) {
+    // What was copied stays useful: open packs are sealed (their chunks are found by the next
+    // run), unplaced claims released, the unfinished recipe removed.
+    for (const r of runs) {
+      for (const c of r.claims.values()) r.writer.sink.release(c.fp, err);
+      if (r.pack && !r.pack.sealing && r.pack.writer.count > 0) await r.writer.sink.seal(r.pack).catch(() => {});
+      await r.recipe?.abort().catch(() => {});
+    }
+    throw err;
+  } finally {
+    for (const r of runs) {
+      await Promise.allSettled(r.waits);
+      await r.writer.end();
+    }
+  }
+}
+
+/**
+ * One step of recipe entries: have/want at every destination, one verified read of each
+ * wanted source chunk, appends to each destination that wants it, then the recipe entries.
+ */
+async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+  const fps = block.map((e) => e.fingerprint);
+  // Per destination: a location now, a promise of one (in flight), or a claim to fill.
+  const places: (ChunkLocation | Promise<ChunkLocation>)[][] = [];
+  // Source chunk (fpKey) → the destinations that want it, with the chunk's source location.
+  const wanted = new Map<string, { entry: RecipeEntry; dsts: number[] }>();
+  for (const [d, r] of runs.entries()) {
+    const found = await r.writer.sink.index.lookupMany(fps);
+    const row: (ChunkLocation | Promise<ChunkLocation>)[] = [];
+    for (const [i, e] of block.entries()) {
+      const k = fpKey(e.fingerprint);
+      const loc = found[i];
+      if (loc) {
+        row.push(loc);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const mine = r.claims.get(k);
+      if (mine) {
+        row.push(mine.claim.location.promise);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const inflight = r.writer.sink.findInflight(e.fingerprint);
+      if (inflight) {
+        // Another stream of this process (or an earlier step of this run) holds it: its pack
+        // must be durable before this snapshot commits.
+        row.push(inflight.location.promise);
+        r.waits.push(inflight.durable.promise);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const claim = r.writer.sink.claim(e.fingerprint)!;
+      r.claims.set(k, { fp: e.fingerprint, claim });
+      r.waits.push(claim.durable.promise);
+      row.push(claim.location.promise);
+      let w = wanted.get(k);
+      if (!w) wanted.set(k, (w = { entry: e, dsts: [] }));
+      w.dsts.push(d);
+    }
+    places.push(row);
+  }
+  if (wanted.size > 0) {
+    // Jobs per source pack, ascending offsets: coalesced reads, each decoded and checked.
+    const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, number[]> }>();
+    for (const { entry, dsts } of wanted.values()) {
+      const name = packObjectName(entry.packId);
+      let j = byPack.get(name);
+      if (!j) byPack.set(name, (j = { refs: [], want: new Map() }));
+      const ref: ChunkRef = { offset: entry.offset, storedLength: entry.storedLength, rawLength: entry.rawLength, codec: entry.codec, fingerprint: entry.fingerprint };
+      j.refs.push(ref);
+      j.want.set(ref, dsts);
+    }
+    const jobs: VerifyJob<Map<ChunkRef, number[]>>[] = [];
+    for (const [packName, j] of byPack) {
+      j.refs.sort((a, b) => a.offset - b.offset);
+      jobs.push({ packName, refs: j.refs, tag: j.want });
+    }
+    for await (const read of readVerified(src.backend, pool, jobs, READ_CONCURRENCY)) {
+      report.sourceReads++;
+      report.sourceBytesRead += read.data.length;
+      if (read.error) throw new ChunkyardError('CHUNK_NOT_FOUND', `source pack ${read.packName} is missing: ${read.error.message}`, { cause: read.error });
+      if (read.bad.size > 0) {
+        const [i, why] = read.bad.entries().next().value as [number, string];
+        const ref = read.refs[i]!;
+        throw new ChunkyardError('CHUNK_CORRUPT', `source chunk ${ref.fingerprint.toString('hex')} at ${read.packName} offset ${ref.offset}: ${why}; nothing of this snapshot was committed (run check and repair on the source)`);
+      }
+      for (const ref of read.refs) {
+        const stored = read.data.subarray(ref.offset - read.start, ref.offset - read.start + ref.storedLength);
+        for (const d of read.tag.get(ref)!) {
+          const r = runs[d]!;
+          if (limiter) await limiter.take(stored.length);
+          await appendStored(r, ref, stored);
+          r.report.chunksSent++;
+          r.report.bytesSent += stored.length;
+        }
+      }
+    }
+  }
+  for (const [d, r] of runs.entries()) {
+    const row = places[d]!;
+    for (const [i, e] of block.entries()) {
+      const p = row[i]!;
+      await r.recipe!.add(e.fingerprint, p instanceof Promise ? await p : p);
+    }
+    r.claims.clear();
+  }
+}
+
+/** Appends one stored chunk, as it is, to the destination's open pack (a new one when full). */
+async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array): Promise<void> {
+  const sink = r.writer.sink;
+  const k = fpKey(ref.fingerprint);
+  const c = r.claims.get(k)!;
+  if (r.pack?.sealing) r.pack = undefined;
+  if (!r.pack) r.pack = await sink.openPack();
+  const pack = r.pack;
+  // The bytes are copied: the read buffer is shared by every destination and goes on.
+  const offset = await pack.writer.append(ref.fingerprint, Buffer.from(stored), ref.rawLength, ref.codec as ChunkLocation['codec']);
+  sink.placed(ref.fingerprint, c.claim, pack, { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: ref.rawLength, codec: ref.codec as ChunkLocation['codec'] });
+  if (pack.writer.size >= sink.packSize) {
+    await r.sealing;
+    r.pack = undefined;
+    r.sealing = sink.seal(pack);
+    r.sealing.catch(() => {});
+    r.waits.push(r.sealing);
+  }
+}
+
+/**
+ * Proves a destination's snapshot is the source's: same chunk list (fingerprint and length
+ * of every entry, in order) from both recipes, each verified against its manifest; with
+ * readData, a restore of the destination's copy (every chunk read and checked) too.
+ */
+export async function verifyReplica(src: Store, dst: Store, m: SnapshotManifest, readData: boolean): Promise<void> {
+  const theirs = await readManifest(dst.backend, m.id);
+  if (theirs.logicalBytes !== m.logicalBytes || theirs.chunks !== m.chunks || theirs.target !== m.target) {
+    throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location} differs from the source's (${theirs.chunks} chunks of ${theirs.logicalBytes} bytes, the source has ${m.chunks} of ${m.logicalBytes})`);
+  }
+  const a = (await RecipeReader.open(src.backend, m.recipe!.name, { expect: m.recipe! })).entries(0, BLOCK_ENTRIES)[Symbol.asyncIterator]();
+  const b = (await RecipeReader.open(dst.backend, theirs.recipe!.name, { expect: theirs.recipe! })).entries(0, BLOCK_ENTRIES)[Symbol.asyncIterator]();
+  let pendA: RecipeEntry[] = [];
+  let pendB: RecipeEntry[] = [];
+  let index = 0;
+  for (;;) {
+    if (pendA.length === 0) {
+      const x = await a.next();
+      if (!x.done) pendA = x.value;
+    }
+    if (pendB.length === 0) {
+      const y = await b.next();
+      if (!y.done) pendB = y.value;
+    }
+    if (pendA.length === 0 || pendB.length === 0) {
+      if (pendA.length !== pendB.length) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location}: its recipe has a different number of chunks`);
+      break;
+    }
+    const k = Math.min(pendA.length, pendB.length);
+    for (let i = 0; i < k; i++, index++) {
+      if (!pendA[i]!.fingerprint.equals(pendB[i]!.fingerprint) || pendA[i]!.rawLength !== pendB[i]!.rawLength) {
+        throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location}: chunk ${index} differs from the source's`);
+      }
+    }
+    pendA = pendA.slice(k);
+    pendB = pendB.slice(k);
+  }
+  if (readData) {
+    let bytes = 0;
+    const stream = await dst.restore(m.id);
+    for await (const c of stream) bytes += (c as Buffer).length;
+    if (bytes !== m.logicalBytes) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location} restored ${bytes} bytes, not ${m.logicalBytes}`);
+  }
+}
+
+/** The metadata key a rechunked copy records its source by. */
+export const REPLICA_OF_KEY = 'chunkyard.replica-of';
+
+async function hasReplicaOf(dst: Store, src: Store, id: string): Promise<boolean> {
+  const want = `${src.config.id}:${id}`;
+  for (const s of await dst.snapshots()) if (s.metadata[REPLICA_OF_KEY] === want) return true;
+  return false;
+}
+
+/** --rechunk: restore at the source, back up anew at the destination (every byte crosses). */
+async function rechunkSnapshot(src: Store, dst: Store, m: SnapshotManifest, r: ReplicateDestinationReport, report: ReplicateReport, options: ReplicateOptions): Promise<void> {
+  const stream = await src.restore(m.id, { signal: options.signal });
+  const done = await dst.backup(stream, {
+    target: m.target, host: m.host ?? undefined, tags: [...m.tags], metadata: { ...m.metadata, [REPLICA_OF_KEY]: `${src.config.id}:${m.id}` }, signal: options.signal,
+  });
+  r.replicated.push(done.id);
+  r.chunksSent += done.newChunks ?? 0;
+  r.bytesSent += done.storedBytes ?? 0;
+  report.sourceBytesRead += m.logicalBytes;
+}
