@@ -20,6 +20,7 @@ import type { Metrics } from './metrics.js';
 import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';
 import type { LogLevel } from './log.js';
+import { chunkRoutes } from './chunk-routes.js';
 import { renderStatusPage, statusModel, type CheckSummary } from './status-page.js';
 
 /** What a handler may use and report; one per request. */
@@ -80,6 +81,8 @@ export const ROUTES: readonly Route[] = [
   { name: '/v1/targets/{target}/snapshots', pattern: ['v1', 'targets', null, 'snapshots'], methods: { PUT: upload, GET: list } },
   { name: '/v1/targets/{target}/latest', pattern: ['v1', 'targets', null, 'latest'], methods: { GET: latest } },
   { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, DELETE: remove } },
+  // The chunk protocol (push, replicate): src/daemon/chunk-routes.ts.
+  ...chunkRoutes({ authenticate, authorize, target }),
 ];
 
 /** The methods a route answers, for Allow: its own, plus HEAD where there is GET. */

@@ -199,6 +199,8 @@ export interface ReplicaWriter {
   config: StoreConfig;
   sink: ChunkSink;
   session: WriterSession;
+  /** The store's worker pool (decoding and verifying chunks that arrive). */
+  pool: CompressionPool;
   end(): Promise<void>;
 }
 
@@ -421,7 +423,7 @@ export class Store {
     try {
       const sink = await this.getSink();
       let ended = false;
-      return { backend: this.backend, config: this.config, sink, session, end: async () => {
+      return { backend: this.backend, config: this.config, sink, session, pool: this.getPool(), end: async () => {
         if (ended) return;
         ended = true;
         await this.endSession(session);
@@ -430,6 +432,15 @@ export class Store {
       await this.endSession(session);
       throw err;
     }
+  }
+
+  /**
+   * This process's fingerprint index cache, for the daemon's have/want answers (advisory: a
+   * commit checks again inside a session). @internal
+   */
+  async fingerprintIndex(): Promise<FingerprintIndex> {
+    this.check();
+    return this.openIndex();
   }
 
   /** Ends a session; after a commit, a failure here is a warning, never the caller's error. */
