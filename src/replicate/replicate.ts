@@ -28,6 +28,71 @@ import { Store, type StoreLocation, type ReplicaWriter } from '../store/store.js
 import type { InflightChunk, OpenPack } from '../store/chunk-sink.js';
 import type { StoreConfig } from '../store/config.js';
 import { RateLimiter } from './rate-limit.js';
+import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
+import { fetchSnapshot } from '../daemon/client.js';
+import { createHash } from 'node:crypto';
+
+/** A daemon destination (http(s):// URL): the chunk protocol of docs/daemon.md. */
+interface Remote {
+  url: string;
+  client: ChunkClient;
+  info: DaemonChunker;
+  report: ReplicateDestinationReport;
+  rechunk?: boolean;
+}
+
+/** A daemon's state while one snapshot is copied. */
+interface RemoteRun {
+  remote: Remote;
+  commit: OpenCommit;
+  target?: string;
+  batch: StoredChunk[];
+  batchBytes: number;
+}
+
+/** Chunk data per upload request to a daemon. */
+const REMOTE_UPLOAD_BYTES = 8 << 20;
+
+async function flushRemote(r: RemoteRun): Promise<void> {
+  if (r.batch.length === 0) return;
+  await r.remote.client.upload(r.target!, r.batch);
+  r.batch = [];
+  r.batchBytes = 0;
+}
+
+/** A rechunked copy at a daemon has a new id and is not looked for: a repeated push sends only what the daemon lacks. */
+async function remoteHasReplicaOf(_r: Remote, _src: Store, _m: SnapshotManifest): Promise<boolean> {
+  return false;
+}
+
+/** --rechunk to a daemon: the source's bytes pushed with the daemon's chunker (only missing chunks sent). */
+async function rechunkRemote(src: Store, r: Remote, m: SnapshotManifest, report: ReplicateReport, options: ReplicateOptions): Promise<void> {
+  const stream = await src.restore(m.id, { signal: options.signal });
+  const p = await pushChunked(r.url, stream, { target: m.target, token: options.token ?? process.env['CHUNKYARD_TOKEN'], host: m.host ?? undefined, tags: m.tags, metadata: { ...m.metadata, [REPLICA_OF_KEY]: `${src.config.id}:${m.id}` }, limitUpload: options.limitUpload, signal: options.signal });
+  r.report.replicated.push(p.snapshot.id);
+  r.report.chunksSent += p.chunksSent;
+  r.report.bytesSent += p.bytesSent;
+  r.report.chunksSkipped += p.chunksSkipped;
+  r.report.bytesSkipped += p.bytesSkipped;
+  report.sourceBytesRead += m.logicalBytes;
+}
+
+/** A daemon's copy restored over HTTP (the daemon checks every chunk) and hashed against the source's. */
+async function verifyRemote(src: Store, r: Remote, m: SnapshotManifest, token: string | undefined): Promise<void> {
+  const hash = async (s: AsyncIterable<Uint8Array>) => {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const c of s) {
+      h.update(c);
+      n += c.length;
+    }
+    return `${n}:${h.digest('hex')}`;
+  };
+  const theirs = await hash(await fetchSnapshot(r.url, m.id, { token, by: 'id' }));
+  const ours = await hash(await src.restore(m.id));
+  if (theirs !== ours) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${r.url} does not restore to the source's bytes`);
+}
+
 
 export interface ReplicateOptions {
   /** Only snapshots of these targets (default: all). */
@@ -51,6 +116,8 @@ export interface ReplicateOptions {
   limitUpload?: number;
   /** S3 endpoint for s3:// locations. */
   s3Endpoint?: string;
+  /** Bearer token for http(s):// destinations (a daemon; default: CHUNKYARD_TOKEN). */
+  token?: string;
   signal?: AbortSignal;
   onProgress?: (p: ReplicateProgress) => void;
 }
@@ -129,7 +196,24 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
   try {
     const src = await open(source, true);
     const dsts: Store[] = [];
-    for (const d of destinations) dsts.push(await open(d, false));
+    const remotes: Remote[] = [];
+    const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
+    for (const d of destinations) {
+      if (typeof d === 'string' && /^https?:\/\//i.test(d)) {
+        const client = new ChunkClient(d, options.token ?? process.env['CHUNKYARD_TOKEN'], options.signal, limiter);
+        const info = await client.chunker();
+        remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 } });
+      } else dsts.push(await open(d, false));
+    }
+    for (const r of remotes) {
+      const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
+      const missing = (src.config.features ?? []).filter((f) => !r.info.features.includes(f));
+      if (missing.length > 0) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url} lacks the store feature(s) ${missing.join(', ')} that ${src.location} uses`);
+      if (mismatch !== undefined) {
+        if (!options.rechunk) throw new ChunkyardError('CHUNKER_MISMATCH', `${r.url} chunks differently from ${src.location} (${mismatch}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and push it anew there (only chunks it lacks are sent)`);
+        r.rechunk = true;
+      }
+    }
     const seen = new Set<string>();
     for (const d of dsts) {
       if (d.config.id === src.config.id) throw badArgument(`${d.location} is the source store itself`);
@@ -148,11 +232,10 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     const selected = await selectSnapshots(src, options);
     const report: ReplicateReport = {
       source: src.location, snapshotsReplicated: 0, staged: selected.filter((m) => m.recipe === null).map((m) => m.id),
-      chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, sourceReads: 0, sourceBytesRead: 0, rechunked: mismatched.length > 0, seconds: 0,
+      chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, sourceReads: 0, sourceBytesRead: 0, rechunked: mismatched.length > 0 || remotes.some((r) => r.rechunk), seconds: 0,
       destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 })),
     };
     const ready = selected.filter((m) => m.recipe !== null);
-    const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
     pool = new CompressionPool({});
     for (const [n, m] of ready.entries()) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
@@ -162,13 +245,21 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
         if (has) report.destinations[i]!.present.push(m.id);
         else todo.push(i);
       }
-      if (todo.length === 0) continue;
+      const remoteTodo: Remote[] = [];
+      for (const r of remotes) {
+        const has = r.rechunk ? await remoteHasReplicaOf(r, src, m) : await r.client.hasSnapshot(m.id);
+        if (has) r.report.present.push(m.id);
+        else remoteTodo.push(r);
+      }
+      if (todo.length === 0 && remoteTodo.length === 0) continue;
       const copyTo = todo.filter((i) => !mismatched.includes(dsts[i]!));
       const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
-      if (copyTo.length > 0) {
-        await copySnapshot(src, m, copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), report, pool, limiter, options, n, ready.length);
+      const remoteCopy = remoteTodo.filter((r) => !r.rechunk);
+      if (copyTo.length > 0 || remoteCopy.length > 0) {
+        await copySnapshot(src, m, copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
       }
       for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
+      for (const r of remoteTodo.filter((x) => x.rechunk)) await rechunkRemote(src, r, m, report, options);
     }
     if (options.verify) {
       for (const [i, d] of dsts.entries()) {
@@ -181,6 +272,19 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
         }
       }
     }
+    if (options.verify) {
+      // A daemon proves its copy by restoring it (every chunk checked there): the bytes are
+      // hashed here against a restore of the source. With readData only (it reads every byte).
+      for (const r of remotes) {
+        r.report.verified = [];
+        if (!options.readData || r.rechunk) continue;
+        for (const m of ready) {
+          await verifyRemote(src, r, m, options.token ?? process.env['CHUNKYARD_TOKEN']);
+          r.report.verified.push(m.id);
+        }
+      }
+    }
+    report.destinations.push(...remotes.map((r) => r.report));
     for (const r of report.destinations) {
       report.snapshotsReplicated += r.replicated.length;
       report.chunksSent += r.chunksSent;
@@ -253,6 +357,7 @@ async function copySnapshot(
   src: Store,
   m: SnapshotManifest,
   targets: { store: Store; report: ReplicateDestinationReport }[],
+  remotes: Remote[],
   report: ReplicateReport,
   pool: CompressionPool,
   limiter: RateLimiter | undefined,
@@ -262,6 +367,7 @@ async function copySnapshot(
 ): Promise<void> {
   const reader = await RecipeReader.open(src.backend, m.recipe!.name, { expect: m.recipe! });
   const runs: DstRun[] = [];
+  const remoteRuns: RemoteRun[] = [];
   try {
     for (const t of targets) {
       const writer = await t.store.openReplicaWriter(`replicate (snapshot ${m.id} from ${src.location})`);
@@ -269,10 +375,14 @@ async function copySnapshot(
     }
     const { RecipeWriter } = await import('../snapshot/recipe.js');
     for (const r of runs) r.recipe = await RecipeWriter.create(r.writer.backend, recipeName(m.id));
+    // A daemon's commit opens first: once it answers, its session protects what it said it has.
+    for (const r of remotes) {
+      remoteRuns.push({ remote: r, commit: await r.client.openCommit({ target: m.target, id: m.id, time: m.time, host: m.host, tags: m.tags, metadata: m.metadata }), target: m.target, batch: [], batchBytes: 0 });
+    }
     let walked = 0;
     for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
-      await copyBlock(src, block, runs, report, pool, limiter);
+      await copyBlock(src, block, runs, remoteRuns, report, pool, limiter);
       for (const e of block) walked += e.rawLength;
       options.onProgress?.({
         snapshot: m.id, snapshotsDone: n, snapshots: total, bytes: walked, snapshotBytes: m.logicalBytes,
@@ -305,7 +415,20 @@ async function copySnapshot(
       }
       r.report.replicated.push(m.id);
     }
+    for (const r of remoteRuns) {
+      try {
+        await r.commit.end();
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS') {
+          r.remote.report.present.push(m.id);
+          continue;
+        }
+        throw err;
+      }
+      r.remote.report.replicated.push(m.id);
+    }
   } catch (err) {
+    for (const r of remoteRuns) r.commit.abort();
     // What was copied stays useful: open packs are sealed (their chunks are found by the next
     // run), unplaced claims released, the unfinished recipe removed.
     for (const r of runs) {
@@ -326,12 +449,31 @@ async function copySnapshot(
  * One step of recipe entries: have/want at every destination, one verified read of each
  * wanted source chunk, appends to each destination that wants it, then the recipe entries.
  */
-async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
   const fps = block.map((e) => e.fingerprint);
   // Per destination: a location now, a promise of one (in flight), or a claim to fill.
   const places: (ChunkLocation | Promise<ChunkLocation>)[][] = [];
-  // Source chunk (fpKey) → the destinations that want it, with the chunk's source location.
-  const wanted = new Map<string, { entry: RecipeEntry; dsts: number[] }>();
+  // Source chunk (fpKey) → the destinations that want it, with the chunk's source location
+  // (dsts: local stores by index in runs; remote: daemons by index in remoteRuns).
+  const wanted = new Map<string, { entry: RecipeEntry; dsts: number[]; remote: number[] }>();
+  for (const [d, r] of remoteRuns.entries()) {
+    const has: boolean[] = [];
+    const batch = r.remote.info.limits.haveBatch;
+    for (let i = 0; i < fps.length; i += batch) has.push(...(await r.remote.client.have(r.target!, fps.slice(i, i + batch))));
+    const asked = new Set<string>();
+    for (const [i, e] of block.entries()) {
+      const k = fpKey(e.fingerprint);
+      if (has[i] || asked.has(k)) {
+        r.remote.report.chunksSkipped++;
+        r.remote.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      asked.add(k);
+      let w = wanted.get(k);
+      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
+      w.remote.push(d);
+    }
+  }
   for (const [d, r] of runs.entries()) {
     const found = await r.writer.sink.index.lookupMany(fps);
     const row: (ChunkLocation | Promise<ChunkLocation>)[] = [];
@@ -366,23 +508,23 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], repor
       r.waits.push(claim.durable.promise);
       row.push(claim.location.promise);
       let w = wanted.get(k);
-      if (!w) wanted.set(k, (w = { entry: e, dsts: [] }));
+      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
       w.dsts.push(d);
     }
     places.push(row);
   }
   if (wanted.size > 0) {
     // Jobs per source pack, ascending offsets: coalesced reads, each decoded and checked.
-    const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, number[]> }>();
-    for (const { entry, dsts } of wanted.values()) {
+    const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, { dsts: number[]; remote: number[] }> }>();
+    for (const { entry, dsts, remote } of wanted.values()) {
       const name = packObjectName(entry.packId);
       let j = byPack.get(name);
       if (!j) byPack.set(name, (j = { refs: [], want: new Map() }));
       const ref: ChunkRef = { offset: entry.offset, storedLength: entry.storedLength, rawLength: entry.rawLength, codec: entry.codec, fingerprint: entry.fingerprint };
       j.refs.push(ref);
-      j.want.set(ref, dsts);
+      j.want.set(ref, { dsts, remote });
     }
-    const jobs: VerifyJob<Map<ChunkRef, number[]>>[] = [];
+    const jobs: VerifyJob<Map<ChunkRef, { dsts: number[]; remote: number[] }>>[] = [];
     for (const [packName, j] of byPack) {
       j.refs.sort((a, b) => a.offset - b.offset);
       jobs.push({ packName, refs: j.refs, tag: j.want });
@@ -398,15 +540,30 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], repor
       }
       for (const ref of read.refs) {
         const stored = read.data.subarray(ref.offset - read.start, ref.offset - read.start + ref.storedLength);
-        for (const d of read.tag.get(ref)!) {
+        const to = read.tag.get(ref)!;
+        for (const d of to.dsts) {
           const r = runs[d]!;
           if (limiter) await limiter.take(stored.length);
           await appendStored(r, ref, stored);
           r.report.chunksSent++;
           r.report.bytesSent += stored.length;
         }
+        for (const d of to.remote) {
+          const r = remoteRuns[d]!;
+          r.batch.push({ fingerprint: ref.fingerprint, rawLength: ref.rawLength, codec: ref.codec, stored: Buffer.from(stored) });
+          r.batchBytes += stored.length;
+          r.remote.report.chunksSent++;
+          r.remote.report.bytesSent += stored.length;
+          if (r.batchBytes >= REMOTE_UPLOAD_BYTES) await flushRemote(r);
+        }
       }
     }
+  }
+  // Each daemon: what it lacked is uploaded (durable when answered), then the step's
+  // fingerprints go into its commit.
+  for (const r of remoteRuns) {
+    await flushRemote(r);
+    await r.commit.write(Buffer.concat(fps));
   }
   for (const [d, r] of runs.entries()) {
     const row = places[d]!;
