@@ -168,13 +168,27 @@ export class ChunkClient {
       throw new ChunkyardError('IO_ERROR', `${what}: the daemon did not answer`);
     }
     let early: IncomingMessage | undefined;
-    answered.then((r) => (early = r), () => {});
+    let broken: unknown;
+    answered.then((r) => (early = r), (err: unknown) => (broken ??= err));
+    req.on('error', (err) => (broken ??= err));
+    req.on('close', () => (broken ??= new Error('the connection closed')));
     return {
       write: async (fps) => {
         if (early) throw await failure(early);
-        if (!req.write(fps)) await new Promise<void>((resolve, reject) => {
-          req.once('drain', resolve);
-          req.once('error', reject);
+        if (broken) throw ioError(broken, what);
+        if (req.write(fps)) return;
+        // Until drained, or the connection is gone (whichever comes first; never both waits).
+        await new Promise<void>((resolve, reject) => {
+          const onDrain = () => {
+            req.off('close', onClose);
+            resolve();
+          };
+          const onClose = () => {
+            req.off('drain', onDrain);
+            reject(ioError(broken ?? new Error('the connection closed'), what));
+          };
+          req.once('drain', onDrain);
+          req.once('close', onClose);
         });
       },
       end: async () => {

@@ -51,7 +51,7 @@ interface RemoteRun {
 }
 
 /** Chunk data per upload request to a daemon. */
-const REMOTE_UPLOAD_BYTES = 8 << 20;
+const REMOTE_UPLOAD_BYTES = 4 << 20;
 
 async function flushRemote(r: RemoteRun): Promise<void> {
   if (r.batch.length === 0) return;

@@ -21,6 +21,9 @@ import { replicate } from '../../src/replicate/index.js';
 import { collect, prng, realData, streamOf } from '../support/data.js';
 import { Prng } from '../support/prng.js';
 import { lacking, mutate } from './support.js';
+import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
+import { ChunkyardError } from '../../src/errors.js';
+import { T, TOKENS, spawnServe } from '../daemon/support.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 const KILLS = Number(process.env.CHUNKYARD_REPLICATE_KILLS ?? 20);
@@ -176,4 +179,106 @@ test('replication into a store while its own writers back up and forget + prune 
   }
   const check = await Store.check(dst, { readData: true });
   assert.deepEqual(check.errors, []);
+});
+
+/** A TCP proxy in front of a daemon that counts the bytes clients send and can cut every connection. */
+async function proxy(targetPort: number): Promise<{ url: string; sent(): number; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let sent = 0;
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('data', (d: Buffer) => {
+      sent += d.length;
+      if (!upstream.write(d)) client.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    sent: () => sent,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+test(`replicate to a daemon: the daemon killed -9 or the connection cut at random, ${KILLS} trials: each resume completes, total on the wire ≤ 1.2× the minimum`, { timeout: 900_000 }, async () => {
+  const g1 = Buffer.concat([realData(8 << 20), prng(41, 24 << 20)]);
+  const gens = [g1, mutate(g1, 0.1, 15), mutate(g1, 0.1, 19)];
+  const src = join(work, 'remote-src');
+  await Store.init(src, { avgSize: 16384, packSize: 1 << 20 });
+  const expect = new Map<string, Buffer>();
+  const s = await Store.open(src);
+  for (const g of gens) expect.set((await s.backup(streamOf(g), { target: 't' })).id, g);
+  await s.close();
+  const minimum = (await lacking(new FsBackend(src), [...expect.keys()], new Set())).bytes;
+  const tokens = join(work, 'remote-tokens.json');
+  await writeFile(tokens, JSON.stringify(TOKENS), { mode: 0o600 });
+  const rnd = new Prng(161);
+  const ratios: number[] = [];
+  let interrupted = 0;
+  for (let trial = 0; interrupted < KILLS && trial < KILLS * 3; trial++) {
+    const mode = interrupted % 2 === 0 ? 'kill-daemon' : 'cut-connection';
+    const dst = join(work, `remote-dst-${trial}`);
+    await Store.init(dst, { avgSize: 16384, packSize: 1 << 20 });
+    let daemon = await spawnServe(dst, tokens);
+    let p = await proxy(daemon.port);
+    const running = replicate(src, [p.url], { token: T.appender, limitUpload: Math.ceil(minimum / 1.5) });
+    running.catch(() => {});
+    await sleep(rnd.int(100, 1400));
+    if (mode === 'kill-daemon') daemon.proc.kill('SIGKILL');
+    else p.cut();
+    const outcome = await running.then(
+      () => 'done',
+      (err: Error) => err,
+    );
+    let wire = p.sent();
+    await p.close();
+    if (mode === 'kill-daemon') {
+      await daemon.exited;
+      daemon = await spawnServe(dst, tokens);
+    }
+    if (outcome === 'done') {
+      daemon.proc.kill('SIGTERM');
+      await daemon.exited;
+      await rm(dst, { recursive: true, force: true });
+      continue; // finished before the interruption
+    }
+    interrupted++;
+    assert.match((outcome as ChunkyardError).code ?? '', /IO_ERROR|ABORTED|UNAVAILABLE/, String(outcome));
+    // The destination lists only complete snapshots.
+    await restoreAll(dst, expect);
+    p = await proxy(daemon.port);
+    const resumed = await replicate(src, [p.url], { token: T.appender });
+    wire += p.sent();
+    await p.close();
+    assert.equal(resumed.destinations[0]!.replicated.length + resumed.destinations[0]!.present.length, expect.size);
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
+    assert.equal(await restoreAll(dst, expect), expect.size);
+    ratios.push(wire / minimum);
+    assert.ok(wire <= 1.2 * minimum, `trial ${trial} (${mode}): ${wire} bytes on the wire in all, the minimum is ${minimum}`);
+    await rm(dst, { recursive: true, force: true });
+  }
+  assert.ok(interrupted >= KILLS);
+  ratios.sort((a, b) => a - b);
+  console.log(`replicate to a daemon: ${interrupted} interruptions (daemon kill -9 / connection cut, alternating); bytes on the wire / minimum: median ${ratios[ratios.length >> 1]!.toFixed(3)}, max ${ratios[ratios.length - 1]!.toFixed(3)}`);
 });

@@ -15,7 +15,8 @@ import { FsBackend } from '../../src/backend/fs.js';
 import { replicate } from '../../src/replicate/index.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { collect, realData, prng, streamOf } from '../support/data.js';
-import { storeContents } from '../daemon/support.js';
+import { T, TOKENS, spawnServe, storeContents } from '../daemon/support.js';
+import { writeFile } from 'node:fs/promises';
 import { s3TestCluster, type S3TestCluster } from '../support/ceph.js';
 import { CountingBackend, heldFingerprints, lacking, mutate } from './support.js';
 
@@ -83,7 +84,7 @@ test('a second replication after a 2% change sends at most 1.05x the stored byte
   assert.equal(third.snapshotsReplicated, 0);
 });
 
-test('fan-out to a directory and an S3 bucket reads each source chunk once; both restore byte-exact', async (t) => {
+test('fan-out to two directories, a daemon over HTTP and an S3 bucket reads each source chunk once; all restore byte-exact', async (t) => {
   const c = await s3TestCluster();
   const cluster: S3TestCluster | undefined = 'skip' in c ? undefined : c;
   try {
@@ -93,7 +94,12 @@ test('fan-out to a directory and an S3 bucket reads each source chunk once; both
     const dirB = join(work, 'fan-b');
     await Store.init(dirA, { avgSize: 16384, packSize: 1 << 20 });
     await Store.init(dirB, { avgSize: 16384, packSize: 4 << 20 });
-    const dsts: string[] = [dirA, dirB];
+    const dirC = join(work, 'fan-daemon');
+    await Store.init(dirC, { avgSize: 16384, packSize: 1 << 20 });
+    const tokens = join(work, 'fan-tokens.json');
+    await writeFile(tokens, JSON.stringify(TOKENS), { mode: 0o600 });
+    const daemon = await spawnServe(dirC, tokens);
+    const dsts: string[] = [dirA, dirB, daemon.url];
     const oldCache = process.env.CHUNKYARD_CACHE_DIR;
     if (cluster) {
       const bucket = await cluster.newBucket();
@@ -108,7 +114,13 @@ test('fan-out to a directory and an S3 bucket reads each source chunk once; both
     await Store.init(solo, { avgSize: 16384, packSize: 1 << 20 });
     const r1 = await replicate(one, [solo]);
     const counting = new CountingBackend(new FsBackend(src.path));
-    const r = await replicate(counting, dsts, { s3Endpoint: cluster?.endpoint, verify: true, readData: true });
+    const r = await replicate(counting, dsts, { s3Endpoint: cluster?.endpoint, token: T.appender });
+    // Verification reads the source again (a daemon's copy is compared with a restore): apart.
+    const v = await replicate(src.path, dsts, { s3Endpoint: cluster?.endpoint, verify: true, readData: true, token: T.appender });
+    assert.equal(v.bytesSent, 0);
+    for (const d of v.destinations) assert.deepEqual(d.verified, src.ids);
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
     if (oldCache === undefined) delete process.env.CHUNKYARD_CACHE_DIR;
     else process.env.CHUNKYARD_CACHE_DIR = oldCache;
     const need = await lacking(new FsBackend(src.path), src.ids, new Set());
@@ -119,9 +131,8 @@ test('fan-out to a directory and an S3 bucket reads each source chunk once; both
     assert.equal(r.sourceReads, r1.sourceReads);
     for (const d of r.destinations) {
       assert.equal(d.bytesSent, need.bytes, `${d.location} got every distinct chunk once`);
-      assert.deepEqual(d.verified, src.ids);
     }
-    for (const loc of dsts) {
+    for (const loc of dsts.map((d) => (d === daemon.url ? dirC : d))) {
       const s = await Store.open(loc, { s3Endpoint: cluster?.endpoint, readOnly: true, cacheDir: join(work, 'fan-cache-r') });
       try {
         assert.ok((await restored(s, src.ids[0]!)).equals(gen1), loc);

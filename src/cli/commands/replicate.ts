@@ -14,7 +14,7 @@ export default defineCommand({
   summary: 'copy snapshots to other stores, sending only the chunks each one lacks, as stored',
   usage,
   description:
-    'Each location is a store directory or an s3:// bucket. Chunks go in their stored (compressed) form, never decompressed and recompressed; each is checked against its fingerprint as it is read; ' +
+    'Each location is a store directory or an s3:// bucket; a destination may also be a chunkyard daemon (http(s)://, token from CHUNKYARD_TOKEN). Chunks go in their stored (compressed) form, never decompressed and recompressed; each is checked against its fingerprint as it is read; ' +
     'a snapshot appears at a destination only when its packs, recipe and manifest are durable there. Interrupted runs resume without resending what arrived. ' +
     'Nothing at a destination is deleted. Stores whose chunkers differ are refused (CHUNKER_MISMATCH) unless --rechunk.',
   flags: {
@@ -36,7 +36,7 @@ export default defineCommand({
     const progress = progressReporter(io, { command: 'replicate', json: flags.json });
     try {
       const report = await replicate(src, dsts, {
-        targets: flags.target, snapshots: flags.snapshot, verify: flags.verify, readData: flags['read-data'], rechunk: flags.rechunk, limitUpload, signal: interrupt.signal,
+        targets: flags.target, snapshots: flags.snapshot, token: io.env['CHUNKYARD_TOKEN'], verify: flags.verify, readData: flags['read-data'], rechunk: flags.rechunk, limitUpload, signal: interrupt.signal,
         onProgress: (p) => progress.update({ phase: `snapshot ${p.snapshot} (${p.snapshotsDone + 1}/${p.snapshots})`, done: p.bytes, total: p.snapshotBytes, unit: 'bytes', note: `sent ${humanBytes(p.bytesSent)}, saved ${humanBytes(p.bytesSkipped)}` }),
       });
       progress.done();
