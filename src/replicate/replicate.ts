@@ -207,8 +207,8 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     }
     for (const r of remotes) {
       const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
-      const missing = (src.config.features ?? []).filter((f) => !r.info.features.includes(f));
-      if (missing.length > 0) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url} lacks the store feature(s) ${missing.join(', ')} that ${src.location} uses`);
+      const why = featureMismatch(src.config.features ?? [], r.info.features);
+      if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url}: ${why}`);
       if (mismatch !== undefined) {
         if (!options.rechunk) throw new ChunkyardError('CHUNKER_MISMATCH', `${r.url} chunks differently from ${src.location} (${mismatch}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and push it anew there (only chunks it lacks are sent)`);
         r.rechunk = true;
@@ -222,8 +222,8 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     }
     const mismatched = dsts.filter((d) => chunkerMismatch(src.config, d.config) !== undefined);
     for (const d of dsts) {
-      const missing = (src.config.features ?? []).filter((f) => !(d.config.features ?? []).includes(f));
-      if (missing.length > 0) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location} lacks the store feature(s) ${missing.join(', ')} that ${src.location} uses: its chunks cannot be copied as they are stored`);
+      const why = featureMismatch(src.config.features ?? [], d.config.features ?? []);
+      if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location}: ${why}; the source's chunks cannot be copied as they are stored`);
     }
     if (mismatched.length > 0 && !options.rechunk) {
       const d = mismatched[0]!;
@@ -298,6 +298,21 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     await pool?.close().catch(() => {});
     for (const s of opened.reverse()) await s.close().catch(() => {});
   }
+}
+
+/**
+ * Store features that decide what a stored chunk is: a destination must have every one the
+ * source has (its chunks may use them: delta chunks, sealed chunks), and an encrypted
+ * destination takes only sealed chunks (plain ones would be stored in the clear there).
+ */
+const SYMMETRIC_FEATURES = ['encryption'];
+
+export function featureMismatch(src: readonly string[], dst: readonly string[]): string | undefined {
+  const missing = src.filter((f) => !dst.includes(f));
+  if (missing.length > 0) return `it lacks the store feature(s) ${missing.join(', ')} that the source uses`;
+  const extra = dst.filter((f) => SYMMETRIC_FEATURES.includes(f) && !src.includes(f));
+  if (extra.length > 0) return `it uses ${extra.join(', ')} and the source does not`;
+  return undefined;
 }
 
 /** Undefined when two configs cut and fingerprint streams identically, else what differs. */

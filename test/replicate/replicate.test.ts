@@ -194,3 +194,14 @@ test('the CLI: --snapshot and --target select, --json reports, bad arguments cha
   assert.match(all.stderr, /1 snapshot\(s\) replicated, 1 already there/);
   assert.ok((await restored(dst, src.ids[0]!)).equals(prng(1, 2 << 20)));
 });
+
+test('store features: a destination must have the source\'s, and an encrypted one takes only sealed chunks', async () => {
+  const { featureMismatch } = await import('../../src/replicate/replicate.js');
+  assert.equal(featureMismatch([], []), undefined);
+  assert.equal(featureMismatch(['delta'], ['delta', 'archive-tier']), undefined);
+  assert.equal(featureMismatch([], ['delta']), undefined);
+  assert.match(featureMismatch(['delta'], [])!, /lacks the store feature\(s\) delta/);
+  assert.match(featureMismatch(['encryption'], [])!, /lacks/);
+  assert.match(featureMismatch([], ['encryption'])!, /uses encryption and the source does not/);
+  assert.equal(featureMismatch(['encryption'], ['encryption']), undefined);
+});
