@@ -108,15 +108,21 @@ export class HookRun {
   }
 
   /** The source, read through: the end of the input starts `post` (the source is no longer needed frozen). */
-  wrap(source: ByteSource): ByteReader {
+  wrap(source: ByteSource, signal?: AbortSignal): ByteReader {
     const reader = toByteReader(source);
+    let closed = false;
     return {
       readInto: async (buf: Uint8Array) => {
         const n = await reader.readInto(buf);
-        if (n === 0) void this.runPost('input-read');
+        // An end that comes from closing the source early (abort, failure) is not the end
+        // of the input: close() in the finally runs post with the true reason.
+        if (n === 0 && !closed && !signal?.aborted) void this.runPost('input-read');
         return n;
       },
-      close: () => reader.close(),
+      close: () => {
+        closed = true;
+        return reader.close();
+      },
     } as ByteReader;
   }
 

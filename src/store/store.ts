@@ -442,7 +442,7 @@ export class Store {
     // `pre` runs first: it may freeze the source or create it. A failed one under `fail`
     // has run `post` and throws (nothing read, nothing committed).
     const hooks = hookSpec ? await HookRun.start(hookSpec, options.hooks!, { target, snapshotId: id, store: this.backend.location, storeId: this.config.id }) : undefined;
-    if (hooks) source = hooks.wrap(source);
+    if (hooks) source = hooks.wrap(source, options.signal);
     let session: WriterSession;
     try {
       session = await this.beginSession(`${this.options.purpose ?? 'backup'} (target ${target}, snapshot ${id})`, policy.dedupe !== 'deferred');
