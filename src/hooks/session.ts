@@ -64,7 +64,10 @@ export class HookRun {
   static async start(spec: HookSpec, options: BackupHooks, ctx: HookContext): Promise<HookRun> {
     const run = new HookRun(spec, options, ctx);
     if (spec.post !== undefined) {
-      const { entry } = await writeEntry(run.dir, { post: spec.post, timeoutMs: spec.timeoutMs, env: run.env });
+      const { entry } = await writeEntry(run.dir, { post: spec.post, timeoutMs: spec.timeoutMs, env: run.env }).catch((err: NodeJS.ErrnoException) => {
+        // No journal, no guarantee that post runs after a kill: pre does not run either.
+        throw new ChunkyardError('IO_ERROR', `cannot write the hook journal in ${run.dir} (${err.code ?? err.message}); pre was not run`, { cause: err });
+      });
       run.token = entry.token;
       const wd = spawn(process.execPath, [watchdogScript(), run.dir, entry.token], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
       wd.on('error', () => {});
