@@ -275,6 +275,10 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   // protocol error answered by server.ts. Node no longer delivers the rest of this body.
   const onAnswered = () => abort.abort(new ChunkyardError('ABORTED', 'the request was answered before the end of the upload'));
   ctx.res.once('close', onAnswered);
+  // What happened while this handler awaited (the hooks file, the quota ledger) has no
+  // event left to fire: look.
+  if (ctx.res.closed || ctx.res.writableFinished) onAnswered();
+  else if (req.destroyed) onClose();
   const body = requestBody(req, abort.signal);
   metrics.uploadsInFlight.inc();
   let counted = 0;
