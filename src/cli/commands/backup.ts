@@ -15,7 +15,7 @@ import { DEFAULT_HOOK_TIMEOUT_MS, hooksFilePath, parseHookTimeout, stateDir, val
 import { recoverPending } from '../../hooks/journal.js';
 import { describeHook, type HookResult } from '../../hooks/run.js';
 
-const usage = '[<store>] <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--policy immediate|deferred|disabled] [--pre-hook CMD] [--post-hook CMD] [--hook-timeout 30s] [--on-hook-error fail|continue] [--no-hooks] [--json]';
+const usage = '[<store>] <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--policy immediate|deferred|disabled] [--pre-hook CMD] [--post-hook CMD] [--hook-timeout 30s] [--on-hook-error fail|continue] [--no-hooks] [--dedupe-against-cold] [--json]';
 
 export default defineCommand({
   name: 'backup',
@@ -39,6 +39,7 @@ export default defineCommand({
     'on-hook-error': { type: 'string', value: 'fail|continue', description: 'a failed hook: commit nothing (fail, default) or commit a crash-consistent snapshot (continue)' },
     'no-hooks': { type: 'boolean', description: "run none of the target's configured hooks" },
     json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md), with a hooks array when hooks ran; progress and hook results as JSON lines on stderr' },
+    'dedupe-against-cold': { type: 'boolean', description: 'also reuse chunks that are only in the archive tier (a restore of this snapshot may then need the archive)' },
   },
   async run({ flags, positionals }, io) {
     const [storePath, file] = storeAndPositionals(positionals, ['<file|->'], `chunkyard backup ${usage}`, io.env);
@@ -77,7 +78,7 @@ export default defineCommand({
     const interrupt = onInterrupt();
     let store: Store;
     try {
-      store = await Store.open(storePath, { purpose: `backup --target ${flags.target}` });
+      store = await Store.open(storePath, { purpose: `backup --target ${flags.target}`, dedupeAgainstCold: flags['dedupe-against-cold'] === true });
     } catch (err) {
       interrupt.dispose();
       throw err;
