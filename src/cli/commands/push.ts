@@ -9,12 +9,13 @@ import { pushStream } from '../../daemon/client.js';
 import { pushChunked } from '../../daemon/chunk-client.js';
 import { openFileReader } from '../../chunking/batcher.js';
 import { parseSize } from '../../chunking/params.js';
+import { parseMetadata, snapshotLabels } from '../../snapshot/info.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { humanBytes, progressReporter, rate } from '../progress.js';
 import { onInterrupt } from '../interrupt.js';
 
-const usage = '<url> <file|-> --target <name> [--whole-stream] [--policy immediate|deferred|disabled] [--limit-upload RATE] [--json]';
+const usage = '<url> <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--whole-stream] [--policy immediate|deferred|disabled] [--limit-upload RATE] [--json]';
 
 export default defineCommand({
   name: 'push',
@@ -27,6 +28,9 @@ export default defineCommand({
   flags: {
     target: { type: 'string', value: 'NAME', description: 'the target this snapshot belongs to (required)' },
     policy: { type: 'string', value: 'immediate|deferred|disabled', description: "dedupe policy for this stream (default: the daemon's for the target)" },
+    tag: { type: 'string', value: 'T', repeatable: true, description: 'a tag for the snapshot ("a,b" gives two); repeatable' },
+    host: { type: 'string', value: 'H', description: "the host it comes from (default: this machine's hostname)" },
+    meta: { type: 'string', value: 'K=V', repeatable: true, description: 'a key=value label recorded with the snapshot; repeatable' },
     'whole-stream': { type: 'boolean', description: 'send the whole stream and let the daemon chunk it (as curl does)' },
     'limit-upload': { type: 'string', value: 'RATE', description: 'chunked push: at most RATE bytes per second of chunk data (e.g. 10M)' },
     json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md) with mode, chunksSent, bytesSent, chunksSkipped, bytesSkipped; progress as JSON lines on stderr' },
@@ -35,6 +39,8 @@ export default defineCommand({
     const [url, file] = requirePositionals(positionals, ['<url>', '<file|->'], `chunkyard push ${usage}`);
     if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard push ${usage})`);
     const policy = oneOf(flags.policy, POLICIES, '--policy');
+    // Checked here as backup checks them (the daemon checks them again): a bad label sends nothing.
+    const labels = snapshotLabels({ host: flags.host, tags: flags.tag?.flatMap((t) => t.split(',')), metadata: flags.meta === undefined ? undefined : parseMetadata(flags.meta) });
     let source;
     let total: number | undefined;
     if (file === '-') source = io.stdin;
@@ -58,7 +64,7 @@ export default defineCommand({
       let fallback = false;
       try {
         const r = await pushChunked(url!, file === '-' ? io.stdin : await openFileReader(file!), {
-          target: flags.target, token: io.env['CHUNKYARD_TOKEN'], limitUpload, signal: interrupt.signal,
+          target: flags.target, host: labels.host ?? undefined, tags: labels.tags, metadata: labels.metadata, token: io.env['CHUNKYARD_TOKEN'], limitUpload, signal: interrupt.signal,
           onProgress: (p) => progress.update({ phase: 'push', done: p.bytes, total, unit: 'bytes', note: `sent ${humanBytes(p.bytesSent)}, saved ${humanBytes(p.bytesSkipped)}` }),
         });
         progress.done();
@@ -92,7 +98,7 @@ export default defineCommand({
     const interrupt = onInterrupt();
     let r;
     try {
-      r = await pushStream(url!, counted, { target: flags.target, policy, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
+      r = await pushStream(url!, counted, { target: flags.target, policy, ...labels, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
     } catch (err) {
       if (interrupt.signal.aborted) throw new ChunkyardError('ABORTED', 'push interrupted: the daemon commits nothing it has not received whole', { cause: err });
       throw err;
