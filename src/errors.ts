@@ -26,9 +26,12 @@ export type ErrorCode =
   | 'BACKEND_AUTH' // the storage service refused the credentials or the permission (S3: 401/403)
   | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
+  | 'CHUNKER_MISMATCH' // replication between stores whose chunkers differ (they share no chunks); nothing was written
+  | 'FEATURE_MISMATCH' // replication into a store that lacks a feature (encryption, delta) the source's chunks need; nothing was written
   | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
   | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
-  | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'HOOK_FAILED'; // a backup's pre or post hook failed or timed out under --on-hook-error fail: nothing was committed
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

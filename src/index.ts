@@ -53,5 +53,11 @@ export { FaultyBackend, transientFault, type Fault, type FaultyBackendOptions } 
 export { analyze, parseAvgSizes, DEFAULT_ANALYZE_MEMORY } from './analyze/analyze.js';
 export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, GenerationResult } from './analyze/analyze.js';
 export { renderAnalyzeHtml } from './analyze/html.js';
+export { replicate, chunkerMismatch } from './replicate/index.js';
+export type { ReplicateOptions, ReplicateProgress, ReplicateReport, ReplicateDestinationReport, ReplicaLocation } from './replicate/index.js';
 export { pushStream, fetchSnapshot } from './daemon/client.js';
 export type { PushOptions, PushedSnapshot, FetchOptions, FetchedSnapshot } from './daemon/client.js';
+export { targetHooks, setTargetHooks, hooksFilePath, stateDir, parseHookTimeout } from './hooks/config.js';
+export type { BackupHooks, HookSpec, OnHookError, HooksFile, TargetHooksEntry } from './hooks/config.js';
+export { recoverPending } from './hooks/journal.js';
+export type { HookResult, HookPhase } from './hooks/run.js';

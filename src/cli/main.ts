@@ -37,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<{ default?: Command }>> = {
   pull: () => import('./commands/pull.js'),
   push: () => import('./commands/push.js'),
   repair: () => import('./commands/repair.js'),
+  replicate: () => import('./commands/replicate.js'),
   restore: () => import('./commands/restore.js'),
   serve: () => import('./commands/serve.js'),
   snapshots: () => import('./commands/snapshots.js'),

@@ -29,6 +29,10 @@ export interface PushOptions {
   token?: string;
   policy?: DedupePolicy;
   signal?: AbortSignal;
+  /** Labels, as `backup --tag/--host/--meta` records them (the daemon checks them the same way). */
+  tags?: string[];
+  host?: string;
+  metadata?: Record<string, string>;
 }
 
 export interface FetchOptions {
@@ -47,12 +51,12 @@ export interface FetchOptions {
 }
 
 /** Codes of the server's answers that the client passes on as they are. */
-const CODES: readonly ErrorCode[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'QUOTA_EXCEEDED', 'SESSION_EXPIRED', 'BACKEND_UNAVAILABLE', 'BACKEND_AUTH'];
+const CODES: readonly ErrorCode[] = ['BAD_ARGUMENT', 'STORE_LOCKED', 'STORE_CLOSED', 'FORMAT_UNSUPPORTED', 'SNAPSHOT_NOT_FOUND', 'CHUNK_NOT_FOUND', 'CHUNK_CORRUPT', 'PACK_CORRUPT', 'CORRUPT', 'ABORTED', 'IO_ERROR', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'QUOTA_EXCEEDED', 'SESSION_EXPIRED', 'BACKEND_UNAVAILABLE', 'BACKEND_AUTH', 'OBJECT_EXISTS', 'CHUNKER_MISMATCH', 'FEATURE_MISMATCH'];
 
 /** How long pushStream waits for "100 Continue" before it sends the body anyway (as curl does). */
 const CONTINUE_WAIT_MS = 1000;
 
-function open(base: string, method: string, path: string, headers: Record<string, string>, signal?: AbortSignal): ClientRequest {
+export function open(base: string, method: string, path: string, headers: Record<string, string>, signal?: AbortSignal): ClientRequest {
   let url: URL;
   try {
     url = new URL(path, base.endsWith('/') ? base : base + '/');
@@ -90,11 +94,11 @@ function deferredCaCerts(): string[] | undefined {
   return deferredCa ?? undefined;
 }
 
-function authHeaders(token: string | undefined): Record<string, string> {
+export function authHeaders(token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { Authorization: `Bearer ${token}` };
 }
 
-async function readBody(res: IncomingMessage, limit = 1 << 20): Promise<string> {
+export async function readBody(res: IncomingMessage, limit = 1 << 20): Promise<string> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const b of res as AsyncIterable<Buffer>) {
@@ -105,7 +109,7 @@ async function readBody(res: IncomingMessage, limit = 1 << 20): Promise<string> 
   return Buffer.concat(parts).toString('utf8');
 }
 
-async function failure(res: IncomingMessage): Promise<ChunkyardError> {
+export async function failure(res: IncomingMessage): Promise<ChunkyardError> {
   const text = await readBody(res, 64 << 10).catch(() => '');
   let code = `HTTP_${res.statusCode}`;
   let message = text.trim() || (res.statusMessage ?? '');
@@ -124,7 +128,7 @@ async function failure(res: IncomingMessage): Promise<ChunkyardError> {
   return Object.assign(err, { status: res.statusCode });
 }
 
-function ioError(err: unknown, what: string): unknown {
+export function ioError(err: unknown, what: string): unknown {
   if (err instanceof ChunkyardError) return err;
   if ((err as Error)?.name === 'AbortError') return new ChunkyardError('ABORTED', `${what}: aborted`, { cause: err });
   return new ChunkyardError('IO_ERROR', `${what}: ${(err as Error).message}`, { cause: err });
@@ -136,7 +140,12 @@ function ioError(err: unknown, what: string): unknown {
  * refusal (401, 403, 400, 503) costs no body bytes.
  */
 export async function pushStream(url: string, source: Readable | AsyncIterable<Uint8Array>, options: PushOptions): Promise<PushedSnapshot> {
-  const query = options.policy ? `?policy=${encodeURIComponent(options.policy)}` : '';
+  const params = new URLSearchParams();
+  if (options.policy) params.append('policy', options.policy);
+  for (const t of options.tags ?? []) params.append('tag', t);
+  if (options.host !== undefined) params.append('host', options.host);
+  for (const [k, v] of Object.entries(options.metadata ?? {})) params.append('meta', `${k}=${v}`);
+  const query = params.size > 0 ? `?${params.toString()}` : '';
   const what = `PUT ${options.target}`;
   const req = open(url, 'PUT', `v1/targets/${encodeURIComponent(options.target)}/snapshots${query}`, { ...authHeaders(options.token), 'Content-Type': 'application/octet-stream', Expect: '100-continue' }, options.signal);
   const answered = new Promise<IncomingMessage>((resolve, reject) => {

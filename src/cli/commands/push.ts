@@ -6,27 +6,41 @@ import { oneOf } from '../args.js';
 import { ChunkyardError } from '../../errors.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { pushStream } from '../../daemon/client.js';
+import { pushChunked } from '../../daemon/chunk-client.js';
+import { openFileReader } from '../../chunking/batcher.js';
+import { parseSize } from '../../chunking/params.js';
+import { parseMetadata, snapshotLabels } from '../../snapshot/info.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { humanBytes, progressReporter, rate } from '../progress.js';
 import { onInterrupt } from '../interrupt.js';
 
-const usage = '<url> <file|-> --target <name> [--policy immediate|deferred|disabled] [--json]';
+const usage = '<url> <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--whole-stream] [--policy immediate|deferred|disabled] [--limit-upload RATE] [--json]';
 
 export default defineCommand({
   name: 'push',
   summary: 'back up a file or standard input to a chunkyard daemon (serve)',
   usage,
-  description: 'The token is read from the environment variable CHUNKYARD_TOKEN. Prints the snapshot id once the daemon has committed it.',
+  description:
+    'The token is read from the environment variable CHUNKYARD_TOKEN. Prints the snapshot id once the daemon has committed it. ' +
+    "By default the stream is chunked here with the store's parameters and only the chunks the daemon lacks are sent, compressed (docs/daemon.md, \"Chunk protocol\"); " +
+    '--whole-stream (implied by --policy, and used when the daemon cannot take chunks: an older daemon, a token with a quota) sends every byte.',
   flags: {
     target: { type: 'string', value: 'NAME', description: 'the target this snapshot belongs to (required)' },
     policy: { type: 'string', value: 'immediate|deferred|disabled', description: "dedupe policy for this stream (default: the daemon's for the target)" },
-    json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md); progress as JSON lines on stderr' },
+    tag: { type: 'string', value: 'T', repeatable: true, description: 'a tag for the snapshot ("a,b" gives two); repeatable' },
+    host: { type: 'string', value: 'H', description: "the host it comes from (default: this machine's hostname)" },
+    meta: { type: 'string', value: 'K=V', repeatable: true, description: 'a key=value label recorded with the snapshot; repeatable' },
+    'whole-stream': { type: 'boolean', description: 'send the whole stream and let the daemon chunk it (as curl does)' },
+    'limit-upload': { type: 'string', value: 'RATE', description: 'chunked push: at most RATE bytes per second of chunk data (e.g. 10M)' },
+    json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md) with mode, chunksSent, bytesSent, chunksSkipped, bytesSkipped; progress as JSON lines on stderr' },
   },
   async run({ flags, positionals }, io) {
     const [url, file] = requirePositionals(positionals, ['<url>', '<file|->'], `chunkyard push ${usage}`);
     if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard push ${usage})`);
     const policy = oneOf(flags.policy, POLICIES, '--policy');
+    // Checked here as backup checks them (the daemon checks them again): a bad label sends nothing.
+    const labels = snapshotLabels({ host: flags.host, tags: flags.tag?.flatMap((t) => t.split(',')), metadata: flags.meta === undefined ? undefined : parseMetadata(flags.meta) });
     let source;
     let total: number | undefined;
     if (file === '-') source = io.stdin;
@@ -41,7 +55,35 @@ export default defineCommand({
       }
       source = createReadStream(file!, { highWaterMark: 1 << 20 });
     }
+    const limitUpload = flags['limit-upload'] === undefined ? undefined : parseSize(flags['limit-upload'], '--limit-upload');
+    if (limitUpload === 0) throw new ChunkyardError('BAD_ARGUMENT', '--limit-upload must be more than 0');
     const progress = progressReporter(io, { command: 'push', json: flags.json });
+    if (!flags['whole-stream'] && policy === undefined) {
+      const interrupt = onInterrupt();
+      const t0 = Date.now();
+      let fallback = false;
+      try {
+        const r = await pushChunked(url!, file === '-' ? io.stdin : await openFileReader(file!), {
+          target: flags.target, host: labels.host ?? undefined, tags: labels.tags, metadata: labels.metadata, token: io.env['CHUNKYARD_TOKEN'], limitUpload, signal: interrupt.signal,
+          onProgress: (p) => progress.update({ phase: 'push', done: p.bytes, total, unit: 'bytes', note: `sent ${humanBytes(p.bytesSent)}, saved ${humanBytes(p.bytesSkipped)}` }),
+        });
+        progress.done();
+        const seconds = (Date.now() - t0) / 1000;
+        if (flags.json) return printJson(io.stdout, { ...r.snapshot, seconds, mode: 'chunked', chunksSent: r.chunksSent, bytesSent: r.bytesSent, chunksSkipped: r.chunksSkipped, bytesSkipped: r.bytesSkipped });
+        await writeOut(io.stdout, `${r.snapshot.id}\n`);
+        await writeOut(io.stderr, `snapshot ${r.snapshot.id} of ${r.snapshot.target}: ${humanBytes(r.logicalBytes)} in ${r.chunks} chunks; sent ${r.chunksSent} chunks (${humanBytes(r.bytesSent)}), ${r.chunksSkipped} already there (${humanBytes(r.bytesSkipped)} saved), ${seconds.toFixed(2)} s\n`);
+        return;
+      } catch (err) {
+        if (interrupt.signal.aborted) throw new ChunkyardError('ABORTED', 'push interrupted: the daemon commits nothing it has not received whole', { cause: err });
+        // Nothing of the source was read: an older daemon (no chunk protocol), a token with a quota.
+        const code = (err as ChunkyardError).code as string;
+        fallback = (err as { beforeData?: boolean }).beforeData === true && (code === 'FORBIDDEN' || code === 'FEATURE_MISMATCH' || /HTTP_404|NOT_FOUND/.test(`${code} ${(err as Error).message}`));
+        if (!fallback) throw err;
+        await writeOut(io.stderr, `the daemon does not take chunks for this push (${(err as Error).message}); sending the whole stream\n`);
+      } finally {
+        interrupt.dispose();
+      }
+    }
     let sent = 0;
     const counted = source.pipe(
       new Transform({
@@ -56,7 +98,7 @@ export default defineCommand({
     const interrupt = onInterrupt();
     let r;
     try {
-      r = await pushStream(url!, counted, { target: flags.target, policy, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
+      r = await pushStream(url!, counted, { target: flags.target, policy, ...labels, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
     } catch (err) {
       if (interrupt.signal.aborted) throw new ChunkyardError('ABORTED', 'push interrupted: the daemon commits nothing it has not received whole', { cause: err });
       throw err;
@@ -64,7 +106,7 @@ export default defineCommand({
       progress.done();
       interrupt.dispose();
     }
-    if (flags.json) return printJson(io.stdout, r);
+    if (flags.json) return printJson(io.stdout, { ...r, mode: 'whole-stream', chunksSent: r.chunks, bytesSent: r.logicalBytes, chunksSkipped: 0, bytesSkipped: 0 });
     await writeOut(io.stdout, `${r.id}\n`);
     await writeOut(io.stderr, `snapshot ${r.id} of ${r.target}: ${humanBytes(r.logicalBytes)} in ${r.chunks} chunks, ${r.newChunks} new (${humanBytes(r.newBytes)}), ${r.seconds.toFixed(2)} s, ${rate(r.logicalBytes, r.seconds)}\n`);
   },

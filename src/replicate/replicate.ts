@@ -1,0 +1,677 @@
+/**
+ * Replication without re-inflation: copies snapshots from one store to one or more others,
+ * sending only the chunks each destination lacks, in their stored form (same codec, same
+ * stored bytes: never decompressed and recompressed), then each recipe (rewritten with the
+ * destination's locations) and the manifest last. docs/operations.md, "Replication".
+ *
+ * A destination is written by an ordinary writer session (Store.openReplicaWriter), so its
+ * own backups and prune run beside a replication: chunks found at the destination come from
+ * its fingerprint index (a cache, every location confirmed by its pack's table, condemned
+ * packs excluded); copied chunks go into new packs whose table objects are written before
+ * the manifest; nothing at a destination is ever deleted but this run's own unfinished recipe.
+ *
+ * Resumable: a run that stops (kill -9, a lost connection) leaves sealed packs at the
+ * destination; the next run's have/want finds their chunks and sends only the rest.
+ *
+ * Several destinations in one run: each source chunk that any destination lacks is read
+ * (and verified) once, then appended to every destination that lacks it.
+ */
+import { ChunkyardError, badArgument } from '../errors.js';
+import { CompressionPool } from '../compress/pool.js';
+import { fpKey } from '../fingerprints/fingerprint-index.js';
+import type { ChunkLocation } from '../pack/format.js';
+import { readVerified, type ChunkRef, type VerifyJob } from '../maintenance/verify.js';
+import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
+import { MANIFEST_VERSION, manifestName, readManifest, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { packObjectName } from '../util/ids.js';
+import { Store, type StoreLocation, type ReplicaWriter } from '../store/store.js';
+import type { InflightChunk, OpenPack } from '../store/chunk-sink.js';
+import type { StoreConfig } from '../store/config.js';
+import { RateLimiter } from './rate-limit.js';
+import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
+import { fetchSnapshot } from '../daemon/client.js';
+import { createHash } from 'node:crypto';
+
+/** A daemon destination (http(s):// URL): the chunk protocol of docs/daemon.md. */
+interface Remote {
+  url: string;
+  client: ChunkClient;
+  info: DaemonChunker;
+  report: ReplicateDestinationReport;
+  rechunk?: boolean;
+}
+
+/** A daemon's state while one snapshot is copied. */
+interface RemoteRun {
+  remote: Remote;
+  commit: OpenCommit;
+  target?: string;
+  batch: StoredChunk[];
+  batchBytes: number;
+}
+
+/** Chunk data per upload request to a daemon. */
+const REMOTE_UPLOAD_BYTES = 4 << 20;
+
+async function flushRemote(r: RemoteRun): Promise<void> {
+  if (r.batch.length === 0) return;
+  await r.remote.client.upload(r.target!, r.batch);
+  r.batch = [];
+  r.batchBytes = 0;
+}
+
+/** A rechunked copy at a daemon has a new id and is not looked for: a repeated push sends only what the daemon lacks. */
+async function remoteHasReplicaOf(_r: Remote, _src: Store, _m: SnapshotManifest): Promise<boolean> {
+  return false;
+}
+
+/** --rechunk to a daemon: the source's bytes pushed with the daemon's chunker (only missing chunks sent). */
+async function rechunkRemote(src: Store, r: Remote, m: SnapshotManifest, report: ReplicateReport, options: ReplicateOptions): Promise<void> {
+  const stream = await src.restore(m.id, { signal: options.signal });
+  const p = await pushChunked(r.url, stream, { target: m.target, token: options.token ?? process.env['CHUNKYARD_TOKEN'], host: m.host ?? undefined, tags: m.tags, metadata: { ...m.metadata, [REPLICA_OF_KEY]: `${src.config.id}:${m.id}` }, limitUpload: options.limitUpload, signal: options.signal });
+  r.report.replicated.push(p.snapshot.id);
+  r.report.chunksSent += p.chunksSent;
+  r.report.bytesSent += p.bytesSent;
+  r.report.chunksSkipped += p.chunksSkipped;
+  r.report.bytesSkipped += p.bytesSkipped;
+  report.sourceBytesRead += m.logicalBytes;
+}
+
+/** A daemon's copy restored over HTTP (the daemon checks every chunk) and hashed against the source's. */
+async function verifyRemote(src: Store, r: Remote, m: SnapshotManifest, token: string | undefined): Promise<void> {
+  const hash = async (s: AsyncIterable<Uint8Array>) => {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const c of s) {
+      h.update(c);
+      n += c.length;
+    }
+    return `${n}:${h.digest('hex')}`;
+  };
+  const theirs = await hash(await fetchSnapshot(r.url, m.id, { token, by: 'id' }));
+  const ours = await hash(await src.restore(m.id));
+  if (theirs !== ours) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${r.url} does not restore to the source's bytes`);
+}
+
+
+export interface ReplicateOptions {
+  /** Only snapshots of these targets (default: all). */
+  targets?: string[];
+  /** Only these snapshots: ids or unique prefixes of at least 4 hex digits (default: all). */
+  snapshots?: string[];
+  /**
+   * After copying, prove every selected snapshot at each destination: the same chunk list
+   * (fingerprints and lengths, from both recipes) as the source. Reads recipes only.
+   */
+  verify?: boolean;
+  /** With verify: also restore each destination snapshot (every chunk read and checked). */
+  readData?: boolean;
+  /**
+   * Stores with different chunker parameters share no chunks: refused (CHUNKER_MISMATCH)
+   * unless this is set, when each snapshot is restored from the source and backed up anew at
+   * the destination (new snapshot ids; every byte crosses).
+   */
+  rechunk?: boolean;
+  /** Bytes per second, at most, of chunk data written to the destinations (all together). */
+  limitUpload?: number;
+  /** S3 endpoint for s3:// locations. */
+  s3Endpoint?: string;
+  /** Bearer token for http(s):// destinations (a daemon; default: CHUNKYARD_TOKEN). */
+  token?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: ReplicateProgress) => void;
+}
+
+export interface ReplicateProgress {
+  snapshot: string;
+  snapshotsDone: number;
+  snapshots: number;
+  /** Logical bytes of the current snapshot walked so far, and its size. */
+  bytes: number;
+  snapshotBytes: number;
+  bytesSent: number;
+  bytesSkipped: number;
+}
+
+/** Per destination. */
+export interface ReplicateDestinationReport {
+  location: string;
+  /** Snapshots written here by this run. */
+  replicated: string[];
+  /** Selected snapshots the destination already had (by id): nothing sent. */
+  present: string[];
+  /** Chunks (and their stored bytes) sent: what the destination lacked. */
+  chunksSent: number;
+  bytesSent: number;
+  /** Recipe entries whose chunk the destination already held (or received earlier in this run). */
+  chunksSkipped: number;
+  bytesSkipped: number;
+  /** With verify: snapshots proven identical (and, with readData, restored). */
+  verified?: string[];
+}
+
+export interface ReplicateReport {
+  source: string;
+  /** Snapshots written at destinations by this run (counted once per destination). */
+  snapshotsReplicated: number;
+  /** Selected snapshots still staged (deferred, not processed) at the source: not replicated. */
+  staged: string[];
+  chunksSent: number;
+  bytesSent: number;
+  chunksSkipped: number;
+  bytesSkipped: number;
+  /** Reads of source packs, and the bytes they read (each chunk any destination lacks is read once). */
+  sourceReads: number;
+  sourceBytesRead: number;
+  /** Set with rechunk when the stores' chunkers differ: restored and backed up anew. */
+  rechunked: boolean;
+  seconds: number;
+  destinations: ReplicateDestinationReport[];
+}
+
+/** A source or a destination: a location, a Backend, or an open Store (left open). */
+export type ReplicaLocation = StoreLocation | Store;
+
+/** Recipe entries walked per step (whole seek blocks): bounds memory per snapshot. */
+const BLOCK_ENTRIES = 4096;
+/** Source reads in flight (each up to MAX_READ_BYTES, 8 MiB). */
+const READ_CONCURRENCY = 4;
+
+/**
+ * Copies the selected snapshots of `source` to every destination. Refuses (CHUNKER_MISMATCH)
+ * before writing anything when a destination's chunker differs, unless `rechunk`.
+ */
+export async function replicate(source: ReplicaLocation, destinations: ReplicaLocation[], options: ReplicateOptions = {}): Promise<ReplicateReport> {
+  if (!Array.isArray(destinations) || destinations.length === 0) throw badArgument('replicate needs at least one destination');
+  if (options.limitUpload !== undefined && !(Number.isFinite(options.limitUpload) && options.limitUpload > 0)) throw badArgument(`limitUpload = ${String(options.limitUpload)}: must be a positive number of bytes per second`);
+  const started = Date.now();
+  const opened: Store[] = [];
+  const open = async (l: ReplicaLocation, readOnly: boolean): Promise<Store> => {
+    if (l instanceof Store) return l;
+    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate' });
+    opened.push(s);
+    return s;
+  };
+  let pool: CompressionPool | undefined;
+  try {
+    const src = await open(source, true);
+    const dsts: Store[] = [];
+    const remotes: Remote[] = [];
+    const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
+    for (const d of destinations) {
+      if (typeof d === 'string' && /^https?:\/\//i.test(d)) {
+        const client = new ChunkClient(d, options.token ?? process.env['CHUNKYARD_TOKEN'], options.signal, limiter);
+        const info = await client.chunker();
+        remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 } });
+      } else dsts.push(await open(d, false));
+    }
+    for (const r of remotes) {
+      const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
+      const why = featureMismatch(src.config.features ?? [], r.info.features);
+      if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url}: ${why}`);
+      if (mismatch !== undefined) {
+        if (!options.rechunk) throw new ChunkyardError('CHUNKER_MISMATCH', `${r.url} chunks differently from ${src.location} (${mismatch}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and push it anew there (only chunks it lacks are sent)`);
+        r.rechunk = true;
+      }
+    }
+    const seen = new Set<string>();
+    for (const d of dsts) {
+      if (d.config.id === src.config.id) throw badArgument(`${d.location} is the source store itself`);
+      if (seen.has(d.config.id)) throw badArgument(`${d.location} is named twice as a destination`);
+      seen.add(d.config.id);
+    }
+    const mismatched = dsts.filter((d) => chunkerMismatch(src.config, d.config) !== undefined);
+    for (const d of dsts) {
+      const why = featureMismatch(src.config.features ?? [], d.config.features ?? []);
+      if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location}: ${why}; the source's chunks cannot be copied as they are stored`);
+    }
+    if (mismatched.length > 0 && !options.rechunk) {
+      const d = mismatched[0]!;
+      throw new ChunkyardError('CHUNKER_MISMATCH', `${d.location} chunks differently from ${src.location} (${chunkerMismatch(src.config, d.config)}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and back it up anew there (every byte is sent)`);
+    }
+    const selected = await selectSnapshots(src, options);
+    const report: ReplicateReport = {
+      source: src.location, snapshotsReplicated: 0, staged: selected.filter((m) => m.recipe === null).map((m) => m.id),
+      chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, sourceReads: 0, sourceBytesRead: 0, rechunked: mismatched.length > 0 || remotes.some((r) => r.rechunk), seconds: 0,
+      destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 })),
+    };
+    const ready = selected.filter((m) => m.recipe !== null);
+    pool = new CompressionPool({});
+    for (const [n, m] of ready.entries()) {
+      if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
+      const todo: number[] = [];
+      for (const [i, d] of dsts.entries()) {
+        const has = mismatched.includes(d) ? await hasReplicaOf(d, src, m.id) : (await d.backend.stat(manifestName(m.id))) !== undefined;
+        if (has) report.destinations[i]!.present.push(m.id);
+        else todo.push(i);
+      }
+      const remoteTodo: Remote[] = [];
+      for (const r of remotes) {
+        const has = r.rechunk ? await remoteHasReplicaOf(r, src, m) : await r.client.hasSnapshot(m.id);
+        if (has) r.report.present.push(m.id);
+        else remoteTodo.push(r);
+      }
+      if (todo.length === 0 && remoteTodo.length === 0) continue;
+      const copyTo = todo.filter((i) => !mismatched.includes(dsts[i]!));
+      const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
+      const remoteCopy = remoteTodo.filter((r) => !r.rechunk);
+      if (copyTo.length > 0 || remoteCopy.length > 0) {
+        await copySnapshot(src, m, copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
+      }
+      for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
+      for (const r of remoteTodo.filter((x) => x.rechunk)) await rechunkRemote(src, r, m, report, options);
+    }
+    if (options.verify) {
+      for (const [i, d] of dsts.entries()) {
+        const r = report.destinations[i]!;
+        r.verified = [];
+        if (mismatched.includes(d)) continue; // rechunked copies are new snapshots: restore them to compare
+        for (const m of ready) {
+          await verifyReplica(src, d, m, options.readData === true);
+          r.verified.push(m.id);
+        }
+      }
+    }
+    if (options.verify) {
+      // A daemon proves its copy by restoring it (every chunk checked there): the bytes are
+      // hashed here against a restore of the source. With readData only (it reads every byte).
+      for (const r of remotes) {
+        r.report.verified = [];
+        if (!options.readData || r.rechunk) continue;
+        for (const m of ready) {
+          await verifyRemote(src, r, m, options.token ?? process.env['CHUNKYARD_TOKEN']);
+          r.report.verified.push(m.id);
+        }
+      }
+    }
+    report.destinations.push(...remotes.map((r) => r.report));
+    for (const r of report.destinations) {
+      report.snapshotsReplicated += r.replicated.length;
+      report.chunksSent += r.chunksSent;
+      report.bytesSent += r.bytesSent;
+      report.chunksSkipped += r.chunksSkipped;
+      report.bytesSkipped += r.bytesSkipped;
+    }
+    report.seconds = (Date.now() - started) / 1000;
+    return report;
+  } finally {
+    await pool?.close().catch(() => {});
+    for (const s of opened.reverse()) await s.close().catch(() => {});
+  }
+}
+
+/**
+ * Store features that decide what a stored chunk is: a destination must have every one the
+ * source has (its chunks may use them: delta chunks, sealed chunks), and an encrypted
+ * destination takes only sealed chunks (plain ones would be stored in the clear there).
+ */
+const SYMMETRIC_FEATURES = ['encryption'];
+
+export function featureMismatch(src: readonly string[], dst: readonly string[]): string | undefined {
+  const missing = src.filter((f) => !dst.includes(f));
+  if (missing.length > 0) return `it lacks the store feature(s) ${missing.join(', ')} that the source uses`;
+  const extra = dst.filter((f) => SYMMETRIC_FEATURES.includes(f) && !src.includes(f));
+  if (extra.length > 0) return `it uses ${extra.join(', ')} and the source does not`;
+  return undefined;
+}
+
+/** Undefined when two configs cut and fingerprint streams identically, else what differs. */
+export function chunkerMismatch(a: StoreConfig, b: StoreConfig): string | undefined {
+  const diffs: string[] = [];
+  for (const k of ['version', 'minSize', 'avgSize', 'maxSize', 'normalization'] as const) {
+    if (a.chunker[k] !== b.chunker[k]) diffs.push(`${k} ${a.chunker[k]} vs ${b.chunker[k]}`);
+  }
+  return diffs.length > 0 ? diffs.join(', ') : undefined;
+}
+
+async function selectSnapshots(src: Store, options: ReplicateOptions): Promise<SnapshotManifest[]> {
+  let infos = await src.snapshots();
+  if (options.targets?.length) {
+    const t = new Set(options.targets);
+    infos = infos.filter((s) => t.has(s.target));
+  }
+  if (options.snapshots?.length) {
+    const picked = new Set<string>();
+    for (const want of options.snapshots) {
+      if (!/^[0-9a-f]{4,16}$/.test(want)) throw badArgument(`snapshot ${JSON.stringify(want)}: give 4 to 16 lowercase hex digits of an id`);
+      const hits = infos.filter((s) => s.id.startsWith(want));
+      if (hits.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot ${want} in ${src.location}${options.targets?.length ? ' among the targets given' : ''}`);
+      if (hits.length > 1) throw badArgument(`snapshot prefix ${want} is ambiguous (${hits.map((h) => h.id).join(', ')})`);
+      picked.add(hits[0]!.id);
+    }
+    infos = infos.filter((s) => picked.has(s.id));
+  }
+  const out: SnapshotManifest[] = [];
+  for (const s of infos) {
+    try {
+      out.push(await readManifest(src.backend, s.id));
+    } catch (err) {
+      if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue; // forgotten meanwhile
+      throw err;
+    }
+  }
+  return out;
+}
+
+/** One destination's state while one snapshot is copied. */
+interface DstRun {
+  store: Store;
+  report: ReplicateDestinationReport;
+  writer: ReplicaWriter;
+  recipe: import('../snapshot/recipe.js').RecipeWriter | undefined;
+  pack: OpenPack | undefined;
+  /** The previous pack's seal: at most one seal in flight per destination. */
+  sealing: Promise<void> | undefined;
+  /** Packs and others' in-flight chunks this snapshot's recipe needs durable before the manifest. */
+  waits: Promise<void>[];
+  /** Claims of this step not yet placed (released if the step fails). */
+  claims: Map<string, { fp: Buffer; claim: InflightChunk }>;
+}
+
+async function copySnapshot(
+  src: Store,
+  m: SnapshotManifest,
+  targets: { store: Store; report: ReplicateDestinationReport }[],
+  remotes: Remote[],
+  report: ReplicateReport,
+  pool: CompressionPool,
+  limiter: RateLimiter | undefined,
+  options: ReplicateOptions,
+  n: number,
+  total: number,
+): Promise<void> {
+  const reader = await RecipeReader.open(src.backend, m.recipe!.name, { expect: m.recipe! });
+  const runs: DstRun[] = [];
+  const remoteRuns: RemoteRun[] = [];
+  try {
+    for (const t of targets) {
+      const writer = await t.store.openReplicaWriter(`replicate (snapshot ${m.id} from ${src.location})`);
+      runs.push({ store: t.store, report: t.report, writer, recipe: undefined, pack: undefined, sealing: undefined, waits: [], claims: new Map() });
+    }
+    const { RecipeWriter } = await import('../snapshot/recipe.js');
+    for (const r of runs) r.recipe = await RecipeWriter.create(r.writer.backend, recipeName(m.id));
+    // A daemon's commit opens first: once it answers, its session protects what it said it has.
+    for (const r of remotes) {
+      remoteRuns.push({ remote: r, commit: await r.client.openCommit({ target: m.target, id: m.id, time: m.time, host: m.host, tags: m.tags, metadata: m.metadata }), target: m.target, batch: [], batchBytes: 0 });
+    }
+    let walked = 0;
+    for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
+      if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
+      await copyBlock(src, block, runs, remoteRuns, report, pool, limiter);
+      for (const e of block) walked += e.rawLength;
+      options.onProgress?.({
+        snapshot: m.id, snapshotsDone: n, snapshots: total, bytes: walked, snapshotBytes: m.logicalBytes,
+        bytesSent: report.destinations.reduce((s, d) => s + d.bytesSent, 0), bytesSkipped: report.destinations.reduce((s, d) => s + d.bytesSkipped, 0),
+      });
+    }
+    // Commit, per destination: packs durable and indexed, recipe durable, session current,
+    // then the manifest (create-only: the commit).
+    for (const r of runs) {
+      if (r.pack && !r.pack.sealing && r.pack.writer.count > 0) r.waits.push(r.writer.sink.seal(r.pack));
+      r.pack = undefined;
+      await Promise.all(r.waits);
+      const summary = await r.recipe!.commit();
+      r.recipe = undefined;
+      if (summary.logicalBytes !== m.logicalBytes || summary.entries !== m.chunks) {
+        await r.writer.backend.delete(summary.name).catch(() => {});
+        throw new ChunkyardError('CORRUPT', `snapshot ${m.id}: its recipe gave ${summary.entries} chunks of ${summary.logicalBytes} bytes, its manifest says ${m.chunks} of ${m.logicalBytes}`);
+      }
+      const manifest: SnapshotManifest = { ...m, version: MANIFEST_VERSION, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 }, staging: null };
+      try {
+        await r.writer.session.assertCurrent(`snapshot ${m.id}`);
+        await writeManifest(r.writer.backend, manifest);
+      } catch (err) {
+        await r.writer.backend.delete(summary.name).catch(() => {});
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS') {
+          r.report.present.push(m.id); // another replication committed it meanwhile
+          continue;
+        }
+        throw err;
+      }
+      r.report.replicated.push(m.id);
+    }
+    for (const r of remoteRuns) {
+      try {
+        await r.commit.end();
+      } catch (err) {
+        if (err instanceof ChunkyardError && err.code === 'OBJECT_EXISTS') {
+          r.remote.report.present.push(m.id);
+          continue;
+        }
+        throw err;
+      }
+      r.remote.report.replicated.push(m.id);
+    }
+  } catch (err) {
+    for (const r of remoteRuns) r.commit.abort();
+    // What was copied stays useful: open packs are sealed (their chunks are found by the next
+    // run), unplaced claims released, the unfinished recipe removed.
+    for (const r of runs) {
+      for (const c of r.claims.values()) r.writer.sink.release(c.fp, err);
+      if (r.pack && !r.pack.sealing && r.pack.writer.count > 0) await r.writer.sink.seal(r.pack).catch(() => {});
+      await r.recipe?.abort().catch(() => {});
+    }
+    throw err;
+  } finally {
+    for (const r of runs) {
+      await Promise.allSettled(r.waits);
+      await r.writer.end();
+    }
+  }
+}
+
+/**
+ * One step of recipe entries: have/want at every destination, one verified read of each
+ * wanted source chunk, appends to each destination that wants it, then the recipe entries.
+ */
+async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+  const fps = block.map((e) => e.fingerprint);
+  // Per destination: a location now, a promise of one (in flight), or a claim to fill.
+  const places: (ChunkLocation | Promise<ChunkLocation>)[][] = [];
+  // Source chunk (fpKey) → the destinations that want it, with the chunk's source location
+  // (dsts: local stores by index in runs; remote: daemons by index in remoteRuns).
+  const wanted = new Map<string, { entry: RecipeEntry; dsts: number[]; remote: number[] }>();
+  for (const [d, r] of remoteRuns.entries()) {
+    const has: boolean[] = [];
+    const batch = r.remote.info.limits.haveBatch;
+    for (let i = 0; i < fps.length; i += batch) has.push(...(await r.remote.client.have(r.target!, fps.slice(i, i + batch))));
+    const asked = new Set<string>();
+    for (const [i, e] of block.entries()) {
+      const k = fpKey(e.fingerprint);
+      if (has[i] || asked.has(k)) {
+        r.remote.report.chunksSkipped++;
+        r.remote.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      asked.add(k);
+      let w = wanted.get(k);
+      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
+      w.remote.push(d);
+    }
+  }
+  for (const [d, r] of runs.entries()) {
+    const found = await r.writer.sink.index.lookupMany(fps);
+    const row: (ChunkLocation | Promise<ChunkLocation>)[] = [];
+    for (const [i, e] of block.entries()) {
+      const k = fpKey(e.fingerprint);
+      const loc = found[i];
+      if (loc) {
+        row.push(loc);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const mine = r.claims.get(k);
+      if (mine) {
+        row.push(mine.claim.location.promise);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const inflight = r.writer.sink.findInflight(e.fingerprint);
+      if (inflight) {
+        // Another stream of this process (or an earlier step of this run) holds it: its pack
+        // must be durable before this snapshot commits.
+        row.push(inflight.location.promise);
+        r.waits.push(inflight.durable.promise);
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+        continue;
+      }
+      const claim = r.writer.sink.claim(e.fingerprint)!;
+      r.claims.set(k, { fp: e.fingerprint, claim });
+      r.waits.push(claim.durable.promise);
+      row.push(claim.location.promise);
+      let w = wanted.get(k);
+      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
+      w.dsts.push(d);
+    }
+    places.push(row);
+  }
+  if (wanted.size > 0) {
+    // Jobs per source pack, ascending offsets: coalesced reads, each decoded and checked.
+    const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, { dsts: number[]; remote: number[] }> }>();
+    for (const { entry, dsts, remote } of wanted.values()) {
+      const name = packObjectName(entry.packId);
+      let j = byPack.get(name);
+      if (!j) byPack.set(name, (j = { refs: [], want: new Map() }));
+      const ref: ChunkRef = { offset: entry.offset, storedLength: entry.storedLength, rawLength: entry.rawLength, codec: entry.codec, fingerprint: entry.fingerprint };
+      j.refs.push(ref);
+      j.want.set(ref, { dsts, remote });
+    }
+    const jobs: VerifyJob<Map<ChunkRef, { dsts: number[]; remote: number[] }>>[] = [];
+    for (const [packName, j] of byPack) {
+      j.refs.sort((a, b) => a.offset - b.offset);
+      jobs.push({ packName, refs: j.refs, tag: j.want });
+    }
+    for await (const read of readVerified(src.backend, pool, jobs, READ_CONCURRENCY)) {
+      report.sourceReads++;
+      report.sourceBytesRead += read.data.length;
+      if (read.error) throw new ChunkyardError('CHUNK_NOT_FOUND', `source pack ${read.packName} is missing: ${read.error.message}`, { cause: read.error });
+      if (read.bad.size > 0) {
+        const [i, why] = read.bad.entries().next().value as [number, string];
+        const ref = read.refs[i]!;
+        throw new ChunkyardError('CHUNK_CORRUPT', `source chunk ${ref.fingerprint.toString('hex')} at ${read.packName} offset ${ref.offset}: ${why}; nothing of this snapshot was committed (run check and repair on the source)`);
+      }
+      for (const ref of read.refs) {
+        const stored = read.data.subarray(ref.offset - read.start, ref.offset - read.start + ref.storedLength);
+        const to = read.tag.get(ref)!;
+        for (const d of to.dsts) {
+          const r = runs[d]!;
+          if (limiter) await limiter.take(stored.length);
+          await appendStored(r, ref, stored);
+          r.report.chunksSent++;
+          r.report.bytesSent += stored.length;
+        }
+        for (const d of to.remote) {
+          const r = remoteRuns[d]!;
+          r.batch.push({ fingerprint: ref.fingerprint, rawLength: ref.rawLength, codec: ref.codec, stored: Buffer.from(stored) });
+          r.batchBytes += stored.length;
+          r.remote.report.chunksSent++;
+          r.remote.report.bytesSent += stored.length;
+          if (r.batchBytes >= REMOTE_UPLOAD_BYTES) await flushRemote(r);
+        }
+      }
+    }
+  }
+  // Each daemon: what it lacked is uploaded (durable when answered), then the step's
+  // fingerprints go into its commit.
+  for (const r of remoteRuns) {
+    await flushRemote(r);
+    await r.commit.write(Buffer.concat(fps));
+  }
+  for (const [d, r] of runs.entries()) {
+    const row = places[d]!;
+    for (const [i, e] of block.entries()) {
+      const p = row[i]!;
+      await r.recipe!.add(e.fingerprint, p instanceof Promise ? await p : p);
+    }
+    r.claims.clear();
+  }
+}
+
+/** Appends one stored chunk, as it is, to the destination's open pack (a new one when full). */
+async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array): Promise<void> {
+  const sink = r.writer.sink;
+  const k = fpKey(ref.fingerprint);
+  const c = r.claims.get(k)!;
+  if (r.pack?.sealing) r.pack = undefined;
+  if (!r.pack) r.pack = await sink.openPack();
+  const pack = r.pack;
+  // The bytes are copied: the read buffer is shared by every destination and goes on.
+  const offset = await pack.writer.append(ref.fingerprint, Buffer.from(stored), ref.rawLength, ref.codec as ChunkLocation['codec']);
+  sink.placed(ref.fingerprint, c.claim, pack, { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: ref.rawLength, codec: ref.codec as ChunkLocation['codec'] });
+  if (pack.writer.size >= sink.packSize) {
+    await r.sealing;
+    r.pack = undefined;
+    r.sealing = sink.seal(pack);
+    r.sealing.catch(() => {});
+    r.waits.push(r.sealing);
+  }
+}
+
+/**
+ * Proves a destination's snapshot is the source's: same chunk list (fingerprint and length
+ * of every entry, in order) from both recipes, each verified against its manifest; with
+ * readData, a restore of the destination's copy (every chunk read and checked) too.
+ */
+export async function verifyReplica(src: Store, dst: Store, m: SnapshotManifest, readData: boolean): Promise<void> {
+  const theirs = await readManifest(dst.backend, m.id);
+  if (theirs.logicalBytes !== m.logicalBytes || theirs.chunks !== m.chunks || theirs.target !== m.target) {
+    throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location} differs from the source's (${theirs.chunks} chunks of ${theirs.logicalBytes} bytes, the source has ${m.chunks} of ${m.logicalBytes})`);
+  }
+  const a = (await RecipeReader.open(src.backend, m.recipe!.name, { expect: m.recipe! })).entries(0, BLOCK_ENTRIES)[Symbol.asyncIterator]();
+  const b = (await RecipeReader.open(dst.backend, theirs.recipe!.name, { expect: theirs.recipe! })).entries(0, BLOCK_ENTRIES)[Symbol.asyncIterator]();
+  let pendA: RecipeEntry[] = [];
+  let pendB: RecipeEntry[] = [];
+  let index = 0;
+  for (;;) {
+    if (pendA.length === 0) {
+      const x = await a.next();
+      if (!x.done) pendA = x.value;
+    }
+    if (pendB.length === 0) {
+      const y = await b.next();
+      if (!y.done) pendB = y.value;
+    }
+    if (pendA.length === 0 || pendB.length === 0) {
+      if (pendA.length !== pendB.length) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location}: its recipe has a different number of chunks`);
+      break;
+    }
+    const k = Math.min(pendA.length, pendB.length);
+    for (let i = 0; i < k; i++, index++) {
+      if (!pendA[i]!.fingerprint.equals(pendB[i]!.fingerprint) || pendA[i]!.rawLength !== pendB[i]!.rawLength) {
+        throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location}: chunk ${index} differs from the source's`);
+      }
+    }
+    pendA = pendA.slice(k);
+    pendB = pendB.slice(k);
+  }
+  if (readData) {
+    let bytes = 0;
+    const stream = await dst.restore(m.id);
+    for await (const c of stream) bytes += (c as Buffer).length;
+    if (bytes !== m.logicalBytes) throw new ChunkyardError('CORRUPT', `snapshot ${m.id} at ${dst.location} restored ${bytes} bytes, not ${m.logicalBytes}`);
+  }
+}
+
+/** The metadata key a rechunked copy records its source by. */
+export const REPLICA_OF_KEY = 'chunkyard.replica-of';
+
+async function hasReplicaOf(dst: Store, src: Store, id: string): Promise<boolean> {
+  const want = `${src.config.id}:${id}`;
+  for (const s of await dst.snapshots()) if (s.metadata[REPLICA_OF_KEY] === want) return true;
+  return false;
+}
+
+/** --rechunk: restore at the source, back up anew at the destination (every byte crosses). */
+async function rechunkSnapshot(src: Store, dst: Store, m: SnapshotManifest, r: ReplicateDestinationReport, report: ReplicateReport, options: ReplicateOptions): Promise<void> {
+  const stream = await src.restore(m.id, { signal: options.signal });
+  const done = await dst.backup(stream, {
+    target: m.target, host: m.host ?? undefined, tags: [...m.tags], metadata: { ...m.metadata, [REPLICA_OF_KEY]: `${src.config.id}:${m.id}` }, signal: options.signal,
+  });
+  r.replicated.push(done.id);
+  r.chunksSent += done.newChunks ?? 0;
+  r.bytesSent += done.storedBytes ?? 0;
+  report.sourceBytesRead += m.logicalBytes;
+}
