@@ -26,7 +26,13 @@ export type ErrorCode =
   | 'BACKEND_AUTH' // the storage service refused the credentials or the permission (S3: 401/403)
   | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
-  | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'PASSWORD_REQUIRED' // the store is encrypted and no password or key file was given
+  | 'WRONG_PASSWORD' // the password (or key file) opens none of the store's key slots
+  | 'KEY_SLOT_MISSING' // an encrypted store has no key slot left, or the slot named does not exist
+  | 'KEY_SLOT_DAMAGED' // a key slot fails its checksum or holds invalid fields
+  | 'KEY_SLOT_LAST' // refused: removing the last key slot would lock everyone out
+  | 'KEY_MISMATCH'; // two stores do not share key material (replication of sealed chunks refused)
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

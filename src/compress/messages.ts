@@ -100,4 +100,45 @@ export interface EngineTask {
   op: 'engine';
 }
 
-export type WorkerTask = CompressIntoTask | DecodeIntoTask | VerifyTask | SizesTask | EngineTask;
+/**
+ * Encrypted stores: compress (unless `compression` is 'none') and seal the chunks at
+ * `pieces` ([offset, length] each) of `data` (shared memory, read in place), one fresh salt
+ * per task (src/crypto/chunk-seal.ts). `fingerprints` holds 32 bytes per chunk (the AEAD's
+ * associated data). The sealed chunks come back to back in `sealed` (transferred).
+ */
+export interface SealTask {
+  op: 'seal';
+  compression: 'lz4' | 'zstd' | 'none';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  fingerprints: Uint8Array;
+  chunkKey: Uint8Array;
+}
+
+export interface SealResult {
+  storedLengths: Uint32Array;
+  codecs: Uint8Array;
+  sealed: Uint8Array;
+}
+
+/**
+ * Encrypted stores: open sealed chunks in place before they are decoded. `pieces` holds
+ * `stride` u32 per chunk, [offset, sealedLength, rawLength, codec, ...]; each chunk's stored
+ * form is written over its sealed bytes from offset + 20. `data` comes back in the result.
+ */
+export interface OpenTask {
+  op: 'open';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  stride: number;
+  fingerprints: Uint8Array;
+  chunkKey: Uint8Array;
+}
+
+export interface OpenResult {
+  data: Uint8Array;
+  /** The first chunk that failed authentication, if any. */
+  failure?: DecodeFailure;
+}
+
+export type WorkerTask = SealTask | OpenTask | CompressIntoTask | DecodeIntoTask | VerifyTask | SizesTask | EngineTask;
