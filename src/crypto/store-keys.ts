@@ -10,6 +10,7 @@ import { openSealedJson } from '../util/sealed-json.js';
 import { CryptBackend, openObject, sealObject } from './crypt-backend.js';
 import { deriveKeys, makeSlot, newMasterKey, unlock, writeSlot, type StoreKeys } from './keys.js';
 import { passwordRequired, resolveSecret, type KeyOptions } from './secret.js';
+import { KNOWN_FEATURES } from '../store/config.js';
 
 export const ENCRYPTION_FEATURE = 'encryption';
 export const ENCRYPTION_VERSION = 1;
@@ -73,6 +74,9 @@ export async function openStoreBackend(backend: Backend, options: KeyOptions = {
   const header = await clearHeader(backend);
   const features = header?.['features'];
   if (!Array.isArray(features) || !features.includes(ENCRYPTION_FEATURE)) return backend;
+  // A feature this build does not know (encryption included): readConfig refuses the store
+  // (FORMAT_UNSUPPORTED) before anyone is asked for a password.
+  if (features.some((f) => !KNOWN_FEATURES.has(String(f)))) return backend;
   const enc = header!['encryption'] as EncryptionHeader | undefined;
   if (!enc || typeof enc !== 'object' || enc.version !== ENCRYPTION_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} names an encryption version this build does not know (${JSON.stringify(enc?.version)})`);
