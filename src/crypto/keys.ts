@@ -5,6 +5,7 @@
  *   passphrase ──scrypt(salt, N, r, p)──► slot key ──AES-256-GCM unwrap──► master key (32 random bytes)
  *   key file   ──HKDF-SHA256────────────► slot key ──┘
  *   master key ──HKDF-SHA256(info)──► fingerprint key  (keyed BLAKE3 of chunks)
+ *                                 ├─► gear key         (the chunker's gear table: src/chunking/gear-key.ts)
  *                                 ├─► chunk key        (sealing chunks: chunk-seal.ts)
  *                                 ├─► object key       (sealing metadata objects: crypt-backend.ts)
  *                                 ├─► stream key       (packs, recipes, staging: crypt-backend.ts)
@@ -61,6 +62,8 @@ export type Secret = { kind: 'password'; value: Buffer } | { kind: 'keyfile'; va
 export interface StoreKeys {
   master: Buffer;
   fingerprint: Buffer;
+  /** Derives the chunker's gear table (src/chunking/gear-key.ts). */
+  gear: Buffer;
   chunk: Buffer;
   object: Buffer;
   stream: Buffer;
@@ -74,6 +77,7 @@ export function deriveKeys(master: Buffer): StoreKeys {
   return {
     master,
     fingerprint: sub('fingerprint'),
+    gear: sub('gear'),
     chunk: sub('chunk'),
     object: sub('object'),
     stream: sub('stream'),

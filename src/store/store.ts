@@ -496,8 +496,9 @@ export class Store {
   private newChunker() {
     const { minSize, avgSize, maxSize, normalization } = this.config.chunker;
     // An encrypted store's fingerprints are keyed BLAKE3 (docs/encryption.md).
-    const key = this.backend instanceof CryptBackend ? this.backend.keys.fingerprint : undefined;
-    return createChunker({ minSize, avgSize, maxSize, normalization, ...(key ? { key } : {}) }, { engine: this.options.engine ?? 'auto' });
+    // An encrypted store's cut points come from its own gear table.
+    const keys = this.backend instanceof CryptBackend ? this.backend.keys : undefined;
+    return createChunker({ minSize, avgSize, maxSize, normalization, ...(keys ? { key: keys.fingerprint, gearKey: keys.gear } : {}) }, { engine: this.options.engine ?? 'auto' });
   }
 
   /**
