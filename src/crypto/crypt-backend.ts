@@ -85,6 +85,13 @@ export function streamXor(streamKey: Buffer, name: string, offset: number, data:
   return streamCipher(streamKey, name, offset).update(data);
 }
 
+/** streamXor written back into `data` (a restore's read buffer). */
+export function streamXorInPlace(streamKey: Buffer, name: string, offset: number, data: Uint8Array): void {
+  const c = streamCipher(streamKey, name, offset);
+  const step = 1 << 20;
+  for (let o = 0; o < data.length; o += step) data.set(c.update(data.subarray(o, Math.min(data.length, o + step))), o);
+}
+
 export class CryptBackend implements Backend {
   readonly location: string;
   constructor(

@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Backend } from '../backend/types.js';
 import { FsBackend } from '../backend/fs.js';
 import { ChunkyardError } from '../errors.js';
+import { CryptBackend, plainBackend, streamXorInPlace } from '../crypto/crypt-backend.js';
 
 /** Open pack handles kept at most (a restore touches few packs at a time; fds are cheap but finite). */
 export const MAX_OPEN_PACKS = 32;
@@ -37,8 +38,13 @@ export class PackFiles {
     private readonly backend: Backend,
     private readonly maxOpen = MAX_OPEN_PACKS,
   ) {
-    this.root = backend instanceof FsBackend ? backend.location : null;
+    const plain = plainBackend(backend);
+    this.root = plain instanceof FsBackend ? plain.location : null;
+    // An encrypted directory store: the file's bytes are read here and decrypted in place.
+    this.crypt = backend instanceof CryptBackend && this.root !== null ? backend : null;
   }
+
+  private readonly crypt: CryptBackend | null;
 
   /**
    * Bytes [start, end) of object `name`, clamped to its size like Backend.get. With a
@@ -60,6 +66,7 @@ export class PackFiles {
         if (bytesRead === 0) break;
         done += bytesRead;
       }
+      if (this.crypt) streamXorInPlace(this.crypt.keys.stream, name, start, into.subarray(0, done));
       return into.subarray(0, done);
     } finally {
       this.releaseHandle(name, c);
