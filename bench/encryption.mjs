@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin/chunkyard');
+const BIN = process.env.CHUNKYARD_BIN ?? join(ROOT, 'bin/chunkyard');
 const WORK = '/tmp/crypt-bench';
 const PASSWORD = 'bench password';
 
