@@ -104,7 +104,8 @@ export interface EngineTask {
  * Encrypted stores: compress (unless `compression` is 'none') and seal the chunks at
  * `pieces` ([offset, length] each) of `data` (shared memory, read in place), one fresh salt
  * per task (src/crypto/chunk-seal.ts). `fingerprints` holds 32 bytes per chunk (the AEAD's
- * associated data). The sealed chunks come back to back in `sealed` (transferred).
+ * associated data). The sealed chunks are written back to back into `out`; the answer is
+ * their lengths and codecs (SealResult's `sealed` is filled in by the pool).
  */
 export interface SealTask {
   op: 'seal';
@@ -113,6 +114,8 @@ export interface SealTask {
   pieces: Uint32Array;
   fingerprints: Uint8Array;
   chunkKey: Uint8Array;
+  /** Shared memory the sealed chunks are written into, back to back (raw bytes + 36 per chunk). */
+  out: Uint8Array;
 }
 
 export interface SealResult {
@@ -133,6 +136,8 @@ export interface OpenTask {
   stride: number;
   fingerprints: Uint8Array;
   chunkKey: Uint8Array;
+  /** The bytes are still AES-CTR encrypted as read from a pack file: decrypt them first (chunk-seal.ts ctrXorInPlace). */
+  stream?: { key: Uint8Array; offset: number };
 }
 
 export interface OpenResult {

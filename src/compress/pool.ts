@@ -185,11 +185,12 @@ export class CompressionPool {
    * shared memory for the worker path. One native call where the addon has it; else one
    * decodeInto per run of chunks whose places are contiguous. DecodeError indexes `pieces`.
    */
-  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<void> {
     if (this.sealing) {
-      const opened = await this.openSealed(data, pieces, 5, fingerprints);
+      const opened = await this.openSealed(data, pieces, 5, fingerprints, stream);
       return this.decodeScatterPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
     }
+    if (stream) throw new Error('decodeScatter: encrypted pack bytes given to a pool without keys');
     return this.decodeScatterPlain(data, pieces, fingerprints, key, out);
   }
 
@@ -269,8 +270,15 @@ export class CompressionPool {
    */
   async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array): Promise<SealResult> {
     if (!this.sealing) throw new Error('sealInto: this pool has no keys');
-    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey };
-    return (await this.track(this.run(task))) as SealResult;
+    let raw = 0;
+    for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
+    // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
+    const out = new Uint8Array(new SharedArrayBuffer(raw + (pieces.length / 2) * SEAL_OVERHEAD));
+    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out };
+    const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
+    let used = 0;
+    for (let i = 0; i < r.storedLengths.length; i++) used += r.storedLengths[i]!;
+    return { ...r, sealed: out.subarray(0, used) };
   }
 
   /**
@@ -279,8 +287,8 @@ export class CompressionPool {
    * transferred buffer) and pieces that locate each stored form inside its sealed bytes.
    * DecodeError for a chunk that fails authentication.
    */
-  private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: number, fingerprints: Uint8Array): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
-    const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey };
+  private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: number, fingerprints: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
+    const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey, ...(stream ? { stream } : {}) };
     const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
     const r = result instanceof Uint8Array ? { data: result } : result;
     if (r.failure) throw new DecodeError(r.failure.index, r.failure.reason);

@@ -14,7 +14,7 @@
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, OpenResult, OpenTask, SealTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
-import { BatchSealer, SEAL_OVERHEAD, openInPlace } from '../crypto/chunk-seal.js';
+import { BatchSealer, SEAL_OVERHEAD, ctrXorInPlace, openInPlace } from '../crypto/chunk-seal.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -125,7 +125,8 @@ async function seal(task: SealTask): Promise<unknown> {
     comp = await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces: task.pieces, out: sealScratch.subarray(0, raw) });
   }
   const sealer = new BatchSealer(task.chunkKey);
-  const out = new Uint8Array(raw + n * SEAL_OVERHEAD);
+  const out = task.out;
+  if (out.length < raw + n * SEAL_OVERHEAD) throw new Error(`seal: out has ${out.length} bytes, needs ${raw + n * SEAL_OVERHEAD}`);
   const storedLengths = new Uint32Array(n);
   const codecs = new Uint8Array(n);
   let o = 0;
@@ -145,12 +146,12 @@ async function seal(task: SealTask): Promise<unknown> {
     codecs[i] = codec;
     o += m;
   }
-  // Structured clone copies `sealed` back (piscina transfers only a top-level result).
-  return { storedLengths, codecs, sealed: out.subarray(0, o) };
+  return { storedLengths, codecs };
 }
 
 /** Opens sealed chunks in place (encrypted stores): see OpenTask. */
 async function openSealed(task: OpenTask): Promise<unknown> {
+  if (task.stream) ctrXorInPlace(task.stream.key, task.stream.offset, task.data);
   const n = task.pieces.length / task.stride;
   const opened = new Set<number>();
   const keys = new Map<string, Buffer>();

@@ -67,9 +67,14 @@ export function openObject(objectKey: Buffer, name: string, sealed: Buffer, wher
   }
 }
 
+/** The AES-256-CTR key of stream object `name`. */
+export function streamObjectKey(streamKey: Buffer, name: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', streamKey, Buffer.alloc(0), `${STREAM_INFO}\0${name}`, 32));
+}
+
 /** An AES-256-CTR stream of object `name` from byte `offset`. */
 function streamCipher(streamKey: Buffer, name: string, offset: number) {
-  const key = Buffer.from(hkdfSync('sha256', streamKey, Buffer.alloc(0), `${STREAM_INFO}\0${name}`, 32));
+  const key = streamObjectKey(streamKey, name);
   const iv = Buffer.alloc(16);
   // 128-bit big-endian block counter: offset / 16 (offsets stay far below 2^53).
   const block = Math.floor(offset / 16);
