@@ -720,6 +720,8 @@ export class Store {
       try {
         m = await readManifest(this.backend, id);
       } catch (err) {
+        // Forgotten by another process between the listing and this read: no longer a snapshot.
+        if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue;
         // One damaged manifest must not hide every other snapshot; it is reported, not dropped.
         if (!(err instanceof ChunkyardError) || (err.code !== 'CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED')) throw err;
         process.emitWarning(`snapshot ${id} is unreadable and left out of the list: ${err.message}`, { code: 'CHUNKYARD_SNAPSHOT_UNREADABLE' });
