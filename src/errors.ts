@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'BACKEND_AUTH' // the storage service refused the credentials or the permission (S3: 401/403)
   | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
+  | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
+  | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
   | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
   | 'PASSWORD_REQUIRED' // the store is encrypted and no password or key file was given
   | 'WRONG_PASSWORD' // the password (or key file) opens none of the store's key slots

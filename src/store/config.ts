@@ -51,7 +51,7 @@ export interface StoreConfig {
  * The format extensions this build understands. Each extension (encryption, delta chunks, an
  * archive tier, ...) adds its name here when it lands; the store's format version stays 2.
  */
-export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([ENCRYPTION_FEATURE]);
+export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([ENCRYPTION_FEATURE, 'archive-tier']);
 
 /** Features a store config names that this build does not know (empty when it can open it). */
 export function unknownFeatures(config: Pick<StoreConfig, 'features'>): string[] {

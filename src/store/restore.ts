@@ -20,6 +20,7 @@ import { readStaged } from '../snapshot/staging.js';
 import { BufferChurn } from '../util/gc.js';
 import { copyBytes, loadNative } from '../native/addon.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
+import type { ColdSource } from '../tier/restore.js';
 
 /** A pack read is at most this many stored bytes; gaps up to MAX_GAP between needed chunks are read through. */
 const MAX_READ_BYTES = 4 << 20;
@@ -46,6 +47,8 @@ export interface RestoreContext {
   /** The store's maxSize: an assembly area holds at least one chunk of that size. */
   maxSize: number;
   key?: Uint8Array | null;
+  /** Archive packs this restore reads from the archive tier, each fetched once (src/tier/restore.ts). */
+  cold?: ColdSource;
 }
 
 /**
@@ -116,7 +119,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
   try {
     let data: Uint8Array;
     try {
-      data = await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
+      data = ctx.cold?.has(name) ? await ctx.cold.read(name, read.start, read.end) : await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
     } catch (err) {
       if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
         throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${read.pieces[0]!.entry.streamOffset})`, { cause: err });
