@@ -34,7 +34,8 @@ export type ErrorCode =
   | 'KEY_SLOT_MISSING' // an encrypted store has no key slot left, or the slot named does not exist
   | 'KEY_SLOT_DAMAGED' // a key slot fails its checksum or holds invalid fields
   | 'KEY_SLOT_LAST' // refused: removing the last key slot would lock everyone out
-  | 'KEY_MISMATCH'; // two stores do not share key material (replication of sealed chunks refused)
+  | 'KEY_MISMATCH' // two stores do not share key material (replication of sealed chunks refused)
+  | 'HOOK_FAILED'; // a backup's pre or post hook failed or timed out under --on-hook-error fail: nothing was committed
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

@@ -10,7 +10,7 @@ export const OPTION_NAMES = {
   'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'encryption', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
-  'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata'],
+  'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata', 'hooks'],
   'Store.process': ['signal', 'onProgress', 'ids'],
   'Store.restore': ['start', 'end', 'signal'],
   'Store.restoreTo': ['start', 'end', 'position', 'sparse', 'signal', 'onProgress'],
