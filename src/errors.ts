@@ -31,6 +31,12 @@ export type ErrorCode =
   | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
   | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
   | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'PASSWORD_REQUIRED' // the store is encrypted and no password or key file was given
+  | 'WRONG_PASSWORD' // the password (or key file) opens none of the store's key slots
+  | 'KEY_SLOT_MISSING' // an encrypted store has no key slot left, or the slot named does not exist
+  | 'KEY_SLOT_DAMAGED' // a key slot fails its checksum or holds invalid fields
+  | 'KEY_SLOT_LAST' // refused: removing the last key slot would lock everyone out
+  | 'KEY_MISMATCH' // two stores do not share key material (replication of sealed chunks refused)
   | 'HOOK_FAILED'; // a backup's pre or post hook failed or timed out under --on-hook-error fail: nothing was committed
 
 export class ChunkyardError extends Error {

@@ -2,7 +2,7 @@
 //! (length + BLAKE3 fingerprint) out, with identical results for every slicing.
 
 use crate::params::Params;
-use crate::scan::{is_zero, scan_zero_runs as scan, Scan};
+use crate::scan::{is_zero, scan_zero_runs_with as scan, Scan};
 use std::sync::mpsc;
 
 /// The chunks completed by one push, in stream order.
@@ -77,7 +77,7 @@ impl Cutter {
         // Strict region: chunk indices min_size .. avg_size (avg_size <= max_size).
         if self.open_len < p.avg_size {
             let n = (p.avg_size - self.open_len).min(data.len() - pos);
-            match scan(self.h, &data[pos..pos + n], p.mask_s) {
+            match scan(p.gear, self.h, &data[pos..pos + n], p.mask_s) {
                 Scan::Hit(i) => return Some(self.cut(pos + i + 1)),
                 Scan::Miss(h) => self.h = h,
             }
@@ -89,7 +89,7 @@ impl Cutter {
         }
         // Loose region: up to max_size.
         let n = (p.max_size - self.open_len).min(data.len() - pos);
-        match scan(self.h, &data[pos..pos + n], p.mask_l) {
+        match scan(p.gear, self.h, &data[pos..pos + n], p.mask_l) {
             Scan::Hit(i) => return Some(self.cut(pos + i + 1)),
             Scan::Miss(h) => self.h = h,
         }
@@ -325,7 +325,7 @@ pub fn reference_lengths(params: &Params, data: &[u8]) -> Vec<usize> {
         let mut h = 0u64;
         let mut len = limit;
         for i in params.min_size..limit {
-            h = (h << 1).wrapping_add(crate::gear::GEAR[data[s + i] as usize]);
+            h = (h << 1).wrapping_add(params.gear[data[s + i] as usize]);
             let mask = if i < params.avg_size { params.mask_s } else { params.mask_l };
             if h & mask == 0 {
                 len = i + 1;

@@ -222,3 +222,55 @@ fn reproduces_golden_v1() {
     }
     assert!(keyed_sets > 0, "the fixture should pin keyed mode too");
 }
+
+/// test/fixtures/golden-keyed-gear.json (scripts/gen-golden-keyed-gear.mjs): the chunker with
+/// keyed gear tables, given the table bytes the TypeScript side derived (docs/encryption.md).
+#[test]
+fn reproduces_golden_keyed_gear() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../test/fixtures/golden-keyed-gear.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let golden = parse(&text);
+    assert_eq!(golden.get("version").num(), 1.0);
+    let sets = golden.get("sets").arr();
+    assert!(sets.len() >= 2);
+    for (n, set) in sets.iter().enumerate() {
+        let p = set.get("params");
+        let bytes = unhex(set.get("gear").str());
+        assert_eq!(bytes.len(), 2048);
+        let mut table = [0u64; 256];
+        for (i, w) in bytes.chunks_exact(8).enumerate() {
+            table[i] = u64::from_le_bytes(w.try_into().unwrap());
+        }
+        let params = Params::from_f64(p.get("minSize").num(), p.get("avgSize").num(), p.get("maxSize").num(), p.get("normalization").num())
+            .unwrap()
+            .with_gear(crate::gear::intern(table));
+        let key: Option<[u8; 32]> = match set.get("key") {
+            Json::Null => None,
+            k => Some(unhex(k.str()).try_into().expect("a 32-byte key")),
+        };
+        let input = set.get("input");
+        let data = xof(input.get("seed").str(), input.get("length").usize());
+        let want = set.get("chunks").arr();
+        // The reference loop with the same table agrees with the fixture.
+        let reference = crate::chunker::reference_lengths(&params, &data);
+        assert_eq!(reference.len(), want.len(), "set {n}: reference chunk count");
+        for cuts in [&[][..], &[1, 4097, 100_000][..], &[65_535, 65_536, 300_001][..]] {
+            for threads in [Threads::One, Threads::Two] {
+                let got = feed(&mut Chunker::new(params, key), &data, cuts, threads);
+                assert_eq!(got.len(), want.len(), "set {n}: chunk count ({threads:?}, cuts {cuts:?})");
+                let mut offset = 0;
+                for (i, c) in want.iter().enumerate() {
+                    let len = got.lengths[i] as usize;
+                    assert_eq!(offset, c.get("offset").usize(), "set {n} chunk {i} offset");
+                    assert_eq!(len, c.get("length").usize(), "set {n} chunk {i} length");
+                    assert_eq!(len, reference[i], "set {n} chunk {i} reference length");
+                    assert_eq!(&got.hashes[32 * i..32 * i + 32], &unhex(c.get("hash").str())[..], "set {n} chunk {i} hash");
+                    offset += len;
+                }
+            }
+        }
+        // And the table changes the cuts: the fixed table cuts the same input elsewhere.
+        let plain = Params::from_f64(p.get("minSize").num(), p.get("avgSize").num(), p.get("maxSize").num(), p.get("normalization").num()).unwrap();
+        assert_ne!(crate::chunker::reference_lengths(&plain, &data), reference, "set {n}: keyed cuts equal the unkeyed ones");
+    }
+}

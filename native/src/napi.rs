@@ -633,9 +633,10 @@ unsafe extern "C" fn js_version(env: napi_env, info: napi_callback_info) -> napi
     entry::<0>(env, info, |env, _| string(env, crate::VERSION))
 }
 
-/// chunkerNew(minSize, avgSize, maxSize, normalization, key | null) -> external
+/// chunkerNew(minSize, avgSize, maxSize, normalization, key | null, gear | null | undefined) -> external
+/// gear: a keyed gear table, 2048 bytes (256 u64, little-endian), or null for the default.
 unsafe extern "C" fn js_chunker_new(env: napi_env, info: napi_callback_info) -> napi_value {
-    entry::<5>(env, info, |env, a| {
+    entry::<6>(env, info, |env, a| {
         let min = number(env, a[0], "minSize")?;
         let avg = number(env, a[1], "avgSize")?;
         let max = number(env, a[2], "maxSize")?;
@@ -645,6 +646,22 @@ unsafe extern "C" fn js_chunker_new(env: napi_env, info: napi_callback_info) -> 
         };
         let params = Params::from_f64(min, avg, max, nc).map_err(|e| bad_argument(e.0))?;
         let key = key_arg(env, a[4])?;
+        let params = match type_of(env, a[5])? {
+            NAPI_UNDEFINED | NAPI_NULL => params,
+            _ => {
+                // SAFETY: as in key_arg: the bytes are read (copied) before this call returns.
+                let raw = typed_array(env, a[5], "gear", &[NAPI_UINT8_ARRAY], "2048-byte Uint8Array or null")?.0;
+                let bytes = unsafe { raw.as_slice() };
+                if bytes.len() != 2048 {
+                    return Err(bad_argument(format!("gear has {} bytes: must be 2048 bytes (256 little-endian u64) or null", bytes.len())));
+                }
+                let mut table = [0u64; 256];
+                for (i, w) in bytes.chunks_exact(8).enumerate() {
+                    table[i] = u64::from_le_bytes(w.try_into().unwrap());
+                }
+                params.with_gear(crate::gear::intern(table))
+            }
+        };
         new_handle(env, Chunker::new(params, key))
     })
 }

@@ -35,6 +35,8 @@ pub struct Params {
     pub mask_s: u64,
     /// Loose mask, used from avg_size on.
     pub mask_l: u64,
+    /// The gear table: gear::GEAR, or a keyed one (gear::intern).
+    pub gear: &'static crate::scan::Gear,
 }
 
 /// `k` one-bits ending at bit 62. Bit 63 stays clear so that masks shifted left by the
@@ -97,7 +99,13 @@ impl Params {
             normalization: nc,
             mask_s: mask(bits + nc),
             mask_l: mask(bits - nc),
+            gear: &crate::gear::GEAR,
         })
+    }
+
+    /// The same parameters with another gear table (a keyed chunker).
+    pub fn with_gear(self, gear: &'static crate::scan::Gear) -> Params {
+        Params { gear, ..self }
     }
 
     pub fn new(min: usize, avg: usize, max: usize, nc: u32) -> Result<Params, ParamError> {

@@ -13,14 +13,19 @@ pub enum Scan {
     Miss(u64),
 }
 
-#[inline(always)]
-fn g(b: u8) -> u64 {
-    GEAR[b as usize]
-}
+/// A gear table: the default one (gear.rs) or a keyed one (an encrypted store's, derived from
+/// its gear key by the TypeScript side, docs/encryption.md).
+pub type Gear = [u64; 256];
 
 /// The one-byte loop exactly as written in the spec. The definition the fast path is
 /// tested against; not used on the data path.
-pub fn scan_reference(mut h: u64, data: &[u8], mask: u64) -> Scan {
+pub fn scan_reference(h: u64, data: &[u8], mask: u64) -> Scan {
+    scan_reference_with(&GEAR, h, data, mask)
+}
+
+/// `scan_reference` with the gear table `gear`.
+pub fn scan_reference_with(gear: &Gear, mut h: u64, data: &[u8], mask: u64) -> Scan {
+    let g = |b: u8| gear[b as usize];
     for (i, &b) in data.iter().enumerate() {
         h = (h << 1).wrapping_add(g(b));
         if h & mask == 0 {
@@ -39,7 +44,14 @@ pub fn scan_reference(mut h: u64, data: &[u8], mask: u64) -> Scan {
 /// one byte per step 2.1 GB/s, two per step (FastCDC 2020) 2.75, four 3.3-3.7, eight
 /// 3.2, four byte-interleaved independent lanes 3.5. Four is the simplest of the fastest.
 #[inline(always)]
-pub fn scan(mut h: u64, data: &[u8], mask: u64) -> Scan {
+pub fn scan(h: u64, data: &[u8], mask: u64) -> Scan {
+    scan_with(&GEAR, h, data, mask)
+}
+
+/// `scan` with the gear table `gear`.
+#[inline(always)]
+pub fn scan_with(gear: &Gear, mut h: u64, data: &[u8], mask: u64) -> Scan {
+    let g = |b: u8| gear[b as usize];
     let mut steps = data.chunks_exact(4);
     let mut base = 0usize;
     for p in &mut steps {
@@ -63,7 +75,7 @@ pub fn scan(mut h: u64, data: &[u8], mask: u64) -> Scan {
         h = h4;
         base += 4;
     }
-    match scan_reference(h, steps.remainder(), mask) {
+    match scan_reference_with(gear, h, steps.remainder(), mask) {
         Scan::Hit(i) => Scan::Hit(base + i),
         miss => miss,
     }
@@ -73,6 +85,12 @@ pub fn scan(mut h: u64, data: &[u8], mask: u64) -> Scan {
 /// out, so 64 of them leave only `sum(G[0] << k, k = 0..64)` = `-G[0]` (mod 2^64), and every
 /// further zero byte keeps it there (`2 * -G[0] + G[0] = -G[0]`).
 pub const ZERO_RUN_HASH: u64 = GEAR[0].wrapping_neg();
+
+/// ZERO_RUN_HASH of any gear table.
+#[inline]
+pub fn zero_run_hash(gear: &Gear) -> u64 {
+    gear[0].wrapping_neg()
+}
 
 /// Bytes per zero test in `scan_zero_runs`: disk images hold their zeros in whole blocks of
 /// 4 KiB and more, and a test of a block that is not zero stops at its first word.
@@ -101,21 +119,28 @@ pub fn is_zero(b: &[u8]) -> bool {
 /// the smallest masks do, the block's 65th byte would be a cut anyway: plain `scan`.)
 /// Disk images are ~40% zeros; this is what makes those regions cost a memory read.
 #[inline]
-pub fn scan_zero_runs(mut h: u64, data: &[u8], mask: u64) -> Scan {
-    if ZERO_RUN_HASH & mask == 0 || data.len() < 2 * ZERO_BLOCK {
-        return scan(h, data, mask);
+pub fn scan_zero_runs(h: u64, data: &[u8], mask: u64) -> Scan {
+    scan_zero_runs_with(&GEAR, h, data, mask)
+}
+
+/// `scan_zero_runs` with the gear table `gear`.
+#[inline]
+pub fn scan_zero_runs_with(gear: &Gear, mut h: u64, data: &[u8], mask: u64) -> Scan {
+    let zero_hash = zero_run_hash(gear);
+    if zero_hash & mask == 0 || data.len() < 2 * ZERO_BLOCK {
+        return scan_with(gear, h, data, mask);
     }
     let mut pos = 0;
     while pos < data.len() {
         let end = (pos + ZERO_BLOCK).min(data.len());
         let block = &data[pos..end];
         let rolled = if block.len() > 64 && is_zero(block) { &block[..64] } else { block };
-        match scan(h, rolled, mask) {
+        match scan_with(gear, h, rolled, mask) {
             Scan::Hit(i) => return Scan::Hit(pos + i),
             Scan::Miss(next) => h = next,
         }
         // A skipped rest leaves h as the first 64 bytes set it: ZERO_RUN_HASH.
-        debug_assert!(rolled.len() == block.len() || h == ZERO_RUN_HASH);
+        debug_assert!(rolled.len() == block.len() || h == zero_hash);
         pos = end;
     }
     Scan::Miss(h)
@@ -129,7 +154,7 @@ mod tests {
 
     #[test]
     fn zero_run_hash_is_the_fixed_point() {
-        let zeros = |h0: u64, n: usize| (0..n).fold(h0, |h, _| (h << 1).wrapping_add(g(0)));
+        let zeros = |h0: u64, n: usize| (0..n).fold(h0, |h, _| (h << 1).wrapping_add(GEAR[0]));
         for h0 in [0u64, 1, u64::MAX, 0x0123_4567_89ab_cdef] {
             assert_eq!(zeros(h0, 64), ZERO_RUN_HASH);
             assert_eq!(zeros(h0, 1000), ZERO_RUN_HASH);
@@ -200,5 +225,32 @@ mod tests {
                 assert_eq!(scan(h0, &data[a..b], m), scan_reference(h0, &data[a..b], m));
             }
         }
+    }
+
+    #[test]
+    fn keyed_tables_agree_with_reference() {
+        let mut rng = Rng::new(99);
+        let mut table = [0u64; 256];
+        for t in table.iter_mut() {
+            *t = rng.next_u64();
+        }
+        let mut data = vec![0u8; 300_000];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = if (i / 20_000) % 3 == 1 { 0 } else { rng.next_u64() as u8 };
+        }
+        for k in [6u32, 10, 14] {
+            let m = mask(k);
+            for (a, b) in [(0usize, 300_000usize), (17, 250_001), (40_000, 90_000)] {
+                let r = scan_reference_with(&table, 5, &data[a..b], m);
+                assert_eq!(scan_with(&table, 5, &data[a..b], m), r);
+                assert_eq!(scan_zero_runs_with(&table, 5, &data[a..b], m), r);
+            }
+        }
+        assert_eq!(zero_run_hash(&crate::gear::GEAR), ZERO_RUN_HASH);
+        let mut h = 12345u64;
+        for _ in 0..64 {
+            h = (h << 1).wrapping_add(table[0]);
+        }
+        assert_eq!(h, zero_run_hash(&table));
     }
 }

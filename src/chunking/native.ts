@@ -1,3 +1,4 @@
+import { ChunkyardError } from '../errors.js';
 /**
  * The native engine: the Rust addon behind the Chunker and Hasher interfaces. Its cut points
  * and fingerprints are those of docs/chunking.md, identical to the wasm engine's; it is only
@@ -6,6 +7,7 @@
  * Engine selection and fallback live in index.ts; this module only wraps.
  */
 import { resolveChunkerParams, type ResolvedChunkerParams } from './params.js';
+import { gearTableBytes } from './gear-key.js';
 import type { ChunkBatch, Chunker, ChunkerParams, Hasher } from './types.js';
 import { copyBytes, fromNativeError, loadNative, native, type MultiFingerprint, type NativeAddon, type NativeBatch, type NativeChunkerHandle, type NativeMultiChunkerHandle } from '../native/addon.js';
 
@@ -27,6 +29,9 @@ class NativeChunker implements Chunker {
   constructor(params: ResolvedChunkerParams) {
     this.params = params;
     this.#addon = loadNative();
+    if (params.gearKey && !this.#addon.version().split(' ').includes('keyed-gear')) {
+      throw new ChunkyardError('NATIVE_UNAVAILABLE', `the native addon ("${this.#addon.version()}") has no keyed gear tables: rebuild it with \`npm run build:native\``);
+    }
     try {
       this.#handle = this.#addon.chunkerNew(
         params.minSize,
@@ -34,6 +39,7 @@ class NativeChunker implements Chunker {
         params.maxSize,
         params.normalization,
         params.key ?? null,
+        params.gearKey ? gearTableBytes(params.gearKey) : null,
       );
     } catch (err) {
       throw fromNativeError(err);

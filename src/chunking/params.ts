@@ -33,9 +33,11 @@ export interface ResolvedChunkerParams {
   readonly normalization: number;
   /** A private copy of the 32-byte key, or absent for plain BLAKE3. */
   readonly key?: Uint8Array;
+  /** A private copy of the 32-byte gear key, or absent for the fixed gear table. */
+  readonly gearKey?: Uint8Array;
 }
 
-const KNOWN = new Set(['minSize', 'avgSize', 'maxSize', 'normalization', 'key']);
+const KNOWN = new Set(['minSize', 'avgSize', 'maxSize', 'normalization', 'key', 'gearKey']);
 
 export interface ResolveOptions {
   /**
@@ -60,6 +62,7 @@ export function resolveChunkerParams(
     maxSize: 'maxSize',
     normalization: 'normalization',
     key: 'key',
+    gearKey: 'gearKey',
     ...options.names,
   };
   if (partial === null || typeof partial !== 'object') {
@@ -68,7 +71,7 @@ export function resolveChunkerParams(
   for (const name of Object.keys(partial)) {
     if (!KNOWN.has(name)) {
       throw badArgument(
-        `unknown chunker parameter '${name}': expected minSize, avgSize, maxSize, normalization or key`,
+        `unknown chunker parameter '${name}': expected minSize, avgSize, maxSize, normalization, key or gearKey`,
       );
     }
   }
@@ -122,10 +125,21 @@ export function resolveChunkerParams(
     key = new Uint8Array(partial.key);
   }
 
-  const resolved: ResolvedChunkerParams =
-    key === undefined
-      ? { minSize, avgSize, maxSize, normalization }
-      : { minSize, avgSize, maxSize, normalization, key };
+  let gearKey: Uint8Array | undefined;
+  if (partial.gearKey !== undefined) {
+    if (!(partial.gearKey instanceof Uint8Array) || partial.gearKey.length !== KEY_BYTES) {
+      throw badArgument(`${names.gearKey} = ${describe(partial.gearKey)}: must be a Uint8Array of exactly 32 bytes`);
+    }
+    gearKey = new Uint8Array(partial.gearKey);
+  }
+  const resolved: ResolvedChunkerParams = {
+    minSize,
+    avgSize,
+    maxSize,
+    normalization,
+    ...(key === undefined ? {} : { key }),
+    ...(gearKey === undefined ? {} : { gearKey }),
+  };
   return Object.freeze(resolved);
 }
 

@@ -16,6 +16,11 @@ export interface ChunkerParams {
   normalization?: number;
   /** Optional 32-byte BLAKE3 key: fingerprints become keyed hashes. */
   key?: Uint8Array;
+  /**
+   * Optional 32-byte gear key: the cut points come from a gear table derived from it
+   * (gear-key.ts; encrypted stores, docs/encryption.md) instead of the fixed one.
+   */
+  gearKey?: Uint8Array;
 }
 
 /**
@@ -36,7 +41,7 @@ export interface ChunkBatch {
  */
 export interface Chunker {
   readonly engine: EngineName;
-  readonly params: Readonly<Required<Omit<ChunkerParams, 'key'>>> & { key?: Uint8Array };
+  readonly params: Readonly<Required<Omit<ChunkerParams, 'key' | 'gearKey'>>> & { key?: Uint8Array; gearKey?: Uint8Array };
   push(slice: Uint8Array): Promise<ChunkBatch>;
   finish(): Promise<ChunkBatch>;
 }

@@ -11,22 +11,51 @@
 import { createBLAKE3, type IHasher } from '../util/hash-wasm-blake3.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { GEAR_HI, GEAR_LO } from './gear-table.js';
+import { gearTableWords } from './gear-key.js';
 import { chunkerMasksHi, resolveChunkerParams, type ResolvedChunkerParams } from './params.js';
 import type { ChunkBatch, Chunker, ChunkerParams, Hasher } from './types.js';
 
 // G[b] and G'[b] = G[b] << 1 mod 2^64 as high and low int32 words, in four tables (measured
 // about 15% faster on V8 than one interleaved table indexed by 2b and 2b + 1).
-const G_HI = new Int32Array(256);
-const G_LO = new Int32Array(256);
-const G2_HI = new Int32Array(256);
-const G2_LO = new Int32Array(256);
-for (let b = 0; b < 256; b++) {
-  const hi = GEAR_HI[b]!;
-  const lo = GEAR_LO[b]!;
-  G_HI[b] = hi | 0;
-  G_LO[b] = lo | 0;
-  G2_HI[b] = ((hi << 1) | (lo >>> 31)) | 0;
-  G2_LO[b] = (lo << 1) | 0;
+interface GearTables {
+  G_HI: Int32Array;
+  G_LO: Int32Array;
+  G2_HI: Int32Array;
+  G2_LO: Int32Array;
+}
+
+function gearTables(hiWords: Uint32Array, loWords: Uint32Array): GearTables {
+  const t: GearTables = { G_HI: new Int32Array(256), G_LO: new Int32Array(256), G2_HI: new Int32Array(256), G2_LO: new Int32Array(256) };
+  for (let b = 0; b < 256; b++) {
+    const hi = hiWords[b]!;
+    const lo = loWords[b]!;
+    t.G_HI[b] = hi | 0;
+    t.G_LO[b] = lo | 0;
+    t.G2_HI[b] = ((hi << 1) | (lo >>> 31)) | 0;
+    t.G2_LO[b] = (lo << 1) | 0;
+  }
+  return t;
+}
+
+/** The fixed table, and the tables roll() uses now (a keyed chunker switches them before rolling). */
+const DEFAULT_GEAR = gearTables(GEAR_HI, GEAR_LO);
+let G_HI = DEFAULT_GEAR.G_HI;
+let G_LO = DEFAULT_GEAR.G_LO;
+let G2_HI = DEFAULT_GEAR.G2_HI;
+let G2_LO = DEFAULT_GEAR.G2_LO;
+
+/** The tables of a chunker's parameters (keyed: derived from its gearKey). */
+function tablesOf(p: ResolvedChunkerParams): GearTables {
+  if (!p.gearKey) return DEFAULT_GEAR;
+  const { hi, lo } = gearTableWords(p.gearKey);
+  return gearTables(hi, lo);
+}
+
+function useGear(t: GearTables): void {
+  G_HI = t.G_HI;
+  G_LO = t.G_LO;
+  G2_HI = t.G2_HI;
+  G2_LO = t.G2_LO;
 }
 
 // The gear hash h, passed into and out of roll() without allocating.
@@ -116,6 +145,7 @@ function findEnd(
 export function findCutPoints(data: Uint8Array, params: Partial<ChunkerParams> = {}): Uint32Array {
   const p = resolveChunkerParams(params);
   const { maskS, maskL } = chunkerMasksHi(p);
+  useGear(tablesOf(p));
   const view = plainView(data);
   const out: number[] = [];
   let start = 0;
@@ -148,8 +178,11 @@ class WasmChunker implements Chunker {
   #hi = 0;
   #lo = 0;
 
+  readonly #gear: GearTables;
+
   constructor(params: ResolvedChunkerParams) {
     this.params = params;
+    this.#gear = tablesOf(params);
     const { maskS, maskL } = chunkerMasksHi(params);
     this.#maskS = maskS;
     this.#maskL = maskL;
@@ -203,6 +236,7 @@ class WasmChunker implements Chunker {
 
   #scan(hasher: IHasher, data: Uint8Array): ChunkBatch {
     const p = this.params;
+    useGear(this.#gear); // synchronous from here to the end: no other chunker rolls meanwhile
     const n = data.length;
     // Every chunk cut during a push has at least minSize bytes (minSize + 1, or maxSize), so
     // `most` bounds the count; start from twice the expected count and grow if needed, so a

@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<{ default?: Command }>> = {
   chunks: () => import('./commands/chunks.js'),
   forget: () => import('./commands/forget.js'),
   init: () => import('./commands/init.js'),
+  key: () => import('./commands/key.js'),
   policy: () => import('./commands/policy.js'),
   process: () => import('./commands/process.js'),
   prune: () => import('./commands/prune.js'),
@@ -53,6 +54,13 @@ export function commandNames(): string[] {
 const HELP_FLAG: FlagSpec = { type: 'boolean', short: 'h', description: 'show this help' };
 /** Every command takes it: the S3 endpoint for s3:// store locations (sets CHUNKYARD_S3_ENDPOINT). */
 const S3_ENDPOINT_FLAG: FlagSpec = { type: 'string', value: 'URL', description: 'S3 endpoint for s3:// store locations (default: $CHUNKYARD_S3_ENDPOINT)' };
+
+/** Every command takes them: the secret of an encrypted store (docs/encryption.md); they set CHUNKYARD_PASSWORD_FILE, …_COMMAND, CHUNKYARD_KEY_FILE. */
+const KEY_FLAGS: Record<string, [FlagSpec, string]> = {
+  'password-file': [{ type: 'string', value: 'FILE', description: 'encrypted store: read the password from the first line of FILE (default: $CHUNKYARD_PASSWORD_FILE, $CHUNKYARD_PASSWORD)' }, 'CHUNKYARD_PASSWORD_FILE'],
+  'password-command': [{ type: 'string', value: 'CMD', description: 'encrypted store: run CMD (sh -c) and use the first line it prints as the password' }, 'CHUNKYARD_PASSWORD_COMMAND'],
+  'key-file': [{ type: 'string', value: 'FILE', description: 'encrypted store: open a key-file slot with FILE instead of a password (unattended machines)' }, 'CHUNKYARD_KEY_FILE'],
+};
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -88,7 +96,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
 
     const command = await loadCommand(first);
-    const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG, 's3-endpoint': S3_ENDPOINT_FLAG }, `chunkyard ${command.name}`);
+    const keyFlags = Object.fromEntries(Object.entries(KEY_FLAGS).map(([k, [spec]]) => [k, spec]));
+    const args = parseArgs(rest, { ...command.flags, help: HELP_FLAG, 's3-endpoint': S3_ENDPOINT_FLAG, ...keyFlags }, `chunkyard ${command.name}`);
     json = (args.flags as Record<string, unknown>)['json'] === true;
     if (args.flags['help'] === true) {
       await writeOut(io.stdout, commandHelp(command));
@@ -96,6 +105,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
     const endpoint = args.flags['s3-endpoint'];
     if (typeof endpoint === 'string') process.env['CHUNKYARD_S3_ENDPOINT'] = endpoint;
+    // A key flag replaces whatever secret the environment names.
+    const keyFlag = Object.entries(KEY_FLAGS).find(([k]) => typeof (args.flags as Record<string, unknown>)[k] === 'string');
+    if (keyFlag) {
+      for (const name of ['CHUNKYARD_PASSWORD', ...Object.values(KEY_FLAGS).map(([, env]) => env)]) delete process.env[name];
+      process.env[keyFlag[1][1]] = (args.flags as Record<string, string>)[keyFlag[0]]!;
+    }
     return (await command.run(args, io)) ?? EXIT_OK;
   } catch (err) {
     const { code, message } = describeError(err);

@@ -100,4 +100,50 @@ export interface EngineTask {
   op: 'engine';
 }
 
-export type WorkerTask = CompressIntoTask | DecodeIntoTask | VerifyTask | SizesTask | EngineTask;
+/**
+ * Encrypted stores: compress (unless `compression` is 'none') and seal the chunks at
+ * `pieces` ([offset, length] each) of `data` (shared memory, read in place), one fresh salt
+ * per task (src/crypto/chunk-seal.ts). `fingerprints` holds 32 bytes per chunk (the AEAD's
+ * associated data). The sealed chunks are written back to back into `out`; the answer is
+ * their lengths and codecs (SealResult's `sealed` is filled in by the pool).
+ */
+export interface SealTask {
+  op: 'seal';
+  compression: 'lz4' | 'zstd' | 'none';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  fingerprints: Uint8Array;
+  chunkKey: Uint8Array;
+  /** Shared memory the sealed chunks are written into, back to back (raw bytes + 36 per chunk). */
+  out: Uint8Array;
+}
+
+export interface SealResult {
+  storedLengths: Uint32Array;
+  codecs: Uint8Array;
+  sealed: Uint8Array;
+}
+
+/**
+ * Encrypted stores: open sealed chunks in place before they are decoded. `pieces` holds
+ * `stride` u32 per chunk, [offset, sealedLength, rawLength, codec, ...]; each chunk's stored
+ * form is written over its sealed bytes from offset + 20. `data` comes back in the result.
+ */
+export interface OpenTask {
+  op: 'open';
+  data: Uint8Array;
+  pieces: Uint32Array;
+  stride: number;
+  fingerprints: Uint8Array;
+  chunkKey: Uint8Array;
+  /** The bytes are still AES-CTR encrypted as read from a pack file: decrypt them first (chunk-seal.ts ctrXorInPlace). */
+  stream?: { key: Uint8Array; offset: number };
+}
+
+export interface OpenResult {
+  data: Uint8Array;
+  /** The first chunk that failed authentication, if any. */
+  failure?: DecodeFailure;
+}
+
+export type WorkerTask = SealTask | OpenTask | CompressIntoTask | DecodeIntoTask | VerifyTask | SizesTask | EngineTask;

@@ -16,7 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../native/addon.js';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
-import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, OpenResult, OpenTask, SealResult, SealTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
+import { SEAL_COUNTER_BYTES, SEAL_OVERHEAD, SEAL_SALT_BYTES } from '../crypto/chunk-seal.js';
+
+/** An encrypted store's chunk keys (src/crypto/keys.ts): chunks are sealed and opened on the workers. */
+export interface ChunkSealing {
+  chunkKey: Uint8Array;
+  fingerprintKey: Uint8Array;
+}
 
 export interface CompressionPoolOptions {
   /**
@@ -30,6 +37,12 @@ export interface CompressionPoolOptions {
    * the worker path). Default: native async work when the addon loads.
    */
   workersOnly?: boolean;
+  /**
+   * An encrypted store: new chunks are compressed and sealed on the workers (sealInto),
+   * stored chunks opened there before they are decoded, and fingerprints checked with the
+   * store's fingerprint key whatever key the caller passes.
+   */
+  sealing?: ChunkSealing;
 }
 
 export class CompressionPool {
@@ -44,8 +57,11 @@ export class CompressionPool {
   private readonly nativeWaiting: (() => void)[] = [];
   /** Tasks not settled yet: close() lets them finish (a failed restore leaves reads in flight). */
   private readonly running = new Set<Promise<unknown>>();
+  /** Set for an encrypted store. */
+  readonly sealing: ChunkSealing | undefined;
 
   constructor(options: CompressionPoolOptions = {}) {
+    this.sealing = options.sealing;
     const fromEnv = Number(process.env.CHUNKYARD_THREADS);
     const given = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);
     // Workers: one fewer than the cores keeps a core for chunking and I/O.
@@ -69,7 +85,8 @@ export class CompressionPool {
         new Piscina({
           filename: workerEntry(),
           minThreads: 1,
-          maxThreads: this.threads,
+          // Sealing runs only on the workers: as many as the native lanes.
+          maxThreads: this.sealing ? Math.max(this.threads, this.lanes) : this.threads,
           // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
           idleTimeout: 5_000,
         }),
@@ -143,6 +160,14 @@ export class CompressionPool {
    * ArrayBuffer: the caller must not use it afterwards. Rejects with a DecodeError like decode().
    */
   async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+    if (this.sealing) {
+      const opened = await this.openSealed(data, pieces, 4, fingerprints);
+      return this.decodeIntoPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
+    }
+    return this.decodeIntoPlain(data, pieces, fingerprints, key, out);
+  }
+
+  private async decodeIntoPlain(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     if (this.native) {
       const [index, reason] = await this.track(this.nativeTurn((addon) => addon.decodeIntoAsync(data, pieces, fingerprints, key, out)));
       if (index >= 0) throw new DecodeError(index, reason);
@@ -160,7 +185,16 @@ export class CompressionPool {
    * shared memory for the worker path. One native call where the addon has it; else one
    * decodeInto per run of chunks whose places are contiguous. DecodeError indexes `pieces`.
    */
-  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
+  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<void> {
+    if (this.sealing) {
+      const opened = await this.openSealed(data, pieces, 5, fingerprints, stream);
+      return this.decodeScatterPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
+    }
+    if (stream) throw new Error('decodeScatter: encrypted pack bytes given to a pool without keys');
+    return this.decodeScatterPlain(data, pieces, fingerprints, key, out);
+  }
+
+  private async decodeScatterPlain(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     const scatter = this.native?.decodeScatterAsync;
     if (scatter) {
       const [index, reason] = await this.track(this.nativeTurn((addon) => scatter.call(addon, data, pieces, fingerprints, key, out)));
@@ -189,7 +223,7 @@ export class CompressionPool {
       for (let k = i; k < j; k++) quads.set(pieces.subarray(k * 5, k * 5 + 4), (k - i) * 4);
       const first = i;
       runs.push(
-        this.decodeInto(shared, quads, fingerprints.subarray(i * 32, j * 32), key, out.subarray(pieces[i * 5 + 4]!, to)).catch((err: unknown) => {
+        this.decodeIntoPlain(shared, quads, fingerprints.subarray(i * 32, j * 32), key, out.subarray(pieces[i * 5 + 4]!, to)).catch((err: unknown) => {
           throw err instanceof DecodeError ? new DecodeError(first + err.index, err.reason) : err;
         }),
       );
@@ -205,9 +239,65 @@ export class CompressionPool {
    * (else copied) and comes back in the result: use the returned bytes, not `data`, after.
    */
   async verify(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<VerifyResult> {
+    if (this.sealing) {
+      // Callers copy verified chunks from the bytes (relocation): those stay sealed; a copy is opened.
+      const copy = new Uint8Array(data.length);
+      copy.set(data);
+      let opened: { data: Uint8Array; pieces: Uint32Array };
+      try {
+        opened = await this.openSealed(copy, pieces, 4, fingerprints);
+      } catch (err) {
+        if (err instanceof DecodeError) return { data, failure: { code: 'CHUNK_CORRUPT', index: err.index, reason: err.reason } };
+        throw err;
+      }
+      const result = await this.verifyPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey);
+      return { data, ...(result.failure ? { failure: result.failure } : {}) };
+    }
+    return this.verifyPlain(data, pieces, fingerprints, key);
+  }
+
+  private async verifyPlain(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): Promise<VerifyResult> {
     const task: VerifyTask = { op: 'verify', data, pieces, fingerprints, key };
     const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | VerifyResult;
     return result instanceof Uint8Array ? { data: result } : result;
+  }
+
+  /**
+   * Encrypted stores: compresses (unless 'none') and seals the chunks at `pieces`
+   * ([offset, length] each) of `data` (shared memory, untouched until this settles), on the
+   * workers. `fingerprints`: 32 bytes per chunk. Every chunk's sealed form is in `sealed`,
+   * back to back, storedLengths[i] bytes each.
+   */
+  async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array): Promise<SealResult> {
+    if (!this.sealing) throw new Error('sealInto: this pool has no keys');
+    let raw = 0;
+    for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
+    // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
+    const out = new Uint8Array(new SharedArrayBuffer(raw + (pieces.length / 2) * SEAL_OVERHEAD));
+    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out };
+    const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
+    let used = 0;
+    for (let i = 0; i < r.storedLengths.length; i++) used += r.storedLengths[i]!;
+    return { ...r, sealed: out.subarray(0, used) };
+  }
+
+  /**
+   * Opens the sealed chunks of `pieces` (`stride` u32 each: offset, sealed length, raw length,
+   * codec, ...) in `data` on a worker; answers the bytes (`data` itself when shared, else the
+   * transferred buffer) and pieces that locate each stored form inside its sealed bytes.
+   * DecodeError for a chunk that fails authentication.
+   */
+  private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: number, fingerprints: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
+    const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey, ...(stream ? { stream } : {}) };
+    const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
+    const r = result instanceof Uint8Array ? { data: result } : result;
+    if (r.failure) throw new DecodeError(r.failure.index, r.failure.reason);
+    const inner = Uint32Array.from(pieces);
+    for (let i = 0; i < inner.length; i += stride) {
+      inner[i] = inner[i]! + SEAL_SALT_BYTES + SEAL_COUNTER_BYTES;
+      inner[i + 1] = inner[i + 1]! - SEAL_OVERHEAD;
+    }
+    return { data: r.data, pieces: inner };
   }
 
   /** Which codec implementation the workers use: 'native' (the addon) or 'js' (lz4-napi, hash-wasm). */

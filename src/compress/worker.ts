@@ -13,7 +13,8 @@
 // small modules are imported up front; lz4-napi, hash-wasm and piscina (the fallbacks, and
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
-import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
+import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, OpenResult, OpenTask, SealTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
+import { BatchSealer, SEAL_OVERHEAD, ctrXorInPlace, openInPlace } from '../crypto/chunk-seal.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -108,6 +109,66 @@ async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult>
     }
   }
   return { storedLengths, codecs };
+}
+
+/** Where seal() compresses to: grown as needed, reused by every task of this worker. */
+let sealScratch = new Uint8Array(0);
+
+/** Compresses and seals (encrypted stores): see SealTask. */
+async function seal(task: SealTask): Promise<unknown> {
+  const n = task.pieces.length / 2;
+  let raw = 0;
+  for (let i = 0; i < n; i++) raw += task.pieces[2 * i + 1]!;
+  let comp: CompressIntoResult | undefined;
+  if (task.compression !== 'none' && n > 0) {
+    if (sealScratch.length < raw) sealScratch = new Uint8Array(Math.max(raw, sealScratch.length * 2));
+    comp = await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces: task.pieces, out: sealScratch.subarray(0, raw) });
+  }
+  const sealer = new BatchSealer(task.chunkKey);
+  const out = task.out;
+  if (out.length < raw + n * SEAL_OVERHEAD) throw new Error(`seal: out has ${out.length} bytes, needs ${raw + n * SEAL_OVERHEAD}`);
+  const storedLengths = new Uint32Array(n);
+  const codecs = new Uint8Array(n);
+  let o = 0;
+  let c = 0;
+  for (let i = 0; i < n; i++) {
+    const off = task.pieces[2 * i]!;
+    const len = task.pieces[2 * i + 1]!;
+    const codec = comp ? comp.codecs[i]! : CODEC_NONE;
+    let stored: Uint8Array;
+    if (codec === CODEC_NONE) stored = task.data.subarray(off, off + len);
+    else {
+      stored = sealScratch.subarray(c, c + comp!.storedLengths[i]!);
+      c += comp!.storedLengths[i]!;
+    }
+    const m = sealer.sealInto(stored, task.fingerprints.subarray(i * 32, i * 32 + 32), codec, len, out, o);
+    storedLengths[i] = m;
+    codecs[i] = codec;
+    o += m;
+  }
+  return { storedLengths, codecs };
+}
+
+/** Opens sealed chunks in place (encrypted stores): see OpenTask. */
+async function openSealed(task: OpenTask): Promise<unknown> {
+  if (task.stream) ctrXorInPlace(task.stream.key, task.stream.offset, task.data);
+  const n = task.pieces.length / task.stride;
+  const opened = new Set<number>();
+  const keys = new Map<string, Buffer>();
+  let failure: DecodeFailure | undefined;
+  for (let i = 0; i < n; i++) {
+    const p = i * task.stride;
+    const off = task.pieces[p]!;
+    if (opened.has(off)) continue; // the same stored chunk twice in one read: opened once
+    const ok = openInPlace(task.chunkKey, task.data, off, task.pieces[p + 1]!, task.fingerprints.subarray(i * 32, i * 32 + 32), task.pieces[p + 3]!, task.pieces[p + 2]!, keys);
+    if (!ok) {
+      failure = { code: 'CHUNK_CORRUPT', index: i, reason: 'sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store\'s key' };
+      break;
+    }
+    opened.add(off);
+  }
+  if (failure || task.data.buffer instanceof SharedArrayBuffer) return { data: task.data, failure } satisfies OpenResult;
+  return move(task.data);
 }
 
 /** Where sizes() compresses to: grown as needed, reused by every task of this worker. */
@@ -274,6 +335,11 @@ async function runTask(task: WorkerTask): Promise<unknown> {
   switch (task.op) {
     case 'engine':
       return (await nativeAddon()) ? 'native' : 'js';
+    case 'seal':
+      return seal(task);
+    case 'open':
+      churn.add(task.data.length);
+      return openSealed(task);
     case 'compressInto':
       return compressInto(task);
     case 'decodeInto':

@@ -33,6 +33,8 @@ export interface NativeAddon {
     maxSize: number,
     normalization: number | null | undefined,
     key: Uint8Array | null,
+    /** A keyed gear table: 2048 bytes (builds tagged keyed-gear; older ones ignore it). */
+    gear?: Uint8Array | null,
   ): NativeChunkerHandle;
   /** Synchronous: the chunks completed in this slice (and the open one when final). */
   chunkerPush(handle: NativeChunkerHandle, data: Uint8Array, final: boolean): NativeBatch;

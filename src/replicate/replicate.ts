@@ -205,6 +205,15 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
         remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 } });
       } else dsts.push(await open(d, false));
     }
+    // Encrypted stores: copying sealed chunks between stores that share key material is the
+    // design (docs/encryption.md), but no command creates a second store with the same keys yet,
+    // and the copy path verifies plaintext. Until both exist, refuse before anything is written.
+    const encrypted = (features: readonly string[] | undefined) => (features ?? []).includes('encryption');
+    for (const d of [...dsts.map((x) => ({ where: x.location, features: x.config.features, keyId: x.config.encryption?.keyId })), ...remotes.map((r) => ({ where: r.url, features: r.info.features, keyId: undefined }))]) {
+      if (!encrypted(src.config.features) && !encrypted(d.features)) continue;
+      const same = d.keyId !== undefined && d.keyId === src.config.encryption?.keyId;
+      throw new ChunkyardError('KEY_MISMATCH', `${d.where}: replication of encrypted stores is refused: ${same ? 'copying sealed chunks between stores that share keys is not built yet' : 'the two stores do not share key material, so sealed chunks of one cannot be opened by the other'}. Nothing was written; restore and back up instead`);
+    }
     for (const r of remotes) {
       const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
       const why = featureMismatch(src.config.features ?? [], r.info.features);

@@ -94,7 +94,7 @@ interface PlannedSlice {
   chunks: PlannedChunk[];
   /** Where this slice's compressed forms start in the slot's output buffer. */
   outStart: number;
-  compressed?: Promise<CompressIntoResult>;
+  compressed?: Promise<CompressIntoResult & { sealed?: Uint8Array }>;
   /** Claims to release if this slice is never written. */
   claims: { fp: Buffer }[];
 }
@@ -176,8 +176,15 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       newPieces.push(at, len);
       newBytes += len;
     }
-    let compressed: Promise<CompressIntoResult> | undefined;
-    if (newPieces.length > 0 && options.compression !== 'none') {
+    let compressed: Promise<CompressIntoResult & { sealed?: Uint8Array }> | undefined;
+    if (newPieces.length > 0 && sink.pool.sealing) {
+      // An encrypted store: every new chunk compressed (unless 'none') and sealed, on the workers.
+      const fpsOfNew = new Uint8Array((newPieces.length / 2) * 32);
+      let k = 0;
+      for (const c of chunks) if (c.kind === 'new') fpsOfNew.set(c.fp, 32 * k++);
+      compressed = sink.pool.sealInto(options.compression, slot.buffers[0]!, Uint32Array.from(newPieces), fpsOfNew);
+      compressed.catch(() => {});
+    } else if (newPieces.length > 0 && options.compression !== 'none') {
       const [input, output] = slot.buffers as [Uint8Array, Uint8Array];
       compressed = sink.pool.compressInto(options.compression, input, Uint32Array.from(newPieces), output.subarray(outStart, outStart + newBytes));
       compressed.catch(() => {});
@@ -288,7 +295,13 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     // Where each compressed chunk starts in the output buffer (raw ones are read in place).
     let outAt = s.outStart;
     const outOffsets: number[] = [];
-    if (comp) for (let j = 0; j < comp.storedLengths.length; j++) {
+    if (comp?.sealed) {
+      outAt = 0;
+      for (let j = 0; j < comp.storedLengths.length; j++) {
+        outOffsets.push(outAt);
+        outAt += comp.storedLengths[j]!;
+      }
+    } else if (comp) for (let j = 0; j < comp.storedLengths.length; j++) {
       outOffsets.push(outAt);
       if (comp.codecs[j] !== CODEC_NONE) outAt += comp.storedLengths[j]!;
     }
@@ -302,7 +315,9 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
         }
       } else {
         const codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
-        const stored = codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
+        const stored = comp?.sealed
+          ? comp.sealed.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp.storedLengths[c.newIndex]!)
+          : codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
         if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
         pack ??= await sink.openPack();
         // The writer is done with `stored` when append resolves (the slot may then be reused).

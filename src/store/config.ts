@@ -10,6 +10,9 @@ import { validatePolicy, type DedupePolicy } from '../snapshot/manifest.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 import { CHUNKER_VERSION, resolveChunkerParams } from '../chunking/params.js';
 import type { CompressionName } from '../compress/messages.js';
+import { CryptBackend } from '../crypto/crypt-backend.js';
+import { ENCRYPTION_FEATURE, ENCRYPTION_VERSION, openSettings, sealSettings, type EncryptionHeader } from '../crypto/store-keys.js';
+import { passwordRequired } from '../crypto/secret.js';
 
 export const STORE_FORMAT = 'chunkyard-store';
 /**
@@ -40,13 +43,15 @@ export interface StoreConfig {
    * never meets a build that would misread or damage what it wrote. docs/format.md, "Config".
    */
   features?: string[];
+  /** Encrypted stores ("encryption" feature): the clear header of src/crypto/store-keys.ts. */
+  encryption?: EncryptionHeader;
 }
 
 /**
  * The format extensions this build understands. Each extension (encryption, delta chunks, an
  * archive tier, ...) adds its name here when it lands; the store's format version stays 2.
  */
-export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>(['archive-tier']);
+export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([ENCRYPTION_FEATURE, 'archive-tier']);
 
 /** Features a store config names that this build does not know (empty when it can open it). */
 export function unknownFeatures(config: Pick<StoreConfig, 'features'>): string[] {
@@ -81,9 +86,21 @@ export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, comp
   };
 }
 
+/**
+ * What config.json holds: the whole config, or for an encrypted store only what is needed to
+ * find the key slots, with the other settings sealed (docs/format.md, "Config").
+ */
+function configBody(backend: Backend, config: StoreConfig): Record<string, unknown> {
+  if (!hasFeature(config, ENCRYPTION_FEATURE)) return { ...config };
+  if (!(backend instanceof CryptBackend)) throw new Error('writeConfig: an encrypted config needs the store keys');
+  const { chunker, compression, dedupe, packSize, encryption: _e, ...clear } = config;
+  const encryption: EncryptionHeader = { version: ENCRYPTION_VERSION, keyId: backend.keys.keyId, slots: 'keys/', aead: 'aes-256-gcm', settings: sealSettings(backend.keys, config.id, { chunker, compression, dedupe, packSize }) };
+  return { ...clear, encryption };
+}
+
 export async function writeConfig(backend: Backend, config: StoreConfig): Promise<void> {
   try {
-    await backend.put(CONFIG_NAME, sealJson({ ...config }), { exclusive: true });
+    await backend.put(CONFIG_NAME, sealJson(configBody(backend, config)), { exclusive: true });
   } catch (err) {
     if ((err as { code?: string }).code === 'OBJECT_EXISTS') throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
     throw err;
@@ -109,6 +126,11 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
   const unknown = unknownFeatures(c);
   if (unknown.length > 0) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} uses ${unknown.join(', ')}, which this build does not support; use a build that does`);
+  }
+  if (hasFeature(c, ENCRYPTION_FEATURE)) {
+    if (!(backend instanceof CryptBackend)) throw passwordRequired(backend.location);
+    const settings = openSettings(backend.keys, c.id, String(c.encryption?.settings), backend.location);
+    Object.assign(c, settings);
   }
   if (c.chunker?.version !== CHUNKER_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `chunker version ${String(c.chunker?.version)} is not supported by this build (it has ${CHUNKER_VERSION})`);
@@ -138,6 +160,6 @@ export function assertWritable(config: StoreConfig, location: string): void {
 /** Replaces the config with one of the current version (upgrade); the rest stays. */
 export async function upgradeConfig(backend: Backend, config: StoreConfig): Promise<StoreConfig> {
   const next: StoreConfig = { ...config, version: STORE_VERSION };
-  await backend.put(CONFIG_NAME, sealJson({ ...next }));
+  await backend.put(CONFIG_NAME, sealJson(configBody(backend, next)));
   return next;
 }

@@ -139,7 +139,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       fps.set(e.fingerprint, k * 32);
     });
     try {
-      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
+      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area, run.packs.streamOf(name, read.start));
     } catch (err) {
       if (err instanceof DecodeError) {
         const e = read.pieces[err.index]?.entry;
@@ -200,7 +200,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn() };
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend, undefined, true), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn() };
   const limits = { maxReadBytes: MAX_READ_BYTES, maxGapBytes: MAX_GAP };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();

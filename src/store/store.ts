@@ -53,6 +53,9 @@ import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
 import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
 import { availableParallelism } from 'node:os';
+import { CryptBackend, plainBackend } from '../crypto/crypt-backend.js';
+import { createStoreKeys, ENCRYPTION_FEATURE, openStoreBackend } from '../crypto/store-keys.js';
+import { KEY_OPTION_NAMES, type KeyOptions } from '../crypto/secret.js';
 // The maintenance commands load their modules when called: a backup or a restore, whose
 // process start-up counts on small streams, does not pay for them.
 import type { CheckOptions, CheckReport } from '../maintenance/check.js';
@@ -90,12 +93,24 @@ export interface InitOptions {
   compression?: CompressionName;
   dedupe?: DedupePolicy;
   packSize?: number;
+  /**
+   * Encrypt the store (docs/encryption.md): needs a password or key file (KeyOptions, or
+   * CHUNKYARD_PASSWORD…). Default false: a store is not encrypted unless asked.
+   */
+  encryption?: boolean;
 }
 
 /** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
 export type StoreLocation = string | Backend;
 
-export interface LocationOptions {
+/** The key options (password, passwordFile, passwordCommand, keyFile) of an encrypted store. */
+export function keyOptionsOf(options: KeyOptions): KeyOptions {
+  const o: KeyOptions = {};
+  for (const k of KEY_OPTION_NAMES) if (options[k] !== undefined) o[k] = options[k];
+  return o;
+}
+
+export interface LocationOptions extends KeyOptions {
   /** S3 endpoint URL for `s3://` locations (default: CHUNKYARD_S3_ENDPOINT, else AWS's). */
   s3Endpoint?: string;
 }
@@ -248,7 +263,7 @@ export class Store {
 
   /** The directory of a local store; undefined for other backends. */
   get path(): string | undefined {
-    return this.backend instanceof FsBackend ? this.backend.location : undefined;
+    return plainBackend(this.backend) instanceof FsBackend ? plainBackend(this.backend).location : undefined;
   }
 
   /**
@@ -267,7 +282,12 @@ export class Store {
     );
     const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
-      await writeConfig(backend, config);
+      if (options.encryption) {
+        // The key slot first, then the config (create-only) that names the feature.
+        if ((await backend.stat('config.json')) !== undefined) throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
+        config.features = [ENCRYPTION_FEATURE];
+        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options)), config);
+      } else await writeConfig(backend, config);
       if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {
       if (typeof location === 'string') await backend.close();
@@ -289,15 +309,16 @@ export class Store {
     const opening = typeof location === 'string' ? openBackend(location, { s3Endpoint: options.s3Endpoint }) : Promise.resolve(location);
     const [opened, hashed] = await Promise.allSettled([opening, hasherReady]);
     if (opened.status === 'rejected') throw opened.reason;
-    const backend = opened.value;
+    const raw = opened.value;
     try {
       if (hashed.status === 'rejected') throw hashed.reason;
+      const backend = await openStoreBackend(raw, options);
       const config = await readConfig(backend);
       const store = new Store(typeof location === 'string' ? location : backend.location, backend, config, options);
       store.ownsBackend = typeof location === 'string';
       return store;
     } catch (err) {
-      if (typeof location === 'string') await backend.close();
+      if (typeof location === 'string') await raw.close();
       throw err;
     }
   }
@@ -310,8 +331,9 @@ export class Store {
    */
   static async upgrade(location: StoreLocation, options: LocationOptions = {}): Promise<{ from: number; to: number; tables: number }> {
     await initBlake3();
-    const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
+    const raw = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
     try {
+      const backend = await openStoreBackend(raw, options);
       const config = await readConfig(backend);
       if (config.version >= 2) return { from: config.version, to: config.version, tables: 0 };
       let lock: { release(): Promise<boolean> } | undefined;
@@ -347,7 +369,7 @@ export class Store {
         await lock?.release().catch(() => {});
       }
     } finally {
-      if (typeof location === 'string') await backend.close();
+      if (typeof location === 'string') await raw.close();
     }
   }
 
@@ -356,14 +378,14 @@ export class Store {
   }
 
   private getPool(): CompressionPool {
-    this.pool ??= new CompressionPool({ threads: this.options.threads });
+    this.pool ??= new CompressionPool({ threads: this.options.threads, sealing: chunkSealing(this.backend) });
     return this.pool;
   }
 
   /** This node's index cache folder (OpenOptions.cacheDir). */
   private cacheRoot(): string {
     if (this.options.cacheDir) return this.options.cacheDir;
-    if (this.backend instanceof FsBackend) return join(this.backend.location, 'cache');
+    if (plainBackend(this.backend) instanceof FsBackend) return join(plainBackend(this.backend).location, 'cache');
     const base = process.env['CHUNKYARD_CACHE_DIR'] ?? join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'chunkyard');
     return join(base, this.config.id);
   }
@@ -570,7 +592,10 @@ export class Store {
 
   private newChunker() {
     const { minSize, avgSize, maxSize, normalization } = this.config.chunker;
-    return createChunker({ minSize, avgSize, maxSize, normalization }, { engine: this.options.engine ?? 'auto' });
+    // An encrypted store's fingerprints are keyed BLAKE3 (docs/encryption.md).
+    // An encrypted store's cut points come from its own gear table.
+    const keys = this.backend instanceof CryptBackend ? this.backend.keys : undefined;
+    return createChunker({ minSize, avgSize, maxSize, normalization, ...(keys ? { key: keys.fingerprint, gearKey: keys.gear } : {}) }, { engine: this.options.engine ?? 'auto' });
   }
 
   /**
@@ -841,6 +866,8 @@ export class Store {
       try {
         m = await readManifest(this.backend, id);
       } catch (err) {
+        // Forgotten by another process between the listing and this read: no longer a snapshot.
+        if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue;
         // One damaged manifest must not hide every other snapshot; it is reported, not dropped.
         if (!(err instanceof ChunkyardError) || (err.code !== 'CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED')) throw err;
         process.emitWarning(`snapshot ${id} is unreadable and left out of the list: ${err.message}`, { code: 'CHUNKYARD_SNAPSHOT_UNREADABLE' });
@@ -1007,14 +1034,14 @@ export class Store {
 
   /** Frees the reserve object of a directory store; true when there was one. */
   private async releaseReserve(): Promise<boolean> {
-    if (!(this.backend instanceof FsBackend) || (await this.backend.stat(RESERVE_NAME)) === undefined) return false;
+    if (!(plainBackend(this.backend) instanceof FsBackend) || (await this.backend.stat(RESERVE_NAME)) === undefined) return false;
     await this.backend.delete(RESERVE_NAME);
     return true;
   }
 
   /** Puts the reserve back (best effort: on a disk still full it stays away until the next prune). */
   private async keepReserve(): Promise<void> {
-    if (!(this.backend instanceof FsBackend)) return;
+    if (!(plainBackend(this.backend) instanceof FsBackend)) return;
     try {
       if ((await this.backend.stat(RESERVE_NAME)) === undefined) await this.backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true });
     } catch {
@@ -1031,11 +1058,13 @@ export class Store {
   static async check(location: StoreLocation, options: CheckOptions & LocationOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string; archiveOpener?: ArchiveOpener } = {}): Promise<CheckReport> {
     checkOptions('Store.check', options);
     await initBlake3();
-    const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
+    const raw = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
     const errors: Problem[] = [];
     let pool: CompressionPool | undefined;
     let view: Backend | undefined;
+    let backend: Backend = raw;
     try {
+      backend = await openStoreBackend(raw, options);
       let config: StoreConfig | undefined;
       try {
         config = await readConfig(backend);
@@ -1044,7 +1073,7 @@ export class Store {
         errors.push({ code: err.code, message: `config.json: ${err.message}` });
       }
       // Only reading data needs the worker pool: do not start threads for nothing.
-      if (options.readData) pool = new CompressionPool({ threads: options.threads ?? verifyThreads() });
+      if (options.readData) pool = new CompressionPool({ threads: options.threads ?? verifyThreads(), sealing: chunkSealing(backend) });
       // With readData, chunks of archive packs are read from the archive (src/tier/).
       const { archiveOpener, ...checkOpts } = options;
       view = options.readData && config ? await tieredView({ backend, config, archiveOpener, s3Endpoint: options.s3Endpoint }) : backend;
@@ -1052,7 +1081,7 @@ export class Store {
     } finally {
       await pool?.close().catch(() => {});
       if (view && view !== backend) await view.close().catch(() => {});
-      if (typeof location === 'string') await backend.close();
+      if (typeof location === 'string') await raw.close();
     }
   }
 
@@ -1065,7 +1094,7 @@ export class Store {
    */
   static async repair(location: StoreLocation, options: RepairOptions & LocationOptions & { threads?: number; purpose?: string; cacheDir?: string } = {}): Promise<RepairReport> {
     checkOptions('Store.repair', options);
-    const store = await Store.open(location, { s3Endpoint: options.s3Endpoint, threads: options.threads, purpose: options.purpose ?? 'repair', cacheDir: options.cacheDir });
+    const store = await Store.open(location, { s3Endpoint: options.s3Endpoint, threads: options.threads, purpose: options.purpose ?? 'repair', cacheDir: options.cacheDir, ...keyOptionsOf(options) });
     try {
       store.writable('repair');
       const session = await store.beginSession(options.purpose ?? 'repair', false);
@@ -1132,4 +1161,9 @@ function isFileHandle(d: unknown): d is FileHandle {
  */
 function verifyThreads(): number | undefined {
   return process.env['CHUNKYARD_THREADS'] ? undefined : availableParallelism();
+}
+
+/** The chunk keys of an encrypted store's backend, for its compression pool. */
+function chunkSealing(backend: Backend): { chunkKey: Uint8Array; fingerprintKey: Uint8Array } | undefined {
+  return backend instanceof CryptBackend ? { chunkKey: backend.keys.chunk, fingerprintKey: backend.keys.fingerprint } : undefined;
 }

@@ -12,7 +12,7 @@ import { chunkSliced, oneShotHashes, realData } from '../support/engines.js';
 import { Prng } from '../support/prng.js';
 import { craftEarlyCuts, referenceCuts } from '../support/reference.js';
 
-type P = Required<Omit<ChunkerParams, 'key'>>;
+type P = Required<Omit<ChunkerParams, 'key' | 'gearKey'>>;
 
 export const PARAM_SETS: P[] = [
   { minSize: 64, avgSize: 256, maxSize: 1024, normalization: 1 },

@@ -205,3 +205,25 @@ test('store features: a destination must have the source\'s, and an encrypted on
   assert.match(featureMismatch([], ['encryption'])!, /uses encryption and the source does not/);
   assert.equal(featureMismatch(['encryption'], ['encryption']), undefined);
 });
+
+test('encrypted stores: replication is refused with KEY_MISMATCH (plain to encrypted, encrypted to plain, two keys) and nothing is written', { timeout: 120_000 }, async () => {
+  const env = { ...process.env, CHUNKYARD_PASSWORD: 'replicate-test-password' };
+  const mk = async (name: string, encrypted: boolean): Promise<string> => {
+    const path = join(work, name);
+    const r = spawnSync(process.execPath, [BIN, 'init', path, ...(encrypted ? ['--encryption'] : [])], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const b = spawnSync(process.execPath, [BIN, 'backup', path, '-', '--target', 't'], { env, input: prng(21, 1 << 20) });
+    assert.equal(b.status, 0, b.stderr.toString());
+    return path;
+  };
+  const plain = await mk('key-plain', false);
+  const sealedA = await mk('key-a', true);
+  const sealedB = await mk('key-b', true);
+  for (const [from, to] of [[plain, sealedA], [sealedA, plain], [sealedA, sealedB]] as const) {
+    const before = await storeContents(to);
+    const r = spawnSync(process.execPath, [BIN, 'replicate', from, to], { env, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /KEY_MISMATCH/);
+    assert.deepEqual(await storeContents(to), before, `nothing was written to ${to}`);
+  }
+});

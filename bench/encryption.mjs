@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// Encryption at rest, side by side in one run: chunkyard unencrypted, chunkyard encrypted
+// (init --encryption) and restic (which always encrypts), on the same files, in interleaved
+// rounds (plain, encrypted, restic; then again). Ingest = one backup of the file into a fresh
+// repository; restore = writing it back to a file (then compared, untimed). Medians per tool,
+// and the ratios encrypted/plain and encrypted/restic (throughput).
+//
+//   flock /tmp/chunkyard-bench.lock node bench/encryption.mjs [--rounds 3] [--out DIR] FILE...
+//
+// Default files: /tmp/chunkyard-bench-data/usr-share.tar and image/gen1.img. Needs
+// bin/chunkyard built (npm run build) and restic (Debian's 0.14). Work files in
+// /tmp/crypt-bench (removed at the end).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = process.env.CHUNKYARD_BIN ?? join(ROOT, 'bin/chunkyard');
+const WORK = '/tmp/crypt-bench';
+const PASSWORD = 'bench password';
+
+const args = process.argv.slice(2);
+let rounds = 3;
+let outDir;
+const files = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--rounds') rounds = Number(args[++i]);
+  else if (args[i] === '--out') outDir = args[++i];
+  else files.push(resolve(args[i]));
+}
+if (files.length === 0) files.push('/tmp/chunkyard-bench-data/usr-share.tar', '/tmp/chunkyard-bench-data/image/gen1.img');
+
+const env = { ...process.env, CHUNKYARD_PASSWORD: PASSWORD, RESTIC_PASSWORD: PASSWORD, RESTIC_CACHE_DIR: join(WORK, 'restic-cache') };
+
+function run(cmd, argv, opts = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { env, stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'], maxBuffer: 1 << 26 });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString()}`);
+  return seconds;
+}
+
+function same(a, b) {
+  return spawnSync('cmp', ['-s', a, b]).status === 0;
+}
+
+/** Reads a file into the page cache before timing (docs: the VM's first reads are slow). */
+function warm(file) {
+  spawnSync('sh', ['-c', `cat '${file}' > /dev/null`]);
+}
+
+const TOOLS = {
+  plain: {
+    ingest(file, repo) {
+      run(BIN, ['init', repo]);
+      return run(BIN, ['backup', repo, file, '--target', 't']);
+    },
+    restore(repo, out) {
+      return run(BIN, ['restore', repo, 't', '--output', out, '--force']);
+    },
+  },
+  encrypted: {
+    ingest(file, repo) {
+      run(BIN, ['init', repo, '--encryption']);
+      return run(BIN, ['backup', repo, file, '--target', 't']);
+    },
+    restore(repo, out) {
+      return run(BIN, ['restore', repo, 't', '--output', out, '--force']);
+    },
+  },
+  restic: {
+    ingest(file, repo) {
+      run('restic', ['init', '--repo', repo, '--quiet']);
+      return run('restic', ['backup', '--repo', repo, '--quiet', file]);
+    },
+    restore(repo, out) {
+      const target = `${out}.d`;
+      rmSync(target, { recursive: true, force: true });
+      const s = run('restic', ['restore', 'latest', '--repo', repo, '--target', target, '--quiet']);
+      return s;
+    },
+    restored(file, out) {
+      return join(`${out}.d`, file);
+    },
+  },
+};
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const results = [];
+rmSync(WORK, { recursive: true, force: true });
+mkdirSync(WORK, { recursive: true });
+try {
+  for (const file of files) {
+    const bytes = statSync(file).size;
+    const times = Object.fromEntries(Object.keys(TOOLS).map((t) => [t, { ingest: [], restore: [] }]));
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, tool] of Object.entries(TOOLS)) {
+        const repo = join(WORK, `${name}-repo`);
+        const out = join(WORK, 'out');
+        rmSync(repo, { recursive: true, force: true });
+        warm(file);
+        const ingest = tool.ingest(file, repo);
+        rmSync(out, { force: true });
+        const restore = tool.restore(repo, out);
+        const restoredFile = tool.restored ? tool.restored(file, out) : out;
+        if (!same(file, restoredFile)) throw new Error(`${name}: restore of ${file} differs`);
+        rmSync(out, { force: true });
+        rmSync(`${out}.d`, { recursive: true, force: true });
+        const stored = Number(spawnSync('du', ['-sb', repo]).stdout.toString().split('\t')[0]);
+        rmSync(repo, { recursive: true, force: true });
+        times[name].ingest.push(ingest);
+        times[name].restore.push(restore);
+        console.error(`${basename(file)} round ${r + 1} ${name}: ingest ${ingest.toFixed(2)} s (${(bytes / ingest / 1e6).toFixed(0)} MB/s), restore ${restore.toFixed(2)} s (${(bytes / restore / 1e6).toFixed(0)} MB/s), stored ${(stored / 1e6).toFixed(0)} MB, load ${loadavg()[0].toFixed(1)}`);
+      }
+    }
+    const med = Object.fromEntries(Object.entries(times).map(([t, v]) => [t, { ingest: median(v.ingest), restore: median(v.restore) }]));
+    const mbps = (s) => bytes / s / 1e6;
+    results.push({
+      file,
+      bytes,
+      rounds,
+      seconds: times,
+      median: med,
+      ratios: {
+        ingestEncryptedVsPlain: med.plain.ingest / med.encrypted.ingest,
+        restoreEncryptedVsPlain: med.plain.restore / med.encrypted.restore,
+        ingestEncryptedVsRestic: med.restic.ingest / med.encrypted.ingest,
+        restoreEncryptedVsRestic: med.restic.restore / med.encrypted.restore,
+      },
+      mbps: Object.fromEntries(Object.entries(med).map(([t, v]) => [t, { ingest: mbps(v.ingest), restore: mbps(v.restore) }])),
+    });
+  }
+} finally {
+  rmSync(WORK, { recursive: true, force: true });
+}
+
+const md = [
+  `| dataset | plain ingest | encrypted ingest | restic ingest | plain restore | encrypted restore | restic restore | enc/plain ingest | enc/plain restore | enc/restic ingest | enc/restic restore |`,
+  `|---|---|---|---|---|---|---|---|---|---|---|`,
+  ...results.map((r) => {
+    const m = r.mbps;
+    const f = (x) => `${x.toFixed(0)} MB/s`;
+    const q = (x) => `${x.toFixed(2)}×`;
+    return `| ${basename(r.file)} (${(r.bytes / 1e6).toFixed(0)} MB) | ${f(m.plain.ingest)} | ${f(m.encrypted.ingest)} | ${f(m.restic.ingest)} | ${f(m.plain.restore)} | ${f(m.encrypted.restore)} | ${f(m.restic.restore)} | ${q(r.ratios.ingestEncryptedVsPlain)} | ${q(r.ratios.restoreEncryptedVsPlain)} | ${q(r.ratios.ingestEncryptedVsRestic)} | ${q(r.ratios.restoreEncryptedVsRestic)} |`;
+  }),
+].join('\n');
+console.log(md);
+if (outDir) {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, model: cpus()[0]?.model, results }, null, 2) + '\n');
+  writeFileSync(join(outDir, 'results.md'), md + '\n');
+}

@@ -1,0 +1,222 @@
+/**
+ * CryptBackend: the objects of an encrypted store, encrypted and authenticated on their way
+ * to and from the backend it wraps (docs/encryption.md, "Objects"; docs/format.md,
+ * "Encryption"). A wrapper like RetryingBackend: the engine above sees plaintext objects.
+ *
+ * Three classes of object, by name:
+ * - clear: `config.json` (the clear header: format, version, id, features, and the rest of
+ *   the config sealed inside it), `keys/` (key slots), `reserve` (zeros).
+ * - streamed (packs/, recipes/, staging/, damaged/packs/): AES-256-CTR with a keystream key
+ *   derived from the object's name, so sizes are unchanged and any byte range decrypts on its
+ *   own (range reads of packs and recipes keep working). These objects are written once per
+ *   name (random ids). Their integrity comes from what already checks them: every chunk is
+ *   sealed with an AEAD (chunk-seal.ts); recipes are checked against the BLAKE3 recorded in
+ *   their sealed manifest; pack tables and headers carry BLAKE3 checksums over plaintext
+ *   the attacker does not know (keyed fingerprints), inside the encryption.
+ * - sealed (everything else: manifests, pack table objects, policies, sessions, condemnation
+ *   records, locks, daemon usage): one AES-256-GCM message per object,
+ *     "CYSEALED" | salt 16 B | ciphertext | tag 16 B,
+ *   key HKDF-SHA256(objectKey, salt, "chunkyard object seal v1"), nonce 12 zero bytes (each
+ *   derived key seals one message), associated data "CYSEALED" | the object's name: an object
+ *   copied or replayed under another name fails to open (CORRUPT).
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { ChunkyardError } from '../errors.js';
+import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PutOptions } from '../backend/types.js';
+import type { StoreKeys } from './keys.js';
+
+export const SEALED_MAGIC = Buffer.from('CYSEALED', 'latin1');
+const SALT = 16;
+const TAG = 16;
+/** Bytes a sealed object has beyond its plaintext. */
+export const OBJECT_OVERHEAD = SEALED_MAGIC.length + SALT + TAG;
+const OBJECT_INFO = 'chunkyard object seal v1';
+const STREAM_INFO = 'chunkyard object stream v1';
+
+export type ObjectClass = 'clear' | 'stream' | 'sealed';
+
+export function objectClass(name: string): ObjectClass {
+  if (name === 'config.json' || name === 'reserve' || name.startsWith('keys/')) return 'clear';
+  if (name.startsWith('packs/') || name.startsWith('recipes/') || name.startsWith('staging/') || name.startsWith('damaged/packs/')) return 'stream';
+  return 'sealed';
+}
+
+export function sealObject(objectKey: Buffer, name: string, plain: Uint8Array): Buffer {
+  const salt = randomBytes(SALT);
+  const key = Buffer.from(hkdfSync('sha256', objectKey, salt, OBJECT_INFO, 32));
+  const c = createCipheriv('aes-256-gcm', key, Buffer.alloc(12));
+  c.setAAD(Buffer.concat([SEALED_MAGIC, Buffer.from(name)]));
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([SEALED_MAGIC, salt, body, c.getAuthTag()]);
+}
+
+export function openObject(objectKey: Buffer, name: string, sealed: Buffer, where: string): Buffer {
+  if (sealed.length < OBJECT_OVERHEAD || !sealed.subarray(0, SEALED_MAGIC.length).equals(SEALED_MAGIC)) {
+    throw new ChunkyardError('CORRUPT', `${where}/${name} is not a sealed object (damaged, or written without encryption)`);
+  }
+  const salt = sealed.subarray(8, 8 + SALT);
+  const key = Buffer.from(hkdfSync('sha256', objectKey, salt, OBJECT_INFO, 32));
+  const d = createDecipheriv('aes-256-gcm', key, Buffer.alloc(12));
+  d.setAAD(Buffer.concat([SEALED_MAGIC, Buffer.from(name)]));
+  d.setAuthTag(sealed.subarray(sealed.length - TAG));
+  try {
+    return Buffer.concat([d.update(sealed.subarray(8 + SALT, sealed.length - TAG)), d.final()]);
+  } catch (err) {
+    throw new ChunkyardError('CORRUPT', `${where}/${name} fails authentication: damaged, or not this store's object under this name (swapped or replayed)`, { cause: err });
+  }
+}
+
+/** The AES-256-CTR key of stream object `name`. */
+export function streamObjectKey(streamKey: Buffer, name: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', streamKey, Buffer.alloc(0), `${STREAM_INFO}\0${name}`, 32));
+}
+
+/** An AES-256-CTR stream of object `name` from byte `offset`. */
+function streamCipher(streamKey: Buffer, name: string, offset: number) {
+  const key = streamObjectKey(streamKey, name);
+  const iv = Buffer.alloc(16);
+  // 128-bit big-endian block counter: offset / 16 (offsets stay far below 2^53).
+  const block = Math.floor(offset / 16);
+  iv.writeUInt32BE(Math.floor(block / 2 ** 32), 8);
+  iv.writeUInt32BE(block >>> 0, 12);
+  const c = createCipheriv('aes-256-ctr', key, iv);
+  const skip = offset % 16;
+  if (skip > 0) c.update(Buffer.alloc(skip));
+  return c;
+}
+
+export function streamXor(streamKey: Buffer, name: string, offset: number, data: Uint8Array): Buffer {
+  return streamCipher(streamKey, name, offset).update(data);
+}
+
+/** streamXor written back into `data` (a restore's read buffer). */
+export function streamXorInPlace(streamKey: Buffer, name: string, offset: number, data: Uint8Array): void {
+  const c = streamCipher(streamKey, name, offset);
+  const step = 1 << 20;
+  for (let o = 0; o < data.length; o += step) data.set(c.update(data.subarray(o, Math.min(data.length, o + step))), o);
+}
+
+export class CryptBackend implements Backend {
+  readonly location: string;
+  constructor(
+    readonly inner: Backend,
+    readonly keys: StoreKeys,
+    /** The key slot that was opened (undefined at init). */
+    readonly slotId?: string,
+  ) {
+    this.location = inner.location;
+  }
+
+  async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+    const k = objectClass(name);
+    const out = k === 'clear' ? data : k === 'stream' ? streamXor(this.keys.stream, name, 0, data) : sealObject(this.keys.object, name, data);
+    await this.inner.put(name, out, options);
+  }
+
+  async openWriter(name: string, options?: PutOptions): Promise<ObjectWriter> {
+    const k = objectClass(name);
+    if (k === 'clear') return this.inner.openWriter(name, options);
+    if (k === 'stream') {
+      const inner = await this.inner.openWriter(name, options);
+      const cipher = streamCipher(this.keys.stream, name, 0);
+      return {
+        name,
+        get bytesWritten() {
+          return inner.bytesWritten;
+        },
+        write: (data: Uint8Array) => inner.write(cipher.update(data)),
+        commit: () => inner.commit(),
+        abort: () => inner.abort(),
+      };
+    }
+    // A sealed object is small: gathered, then put whole at commit.
+    const parts: Buffer[] = [];
+    let written = 0;
+    let state: 'open' | 'done' | 'aborted' = 'open';
+    if (options?.exclusive && (await this.inner.stat(name)) !== undefined) throw new ChunkyardError('OBJECT_EXISTS', `${name} exists`);
+    return {
+      name,
+      get bytesWritten() {
+        return written;
+      },
+      write: async (data: Uint8Array) => {
+        if (state !== 'open') throw new ChunkyardError(state === 'aborted' ? 'ABORTED' : 'BAD_ARGUMENT', `writer of ${name} is ${state === 'aborted' ? 'aborted' : 'committed'}`);
+        parts.push(Buffer.from(data));
+        written += data.byteLength;
+      },
+      commit: async () => {
+        if (state !== 'open') throw new ChunkyardError(state === 'aborted' ? 'ABORTED' : 'BAD_ARGUMENT', `writer of ${name} is ${state === 'aborted' ? 'aborted' : 'committed'}`);
+        state = 'done';
+        await this.put(name, Buffer.concat(parts), options);
+      },
+      abort: async () => {
+        if (state === 'open') state = 'aborted';
+      },
+    };
+  }
+
+  async get(name: string, range?: ByteRange): Promise<Buffer> {
+    const k = objectClass(name);
+    if (k === 'clear') return this.inner.get(name, range);
+    if (k === 'stream') {
+      const bytes = await this.inner.get(name, range);
+      return streamXor(this.keys.stream, name, range?.start ?? 0, bytes);
+    }
+    if (range && (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start)) {
+      return this.inner.get(name, range); // the inner backend's BAD_ARGUMENT
+    }
+    const plain = openObject(this.keys.object, name, await this.inner.get(name), this.location);
+    return range ? plain.subarray(Math.min(range.start, plain.length), Math.min(range.end, plain.length)) : plain;
+  }
+
+  getStream(name: string, range?: ByteRange): Readable {
+    const k = objectClass(name);
+    if (k === 'clear') return this.inner.getStream(name, range);
+    if (k === 'stream') {
+      const source = this.inner.getStream(name, range);
+      const cipher = streamCipher(this.keys.stream, name, range?.start ?? 0);
+      const t = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          cb(null, cipher.update(chunk));
+        },
+      });
+      source.on('error', (err) => t.destroy(err));
+      t.on('close', () => source.destroy());
+      return source.pipe(t);
+    }
+    if (range && (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start)) {
+      throw new ChunkyardError('BAD_ARGUMENT', `bad range ${JSON.stringify(range)} for ${name}`);
+    }
+    return Readable.from(
+      (async function* (self: CryptBackend) {
+        yield await self.get(name, range);
+      })(this),
+      { objectMode: false },
+    );
+  }
+
+  async stat(name: string): Promise<number | undefined> {
+    const size = await this.inner.stat(name);
+    return size === undefined || objectClass(name) !== 'sealed' ? size : Math.max(0, size - OBJECT_OVERHEAD);
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    for await (const o of this.inner.list(prefix)) {
+      yield objectClass(o.name) === 'sealed' ? { ...o, size: Math.max(0, o.size - OBJECT_OVERHEAD) } : o;
+    }
+  }
+
+  delete(name: string): Promise<void> {
+    return this.inner.delete(name);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** The backend under any CryptBackend (a directory store's FsBackend, for local shortcuts). */
+export function plainBackend(backend: Backend): Backend {
+  return backend instanceof CryptBackend ? backend.inner : backend;
+}

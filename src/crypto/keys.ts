@@ -1,0 +1,224 @@
+/**
+ * The key hierarchy of an encrypted store (docs/encryption.md, "Keys"). ON-DISK CONSTANTS:
+ * the HKDF labels, the slot layout and its associated data. DO NOT CHANGE.
+ *
+ *   passphrase ──scrypt(salt, N, r, p)──► slot key ──AES-256-GCM unwrap──► master key (32 random bytes)
+ *   key file   ──HKDF-SHA256────────────► slot key ──┘
+ *   master key ──HKDF-SHA256(info)──► fingerprint key  (keyed BLAKE3 of chunks)
+ *                                 ├─► gear key         (the chunker's gear table: src/chunking/gear-key.ts)
+ *                                 ├─► chunk key        (sealing chunks: chunk-seal.ts)
+ *                                 ├─► object key       (sealing metadata objects: crypt-backend.ts)
+ *                                 ├─► stream key       (packs, recipes, staging: crypt-backend.ts)
+ *                                 ├─► config key       (the private part of config.json)
+ *                                 └─► key id           (16 bytes, public: names the key material)
+ *
+ * A slot is `keys/<16 hex>.json`, sealed JSON (a damaged slot fails its checksum), holding the
+ * KDF and its parameters, and the master key wrapped with AES-256-GCM under the slot key,
+ * with the store id, slot id, kind and KDF parameters as associated data: a slot moved to
+ * another store, or with edited parameters, does not open.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt as scryptCb } from 'node:crypto';
+import type { Backend } from '../backend/types.js';
+import { ChunkyardError, badArgument } from '../errors.js';
+import { openSealedJson, sealJson } from '../util/sealed-json.js';
+
+export const KEY_SLOT_PREFIX = 'keys/';
+export const KEY_SLOT_VERSION = 1;
+const SLOT_AD_LABEL = 'chunkyard key slot v1';
+/** scrypt cost: N = 2^17, r = 8, p = 1 (128 MiB, about half a second). */
+export const DEFAULT_SCRYPT_LOG_N = 17;
+const MIN_SCRYPT_LOG_N = 10;
+
+export interface ScryptParams {
+  name: 'scrypt';
+  logN: number;
+  r: number;
+  p: number;
+  /** base64, 16 bytes */
+  salt: string;
+}
+export interface KeyFileKdf {
+  name: 'hkdf-sha256';
+  /** base64, 16 bytes */
+  salt: string;
+}
+export type SlotKdf = ScryptParams | KeyFileKdf;
+
+export interface KeySlot {
+  version: number;
+  id: string;
+  kind: 'password' | 'keyfile';
+  created: string;
+  /** A free label (host, user). */
+  label?: string;
+  kdf: SlotKdf;
+  /** base64: nonce 12 B | wrapped master key 32 B | tag 16 B */
+  wrapped: string;
+}
+
+/** What unlocks a slot: a passphrase or the bytes of a key file. */
+export type Secret = { kind: 'password'; value: Buffer } | { kind: 'keyfile'; value: Buffer };
+
+export interface StoreKeys {
+  master: Buffer;
+  fingerprint: Buffer;
+  /** Derives the chunker's gear table (src/chunking/gear-key.ts). */
+  gear: Buffer;
+  chunk: Buffer;
+  object: Buffer;
+  stream: Buffer;
+  config: Buffer;
+  /** 32 hex digits: names the key material (equal for stores that share it). */
+  keyId: string;
+}
+
+export function deriveKeys(master: Buffer): StoreKeys {
+  const sub = (label: string, n = 32) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `chunkyard ${label} v1`, n));
+  return {
+    master,
+    fingerprint: sub('fingerprint'),
+    gear: sub('gear'),
+    chunk: sub('chunk'),
+    object: sub('object'),
+    stream: sub('stream'),
+    config: sub('config'),
+    keyId: sub('key id', 16).toString('hex'),
+  };
+}
+
+export function scryptLogN(): number {
+  const env = Number(process.env['CHUNKYARD_SCRYPT_LOG_N']);
+  return Number.isInteger(env) && env >= MIN_SCRYPT_LOG_N && env <= 22 ? env : DEFAULT_SCRYPT_LOG_N;
+}
+
+function scrypt(password: Buffer, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
+  const N = 2 ** logN;
+  return new Promise((resolve, reject) =>
+    scryptCb(password, salt, 32, { N, r, p, maxmem: 256 * N * r + (64 << 20) }, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+async function slotKey(secret: Secret, kdf: SlotKdf): Promise<Buffer> {
+  const salt = Buffer.from(kdf.salt, 'base64');
+  if (kdf.name === 'scrypt') {
+    if (secret.kind !== 'password') throw new Error('wrong secret kind');
+    return scrypt(secret.value, salt, kdf.logN, kdf.r, kdf.p);
+  }
+  if (secret.kind !== 'keyfile') throw new Error('wrong secret kind');
+  return Buffer.from(hkdfSync('sha256', secret.value, salt, 'chunkyard key file v1', 32));
+}
+
+function slotAd(storeId: string, slot: Pick<KeySlot, 'id' | 'kind' | 'kdf'>): Buffer {
+  return Buffer.from(`${SLOT_AD_LABEL}\0${storeId}\0${slot.id}\0${slot.kind}\0${JSON.stringify(slot.kdf)}`);
+}
+
+export function slotName(id: string): string {
+  return `${KEY_SLOT_PREFIX}${id}.json`;
+}
+
+/** A new slot holding `master`, unlocked by `secret`. */
+export async function makeSlot(storeId: string, master: Buffer, secret: Secret, label?: string): Promise<KeySlot> {
+  const salt = randomBytes(16).toString('base64');
+  const kdf: SlotKdf = secret.kind === 'password' ? { name: 'scrypt', logN: scryptLogN(), r: 8, p: 1, salt } : { name: 'hkdf-sha256', salt };
+  const id = randomBytes(8).toString('hex');
+  const slot: Omit<KeySlot, 'wrapped'> = { version: KEY_SLOT_VERSION, id, kind: secret.kind, created: new Date().toISOString(), ...(label ? { label } : {}), kdf };
+  const key = await slotKey(secret, kdf);
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(slotAd(storeId, slot));
+  const body = Buffer.concat([c.update(master), c.final()]);
+  return { ...slot, wrapped: Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64') };
+}
+
+/** The master key in `slot`, or undefined when `secret` does not open it. */
+export async function openSlot(storeId: string, slot: KeySlot, secret: Secret): Promise<Buffer | undefined> {
+  if (slot.kind !== secret.kind) return undefined;
+  const key = await slotKey(secret, slot.kdf);
+  const w = Buffer.from(slot.wrapped, 'base64');
+  if (w.length !== 12 + 32 + 16) return undefined;
+  const d = createDecipheriv('aes-256-gcm', key, w.subarray(0, 12));
+  d.setAAD(slotAd(storeId, slot));
+  d.setAuthTag(w.subarray(44));
+  try {
+    return Buffer.concat([d.update(w.subarray(12, 44)), d.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeSlot(backend: Backend, slot: KeySlot): Promise<void> {
+  await backend.put(slotName(slot.id), sealJson({ ...slot }), { exclusive: true });
+}
+
+function validSlot(s: Record<string, unknown>, name: string): KeySlot {
+  const slot = s as unknown as KeySlot;
+  const kdfOk =
+    slot.kdf !== null && typeof slot.kdf === 'object' &&
+    ((slot.kdf.name === 'scrypt' && Number.isInteger(slot.kdf.logN) && slot.kdf.logN >= MIN_SCRYPT_LOG_N && slot.kdf.logN <= 24 && Number.isInteger(slot.kdf.r) && slot.kdf.r >= 1 && slot.kdf.r <= 32 && Number.isInteger(slot.kdf.p) && slot.kdf.p >= 1 && slot.kdf.p <= 16) || slot.kdf.name === 'hkdf-sha256') &&
+    typeof slot.kdf.salt === 'string';
+  if (slot.version !== KEY_SLOT_VERSION) throw new ChunkyardError('FORMAT_UNSUPPORTED', `${name}: key slot version ${String(slot.version)} is not supported`);
+  if (!kdfOk || typeof slot.wrapped !== 'string' || `${KEY_SLOT_PREFIX}${slot.id}.json` !== name || (slot.kind !== 'password' && slot.kind !== 'keyfile')) {
+    throw new ChunkyardError('KEY_SLOT_DAMAGED', `${name}: key slot fields are not valid`);
+  }
+  return slot;
+}
+
+export interface SlotListing {
+  slots: KeySlot[];
+  damaged: { name: string; message: string }[];
+}
+
+export async function listSlots(backend: Backend): Promise<SlotListing> {
+  const slots: KeySlot[] = [];
+  const damaged: { name: string; message: string }[] = [];
+  for await (const o of backend.list(KEY_SLOT_PREFIX)) {
+    if (!/^keys\/[0-9a-f]{16}\.json$/.test(o.name)) continue;
+    try {
+      const body = openSealedJson(await backend.get(o.name), `key slot ${o.name}`);
+      slots.push(validSlot(body, o.name));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') continue;
+      if ((err as { code?: string }).code === 'FORMAT_UNSUPPORTED') throw err;
+      damaged.push({ name: o.name, message: (err as Error).message });
+    }
+  }
+  slots.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
+  return { slots, damaged };
+}
+
+/**
+ * Unlocks the master key with `secret`, trying every slot of its kind. Errors:
+ * KEY_SLOT_MISSING (no slot at all), KEY_SLOT_DAMAGED (no intact slot of that kind, one is
+ * damaged), WRONG_PASSWORD (intact slots, none opens).
+ */
+export async function unlock(backend: Backend, storeId: string, secret: Secret): Promise<{ master: Buffer; slot: KeySlot }> {
+  const { slots, damaged } = await listSlots(backend);
+  if (slots.length === 0 && damaged.length === 0) {
+    throw new ChunkyardError('KEY_SLOT_MISSING', `the encrypted store at ${backend.location} has no key slot (keys/ is empty): it cannot be opened`);
+  }
+  const mine = slots.filter((s) => s.kind === secret.kind);
+  for (const slot of mine) {
+    const master = await openSlot(storeId, slot, secret);
+    if (master) return { master, slot };
+  }
+  if (mine.length === 0 && damaged.length > 0) {
+    throw new ChunkyardError('KEY_SLOT_DAMAGED', `no intact key slot for a ${secret.kind === 'password' ? 'password' : 'key file'} at ${backend.location}: ${damaged.map((d) => d.message).join('; ')}`);
+  }
+  const what = secret.kind === 'password' ? 'wrong password' : 'wrong key file';
+  const note = damaged.length > 0 ? ` (and ${damaged.length} damaged slot(s): ${damaged.map((d) => d.name).join(', ')})` : '';
+  throw new ChunkyardError('WRONG_PASSWORD', `${what}: it opens none of the ${mine.length} ${secret.kind} key slot(s) of ${backend.location}${note}`);
+}
+
+export function newMasterKey(): Buffer {
+  return randomBytes(32);
+}
+
+/** A new key file's content: 32 random bytes as 64 hex digits and a newline. */
+export function newKeyFileContent(): string {
+  return randomBytes(32).toString('hex') + '\n';
+}
+
+export function checkSlotId(id: string): string {
+  if (!/^[0-9a-f]{4,16}$/.test(id)) throw badArgument(`key slot id ${JSON.stringify(id)}: expected hex digits (a prefix of at least 4)`);
+  return id;
+}
