@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'BACKEND_AUTH' // the storage service refused the credentials or the permission (S3: 401/403)
   | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
+  | 'DELTA_NEEDS_NATIVE' // a delta chunk (codec 3) must be decoded, and the native addon is not loaded (the JS fallback has no zstd dictionaries)
   | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
 
 export class ChunkyardError extends Error {

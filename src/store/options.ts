@@ -7,15 +7,15 @@
 import { badArgument } from '../errors.js';
 
 export const OPTION_NAMES = {
-  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint'],
-  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint'],
+  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta'],
+  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'deltaIndexChunks'],
   'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata'],
   'Store.process': ['signal', 'onProgress', 'ids'],
   'Store.restore': ['start', 'end', 'signal'],
   'Store.restoreTo': ['start', 'end', 'position', 'sparse', 'signal', 'onProgress'],
   'Store.resolveSnapshot': ['host', 'tags'],
   'Store.snapshots': ['target', 'host', 'tags'],
-  'Store.setPolicy': ['dedupe', 'compression'],
+  'Store.setPolicy': ['dedupe', 'compression', 'delta'],
   'Store.forget': ['ids', 'policy', 'target', 'host', 'tags', 'dryRun'],
   'Store.forget policy': ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within', 'tags'],
   'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],

@@ -43,6 +43,7 @@ import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
+import { ensureDeltaFeature, openDeltaStream, recipeVersionFor, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
 import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
@@ -84,6 +85,8 @@ export interface InitOptions {
   compression?: CompressionName;
   dedupe?: DedupePolicy;
   packSize?: number;
+  /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
+  delta?: 'on' | 'off';
 }
 
 /** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
@@ -109,6 +112,8 @@ export interface OpenOptions extends LocationOptions {
    * default). Rebuildable: deleting it costs dedupe until the next backup refills it.
    */
   cacheDir?: string;
+  /** Candidates the delta similarity index of one backup holds at most (15 bytes each; default 4 Mi). */
+  deltaIndexChunks?: number;
 }
 
 export interface BackupCallOptions {
@@ -228,12 +233,12 @@ export class Store {
     checkOptions('Store.init', options);
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
-    const config = newConfig(
+    const config = withDeltaSetting(newConfig(
       { minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize, normalization: chunker.normalization },
       validateCompression(options.compression ?? 'lz4'),
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
-    );
+    ), options.delta);
     const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
       await writeConfig(backend, config);
@@ -451,7 +456,8 @@ export class Store {
         return snapshotInfo(manifest);
       }
       const sink = await this.getSink();
-      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes });
+      const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
+      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
       const seconds = (Date.now() - started) / 1000;
       const manifest: SnapshotManifest = {
         version: MANIFEST_VERSION, id, target, time, ...labels, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
@@ -595,10 +601,15 @@ export class Store {
    * replaceDamaged, a damaged policies.json is first moved to damaged/ and replaced by an
    * empty one (every other target then uses the store defaults); without it, CORRUPT.
    */
-  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
+  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName; delta?: 'on' | 'off' }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
     this.check();
     checkOptions('Store.setPolicy', change);
     this.writable('changing policies');
+    validateTargetName(target);
+    if (change.dedupe !== undefined) validatePolicy(change.dedupe);
+    if (change.compression !== undefined) validateCompression(change.compression);
+    // The store names the feature before any target may write a delta.
+    (this as { config: StoreConfig }).config = await ensureDeltaFeature(this.backend, this.config, change.delta);
     return setTargetPolicy(this.backend, target, change, options);
   }
 
