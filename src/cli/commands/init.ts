@@ -7,7 +7,7 @@ import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--json]';
+const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--delta on|off] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -20,6 +20,7 @@ export default defineCommand({
     'max-size': { type: 'string', value: 'N', description: 'maximum chunk size (default avg*4)' },
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec for new chunks (default lz4)' },
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'default dedupe policy (default immediate)' },
+    delta: { type: 'string', value: 'on|off', description: 'delta compression of similar chunks, the store default (default off; docs/delta.md)' },
     json: { type: 'boolean', description: 'print the config as JSON' },
   },
   async run({ flags, positionals }, io) {
@@ -31,13 +32,14 @@ export default defineCommand({
       maxSize: size(flags['max-size'], '--max-size'),
       compression: oneOf(flags.compression, COMPRESSIONS, '--compression'),
       dedupe: oneOf(flags.dedupe, POLICIES, '--dedupe'),
+      delta: oneOf(flags.delta, ['on', 'off'] as const, '--delta'),
     });
     if (flags.json) return printJson(io.stdout, config);
     const c = config.chunker;
     await writeOut(
       io.stdout,
       `created store ${config.id} at ${path}\n` +
-        `chunks: min ${formatSize(c.minSize)}, avg ${formatSize(c.avgSize)}, max ${formatSize(c.maxSize)}; compression ${config.compression}; dedupe ${config.dedupe}\n`,
+        `chunks: min ${formatSize(c.minSize)}, avg ${formatSize(c.avgSize)}, max ${formatSize(c.maxSize)}; compression ${config.compression}; dedupe ${config.dedupe}; delta ${config.delta ?? 'off'}\n`,
     );
   },
 });

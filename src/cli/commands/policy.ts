@@ -7,7 +7,7 @@ import { POLICIES, validateTargetName } from '../../snapshot/manifest.js';
 import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '[<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none]]] [--replace-damaged] [--json]';
+const usage = '[<store> [<target> [--dedupe immediate|deferred|disabled] [--compression lz4|zstd|none] [--delta on|off]]] [--replace-damaged] [--json]';
 
 export default defineCommand({
   name: 'policy',
@@ -20,6 +20,7 @@ export default defineCommand({
   flags: {
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'dedupe mode for the target' },
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'compression for the target' },
+    delta: { type: 'string', value: 'on|off', description: 'delta compression of similar chunks for the target (docs/delta.md)' },
     'replace-damaged': { type: 'boolean', description: 'replace a damaged policies.json by an empty one first (the other targets lose their settings)' },
     json: { type: 'boolean', description: 'print one JSON object' },
   },
@@ -30,7 +31,8 @@ export default defineCommand({
     const [storePath, target] = positionals.length === 0 ? storeAndPositionals(positionals, [], `chunkyard policy ${usage}`, io.env) : positionals;
     const dedupe = oneOf(flags.dedupe, POLICIES, '--dedupe');
     const compression = oneOf(flags.compression, COMPRESSIONS, '--compression');
-    const setting = dedupe !== undefined || compression !== undefined;
+    const delta = oneOf(flags.delta, ['on', 'off'] as const, '--delta');
+    const setting = dedupe !== undefined || compression !== undefined || delta !== undefined;
     if (setting && target === undefined) throw new ChunkyardError('BAD_ARGUMENT', 'name the target whose policy to set');
     if (target !== undefined) validateTargetName(target);
     const replace = flags['replace-damaged'] === true;
@@ -43,12 +45,13 @@ export default defineCommand({
         note = r ? `policies.json was damaged (${r.damage}): moved to ${r.movedTo}, replaced by an empty one; every target uses the store defaults until set again\n` : 'policies.json is not damaged: nothing replaced\n';
         if (!flags.json) await writeOut(io.stderr, note);
       }
-      const file = setting ? await store.setPolicy(target!, { dedupe, compression }, { replaceDamaged: replace }) : await store.policies();
-      const defaults = { dedupe: store.config.dedupe, compression: store.config.compression };
+      const file = setting ? await store.setPolicy(target!, { dedupe, compression, delta }, { replaceDamaged: replace }) : await store.policies();
+      const defaults = { dedupe: store.config.dedupe, compression: store.config.compression, delta: store.config.delta ?? 'off' };
       const targets = target !== undefined ? { [target]: await store.effectivePolicy(target) } : file.targets;
       if (flags.json) return await printJson(io.stdout, { defaults, targets });
-      let out = `store default: dedupe ${defaults.dedupe}, compression ${defaults.compression}\n`;
-      for (const [name, p] of Object.entries(targets)) out += `${name}: dedupe ${p.dedupe ?? defaults.dedupe}, compression ${p.compression ?? defaults.compression}\n`;
+      let out = `store default: dedupe ${defaults.dedupe}, compression ${defaults.compression}, delta ${defaults.delta}\n`;
+      const deltaOf = (p: { delta?: unknown }) => (p.delta === true ? 'on' : p.delta === false ? 'off' : ((p.delta as string | undefined) ?? defaults.delta));
+      for (const [name, p] of Object.entries(targets)) out += `${name}: dedupe ${p.dedupe ?? defaults.dedupe}, compression ${p.compression ?? defaults.compression}, delta ${deltaOf(p)}\n`;
       await writeOut(io.stdout, out);
     } finally {
       await store.close();
