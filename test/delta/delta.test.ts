@@ -16,20 +16,9 @@ import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { packObjectName } from '../../src/util/ids.js';
 import { SimilarityIndex } from '../../src/delta/similarity.js';
-import { collect, prng, streamOf } from '../support/data.js';
+import { collect, deltaGeneration, streamOf } from '../support/data.js';
 
-/** Generation g of a "database file": the same bytes with scattered small edits, more each time. */
-function generation(g: number, size = 6 << 20): Buffer {
-  const b = prng(77, size);
-  for (let k = 1; k <= g; k++) {
-    const edits = prng(1000 + k, 4096);
-    for (let i = 0; i < 200; i++) {
-      const at = edits.readUInt32LE(i * 4) % (size - 16);
-      edits.copy(b, at, 2048 + (i % 100) * 16, 2048 + (i % 100) * 16 + 12);
-    }
-  }
-  return b;
-}
+const generation = deltaGeneration;
 
 async function tempStore(options: Parameters<typeof Store.init>[1] = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'delta-test-'));
