@@ -57,7 +57,7 @@ export function deltaNative(): NativeAddon | null {
  * `fingerprint`. CHUNK_CORRUPT names `where` on any failure; DELTA_NEEDS_NATIVE without the
  * addon (the JS zstd decoder, fzstd, takes no dictionary).
  */
-export function decodeDeltaInto(blob: Uint8Array, base: Uint8Array, baseFingerprint: Uint8Array, fingerprint: Uint8Array, out: Uint8Array, where: string): void {
+export async function decodeDeltaInto(blob: Uint8Array, base: Uint8Array, baseFingerprint: Uint8Array, fingerprint: Uint8Array, out: Uint8Array, where: string): Promise<void> {
   const problem = deltaBlobProblem(blob);
   if (problem) throw new ChunkyardError('CHUNK_CORRUPT', `${where}: ${problem}`);
   if (!Buffer.from(blob.buffer, blob.byteOffset, 32).equals(Buffer.from(baseFingerprint.buffer, baseFingerprint.byteOffset, 32))) {
@@ -65,6 +65,12 @@ export function decodeDeltaInto(blob: Uint8Array, base: Uint8Array, baseFingerpr
   }
   const a = deltaNative();
   if (!a) throw new ChunkyardError('DELTA_NEEDS_NATIVE', `${where} is a delta chunk (codec 3): decoding it needs the native addon (npm run build:native); the JS fallback cannot decode zstd frames made with a dictionary`);
+  if (a.deltaDecodeAsync) {
+    // Decoded and fingerprint-checked off the event loop.
+    const [n, reason] = await a.deltaDecodeAsync(base, blob.subarray(DELTA_BLOB_HEADER), out, fingerprint);
+    if (n !== out.length) throw new ChunkyardError('CHUNK_CORRUPT', `${where}: ${reason || 'delta does not decode'}`);
+    return;
+  }
   const [n, reason] = a.deltaDecodeInto!(base, blob.subarray(DELTA_BLOB_HEADER), out);
   if (n !== out.length) throw new ChunkyardError('CHUNK_CORRUPT', `${where}: delta does not decode (${reason || `${n} bytes, expected ${out.length}`})`);
   if (!blake3(out).equals(Buffer.from(fingerprint.buffer, fingerprint.byteOffset, 32))) {

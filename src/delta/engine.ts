@@ -116,7 +116,7 @@ export class DeltaStream {
   async encode(input: Uint8Array, sketches: Uint32Array, chunks: DeltaCandidateChunk[]): Promise<(DeltaResult | undefined)[]> {
     const out: (DeltaResult | undefined)[] = new Array(chunks.length).fill(undefined);
     if (!this.recipe || this.index.size === 0) return out;
-    const tries: { i: number; base: DeltaBase; raw: Uint8Array }[] = [];
+    const found: { i: number; base: DeltaBase }[] = [];
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i]!;
       const id = this.index.lookup(sketches, c.sketchAt * 3);
@@ -124,12 +124,32 @@ export class DeltaStream {
       this.stats.candidates++;
       const base = await this.candidate(id).catch(() => undefined);
       if (!base || this.excluded(base.location.packId.toString('hex'))) continue;
-      const raw = await this.baseBytes(base).catch(() => undefined);
-      if (!raw) continue;
-      tries.push({ i, base, raw });
+      found.push({ i, base });
     }
+    const raws = await this.basesBytes(found.map((f) => f.base));
+    const tries: { i: number; base: DeltaBase; raw: Uint8Array }[] = [];
+    found.forEach((f, k) => {
+      if (raws[k]) tries.push({ ...f, raw: raws[k]! });
+    });
     if (tries.length === 0) return out;
-    // One native call for the slice: bases back to back, each pair [base, target].
+    // Two native calls for the slice (the libuv pool runs them at once): bases back to back,
+    // each pair [base, target]; frames come back in order.
+    const halves = tries.length > 8 ? [tries.slice(0, tries.length >> 1), tries.slice(tries.length >> 1)] : [tries];
+    const encoded = await Promise.all(halves.map((part) => this.encodePart(input, chunks, part)));
+    this.stats.encoded += tries.length;
+    let k = 0;
+    for (const frames of encoded) {
+      for (const frame of frames) {
+        const t = tries[k++]!;
+        if (!frame) continue;
+        out[t.i] = { blob: deltaBlob(t.base.fingerprint, frame), base: t.base };
+        this.stats.kept++;
+      }
+    }
+    return out;
+  }
+
+  private async encodePart(input: Uint8Array, chunks: DeltaCandidateChunk[], tries: { i: number; raw: Uint8Array }[]): Promise<(Uint8Array | undefined)[]> {
     const total = tries.reduce((n, t) => n + t.raw.length, 0);
     const bases = new Uint8Array(total);
     const pairs = new Uint32Array(tries.length * 4);
@@ -146,16 +166,13 @@ export class DeltaStream {
       at += t.raw.length;
     });
     const [lens, frames] = await deltaNative()!.deltaEncodeManyAsync!(bases, input, pairs, limits, DELTA_LEVEL);
-    this.stats.encoded += tries.length;
     let f = 0;
-    tries.forEach((t, k) => {
+    return tries.map((_, k) => {
       const n = lens[k]!;
-      if (n === 0) return;
-      out[t.i] = { blob: deltaBlob(t.base.fingerprint, frames.subarray(f, f + n)), base: t.base };
+      if (n === 0) return undefined;
       f += n;
-      this.stats.kept++;
+      return frames.subarray(f - n, f);
     });
-    return out;
   }
 
   /** The base a candidate id (an entry of the previous recipe) stands for: never a delta. */
@@ -198,37 +215,127 @@ export class DeltaStream {
     };
   }
 
-  /** A base's raw bytes, read from its pack and verified against its fingerprint (cached). */
-  private async baseBytes(base: DeltaBase): Promise<Uint8Array> {
-    const key = base.fingerprint.toString('latin1');
-    const hit = this.baseCache.get(key);
-    if (hit) {
-      this.baseCache.delete(key);
-      this.baseCache.set(key, hit);
-      return hit;
+  /**
+   * Bases' raw bytes, read from their packs (coalesced) and verified against their
+   * fingerprints, cached; undefined for one that cannot be read (then no delta for it).
+   */
+  private async basesBytes(bases: DeltaBase[]): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = new Array(bases.length);
+    const missing: number[] = [];
+    bases.forEach((b, i) => {
+      const key = b.fingerprint.toString('latin1');
+      const hit = this.baseCache.get(key);
+      if (hit) {
+        this.baseCache.delete(key);
+        this.baseCache.set(key, hit);
+        out[i] = hit;
+      } else missing.push(i);
+    });
+    if (missing.length > 0) {
+      let raws: (Uint8Array | undefined)[];
+      try {
+        raws = await readChunks(this.backend, this.pool, missing.map((i) => bases[i]!));
+      } catch {
+        // One bad base must not cost the others: read them one by one.
+        raws = await Promise.all(missing.map((i) => readChunk(this.backend, this.pool, bases[i]!).catch(() => undefined)));
+      }
+      this.stats.baseReads += missing.length;
+      missing.forEach((i, k) => {
+        const raw = raws[k];
+        out[i] = raw;
+        if (!raw) return;
+        const key = bases[i]!.fingerprint.toString('latin1');
+        if (!this.baseCache.has(key)) {
+          // A copy: the read's area would otherwise stay alive behind a cached view.
+          this.baseCache.set(key, raw.slice());
+          this.baseCacheUsed += raw.length;
+        }
+      });
+      while (this.baseCacheUsed > this.baseCacheBytes && this.baseCache.size > 1) {
+        const [k, v] = this.baseCache.entries().next().value as [string, Uint8Array];
+        this.baseCache.delete(k);
+        this.baseCacheUsed -= v.length;
+      }
     }
-    const raw = await readChunk(this.backend, this.pool, base);
-    this.stats.baseReads++;
-    this.baseCache.set(key, raw);
-    this.baseCacheUsed += raw.length;
-    while (this.baseCacheUsed > this.baseCacheBytes && this.baseCache.size > 1) {
-      const [k, v] = this.baseCache.entries().next().value as [string, Uint8Array];
-      this.baseCache.delete(k);
-      this.baseCacheUsed -= v.length;
-    }
-    return raw;
+    return out;
   }
 }
 
 /** Reads one stored chunk that is not a delta and returns its raw bytes, verified. */
 export async function readChunk(backend: Backend, pool: CompressionPool, chunk: DeltaBase): Promise<Uint8Array> {
-  const loc = chunk.location;
-  if (loc.codec === CODEC_DELTA) throw new Error('a delta cannot be a base');
-  const data = await backend.get(packObjectName(loc.packId), { start: loc.offset, end: loc.offset + loc.storedLength });
-  const own = new Uint8Array(data.length);
-  own.set(data);
-  const out = new Uint8Array(new SharedArrayBuffer(loc.rawLength));
-  await pool.decodeInto(own, Uint32Array.from([0, loc.storedLength, loc.rawLength, loc.codec]), chunk.fingerprint, null, out);
+  return (await readChunks(backend, pool, [chunk]))[0]!;
+}
+
+/** Reads of bases are coalesced over gaps up to this, and span at most READ_SPAN stored bytes. */
+const READ_GAP = 128 << 10;
+const READ_SPAN = 8 << 20;
+
+/**
+ * Reads stored chunks that are not deltas (bases), verified, in the order given: per pack,
+ * sorted and coalesced into few ranged reads, each decoded by one pool call. Rejects with
+ * the first failure (CHUNK_CORRUPT through the pool's DecodeError, OBJECT_NOT_FOUND).
+ */
+export async function readChunks(backend: Backend, pool: CompressionPool, chunks: readonly DeltaBase[]): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = new Array(chunks.length);
+  const byPack = new Map<string, number[]>();
+  chunks.forEach((c, i) => {
+    if (c.location.codec === CODEC_DELTA) throw new Error('a delta cannot be a base');
+    const k = c.location.packId.toString('latin1');
+    let l = byPack.get(k);
+    if (!l) byPack.set(k, (l = []));
+    l.push(i);
+  });
+  const groups: number[][] = [];
+  for (const list of byPack.values()) {
+    list.sort((x, y) => chunks[x]!.location.offset - chunks[y]!.location.offset);
+    let g: number[] = [];
+    let start = 0;
+    let end = 0;
+    for (const i of list) {
+      const l = chunks[i]!.location;
+      if (g.length > 0 && l.offset >= end && l.offset - end <= READ_GAP && l.offset + l.storedLength - start <= READ_SPAN) {
+        g.push(i);
+        end = Math.max(end, l.offset + l.storedLength);
+        continue;
+      }
+      if (g.length > 0) groups.push(g);
+      g = [i];
+      start = l.offset;
+      end = l.offset + l.storedLength;
+    }
+    if (g.length > 0) groups.push(g);
+  }
+  await Promise.all(
+    groups.map(async (g) => {
+      // Duplicates (the same base twice) are decoded once.
+      const uniq = g.filter((i, k) => k === 0 || chunks[i]!.location.offset !== chunks[g[k - 1]!]!.location.offset);
+      const first = chunks[uniq[0]!]!.location;
+      const start = first.offset;
+      const end = Math.max(...uniq.map((i) => chunks[i]!.location.offset + chunks[i]!.location.storedLength));
+      const data = await backend.get(packObjectName(first.packId), { start, end });
+      const own = new Uint8Array(data.length);
+      own.set(data);
+      const pieces = new Uint32Array(uniq.length * 4);
+      const fps = new Uint8Array(uniq.length * 32);
+      let raw = 0;
+      uniq.forEach((i, k) => {
+        const l = chunks[i]!.location;
+        pieces.set([l.offset - start, l.storedLength, l.rawLength, l.codec], k * 4);
+        fps.set(chunks[i]!.fingerprint, k * 32);
+        raw += l.rawLength;
+      });
+      const area = new Uint8Array(new SharedArrayBuffer(raw));
+      await pool.decodeInto(own, pieces, fps, null, area);
+      let at = 0;
+      const byOffset = new Map<number, Uint8Array>();
+      for (const i of uniq) {
+        const l = chunks[i]!.location;
+        byOffset.set(l.offset, area.subarray(at, at + l.rawLength));
+        at += l.rawLength;
+      }
+      for (const i of g) out[i] = byOffset.get(chunks[i]!.location.offset)!;
+    }),
+  );
   return out;
 }
 

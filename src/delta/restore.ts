@@ -8,7 +8,7 @@ import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import type { RecipeEntry } from '../snapshot/recipe.js';
 import { decodeDeltaInto } from './blob.js';
-import { readChunk } from './engine.js';
+import { readChunks } from './engine.js';
 
 /** Decoded base chunks a restore keeps, bytes. */
 export const RESTORE_BASE_CACHE_BYTES = 32 << 20;
@@ -25,32 +25,52 @@ export async function* outputEntries(blocks: AsyncIterable<RecipeEntry[]>): Asyn
   }
 }
 
-/** Base chunks by fingerprint: read and verified once, kept LRU within a byte budget. */
+/** Base chunks by fingerprint: read (coalesced) and verified once, kept LRU within a byte budget. */
 export class BaseCache {
   private readonly map = new Map<string, Promise<Uint8Array>>();
   private readonly sizes = new Map<string, number>();
   private used = 0;
   reads = 0;
-  constructor(private readonly backend: Backend, private readonly pool: CompressionPool, private readonly bytes = RESTORE_BASE_CACHE_BYTES) {}
+  constructor(private readonly backend: Backend, private readonly pool: CompressionPool, readonly bytes = RESTORE_BASE_CACHE_BYTES) {}
 
-  get(base: RecipeEntry): Promise<Uint8Array> {
-    const key = base.fingerprint.toString('latin1');
-    const hit = this.map.get(key);
-    if (hit) {
-      this.map.delete(key);
-      this.map.set(key, hit);
-      return hit;
-    }
-    this.reads++;
-    const p = readChunk(this.backend, this.pool, { fingerprint: base.fingerprint, location: base });
-    this.map.set(key, p);
-    this.sizes.set(key, base.rawLength);
-    this.used += base.rawLength;
-    p.catch(() => {
-      if (this.map.get(key) === p) this.drop(key);
+  /** The raw bytes of each base (same order); misses are read together. */
+  getMany(bases: readonly RecipeEntry[]): Promise<Uint8Array>[] {
+    const out: Promise<Uint8Array>[] = new Array(bases.length);
+    const missing: number[] = [];
+    const firstMiss = new Map<string, number>();
+    bases.forEach((b, i) => {
+      const key = b.fingerprint.toString('latin1');
+      const hit = this.map.get(key);
+      if (hit) {
+        this.map.delete(key);
+        this.map.set(key, hit);
+        out[i] = hit;
+      } else if (!firstMiss.has(key)) {
+        firstMiss.set(key, i);
+        missing.push(i);
+      }
     });
-    while (this.used > this.bytes && this.map.size > 1) this.drop(this.map.keys().next().value as string);
-    return p;
+    if (missing.length > 0) {
+      this.reads += missing.length;
+      const read = readChunks(this.backend, this.pool, missing.map((i) => ({ fingerprint: bases[i]!.fingerprint, location: bases[i]! })));
+      read.catch(() => {});
+      missing.forEach((i, k) => {
+        const key = bases[i]!.fingerprint.toString('latin1');
+        const p = read.then((raws) => raws[k]!.slice());
+        p.catch(() => {
+          if (this.map.get(key) === p) this.drop(key);
+        });
+        this.map.set(key, p);
+        this.sizes.set(key, bases[i]!.rawLength);
+        this.used += bases[i]!.rawLength;
+        out[i] = p;
+      });
+      bases.forEach((b, i) => {
+        out[i] ??= this.map.get(b.fingerprint.toString('latin1'))!;
+      });
+      while (this.used > this.bytes && this.map.size > missing.length) this.drop(this.map.keys().next().value as string);
+    }
+    return out;
   }
 
   private drop(key: string): void {
@@ -59,6 +79,9 @@ export class BaseCache {
     this.sizes.delete(key);
   }
 }
+
+/** Delta pieces decoded per batch: their bases (read together) are at most this many. */
+const BATCH = 64;
 
 /**
  * Decodes the delta pieces of one read (their blobs lie in `data`, which starts at pack
@@ -72,20 +95,24 @@ export async function decodeDeltaPieces(
   area: Uint8Array,
   where: (e: RecipeEntry) => string,
 ): Promise<void> {
-  await Promise.all(
-    pieces.map(async ({ entry: e, dest }) => {
-      const base = e.deltaBase;
-      if (!base) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
-      let raw: Uint8Array;
-      try {
-        raw = await cache.get(base);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('CHUNK_NOT_FOUND', `${where(e)}: the pack of its base ${base.fingerprint.toString('hex').slice(0, 16)}… is missing`, { cause: err });
-        throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: its base ${base.fingerprint.toString('hex').slice(0, 16)}… is corrupt: ${(err as Error).message}`, { cause: err });
-      }
-      const blob = data.subarray(e.offset - dataStart, e.offset - dataStart + e.storedLength);
-      decodeDeltaInto(blob, raw, base.fingerprint, e.fingerprint, area.subarray(dest, dest + e.rawLength), where(e));
-    }),
-  );
+  for (let from = 0; from < pieces.length; from += BATCH) {
+    const batch = pieces.slice(from, from + BATCH);
+    for (const { entry: e } of batch) if (!e.deltaBase) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
+    const raws = cache.getMany(batch.map((p) => p.entry.deltaBase!));
+    await Promise.all(
+      batch.map(async ({ entry: e, dest }, k) => {
+        const base = e.deltaBase!;
+        let raw: Uint8Array;
+        try {
+          raw = await raws[k]!;
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('CHUNK_NOT_FOUND', `${where(e)}: the pack of its base ${base.fingerprint.toString('hex').slice(0, 16)}… is missing`, { cause: err });
+          throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: its base ${base.fingerprint.toString('hex').slice(0, 16)}… is corrupt: ${(err as Error).message}`, { cause: err });
+        }
+        const blob = data.subarray(e.offset - dataStart, e.offset - dataStart + e.storedLength);
+        await decodeDeltaInto(blob, raw, base.fingerprint, e.fingerprint, area.subarray(dest, dest + e.rawLength), where(e));
+      }),
+    );
+  }
 }

@@ -96,6 +96,8 @@ export interface NativeAddon {
   deltaEncodeManyAsync?(bases: Uint8Array, data: Uint8Array, pairs: Uint32Array, limits: Uint32Array, level: number): Promise<[Uint32Array, Buffer]>;
   /** Decodes a delta frame against its base into out: [decodedLength, ''] or [-1, reason]. */
   deltaDecodeInto?(base: Uint8Array, frame: Uint8Array, out: Uint8Array): [number, string];
+  /** deltaDecodeInto on the libuv pool, the result checked against the fingerprint: [length, ''] or [-1, reason]. */
+  deltaDecodeAsync?(base: Uint8Array, frame: Uint8Array, out: Uint8Array, fingerprint: Uint8Array): Promise<[number, string]>;
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */

@@ -93,3 +93,50 @@ pub(super) unsafe extern "C" fn js_delta_decode_into(env: napi_env, info: napi_c
         Ok(arr)
     })
 }
+
+/// deltaDecodeAsync(base, frame, out, fingerprint) -> Promise<[decodedLength, reason]>:
+/// deltaDecodeInto on the libuv pool, and the decoded bytes checked against the 32-byte
+/// fingerprint (unkeyed BLAKE3): -1 and a reason on any failure. base, frame and fingerprint
+/// must not change, and out not be touched, until it settles.
+pub(super) unsafe extern "C" fn js_delta_decode_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<4>(env, info, |env, a| {
+        let base = bytes_arg(env, a[0], "base")?;
+        let frame = bytes_arg(env, a[1], "frame")?;
+        let out = bytes_arg(env, a[2], "out")?;
+        let fp = bytes_arg(env, a[3], "fingerprint")?;
+        if fp.len != 32 {
+            return Err(bad_argument(format!("fingerprint has {} bytes, expected 32", fp.len)));
+        }
+        let job = Box::new(move || {
+            // SAFETY: napi_refs hold all four until work_complete; the caller leaves them alone.
+            let (base, frame, out, fp) = unsafe { (base.as_slice(), frame.as_slice(), out.as_mut_slice(), fp.as_slice()) };
+            match decode_into(base, frame, out) {
+                Ok(n) if n == out.len() => {
+                    if crate::chunker::fingerprint(None, out).as_bytes()[..] == fp[..] {
+                        (n as f64, String::new())
+                    } else {
+                        (-1.0, "delta chunk fails its fingerprint after decoding".to_string())
+                    }
+                }
+                Ok(n) => (-1.0, format!("decoded to {n} bytes, expected {}", out.len())),
+                Err(m) => (-1.0, m),
+            }
+        });
+        start_work(
+            env,
+            "chunkyard:deltaDecode",
+            &[a[0], a[1], a[2], a[3]],
+            job,
+            |env, (n, reason): (f64, String)| {
+                let mut arr = ptr::null_mut();
+                napi!(napi_create_array_with_length(env, 2, &mut arr));
+                let mut v = ptr::null_mut();
+                napi!(napi_create_double(env, n, &mut v));
+                napi!(napi_set_element(env, arr, 0, v));
+                napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
+                Ok(arr)
+            },
+            None,
+        )
+    })
+}
