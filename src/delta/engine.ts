@@ -80,6 +80,11 @@ export class DeltaStream {
     private readonly baseCacheBytes: number,
   ) {}
 
+  /** Whether the index holds candidates (a seed): only then can a chunk become a delta. */
+  get seeded(): boolean {
+    return this.recipe !== undefined && this.index.size > 0;
+  }
+
   /** Whether this build can write deltas (the native addon with the delta module). */
   static available(): boolean {
     return deltaNative() !== null;
@@ -337,6 +342,37 @@ export async function readChunks(backend: Backend, pool: CompressionPool, chunks
     }),
   );
   return out;
+}
+
+/**
+ * Compresses the new chunks of a slice that got no delta (`newPieces`: [offset, length] per
+ * new chunk); a chunk with a delta gets codec 0 and its raw length (never written: its delta
+ * is). The compressed forms lie back to back in the order of the chunks compressed.
+ */
+export async function compressRest(
+  compress: (pieces: Uint32Array) => Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }>,
+  newPieces: readonly number[],
+  deltas: readonly (DeltaResult | undefined)[],
+): Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }> {
+  const n = newPieces.length / 2;
+  const storedLengths = new Uint32Array(n);
+  const codecs = new Uint8Array(n);
+  const keep: number[] = [];
+  const kept: number[] = [];
+  for (let k = 0; k < n; k++) {
+    storedLengths[k] = newPieces[k * 2 + 1]!;
+    if (deltas[k]) continue;
+    keep.push(newPieces[k * 2]!, newPieces[k * 2 + 1]!);
+    kept.push(k);
+  }
+  if (kept.length > 0) {
+    const r = await compress(Uint32Array.from(keep));
+    kept.forEach((k, j) => {
+      storedLengths[k] = r.storedLengths[j]!;
+      codecs[k] = r.codecs[j]!;
+    });
+  }
+  return { storedLengths, codecs };
 }
 
 export interface DeltaSliceResult {

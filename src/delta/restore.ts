@@ -82,6 +82,7 @@ export class BaseCache {
 
 /** Delta pieces decoded per batch: their bases (read together) are at most this many. */
 const BATCH = 64;
+const PARALLEL_BATCHES = 4;
 
 /**
  * Decodes the delta pieces of one read (their blobs lie in `data`, which starts at pack
@@ -95,8 +96,25 @@ export async function decodeDeltaPieces(
   area: Uint8Array,
   where: (e: RecipeEntry) => string,
 ): Promise<void> {
-  for (let from = 0; from < pieces.length; from += BATCH) {
-    const batch = pieces.slice(from, from + BATCH);
+  // Batches run side by side (their bases are read and decoded in parallel); at most
+  // PARALLEL_BATCHES × BATCH bases of one read are in memory beside the cache.
+  const batches: (readonly { entry: RecipeEntry; dest: number }[])[] = [];
+  for (let from = 0; from < pieces.length; from += BATCH) batches.push(pieces.slice(from, from + BATCH));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) await decodeBatch(cache, data, dataStart, batches[next++]!, area, where);
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, worker));
+}
+
+async function decodeBatch(
+  cache: BaseCache,
+  data: Uint8Array,
+  dataStart: number,
+  batch: readonly { entry: RecipeEntry; dest: number }[],
+  area: Uint8Array,
+  where: (e: RecipeEntry) => string,
+): Promise<void> {
     for (const { entry: e } of batch) if (!e.deltaBase) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
     const raws = cache.getMany(batch.map((p) => p.entry.deltaBase!));
     await Promise.all(
@@ -114,5 +132,4 @@ export async function decodeDeltaPieces(
         await decodeDeltaInto(blob, raw, base.fingerprint, e.fingerprint, area.subarray(dest, dest + e.rawLength), where(e));
       }),
     );
-  }
 }

@@ -22,6 +22,11 @@ export function sketchObjectName(snapshotId: string): string {
   return `sketches/${snapshotId}.sk`;
 }
 
+/** The snapshot id of a sketch object's name, or undefined for any other name. */
+export function sketchSnapshotId(name: string): string | undefined {
+  return /^sketches\/([0-9a-f]{16})\.sk$/.exec(name)?.[1];
+}
+
 export class SketchWriter {
   private buf = Buffer.alloc(1 << 16);
   private used = 0;

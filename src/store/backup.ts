@@ -15,7 +15,7 @@ import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
 import { CODEC_DELTA, CODEC_NONE, type CodecId } from '../pack/format.js';
 import { RECIPE_VERSION, RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
-import { deltaSlice, type DeltaSliceResult, type DeltaStream } from '../delta/engine.js';
+import { compressRest, deltaSlice, type DeltaSliceResult, type DeltaStream } from '../delta/engine.js';
 import { SketchWriter } from '../delta/sketches.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
@@ -195,14 +195,17 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       newPieces.push(at, len);
       newBytes += len;
     }
+    const delta = options.delta ? deltaSlice(options.delta, slot.buffers[0] as Uint8Array, from, batch.lengths, chunks) : undefined;
+    delta?.catch(() => {});
     let compressed: Promise<CompressIntoResult> | undefined;
     if (newPieces.length > 0 && options.compression !== 'none') {
       const [input, output] = slot.buffers as [Uint8Array, Uint8Array];
-      compressed = sink.pool.compressInto(options.compression, input, Uint32Array.from(newPieces), output.subarray(outStart, outStart + newBytes));
+      const codec = options.compression;
+      const compress = (pieces: Uint32Array) => sink.pool.compressInto(codec, input, pieces, output.subarray(outStart, outStart + newBytes));
+      // With candidates for deltas, only the chunks that got none are compressed.
+      compressed = delta && options.delta!.seeded ? delta.then((d) => compressRest(compress, newPieces, d.deltas)) : compress(Uint32Array.from(newPieces));
       compressed.catch(() => {});
     }
-    const delta = options.delta ? deltaSlice(options.delta, slot.buffers[0] as Uint8Array, from, batch.lengths, chunks) : undefined;
-    delta?.catch(() => {});
     return { planned: { slot: slot.retain(), chunks, outStart, compressed, delta, claims }, outEnd: outStart + newBytes };
   };
 

@@ -584,10 +584,11 @@ export class Store {
   }
 
   /** The dedupe mode and compression a backup of `target` would use. */
-  async effectivePolicy(target: string, override?: DedupePolicy): Promise<{ dedupe: DedupePolicy; compression: CompressionName }> {
+  async effectivePolicy(target: string, override?: DedupePolicy): Promise<{ dedupe: DedupePolicy; compression: CompressionName; delta: 'on' | 'off' }> {
     this.check();
     validateTargetName(target);
-    return effectivePolicy(this.config, await readPolicies(this.backend), target, override === undefined ? undefined : validatePolicy(override));
+    const p = effectivePolicy(this.config, await readPolicies(this.backend), target, override === undefined ? undefined : validatePolicy(override));
+    return { dedupe: p.dedupe, compression: p.compression, delta: p.delta ? 'on' : 'off' };
   }
 
   /** Per-target settings: every target's, as stored. */

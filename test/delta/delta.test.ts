@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
@@ -124,8 +124,8 @@ test('policy --delta per target turns the feature on; bad values are BAD_ARGUMEN
       assert.equal(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')).features, undefined, 'a refused policy adds no feature');
       await store.setPolicy('db', { delta: 'on' });
       assert.deepEqual(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')).features, ['delta']);
-      assert.equal((await store.effectivePolicy('db') as { delta?: boolean }).delta, true);
-      assert.equal((await store.effectivePolicy('other') as { delta?: boolean }).delta, false);
+      assert.equal((await store.effectivePolicy('db')).delta, 'on');
+      assert.equal((await store.effectivePolicy('other')).delta, 'off');
       await store.backup(streamOf(generation(0)), { target: 'db' });
       const b = await store.backup(streamOf(generation(1)), { target: 'db' });
       assert.ok((await entriesOf(dir, b.id)).some((e) => e.codec === CODEC_DELTA));
@@ -171,6 +171,8 @@ test('prune keeps bases alive while deltas need them; prune with repack, then re
       await store.prune();
       await store.prune();
       assert.ok((await collect(await store.restore(second.id))).equals(generation(1)), 'restores after its bases lost their own snapshot');
+      await assert.rejects(stat(join(dir, `sketches/${first.id}.sk`)), 'the forgotten snapshot\'s sketch object is pruned');
+      await stat(join(dir, `sketches/${second.id}.sk`));
       // Repack: most of generation 0's packs are dead now except the bases; rewrite them.
       const r = await store.prune({ rewriteBelow: 0.99 });
       await store.prune({ rewriteBelow: 0.99 });

@@ -50,7 +50,7 @@ export default defineCommand({
       const targets = target !== undefined ? { [target]: await store.effectivePolicy(target) } : file.targets;
       if (flags.json) return await printJson(io.stdout, { defaults, targets });
       let out = `store default: dedupe ${defaults.dedupe}, compression ${defaults.compression}, delta ${defaults.delta}\n`;
-      const deltaOf = (p: { delta?: unknown }) => (p.delta === true ? 'on' : p.delta === false ? 'off' : ((p.delta as string | undefined) ?? defaults.delta));
+      const deltaOf = (p: { delta?: string }) => p.delta ?? defaults.delta;
       for (const [name, p] of Object.entries(targets)) out += `${name}: dedupe ${p.dedupe ?? defaults.dedupe}, compression ${p.compression ?? defaults.compression}, delta ${deltaOf(p)}\n`;
       await writeOut(io.stdout, out);
     } finally {
