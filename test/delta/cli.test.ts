@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { deltaGeneration } from '../support/data.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
-const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { maxBuffer: 64 << 20 });
+const cli = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [BIN, ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
 
 test('init --delta and policy --delta: bad values exit 2 with BAD_ARGUMENT and change nothing; good ones are shown', () => {
   const dir = mkdtempSync(join(tmpdir(), 'delta-cli-'));
@@ -35,17 +35,25 @@ test('init --delta and policy --delta: bad values exit 2 with BAD_ARGUMENT and c
     assert.equal(shown.targets.db.delta, 'on');
     assert.equal(shown.defaults.delta, 'off');
     // Two generations through the CLI: the second restores byte-exact.
+    let last = '';
     for (const g of [0, 1]) {
       const file = join(dir, `gen${g}`);
       writeFileSync(file, deltaGeneration(g, 2 << 20));
       const b = cli(['backup', store, file, '--target', 'db', '--json']);
       assert.equal(b.status, 0, b.stderr.toString());
       const id = JSON.parse(b.stdout.toString().trim().split('\n').pop()!).id as string;
+      last = id;
       const out = join(dir, `out${g}`);
       const r = cli(['restore', store, id, '--output', out]);
       assert.equal(r.status, 0, r.stderr.toString());
       assert.ok(readFileSync(out).equals(deltaGeneration(g, 2 << 20)));
     }
+    // Without native code (the JS fallback: fzstd takes no dictionary) a delta chunk is refused
+    // with its own code, and nothing is written in its place.
+    const wasm = cli(['restore', store, last, '--output', join(dir, 'wasm-out')], { CHUNKYARD_ENGINE: 'wasm' });
+    assert.equal(wasm.status, 1, wasm.stderr.toString());
+    assert.match(wasm.stderr.toString(), /^chunkyard: DELTA_NEEDS_NATIVE: /m);
+    assert.equal(existsSync(join(dir, 'wasm-out')), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
