@@ -533,6 +533,8 @@ export class Store {
         compression: effectivePolicy(this.config, policies, manifest.target).compression,
         signal: options.signal,
         onProgress: (p) => report(p.bytes),
+        // v3 in a store with delta: it may reference another stream's delta chunk (and its base).
+        recipeVersion: recipeVersionFor(this.config),
       });
       if (r.recipe.logicalBytes !== manifest.logicalBytes) {
         throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: processing gave ${r.recipe.logicalBytes} bytes, staging holds ${manifest.logicalBytes}`);
