@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'BACKEND_UNAVAILABLE' // the storage service did not answer in time, could not be reached, or failed (5xx): transient
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
   | 'DELTA_NEEDS_NATIVE' // a delta chunk (codec 3) must be decoded, and the native addon is not loaded (the JS fallback has no zstd dictionaries)
+  | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
+  | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
   | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
 
 export class ChunkyardError extends Error {

@@ -41,6 +41,7 @@ const COMMANDS: Record<string, () => Promise<{ default?: Command }>> = {
   serve: () => import('./commands/serve.js'),
   snapshots: () => import('./commands/snapshots.js'),
   stats: () => import('./commands/stats.js'),
+  tier: () => import('./commands/tier.js'),
   upgrade: () => import('./commands/upgrade.js'),
 };
 

@@ -280,7 +280,13 @@ const READ_SPAN = 8 << 20;
  * sorted and coalesced into few ranged reads, each decoded by one pool call. Rejects with
  * the first failure (CHUNK_CORRUPT through the pool's DecodeError, OBJECT_NOT_FOUND).
  */
-export async function readChunks(backend: Backend, pool: CompressionPool, chunks: readonly DeltaBase[]): Promise<Uint8Array[]> {
+export async function readChunks(
+  backend: Backend,
+  pool: CompressionPool,
+  chunks: readonly DeltaBase[],
+  /** Reads a range of a pack (default the backend's; a restore passes one that knows the archive tier). */
+  read: (name: string, start: number, end: number) => Promise<Uint8Array> = (name, start, end) => backend.get(name, { start, end }),
+): Promise<Uint8Array[]> {
   const out: Uint8Array[] = new Array(chunks.length);
   const byPack = new Map<string, number[]>();
   chunks.forEach((c, i) => {
@@ -317,7 +323,7 @@ export async function readChunks(backend: Backend, pool: CompressionPool, chunks
       const first = chunks[uniq[0]!]!.location;
       const start = first.offset;
       const end = Math.max(...uniq.map((i) => chunks[i]!.location.offset + chunks[i]!.location.storedLength));
-      const data = await backend.get(packObjectName(first.packId), { start, end });
+      const data = await read(packObjectName(first.packId), start, end);
       const own = new Uint8Array(data.length);
       own.set(data);
       const pieces = new Uint32Array(uniq.length * 4);

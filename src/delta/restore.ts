@@ -31,7 +31,13 @@ export class BaseCache {
   private readonly sizes = new Map<string, number>();
   private used = 0;
   reads = 0;
-  constructor(private readonly backend: Backend, private readonly pool: CompressionPool, readonly bytes = RESTORE_BASE_CACHE_BYTES) {}
+  constructor(
+    private readonly backend: Backend,
+    private readonly pool: CompressionPool,
+    readonly bytes = RESTORE_BASE_CACHE_BYTES,
+    /** Reads a range of a pack (a restore's: it knows packs in the archive tier). */
+    private readonly read?: (name: string, start: number, end: number) => Promise<Uint8Array>,
+  ) {}
 
   /** The raw bytes of each base (same order); misses are read together. */
   getMany(bases: readonly RecipeEntry[]): Promise<Uint8Array>[] {
@@ -52,7 +58,7 @@ export class BaseCache {
     });
     if (missing.length > 0) {
       this.reads += missing.length;
-      const read = readChunks(this.backend, this.pool, missing.map((i) => ({ fingerprint: bases[i]!.fingerprint, location: bases[i]! })));
+      const read = readChunks(this.backend, this.pool, missing.map((i) => ({ fingerprint: bases[i]!.fingerprint, location: bases[i]! })), this.read);
       read.catch(() => {});
       missing.forEach((i, k) => {
         const key = bases[i]!.fingerprint.toString('latin1');

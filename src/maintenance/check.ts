@@ -421,6 +421,7 @@ async function checkTables(backend: Backend, catalog: PackCatalog, errors: Probl
   let done = 0;
   for (const info of catalog.packs.values()) {
     progress(++done, catalog.packs.size);
+    if (info.cold) continue; // an archive pack: its table is under tier/tables/ (src/tier/)
     const name = tables.get(info.hex);
     tables.delete(info.hex);
     if (!name) {

@@ -12,6 +12,7 @@ import { ChunkyardError } from '../errors.js';
 import type { PackEntry } from '../pack/format.js';
 import { readPackTable, type PackTable } from '../pack/reader.js';
 import { packIdFromName } from '../util/ids.js';
+import { loadColdPacks } from '../tier/catalog.js';
 
 export interface PackInfo {
   id: Buffer;
@@ -31,6 +32,11 @@ export interface PackInfo {
   liveBytes: number;
   /** Why the whole pack must be kept whatever its bitmap says (a recipe disagrees with it). */
   pinned?: string;
+  /**
+   * An archive pack (src/tier/): its table is in the hot tier, its data in the archive. Never
+   * rewritten by prune; `modified` is its cold table's backend time (minimum retention).
+   */
+  cold?: { modified: number | undefined };
 }
 
 export interface DamagedPack {
@@ -103,6 +109,13 @@ export class PackCatalog {
       }
     };
     await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, Math.max(1, names.length)) }, worker));
+    // Archive packs: their tables are in the hot tier (src/tier/), so the catalog holds them
+    // without the archive being reachable.
+    await loadColdPacks(backend, catalog, (id, table, modified) => {
+      const info = catalog.add(id, table, options.digests === true);
+      info.cold = { modified };
+      return info;
+    }, options.onTable);
     return catalog;
   }
 

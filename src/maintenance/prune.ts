@@ -38,6 +38,7 @@ import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } f
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import type { ChunkRef, VerifyJob } from './verify.js';
+import { coldDeletable, type PruneTier } from '../tier/prune.js';
 
 /** A pack is rewritten when its live chunks take less than this fraction of its blob area. */
 export const REWRITE_BELOW = 0.5;
@@ -51,6 +52,8 @@ export interface PruneContext {
   packSize: number;
   /** Prune's own writer session (its copies are writes like any other). */
   session: WriterSession;
+  /** The archive tier, when the store has one (src/tier/prune.ts): how cold packs are deleted. */
+  tier?: PruneTier;
 }
 
 export interface PruneOptions {
@@ -239,6 +242,7 @@ async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark:
   const total = records.reduce((s, r) => s + r.record.objects.length, 0);
   let done = 0;
   for (const r of records) {
+    let keepRecord = false;
     // Tables before packs, recipes and staging last: the order a crash must leave consistent.
     const objects = [...r.record.objects].sort((a, b) => rank(a) - rank(b));
     for (const name of objects) {
@@ -247,6 +251,17 @@ async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark:
       const packId = packIdFromName(name);
       if (packId) {
         const info = mark.catalog.get(packId);
+        if (info?.cold) {
+          // An archive pack: its cold table (hot tier), then the pack in the archive. An
+          // unreachable archive keeps the record for a later prune.
+          if (!ctx.tier || !(await ctx.tier.deleteColdPack(info))) keepRecord = true;
+          else {
+            report.packs.deleted++;
+            report.bytes.freed += info.size;
+            removed++;
+          }
+          continue;
+        }
         if (info && ctx.index) {
           const entries = (await readPackTable(backend, info.name).catch(() => undefined))?.entries ?? [];
           await ctx.index.removePacks([{ packId, size: info.size, entries }]);
@@ -264,7 +279,7 @@ async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark:
       if (name.startsWith('recipes/')) report.recipes.unreferencedDeleted++;
       if (name.startsWith('staging/')) report.staging.unreferencedDeleted++;
     }
-    await backend.delete(r.name);
+    if (!keepRecord) await backend.delete(r.name);
   }
   return removed;
 }
@@ -343,6 +358,11 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     for (const r of ripe) for (const o of r.record.objects) handled.add(o);
     for (const info of mark.catalog.packs.values()) {
       if (info.pinned || stillCondemned.has(info.name) || handled.has(info.name)) continue;
+      if (info.cold) {
+        // Archive packs are never rewritten; one is deleted whole once unreferenced and old enough.
+        if (coldDeletable(info, ctx.tier, now)) deletable.push(info);
+        continue;
+      }
       if (info.liveCount === 0) deletable.push(info);
       else if (info.liveBytes < rewriteBelow * blobBytes(info)) rewrites.push(info);
     }

@@ -19,7 +19,7 @@ import { recipeMismatch } from './recipe-sum.js';
 import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation } from '../pack/format.js';
 import type { CodecId } from '../pack/format.js';
-import { PackWriter } from '../pack/writer.js';
+import { PackWriter, type SealedPack } from '../pack/writer.js';
 import { manifestName, readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RECIPE_VERSION, RECIPE_VERSION_DELTA, RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
 import { readVerified, type VerifyJob } from './verify.js';
@@ -65,6 +65,13 @@ export interface CopyOptions {
    */
   partial?: boolean;
   onProgress?: (chunks: number, storedBytes: number) => void;
+  /**
+   * Called for each new pack once it is durable, before it is indexed and before any recipe
+   * may name it (the archive tier verifies an archive pack and records its cold table here).
+   */
+  afterSeal?: (sealed: SealedPack) => Promise<void>;
+  /** Where the source packs are read (default: the backend the new packs go to). */
+  source?: Backend;
 }
 
 /**
@@ -99,12 +106,13 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
     // Its chunks were recorded with index newPacks.length (the pack open while they were written).
     result.newPacks.push(w.packId);
     const sealed = await w.seal();
+    await options.afterSeal?.(sealed);
     result.packBytes += sealed.size;
     await index?.addPack(sealed, { replacing });
   };
   const positions = new Map<string, number>();
   try {
-    for await (const read of readVerified(backend, pool, started())) {
+    for await (const read of readVerified(options.source ?? backend, pool, started())) {
       const rel = relocations.get(read.tag)!;
       let pos = positions.get(read.tag) ?? 0;
       for (let i = 0; i < read.refs.length; i++, pos++) {

@@ -38,6 +38,7 @@ import type { WriterSession } from '../session/session.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import { PackCatalog } from './pack-catalog.js';
+import { listColdPacks } from '../tier/cold.js';
 import { checkSnapshot } from './check.js';
 import { recipeMismatch } from './recipe-sum.js';
 import { getHasher } from '../chunking/index.js';
@@ -184,6 +185,8 @@ async function repairLeased(ctx: RepairContext, options: RepairOptions): Promise
   }
   for (const hex of damaged.keys()) tables.delete(hex);
   for (const hex of tables.keys()) good.add(hex);
+  // Archive packs (src/tier/) are not in packs/ here: recipes naming them are not damaged.
+  for (const hex of (await listColdPacks(backend)).keys()) good.add(hex);
   async function* sealed(): AsyncGenerator<SealedPack> {
     for (const [hex, t] of tables) yield { packId: Buffer.from(hex, 'hex'), name: t.name, size: t.size, tableOffset: t.tableOffset, entries: t.entries };
   }

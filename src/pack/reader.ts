@@ -30,8 +30,7 @@ export async function readPackTable(backend: Backend, name: string): Promise<Pac
  * Reads and verifies a pack's table object (tables/…): the pack's table and footer as
  * written after the pack. The pack's size follows from them (tableOffset + table + footer).
  */
-export async function readTableObject(backend: Backend, packId: Uint8Array): Promise<PackTable> {
-  const name = tableObjectName(packId);
+export async function readTableObject(backend: Backend, packId: Uint8Array, name = tableObjectName(packId)): Promise<PackTable> {
   const bytes = await backend.get(name);
   if (bytes.length < PACK_FOOTER_SIZE) throw new ChunkyardError('PACK_CORRUPT', `table object ${name}: ${bytes.length} bytes is too short`);
   const footerBytes = bytes.subarray(bytes.length - PACK_FOOTER_SIZE);

@@ -71,7 +71,7 @@ export async function addFeature(backend: Backend, config: StoreConfig, feature:
  * The format extensions this build understands. Each extension (encryption, delta chunks, an
  * archive tier, ...) adds its name here when it lands; the store's format version stays 2.
  */
-export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>(['delta']);
+export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>(['archive-tier', 'delta']);
 
 /** Features a store config names that this build does not know (empty when it can open it). */
 export function unknownFeatures(config: Pick<StoreConfig, 'features'>): string[] {

@@ -8,7 +8,8 @@ import { badArgument } from '../errors.js';
 
 export const OPTION_NAMES = {
   'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta'],
-  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'deltaIndexChunks'],
+  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'deltaIndexChunks'],
+  'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
   'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata'],
   'Store.process': ['signal', 'onProgress', 'ids'],
   'Store.restore': ['start', 'end', 'signal'],
@@ -19,7 +20,7 @@ export const OPTION_NAMES = {
   'Store.forget': ['ids', 'policy', 'target', 'host', 'tags', 'dryRun'],
   'Store.forget policy': ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within', 'tags'],
   'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],
-  'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose', 's3Endpoint'],
+  'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose', 's3Endpoint', 'archiveOpener'],
   'Store.repair': ['readData', 'onProgress', 'threads', 'purpose', 'cacheDir', 's3Endpoint'],
   analyze: ['avgSizes', 'compression', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'signal', 'onProgress'],
 } as const satisfies Record<string, readonly string[]>;

@@ -22,6 +22,7 @@ import { copyBytes, loadNative } from '../native/addon.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 import { CODEC_DELTA } from '../pack/codecs.js';
 import { BaseCache, decodeDeltaPieces, outputEntries } from '../delta/restore.js';
+import type { ColdSource } from '../tier/restore.js';
 
 /** A pack read is at most this many stored bytes; gaps up to MAX_GAP between needed chunks are read through. */
 const MAX_READ_BYTES = 4 << 20;
@@ -48,6 +49,8 @@ export interface RestoreContext {
   /** The store's maxSize: an assembly area holds at least one chunk of that size. */
   maxSize: number;
   key?: Uint8Array | null;
+  /** Archive packs this restore reads from the archive tier, each fetched once (src/tier/restore.ts). */
+  cold?: ColdSource;
 }
 
 /**
@@ -120,7 +123,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
   try {
     let data: Uint8Array;
     try {
-      data = await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
+      data = ctx.cold?.has(name) ? await ctx.cold.read(name, read.start, read.end) : await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
     } catch (err) {
       if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
         throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${read.pieces[0]!.entry.streamOffset})`, { cause: err });
@@ -206,7 +209,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool) };
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
   const limits = { maxReadBytes: MAX_READ_BYTES, maxGapBytes: MAX_GAP };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();

@@ -23,6 +23,10 @@ import type { ByteSource } from '../chunking/batcher.js';
 import type { Backend } from '../backend/types.js';
 import { FsBackend } from '../backend/fs.js';
 import { openBackend } from '../backend/location.js';
+import type { ArchiveOpener } from '../tier/cold.js';
+import type { TierReport } from '../tier/move.js';
+import type { RestorePlan } from '../tier/restore.js';
+import { coldSource, pruneTier, restorePlan, runTier, tieredView, type TierCallOptions, type TierStore } from '../tier/store-tier.js';
 import { createChunker, getHasher, resolveChunkerParams } from '../chunking/index.js';
 import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
@@ -112,6 +116,13 @@ export interface OpenOptions extends LocationOptions {
    * default). Rebuildable: deleting it costs dedupe until the next backup refills it.
    */
   cacheDir?: string;
+  /** How the archive tier is reached (default: its location opened like a store's); tests wrap it. */
+  archiveOpener?: ArchiveOpener;
+  /**
+   * Let backups of this Store dedupe against chunks that are only in the archive tier (default
+   * false: a recent snapshot must restore without the archive). Uses an index cache of its own.
+   */
+  dedupeAgainstCold?: boolean;
   /** Candidates the delta similarity index of one backup holds at most (15 bytes each; default 4 Mi). */
   deltaIndexChunks?: number;
 }
@@ -350,7 +361,9 @@ export class Store {
   /** This process's index cache (opened, and brought up to date, on first use). */
   private openIndex(): Promise<FingerprintIndex> {
     if (!this.indexOpening) {
-      this.indexOpening = FingerprintIndex.openSlot(this.cacheRoot(), this.backend);
+      this.indexOpening = this.options.dedupeAgainstCold
+        ? tieredView(this.tierStore(), { exposeColdTables: true }).then((view) => FingerprintIndex.openSlot(join(this.cacheRoot(), 'with-cold'), view))
+        : FingerprintIndex.openSlot(this.cacheRoot(), this.backend);
       this.indexOpening.catch(() => {
         this.indexOpening = undefined; // a later call tries again
       });
@@ -360,7 +373,7 @@ export class Store {
 
   private async getSink(): Promise<ChunkSink> {
     const index = await this.openIndex();
-    this.sink ??= new ChunkSink(this.backend, index, this.getPool(), this.config.packSize);
+    this.sink ??= new ChunkSink(this.options.dedupeAgainstCold ? await tieredView(this.tierStore(), { exposeColdTables: true }) : this.backend, index, this.getPool(), this.config.packSize);
     return this.sink;
   }
 
@@ -655,7 +668,16 @@ export class Store {
     checkOptions('Store.restore', options);
     const manifest = await this.resolveSnapshot(idOrTarget);
     const { signal, ...range } = options;
-    return abortableStream(await openRestoreStream(this.restoreContext(), manifest, resolveRange(range, manifest.logicalBytes)), signal);
+    const resolved = resolveRange(range, manifest.logicalBytes);
+    const cold = await coldSource(this.tierStore(), manifest, { start: resolved.start ?? 0, end: resolved.end ?? manifest.logicalBytes });
+    try {
+      const stream = abortableStream(await openRestoreStream({ ...this.restoreContext(), cold }, manifest, resolved), signal);
+      if (cold) stream.once('close', () => void cold.close());
+      return stream;
+    } catch (err) {
+      await cold?.close();
+      throw err;
+    }
   }
 
   /**
@@ -676,7 +698,15 @@ export class Store {
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     const manifest = await this.resolveSnapshot(idOrTarget);
     options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
-    const ctx = this.restoreContext();
+    const cold = await coldSource(this.tierStore(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
+    try {
+      return await this.restoreToWith({ ...this.restoreContext(), cold }, manifest, destination, options);
+    } finally {
+      await cold?.close();
+    }
+  }
+
+  private async restoreToWith(ctx: RestoreContext, manifest: SnapshotManifest, destination: Writable | FileHandle, options: RestoreToOptions): Promise<number> {
     const range: RestoreRange = { start: options.start, end: options.end };
     if (isFileHandle(destination)) {
       const fresh = (await destination.stat()).size <= (options.position ?? 0);
@@ -692,6 +722,38 @@ export class Store {
       return n;
     }
     return restoreInto(ctx, manifest, range, abortableSink(writableSink(destination), options));
+  }
+
+  /** This store as the archive tier sees it (src/tier/store-tier.ts). */
+  private tierStore(): TierStore {
+    return { backend: this.backend, config: this.config, archiveOpener: this.options.archiveOpener, s3Endpoint: this.options.s3Endpoint };
+  }
+
+  /**
+   * Moves chunks that only snapshots older than `olderThan` reference into archive packs in
+   * the archive tier (remembered after the first call), then points those snapshots at them;
+   * the next prune reclaims the hot copies. Holds the maintenance lease. docs/operations.md,
+   * "Tiering".
+   */
+  async tier(options: TierCallOptions): Promise<TierReport> {
+    this.check();
+    checkOptions('Store.tier', options);
+    this.writable('tier');
+    const session = await this.beginSession(this.options.purpose ?? 'tier', false);
+    try {
+      return await runTier(this.tierStore(), session, this.getPool(), options);
+    } finally {
+      await this.endSession(session);
+    }
+  }
+
+  /** Which archive packs (ranges, bytes, requests) and hot packs a restore of a snapshot needs. */
+  async restorePlan(idOrTarget: string, range: RestoreRange = {}): Promise<RestorePlan> {
+    this.check();
+    checkOptions('Store.restore', range);
+    const manifest = await this.resolveSnapshot(idOrTarget);
+    const r = resolveRange(range, manifest.logicalBytes);
+    return restorePlan(this.tierStore(), manifest, { start: r.start ?? 0, end: r.end ?? manifest.logicalBytes });
   }
 
   private restoreContext(): RestoreContext {
@@ -862,7 +924,10 @@ export class Store {
             process.emitWarning(`prune runs without this node's index cache (${err.message})`, { code: 'CHUNKYARD_NO_INDEX' });
             return undefined;
           });
-      const report = await (await import('../maintenance/prune.js')).prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize, session }, options);
+      const tier = await pruneTier(this.tierStore());
+      const report = await (await import('../maintenance/prune.js'))
+        .prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize, session, tier }, options)
+        .finally(() => tier?.close());
       if (!options.dryRun) await this.keepReserve();
       return report;
     } finally {
@@ -893,24 +958,30 @@ export class Store {
    * no lock and runs beside backups and prune. Static because it must run on stores that
    * Store.open refuses (a damaged config is reported, not thrown).
    */
-  static async check(location: StoreLocation, options: CheckOptions & LocationOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string } = {}): Promise<CheckReport> {
+  static async check(location: StoreLocation, options: CheckOptions & LocationOptions & { threads?: number; engine?: EngineName | 'auto'; purpose?: string; archiveOpener?: ArchiveOpener } = {}): Promise<CheckReport> {
     checkOptions('Store.check', options);
     await initBlake3();
     const backend = typeof location === 'string' ? await openBackend(location, { s3Endpoint: options.s3Endpoint }) : location;
     const errors: Problem[] = [];
     let pool: CompressionPool | undefined;
+    let view: Backend | undefined;
     try {
+      let config: StoreConfig | undefined;
       try {
-        await readConfig(backend);
+        config = await readConfig(backend);
       } catch (err) {
         if (!(err instanceof ChunkyardError) || err.code === 'STORE_NOT_FOUND' || err.code === 'IO_ERROR') throw err;
         errors.push({ code: err.code, message: `config.json: ${err.message}` });
       }
       // Only reading data needs the worker pool: do not start threads for nothing.
       if (options.readData) pool = new CompressionPool({ threads: options.threads ?? verifyThreads() });
-      return await (await import('../maintenance/check.js')).check({ backend, pool, hasher: getHasher(options.engine ?? 'auto'), initial: { errors, warnings: [] } }, options);
+      // With readData, chunks of archive packs are read from the archive (src/tier/).
+      const { archiveOpener, ...checkOpts } = options;
+      view = options.readData && config ? await tieredView({ backend, config, archiveOpener, s3Endpoint: options.s3Endpoint }) : backend;
+      return await (await import('../maintenance/check.js')).check({ backend: view, pool, hasher: getHasher(options.engine ?? 'auto'), initial: { errors, warnings: [] } }, checkOpts);
     } finally {
       await pool?.close().catch(() => {});
+      if (view && view !== backend) await view.close().catch(() => {});
       if (typeof location === 'string') await backend.close();
     }
   }

@@ -117,6 +117,7 @@ describe('snapshot labels and the snapshot object', () => {
       ['Store.prune', () => store.prune(bogus as never)],
       ['Store.check', () => Store.check(dir, bogus as never)],
       ['Store.repair', () => Store.repair(dir, bogus as never)],
+      ['Store.tier', () => store.tier({ olderThan: '1d', ...bogus } as never)],
       ['analyze', () => analyze([dir], bogus as never)],
     ];
     assert.deepEqual(calls.map(([m]) => m).sort(), Object.keys(OPTION_NAMES).sort(), 'every checked method is tried');

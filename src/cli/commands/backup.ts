@@ -28,6 +28,7 @@ export default defineCommand({
     meta: { type: 'string', value: 'K=V', repeatable: true, description: 'a key=value label recorded with the snapshot; repeatable' },
     policy: { type: 'string', value: 'immediate|deferred|disabled', description: "dedupe policy for this stream (default: the target's, else the store's)" },
     json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md); progress as JSON lines on stderr' },
+    'dedupe-against-cold': { type: 'boolean', description: 'also reuse chunks that are only in the archive tier (a restore of this snapshot may then need the archive)' },
   },
   async run({ flags, positionals }, io) {
     const [storePath, file] = storeAndPositionals(positionals, ['<file|->'], `chunkyard backup ${usage}`, io.env);
@@ -53,7 +54,7 @@ export default defineCommand({
     const interrupt = onInterrupt();
     let store: Store;
     try {
-      store = await Store.open(storePath, { purpose: `backup --target ${flags.target}` });
+      store = await Store.open(storePath, { purpose: `backup --target ${flags.target}`, dedupeAgainstCold: flags['dedupe-against-cold'] === true });
     } catch (err) {
       interrupt.dispose();
       throw err;

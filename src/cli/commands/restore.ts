@@ -10,8 +10,9 @@ import { printJson, storeAndPositionals, tagFlag } from '../store-args.js';
 import { outputKind, writeOut } from '../io.js';
 import { humanBytes, progressReporter, rate } from '../progress.js';
 import { onInterrupt } from '../interrupt.js';
+import { formatPlan } from './tier.js';
 
-const usage = '[<store>] <snapshot-id|target> [--host H] [--tag T[,T...] ...] [--output FILE [--sparse] [--force]] [--start N] [--end N] [--json]';
+const usage = '[<store>] <snapshot-id|target> [--host H] [--tag T[,T...] ...] [--output FILE [--sparse] [--force]] [--start N] [--end N] [--plan] [--json]';
 
 export default defineCommand({
   name: 'restore',
@@ -30,11 +31,24 @@ export default defineCommand({
     end: { type: 'string', value: 'N', description: 'one past the last byte (default: the end; an end past the end is the end)' },
     sparse: { type: 'boolean', description: 'with --output: leave the runs of zero chunks (unused space of disk images) as holes; without it they are allocated (fallocate), not written, and the file has no holes' },
     json: { type: 'boolean', description: 'print a summary object {snapshot, bytes, seconds, output} on stdout (needs --output); progress as JSON lines on stderr' },
+    plan: { type: 'boolean', description: 'restore nothing: say which archive-tier packs the restore needs (byte ranges, bytes, requests) and how much comes from the hot tier' },
   },
   async run({ flags, positionals }, io) {
     const [storePath, which] = storeAndPositionals(positionals, ['<snapshot-id|target>'], `chunkyard restore ${usage}`, io.env);
     const start = flags.start === undefined ? undefined : parseSize(flags.start, '--start');
     const end = flags.end === undefined ? undefined : parseSize(flags.end, '--end');
+    if (flags.plan) {
+      const store = await Store.open(storePath, { readOnly: true });
+      try {
+        const manifest = await store.resolveSnapshot(which!, flags.host !== undefined || flags.tag !== undefined ? { host: flags.host, tags: tagFlag(flags.tag) } : {});
+        const plan = await store.restorePlan(manifest.id, { start, end });
+        if (flags.json) return await printJson(io.stdout, plan);
+        await writeOut(io.stdout, formatPlan(plan));
+        return 0;
+      } finally {
+        await store.close();
+      }
+    }
     if (flags.output === undefined) {
       if (flags.sparse) throw new ChunkyardError('BAD_ARGUMENT', '--sparse needs --output FILE (standard output cannot have holes)');
       if (flags.json) throw new ChunkyardError('BAD_ARGUMENT', '--json prints its summary on standard output: give --output FILE for the data');
