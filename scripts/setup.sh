@@ -17,6 +17,7 @@ dpkg -s liblz4-dev >/dev/null 2>&1 || need+=(liblz4-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v b3sum >/dev/null || need+=(b3sum)   # an independent BLAKE3 the tests check fingerprints against
 command -v chromium >/dev/null || need+=(chromium)   # renders `analyze --html` pages in the tests
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)   # the hook tests' real database (test/hooks/postgres.test.ts)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'DELTA_NEEDS_NATIVE' // a delta chunk (codec 3) must be decoded, and the native addon is not loaded (the JS fallback has no zstd dictionaries)
   | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
   | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
-  | 'QUOTA_EXCEEDED'; // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)
+  | 'HOOK_FAILED'; // a backup's pre or post hook failed or timed out under --on-hook-error fail: nothing was committed
 
 export class ChunkyardError extends Error {
   readonly code: ErrorCode;

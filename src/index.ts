@@ -55,3 +55,7 @@ export type { AnalyzeOptions, AnalyzeProgress, AnalyzeReport, AnalyzeResult, Gen
 export { renderAnalyzeHtml } from './analyze/html.js';
 export { pushStream, fetchSnapshot } from './daemon/client.js';
 export type { PushOptions, PushedSnapshot, FetchOptions, FetchedSnapshot } from './daemon/client.js';
+export { targetHooks, setTargetHooks, hooksFilePath, stateDir, parseHookTimeout } from './hooks/config.js';
+export type { BackupHooks, HookSpec, OnHookError, HooksFile, TargetHooksEntry } from './hooks/config.js';
+export { recoverPending } from './hooks/journal.js';
+export type { HookResult, HookPhase } from './hooks/run.js';

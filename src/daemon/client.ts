@@ -29,6 +29,10 @@ export interface PushOptions {
   token?: string;
   policy?: DedupePolicy;
   signal?: AbortSignal;
+  /** Labels, as `backup --tag/--host/--meta` records them (the daemon checks them the same way). */
+  tags?: string[];
+  host?: string;
+  metadata?: Record<string, string>;
 }
 
 export interface FetchOptions {
@@ -136,7 +140,12 @@ function ioError(err: unknown, what: string): unknown {
  * refusal (401, 403, 400, 503) costs no body bytes.
  */
 export async function pushStream(url: string, source: Readable | AsyncIterable<Uint8Array>, options: PushOptions): Promise<PushedSnapshot> {
-  const query = options.policy ? `?policy=${encodeURIComponent(options.policy)}` : '';
+  const params = new URLSearchParams();
+  if (options.policy) params.append('policy', options.policy);
+  for (const t of options.tags ?? []) params.append('tag', t);
+  if (options.host !== undefined) params.append('host', options.host);
+  for (const [k, v] of Object.entries(options.metadata ?? {})) params.append('meta', `${k}=${v}`);
+  const query = params.size > 0 ? `?${params.toString()}` : '';
   const what = `PUT ${options.target}`;
   const req = open(url, 'PUT', `v1/targets/${encodeURIComponent(options.target)}/snapshots${query}`, { ...authHeaders(options.token), 'Content-Type': 'application/octet-stream', Expect: '100-continue' }, options.signal);
   const answered = new Promise<IncomingMessage>((resolve, reject) => {

@@ -10,6 +10,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkyardError } from '../errors.js';
 import { POLICIES, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
+import { parseMetadata, snapshotLabels } from '../snapshot/info.js';
+import type { BackupHooks } from '../hooks/config.js';
 import type { Store, SnapshotInfo, SnapshotManifest } from '../store/store.js';
 import { SLICE_BYTES } from '../store/backup.js';
 import { effectivePolicy } from '../store/policies.js';
@@ -60,6 +62,8 @@ export interface DaemonControl {
   lastCheck(): Promise<CheckSummary | undefined>;
   /** Writes an event line to the log, if `level` is logged. */
   logEvent(level: LogLevel, fields: Record<string, unknown>): void;
+  /** The target's hooks from this machine's configuration (never from the store), if any. */
+  hooksFor(target: string): Promise<BackupHooks | undefined>;
 }
 
 type Handler = (ctx: RequestContext, params: string[]) => Promise<void>;
@@ -232,6 +236,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   if (policyParam !== null && !POLICIES.includes(policyParam as DedupePolicy)) {
     throw new HttpError(400, 'BAD_ARGUMENT', `policy ${JSON.stringify(policyParam)} is not one of ${POLICIES.join(', ')}`);
   }
+  // Labels as `backup --tag/--host/--meta` takes them, with the same rules and codes.
+  const labels = uploadLabels(ctx.query);
   // Stored bytes are restored as they came: a body the client compressed for the transfer
   // would come back compressed, without its Content-Encoding. Refuse rather than guess.
   const encoding = ctx.req.headers['content-encoding'];
@@ -239,6 +245,11 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)}: send the bytes to store as they are (identity)`);
   }
   const { req, metrics } = ctx;
+  const configured = await ctx.daemon.hooksFor(name);
+  const hooks: BackupHooks | undefined = configured && {
+    ...configured,
+    onResult: (r) => ctx.daemon.logEvent(r.ok ? 'info' : 'warn', { event: 'hook', target: name, ...r }),
+  };
   // A token at its quota is refused before "100 Continue": its client sends no body.
   let ticket: QuotaTicket | undefined;
   let deferred = false;
@@ -264,6 +275,10 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
   // protocol error answered by server.ts. Node no longer delivers the rest of this body.
   const onAnswered = () => abort.abort(new ChunkyardError('ABORTED', 'the request was answered before the end of the upload'));
   ctx.res.once('close', onAnswered);
+  // What happened while this handler awaited (the hooks file, the quota ledger) has no
+  // event left to fire: look.
+  if (ctx.res.closed || ctx.res.writableFinished) onAnswered();
+  else if (req.destroyed) onClose();
   const body = requestBody(req, abort.signal);
   metrics.uploadsInFlight.inc();
   let counted = 0;
@@ -280,6 +295,8 @@ async function upload(ctx: RequestContext, [rawTarget]: string[]): Promise<void>
     const r = await ctx.store.backup(body, {
       target: name,
       policy: (policyParam ?? undefined) as DedupePolicy | undefined,
+      ...labels,
+      ...(hooks ? { hooks } : {}),
       signal: abort.signal,
       onProgress: (p) => {
         count(p.bytes);
@@ -479,5 +496,24 @@ async function copy(ctx: RequestContext, stream: Readable, end: boolean): Promis
     stream.destroy();
     if (err instanceof ChunkyardError) throw err;
     return false;
+  }
+}
+
+/**
+ * An upload's labels from its query: `tag` (repeatable; "a,b" gives two), `host`, `meta`
+ * (repeatable KEY=VALUE). Checked as the CLI's --tag/--host/--meta are (BAD_ARGUMENT, 400);
+ * `host` defaults to the daemon's host name, as a CLI backup's does.
+ */
+export function uploadLabels(query: URLSearchParams): { host?: string; tags?: string[]; metadata?: Record<string, string> } {
+  const tags = query.getAll('tag').flatMap((t) => t.split(','));
+  const hosts = query.getAll('host');
+  if (hosts.length > 1) throw new HttpError(400, 'BAD_ARGUMENT', 'host is given more than once');
+  const meta = query.getAll('meta');
+  try {
+    const labels = snapshotLabels({ host: hosts[0], tags: tags.length > 0 ? tags : undefined, metadata: meta.length > 0 ? parseMetadata(meta) : undefined });
+    return { ...(hosts.length > 0 ? { host: labels.host } : {}), ...(tags.length > 0 ? { tags: labels.tags } : {}), ...(meta.length > 0 ? { metadata: labels.metadata } : {}) };
+  } catch (err) {
+    if (err instanceof ChunkyardError) throw new HttpError(400, err.code, err.message.replace(/^--meta /, 'meta '));
+    throw err;
   }
 }

@@ -18,6 +18,7 @@ import { Logger, type LogLevel } from './log.js';
 import { Metrics } from './metrics.js';
 import { QuotaLedger } from './quota.js';
 import type { CheckSummary } from './status-page.js';
+import type { BackupHooks } from '../hooks/config.js';
 import { allowedMethods, handlerFor, matchRoute, type DaemonControl, type RequestContext } from './routes.js';
 
 export interface DaemonOptions {
@@ -51,6 +52,11 @@ export interface DaemonOptions {
    * the page says "never checked"; whoever records check results passes their reader here.
    */
   readonly lastCheck?: () => Promise<CheckSummary | undefined>;
+  /**
+   * The hooks of a target's uploads (src/hooks/): by default none. `chunkyard serve` reads
+   * this machine's hooks file (never the store: docs/operations.md "Hooks").
+   */
+  readonly hooksFor?: (target: string) => Promise<BackupHooks | undefined>;
 }
 
 /** Seconds a refused client is told to wait (Retry-After). */
@@ -145,6 +151,10 @@ export class Daemon implements DaemonControl {
   }
 
   // DaemonControl
+  async hooksFor(target: string): Promise<BackupHooks | undefined> {
+    return this.options.hooksFor?.(target);
+  }
+
   async lastCheck(): Promise<CheckSummary | undefined> {
     return this.options.lastCheck?.().catch(() => undefined);
   }

@@ -23,6 +23,8 @@ export interface CheckSummary {
   errors: number;
   warnings: number;
   readData: boolean;
+  /** Who ran it ("cli", "daemon"), when known. */
+  by?: string;
 }
 
 export interface TargetStatus {
@@ -194,8 +196,8 @@ export function renderStatusPage(m: StatusModel): string {
   const health = m.check
     ? `<p>${m.check.ok ? '<span class="ok">healthy</span>' : '<span class="bad">problems found</span>'} at the last check, ` +
       `<time datetime="${isoSeconds(m.check.time)}">${isoSeconds(m.check.time)}</time> (${formatAge(m.now - m.check.time)} ago): ` +
-      `${m.check.errors} errors, ${m.check.warnings} warnings${m.check.readData ? ', data read' : ', metadata only'}.</p>`
-    : '<p><span class="muted">never checked</span>: this store has no record of a <code>chunkyard check</code> run.</p>';
+      `${m.check.errors} errors, ${m.check.warnings} warnings${m.check.readData ? ', data read' : ', metadata only'}${m.check.by ? ` (run by ${m.check.by === 'daemon' ? 'this daemon' : e(m.check.by)})` : ''}.</p>`
+    : '<p><span class="muted">never checked</span>: this machine has no record of a <code>chunkyard check</code> of this store (the daemon runs one every <code>--check-interval</code>).</p>';
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -25,6 +25,8 @@ export interface SnapshotInfo {
   /** Free key=value labels; {} when none. */
   metadata: Record<string, string>;
   policy: DedupePolicy;
+  /** "application": a `pre` hook quiesced the source before it was read; "crash": read as it was (no hook, a failed one under `continue`, or written before hooks existed). */
+  consistency: 'application' | 'crash';
   /** A deferred snapshot still in staging (restorable; process moves it into packs). */
   staged: boolean;
   logicalBytes: number;
@@ -48,6 +50,7 @@ export function snapshotInfo(m: SnapshotManifest): SnapshotInfo {
     tags: [...m.tags],
     metadata: { ...m.metadata },
     policy: m.policy,
+    consistency: m.consistency ?? 'crash',
     staged: m.staging !== null,
     logicalBytes: m.logicalBytes,
     chunks: m.chunks,

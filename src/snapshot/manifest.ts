@@ -34,6 +34,12 @@ export interface SnapshotManifest {
   /** Free key=value labels (version 2; {} in version 1). */
   metadata: Record<string, string>;
   /**
+   * Whether the source was quiesced by a `pre` hook that succeeded ("application") or read
+   * as it was ("crash": no hook, or a failed one under --on-hook-error continue). Absent in
+   * manifests written before hooks existed: read as "crash". docs/format.md.
+   */
+  consistency?: 'application' | 'crash';
+  /**
    * The chunk list, once the data is in packs. null while a deferred snapshot is staged.
    * Recipe names carry a random suffix (recipes/<id>-<8 hex>.recipe): process and prune
    * write a new recipe and then switch the manifest to it atomically, never overwrite one.

@@ -10,7 +10,7 @@ export const OPTION_NAMES = {
   'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta'],
   'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'deltaIndexChunks'],
   'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
-  'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata'],
+  'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata', 'hooks'],
   'Store.process': ['signal', 'onProgress', 'ids'],
   'Store.restore': ['start', 'end', 'signal'],
   'Store.restoreTo': ['start', 'end', 'position', 'sparse', 'signal', 'onProgress'],

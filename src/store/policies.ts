@@ -180,3 +180,12 @@ export function effectivePolicy(config: StoreConfig, policies: PolicyFile, targe
   const t = policies.targets[target] ?? {};
   return { dedupe: override ?? t.dedupe ?? config.dedupe, compression: t.compression ?? config.compression, delta: (t.delta ?? config.delta ?? 'off') === 'on' };
 }
+
+/**
+ * A target's hooks are policy too, but never stored here: anyone who can write the store
+ * can write policies.json, and a hook runs with the backup's rights. `chunkyard policy
+ * --pre-hook …` writes them to this machine's hooks file instead (src/hooks/config.ts,
+ * docs/operations.md "Hooks"); readPolicies ignores any hook-like field a policies.json
+ * carries, and nothing reads commands from the store or a replication source.
+ */
+export { setTargetHooks, targetHooks, readHooksFile, hooksFilePath, parseHookTimeout, validateOnHookError, type TargetHooksEntry } from '../hooks/config.js';

@@ -41,6 +41,8 @@ import { abortableSink, abortableStream, type RestoreProgress } from './restore-
 import { newSnapshotId, packIdFromName, packIdFromTableName, tableObjectName } from '../util/ids.js';
 import { initBlake3 } from '../util/blake3.js';
 import { MAX_SLICE_BYTES, MIN_SLICE_BYTES, runIngest, type BackupProgress } from './backup.js';
+import { targetHooks, validateHooks, type BackupHooks, type HookSpec } from '../hooks/config.js';
+import { HookRun, type Consistency } from '../hooks/session.js';
 import { dropStaged, readStaged, stageStream } from '../snapshot/staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
@@ -147,6 +149,13 @@ export interface BackupCallOptions {
   tags?: string[];
   /** Free key=value labels, recorded as given. */
   metadata?: Record<string, string>;
+  /**
+   * Application-consistency hooks (src/hooks/, docs/operations.md "Hooks"): `pre` runs
+   * before the stream is read, `post` as soon as it has been read (before the commit) and
+   * also on failure, abort or a killed process. Only what is given here runs: the library
+   * never reads hooks from the store (`targetHooks` reads this machine's hooks file).
+   */
+  hooks?: BackupHooks;
 }
 
 /** A backup resolves to the snapshot object it committed (src/snapshot/info.ts). */
@@ -447,7 +456,18 @@ export class Store {
     const id = newSnapshotId();
     const time = new Date().toISOString();
     const started = Date.now();
-    const session = await this.beginSession(`${this.options.purpose ?? 'backup'} (target ${target}, snapshot ${id})`, policy.dedupe !== 'deferred');
+    const hookSpec = validateHooks(options.hooks);
+    // `pre` runs first: it may freeze the source or create it. A failed one under `fail`
+    // has run `post` and throws (nothing read, nothing committed).
+    const hooks = hookSpec ? await HookRun.start(hookSpec, options.hooks!, { target, snapshotId: id, store: this.backend.location, storeId: this.config.id }) : undefined;
+    if (hooks) source = hooks.wrap(source, options.signal);
+    let session: WriterSession;
+    try {
+      session = await this.beginSession(`${this.options.purpose ?? 'backup'} (target ${target}, snapshot ${id})`, policy.dedupe !== 'deferred');
+    } catch (err) {
+      await hooks?.close(options.signal?.aborted ? 'aborted' : 'failure');
+      throw err;
+    }
     try {
       if (policy.dedupe === 'deferred') {
         const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
@@ -455,8 +475,15 @@ export class Store {
           onProgress: (bytes) => options.onProgress?.({ bytes, chunks: 0, newChunks: 0, newBytes: 0 }),
         });
         const seconds = (Date.now() - started) / 1000;
+        let consistency: Consistency;
+        try {
+          consistency = hooks ? await hooks.settle() : 'crash';
+        } catch (err) {
+          await dropStaged(this.backend, id, staged).catch(() => {});
+          throw err;
+        }
         const manifest: SnapshotManifest = {
-          version: MANIFEST_VERSION, id, target, time, ...labels, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
+          version: MANIFEST_VERSION, id, target, time, ...labels, consistency, logicalBytes: staged.bytes, chunks: 0, policy: 'deferred', recipe: null, staging: staged,
           ingest: { newChunks: 0, newBytes: 0, storedBytes: 0, seconds },
         };
         try {
@@ -472,8 +499,15 @@ export class Store {
       const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
       const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
       const seconds = (Date.now() - started) / 1000;
+      let consistency: Consistency;
+      try {
+        consistency = hooks ? await hooks.settle() : 'crash';
+      } catch (err) {
+        await this.backend.delete(r.recipe.name).catch(() => {});
+        throw err;
+      }
       const manifest: SnapshotManifest = {
-        version: MANIFEST_VERSION, id, target, time, ...labels, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
+        version: MANIFEST_VERSION, id, target, time, ...labels, consistency, logicalBytes: r.recipe.logicalBytes, chunks: r.chunks, policy: policy.dedupe,
         recipe: { name: r.recipe.name, bytes: r.recipe.bytes, blake3: r.recipe.blake3 }, staging: null,
         ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
       };
@@ -486,8 +520,14 @@ export class Store {
       }
       return snapshotInfo(manifest);
     } finally {
+      await hooks?.close(options.signal?.aborted ? 'aborted' : 'failure');
       await this.endSession(session);
     }
+  }
+
+  /** The hooks this machine's hooks file gives a target of this store (src/hooks/config.ts), or undefined. */
+  async targetHooks(target: string, file?: string): Promise<HookSpec | undefined> {
+    return targetHooks(this.config.id, validateTargetName(target), file);
   }
 
   private newChunker() {

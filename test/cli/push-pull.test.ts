@@ -35,7 +35,7 @@ test('push --json prints the snapshot object; progress streams as JSON lines on 
   const r = await run(['push', daemon.url, join(daemon.dir, 'in.bin'), '--target', 'pp', '--json'], { CHUNKYARD_PROGRESS_MS: '0' });
   assert.equal(r.status, 0, r.stderr);
   const snap = JSON.parse(r.stdout.toString()) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(snap).sort(), ['chunks', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time']);
+  assert.deepEqual(Object.keys(snap).sort(), ['chunks', 'consistency', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time']);
   assert.equal(snap.logicalBytes, data.length);
   const events = r.stderr.trimEnd().split('\n').map((l) => (JSON.parse(l) as { progress: { command: string; total: number; done: number } }).progress);
   assert.ok(events.length > 0);

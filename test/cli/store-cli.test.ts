@@ -32,7 +32,7 @@ function fails(r: SpawnSyncReturns<Buffer>, status: number, code: string, patter
 }
 
 /** The snapshot object's fields (src/snapshot/info.ts, docs/api.md "The snapshot object"). */
-const SNAPSHOT_KEYS = ['chunks', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time'];
+const SNAPSHOT_KEYS = ['chunks', 'consistency', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time'];
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'chunkyard-store-cli-'));

@@ -87,7 +87,7 @@ describe('concurrent uploads', () => {
     assert.equal(a.status, 201);
     assert.equal(a.headers['location'], `/v1/snapshots/${a.json.id}`);
     // The snapshot object (src/snapshot/info.ts), as store.backup and snapshots list it.
-    assert.deepEqual(Object.keys(a.json).sort(), ['chunks', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time']);
+    assert.deepEqual(Object.keys(a.json).sort(), ['chunks', 'consistency', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time']);
     const e = await call(d.url, 'PUT', '/v1/targets/cl/snapshots', { headers: { ...auth(T.writer), 'Content-Length': '0' } });
     assert.equal(e.status, 201);
     assert.equal(e.json.logicalBytes, 0);

@@ -15,7 +15,7 @@ import { ChunkyardError } from '../../src/errors.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { collect, prng, streamOf } from '../support/data.js';
 
-const SNAPSHOT_KEYS = ['chunks', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time'];
+const SNAPSHOT_KEYS = ['chunks', 'consistency', 'host', 'id', 'logicalBytes', 'metadata', 'newBytes', 'newChunks', 'policy', 'seconds', 'staged', 'storedBytes', 'tags', 'target', 'time'];
 
 function hasCode(code: string, pattern?: RegExp) {
   return (e: unknown) => {

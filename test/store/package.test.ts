@@ -34,7 +34,7 @@ import type {
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 test('the result types are one family: a backup resolves to the snapshot object', () => {
-  const info: SnapshotInfo = { id: '0'.repeat(16), target: 't', time: '', host: null, tags: [], metadata: {}, policy: 'immediate', staged: false, logicalBytes: 0, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: 0, seconds: 0 };
+  const info: SnapshotInfo = { id: '0'.repeat(16), target: 't', time: '', host: null, tags: [], metadata: {}, policy: 'immediate', consistency: 'crash', staged: false, logicalBytes: 0, chunks: 0, newChunks: 0, newBytes: 0, storedBytes: 0, seconds: 0 };
   const result: BackupResult = info;
   const back: SnapshotInfo = result;
   assert.equal(back, info);

@@ -5,6 +5,25 @@ import { printJson, storeAndPositionals } from '../store-args.js';
 import { humanBytes, progressReporter, rate } from '../progress.js';
 import { onInterrupt } from '../interrupt.js';
 import { writeOut } from '../io.js';
+import { openBackend } from '../../backend/location.js';
+import { readConfig } from '../../store/config.js';
+import { recordCheck } from '../../maintenance/check-record.js';
+import { stateDir } from '../../hooks/config.js';
+import type { CheckReport } from '../../maintenance/check.js';
+
+/** Records the check under the store's id; a store whose config does not read, or a state dir that cannot be written, records nothing. */
+async function noteCheck(location: string, report: CheckReport, info: { readData: boolean; seconds: number; by: string }, env: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    const backend = await openBackend(location, {});
+    try {
+      await recordCheck(stateDir(env), (await readConfig(backend)).id, report, info);
+    } finally {
+      await backend.close();
+    }
+  } catch {
+    // the check's result stands; only the status page misses it
+  }
+}
 
 const usage = '[<store>] [--read-data] [--json]';
 
@@ -35,6 +54,8 @@ export default defineCommand({
       bar.done();
       interrupt.dispose();
     }
+    // For the daemon's status page (its "Health"): this machine's record of the last check.
+    await noteCheck(storePath!, report, { readData: flags['read-data'] === true, seconds: (Date.now() - t0) / 1000, by: 'cli' }, io.env);
     if (flags.json) {
       await printJson(io.stdout, report);
       return report.ok ? 0 : 1;

@@ -6,12 +6,13 @@ import { oneOf } from '../args.js';
 import { ChunkyardError } from '../../errors.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { pushStream } from '../../daemon/client.js';
+import { parseMetadata, snapshotLabels } from '../../snapshot/info.js';
 import { printJson, requirePositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { humanBytes, progressReporter, rate } from '../progress.js';
 import { onInterrupt } from '../interrupt.js';
 
-const usage = '<url> <file|-> --target <name> [--policy immediate|deferred|disabled] [--json]';
+const usage = '<url> <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--policy immediate|deferred|disabled] [--json]';
 
 export default defineCommand({
   name: 'push',
@@ -21,12 +22,17 @@ export default defineCommand({
   flags: {
     target: { type: 'string', value: 'NAME', description: 'the target this snapshot belongs to (required)' },
     policy: { type: 'string', value: 'immediate|deferred|disabled', description: "dedupe policy for this stream (default: the daemon's for the target)" },
+    tag: { type: 'string', value: 'T', repeatable: true, description: 'a tag for the snapshot ("a,b" gives two); repeatable' },
+    host: { type: 'string', value: 'H', description: "the host it comes from (default: this machine's hostname)" },
+    meta: { type: 'string', value: 'K=V', repeatable: true, description: 'a key=value label recorded with the snapshot; repeatable' },
     json: { type: 'boolean', description: 'print the snapshot object as JSON (docs/api.md); progress as JSON lines on stderr' },
   },
   async run({ flags, positionals }, io) {
     const [url, file] = requirePositionals(positionals, ['<url>', '<file|->'], `chunkyard push ${usage}`);
     if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard push ${usage})`);
     const policy = oneOf(flags.policy, POLICIES, '--policy');
+    // Checked here as backup checks them (the daemon checks them again): a bad label sends nothing.
+    const labels = snapshotLabels({ host: flags.host, tags: flags.tag?.flatMap((t) => t.split(',')), metadata: flags.meta === undefined ? undefined : parseMetadata(flags.meta) });
     let source;
     let total: number | undefined;
     if (file === '-') source = io.stdin;
@@ -56,7 +62,7 @@ export default defineCommand({
     const interrupt = onInterrupt();
     let r;
     try {
-      r = await pushStream(url!, counted, { target: flags.target, policy, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
+      r = await pushStream(url!, counted, { target: flags.target, policy, ...labels, token: io.env['CHUNKYARD_TOKEN'], signal: interrupt.signal });
     } catch (err) {
       if (interrupt.signal.aborted) throw new ChunkyardError('ABORTED', 'push interrupted: the daemon commits nothing it has not received whole', { cause: err });
       throw err;

@@ -8,8 +8,11 @@ import { TokenTable, tokensFileExposure } from '../../daemon/auth.js';
 import { Logger, parseLogLevel, LOG_LEVELS } from '../../daemon/log.js';
 import { Daemon } from '../../daemon/server.js';
 import { storeAndPositionals } from '../store-args.js';
+import { hooksFilePath, readHooksFile, stateDir, type BackupHooks } from '../../hooks/config.js';
+import { recoverPending } from '../../hooks/journal.js';
+import { readCheckRecord, recordCheck } from '../../maintenance/check-record.js';
 
-const usage = '[<store>] --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug]';
+const usage = '[<store>] --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug] [--hooks FILE] [--state-dir DIR] [--check-interval SECONDS]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -64,6 +67,9 @@ export default defineCommand({
     'idle-timeout': { type: 'string', value: 'SECONDS', description: 'close a connection that moves no byte for this long (default 120)' },
     'tls-cert': { type: 'string', value: 'FILE', description: 'serve HTTPS with this certificate chain (PEM); needs --tls-key' },
     'tls-key': { type: 'string', value: 'FILE', description: 'the private key (PEM) of --tls-cert' },
+    hooks: { type: 'string', value: 'FILE', description: "the targets' pre/post hooks (default: $CHUNKYARD_HOOKS_FILE, else ~/.config/chunkyard/hooks.json; never the store)" },
+    'state-dir': { type: 'string', value: 'DIR', description: 'hook journal and check results (default: $CHUNKYARD_STATE_DIR, else ~/.local/state/chunkyard)' },
+    'check-interval': { type: 'string', value: 'SECONDS', description: 'run a metadata check of the store this often and show it on the status page; 0 disables (default 86400)' },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}: the least severe lines written (default info: one line per request)` },
   },
   async run({ flags, positionals }, io) {
@@ -90,16 +96,51 @@ export default defineCommand({
       if (why) logger.write('warn', { event: 'tokens-file-readable', file: tokensFile, message: why });
     };
     await warnExposure();
+    const hooksFile = flags.hooks ?? hooksFilePath(io.env);
+    const state = flags['state-dir'] ?? stateDir(io.env);
+    const checkInterval = seconds(flags['check-interval'], '--check-interval', 86400);
+    // A bad hooks file is refused now, not at the first upload.
+    await readHooksFile(hooksFile);
+    // Uploads killed with a daemon (and its watchdogs) between pre and post: post runs now.
+    for (const r of await recoverPending(state).catch(() => [])) logger.write(r.ok ? 'warn' : 'error', { event: 'hook-recovered', ...r });
     const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
+    const hooksFor = async (target: string): Promise<BackupHooks | undefined> => {
+      const spec = await store.targetHooks(target, hooksFile);
+      return spec && { pre: spec.pre, post: spec.post, timeoutSeconds: spec.timeoutMs / 1000, onError: spec.onError, stateDir: state };
+    };
+    const lastCheck = async () => {
+      const r = await readCheckRecord(state, store.config.id);
+      return r && { time: r.time, ok: r.ok, errors: r.errors, warnings: r.warnings, readData: r.readData, by: r.by };
+    };
     let daemon: Daemon;
     try {
       // A bad certificate or key is found here (node parses them when the server is made).
-      daemon = new Daemon({ store, tokens, log: io.stderr, logLevel, tls, processInterval, processYieldUploads, maxUploads, maxDownloads, maxConnections, idleTimeout });
+      daemon = new Daemon({ store, tokens, log: io.stderr, logLevel, tls, processInterval, processYieldUploads, maxUploads, maxDownloads, maxConnections, idleTimeout, hooksFor, lastCheck });
     } catch (err) {
       await store.close();
       throw tls ? badArgument(`--tls-cert ${certFile} / --tls-key ${keyFile}: not a usable certificate and key: ${(err as Error).message}`) : err;
     }
     const event = (fields: Record<string, unknown>, level: 'error' | 'warn' | 'info' = 'info') => logger.write(level, fields);
+    // The scheduled check: metadata only (no data read), beside uploads; recorded for the page.
+    let checking = false;
+    const checkTimer =
+      checkInterval > 0
+        ? setInterval(() => {
+            if (checking) return;
+            checking = true;
+            const t0 = Date.now();
+            Store.check(store.backend, {})
+              .then(async (report) => {
+                await recordCheck(state, store.config.id, report, { readData: false, seconds: (Date.now() - t0) / 1000, by: 'daemon' });
+                event({ event: 'check', ok: report.ok, errors: report.errors.length, warnings: report.warnings.length, seconds: (Date.now() - t0) / 1000 }, report.ok ? 'info' : 'error');
+              })
+              .catch((err: unknown) => event({ event: 'check-failed', code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }, 'error'))
+              .finally(() => {
+                checking = false;
+              });
+          }, checkInterval * 1000)
+        : undefined;
+    checkTimer?.unref();
     let stopping: Promise<unknown> | undefined;
     const stop = (signal: string) => {
       if (stopping) {
@@ -109,6 +150,7 @@ export default defineCommand({
         return;
       }
       stopping = (async () => {
+        if (checkTimer) clearInterval(checkTimer);
         event({ event: 'shutdown', signal, grace });
         const r = await daemon.shutdown(grace);
         await store.close();

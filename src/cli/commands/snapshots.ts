@@ -25,9 +25,9 @@ export default defineCommand({
     try {
       const snaps = await store.snapshots({ target: flags.target, host: flags.host, tags: tagFlag(flags.tag) });
       if (flags.json) return await printJson(io.stdout, snaps);
-      let out = `${'id'.padEnd(16)}  ${'time'.padEnd(24)}  ${'size'.padStart(10)}  ${'policy'.padEnd(9)}  ${'host'.padEnd(12)}  target  tags\n`;
+      let out = `${'id'.padEnd(16)}  ${'time'.padEnd(24)}  ${'size'.padStart(10)}  ${'policy'.padEnd(9)}  ${'consistency'.padEnd(11)}  ${'host'.padEnd(12)}  target  tags\n`;
       for (const s of snaps) {
-        out += `${s.id}  ${s.time.padEnd(24)}  ${humanBytes(s.logicalBytes).padStart(10)}  ${(s.staged ? 'staged' : s.policy).padEnd(9)}  ${(s.host ?? '-').padEnd(12)}  ${s.target}  ${s.tags.join(',')}\n`;
+        out += `${s.id}  ${s.time.padEnd(24)}  ${humanBytes(s.logicalBytes).padStart(10)}  ${(s.staged ? 'staged' : s.policy).padEnd(9)}  ${s.consistency.padEnd(11)}  ${(s.host ?? '-').padEnd(12)}  ${s.target}  ${s.tags.join(',')}\n`;
       }
       await writeOut(io.stdout, out);
     } finally {
