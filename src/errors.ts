@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'UNAVAILABLE' // a daemon cannot take the request now (shutting down, at its upload limit): retry later (HTTP 503)
   | 'CHUNKER_MISMATCH' // replication between stores whose chunkers differ (they share no chunks); nothing was written
   | 'FEATURE_MISMATCH' // replication into a store that lacks a feature (encryption, delta) the source's chunks need; nothing was written
+  | 'DELTA_NEEDS_NATIVE' // a delta chunk (codec 3) must be decoded, and the native addon is not loaded (the JS fallback has no zstd dictionaries)
   | 'ARCHIVE_UNAVAILABLE' // the archive tier cannot be reached, or a restore needs it and it refused
   | 'ARCHIVE_MISMATCH' // the archive location belongs to another store, or is not an archive
   | 'QUOTA_EXCEEDED' // a daemon refused an upload: the token's quota of stored bytes is used up (HTTP 507)

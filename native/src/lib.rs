@@ -6,6 +6,7 @@
 
 pub mod chunker;
 pub mod codec;
+pub mod delta;
 pub mod gear;
 #[cfg(test)]
 mod golden;

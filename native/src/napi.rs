@@ -1169,11 +1169,14 @@ fn fix_mmap_threshold() {
     }
 }
 
+/// Sketches and the delta codec (codec 3): napi/delta.rs.
+mod delta;
+
 /// Called by Node once per env (main thread and every worker) that loads the addon.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 18] = [
+    let fns: [(&str, napi_callback); 22] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1192,6 +1195,10 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("copyBytes\0", js_copy_bytes),
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),
+        ("deltaSketchAsync\0", delta::js_delta_sketch_async),
+        ("deltaEncodeManyAsync\0", delta::js_delta_encode_many_async),
+        ("deltaDecodeInto\0", delta::js_delta_decode_into),
+        ("deltaDecodeAsync\0", delta::js_delta_decode_async),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -208,6 +208,11 @@ export class FingerprintIndex {
     for (const p of packs) this.excluded.add(p);
   }
 
+  /** Whether a pack (hex id) is excluded (delta bases are never taken from one). */
+  isPackExcluded(packHex: string): boolean {
+    return this.excluded.has(packHex);
+  }
+
   /** Forgets exclusions: only when no session of this process is running. */
   clearExclusions(): void {
     this.excluded.clear();

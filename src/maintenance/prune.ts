@@ -23,6 +23,7 @@
  * Sessions that expired (EXPIRE_MS on the backend clock, or their process is known dead)
  * have their objects removed.
  */
+import { sketchSnapshotId } from '../delta/sketches.js';
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
@@ -142,6 +143,8 @@ interface Mark {
   catalog: PackCatalog;
   liveRecipes: Set<string>;
   liveStaging: Set<string>;
+  /** Ids of the snapshots (sketch objects of others are unreferenced: src/delta/sketches.ts). */
+  liveIds: Set<string>;
   /** Table objects whose pack is missing. */
   orphanTables: string[];
 }
@@ -216,7 +219,7 @@ async function markStore(backend: Backend, problems: ProblemList, options: Prune
     progress('mark', n + 1, manifests.length);
     aborted(options.signal);
   }
-  return { manifests, catalog, liveRecipes, liveStaging, orphanTables };
+  return { manifests, catalog, liveRecipes, liveStaging, liveIds: new Set(manifests.map((m) => m.id)), orphanTables };
 }
 
 /** Whether a condemned object is still unreferenced by `mark` (so it may go). */
@@ -234,6 +237,8 @@ function unreferenced(mark: Mark, name: string): boolean {
   }
   if (name.startsWith('recipes/')) return !mark.liveRecipes.has(name);
   if (name.startsWith('staging/')) return !mark.liveStaging.has(name);
+  const sketchOf = sketchSnapshotId(name);
+  if (sketchOf) return !mark.liveIds.has(sketchOf);
   return false; // not ours to delete
 }
 
@@ -379,6 +384,10 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
       if (!mark.liveStaging.has(o.name) && fresh(o.name)) leftovers.push(o.name);
     }
     for (const t of mark.orphanTables) if (fresh(t)) leftovers.push(t);
+    for await (const o of backend.list('sketches/')) {
+      const id = sketchSnapshotId(o.name);
+      if (id && !mark.liveIds.has(id) && fresh(o.name)) leftovers.push(o.name);
+    }
 
     if (options.dryRun || frozen) {
       const copyBytes = rewrites.reduce((s, p) => s + p.liveBytes, 0);

@@ -21,7 +21,7 @@ import type { ChunkLocation } from '../pack/format.js';
 import type { CodecId } from '../pack/format.js';
 import { PackWriter, type SealedPack } from '../pack/writer.js';
 import { manifestName, readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
-import { RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
+import { RECIPE_VERSION, RECIPE_VERSION_DELTA, RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
 import { readVerified, type VerifyJob } from './verify.js';
 
 /** Where the copied chunks of one source pack went, by the source offset. */
@@ -210,7 +210,7 @@ export async function rewriteRecipe(backend: Backend, id: string, affects: (pack
   if (!reader.packIds.some((p) => affects(p.toString('hex')))) return undefined;
   const mismatch = await recipeMismatch(backend, manifest);
   if (mismatch) throw new ChunkyardError('CORRUPT', `${mismatch}; not rewritten (that would seal the damage under a new checksum)`);
-  const writer = await RecipeWriter.create(backend, recipeName(id));
+  const writer = await RecipeWriter.create(backend, recipeName(id), reader.version >= RECIPE_VERSION_DELTA ? RECIPE_VERSION_DELTA : RECIPE_VERSION);
   let moved = 0;
   try {
     for await (const block of reader.entries()) {
@@ -219,7 +219,7 @@ export async function rewriteRecipe(backend: Backend, id: string, affects: (pack
         const e = block[i]!;
         const loc = locs[i];
         if (loc) moved++;
-        await writer.add(e.fingerprint, loc ?? e);
+        await writer.add(e.fingerprint, loc ?? e, e.base === true);
       }
     }
     const summary = await writer.commit();

@@ -7,6 +7,8 @@ import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import { PackFiles } from '../restore/pack-files.js';
+import { CODEC_DELTA } from '../pack/codecs.js';
+import { deltaBlobProblem } from '../delta/blob.js';
 
 /** A stored chunk to read: where it is and what it must decode to. */
 export interface ChunkRef {
@@ -63,8 +65,23 @@ function* groups<T>(job: VerifyJob<T>): Generator<{ start: number; end: number; 
  * Decodes and checks every chunk of one read; a failing chunk does not hide those after it.
  * `data` goes to the worker and comes back: the bytes to use afterwards are the returned ones.
  */
-async function verifyRead(pool: CompressionPool, data: Buffer, start: number, refs: ChunkRef[]): Promise<{ data: Buffer; bad: Map<number, string> }> {
+async function verifyRead(pool: CompressionPool, data: Buffer, start: number, allRefs: ChunkRef[]): Promise<{ data: Buffer; bad: Map<number, string> }> {
   const bad = new Map<number, string>();
+  // Delta chunks (codec 3) are checked by their blob checksum here, without their base
+  // (src/delta/blob.ts); decoding them against the base is restore's and check's job.
+  let refs = allRefs;
+  let index = (i: number) => i;
+  if (allRefs.some((r) => r.codec === CODEC_DELTA)) {
+    const plain: number[] = [];
+    allRefs.forEach((r, i) => {
+      if (r.codec !== CODEC_DELTA) return void plain.push(i);
+      const problem = deltaBlobProblem(data.subarray(r.offset - start, r.offset - start + r.storedLength));
+      if (problem) bad.set(i, problem);
+    });
+    refs = plain.map((i) => allRefs[i]!);
+    index = (i) => plain[i]!;
+    if (refs.length === 0) return { data, bad };
+  }
   // A buffer of its own, so that it can travel to the worker and back without a copy (a small
   // read may be a view of a shared pool slab).
   let bytes: Uint8Array = data;
@@ -87,7 +104,7 @@ async function verifyRead(pool: CompressionPool, data: Buffer, start: number, re
     const result = await pool.verify(bytes, pieces, fps, null);
     bytes = result.data;
     if (!result.failure) break;
-    bad.set(from + result.failure.index, result.failure.reason);
+    bad.set(index(from + result.failure.index), result.failure.reason);
     from += result.failure.index + 1;
   }
   return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), bad };

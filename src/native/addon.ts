@@ -92,6 +92,14 @@ export interface NativeAddon {
   preallocate(fd: number, offset: number, length: number): number;
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array): null;
+  /** Delta module (native/src/delta.rs; optional: older builds lack it). 3 super-features per [offset, length] piece, 0s = no sketch. */
+  deltaSketchAsync?(data: Uint8Array, pieces: Uint32Array): Promise<Uint32Array>;
+  /** Each [baseOffset, baseLength, offset, length] pair's target encoded against its base; length 0 = not smaller than its limit. */
+  deltaEncodeManyAsync?(bases: Uint8Array, data: Uint8Array, pairs: Uint32Array, limits: Uint32Array, level: number): Promise<[Uint32Array, Buffer]>;
+  /** Decodes a delta frame against its base into out: [decodedLength, ''] or [-1, reason]. */
+  deltaDecodeInto?(base: Uint8Array, frame: Uint8Array, out: Uint8Array): [number, string];
+  /** deltaDecodeInto on the libuv pool, the result checked against the fingerprint: [length, ''] or [-1, reason]. */
+  deltaDecodeAsync?(base: Uint8Array, frame: Uint8Array, out: Uint8Array, fingerprint: Uint8Array): Promise<[number, string]>;
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */

@@ -30,7 +30,7 @@ export const PACK_ENTRY_SIZE = 48;
 export const PACK_FOOTER_SIZE = 40;
 
 /** Codec ids as recorded per chunk (src/pack/codecs.ts). */
-export { CODEC_NONE, CODEC_LZ4, CODEC_ZSTD, CODEC_NAMES, type CodecId } from './codecs.js';
+export { CODEC_NONE, CODEC_LZ4, CODEC_ZSTD, CODEC_DELTA, CODEC_NAMES, type CodecId } from './codecs.js';
 import { CODEC_NAMES, type CodecId } from './codecs.js';
 
 /** Where a stored chunk lives: a pack concept (recipes and the fingerprint index both hold them). */

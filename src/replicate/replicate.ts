@@ -205,6 +205,12 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
         remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 } });
       } else dsts.push(await open(d, false));
     }
+    // Delta chunks (codec 3) need their base entries carried into the destination's recipe, a
+    // v3 recipe there, and a daemon commit that knows base entries; none of that is built, so a
+    // store with the "delta" feature is not replicated rather than copied wrong.
+    if ((src.config.features ?? []).includes('delta')) {
+      throw new ChunkyardError('FEATURE_MISMATCH', `${src.location} uses delta compression (the "delta" feature); replicating delta chunks is not built yet. Nothing was written; restore and back up instead`);
+    }
     // Encrypted stores: copying sealed chunks between stores that share key material is the
     // design (docs/encryption.md), but no command creates a second store with the same keys yet,
     // and the copy path verifies plaintext. Until both exist, refuse before anything is written.

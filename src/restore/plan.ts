@@ -11,6 +11,7 @@
  * read per pack per window.
  */
 import type { RecipeEntry } from '../snapshot/recipe.js';
+import { CODEC_DELTA } from '../pack/codecs.js';
 
 /** A chunk to decode into the area at `dest` (bytes from the window's start). */
 export interface PlannedPiece {
@@ -56,7 +57,8 @@ export interface PlanLimits {
  * read nor copied, and a file sink sees it as its own run (fallocate for zeros).
  */
 export function isRepeatCandidate(e: RecipeEntry): boolean {
-  return e.storedLength * 8 <= e.rawLength;
+  // A delta (codec 3) is small because of its base, not because it recurs.
+  return e.storedLength * 8 <= e.rawLength && e.codec !== CODEC_DELTA;
 }
 
 /**

@@ -3,8 +3,10 @@
  * has tens of millions of entries; they are never one in-memory JSON). docs/format.md,
  * "Recipes". All integers little-endian. ON-DISK CONSTANTS: DO NOT CHANGE.
  *
- *   header   16 B   magic "CYRECIPE" | version u32 (1 or 2) | reserved u32
- *   entries  n×52 B fingerprint 32 | packRef u32 | offset u32 | storedLength u32 | rawLength u32 | codec u8 | 0 0 0
+ *   header   16 B   magic "CYRECIPE" | version u32 (1, 2 or 3) | reserved u32
+ *   entries  n×52 B fingerprint 32 | packRef u32 | offset u32 | storedLength u32 | rawLength u32 | codec u8 | flags u8 | 0 0
+ *            (flags, v3 only: bit 0 = a base entry, not output: the base of the delta entry
+ *            (codec 3) right after it, in the same seek block; docs/format.md "Recipes")
  *   seeks    v1: k×8 B  logical stream offset of entry j×SEEK_EVERY, j = 0..k-1, k = ceil(n / SEEK_EVERY)
  *            v2: k×40 B that offset | BLAKE3 of the entry bytes of block j (entries j×SEEK_EVERY … )
  *   packs    m×16 B pack ids; packRef indexes this table
@@ -23,7 +25,7 @@
 import type { Backend, ObjectWriter } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
-import { CODEC_NAMES, type CodecId } from '../pack/format.js';
+import { CODEC_DELTA, CODEC_NAMES, type CodecId } from '../pack/format.js';
 import { createIncrementalBlake3 } from '../util/blake3.js';
 import type { IHasher } from 'hash-wasm';
 
@@ -31,7 +33,11 @@ export const RECIPE_MAGIC = Buffer.from('CYRECIPE', 'latin1');
 export const RECIPE_END_MAGIC = Buffer.from('CYRCPEND', 'latin1');
 /** The version this build writes; RECIPE_VERSIONS are the ones it reads. */
 export const RECIPE_VERSION = 2;
-export const RECIPE_VERSIONS: readonly number[] = [1, 2];
+export const RECIPE_VERSIONS: readonly number[] = [1, 2, 3];
+/** Recipes of stores with the "delta" feature: v2 plus base entries (the flags byte). */
+export const RECIPE_VERSION_DELTA = 3;
+/** Entry flag (v3): a base entry, not part of the output. */
+export const ENTRY_FLAG_BASE = 1;
 export const RECIPE_HEADER_SIZE = 16;
 export const RECIPE_ENTRY_SIZE = 52;
 export const RECIPE_FOOTER_SIZE = 32;
@@ -48,6 +54,10 @@ export interface RecipeEntry extends ChunkLocation {
   fingerprint: Buffer;
   /** Logical offset of the chunk in the stream (computed on read, not stored). */
   streamOffset: number;
+  /** A base entry (v3): the stored base of the delta entry after it; not part of the output. */
+  base?: boolean;
+  /** For a delta entry (codec 3): its base entry, the one just before it. */
+  deltaBase?: RecipeEntry;
 }
 
 export interface RecipeSummary {
@@ -81,14 +91,17 @@ export class RecipeWriter {
     private readonly digest: IHasher,
     /** The running block's hash. */
     private readonly block: IHasher,
+    readonly version: number,
   ) {}
 
-  static async create(backend: Backend, name: string): Promise<RecipeWriter> {
+  /** `version` RECIPE_VERSION_DELTA for a store with the "delta" feature (base entries allowed). */
+  static async create(backend: Backend, name: string, version: number = RECIPE_VERSION): Promise<RecipeWriter> {
+    if (version !== RECIPE_VERSION && version !== RECIPE_VERSION_DELTA) throw new ChunkyardError('BAD_ARGUMENT', `recipe version ${version} is not written by this build`);
     const out = await backend.openWriter(name, { exclusive: true });
-    const w = new RecipeWriter(out, await createIncrementalBlake3(), await createIncrementalBlake3());
+    const w = new RecipeWriter(out, await createIncrementalBlake3(), await createIncrementalBlake3(), version);
     const header = Buffer.alloc(RECIPE_HEADER_SIZE);
     RECIPE_MAGIC.copy(header, 0);
-    header.writeUInt32LE(RECIPE_VERSION, 8);
+    header.writeUInt32LE(version, 8);
     w.digest.update(header);
     await w.out.write(header);
     return w;
@@ -102,7 +115,21 @@ export class RecipeWriter {
     return this.logicalBytes;
   }
 
-  async add(fingerprint: Uint8Array, loc: ChunkLocation): Promise<void> {
+  /**
+   * Adds an entry; `base` makes it a base entry (v3): the base of the delta entry added next.
+   * A base entry and its delta never straddle a seek block: a base that would be a block's
+   * last entry is written there and again as the next block's first (the reader takes the
+   * entry right before a delta).
+   */
+  async add(fingerprint: Uint8Array, loc: ChunkLocation, base = false): Promise<void> {
+    if ((base || loc.codec === CODEC_DELTA) && this.version < RECIPE_VERSION_DELTA) {
+      throw new ChunkyardError('BAD_ARGUMENT', `a version-${this.version} recipe holds no delta or base entries`);
+    }
+    if (base && this.entries % SEEK_EVERY === SEEK_EVERY - 1) await this.addEntry(fingerprint, loc, true);
+    await this.addEntry(fingerprint, loc, base);
+  }
+
+  private async addEntry(fingerprint: Uint8Array, loc: ChunkLocation, base: boolean): Promise<void> {
     if (this.entries % SEEK_EVERY === 0) this.seeks.push(this.logicalBytes);
     const hex = loc.packId.toString('hex');
     let ref = this.packRefs.get(hex);
@@ -118,10 +145,10 @@ export class RecipeWriter {
     b.writeUInt32LE(loc.offset, o + 36);
     b.writeUInt32LE(loc.storedLength, o + 40);
     b.writeUInt32LE(loc.rawLength, o + 44);
-    b.writeUInt32LE(loc.codec, o + 48); // codec byte + three zero bytes
+    b.writeUInt32LE(loc.codec | (base ? ENTRY_FLAG_BASE << 8 : 0), o + 48); // codec byte, flags byte, two zero bytes
     this.used += RECIPE_ENTRY_SIZE;
     this.entries++;
-    this.logicalBytes += loc.rawLength;
+    if (!base) this.logicalBytes += loc.rawLength;
     if (this.entries % SEEK_EVERY === 0) {
       this.endBlock();
       if (this.used >= this.buf.length) await this.flush();
@@ -265,6 +292,7 @@ export class RecipeReader {
     let i = group * SEEK_EVERY;
     let streamOffset = this.seeks[group]!;
     let started = false;
+    const v3 = this.version >= RECIPE_VERSION_DELTA;
     while (i < this.entryCount) {
       const n = Math.min(perRead, this.entryCount - i);
       const start = RECIPE_HEADER_SIZE + i * RECIPE_ENTRY_SIZE;
@@ -276,6 +304,8 @@ export class RecipeReader {
         const bn = Math.min(SEEK_EVERY, n - b);
         if (this.hasher) this.verifyBlocks(raw.subarray(b * RECIPE_ENTRY_SIZE, (b + bn) * RECIPE_ENTRY_SIZE), (i + b) / SEEK_EVERY);
         const block: RecipeEntry[] = [];
+        /** A base entry waiting for its delta (the next entry, in this block). */
+        let pendingBase: RecipeEntry | undefined;
         for (let j = b; j < b + bn; j++) {
           const o = j * RECIPE_ENTRY_SIZE;
           if ((i + j) % SEEK_EVERY === 0 && this.seeks[(i + j) / SEEK_EVERY] !== streamOffset) {
@@ -284,15 +314,12 @@ export class RecipeReader {
           const rawLength = raw.readUInt32LE(o + 44);
           const packRef = raw.readUInt32LE(o + 32);
           const codec = raw[o + 48]!;
-          if (packRef >= this.packIds.length || !(codec in CODEC_NAMES)) {
+          if (packRef >= this.packIds.length || !(codec in CODEC_NAMES) || (codec === CODEC_DELTA && !v3)) {
             throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has a bad pack reference or codec`);
           }
-          if (!started && streamOffset + rawLength <= from) {
-            streamOffset += rawLength;
-            continue;
-          }
-          started = true;
-          block.push({
+          const flags = v3 ? raw.readUInt32LE(o + 48) >>> 8 : 0;
+          if (flags & ~ENTRY_FLAG_BASE) throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has unknown flags ${flags}`);
+          const entry: RecipeEntry = {
             fingerprint: Buffer.from(raw.subarray(o, o + 32)),
             packId: this.packIds[packRef]!,
             offset: raw.readUInt32LE(o + 36),
@@ -300,7 +327,26 @@ export class RecipeReader {
             rawLength,
             codec: codec as CodecId,
             streamOffset,
-          });
+          };
+          if (flags & ENTRY_FLAG_BASE) {
+            if (codec === CODEC_DELTA) throw new ChunkyardError('CORRUPT', `recipe ${this.name}: base entry ${i + j} is itself a delta`);
+            entry.base = true;
+            pendingBase = entry;
+            continue;
+          }
+          const base = pendingBase;
+          pendingBase = undefined;
+          if (codec === CODEC_DELTA) {
+            if (!base) throw new ChunkyardError('CORRUPT', `recipe ${this.name}: delta entry ${i + j} has no base entry before it`);
+            entry.deltaBase = base;
+          }
+          if (!started && streamOffset + rawLength <= from) {
+            streamOffset += rawLength;
+            continue;
+          }
+          started = true;
+          if (entry.deltaBase) block.push(entry.deltaBase);
+          block.push(entry);
           streamOffset += rawLength;
         }
         if (i + b + bn >= this.entryCount && streamOffset !== this.logicalBytes) {

@@ -13,8 +13,10 @@ import type { ChunkBatch, Chunker } from '../chunking/types.js';
 import type { CompressIntoResult, CompressionName } from '../compress/messages.js';
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
-import { CODEC_NONE, type CodecId } from '../pack/format.js';
-import { RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
+import { CODEC_DELTA, CODEC_NONE, type CodecId } from '../pack/format.js';
+import { RECIPE_VERSION, RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
+import { compressRest, deltaSlice, type DeltaSliceResult, type DeltaStream } from '../delta/engine.js';
+import { SketchWriter } from '../delta/sketches.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
 import { BufferChurn } from '../util/gc.js';
@@ -72,6 +74,10 @@ export interface IngestOptions {
   onProgress?: (p: BackupProgress) => void;
   /** Bytes read per slice (default STREAM_SLICE_BYTES); checked by the caller. */
   sliceBytes?: number;
+  /** The recipe version: RECIPE_VERSION_DELTA in a store with the "delta" feature. */
+  recipeVersion?: number;
+  /** Delta compression of new chunks against similar stored ones (src/delta/); off when absent. */
+  delta?: DeltaStream;
 }
 
 export interface IngestResult {
@@ -95,6 +101,8 @@ interface PlannedSlice {
   /** Where this slice's compressed forms start in the slot's output buffer. */
   outStart: number;
   compressed?: Promise<CompressIntoResult & { sealed?: Uint8Array }>;
+  /** Sketches of every chunk and deltas of new ones (delta on). */
+  delta?: Promise<DeltaSliceResult>;
   /** Claims to release if this slice is never written. */
   claims: { fp: Buffer }[];
 }
@@ -113,7 +121,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   const reader = toByteReader(source);
   let recipe: RecipeWriter;
   try {
-    recipe = await RecipeWriter.create(sink.backend, recipeName(options.id));
+    recipe = await RecipeWriter.create(sink.backend, recipeName(options.id), options.recipeVersion ?? RECIPE_VERSION);
   } catch (err) {
     await reader.close().catch(() => {});
     throw err;
@@ -126,6 +134,16 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   const sealing: Promise<void>[] = [];
   let pack: OpenPack | undefined;
   let storedBytes = 0;
+  let sketches: SketchWriter | undefined;
+  if (options.delta) {
+    try {
+      sketches = await SketchWriter.create(sink.backend, options.id);
+    } catch (err) {
+      await recipe.abort().catch(() => {});
+      await reader.close().catch(() => {});
+      throw err;
+    }
+  }
 
   const dedupe = options.policy !== 'disabled';
   const headroom = chunker.params.maxSize;
@@ -153,7 +171,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       const at = offset;
       offset += len;
       const fp = Buffer.from(fps[i]!); // own copy: the hashes buffer is reused per batch
-      const loc = found[i];
+      // A delta chunk found by fingerprint is stored again (its base is not known here).
+      const loc = found[i]?.codec === CODEC_DELTA ? undefined : found[i];
       if (loc) {
         chunks.push({ kind: 'dup', fp, location: loc });
         continue;
@@ -165,7 +184,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
           continue;
         }
         const cached = sink.index.cachedLocation(fp);
-        if (cached) {
+        if (cached && cached.codec !== CODEC_DELTA) {
           chunks.push({ kind: 'dup', fp, location: cached });
           continue;
         }
@@ -176,6 +195,10 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       newPieces.push(at, len);
       newBytes += len;
     }
+    // Delta and encryption do not combine yet (a delta blob would be stored unsealed): an
+    // encrypted store refuses delta on (Store.init, setPolicy); this is the last guard.
+    const delta = options.delta && !sink.pool.sealing ? deltaSlice(options.delta, slot.buffers[0] as Uint8Array, from, batch.lengths, chunks) : undefined;
+    delta?.catch(() => {});
     let compressed: Promise<CompressIntoResult & { sealed?: Uint8Array }> | undefined;
     if (newPieces.length > 0 && sink.pool.sealing) {
       // An encrypted store: every new chunk compressed (unless 'none') and sealed, on the workers.
@@ -186,10 +209,13 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       compressed.catch(() => {});
     } else if (newPieces.length > 0 && options.compression !== 'none') {
       const [input, output] = slot.buffers as [Uint8Array, Uint8Array];
-      compressed = sink.pool.compressInto(options.compression, input, Uint32Array.from(newPieces), output.subarray(outStart, outStart + newBytes));
+      const codec = options.compression;
+      const compress = (pieces: Uint32Array) => sink.pool.compressInto(codec, input, pieces, output.subarray(outStart, outStart + newBytes));
+      // With candidates for deltas, only the chunks that got none are compressed.
+      compressed = delta && options.delta!.seeded ? delta.then((d) => compressRest(compress, newPieces, d.deltas)) : compress(Uint32Array.from(newPieces));
       compressed.catch(() => {});
     }
-    return { planned: { slot: slot.retain(), chunks, outStart, compressed, claims }, outEnd: outStart + newBytes };
+    return { planned: { slot: slot.retain(), chunks, outStart, compressed, delta, claims }, outEnd: outStart + newBytes };
   };
 
   /** Reads the next slice into a fresh slot, after its headroom; undefined at the end. */
@@ -291,6 +317,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
 
   const writeSlice = async (s: PlannedSlice): Promise<void> => {
     const comp = s.compressed ? await s.compressed : undefined;
+    const delta = s.delta ? await s.delta : undefined;
+    let ci = 0;
     const [input, output] = s.slot.buffers as [Uint8Array, Uint8Array];
     // Where each compressed chunk starts in the output buffer (raw ones are read in place).
     let outAt = s.outStart;
@@ -313,11 +341,20 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
           dependencies.add(c.inflight.durable.promise);
           if (c.inflight.pack) otherPacks.add(c.inflight.pack);
         }
+        // Another stream's delta chunk: its base goes first (entries in recipes/ hold it).
+        if (loc.codec === CODEC_DELTA) await addBase(c.inflight?.deltaBase);
       } else {
-        const codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
-        const stored = comp?.sealed
+        let codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
+        let stored = comp?.sealed
           ? comp.sealed.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp.storedLengths[c.newIndex]!)
           : codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
+        const d = comp?.sealed ? undefined : delta?.deltas[c.newIndex];
+        if (d && d.blob.length < stored.length) {
+          codec = CODEC_DELTA;
+          stored = d.blob;
+          if (c.claim) c.claim.deltaBase = d.base;
+          await addBase(d.base);
+        }
         if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
         pack ??= await sink.openPack();
         // The writer is done with `stored` when append resolves (the slot may then be reused).
@@ -337,8 +374,18 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
         }
       }
       await recipe.add(c.fp, loc);
+      await sketches?.add(delta?.sketches, ci * 3);
+      ci++;
     }
     options.onProgress?.({ ...progress });
+  };
+
+  /** A base entry before a delta entry, and a zero sketch for each entry that adds. */
+  const addBase = async (base: { fingerprint: Buffer; location: ChunkLocation } | undefined): Promise<void> => {
+    if (!base) throw new ChunkyardError('CORRUPT', `snapshot ${options.id}: a delta chunk without its base (internal error); nothing was committed`);
+    const before = recipe.count;
+    await recipe.add(base.fingerprint, base.location, true);
+    await sketches?.add(undefined, 0, recipe.count - before);
   };
 
   const consumer = async (): Promise<void> => {
@@ -355,8 +402,9 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
         failure = err;
         for (const c of s.claims) sink.release(c.fp, err);
       } finally {
-        // A failed compression still owns the slot until it settles.
+        // A failed compression (or delta work) still owns the slot until it settles.
         await s.compressed?.catch(() => {});
+        await s.delta?.catch(() => {});
         s.slot.release();
       }
     }
@@ -389,8 +437,12 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   // The recipe is complete once the consumer is: it becomes durable while the packs do (the
   // manifest, written last by the caller, needs both; nothing needs one before the other).
   const failedEarly = producerError ?? consumerError;
-  const committing = failedEarly === undefined ? recipe.commit() : undefined;
+  const committing = failedEarly === undefined ? (async () => {
+    await sketches?.commit();
+    return recipe.commit();
+  })() : undefined;
   committing?.catch(() => {});
+  if (failedEarly !== undefined) await sketches?.abort().catch(() => {});
   const sealed = await Promise.allSettled(sealing);
   const firstError = failedEarly ?? sealed.find((r) => r.status === 'rejected')?.reason;
   if (firstError !== undefined) {

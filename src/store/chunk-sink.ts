@@ -24,6 +24,8 @@ export interface InflightChunk {
   placed: boolean;
   /** The pack it was appended to (once placed). */
   pack?: OpenPack;
+  /** Set before placing when it is stored as a delta (codec 3): its base (src/delta/). */
+  deltaBase?: { fingerprint: Buffer; location: ChunkLocation };
 }
 
 /** A pack being filled by one stream, with the promise that it is durable and indexed. */

@@ -45,13 +45,38 @@ export interface StoreConfig {
   features?: string[];
   /** Encrypted stores ("encryption" feature): the clear header of src/crypto/store-keys.ts. */
   encryption?: EncryptionHeader;
+  /**
+   * The store's default for delta compression of similar chunks ("on" | "off"; absent: off).
+   * "on" only in a store with the "delta" feature. docs/delta.md.
+   */
+  delta?: DeltaSetting;
+}
+
+export type DeltaSetting = 'on' | 'off';
+
+/** A --delta value: "on" or "off" (BAD_ARGUMENT otherwise). */
+export function validateDelta(v: unknown): DeltaSetting {
+  if (v !== 'on' && v !== 'off') throw badArgument(`delta ${JSON.stringify(v)} must be "on" or "off"`);
+  return v;
+}
+
+/**
+ * Adds a format extension to the config (replacing it; the store id and everything else
+ * stay), before anything that needs it is written. Returns the new config.
+ */
+export async function addFeature(backend: Backend, config: StoreConfig, feature: string): Promise<StoreConfig> {
+  if (hasFeature(config, feature)) return config;
+  if (!KNOWN_FEATURES.has(feature)) throw badArgument(`unknown feature ${feature}`);
+  const next: StoreConfig = { ...config, features: [...(config.features ?? []), feature] };
+  await backend.put(CONFIG_NAME, sealJson({ ...next }));
+  return next;
 }
 
 /**
  * The format extensions this build understands. Each extension (encryption, delta chunks, an
  * archive tier, ...) adds its name here when it lands; the store's format version stays 2.
  */
-export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([ENCRYPTION_FEATURE, 'archive-tier']);
+export const KNOWN_FEATURES: ReadonlySet<string> = new Set<string>([ENCRYPTION_FEATURE, 'archive-tier', 'delta']);
 
 /** Features a store config names that this build does not know (empty when it can open it). */
 export function unknownFeatures(config: Pick<StoreConfig, 'features'>): string[] {
@@ -140,6 +165,7 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
     resolveChunkerParams({ minSize: c.chunker.minSize, avgSize: c.chunker.avgSize, maxSize: c.chunker.maxSize, normalization: c.chunker.normalization });
     validateCompression(c.compression);
     validatePolicy(c.dedupe);
+    if (c.delta !== undefined) validateDelta(c.delta);
     if (!Number.isInteger(c.packSize) || c.packSize < 1 << 20 || c.packSize > 1 << 30) throw badArgument(`packSize ${c.packSize} is out of range`);
   } catch (err) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `store config at ${backend.location} holds settings this build cannot use: ${(err as Error).message}`, { cause: err });

@@ -7,8 +7,8 @@
 import { badArgument } from '../errors.js';
 
 export const OPTION_NAMES = {
-  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'encryption', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
-  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
+  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta', 'encryption', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
+  'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'deltaIndexChunks', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
   'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata', 'hooks'],
   'Store.process': ['signal', 'onProgress', 'ids'],
@@ -16,7 +16,7 @@ export const OPTION_NAMES = {
   'Store.restoreTo': ['start', 'end', 'position', 'sparse', 'signal', 'onProgress'],
   'Store.resolveSnapshot': ['host', 'tags'],
   'Store.snapshots': ['target', 'host', 'tags'],
-  'Store.setPolicy': ['dedupe', 'compression'],
+  'Store.setPolicy': ['dedupe', 'compression', 'delta'],
   'Store.forget': ['ids', 'policy', 'target', 'host', 'tags', 'dryRun'],
   'Store.forget policy': ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within', 'tags'],
   'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],

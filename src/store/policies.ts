@@ -8,13 +8,15 @@ import { ChunkyardError, badArgument } from '../errors.js';
 import type { CompressionName } from '../compress/messages.js';
 import { validatePolicy, validateTargetName, type DedupePolicy } from '../snapshot/manifest.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
-import { validateCompression, type StoreConfig } from './config.js';
+import { validateCompression, validateDelta, type DeltaSetting, type StoreConfig } from './config.js';
 
 export const POLICIES_NAME = 'policies.json';
 
 export interface TargetPolicy {
   dedupe?: DedupePolicy;
   compression?: CompressionName;
+  /** Delta compression of similar chunks (docs/delta.md); the store's default when absent. */
+  delta?: DeltaSetting;
 }
 
 export interface PolicyFile {
@@ -58,11 +60,12 @@ function validEntry(target: string, value: unknown): TargetPolicy | undefined {
   try {
     validateTargetName(target);
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
-    const { dedupe, compression, ...rest } = value as Record<string, unknown>;
+    const { dedupe, compression, delta, ...rest } = value as Record<string, unknown>;
     if (Object.keys(rest).length > 0) return undefined;
     const out: TargetPolicy = {};
     if (dedupe !== undefined) out.dedupe = validatePolicy(dedupe);
     if (compression !== undefined) out.compression = validateCompression(compression as string);
+    if (delta !== undefined) out.delta = validateDelta(delta);
     return Object.keys(out).length > 0 ? out : undefined;
   } catch {
     return undefined;
@@ -134,12 +137,13 @@ export async function replaceDamagedPolicies(backend: Backend, keep: 'salvage' |
 }
 
 /** Sets (or, with both fields undefined, clears) a target's settings. Validates before writing anything. */
-export async function setTargetPolicy(backend: Backend, target: string, change: { dedupe?: string; compression?: string }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
+export async function setTargetPolicy(backend: Backend, target: string, change: { dedupe?: string; compression?: string; delta?: string }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
   validateTargetName(target);
   const next: TargetPolicy = {};
   if (change.dedupe !== undefined) next.dedupe = validatePolicy(change.dedupe);
   if (change.compression !== undefined) next.compression = validateCompression(change.compression);
-  if (Object.keys(next).length === 0) throw badArgument('give --dedupe and/or --compression to set a policy for a target');
+  if (change.delta !== undefined) next.delta = validateDelta(change.delta);
+  if (Object.keys(next).length === 0) throw badArgument('give --dedupe, --compression and/or --delta to set a policy for a target');
   // A damaged file is replaced only when asked: every other target's settings go with it.
   if (options.replaceDamaged) await replaceDamagedPolicies(backend, 'none');
   const file = await readPolicies(backend);
@@ -152,6 +156,8 @@ export async function setTargetPolicy(backend: Backend, target: string, change: 
 export interface EffectivePolicy {
   dedupe: DedupePolicy;
   compression: CompressionName;
+  /** Delta compression on for this target's backups (docs/delta.md). */
+  delta: boolean;
 }
 
 /**
@@ -164,7 +170,7 @@ export async function backupPolicy(backend: Backend, config: StoreConfig, target
   try {
     return effectivePolicy(config, await readPolicies(backend), target, override);
   } catch (err) {
-    if (override === 'deferred' && err instanceof ChunkyardError && err.code === 'CORRUPT') return { dedupe: 'deferred', compression: config.compression };
+    if (override === 'deferred' && err instanceof ChunkyardError && err.code === 'CORRUPT') return { dedupe: 'deferred', compression: config.compression, delta: false };
     throw err;
   }
 }
@@ -172,7 +178,7 @@ export async function backupPolicy(backend: Backend, config: StoreConfig, target
 /** The policy a backup of `target` runs with: the override, else the target's, else the store's. */
 export function effectivePolicy(config: StoreConfig, policies: PolicyFile, target: string, override?: DedupePolicy): EffectivePolicy {
   const t = policies.targets[target] ?? {};
-  return { dedupe: override ?? t.dedupe ?? config.dedupe, compression: t.compression ?? config.compression };
+  return { dedupe: override ?? t.dedupe ?? config.dedupe, compression: t.compression ?? config.compression, delta: (t.delta ?? config.delta ?? 'off') === 'on' };
 }
 
 /**

@@ -20,6 +20,8 @@ import { readStaged } from '../snapshot/staging.js';
 import { BufferChurn } from '../util/gc.js';
 import { copyBytes, loadNative } from '../native/addon.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
+import { CODEC_DELTA } from '../pack/codecs.js';
+import { BaseCache, decodeDeltaPieces, outputEntries } from '../delta/restore.js';
 import type { ColdSource } from '../tier/restore.js';
 
 /** A pack read is at most this many stored bytes; gaps up to MAX_GAP between needed chunks are read through. */
@@ -103,6 +105,8 @@ interface RestoreRun {
   /** Buffers for stored bytes (filesystem reads land here; no allocation per read). */
   readBuffers: SlotPool;
   churn: BufferChurn;
+  /** Base chunks of delta chunks (src/delta/restore.ts). */
+  bases: BaseCache;
 }
 
 /**
@@ -127,10 +131,15 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       throw err;
     }
     if (!slot) run.churn.add(data.length);
-    const n = read.pieces.length;
+    // Delta chunks (codec 3) decode against their bases, before the rest (which may move data).
+    const deltas = read.pieces.filter((p) => p.entry.codec === CODEC_DELTA);
+    const plain = deltas.length > 0 ? read.pieces.filter((p) => p.entry.codec !== CODEC_DELTA) : read.pieces;
+    if (deltas.length > 0) await decodeDeltaPieces(run.bases, data, read.start, deltas, area, (e) => `snapshot ${manifest.id}: chunk ${e.fingerprint.toString('hex')} (stream offset ${e.streamOffset}) in pack ${name} at offset ${e.offset}`);
+    const n = plain.length;
+    if (n === 0) return;
     const pieces = new Uint32Array(n * 5);
     const fps = new Uint8Array(n * 32);
-    read.pieces.forEach(({ entry: e, dest }, k) => {
+    plain.forEach(({ entry: e, dest }, k) => {
       pieces[k * 5] = e.offset - read.start;
       pieces[k * 5 + 1] = e.storedLength;
       pieces[k * 5 + 2] = e.rawLength;
@@ -142,7 +151,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area, run.packs.streamOf(name, read.start));
     } catch (err) {
       if (err instanceof DecodeError) {
-        const e = read.pieces[err.index]?.entry;
+        const e = plain[err.index]?.entry;
         throw new ChunkyardError(
           'CHUNK_CORRUPT',
           `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
@@ -200,14 +209,14 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend, undefined, true), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn() };
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend, undefined, true), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
   const limits = { maxReadBytes: MAX_READ_BYTES, maxGapBytes: MAX_GAP };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
   let repeatBytes = 0;
   /** Fingerprints of well-compressed chunks seen once (bounded): a second sighting caches one. */
   const candidates = new Set<string>();
-  const plans = windows(recipe.entries(start), end, sizing.areaBytes);
+  const plans = windows(outputEntries(recipe.entries(start)), end, sizing.areaBytes);
   let exhausted = false;
   const pending: WindowRun[] = [];
 

@@ -49,6 +49,7 @@ import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
+import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
 import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
@@ -98,6 +99,8 @@ export interface InitOptions {
    * CHUNKYARD_PASSWORD…). Default false: a store is not encrypted unless asked.
    */
   encryption?: boolean;
+  /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
+  delta?: 'on' | 'off';
 }
 
 /** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
@@ -137,6 +140,8 @@ export interface OpenOptions extends LocationOptions {
    * false: a recent snapshot must restore without the archive). Uses an index cache of its own.
    */
   dedupeAgainstCold?: boolean;
+  /** Candidates the delta similarity index of one backup holds at most (15 bytes each; default 4 Mi). */
+  deltaIndexChunks?: number;
 }
 
 export interface BackupCallOptions {
@@ -272,14 +277,15 @@ export class Store {
    */
   static async init(location: StoreLocation, options: InitOptions & LocationOptions = {}): Promise<StoreConfig> {
     checkOptions('Store.init', options);
+    if (options.encryption && options.delta === 'on') throw refuseWithEncryption();
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
-    const config = newConfig(
+    const config = withDeltaSetting(newConfig(
       { minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize, normalization: chunker.normalization },
       validateCompression(options.compression ?? 'lz4'),
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
-    );
+    ), options.delta);
     const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
       if (options.encryption) {
@@ -557,7 +563,8 @@ export class Store {
         return snapshotInfo(manifest);
       }
       const sink = await this.getSink();
-      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes });
+      const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
+      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
       const seconds = (Date.now() - started) / 1000;
       let consistency: Consistency;
       try {
@@ -649,6 +656,8 @@ export class Store {
         compression: effectivePolicy(this.config, policies, manifest.target).compression,
         signal: options.signal,
         onProgress: (p) => report(p.bytes),
+        // v3 in a store with delta: it may reference another stream's delta chunk (and its base).
+        recipeVersion: recipeVersionFor(this.config),
       });
       if (r.recipe.logicalBytes !== manifest.logicalBytes) {
         throw new ChunkyardError('CORRUPT', `snapshot ${manifest.id}: processing gave ${r.recipe.logicalBytes} bytes, staging holds ${manifest.logicalBytes}`);
@@ -700,10 +709,11 @@ export class Store {
   }
 
   /** The dedupe mode and compression a backup of `target` would use. */
-  async effectivePolicy(target: string, override?: DedupePolicy): Promise<{ dedupe: DedupePolicy; compression: CompressionName }> {
+  async effectivePolicy(target: string, override?: DedupePolicy): Promise<{ dedupe: DedupePolicy; compression: CompressionName; delta: 'on' | 'off' }> {
     this.check();
     validateTargetName(target);
-    return effectivePolicy(this.config, await readPolicies(this.backend), target, override === undefined ? undefined : validatePolicy(override));
+    const p = effectivePolicy(this.config, await readPolicies(this.backend), target, override === undefined ? undefined : validatePolicy(override));
+    return { dedupe: p.dedupe, compression: p.compression, delta: p.delta ? 'on' : 'off' };
   }
 
   /** Per-target settings: every target's, as stored. */
@@ -717,10 +727,15 @@ export class Store {
    * replaceDamaged, a damaged policies.json is first moved to damaged/ and replaced by an
    * empty one (every other target then uses the store defaults); without it, CORRUPT.
    */
-  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
+  async setPolicy(target: string, change: { dedupe?: DedupePolicy; compression?: CompressionName; delta?: 'on' | 'off' }, options: { replaceDamaged?: boolean } = {}): Promise<PolicyFile> {
     this.check();
     checkOptions('Store.setPolicy', change);
     this.writable('changing policies');
+    validateTargetName(target);
+    if (change.dedupe !== undefined) validatePolicy(change.dedupe);
+    if (change.compression !== undefined) validateCompression(change.compression);
+    // The store names the feature before any target may write a delta.
+    (this as { config: StoreConfig }).config = await ensureDeltaFeature(this.backend, this.config, change.delta);
     return setTargetPolicy(this.backend, target, change, options);
   }
 

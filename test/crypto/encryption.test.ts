@@ -441,3 +441,22 @@ test('prune rewrites packs of an encrypted store by copying sealed chunks; every
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('delta compression is refused in an encrypted store (init and policy), nothing changed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-crypt-delta-'));
+  try {
+    await assert.rejects(Store.init(join(dir, 'a'), { encryption: true, delta: 'on', ...PW }), (e: unknown) => e instanceof ChunkyardError && e.code === 'BAD_ARGUMENT' && /encrypted/.test(e.message));
+    const b = join(dir, 'b');
+    await Store.init(b, { encryption: true, ...PW });
+    const before = await readFile(join(b, 'config.json'));
+    const s = await Store.open(b, PW);
+    try {
+      await assert.rejects(s.setPolicy('t', { delta: 'on' }), (e: unknown) => e instanceof ChunkyardError && e.code === 'BAD_ARGUMENT');
+    } finally {
+      await s.close();
+    }
+    assert.deepEqual(await readFile(join(b, 'config.json')), before);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -235,7 +235,7 @@ test('repair replaces a damaged policies.json keeping the settings that still re
     const s = await Store.open(dir);
     try {
       assert.deepEqual((await s.policies()).targets, { rand: { compression: 'zstd' } });
-      assert.deepEqual(await s.effectivePolicy('rand'), { dedupe: 'immediate', compression: 'zstd' });
+      assert.deepEqual(await s.effectivePolicy('rand'), { dedupe: 'immediate', compression: 'zstd', delta: 'off' });
       await s.backup(streamOf(TEXT), { target: 'text' });
     } finally {
       await s.close();

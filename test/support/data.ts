@@ -68,3 +68,19 @@ export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer
   for await (const p of stream) parts.push(Buffer.from(p));
   return Buffer.concat(parts);
 }
+
+/**
+ * Generation g of a "database file" for delta tests: the same pseudo-random bytes with
+ * scattered small edits, 200 more per generation (the earlier ones stay).
+ */
+export function deltaGeneration(g: number, size = 6 << 20): Buffer {
+  const b = prng(77, size);
+  for (let k = 1; k <= g; k++) {
+    const edits = prng(1000 + k, 4096);
+    for (let i = 0; i < 200; i++) {
+      const at = edits.readUInt32LE(i * 4) % (size - 16);
+      edits.copy(b, at, 2048 + (i % 100) * 16, 2048 + (i % 100) * 16 + 12);
+    }
+  }
+  return b;
+}

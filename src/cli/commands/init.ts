@@ -7,7 +7,7 @@ import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--encryption] [--json]';
+const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--dedupe immediate|deferred|disabled] [--encryption] [--delta on|off] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -21,6 +21,7 @@ export default defineCommand({
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec for new chunks (default lz4)' },
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'default dedupe policy (default immediate)' },
     encryption: { type: 'boolean', description: 'encrypt the store (password from CHUNKYARD_PASSWORD, --password-file or --password-command; or --key-file). Default: not encrypted' },
+    delta: { type: 'string', value: 'on|off', description: 'delta compression of similar chunks, the store default (default off; docs/delta.md)' },
     json: { type: 'boolean', description: 'print the config as JSON' },
   },
   async run({ flags, positionals }, io) {
@@ -33,13 +34,14 @@ export default defineCommand({
       compression: oneOf(flags.compression, COMPRESSIONS, '--compression'),
       dedupe: oneOf(flags.dedupe, POLICIES, '--dedupe'),
       encryption: flags.encryption === true,
+      delta: oneOf(flags.delta, ['on', 'off'] as const, '--delta'),
     });
     if (flags.json) return printJson(io.stdout, config);
     const c = config.chunker;
     await writeOut(
       io.stdout,
       `created store ${config.id} at ${path}\n` +
-        `chunks: min ${formatSize(c.minSize)}, avg ${formatSize(c.avgSize)}, max ${formatSize(c.maxSize)}; compression ${config.compression}; dedupe ${config.dedupe}\n` +
+        `chunks: min ${formatSize(c.minSize)}, avg ${formatSize(c.avgSize)}, max ${formatSize(c.maxSize)}; compression ${config.compression}; dedupe ${config.dedupe}; delta ${config.delta ?? 'off'}\n` +
         (flags.encryption
           ? `encryption: on (AES-256-GCM, keyed fingerprints; keep the password or key file safe: without it the data cannot be read)\n`
           : `encryption: off (anyone who can read the store can read the data; create it with --encryption to encrypt it)\n`),

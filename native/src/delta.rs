@@ -1,0 +1,288 @@
+//! Resemblance detection and delta encoding of similar chunks (docs/delta.md).
+//!
+//! Sketch: per chunk, SUPER_FEATURES super-features in the spirit of Finesse/Odess. Every
+//! byte position contributes the hash of the 8 bytes that start there (a shift-invariant
+//! "gram", so an insertion moves features with the content instead of changing them);
+//! about one position in 32 is sampled by content (Odess's content-defined sampling), and for
+//! each of FEATURES linear transforms the maximum over the sampled grams is a feature. Groups
+//! of FEATURES_PER_SF features hash to one super-feature. Two chunks that share a
+//! super-feature very probably share most of their content; chunks with no sampled gram (or
+//! shorter than MIN_SKETCH_BYTES) get all zeros, which means "no sketch".
+//!
+//! Delta codec (codec 3, docs/format.md "Codecs"): a zstd frame compressed with the base
+//! chunk's raw bytes as a raw-content prefix (`ZSTD_CCtx_refPrefix`): the dictionary is always
+//! taken as plain content (a base that happens to start with zstd's dictionary magic is not
+//! parsed as a trained dictionary), and no dictionary object is built per chunk.
+//!
+//! Everything here is plain Rust; the N-API glue is napi/delta.rs.
+
+/// Super-features per chunk (the u32s of a sketch). ON DISK in sketch objects: DO NOT CHANGE.
+pub const SUPER_FEATURES: usize = 3;
+/// Features hashed into one super-feature.
+pub const FEATURES_PER_SF: usize = 4;
+const FEATURES: usize = SUPER_FEATURES * FEATURES_PER_SF;
+/// A gram is sampled when its hash's top SAMPLE_BITS bits are zero: 1 in 32.
+const SAMPLE_BITS: u32 = 5;
+/// Chunks shorter than this get no sketch (all zeros).
+pub const MIN_SKETCH_BYTES: usize = 256;
+/// The version of the sketch function, recorded in sketch objects. ON DISK: DO NOT CHANGE.
+pub const SKETCH_VERSION: u32 = 1;
+
+/// Codec id of a delta chunk. ON DISK: DO NOT CHANGE.
+pub const CODEC_DELTA: u8 = 3;
+
+/// Odd multipliers and offsets of the linear transforms (fixed: sketches are stored).
+const TRANSFORMS: [(u64, u64); FEATURES] = [
+    (0x9E37_79B9_7F4A_7C15, 0x2545_F491_4F6C_DD1D),
+    (0xC2B2_AE3D_27D4_EB4F, 0x1656_67B1_9E37_79F9),
+    (0x1656_67B1_9E37_79F9, 0x85EB_CA77_C2B2_AE63),
+    (0x85EB_CA77_C2B2_AE63, 0x27D4_EB2F_1656_67C5),
+    (0x27D4_EB2F_1656_67C5, 0x9E37_79B9_7F4A_7C15),
+    (0xFF51_AFD7_ED55_8CCD, 0xC4CE_B9FE_1A85_EC53),
+    (0xC4CE_B9FE_1A85_EC53, 0xFF51_AFD7_ED55_8CCD),
+    (0xD6E8_FEB8_6659_FD93, 0xA076_1D64_78BD_642F),
+    (0xA076_1D64_78BD_642F, 0xE703_7ED1_A0B4_28DB),
+    (0xE703_7ED1_A0B4_28DB, 0x8EBC_6AF0_9C88_C6E3),
+    (0x8EBC_6AF0_9C88_C6E3, 0x5899_65CC_7537_4CC3),
+    (0x5899_65CC_7537_4CC3, 0xD6E8_FEB8_6659_FD93),
+];
+
+#[inline]
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    x ^ (x >> 33)
+}
+
+/// The sketch of one chunk: SUPER_FEATURES non-zero u32s, or all zeros (no sketch).
+pub fn sketch(chunk: &[u8]) -> [u32; SUPER_FEATURES] {
+    let mut out = [0u32; SUPER_FEATURES];
+    if chunk.len() < MIN_SKETCH_BYTES {
+        return out;
+    }
+    let mut feats = [0u64; FEATURES];
+    let mut sampled = 0usize;
+    let last = chunk.len() - 8;
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    // Grams are offset before hashing, so that all-zero grams are not always sampled.
+    const X: u64 = 0x6A09_E667_F3BC_C908;
+    // A budget of samples: a run of equal or periodic grams (zeros in a disk image) would
+    // otherwise sample at every position; normal content samples 1 in 32, under the budget.
+    let budget = chunk.len() / 16;
+    let mut last_h = u64::MAX;
+    let mut take = |h: u64| {
+        // A gram equal to the last one sampled (a run) adds nothing.
+        if sampled >= budget || h == last_h {
+            return;
+        }
+        last_h = h;
+        sampled += 1;
+        let g = mix64(h);
+        for (f, &(m, a)) in feats.iter_mut().zip(TRANSFORMS.iter()) {
+            let v = g.wrapping_mul(m).wrapping_add(a);
+            if v > *f {
+                *f = v;
+            }
+        }
+    };
+    let p = chunk.as_ptr();
+    let mut i = 0usize;
+    // The hot loop: one unaligned load and one multiply per position; samples are rare.
+    while i + 3 <= last {
+        // SAFETY: i + 3 + 8 <= chunk.len(), so all four 8-byte reads are inside the chunk.
+        let (h0, h1, h2, h3) = unsafe {
+            (
+                ((p.add(i) as *const u64).read_unaligned().to_le() ^ X).wrapping_mul(K),
+                ((p.add(i + 1) as *const u64).read_unaligned().to_le() ^ X).wrapping_mul(K),
+                ((p.add(i + 2) as *const u64).read_unaligned().to_le() ^ X).wrapping_mul(K),
+                ((p.add(i + 3) as *const u64).read_unaligned().to_le() ^ X).wrapping_mul(K),
+            )
+        };
+        if (h0.min(h1).min(h2).min(h3) >> (64 - SAMPLE_BITS)) == 0 {
+            for h in [h0, h1, h2, h3] {
+                if (h >> (64 - SAMPLE_BITS)) == 0 {
+                    take(h);
+                }
+            }
+        }
+        i += 4;
+    }
+    while i <= last {
+        let h = (u64::from_le_bytes(chunk[i..i + 8].try_into().unwrap()) ^ X).wrapping_mul(K);
+        if (h >> (64 - SAMPLE_BITS)) == 0 {
+            take(h);
+        }
+        i += 1;
+    }
+    if sampled == 0 {
+        return out;
+    }
+    for (s, group) in out.iter_mut().zip(feats.chunks_exact(FEATURES_PER_SF)) {
+        let mut h = 0x5851_F42D_4C95_7F2Du64;
+        for &f in group {
+            h = mix64(h ^ f);
+        }
+        // Zero means "no sketch": never produced for a real one.
+        *s = ((h >> 32) as u32).max(1);
+    }
+    out
+}
+
+/// Sketches of pieces ([offset, length] each) of data: SUPER_FEATURES u32s per piece.
+pub fn sketch_many(data: &[u8], pieces: &[(usize, usize)]) -> Result<Vec<u32>, String> {
+    let mut out = Vec::with_capacity(pieces.len() * SUPER_FEATURES);
+    for (i, &(off, len)) in pieces.iter().enumerate() {
+        let end = off.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| format!("piece {i} ({off}+{len}) runs past data ({})", data.len()))?;
+        out.extend_from_slice(&sketch(&data[off..end]));
+    }
+    Ok(out)
+}
+
+/// Encodes `target` against `base`: a zstd frame at `level` using base as a raw prefix.
+pub fn encode<'a>(cctx: &mut zstd::zstd_safe::CCtx<'a>, base: &'a [u8], target: &[u8], level: i32) -> Result<Vec<u8>, String> {
+    use zstd::zstd_safe::CParameter;
+    cctx.set_parameter(CParameter::CompressionLevel(level)).map_err(|c| format!("zstd level {level}: {}", zstd::zstd_safe::get_error_name(c)))?;
+    // The window must reach back over the whole base.
+    let window_log = (usize::BITS - (base.len() + target.len()).max(1 << 10).leading_zeros()).clamp(10, 27);
+    cctx.set_parameter(CParameter::WindowLog(window_log)).map_err(|c| format!("zstd window: {}", zstd::zstd_safe::get_error_name(c)))?;
+    cctx.ref_prefix(base).map_err(|c| format!("zstd prefix: {}", zstd::zstd_safe::get_error_name(c)))?;
+    let mut out: Vec<u8> = Vec::with_capacity(zstd::zstd_safe::compress_bound(target.len()));
+    cctx.compress2(&mut out, target).map_err(|c| format!("zstd: {}", zstd::zstd_safe::get_error_name(c)))?;
+    Ok(out)
+}
+
+/// Decodes a frame made by `encode` against the same base into `out`, which must be exactly
+/// the chunk's raw length; returns the decoded length (an error if the frame holds more).
+pub fn decode_into(base: &[u8], frame: &[u8], out: &mut [u8]) -> Result<usize, String> {
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27)).map_err(|c| format!("zstd window: {}", zstd::zstd_safe::get_error_name(c)))?;
+    dctx.ref_prefix(base).map_err(|c| format!("zstd prefix: {}", zstd::zstd_safe::get_error_name(c)))?;
+    dctx.decompress(out, frame).map_err(|c| format!("delta frame: {}", zstd::zstd_safe::get_error_name(c)))
+}
+
+/// Encodes many targets, each against its base: `pairs` are (baseOffset, baseLength,
+/// targetOffset, targetLength) into `bases` and `data`. Returns each frame's length (0 when
+/// the frame would not be smaller than `limit[i]`, then nothing is written for it) and the
+/// frames back to back.
+pub fn encode_many(bases: &[u8], data: &[u8], pairs: &[(usize, usize, usize, usize)], limits: &[u32], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
+    let mut cctx = zstd::zstd_safe::CCtx::create();
+    let mut lens = Vec::with_capacity(pairs.len());
+    let mut out = Vec::new();
+    for (i, &(bo, bl, to, tl)) in pairs.iter().enumerate() {
+        let base = bo.checked_add(bl).filter(|&e| e <= bases.len()).map(|e| &bases[bo..e]).ok_or_else(|| format!("base {i} ({bo}+{bl}) runs past bases ({})", bases.len()))?;
+        let target = to.checked_add(tl).filter(|&e| e <= data.len()).map(|e| &data[to..e]).ok_or_else(|| format!("target {i} ({to}+{tl}) runs past data ({})", data.len()))?;
+        let frame = encode(&mut cctx, base, target, level)?;
+        let limit = limits.get(i).copied().unwrap_or(u32::MAX) as usize;
+        if frame.len() < limit {
+            lens.push(frame.len() as u32);
+            out.extend_from_slice(&frame);
+        } else {
+            lens.push(0);
+        }
+    }
+    Ok((lens, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect()
+    }
+
+    fn edited(base: &[u8], every: usize) -> Vec<u8> {
+        let mut t = base.to_vec();
+        let mut i = 100;
+        while i < t.len() {
+            t[i] ^= 0x5a;
+            i += every;
+        }
+        t
+    }
+
+    #[test]
+    fn similar_chunks_share_super_features_unrelated_do_not() {
+        let base = noise(64 * 1024, 1);
+        let near = edited(&base, 8000);
+        let other = noise(64 * 1024, 2);
+        let (a, b, c) = (sketch(&base), sketch(&near), sketch(&other));
+        assert!(a.iter().all(|&s| s != 0));
+        assert!(a.iter().zip(b.iter()).filter(|(x, y)| x == y).count() >= 1, "{a:?} {b:?}");
+        assert_eq!(a.iter().zip(c.iter()).filter(|(x, y)| x == y).count(), 0);
+        // Shifted content (an insertion at the front) keeps its features.
+        let mut shifted = vec![7u8; 13];
+        shifted.extend_from_slice(&base);
+        assert!(sketch(&shifted).iter().zip(a.iter()).filter(|(x, y)| x == y).count() >= 2);
+    }
+
+    #[test]
+    fn runs_of_zeros_are_sketched_quickly() {
+        let zeros = vec![0u8; 256 * 1024];
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(sketch(&zeros));
+        }
+        // The sample budget bounds the work (unoptimised build: generous bound).
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+        let mut pattern = noise(64 * 1024, 9);
+        pattern[1000..40_000].fill(0);
+        assert!(sketch(&pattern).iter().all(|&s| s != 0));
+    }
+
+    #[test]
+    fn short_chunks_have_no_sketch() {
+        assert_eq!(sketch(&[1u8; 100]), [0, 0, 0]);
+        assert_eq!(sketch_many(&noise(1000, 3), &[(0, 100), (100, 900)]).unwrap()[..3], [0, 0, 0]);
+        assert!(sketch_many(&[0u8; 10], &[(5, 6)]).is_err());
+    }
+
+    #[test]
+    fn delta_round_trip_is_small_and_needs_the_base() {
+        let base = noise(64 * 1024, 5);
+        let target = edited(&base, 10_000);
+        let mut cctx = zstd::zstd_safe::CCtx::create();
+        let frame = encode(&mut cctx, &base, &target, 3).unwrap();
+        assert!(frame.len() < 1000, "delta of a 7-byte edit is {} bytes", frame.len());
+        let mut out = vec![0u8; target.len()];
+        assert_eq!(decode_into(&base, &frame, &mut out).unwrap(), target.len());
+        assert_eq!(out, target);
+        // The wrong base gives wrong bytes or an error, never the target.
+        let wrong = noise(64 * 1024, 6);
+        let mut out2 = vec![0u8; target.len()];
+        assert!(decode_into(&wrong, &frame, &mut out2).map(|_| out2 != target).unwrap_or(true));
+        // Too small an output is an error, not a truncation.
+        assert!(decode_into(&base, &frame, &mut vec![0u8; target.len() - 1]).is_err());
+        // A base starting with zstd's dictionary magic is still plain content.
+        let mut magic = base.clone();
+        magic[..4].copy_from_slice(&[0x37, 0xA4, 0x30, 0xEC]);
+        let f = encode(&mut zstd::zstd_safe::CCtx::create(), &magic, &target, 3).unwrap();
+        let mut out3 = vec![0u8; target.len()];
+        decode_into(&magic, &f, &mut out3).unwrap();
+        assert_eq!(out3, target);
+    }
+
+    #[test]
+    fn encode_many_skips_frames_over_their_limit() {
+        let base = noise(32 * 1024, 7);
+        let t1 = edited(&base, 4000);
+        let t2 = noise(32 * 1024, 8);
+        let data = [t1.clone(), t2].concat();
+        let (lens, out) = encode_many(&base, &data, &[(0, base.len(), 0, t1.len()), (0, base.len(), t1.len(), 32 * 1024)], &[20_000, 20_000], 3).unwrap();
+        assert!(lens[0] > 0 && lens[0] < 2000);
+        assert_eq!(lens[1], 0);
+        assert_eq!(out.len(), lens[0] as usize);
+        let mut back = vec![0u8; t1.len()];
+        decode_into(&base, &out, &mut back).unwrap();
+        assert_eq!(back, t1);
+        assert!(encode_many(&base, &data, &[(0, base.len() + 1, 0, 10)], &[], 3).is_err());
+    }
+}

@@ -1,0 +1,410 @@
+/**
+ * One backup stream's delta work (docs/delta.md): sketches of every chunk (native, batched
+ * per slice, on the libuv pool), candidate bases from the similarity index seeded with the
+ * target's previous snapshot, base chunks read and verified (bounded cache), and the new
+ * chunks encoded against their bases (native, batched per slice). backup.ts calls in here;
+ * what it does with the results (a delta entry after its base entry) is its own.
+ */
+import type { Backend } from '../backend/types.js';
+import type { CompressionPool } from '../compress/pool.js';
+import type { ChunkLocation } from '../pack/format.js';
+import { CODEC_DELTA, type CodecId } from '../pack/format.js';
+import { RECIPE_ENTRY_SIZE, RECIPE_HEADER_SIZE, RecipeReader } from '../snapshot/recipe.js';
+import { packObjectName } from '../util/ids.js';
+import { deltaBlob, deltaNative } from './blob.js';
+import { seedFromSketches } from './sketches.js';
+import { SimilarityIndex } from './similarity.js';
+
+/** Defaults of DeltaOptions. */
+export const DEFAULT_INDEX_CAPACITY = 4 << 20;
+export const DEFAULT_BASE_CACHE_BYTES = 32 << 20;
+/** zstd level of delta frames. Not part of the format. */
+export const DELTA_LEVEL = 3;
+/** A delta is kept only when it is at most this fraction of the chunk's raw size. */
+const MAX_DELTA_FRACTION = 0.5;
+/** Recipe entries read per candidate look-up block (cached, a few blocks). */
+const RECIPE_BLOCK_ENTRIES = 4096;
+const RECIPE_BLOCKS_CACHED = 8;
+
+export interface DeltaOptions {
+  /** Candidates the similarity index holds at most (15 bytes each). */
+  indexCapacity?: number;
+  /** Decoded base chunks kept in memory, bytes. */
+  baseCacheBytes?: number;
+}
+
+/** The previous snapshot of the target: where the seed comes from. */
+export interface DeltaSeed {
+  snapshotId: string;
+  recipe: { name: string; bytes: number; blake3: string };
+}
+
+export interface DeltaBase {
+  fingerprint: Buffer;
+  location: ChunkLocation;
+}
+
+export interface DeltaResult {
+  blob: Buffer;
+  base: DeltaBase;
+}
+
+export interface DeltaStats {
+  seeded: number;
+  candidates: number;
+  encoded: number;
+  kept: number;
+  baseReads: number;
+}
+
+/** A new chunk of a slice to try: its bytes are input[offset, offset + rawLength). */
+export interface DeltaCandidateChunk {
+  offset: number;
+  rawLength: number;
+  /** Index of its sketch (3 u32s from sketchAt × 3). */
+  sketchAt: number;
+}
+
+export class DeltaStream {
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0 };
+  private readonly baseCache = new Map<string, Uint8Array>();
+  private baseCacheUsed = 0;
+  private readonly blocks = new Map<number, Buffer>();
+
+  private constructor(
+    private readonly backend: Backend,
+    private readonly pool: CompressionPool,
+    private readonly index: SimilarityIndex,
+    private readonly recipe: RecipeReader | undefined,
+    private readonly excluded: (packHex: string) => boolean,
+    private readonly baseCacheBytes: number,
+  ) {}
+
+  /** Whether the index holds candidates (a seed): only then can a chunk become a delta. */
+  get seeded(): boolean {
+    return this.recipe !== undefined && this.index.size > 0;
+  }
+
+  /** Whether this build can write deltas (the native addon with the delta module). */
+  static available(): boolean {
+    return deltaNative() !== null;
+  }
+
+  static async open(backend: Backend, pool: CompressionPool, seed: DeltaSeed | undefined, excluded: (packHex: string) => boolean, options: DeltaOptions = {}): Promise<DeltaStream> {
+    const index = new SimilarityIndex(options.indexCapacity ?? DEFAULT_INDEX_CAPACITY);
+    let recipe: RecipeReader | undefined;
+    let seeded = 0;
+    if (seed) {
+      try {
+        recipe = await RecipeReader.open(backend, seed.recipe.name, { expect: seed.recipe });
+        seeded = await seedFromSketches(backend, seed.snapshotId, recipe.entryCount, index);
+        if (seeded === 0) recipe = undefined;
+      } catch {
+        // A hint: a previous snapshot that cannot be read (pruned meanwhile, damaged) seeds nothing.
+        recipe = undefined;
+      }
+    }
+    const s = new DeltaStream(backend, pool, index, recipe, excluded, options.baseCacheBytes ?? DEFAULT_BASE_CACHE_BYTES);
+    s.stats.seeded = seeded;
+    return s;
+  }
+
+  /** Sketches of consecutive chunks of `input` ([offset, length] pairs): 3 u32s each. */
+  sketch(input: Uint8Array, pieces: Uint32Array): Promise<Uint32Array> {
+    return deltaNative()!.deltaSketchAsync!(input, pieces);
+  }
+
+  /**
+   * Tries every chunk: a base candidate, its bytes, a delta. Resolves with a result per
+   * chunk (undefined: store it whole). Chunks' bytes must stay untouched until it settles.
+   */
+  async encode(input: Uint8Array, sketches: Uint32Array, chunks: DeltaCandidateChunk[]): Promise<(DeltaResult | undefined)[]> {
+    const out: (DeltaResult | undefined)[] = new Array(chunks.length).fill(undefined);
+    if (!this.recipe || this.index.size === 0) return out;
+    const found: { i: number; base: DeltaBase }[] = [];
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      const id = this.index.lookup(sketches, c.sketchAt * 3);
+      if (id < 0) continue;
+      this.stats.candidates++;
+      const base = await this.candidate(id).catch(() => undefined);
+      if (!base || this.excluded(base.location.packId.toString('hex'))) continue;
+      found.push({ i, base });
+    }
+    const raws = await this.basesBytes(found.map((f) => f.base));
+    const tries: { i: number; base: DeltaBase; raw: Uint8Array }[] = [];
+    found.forEach((f, k) => {
+      if (raws[k]) tries.push({ ...f, raw: raws[k]! });
+    });
+    if (tries.length === 0) return out;
+    // Two native calls for the slice (the libuv pool runs them at once): bases back to back,
+    // each pair [base, target]; frames come back in order.
+    const halves = tries.length > 8 ? [tries.slice(0, tries.length >> 1), tries.slice(tries.length >> 1)] : [tries];
+    const encoded = await Promise.all(halves.map((part) => this.encodePart(input, chunks, part)));
+    this.stats.encoded += tries.length;
+    let k = 0;
+    for (const frames of encoded) {
+      for (const frame of frames) {
+        const t = tries[k++]!;
+        if (!frame) continue;
+        out[t.i] = { blob: deltaBlob(t.base.fingerprint, frame), base: t.base };
+        this.stats.kept++;
+      }
+    }
+    return out;
+  }
+
+  private async encodePart(input: Uint8Array, chunks: DeltaCandidateChunk[], tries: { i: number; raw: Uint8Array }[]): Promise<(Uint8Array | undefined)[]> {
+    const total = tries.reduce((n, t) => n + t.raw.length, 0);
+    const bases = new Uint8Array(total);
+    const pairs = new Uint32Array(tries.length * 4);
+    const limits = new Uint32Array(tries.length);
+    let at = 0;
+    tries.forEach((t, k) => {
+      const c = chunks[t.i]!;
+      bases.set(t.raw, at);
+      pairs[k * 4] = at;
+      pairs[k * 4 + 1] = t.raw.length;
+      pairs[k * 4 + 2] = c.offset;
+      pairs[k * 4 + 3] = c.rawLength;
+      limits[k] = Math.floor(c.rawLength * MAX_DELTA_FRACTION);
+      at += t.raw.length;
+    });
+    const [lens, frames] = await deltaNative()!.deltaEncodeManyAsync!(bases, input, pairs, limits, DELTA_LEVEL);
+    let f = 0;
+    return tries.map((_, k) => {
+      const n = lens[k]!;
+      if (n === 0) return undefined;
+      f += n;
+      return frames.subarray(f - n, f);
+    });
+  }
+
+  /** The base a candidate id (an entry of the previous recipe) stands for: never a delta. */
+  private async candidate(id: number): Promise<DeltaBase | undefined> {
+    const r = this.recipe!;
+    if (id >= r.entryCount) return undefined;
+    let e = await this.entryAt(id);
+    if (e.codec === CODEC_DELTA) {
+      // Its base, the entry before it (same seek block: the writer's rule).
+      if (id === 0) return undefined;
+      e = await this.entryAt(id - 1);
+      if (!e.isBase || e.codec === CODEC_DELTA) return undefined;
+    }
+    return { fingerprint: e.fingerprint, location: e.location };
+  }
+
+  private async entryAt(id: number): Promise<{ fingerprint: Buffer; location: ChunkLocation; isBase: boolean; codec: number }> {
+    const r = this.recipe!;
+    const blockNo = Math.floor(id / RECIPE_BLOCK_ENTRIES);
+    let block = this.blocks.get(blockNo);
+    if (!block) {
+      const first = blockNo * RECIPE_BLOCK_ENTRIES;
+      const n = Math.min(RECIPE_BLOCK_ENTRIES, r.entryCount - first);
+      const start = RECIPE_HEADER_SIZE + first * RECIPE_ENTRY_SIZE;
+      block = await this.backend.get(r.name, { start, end: start + n * RECIPE_ENTRY_SIZE });
+      if (this.blocks.size >= RECIPE_BLOCKS_CACHED) this.blocks.delete(this.blocks.keys().next().value as number);
+      this.blocks.set(blockNo, block);
+    }
+    const o = (id % RECIPE_BLOCK_ENTRIES) * RECIPE_ENTRY_SIZE;
+    if (o + RECIPE_ENTRY_SIZE > block.length) throw new Error('short recipe block');
+    const packRef = block.readUInt32LE(o + 32);
+    const packId = r.packIds[packRef];
+    if (!packId) throw new Error('bad pack reference');
+    const codec = block[o + 48]!;
+    return {
+      fingerprint: Buffer.from(block.subarray(o, o + 32)),
+      location: { packId, offset: block.readUInt32LE(o + 36), storedLength: block.readUInt32LE(o + 40), rawLength: block.readUInt32LE(o + 44), codec: codec as CodecId },
+      isBase: (block[o + 49]! & 1) === 1,
+      codec,
+    };
+  }
+
+  /**
+   * Bases' raw bytes, read from their packs (coalesced) and verified against their
+   * fingerprints, cached; undefined for one that cannot be read (then no delta for it).
+   */
+  private async basesBytes(bases: DeltaBase[]): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = new Array(bases.length);
+    const missing: number[] = [];
+    bases.forEach((b, i) => {
+      const key = b.fingerprint.toString('latin1');
+      const hit = this.baseCache.get(key);
+      if (hit) {
+        this.baseCache.delete(key);
+        this.baseCache.set(key, hit);
+        out[i] = hit;
+      } else missing.push(i);
+    });
+    if (missing.length > 0) {
+      let raws: (Uint8Array | undefined)[];
+      try {
+        raws = await readChunks(this.backend, this.pool, missing.map((i) => bases[i]!));
+      } catch {
+        // One bad base must not cost the others: read them one by one.
+        raws = await Promise.all(missing.map((i) => readChunk(this.backend, this.pool, bases[i]!).catch(() => undefined)));
+      }
+      this.stats.baseReads += missing.length;
+      missing.forEach((i, k) => {
+        const raw = raws[k];
+        out[i] = raw;
+        if (!raw) return;
+        const key = bases[i]!.fingerprint.toString('latin1');
+        if (!this.baseCache.has(key)) {
+          // A copy: the read's area would otherwise stay alive behind a cached view.
+          this.baseCache.set(key, raw.slice());
+          this.baseCacheUsed += raw.length;
+        }
+      });
+      while (this.baseCacheUsed > this.baseCacheBytes && this.baseCache.size > 1) {
+        const [k, v] = this.baseCache.entries().next().value as [string, Uint8Array];
+        this.baseCache.delete(k);
+        this.baseCacheUsed -= v.length;
+      }
+    }
+    return out;
+  }
+}
+
+/** Reads one stored chunk that is not a delta and returns its raw bytes, verified. */
+export async function readChunk(backend: Backend, pool: CompressionPool, chunk: DeltaBase): Promise<Uint8Array> {
+  return (await readChunks(backend, pool, [chunk]))[0]!;
+}
+
+/** Reads of bases are coalesced over gaps up to this, and span at most READ_SPAN stored bytes. */
+const READ_GAP = 128 << 10;
+const READ_SPAN = 8 << 20;
+
+/**
+ * Reads stored chunks that are not deltas (bases), verified, in the order given: per pack,
+ * sorted and coalesced into few ranged reads, each decoded by one pool call. Rejects with
+ * the first failure (CHUNK_CORRUPT through the pool's DecodeError, OBJECT_NOT_FOUND).
+ */
+export async function readChunks(
+  backend: Backend,
+  pool: CompressionPool,
+  chunks: readonly DeltaBase[],
+  /** Reads a range of a pack (default the backend's; a restore passes one that knows the archive tier). */
+  read: (name: string, start: number, end: number) => Promise<Uint8Array> = (name, start, end) => backend.get(name, { start, end }),
+): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = new Array(chunks.length);
+  const byPack = new Map<string, number[]>();
+  chunks.forEach((c, i) => {
+    if (c.location.codec === CODEC_DELTA) throw new Error('a delta cannot be a base');
+    const k = c.location.packId.toString('latin1');
+    let l = byPack.get(k);
+    if (!l) byPack.set(k, (l = []));
+    l.push(i);
+  });
+  const groups: number[][] = [];
+  for (const list of byPack.values()) {
+    list.sort((x, y) => chunks[x]!.location.offset - chunks[y]!.location.offset);
+    let g: number[] = [];
+    let start = 0;
+    let end = 0;
+    for (const i of list) {
+      const l = chunks[i]!.location;
+      if (g.length > 0 && l.offset >= end && l.offset - end <= READ_GAP && l.offset + l.storedLength - start <= READ_SPAN) {
+        g.push(i);
+        end = Math.max(end, l.offset + l.storedLength);
+        continue;
+      }
+      if (g.length > 0) groups.push(g);
+      g = [i];
+      start = l.offset;
+      end = l.offset + l.storedLength;
+    }
+    if (g.length > 0) groups.push(g);
+  }
+  await Promise.all(
+    groups.map(async (g) => {
+      // Duplicates (the same base twice) are decoded once.
+      const uniq = g.filter((i, k) => k === 0 || chunks[i]!.location.offset !== chunks[g[k - 1]!]!.location.offset);
+      const first = chunks[uniq[0]!]!.location;
+      const start = first.offset;
+      const end = Math.max(...uniq.map((i) => chunks[i]!.location.offset + chunks[i]!.location.storedLength));
+      const data = await read(packObjectName(first.packId), start, end);
+      const own = new Uint8Array(data.length);
+      own.set(data);
+      const pieces = new Uint32Array(uniq.length * 4);
+      const fps = new Uint8Array(uniq.length * 32);
+      let raw = 0;
+      uniq.forEach((i, k) => {
+        const l = chunks[i]!.location;
+        pieces.set([l.offset - start, l.storedLength, l.rawLength, l.codec], k * 4);
+        fps.set(chunks[i]!.fingerprint, k * 32);
+        raw += l.rawLength;
+      });
+      const area = new Uint8Array(new SharedArrayBuffer(raw));
+      await pool.decodeInto(own, pieces, fps, null, area);
+      let at = 0;
+      const byOffset = new Map<number, Uint8Array>();
+      for (const i of uniq) {
+        const l = chunks[i]!.location;
+        byOffset.set(l.offset, area.subarray(at, at + l.rawLength));
+        at += l.rawLength;
+      }
+      for (const i of g) out[i] = byOffset.get(chunks[i]!.location.offset)!;
+    }),
+  );
+  return out;
+}
+
+/**
+ * Compresses the new chunks of a slice that got no delta (`newPieces`: [offset, length] per
+ * new chunk); a chunk with a delta gets codec 0 and its raw length (never written: its delta
+ * is). The compressed forms lie back to back in the order of the chunks compressed.
+ */
+export async function compressRest(
+  compress: (pieces: Uint32Array) => Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }>,
+  newPieces: readonly number[],
+  deltas: readonly (DeltaResult | undefined)[],
+): Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }> {
+  const n = newPieces.length / 2;
+  const storedLengths = new Uint32Array(n);
+  const codecs = new Uint8Array(n);
+  const keep: number[] = [];
+  const kept: number[] = [];
+  for (let k = 0; k < n; k++) {
+    storedLengths[k] = newPieces[k * 2 + 1]!;
+    if (deltas[k]) continue;
+    keep.push(newPieces[k * 2]!, newPieces[k * 2 + 1]!);
+    kept.push(k);
+  }
+  if (kept.length > 0) {
+    const r = await compress(Uint32Array.from(keep));
+    kept.forEach((k, j) => {
+      storedLengths[k] = r.storedLengths[j]!;
+      codecs[k] = r.codecs[j]!;
+    });
+  }
+  return { storedLengths, codecs };
+}
+
+export interface DeltaSliceResult {
+  /** 3 u32s per chunk of the slice, in order (all 0: no sketch). */
+  sketches: Uint32Array;
+  /** Per new chunk (its newIndex): a delta, or undefined. */
+  deltas: (DeltaResult | undefined)[];
+}
+
+/**
+ * The delta work of one planned slice: `lengths` are the slice's chunks, back to back in
+ * `input` from `from`; `chunks` says which are new (kind 'new', with newIndex in order).
+ */
+export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: number, lengths: ArrayLike<number>, chunks: readonly { kind: string; newIndex?: number }[]): Promise<DeltaSliceResult> {
+  const n = lengths.length;
+  const pieces = new Uint32Array(n * 2);
+  const tryChunks: DeltaCandidateChunk[] = [];
+  let at = from;
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i]!;
+    pieces[i * 2] = at;
+    pieces[i * 2 + 1] = len;
+    if (chunks[i]!.kind === 'new') tryChunks.push({ offset: at, rawLength: len, sketchAt: i });
+    at += len;
+  }
+  const sketches = n > 0 ? await stream.sketch(input, pieces) : new Uint32Array(0);
+  const deltas = tryChunks.length > 0 ? await stream.encode(input, sketches, tryChunks) : [];
+  return { sketches, deltas };
+}
