@@ -52,7 +52,9 @@ describe('kill -9 mid-upload, then restart', () => {
     let cut = 0;
     try {
       let seed = 1;
-      for (let round = 0; round < 4; round++) {
+      // At least 4 rounds, and more (up to 12) until a kill has cut an upload: on a loaded
+      // machine all six uploads of a round can finish before the kill lands.
+      for (let round = 0; round < 12 && (round < 4 || cut === 0); round++) {
         const served = await spawnServe(t.store, t.tokens, ['--process-interval', '0']);
         // Earlier acknowledgements survive the previous kill.
         for (const [id, s] of acknowledged) {
@@ -71,7 +73,9 @@ describe('kill -9 mid-upload, then restart', () => {
         for (const u of uploads) void u.then((r) => settled.push(r));
         // Kill once at least one upload has been acknowledged (or a bit later each round).
         await eventually(() => (settled.some((r) => 'snap' in r) ? true : undefined), 10);
-        await new Promise((r) => setTimeout(r, 40 * round));
+        if (cut === 0 && round >= 4) {
+          // No kill has cut an upload yet: kill at once, while the others are still arriving.
+        } else await new Promise((r) => setTimeout(r, 40 * (round % 4)));
         served.proc.kill('SIGKILL');
         await served.exited;
         for (const r of await Promise.all(uploads)) {
