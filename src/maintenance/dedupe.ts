@@ -27,6 +27,7 @@ import type { Backend } from '../backend/types.js';
 import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation, CodecId, PackEntry } from '../pack/format.js';
 import { readPackTable } from '../pack/reader.js';
+import { CODEC_DELTA } from '../pack/codecs.js';
 import { findOffset, isLive, type PackCatalog, type PackInfo } from './pack-catalog.js';
 import type { Relocator } from './relocate.js';
 
@@ -111,6 +112,10 @@ export async function findDuplicates(backend: Backend, catalog: PackCatalog, ind
         if (k < 0 || !isLive(other, k)) continue;
         const real = (await tableOf(other).catch(() => undefined))?.get(loc.offset);
         if (!real || !real.fingerprint.equals(e.fingerprint) || real.rawLength !== e.rawLength) continue;
+        // A delta copy (codec 3) is only readable after its base entry in the recipe, and a
+        // whole copy must not have one in front of it: swapping one form for the other would
+        // leave a recipe that cannot restore. Only whole copies stand in for each other.
+        if (e.codec === CODEC_DELTA || real.codec === CODEC_DELTA) continue;
         let no = keeperNo.get(otherHex);
         if (no === undefined) {
           no = plan.keepers.push(other.id) - 1;

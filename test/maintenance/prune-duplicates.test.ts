@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
-import { collect, prng, streamOf } from '../support/data.js';
+import { collect, deltaGeneration, prng, streamOf } from '../support/data.js';
 import { openFsBackend } from '../../src/backend/fs.js';
 
 async function packBytes(dir: string): Promise<number> {
@@ -75,5 +75,43 @@ test('two nodes store the same new data at once; prune re-points the duplicates 
   } finally {
     await rm(dir, { recursive: true, force: true });
     for (const n of ['a', 'b', 'm', 'f']) await rm(`${dir}-cache-${n}`, { recursive: true, force: true });
+  }
+});
+
+test('with delta on, a delta copy and a whole copy of the same chunk are never swapped for each other; everything restores', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-prune-dups-delta-'));
+  const cache = (n: string) => `${dir}-cache-${n}`;
+  try {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, delta: 'on' });
+    const gen1 = deltaGeneration(1);
+    const gen2 = deltaGeneration(2);
+    const a = await Store.open(dir, { cacheDir: cache('a') });
+    let b: Store | undefined;
+    let ids: string[];
+    try {
+      const first = await a.backup(streamOf(gen1), { target: 't' });
+      // B sees gen1's packs, then both store gen2's changed chunks without seeing each other's:
+      // A as deltas against gen1 (target t has a previous snapshot), B whole (target u has none).
+      b = await Store.open(dir, { cacheDir: cache('b') });
+      const second = await Promise.all([a.backup(streamOf(gen2), { target: 't' }), b.backup(streamOf(gen2), { target: 'u' })]);
+      ids = [first.id, ...second.map((s) => s.id)];
+    } finally {
+      await a.close();
+      await b?.close();
+    }
+    const m = await Store.open(dir, { cacheDir: cache('m') });
+    try {
+      await m.prune();
+      await m.prune();
+      const want = [gen1, gen2, gen2];
+      for (const [i, id] of ids.entries()) assert.ok((await collect(await m.restore(id))).equals(want[i]!), `snapshot ${i} restores`);
+    } finally {
+      await m.close();
+    }
+    const report = await Store.check(dir, { readData: true });
+    assert.deepEqual(report.errors, []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    for (const n of ['a', 'b', 'm']) await rm(cache(n), { recursive: true, force: true });
   }
 });
