@@ -460,3 +460,23 @@ test('delta compression is refused in an encrypted store (init and policy), noth
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an archive tier is refused for an encrypted store (BAD_ARGUMENT), nothing changed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-crypt-tier-'));
+  try {
+    const s0 = join(dir, 's');
+    await Store.init(s0, { encryption: true, ...PW });
+    const s = await Store.open(s0, PW);
+    try {
+      await s.backup(Readable.from([prng(5, 1 << 20)]), { target: 't' });
+      const before = await readFile(join(s0, 'config.json'));
+      await assert.rejects(s.tier({ archive: join(dir, 'archive'), olderThan: '0d' }), (e: unknown) => e instanceof ChunkyardError && e.code === 'BAD_ARGUMENT' && /encrypted/.test(e.message));
+      assert.deepEqual(await readFile(join(s0, 'config.json')), before);
+      await assert.rejects(stat(join(dir, 'archive')));
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
