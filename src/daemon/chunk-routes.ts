@@ -41,6 +41,13 @@ export function chunkRoutes(access: Access): Route[] {
     const grant = access.authenticate(ctx);
     const name = access.target(ctx, rawTarget);
     access.authorize(grant, name, 'upload', true);
+    // Chunks arriving in stored form would bypass what these features do at ingest: an
+    // encrypted store's chunks are sealed and keyed, and in a delta store a commit could name
+    // a delta copy without its base entry. Clients fall back to the whole-stream upload.
+    const unsupported = (ctx.store.config.features ?? []).filter((f) => f === 'encryption' || f === 'delta');
+    if (unsupported.length > 0) {
+      throw new HttpError(409, 'FEATURE_MISMATCH', `this daemon's store uses ${unsupported.join(', ')}: the chunk protocol is not available for it; upload whole streams (PUT /v1/targets/{target}/snapshots)`);
+    }
     if (grant.quota !== undefined) {
       // Quota accounting is per whole-stream upload (docs/daemon.md, "Quotas"); a client
       // falls back to it on this answer.

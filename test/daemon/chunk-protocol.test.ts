@@ -183,3 +183,29 @@ test('the library: pushChunked reports what it sent and skipped', async () => {
   assert.equal(r2.chunksSent, 0);
   assert.notEqual(r2.snapshot.id, r.snapshot.id);
 });
+
+test('a daemon whose store uses delta refuses the chunk routes (409 FEATURE_MISMATCH, nothing stored); push falls back to the whole stream', async () => {
+  const d = await tempStore({ avgSize: 16384, packSize: 1 << 20, delta: 'on' });
+  const s = await spawnServe(d.store, d.tokens);
+  try {
+    const before = await storeContents(d.store);
+    const w = { ...auth(T.writer), 'Content-Type': 'application/octet-stream' };
+    const chunk = prng(12, 20000);
+    const fp = await blake3(chunk);
+    for (const [what, body] of [['have', Buffer.from(fp)], ['chunks', record(fp, chunk.length, 0, chunk)], ['commit', Buffer.from(fp)]] as const) {
+      const a = await call(s.url, 'POST', `/v1/targets/t/${what}`, { headers: w, body });
+      assert.equal(a.status, 409, `${what}: ${a.body.toString()}`);
+      assert.equal(a.json?.code, 'FEATURE_MISMATCH', what);
+    }
+    assert.deepEqual(await storeContents(d.store), before);
+    const file = join(d.dir, 'in.bin');
+    await writeFile(file, prng(13, 2 << 20));
+    const r = spawnSync(process.execPath, [BIN, 'push', s.url, file, '--target', 't', '--json'], { env: { ...process.env, CHUNKYARD_TOKEN: T.writer }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { mode: string }).mode, 'whole-stream');
+  } finally {
+    s.proc.kill('SIGTERM');
+    await s.exited;
+    await d.cleanup();
+  }
+});
