@@ -456,6 +456,22 @@ fn new_typed_array(env: napi_env, kind: i32, elems: usize, bytes: &[u8]) -> JsRe
     Ok(out)
 }
 
+/// A two-element JS array [first, second]: the shape of every multi-value answer here.
+fn pair(env: napi_env, first: napi_value, second: napi_value) -> JsResult<napi_value> {
+    let mut arr = ptr::null_mut();
+    napi!(napi_create_array_with_length(env, 2, &mut arr));
+    napi!(napi_set_element(env, arr, 0, first));
+    napi!(napi_set_element(env, arr, 1, second));
+    Ok(arr)
+}
+
+/// `[n, reason]`: a number (a length or an index; -1 for "failed") and a reason ("" when none).
+fn number_and_reason(env: napi_env, n: f64, reason: &str) -> JsResult<napi_value> {
+    let mut v = ptr::null_mut();
+    napi!(napi_create_double(env, n, &mut v));
+    pair(env, v, string(env, reason)?)
+}
+
 fn buffer(env: napi_env, bytes: &[u8]) -> JsResult<napi_value> {
     let mut out = ptr::null_mut();
     let mut ignored: *mut c_void = ptr::null_mut();
@@ -471,11 +487,7 @@ fn batch_value(env: napi_env, b: &Batch) -> JsResult<napi_value> {
     }
     let lengths = new_typed_array(env, NAPI_UINT32_ARRAY, b.lengths.len(), &len_bytes)?;
     let hashes = new_typed_array(env, NAPI_UINT8_ARRAY, b.hashes.len(), &b.hashes)?;
-    let mut arr = ptr::null_mut();
-    napi!(napi_create_array_with_length(env, 2, &mut arr));
-    napi!(napi_set_element(env, arr, 0, lengths));
-    napi!(napi_set_element(env, arr, 1, hashes));
-    Ok(arr)
+    pair(env, lengths, hashes)
 }
 
 // ---- The chunker handle ----
@@ -915,13 +927,7 @@ fn verdict_value(env: napi_env, result: Result<(), (usize, String)>) -> JsResult
         Ok(()) => (-1.0, String::new()),
         Err((i, reason)) => (i as f64, reason),
     };
-    let mut arr = ptr::null_mut();
-    napi!(napi_create_array_with_length(env, 2, &mut arr));
-    let mut idx = ptr::null_mut();
-    napi!(napi_create_double(env, index, &mut idx));
-    napi!(napi_set_element(env, arr, 0, idx));
-    napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
-    Ok(arr)
+    number_and_reason(env, index, &reason)
 }
 
 /// The arguments of compressInto and compressIntoAsync, checked.
@@ -972,11 +978,7 @@ fn compressed_value(env: napi_env, (lens, codecs): (Vec<u32>, Vec<u8>)) -> JsRes
     }
     let lens_v = new_typed_array(env, NAPI_UINT32_ARRAY, lens.len(), &len_bytes)?;
     let codecs_v = new_typed_array(env, NAPI_UINT8_ARRAY, codecs.len(), &codecs)?;
-    let mut arr = ptr::null_mut();
-    napi!(napi_create_array_with_length(env, 2, &mut arr));
-    napi!(napi_set_element(env, arr, 0, lens_v));
-    napi!(napi_set_element(env, arr, 1, codecs_v));
-    Ok(arr)
+    pair(env, lens_v, codecs_v)
 }
 
 /// compressInto(codec: 1 | 2, data, pieces: Uint32Array [offset, length]×n, out, level)

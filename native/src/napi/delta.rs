@@ -61,11 +61,7 @@ pub(super) unsafe extern "C" fn js_delta_encode_many_async(env: napi_env, info: 
             job,
             |env, r: Result<(Vec<u32>, Vec<u8>), String>| {
                 let (lens, frames) = r.map_err(bad_argument)?;
-                let mut arr = ptr::null_mut();
-                napi!(napi_create_array_with_length(env, 2, &mut arr));
-                napi!(napi_set_element(env, arr, 0, u32_value(env, &lens)?));
-                napi!(napi_set_element(env, arr, 1, buffer(env, &frames)?));
-                Ok(arr)
+                pair(env, u32_value(env, &lens)?, buffer(env, &frames)?)
             },
             None,
         )
@@ -84,13 +80,7 @@ pub(super) unsafe extern "C" fn js_delta_decode_into(env: napi_env, info: napi_c
             Ok(n) => (n as f64, String::new()),
             Err(m) => (-1.0, m),
         };
-        let mut arr = ptr::null_mut();
-        napi!(napi_create_array_with_length(env, 2, &mut arr));
-        let mut v = ptr::null_mut();
-        napi!(napi_create_double(env, n, &mut v));
-        napi!(napi_set_element(env, arr, 0, v));
-        napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
-        Ok(arr)
+        number_and_reason(env, n, &reason)
     })
 }
 
@@ -128,13 +118,7 @@ pub(super) unsafe extern "C" fn js_delta_decode_async(env: napi_env, info: napi_
             &[a[0], a[1], a[2], a[3]],
             job,
             |env, (n, reason): (f64, String)| {
-                let mut arr = ptr::null_mut();
-                napi!(napi_create_array_with_length(env, 2, &mut arr));
-                let mut v = ptr::null_mut();
-                napi!(napi_create_double(env, n, &mut v));
-                napi!(napi_set_element(env, arr, 0, v));
-                napi!(napi_set_element(env, arr, 1, string(env, &reason)?));
-                Ok(arr)
+                number_and_reason(env, n, &reason)
             },
             None,
         )
