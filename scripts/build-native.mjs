@@ -30,7 +30,7 @@ if (run.error) {
   if (run.error.code === 'ENOENT') {
     console.error(
       'build-native: cargo was not found on PATH. Install a Rust toolchain (Debian: ' +
-        '`apt-get install -y cargo librust-blake3-dev librust-rayon-core-dev librust-zstd-dev librust-xxhash-rust-dev`), or set CARGO to its path. ' +
+        '`apt-get install -y cargo librust-blake3-dev librust-rayon-core-dev librust-zstd-dev librust-xxhash-rust-dev librust-ring-dev`), or set CARGO to its path. ' +
         'Without the addon chunkyard still runs on the wasm engine.',
     );
   } else {

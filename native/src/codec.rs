@@ -150,7 +150,7 @@ pub struct Piece {
 }
 
 /// The stored bytes of piece `i`, which must lie inside the read.
-fn stored_of<'a>(i: usize, data: &'a [u8], p: &Piece) -> Result<&'a [u8], (usize, String)> {
+pub(crate) fn stored_of<'a>(i: usize, data: &'a [u8], p: &Piece) -> Result<&'a [u8], (usize, String)> {
     match p.offset.checked_add(p.stored_length) {
         Some(end) if end <= data.len() => Ok(&data[p.offset..end]),
         _ => Err((i, "stored bytes run past the end of the read".into())),
@@ -158,7 +158,7 @@ fn stored_of<'a>(i: usize, data: &'a [u8], p: &Piece) -> Result<&'a [u8], (usize
 }
 
 /// A raw piece (codec 0) is its stored bytes, which must have the raw length.
-fn raw_of<'a>(i: usize, p: &Piece, stored: &'a [u8]) -> Result<&'a [u8], (usize, String)> {
+pub(crate) fn raw_of<'a>(i: usize, p: &Piece, stored: &'a [u8]) -> Result<&'a [u8], (usize, String)> {
     if p.stored_length != p.raw_length {
         return Err((i, format!("raw chunk has {} bytes, expected {}", p.stored_length, p.raw_length)));
     }
@@ -166,7 +166,7 @@ fn raw_of<'a>(i: usize, p: &Piece, stored: &'a [u8]) -> Result<&'a [u8], (usize,
 }
 
 /// Decodes a compressed piece (codec 1 or 2) into `dst`, exactly its raw length.
-fn decompress_into(i: usize, p: &Piece, stored: &[u8], dst: &mut [u8]) -> Result<(), (usize, String)> {
+pub(crate) fn decompress_into(i: usize, p: &Piece, stored: &[u8], dst: &mut [u8]) -> Result<(), (usize, String)> {
     match p.codec {
         CODEC_LZ4 => lz4_decompress_into(stored, dst).map_err(|m| (i, m)),
         CODEC_ZSTD => match zstd_decompress_into(stored, dst).map_err(|m| (i, m))? {
@@ -178,7 +178,7 @@ fn decompress_into(i: usize, p: &Piece, stored: &[u8], dst: &mut [u8]) -> Result
 }
 
 /// The decoded bytes of piece `i` must hash to its fingerprint.
-fn check_fingerprint(i: usize, key: Option<&[u8; 32]>, raw: &[u8], fingerprints: &[u8]) -> Result<(), (usize, String)> {
+pub(crate) fn check_fingerprint(i: usize, key: Option<&[u8; 32]>, raw: &[u8], fingerprints: &[u8]) -> Result<(), (usize, String)> {
     if crate::chunker::fingerprint(key, raw).as_bytes()[..] != fingerprints[i * 32..i * 32 + 32] {
         return Err((i, "fingerprint mismatch: the chunk bytes are not what was stored".into()));
     }
@@ -191,6 +191,44 @@ thread_local! {
     /// One zstd context per thread and level: creating one costs more than compressing a
     /// small chunk, and a compression worker compresses thousands of batches.
     static ZSTD_CONTEXT: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = std::cell::RefCell::new(None);
+}
+
+/// Compresses one chunk `raw` with `codec` (CODEC_LZ4, CODEC_ZSTD at `level`) into the start
+/// of `dst`; returns the stored length, or 0 when the stored form would not be smaller than
+/// the chunk (or does not fit in `dst`): the chunk is then stored raw.
+pub fn compress_one(codec: u8, raw: &[u8], dst: &mut [u8], level: i32) -> Result<usize, String> {
+    let len = raw.len();
+    let room = dst.len();
+    let mut written = 0usize;
+    match codec {
+        CODEC_LZ4 if len > 5 && room > 5 => {
+            // Stored form: 4-byte raw length + block; kept only if smaller than the chunk.
+            let cap = (len - 5).min(room - 4);
+            dst[..4].copy_from_slice(&(len as u32).to_le_bytes());
+            // SAFETY: plain C call; LZ4 writes at most `cap` bytes at dst and returns 0 if
+            // the block does not fit in them.
+            let n = unsafe { ffi::LZ4_compress_default(raw.as_ptr() as *const _, dst[4..].as_mut_ptr() as *mut _, len as i32, cap as i32) };
+            if n > 0 {
+                written = 4 + n as usize;
+            }
+        }
+        CODEC_ZSTD if len > 1 && room > 1 => {
+            let cap = (len - 1).min(room);
+            written = ZSTD_CONTEXT.with(|cell| -> Result<usize, String> {
+                let mut slot = cell.borrow_mut();
+                if slot.as_ref().map_or(true, |(l, _)| *l != level) {
+                    let c = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))?;
+                    *slot = Some((level, c));
+                }
+                let (_, c) = slot.as_mut().expect("set above");
+                // An error here is "does not fit in cap" (the chunk does not shrink).
+                Ok(c.compress_to_buffer(raw, &mut dst[..cap]).unwrap_or(0))
+            })?;
+        }
+        CODEC_LZ4 | CODEC_ZSTD | CODEC_NONE => {}
+        c => return Err(format!("codec {c} cannot compress")),
+    }
+    Ok(written)
 }
 
 /// Compresses the pieces `(offset, length)` of `data`, each alone, with `codec`
@@ -210,36 +248,7 @@ pub fn compress_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], out: &mu
     let mut pos = 0usize;
     for (i, &(off, len)) in pieces.iter().enumerate() {
         let raw = data.get(off..off.checked_add(len).ok_or("piece offset overflows")?).ok_or_else(|| format!("piece {i} ({off}+{len}) runs past data ({})", data.len()))?;
-        let room = out.len() - pos;
-        let mut written = 0usize;
-        match codec {
-            CODEC_LZ4 if len > 5 && room > 5 => {
-                // Stored form: 4-byte raw length + block; kept only if smaller than the chunk.
-                let cap = (len - 5).min(room - 4);
-                out[pos..pos + 4].copy_from_slice(&(len as u32).to_le_bytes());
-                // SAFETY: plain C call; LZ4 writes at most `cap` bytes at dst and returns 0 if
-                // the block does not fit in them.
-                let n = unsafe { ffi::LZ4_compress_default(raw.as_ptr() as *const _, out[pos + 4..].as_mut_ptr() as *mut _, len as i32, cap as i32) };
-                if n > 0 {
-                    written = 4 + n as usize;
-                }
-            }
-            CODEC_ZSTD if len > 1 && room > 1 => {
-                let cap = (len - 1).min(room);
-                written = ZSTD_CONTEXT.with(|cell| -> Result<usize, String> {
-                    let mut slot = cell.borrow_mut();
-                    if slot.as_ref().map_or(true, |(l, _)| *l != level) {
-                        let c = zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))?;
-                        *slot = Some((level, c));
-                    }
-                    let (_, c) = slot.as_mut().expect("set above");
-                    // An error here is "does not fit in cap" (the chunk does not shrink).
-                    Ok(c.compress_to_buffer(raw, &mut out[pos..pos + cap]).unwrap_or(0))
-                })?;
-            }
-            CODEC_LZ4 | CODEC_ZSTD => {}
-            c => return Err(format!("codec {c} cannot compress")),
-        }
+        let written = compress_one(codec, raw, &mut out[pos..], level)?;
         if written > 0 {
             stored_lengths.push(written as u32);
             codecs.push(codec);

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod multi;
 pub mod params;
 pub mod scan;
+pub mod seal;
 #[doc(hidden)]
 pub mod testutil;
 
@@ -21,4 +22,4 @@ pub mod testutil;
 mod napi;
 
 /// What `version()` returns to JS.
-pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear");
+pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal");

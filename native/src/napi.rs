@@ -1072,6 +1072,156 @@ unsafe extern "C" fn js_decode_into_async(env: napi_env, info: napi_callback_inf
     })
 }
 
+/// The 32-byte chunk key of the seal calls.
+fn chunk_key_arg(env: napi_env, v: napi_value) -> JsResult<[u8; 32]> {
+    key_arg(env, v)?.ok_or_else(|| bad_argument("chunkKey must be a 32-byte Uint8Array".into()))
+}
+
+/// The arguments of sealInto and sealIntoAsync, checked.
+struct SealArgs {
+    codec: u8,
+    data: RawBytes,
+    pieces: Vec<(usize, usize)>,
+    fingerprints: RawBytes,
+    chunk_key: [u8; 32],
+    salt: [u8; 16],
+    out: RawBytes,
+    level: i32,
+}
+
+fn seal_args(env: napi_env, a: &[napi_value; 8]) -> JsResult<SealArgs> {
+    let codec = number(env, a[0], "codec")?;
+    if codec != 0.0 && codec != crate::codec::CODEC_LZ4 as f64 && codec != crate::codec::CODEC_ZSTD as f64 {
+        return Err(bad_argument(format!("codec = {codec}: must be 0 (none), 1 (lz4) or 2 (zstd)")));
+    }
+    let data = bytes_arg(env, a[1], "data")?;
+    let pairs = lengths_arg(env, a[2])?;
+    if pairs.len() % 2 != 0 {
+        return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 2", pairs.len())));
+    }
+    let pieces: Vec<(usize, usize)> = pairs.chunks_exact(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
+    if let Some((i, &(off, len))) = pieces.iter().enumerate().find(|(_, &(off, len))| off + len > data.len) {
+        return Err(bad_argument(format!("piece {i} ({off}+{len}) runs past data ({})", data.len)));
+    }
+    let fingerprints = bytes_arg(env, a[3], "fingerprints")?;
+    if fingerprints.len != pieces.len() * 32 {
+        return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fingerprints.len, pieces.len() * 32)));
+    }
+    let chunk_key = chunk_key_arg(env, a[4])?;
+    let salt_raw = bytes_arg(env, a[5], "salt")?;
+    if salt_raw.len != 16 {
+        return Err(bad_argument(format!("salt has {} bytes, expected 16", salt_raw.len)));
+    }
+    let mut salt = [0u8; 16];
+    // SAFETY: a[5] is an argument of this call.
+    salt.copy_from_slice(unsafe { salt_raw.as_slice() });
+    let out = bytes_arg(env, a[6], "out")?;
+    let need: usize = pieces.iter().map(|&(_, l)| l + crate::seal::OVERHEAD).sum();
+    if out.len < need {
+        return Err(bad_argument(format!("out has {} bytes, needs {need}", out.len)));
+    }
+    let level = number(env, a[7], "level")?;
+    if !(level.fract() == 0.0 && (1.0..=19.0).contains(&level)) {
+        return Err(bad_argument(format!("level = {level}: must be a whole number from 1 to 19")));
+    }
+    Ok(SealArgs { codec: codec as u8, data, pieces, fingerprints, chunk_key, salt, out, level: level as i32 })
+}
+
+impl SealArgs {
+    /// SAFETY: data, fingerprints and out must stay alive, and out untouched by others, until this returns.
+    unsafe fn run(&self) -> Result<(Vec<u32>, Vec<u8>), String> {
+        crate::seal::seal_into(self.codec, self.data.as_slice(), &self.pieces, self.fingerprints.as_slice(), &self.chunk_key, &self.salt, self.out.as_mut_slice(), self.level)
+    }
+}
+
+/// sealInto(codec: 0 | 1 | 2, data, pieces: Uint32Array [offset, length]×n,
+///          fingerprints: Uint8Array(32n), chunkKey: Uint8Array(32), salt: Uint8Array(16), out, level)
+///   -> [sealedLengths: Uint32Array, codecs: Uint8Array]
+/// Compresses (unless codec 0) and seals each piece into out, back to back (seal.rs).
+unsafe extern "C" fn js_seal_into(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<8>(env, info, |env, a| {
+        let args = seal_args(env, a)?;
+        // SAFETY: the buffers are arguments of this call.
+        compressed_value(env, args.run().map_err(bad_argument)?)
+    })
+}
+
+/// sealIntoAsync(...same as sealInto) -> Promise<[sealedLengths, codecs]>, on the libuv pool.
+/// The caller leaves data, fingerprints and out alone until it settles.
+unsafe extern "C" fn js_seal_into_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<8>(env, info, |env, a| {
+        let args = seal_args(env, a)?;
+        // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete.
+        let job = Box::new(move || unsafe { args.run() });
+        start_work(env, "chunkyard:sealInto", &[a[1], a[3], a[6]], job, |env, r: Result<(Vec<u32>, Vec<u8>), String>| compressed_value(env, r.map_err(bad_argument)?), None)
+    })
+}
+
+/// openMany(data, pieces: Uint32Array [offset, sealedLength, rawLength, codec, …]×n,
+///          stride: 4 | 5, fingerprints: Uint8Array(32n), chunkKey) -> [failedIndex, reason]
+/// Opens sealed chunks in place: each stored form is then at offset + 20, length − 36.
+unsafe extern "C" fn js_open_many(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let nums = u32s_arg(env, a[1], "pieces")?;
+        let stride = number(env, a[2], "stride")?;
+        if stride != 4.0 && stride != 5.0 {
+            return Err(bad_argument(format!("stride = {stride}: must be 4 or 5")));
+        }
+        let stride = stride as usize;
+        if nums.len() % stride != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of {stride}", nums.len())));
+        }
+        let fps = bytes_arg(env, a[3], "fingerprints")?;
+        let n = nums.len() / stride;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let chunk_key = chunk_key_arg(env, a[4])?;
+        let pieces: Vec<crate::codec::Piece> = nums
+            .chunks_exact(stride)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        // SAFETY: a[0] and a[3] are arguments of this call; data is ours to overwrite until it returns.
+        verdict_value(env, crate::seal::open_many(data.as_mut_slice(), &pieces, fps.as_slice(), &chunk_key))
+    })
+}
+
+/// openScatterAsync(data, pieces: Uint32Array [offset, sealedLength, rawLength, codec, dest]×n,
+///                  fingerprints: Uint8Array(32n), fingerprintKey | null, chunkKey, out)
+///   -> Promise<[failedIndex, reason]>
+/// decodeScatterAsync for sealed chunks: each opened in place in data (overwritten), decoded
+/// into its place in out and checked against its fingerprint, in one pass (seal.rs).
+unsafe extern "C" fn js_open_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<6>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let quints = u32s_arg(env, a[1], "pieces")?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let key = key_arg(env, a[3])?;
+        let chunk_key = chunk_key_arg(env, a[4])?;
+        let out = bytes_arg(env, a[5], "out")?;
+        if quints.len() % 5 != 0 {
+            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 5", quints.len())));
+        }
+        let n = quints.len() / 5;
+        if fps.len != n * 32 {
+            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
+        }
+        let pieces: Vec<crate::codec::Piece> = quints
+            .chunks_exact(5)
+            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+            .collect();
+        let dests: Vec<usize> = quints.chunks_exact(5).map(|q| q[4] as usize).collect();
+        let job = Box::new(move || {
+            // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
+            // the caller leaves data and the pieces' places alone until then.
+            let (data, out) = (data, out);
+            unsafe { crate::seal::open_scatter(data.as_mut_slice(), &pieces, &dests, fps.as_slice(), key.as_ref(), &chunk_key, out.ptr as *mut u8, out.len) }
+        });
+        start_work(env, "chunkyard:openScatter", &[a[0], a[2], a[5]], job, verdict_value, None)
+    })
+}
+
 /// copyBytes(dst, dstOffset, src) -> null: memcpy of all of src into dst at dstOffset.
 /// Why: V8 copies into SharedArrayBuffer memory (the pipelines' slots) with a relaxed-atomic
 /// loop, which measured 11% of the daemon's CPU for socket data copied into slots; this is
@@ -1178,7 +1328,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 22] = [
+    let fns: [(&str, napi_callback); 26] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1195,6 +1345,10 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("decodeIntoAsync\0", js_decode_into_async),
         ("decodeScatterAsync\0", js_decode_scatter_async),
         ("copyBytes\0", js_copy_bytes),
+        ("sealInto\0", js_seal_into),
+        ("sealIntoAsync\0", js_seal_into_async),
+        ("openMany\0", js_open_many),
+        ("openScatterAsync\0", js_open_scatter_async),
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),
         ("deltaSketchAsync\0", delta::js_delta_sketch_async),

@@ -136,8 +136,6 @@ export interface OpenTask {
   stride: number;
   fingerprints: Uint8Array;
   chunkKey: Uint8Array;
-  /** The bytes are still AES-CTR encrypted as read from a pack file: decrypt them first (chunk-seal.ts ctrXorInPlace). */
-  stream?: { key: Uint8Array; offset: number };
 }
 
 export interface OpenResult {

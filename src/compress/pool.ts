@@ -18,8 +18,13 @@ import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, OpenResult, OpenTask, SealResult, SealTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
 import { SEAL_COUNTER_BYTES, SEAL_OVERHEAD, SEAL_SALT_BYTES } from '../crypto/chunk-seal.js';
+import { randomBytes } from 'node:crypto';
 
-/** An encrypted store's chunk keys (src/crypto/keys.ts): chunks are sealed and opened on the workers. */
+/**
+ * An encrypted store's chunk keys (src/crypto/keys.ts): chunks are sealed and opened by the
+ * native lane in the pass that compresses or decodes them (native/src/seal.rs), or on the
+ * workers with node:crypto where the addon lacks sealing (src/crypto/chunk-seal.ts).
+ */
 export interface ChunkSealing {
   chunkKey: Uint8Array;
   fingerprintKey: Uint8Array;
@@ -161,6 +166,19 @@ export class CompressionPool {
    */
   async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     if (this.sealing) {
+      if (this.native?.openScatterAsync) {
+        // One native pass per chunk: open, decode into place, check the fingerprint.
+        const n = pieces.length / 4;
+        const quints = new Uint32Array(5 * n);
+        let dest = 0;
+        for (let i = 0; i < n; i++) {
+          quints.set(pieces.subarray(4 * i, 4 * i + 4), 5 * i);
+          quints[5 * i + 4] = dest;
+          dest += pieces[4 * i + 2]!;
+        }
+        if (dest !== out.length) throw new DecodeError(0, `output buffer has ${out.length} bytes, the pieces decode to ${dest}`);
+        return this.openScatterNative(data, quints, fingerprints, out);
+      }
       const opened = await this.openSealed(data, pieces, 4, fingerprints);
       return this.decodeIntoPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
     }
@@ -185,13 +203,20 @@ export class CompressionPool {
    * shared memory for the worker path. One native call where the addon has it; else one
    * decodeInto per run of chunks whose places are contiguous. DecodeError indexes `pieces`.
    */
-  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<void> {
+  async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     if (this.sealing) {
-      const opened = await this.openSealed(data, pieces, 5, fingerprints, stream);
+      if (this.native?.openScatterAsync) return this.openScatterNative(data, pieces, fingerprints, out);
+      const opened = await this.openSealed(data, pieces, 5, fingerprints);
       return this.decodeScatterPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
     }
-    if (stream) throw new Error('decodeScatter: encrypted pack bytes given to a pool without keys');
     return this.decodeScatterPlain(data, pieces, fingerprints, key, out);
+  }
+
+  /** Sealed chunks opened (in place in `data`), decoded into their places and checked, natively. */
+  private async openScatterNative(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, out: Uint8Array): Promise<void> {
+    const { chunkKey, fingerprintKey } = this.sealing!;
+    const [index, reason] = await this.track(this.nativeTurn((addon) => addon.openScatterAsync!(data, pieces, fingerprints, fingerprintKey, chunkKey, out)));
+    if (index >= 0) throw new DecodeError(index, reason);
   }
 
   private async decodeScatterPlain(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
@@ -272,8 +297,20 @@ export class CompressionPool {
     if (!this.sealing) throw new Error('sealInto: this pool has no keys');
     let raw = 0;
     for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
+    const size = raw + (pieces.length / 2) * SEAL_OVERHEAD;
+    const seal = this.native?.sealIntoAsync;
+    if (seal) {
+      // Compressed and sealed in one native pass, each chunk straight into its place in out.
+      const out = Buffer.allocUnsafeSlow(size);
+      const codec = compression === 'lz4' ? CODEC_LZ4 : compression === 'zstd' ? CODEC_ZSTD : 0;
+      const chunkKey = this.sealing.chunkKey;
+      const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, ZSTD_LEVEL)));
+      let used = 0;
+      for (let i = 0; i < storedLengths.length; i++) used += storedLengths[i]!;
+      return { storedLengths, codecs, sealed: out.subarray(0, used) };
+    }
     // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
-    const out = new Uint8Array(new SharedArrayBuffer(raw + (pieces.length / 2) * SEAL_OVERHEAD));
+    const out = new Uint8Array(new SharedArrayBuffer(size));
     const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out };
     const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
     let used = 0;
@@ -287,10 +324,18 @@ export class CompressionPool {
    * transferred buffer) and pieces that locate each stored form inside its sealed bytes.
    * DecodeError for a chunk that fails authentication.
    */
-  private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: number, fingerprints: Uint8Array, stream?: { key: Uint8Array; offset: number }): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
-    const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey, ...(stream ? { stream } : {}) };
-    const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
-    const r = result instanceof Uint8Array ? { data: result } : result;
+  private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: 4 | 5, fingerprints: Uint8Array): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
+    let r: { data: Uint8Array; failure?: DecodeFailure };
+    const open = this.native?.openMany;
+    if (open) {
+      // Small and synchronous (AES-GCM at GB/s): verify's copies, check and prune reads.
+      const [index, reason] = open.call(this.native, data, pieces, stride, fingerprints, this.sealing!.chunkKey);
+      r = index >= 0 ? { data, failure: { code: 'CHUNK_CORRUPT', index, reason } } : { data };
+    } else {
+      const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey };
+      const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
+      r = result instanceof Uint8Array ? { data: result } : result;
+    }
     if (r.failure) throw new DecodeError(r.failure.index, r.failure.reason);
     const inner = Uint32Array.from(pieces);
     for (let i = 0; i < inner.length; i += stride) {

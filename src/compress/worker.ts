@@ -14,7 +14,7 @@
 // Piscina.move for the transferring tasks) load on first use.
 import type { IHasher } from 'hash-wasm';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, DecodeTask, OpenResult, OpenTask, SealTask, SizesTask, VerifyResult, VerifyTask, WorkerTask } from './messages.js';
-import { BatchSealer, SEAL_OVERHEAD, ctrXorInPlace, openInPlace } from '../crypto/chunk-seal.js';
+import { BatchSealer, SEAL_OVERHEAD, openInPlace } from '../crypto/chunk-seal.js';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
 import { BufferChurn } from '../util/gc.js';
 
@@ -151,7 +151,6 @@ async function seal(task: SealTask): Promise<unknown> {
 
 /** Opens sealed chunks in place (encrypted stores): see OpenTask. */
 async function openSealed(task: OpenTask): Promise<unknown> {
-  if (task.stream) ctrXorInPlace(task.stream.key, task.stream.offset, task.data);
   const n = task.pieces.length / task.stride;
   const opened = new Set<number>();
   const keys = new Map<string, Buffer>();

@@ -110,23 +110,3 @@ export function openInPlace(chunkKey: Uint8Array, data: Uint8Array, at: number, 
     return false;
   }
 }
-
-/**
- * XORs `data` in place with the AES-256-CTR keystream of `objectKey` from byte `offset` of the
- * object (the stream objects of crypt-backend.ts: packs, recipes, staging). Used where a
- * pack's bytes are read straight from its file (a restore) and decrypted on a worker.
- */
-export function ctrXorInPlace(objectKey: Uint8Array, offset: number, data: Uint8Array): void {
-  const iv = Buffer.alloc(16);
-  const block = Math.floor(offset / 16);
-  iv.writeUInt32BE(Math.floor(block / 2 ** 32), 8);
-  iv.writeUInt32BE(block >>> 0, 12);
-  const c = createCipheriv('aes-256-ctr', objectKey, iv);
-  const skip = offset % 16;
-  if (skip > 0) c.update(Buffer.alloc(skip));
-  const step = 1 << 20;
-  for (let o = 0; o < data.length; o += step) {
-    const part = data.subarray(o, Math.min(data.length, o + step));
-    data.set(c.update(part), o);
-  }
-}

@@ -3,10 +3,17 @@
  * to and from the backend it wraps (docs/encryption.md, "Objects"; docs/format.md,
  * "Encryption"). A wrapper like RetryingBackend: the engine above sees plaintext objects.
  *
- * Three classes of object, by name:
+ * Four classes of object, by name:
  * - clear: `config.json` (the clear header: format, version, id, features, and the rest of
  *   the config sealed inside it), `keys/` (key slots), `reserve` (zeros).
- * - streamed (packs/, recipes/, staging/, damaged/packs/): AES-256-CTR with a keystream key
+ * - packs (packs/): the sealed chunks are stored as they are (each is already an AES-256-GCM
+ *   message, chunk-seal.ts); only the pack's own bytes, the 32-byte header and the trailer
+ *   (table and footer, from tableOffset to the end), are AES-256-CTR encrypted with the
+ *   object's keystream (below) at their offsets. The writer recognises the trailer as the
+ *   write that ends in a pack footer whose tableOffset is where that write starts (the pack
+ *   writer writes table and footer in one write); a reader learns tableOffset from the
+ *   footer (decrypted at size − 40), kept per pack in a small cache.
+ * - streamed (recipes/, staging/, damaged/packs/): AES-256-CTR with a keystream key
  *   derived from the object's name, so sizes are unchanged and any byte range decrypts on its
  *   own (range reads of packs and recipes keep working). These objects are written once per
  *   name (random ids). Their integrity comes from what already checks them: every chunk is
@@ -34,11 +41,12 @@ export const OBJECT_OVERHEAD = SEALED_MAGIC.length + SALT + TAG;
 const OBJECT_INFO = 'chunkyard object seal v1';
 const STREAM_INFO = 'chunkyard object stream v1';
 
-export type ObjectClass = 'clear' | 'stream' | 'sealed';
+export type ObjectClass = 'clear' | 'pack' | 'stream' | 'sealed';
 
 export function objectClass(name: string): ObjectClass {
   if (name === 'config.json' || name === 'reserve' || name.startsWith('keys/')) return 'clear';
-  if (name.startsWith('packs/') || name.startsWith('recipes/') || name.startsWith('staging/') || name.startsWith('damaged/packs/')) return 'stream';
+  if (name.startsWith('packs/')) return 'pack';
+  if (name.startsWith('recipes/') || name.startsWith('staging/') || name.startsWith('damaged/packs/')) return 'stream';
   return 'sealed';
 }
 
@@ -97,6 +105,39 @@ export function streamXorInPlace(streamKey: Buffer, name: string, offset: number
   for (let o = 0; o < data.length; o += step) data.set(c.update(data.subarray(o, Math.min(data.length, o + step))), o);
 }
 
+/** Pack layout constants (src/pack/format.ts; not imported, so the workers' imports stay small). */
+const PACK_HEADER = 32;
+const PACK_FOOTER = 40;
+const PACK_ENTRY = 48;
+const PACK_TAIL = Buffer.from('CYPKTAIL', 'latin1');
+
+/**
+ * Whether `w`, written at `position` of a pack, is its trailer: table and footer in one write,
+ * the footer's tableOffset equal to `position` and its entry count matching the length.
+ */
+export function isPackTrailer(position: number, w: Uint8Array): boolean {
+  if (w.length < PACK_FOOTER || position < PACK_HEADER) return false;
+  const f = Buffer.from(w.buffer, w.byteOffset + w.length - PACK_FOOTER, PACK_FOOTER);
+  if (!f.subarray(32).equals(PACK_TAIL)) return false;
+  return Number(f.readBigUInt64LE(8)) === position && f.readUInt32LE(0) * PACK_ENTRY + PACK_FOOTER === w.length;
+}
+
+/**
+ * XORs, in place, the parts of `data` (bytes [start, start + data.length) of pack `name`)
+ * that the pack encrypts: [0, 32) and [tableOffset, ∞). The sealed chunks between are left.
+ */
+export function packXorInPlace(streamKey: Buffer, name: string, start: number, data: Uint8Array, tableOffset: number): void {
+  const end = start + data.length;
+  for (const [from, to] of [
+    [0, PACK_HEADER],
+    [tableOffset, Infinity],
+  ] as const) {
+    const a = Math.max(start, from);
+    const b = Math.min(end, to);
+    if (a < b) data.set(streamXor(streamKey, name, a, data.subarray(a - start, b - start)), a - start);
+  }
+}
+
 export class CryptBackend implements Backend {
   readonly location: string;
   constructor(
@@ -108,8 +149,62 @@ export class CryptBackend implements Backend {
     this.location = inner.location;
   }
 
+  /** tableOffset of packs read or written (a bounded cache: cleared when it grows past 4096). */
+  private readonly tableOffsets = new Map<string, number>();
+
+  /**
+   * Where pack `name`'s trailer starts, from its footer (the last 40 bytes, decrypted): one
+   * stat and one small read per pack, then cached. A footer that does not parse (a damaged
+   * pack) gives the size: only the header is decrypted, and the pack reader reports the damage.
+   */
+  private async tableOffsetOf(name: string): Promise<number> {
+    const known = this.tableOffsets.get(name);
+    if (known !== undefined) return known;
+    const size = await this.inner.stat(name);
+    if (size === undefined) throw new ChunkyardError('OBJECT_NOT_FOUND', `object ${JSON.stringify(name)} does not exist`);
+    let t = size;
+    if (size >= PACK_HEADER + PACK_FOOTER) {
+      const f = streamXor(this.keys.stream, name, size - PACK_FOOTER, await this.inner.get(name, { start: size - PACK_FOOTER, end: size }));
+      const at = Number(f.readBigUInt64LE(8));
+      if (f.subarray(32).equals(PACK_TAIL) && at >= PACK_HEADER && at + f.readUInt32LE(0) * PACK_ENTRY + PACK_FOOTER === size) t = at;
+    }
+    this.remember(name, t);
+    return t;
+  }
+
+  private remember(name: string, tableOffset: number): void {
+    if (this.tableOffsets.size >= 4096) this.tableOffsets.clear();
+    this.tableOffsets.set(name, tableOffset);
+  }
+
+  /** Decrypts what of a pack read needs it: nothing for sealed chunk bytes (the common read). */
+  private async packRead(name: string, start: number, bytes: Buffer): Promise<Buffer> {
+    if (bytes.length === 0) return bytes;
+    if (start + bytes.length <= PACK_HEADER) return streamXor(this.keys.stream, name, start, bytes);
+    const t = await this.tableOffsetOf(name);
+    if (start >= PACK_HEADER && start + bytes.length <= t) return bytes;
+    packXorInPlace(this.keys.stream, name, start, bytes, t);
+    return bytes;
+  }
+
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     const k = objectClass(name);
+    if (k === 'pack') {
+      // A whole pack at once (tests, tools): its trailer located by its footer.
+      const w = await this.openWriter(name, options);
+      try {
+        const f = Buffer.from(data.buffer, data.byteOffset + Math.max(0, data.length - PACK_FOOTER), Math.min(PACK_FOOTER, data.length));
+        const t = f.length === PACK_FOOTER && f.subarray(32).equals(PACK_TAIL) ? Number(f.readBigUInt64LE(8)) : data.length;
+        if (t > PACK_HEADER && t < data.length) {
+          await w.write(data.subarray(0, t));
+          await w.write(data.subarray(t));
+        } else await w.write(data);
+        await w.commit();
+      } finally {
+        await w.abort();
+      }
+      return;
+    }
     const out = k === 'clear' ? data : k === 'stream' ? streamXor(this.keys.stream, name, 0, data) : sealObject(this.keys.object, name, data);
     await this.inner.put(name, out, options);
   }
@@ -117,6 +212,31 @@ export class CryptBackend implements Backend {
   async openWriter(name: string, options?: PutOptions): Promise<ObjectWriter> {
     const k = objectClass(name);
     if (k === 'clear') return this.inner.openWriter(name, options);
+    if (k === 'pack') {
+      const inner = await this.inner.openWriter(name, options);
+      let position = 0;
+      let tableOffset: number | undefined;
+      return {
+        name,
+        get bytesWritten() {
+          return inner.bytesWritten;
+        },
+        write: async (data: Uint8Array) => {
+          const at = position;
+          position += data.length;
+          if (tableOffset === undefined && isPackTrailer(at, data)) tableOffset = at;
+          if (at >= PACK_HEADER && tableOffset === undefined) return inner.write(data); // sealed chunks, as they are
+          const copy = Buffer.from(data); // the caller's bytes stay as they are
+          packXorInPlace(this.keys.stream, name, at, copy, tableOffset ?? Infinity);
+          return inner.write(copy);
+        },
+        commit: async () => {
+          await inner.commit();
+          if (tableOffset !== undefined) this.remember(name, tableOffset);
+        },
+        abort: () => inner.abort(),
+      };
+    }
     if (k === 'stream') {
       const inner = await this.inner.openWriter(name, options);
       const cipher = streamCipher(this.keys.stream, name, 0);
@@ -159,6 +279,7 @@ export class CryptBackend implements Backend {
   async get(name: string, range?: ByteRange): Promise<Buffer> {
     const k = objectClass(name);
     if (k === 'clear') return this.inner.get(name, range);
+    if (k === 'pack') return this.packRead(name, range?.start ?? 0, await this.inner.get(name, range));
     if (k === 'stream') {
       const bytes = await this.inner.get(name, range);
       return streamXor(this.keys.stream, name, range?.start ?? 0, bytes);
@@ -173,6 +294,21 @@ export class CryptBackend implements Backend {
   getStream(name: string, range?: ByteRange): Readable {
     const k = objectClass(name);
     if (k === 'clear') return this.inner.getStream(name, range);
+    if (k === 'pack') {
+      return Readable.from(
+        (async function* (self: CryptBackend) {
+          let at = range?.start ?? 0;
+          const t = await self.tableOffsetOf(name);
+          for await (const piece of self.inner.getStream(name, range)) {
+            const bytes = Buffer.from(piece as Buffer);
+            packXorInPlace(self.keys.stream, name, at, bytes, t);
+            at += bytes.length;
+            yield bytes;
+          }
+        })(this),
+        { objectMode: false },
+      );
+    }
     if (k === 'stream') {
       const source = this.inner.getStream(name, range);
       const cipher = streamCipher(this.keys.stream, name, range?.start ?? 0);
@@ -208,6 +344,7 @@ export class CryptBackend implements Backend {
   }
 
   delete(name: string): Promise<void> {
+    this.tableOffsets.delete(name);
     return this.inner.delete(name);
   }
 

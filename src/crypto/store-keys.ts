@@ -13,7 +13,13 @@ import { passwordRequired, resolveSecret, type KeyOptions } from './secret.js';
 import { KNOWN_FEATURES } from '../store/config.js';
 
 export const ENCRYPTION_FEATURE = 'encryption';
-export const ENCRYPTION_VERSION = 1;
+/**
+ * The encryption format written and read by this build (config.json `encryption.version`).
+ * 2: sealed chunks are stored in packs as they are; only pack headers and trailers are
+ * encrypted (docs/encryption.md, "Objects"). 1 (a build of 2026-12-06 before that change)
+ * encrypted whole packs a second time: refused, FORMAT_UNSUPPORTED.
+ */
+export const ENCRYPTION_VERSION = 2;
 
 /** The clear `encryption` field of an encrypted store's config.json. */
 export interface EncryptionHeader {
@@ -78,6 +84,9 @@ export async function openStoreBackend(backend: Backend, options: KeyOptions = {
   // (FORMAT_UNSUPPORTED) before anyone is asked for a password.
   if (features.some((f) => !KNOWN_FEATURES.has(String(f)))) return backend;
   const enc = header!['encryption'] as EncryptionHeader | undefined;
+  if (enc && typeof enc === 'object' && enc.version === 1) {
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} uses encryption format 1 (whole packs encrypted a second time, written by a development build before encryption format 2); this build reads only encryption format 2: restore it with the build that wrote it and back up into a new store`);
+  }
   if (!enc || typeof enc !== 'object' || enc.version !== ENCRYPTION_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} names an encryption version this build does not know (${JSON.stringify(enc?.version)})`);
   }

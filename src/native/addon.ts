@@ -92,6 +92,18 @@ export interface NativeAddon {
   preallocate(fd: number, offset: number, length: number): number;
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array): null;
+  /**
+   * Chunk sealing of encrypted stores (native/src/seal.rs; optional: builds before the tag
+   * `chunk-seal` lack it, and sealing then runs on the workers with node:crypto). sealInto
+   * compresses (codec 0: not) and seals each [offset, length] piece into out, back to back,
+   * under the batch key of `salt`: [sealedLengths, codecs]. out needs raw + 36 bytes per piece.
+   */
+  sealInto?(codec: 0 | 1 | 2, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, chunkKey: Uint8Array, salt: Uint8Array, out: Uint8Array, level: number): [Uint32Array, Uint8Array];
+  sealIntoAsync?(codec: 0 | 1 | 2, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, chunkKey: Uint8Array, salt: Uint8Array, out: Uint8Array, level: number): Promise<[Uint32Array, Uint8Array]>;
+  /** Opens sealed chunks in place ([offset, sealedLength, rawLength, codec(, dest)] per piece, stride 4 or 5): [-1, ''] or [failed index, reason]. */
+  openMany?(data: Uint8Array, pieces: Uint32Array, stride: 4 | 5, fingerprints: Uint8Array, chunkKey: Uint8Array): [number, string];
+  /** decodeScatterAsync for sealed chunks: open (data is overwritten), decode into place, check the fingerprint, one pass. */
+  openScatterAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, fingerprintKey: Uint8Array | null, chunkKey: Uint8Array, out: Uint8Array): Promise<[number, string]>;
   /** Delta module (native/src/delta.rs; optional: older builds lack it). 3 super-features per [offset, length] piece, 0s = no sketch. */
   deltaSketchAsync?(data: Uint8Array, pieces: Uint32Array): Promise<Uint32Array>;
   /** Each [baseOffset, baseLength, offset, length] pair's target encoded against its base; length 0 = not smaller than its limit. */

@@ -62,10 +62,12 @@ export class PackWriter {
     const table = encodeTable(this.entries);
     const footer = encodeFooter(this.entries.length, this.offset, table);
     const tableOffset = this.offset;
-    await this.out.write(table);
-    await this.out.write(footer);
+    // Table and footer in one write: an encrypted store's CryptBackend recognises the pack's
+    // trailer (the bytes it encrypts) as this write (src/crypto/crypt-backend.ts).
+    const trailer = Buffer.concat([table, footer]);
+    await this.out.write(trailer);
     await this.out.commit();
-    await this.backend.put(tableObjectName(this.packId), Buffer.concat([table, footer]), { exclusive: true });
+    await this.backend.put(tableObjectName(this.packId), trailer, { exclusive: true });
     return { packId: this.packId, name: this.name, size: this.out.bytesWritten, tableOffset, entries: this.entries };
   }
 

@@ -15,8 +15,7 @@ import path from 'node:path';
 import type { Backend } from '../backend/types.js';
 import { FsBackend } from '../backend/fs.js';
 import { ChunkyardError } from '../errors.js';
-import { CryptBackend, plainBackend, streamObjectKey } from '../crypto/crypt-backend.js';
-import { ctrXorInPlace } from '../crypto/chunk-seal.js';
+import { plainBackend } from '../crypto/crypt-backend.js';
 
 /** Open pack handles kept at most (a restore touches few packs at a time; fds are cheap but finite). */
 export const MAX_OPEN_PACKS = 32;
@@ -38,27 +37,12 @@ export class PackFiles {
   constructor(
     private readonly backend: Backend,
     private readonly maxOpen = MAX_OPEN_PACKS,
-    /**
-     * An encrypted directory store: leave the bytes read() returns encrypted, for the worker
-     * that opens their chunks to decrypt (streamOf says how). Otherwise they are decrypted here.
-     */
-    private readonly leaveEncrypted = false,
   ) {
+    // An encrypted directory store's packs are read as they are too: the chunk bytes in a pack
+    // are its sealed chunks, not encrypted a second time (docs/encryption.md, "Objects"), and
+    // this reads only chunk ranges.
     const plain = plainBackend(backend);
     this.root = plain instanceof FsBackend ? plain.location : null;
-    // An encrypted directory store: the file's bytes are read as they are, and decrypted on
-    // the worker that opens their chunks (streamOf).
-    this.crypt = backend instanceof CryptBackend && this.root !== null ? backend : null;
-  }
-
-  private readonly crypt: CryptBackend | null;
-
-  /**
-   * For the bytes read() returned from `name` at `start`: the stream key they are still
-   * encrypted with (an encrypted directory store), else undefined (already plaintext).
-   */
-  streamOf(name: string, start: number): { key: Uint8Array; offset: number } | undefined {
-    return this.crypt && this.leaveEncrypted ? { key: streamObjectKey(this.crypt.keys.stream, name), offset: start } : undefined;
   }
 
   /**
@@ -81,7 +65,6 @@ export class PackFiles {
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      if (this.crypt && !this.leaveEncrypted) ctrXorInPlace(streamObjectKey(this.crypt.keys.stream, name), start, into.subarray(0, done));
       return into.subarray(0, done);
     } finally {
       this.releaseHandle(name, c);

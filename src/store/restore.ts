@@ -148,7 +148,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       fps.set(e.fingerprint, k * 32);
     });
     try {
-      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area, run.packs.streamOf(name, read.start));
+      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
     } catch (err) {
       if (err instanceof DecodeError) {
         const e = plain[err.index]?.entry;
@@ -209,7 +209,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const sizing = restoreSlotsFor(ctx.maxSize);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend, undefined, true), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
   const limits = { maxReadBytes: MAX_READ_BYTES, maxGapBytes: MAX_GAP };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();

@@ -1,0 +1,240 @@
+//! Sealed chunks of encrypted stores (docs/encryption.md, "Chunks"), in the same pass that
+//! compresses (backup) or decompresses and hashes (restore), so a chunk's bytes are touched
+//! once more at most and never cross to a JS worker. ON-DISK: the bytes must equal those of
+//! src/crypto/chunk-seal.ts (node:crypto), which stays the path without this addon; the golden
+//! test (test/crypto/native-seal.test.ts) compares the two.
+//!
+//!   sealed chunk = salt 16 B | counter u32 LE | AES-256-GCM(stored form) | tag 16 B
+//!   key          = HKDF-SHA256(ikm = chunk key, salt, info "chunkyard chunk seal v1", 32 B)
+//!   nonce        = counter u32 LE | 8 zero bytes
+//!   AD           = fingerprint 32 B | codec u8 | rawLength u32 LE
+//!
+//! AES-256-GCM and HKDF come from ring 0.16 (Debian's librust-ring-dev), which uses AES-NI and
+//! PCLMULQDQ (and AVX/MOVBE GCM code) where the CPU has them.
+
+use crate::codec::{check_fingerprint, compress_one, decompress_into, raw_of, stored_of, Piece, CODEC_NONE};
+use ring::{aead, hkdf};
+
+pub const SALT: usize = 16;
+pub const COUNTER: usize = 4;
+pub const TAG: usize = 16;
+/// Bytes a sealed chunk has beyond its stored form.
+pub const OVERHEAD: usize = SALT + COUNTER + TAG;
+const INFO: &[u8] = b"chunkyard chunk seal v1";
+
+/// The AES-256-GCM key of one batch: HKDF-SHA256(chunk key, salt, INFO).
+pub fn batch_key(chunk_key: &[u8; 32], salt: &[u8]) -> aead::LessSafeKey {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(chunk_key);
+    let okm = prk.expand(&[INFO], &aead::AES_256_GCM).expect("32 bytes is a valid HKDF-SHA256 output length");
+    aead::LessSafeKey::new(aead::UnboundKey::from(okm))
+}
+
+fn nonce(counter: u32) -> aead::Nonce {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(&counter.to_le_bytes());
+    aead::Nonce::assume_unique_for_key(n)
+}
+
+fn aad(fingerprint: &[u8], codec: u8, raw_length: u32) -> [u8; 37] {
+    let mut ad = [0u8; 37];
+    ad[..32].copy_from_slice(fingerprint);
+    ad[32] = codec;
+    ad[33..].copy_from_slice(&raw_length.to_le_bytes());
+    ad
+}
+
+/// Compresses (codec CODEC_LZ4 or CODEC_ZSTD at `level`; CODEC_NONE: not at all) and seals the
+/// pieces `(offset, length)` of `data`, each alone, under one batch key (a fresh random `salt`
+/// from the caller) with counters 0, 1, 2, …, back to back into `out`. Each stored form is
+/// written straight into its place in `out` (after the salt and counter) and encrypted there:
+/// no intermediate copy. A chunk whose compressed form would not be smaller is stored raw
+/// (codec 0). Returns the sealed length and codec of every piece.
+///
+/// `out` must hold the sum of the piece lengths plus OVERHEAD per piece (the worst case).
+pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints: &[u8], chunk_key: &[u8; 32], salt: &[u8; 16], out: &mut [u8], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
+    if fingerprints.len() != pieces.len() * 32 {
+        return Err(format!("fingerprints has {} bytes, expected {}", fingerprints.len(), pieces.len() * 32));
+    }
+    if pieces.len() > u32::MAX as usize {
+        return Err("too many chunks for one salt".into());
+    }
+    let need: usize = pieces.iter().map(|&(_, l)| l + OVERHEAD).sum();
+    if out.len() < need {
+        return Err(format!("out has {} bytes, needs {need}", out.len()));
+    }
+    let key = batch_key(chunk_key, salt);
+    let mut lengths = Vec::with_capacity(pieces.len());
+    let mut codecs = Vec::with_capacity(pieces.len());
+    let mut pos = 0usize;
+    for (i, &(off, len)) in pieces.iter().enumerate() {
+        let raw = data.get(off..off.checked_add(len).ok_or("piece offset overflows")?).ok_or_else(|| format!("piece {i} ({off}+{len}) runs past data ({})", data.len()))?;
+        if len > u32::MAX as usize {
+            return Err(format!("piece {i} is too long"));
+        }
+        let body = pos + SALT + COUNTER;
+        // Room for the stored form: at most the raw length (else it is stored raw).
+        let written = if codec == CODEC_NONE { 0 } else { compress_one(codec, raw, &mut out[body..body + len], level)? };
+        let (m, c) = if written > 0 {
+            (written, codec)
+        } else {
+            out[body..body + len].copy_from_slice(raw);
+            (len, CODEC_NONE)
+        };
+        out[pos..pos + SALT].copy_from_slice(salt);
+        out[pos + SALT..body].copy_from_slice(&(i as u32).to_le_bytes());
+        let ad = aad(&fingerprints[i * 32..i * 32 + 32], c, len as u32);
+        let tag = key
+            .seal_in_place_separate_tag(nonce(i as u32), aead::Aad::from(&ad[..]), &mut out[body..body + m])
+            .map_err(|_| format!("sealing piece {i} failed"))?;
+        out[body + m..body + m + TAG].copy_from_slice(tag.as_ref());
+        let sealed = m + OVERHEAD;
+        lengths.push(sealed as u32);
+        codecs.push(c);
+        pos += sealed;
+    }
+    Ok((lengths, codecs))
+}
+
+/// Batch keys of the salts seen last (a pack's chunks come in runs of one batch).
+struct Keys<'k> {
+    chunk_key: &'k [u8; 32],
+    last: Option<([u8; 16], aead::LessSafeKey)>,
+}
+
+impl<'k> Keys<'k> {
+    fn of(&mut self, salt: &[u8]) -> &aead::LessSafeKey {
+        let hit = matches!(&self.last, Some((s, _)) if s[..] == *salt);
+        if !hit {
+            let mut s = [0u8; 16];
+            s.copy_from_slice(salt);
+            self.last = Some((s, batch_key(self.chunk_key, salt)));
+        }
+        &self.last.as_ref().expect("set above").1
+    }
+}
+
+/// Opens sealed piece `i` in place: its stored form is left at `[offset + 20, offset +
+/// sealedLength - 16)` of `data`. Err when it fails authentication.
+fn open_one(i: usize, data: &mut [u8], p: &Piece, fingerprints: &[u8], keys: &mut Keys) -> Result<(), (usize, String)> {
+    let end = match p.offset.checked_add(p.stored_length) {
+        Some(end) if end <= data.len() => end,
+        _ => return Err((i, "stored bytes run past the end of the read".into())),
+    };
+    if p.stored_length < OVERHEAD || p.raw_length > u32::MAX as usize {
+        return Err((i, "sealed chunk is shorter than its salt, counter and tag".into()));
+    }
+    let sealed = &mut data[p.offset..end];
+    let (head, body) = sealed.split_at_mut(SALT + COUNTER);
+    let counter = u32::from_le_bytes([head[SALT], head[SALT + 1], head[SALT + 2], head[SALT + 3]]);
+    let ad = aad(&fingerprints[i * 32..i * 32 + 32], p.codec, p.raw_length as u32);
+    keys.of(&head[..SALT])
+        .open_in_place(nonce(counter), aead::Aad::from(&ad[..]), body)
+        .map(|_| ())
+        .map_err(|_| (i, "sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store's key".into()))
+}
+
+/// The stored form of an opened piece, as a piece of `data`.
+fn inner(p: &Piece) -> Piece {
+    Piece { offset: p.offset + SALT + COUNTER, stored_length: p.stored_length - OVERHEAD, raw_length: p.raw_length, codec: p.codec }
+}
+
+/// Opens the sealed pieces of one read in place (`data` is the read, overwritten): each
+/// stored form is then at offset + 20, stored length − 36. A stored chunk named twice (the
+/// same offset) is opened once. Err((index, reason)) names the first piece that fails.
+pub fn open_many(data: &mut [u8], pieces: &[Piece], fingerprints: &[u8], chunk_key: &[u8; 32]) -> Result<(), (usize, String)> {
+    let mut keys = Keys { chunk_key, last: None };
+    let mut opened = std::collections::HashSet::new();
+    for (i, p) in pieces.iter().enumerate() {
+        if opened.insert(p.offset) {
+            open_one(i, data, p, fingerprints, &mut keys)?;
+        }
+    }
+    Ok(())
+}
+
+/// codec::decode_scatter for sealed pieces, in one pass per chunk: open (in place in `data`),
+/// decode into its place in `out`, check the keyed fingerprint.
+///
+/// SAFETY: as codec::decode_scatter; `data` is this call's to overwrite.
+pub unsafe fn open_scatter(data: &mut [u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], fingerprint_key: Option<&[u8; 32]>, chunk_key: &[u8; 32], out: *mut u8, out_len: usize) -> Result<(), (usize, String)> {
+    let mut keys = Keys { chunk_key, last: None };
+    let mut opened = std::collections::HashSet::new();
+    for (i, p) in pieces.iter().enumerate() {
+        let dest = dests[i];
+        match dest.checked_add(p.raw_length) {
+            Some(end) if end <= out_len => {}
+            _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
+        }
+        if opened.insert(p.offset) {
+            open_one(i, data, p, fingerprints, &mut keys)?;
+        }
+        let q = inner(p);
+        let stored = stored_of(i, data, &q)?;
+        let dst: &mut [u8] = if q.raw_length == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out.add(dest), q.raw_length) };
+        if q.codec == CODEC_NONE {
+            dst.copy_from_slice(raw_of(i, &q, stored)?);
+        } else {
+            decompress_into(i, &q, stored, dst)?;
+        }
+        check_fingerprint(i, fingerprint_key, dst, fingerprints)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{CODEC_LZ4, CODEC_ZSTD};
+
+    fn sample() -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut data = vec![0u8; 0];
+        let mut pieces = vec![];
+        let mut x = 7u32;
+        for (i, len) in [5000usize, 1, 0, 70000, 3000].iter().enumerate() {
+            pieces.push((data.len(), *len));
+            for j in 0..*len {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                // Half the pieces compressible, half noise.
+                data.push(if i % 2 == 0 { (j % 17) as u8 } else { (x >> 16) as u8 });
+            }
+        }
+        (data, pieces)
+    }
+
+    #[test]
+    fn seal_then_open_round_trips_and_detects_tampering() {
+        let (data, pieces) = sample();
+        let key = [9u8; 32];
+        let fkey = [3u8; 32];
+        let mut fps = vec![];
+        for &(o, l) in &pieces {
+            fps.extend_from_slice(crate::chunker::fingerprint(Some(&fkey), &data[o..o + l]).as_bytes());
+        }
+        for codec in [CODEC_NONE, CODEC_LZ4, CODEC_ZSTD] {
+            let need: usize = pieces.iter().map(|&(_, l)| l + OVERHEAD).sum();
+            let mut out = vec![0u8; need];
+            let (lens, codecs) = seal_into(codec, &data, &pieces, &fps, &key, &[5u8; 16], &mut out, 3).unwrap();
+            let mut qs = vec![];
+            let mut dests = vec![];
+            let (mut o, mut d) = (0usize, 0usize);
+            for (i, &(_, l)) in pieces.iter().enumerate() {
+                qs.push(Piece { offset: o, stored_length: lens[i] as usize, raw_length: l, codec: codecs[i] });
+                dests.push(d);
+                o += lens[i] as usize;
+                d += l;
+            }
+            let mut sealed = out[..o].to_vec();
+            let mut back = vec![0u8; data.len()];
+            unsafe { open_scatter(&mut sealed, &qs, &dests, &fps, Some(&fkey), &key, back.as_mut_ptr(), back.len()) }.unwrap();
+            assert_eq!(back, data);
+            // A flipped byte in the ciphertext of piece 3, or a wrong fingerprint: refused.
+            let mut bad = out[..o].to_vec();
+            bad[qs[3].offset + 30] ^= 1;
+            assert_eq!(open_many(&mut bad, &qs, &fps, &key).unwrap_err().0, 3);
+            let mut swapped = fps.clone();
+            swapped.swap(0, 32);
+            let mut again = out[..o].to_vec();
+            assert_eq!(open_many(&mut again, &qs, &swapped, &key).unwrap_err().0, 0);
+        }
+    }
+}
