@@ -168,15 +168,8 @@ export class CompressionPool {
     if (this.sealing) {
       if (this.native?.openScatterAsync) {
         // One native pass per chunk: open, decode into place, check the fingerprint.
-        const n = pieces.length / 4;
-        const quints = new Uint32Array(5 * n);
-        let dest = 0;
-        for (let i = 0; i < n; i++) {
-          quints.set(pieces.subarray(4 * i, 4 * i + 4), 5 * i);
-          quints[5 * i + 4] = dest;
-          dest += pieces[4 * i + 2]!;
-        }
-        if (dest !== out.length) throw new DecodeError(0, `output buffer has ${out.length} bytes, the pieces decode to ${dest}`);
+        const quints = sealedQuints(pieces);
+        if (quints.raw !== out.length) throw new DecodeError(0, `output buffer has ${out.length} bytes, the pieces decode to ${quints.raw}`);
         return this.openScatterNative(data, quints, fingerprints, out);
       }
       const opened = await this.openSealed(data, pieces, 4, fingerprints);
@@ -268,6 +261,17 @@ export class CompressionPool {
       // Callers copy verified chunks from the bytes (relocation): those stay sealed; a copy is opened.
       const copy = new Uint8Array(data.length);
       copy.set(data);
+      if (this.native?.openScatterAsync) {
+        // Opened, decoded and checked in one native pass; what they decode to is dropped.
+        const quints = sealedQuints(pieces);
+        try {
+          await this.openScatterNative(copy, quints, fingerprints, Buffer.allocUnsafeSlow(quints.raw));
+        } catch (err) {
+          if (err instanceof DecodeError) return { data, failure: { code: 'CHUNK_CORRUPT', index: err.index, reason: err.reason } };
+          throw err;
+        }
+        return { data };
+      }
       let opened: { data: Uint8Array; pieces: Uint32Array };
       try {
         opened = await this.openSealed(copy, pieces, 4, fingerprints);
@@ -325,17 +329,9 @@ export class CompressionPool {
    * DecodeError for a chunk that fails authentication.
    */
   private async openSealed(data: Uint8Array, pieces: Uint32Array, stride: 4 | 5, fingerprints: Uint8Array): Promise<{ data: Uint8Array; pieces: Uint32Array }> {
-    let r: { data: Uint8Array; failure?: DecodeFailure };
-    const open = this.native?.openMany;
-    if (open) {
-      // Small and synchronous (AES-GCM at GB/s): verify's copies, check and prune reads.
-      const [index, reason] = open.call(this.native, data, pieces, stride, fingerprints, this.sealing!.chunkKey);
-      r = index >= 0 ? { data, failure: { code: 'CHUNK_CORRUPT', index, reason } } : { data };
-    } else {
-      const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey };
-      const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
-      r = result instanceof Uint8Array ? { data: result } : result;
-    }
+    const task: OpenTask = { op: 'open', data, pieces, stride, fingerprints, chunkKey: this.sealing!.chunkKey };
+    const result = (await this.track(this.run(task, transferable(data)))) as Uint8Array | OpenResult;
+    const r = result instanceof Uint8Array ? { data: result } : result;
     if (r.failure) throw new DecodeError(r.failure.index, r.failure.reason);
     const inner = Uint32Array.from(pieces);
     for (let i = 0; i < inner.length; i += stride) {
@@ -369,6 +365,20 @@ export class CompressionPool {
     const pool = await this.piscina?.catch(() => undefined); // an import that failed has nothing to stop
     await pool?.destroy();
   }
+}
+
+/** [offset, storedLength, rawLength, codec] pieces as decodeScatter's quintuples, placed back to back; `raw` is their total. */
+function sealedQuints(pieces: Uint32Array): Uint32Array & { raw: number } {
+  const n = pieces.length / 4;
+  const quints = new Uint32Array(5 * n) as Uint32Array & { raw: number };
+  let dest = 0;
+  for (let i = 0; i < n; i++) {
+    quints.set(pieces.subarray(4 * i, 4 * i + 4), 5 * i);
+    quints[5 * i + 4] = dest;
+    dest += pieces[4 * i + 2]!;
+  }
+  quints.raw = dest;
+  return quints;
 }
 
 /**
