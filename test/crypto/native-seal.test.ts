@@ -244,3 +244,44 @@ test('an encrypted store of encryption format 1 (whole packs encrypted) is refus
 });
 
 const GOLDEN_SHA256 = '458979b5bb5654a340ba881cf1a1aa22f00e4eb7b11f7cec4eda937d04957473';
+
+test('CryptBackend packs: ranges across header, chunks and trailer read back as written; only header and trailer differ on disk', { timeout: 60_000 }, async () => {
+  const { FsBackend } = await import('../../src/backend/fs.js');
+  const { deriveKeys, newMasterKey } = await import('../../src/crypto/keys.js');
+  const { PackWriter } = await import('../../src/pack/writer.js');
+  const { encodeFooter, encodeHeader, encodeTable } = await import('../../src/pack/format.js');
+  await (await import('../../src/util/blake3.js')).initBlake3();
+  const dir = await mkdtemp(join(tmpdir(), 'cryptspeed-test-'));
+  try {
+    const inner = new FsBackend(dir);
+    const cb = new CryptBackend(inner, deriveKeys(newMasterKey()));
+    const w = await PackWriter.create(cb);
+    const blobs = [prng(1, 5000), prng(2, 77), prng(3, 20_000)];
+    for (const [i, b] of blobs.entries()) await w.append(Buffer.alloc(32, i + 1), b, b.length, 0);
+    const sealed = await w.seal();
+    const plain = Buffer.concat([encodeHeader(sealed.packId), ...blobs, encodeTable(sealed.entries), encodeFooter(sealed.entries.length, sealed.tableOffset, encodeTable(sealed.entries))]);
+    assert.equal(sealed.size, plain.length);
+    const disk = await readFile(join(dir, sealed.name));
+    assert.equal(disk.length, plain.length);
+    assert.ok(disk.subarray(32, sealed.tableOffset).equals(plain.subarray(32, sealed.tableOffset)), 'chunk bytes stored as they are');
+    assert.ok(!disk.subarray(0, 32).equals(plain.subarray(0, 32)), 'header encrypted');
+    assert.ok(!disk.subarray(sealed.tableOffset).equals(plain.subarray(sealed.tableOffset)), 'trailer encrypted');
+    // A fresh CryptBackend (no cached tableOffset) and the writer's own: any range reads back.
+    for (const reader of [cb, new CryptBackend(new FsBackend(dir), cb.keys)]) {
+      for (const [start, end] of [[0, plain.length], [0, 32], [0, 40], [10, 5100], [32, 5032], [5032, 5109], [100, sealed.tableOffset], [sealed.tableOffset - 3, plain.length], [plain.length - 40, plain.length], [sealed.tableOffset + 7, plain.length - 2]] as const) {
+        assert.ok((await reader.get(sealed.name, { start, end })).equals(plain.subarray(start, end)), `range ${start}-${end}`);
+      }
+      assert.ok((await reader.get(sealed.name)).equals(plain));
+      assert.ok((await collect(reader.getStream(sealed.name, { start: 20, end: plain.length - 5 }))).equals(plain.subarray(20, plain.length - 5)));
+      assert.deepEqual((await readPackTable(reader, sealed.name)).entries, sealed.entries);
+    }
+    // A whole pack put at once (as a tool or a copy would) is laid out the same way.
+    const other = 'packs/00/00112233445566778899aabbccddeeff.pack';
+    await cb.put(other, plain);
+    const disk2 = await readFile(join(dir, other));
+    assert.ok(disk2.subarray(32, sealed.tableOffset).equals(plain.subarray(32, sealed.tableOffset)));
+    assert.ok((await new CryptBackend(new FsBackend(dir), cb.keys).get(other)).equals(plain));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
