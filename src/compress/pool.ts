@@ -297,15 +297,16 @@ export class CompressionPool {
    * workers. `fingerprints`: 32 bytes per chunk. Every chunk's sealed form is in `sealed`,
    * back to back, storedLengths[i] bytes each.
    */
-  async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array): Promise<SealResult> {
+  async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, into?: Uint8Array): Promise<SealResult> {
     if (!this.sealing) throw new Error('sealInto: this pool has no keys');
     let raw = 0;
     for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
     const size = raw + (pieces.length / 2) * SEAL_OVERHEAD;
+    if (into && into.length < size) throw new Error(`sealInto: into has ${into.length} bytes, needs ${size}`);
     const seal = this.native?.sealIntoAsync;
     if (seal) {
       // Compressed and sealed in one native pass, each chunk straight into its place in out.
-      const out = Buffer.allocUnsafeSlow(size);
+      const out = into ?? Buffer.allocUnsafeSlow(size);
       const codec = compression === 'lz4' ? CODEC_LZ4 : compression === 'zstd' ? CODEC_ZSTD : 0;
       const chunkKey = this.sealing.chunkKey;
       const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, ZSTD_LEVEL)));
@@ -314,7 +315,7 @@ export class CompressionPool {
       return { storedLengths, codecs, sealed: out.subarray(0, used) };
     }
     // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
-    const out = new Uint8Array(new SharedArrayBuffer(size));
+    const out = into && into.buffer instanceof SharedArrayBuffer ? into : new Uint8Array(new SharedArrayBuffer(size));
     const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out };
     const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
     let used = 0;

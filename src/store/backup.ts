@@ -21,6 +21,7 @@ import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
 import { BufferChurn } from '../util/gc.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
+import { SEAL_OVERHEAD } from '../crypto/chunk-seal.js';
 import type { ChunkSink, InflightChunk, OpenPack } from './chunk-sink.js';
 
 /**
@@ -149,7 +150,11 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   const headroom = chunker.params.maxSize;
   const sliceBytes = options.sliceBytes ?? STREAM_SLICE_BYTES;
   const sizing = slotsFor(headroom, sliceBytes);
-  const slots = new SlotPool(sizing.slots, sizing.slotBytes, 2);
+  // An encrypted store seals new chunks into the slot's second buffer as the plain path
+  // compresses into it; a sealed chunk is 36 bytes longer (SEAL_OVERHEAD), so the buffers
+  // get room for that per chunk a slot can hold (bounded: at most an eighth more).
+  const sealSlack = sink.pool.sealing ? Math.min(SEAL_OVERHEAD * (Math.ceil(sizing.slotBytes / chunker.params.minSize) + 2), sizing.slotBytes >> 3) : 0;
+  const slots = new SlotPool(sizing.slots, sizing.slotBytes + sealSlack, 2);
 
   /**
    * Decides dup/new for every chunk of one chunker batch, whose chunks lie back to back in
@@ -205,8 +210,14 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       const fpsOfNew = new Uint8Array((newPieces.length / 2) * 32);
       let k = 0;
       for (const c of chunks) if (c.kind === 'new') fpsOfNew.set(c.fp, 32 * k++);
-      compressed = sink.pool.sealInto(options.compression, slot.buffers[0]!, Uint32Array.from(newPieces), fpsOfNew);
+      const sealedBytes = newBytes + (newPieces.length / 2) * SEAL_OVERHEAD;
+      const output = slot.buffers[1]!;
+      // Into the slot's output buffer when it fits (it does unless chunks are far below
+      // minSize on average, which cannot happen): nothing allocated per slice.
+      const into = outStart + sealedBytes <= output.length ? output.subarray(outStart, outStart + sealedBytes) : undefined;
+      compressed = sink.pool.sealInto(options.compression, slot.buffers[0]!, Uint32Array.from(newPieces), fpsOfNew, into);
       compressed.catch(() => {});
+      return { planned: { slot: slot.retain(), chunks, outStart, compressed, delta, claims }, outEnd: into ? outStart + sealedBytes : outStart };
     } else if (newPieces.length > 0 && options.compression !== 'none') {
       const [input, output] = slot.buffers as [Uint8Array, Uint8Array];
       const codec = options.compression;
