@@ -243,6 +243,9 @@ pub fn compress_one(codec: u8, raw: &[u8], dst: &mut [u8], level: i32) -> Result
 /// zstd_compress_many): a limit on the output only
 /// makes the compressor give up earlier, it does not change what it writes.
 pub fn compress_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], out: &mut [u8], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
+    if codec != CODEC_LZ4 && codec != CODEC_ZSTD {
+        return Err(format!("codec {codec} cannot compress"));
+    }
     let mut stored_lengths = Vec::with_capacity(pieces.len());
     let mut codecs = Vec::with_capacity(pieces.len());
     let mut pos = 0usize;
