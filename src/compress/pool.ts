@@ -90,7 +90,7 @@ export class CompressionPool {
         new Piscina({
           filename: workerEntry(),
           minThreads: 1,
-          // Sealing runs only on the workers: as many as the native lanes.
+          // Without native sealing (an addon before chunk-seal, or none) sealing runs on the workers: as many as the native lanes.
           maxThreads: this.sealing ? Math.max(this.threads, this.lanes) : this.threads,
           // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
           idleTimeout: 5_000,

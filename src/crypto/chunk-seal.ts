@@ -1,7 +1,9 @@
 /**
  * Sealing of stored chunks in an encrypted store (docs/encryption.md, "Chunks"). ON-DISK
- * CONSTANTS: DO NOT CHANGE. Imports only node:crypto, so the compression workers load it
- * cheaply; the workers run it (src/compress/worker.ts) so the event loop never encrypts data.
+ * CONSTANTS: DO NOT CHANGE. The native core does the same in the pass that compresses or
+ * decodes (native/src/seal.rs, byte for byte: test/crypto/native-seal.test.ts); this is the
+ * path without it. Imports only node:crypto, so the compression workers load it cheaply; the
+ * workers run it (src/compress/worker.ts) so the event loop never encrypts data.
  *
  *   sealed chunk = salt 16 B | counter u32 LE | AES-256-GCM ciphertext of the stored form | tag 16 B
  *   key          = HKDF-SHA256(chunkKey, salt, "chunkyard chunk seal v1", 32)
