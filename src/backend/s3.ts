@@ -102,10 +102,12 @@ export interface S3BackendOptions {
   partRetry?: <T>(attempt: () => Promise<T>) => Promise<T>;
   /**
    * Sign the SHA-256 of every request body (SigV4's default: one pass of SHA-256 over every
-   * byte uploaded, ~0.8 CPU s per GiB on the project's VM). Default false: bodies are sent as
-   * `UNSIGNED-PAYLOAD` (headers and URL still signed), which S3 and radosgw accept; what is
-   * stored is checked against chunkyard's own BLAKE3 fingerprints on every read.
-   * CHUNKYARD_S3_SIGN_PAYLOAD=1 turns it on.
+   * byte uploaded, ~0.8 CPU s per GiB on the project's VM), so the server refuses a body
+   * changed on the way. Default: signed over plain http://, `UNSIGNED-PAYLOAD` (headers and
+   * URL still signed) over https://, where TLS already guarantees the body arrives as sent.
+   * Over plain HTTP a body damaged in transit would otherwise be stored and acknowledged,
+   * and only found by the BLAKE3 check of a later read: too late for a backup.
+   * CHUNKYARD_S3_SIGN_PAYLOAD=1 / 0 forces it on / off.
    */
   signPayload?: boolean;
 }
@@ -197,7 +199,9 @@ export class S3Backend implements Backend {
         httpsAgent: new HttpsAgent(agentOptions),
       },
     });
-    if (options.signPayload !== true) {
+    // AWS itself (no endpoint) is https.
+    const overTls = endpoint === undefined || new URL(endpoint).protocol === 'https:';
+    if (!(options.signPayload ?? !overTls)) {
       // Before signing (finalizeRequest): a request that names its payload hash is signed
       // with that value instead of a SHA-256 of the body (@smithy/signature-v4).
       this.#client.middlewareStack.add(

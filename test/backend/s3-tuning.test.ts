@@ -8,7 +8,7 @@ test('CHUNKYARD_S3_ATTEMPTS, _TIMEOUT_MS, _PARTS_IN_FLIGHT, _SIGN_PAYLOAD: unset
   assert.deepEqual(s3Tuning({}), { attempts: undefined, requestTimeoutMs: undefined, partsInFlight: undefined, signPayload: undefined });
   assert.deepEqual(s3Tuning({ CHUNKYARD_S3_ATTEMPTS: '12', CHUNKYARD_S3_TIMEOUT_MS: '2000', CHUNKYARD_S3_PARTS_IN_FLIGHT: '4' }), { attempts: 12, requestTimeoutMs: 2000, partsInFlight: 4, signPayload: undefined });
   assert.equal(s3Tuning({ CHUNKYARD_S3_SIGN_PAYLOAD: '1' }).signPayload, true);
-  assert.equal(s3Tuning({ CHUNKYARD_S3_SIGN_PAYLOAD: '0' }).signPayload, undefined);
+  assert.equal(s3Tuning({ CHUNKYARD_S3_SIGN_PAYLOAD: '0' }).signPayload, false);
 });
 
 test('malformed or out-of-range knobs are BAD_ARGUMENT naming the variable', () => {

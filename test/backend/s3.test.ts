@@ -208,7 +208,7 @@ if ('skip' in cluster) {
       }
     });
 
-    test('request bodies go as UNSIGNED-PAYLOAD by default, signed with signPayload; radosgw stores both', async () => {
+    test('over plain http:// request bodies are signed by default, UNSIGNED-PAYLOAD only when asked (signPayload false); radosgw stores both', async () => {
       // A proxy that records the payload hash header of every PUT (PutObject, UploadPart).
       const target = new URL(cluster.endpoint);
       const hashes: string[] = [];
@@ -229,13 +229,14 @@ if ('skip' in cluster) {
       const endpoint = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
       const prefix = freshPrefix();
       try {
-        for (const signPayload of [false, true]) {
+        for (const signPayload of [undefined, false, true]) {
           hashes.length = 0;
+          const signed = signPayload ?? true;
           const b = new S3Backend(`s3://${bucket}/${prefix}`, { endpoint, partSize: 5 * 1024 * 1024, signPayload });
           try {
-            const small = pattern(1000, signPayload ? 3 : 4);
+            const small = pattern(1000, signPayload === undefined ? 7 : signPayload ? 3 : 4);
             await b.put(`small-${signPayload}`, small, { exclusive: true });
-            const big = pattern(11 * 1024 * 1024, signPayload ? 5 : 6);
+            const big = pattern(11 * 1024 * 1024, signPayload === undefined ? 8 : signPayload ? 5 : 6);
             const w = await b.openWriter(`big-${signPayload}`);
             await w.write(big);
             await w.commit();
@@ -243,7 +244,7 @@ if ('skip' in cluster) {
             assert.ok((await b.get(`big-${signPayload}`)).equals(big));
             assert.equal(hashes.length, 4, 'one PutObject and three parts');
             for (const h of hashes) {
-              if (signPayload) assert.match(h, /^[0-9a-f]{64}$/, 'a SHA-256 of the body');
+              if (signed) assert.match(h, /^[0-9a-f]{64}$/, `a SHA-256 of the body (signPayload ${signPayload})`);
               else assert.equal(h, 'UNSIGNED-PAYLOAD');
             }
           } finally {
