@@ -147,7 +147,24 @@ export class CryptBackend implements Backend {
     readonly slotId?: string,
   ) {
     this.location = inner.location;
+    if (inner.getInto !== undefined) {
+      // Packs (a restore's chunk reads over an object store): into the caller's buffer, the
+      // sealed chunks as they are; other objects through get and a copy.
+      this.getInto = async (name, range, into) => {
+        if (objectClass(name) !== 'pack') {
+          const bytes = await this.get(name, range);
+          into.set(bytes);
+          return into.subarray(0, bytes.length);
+        }
+        const got = await inner.getInto!(name, range, into);
+        await this.packReadInPlace(name, range.start, got);
+        return got;
+      };
+    }
   }
+
+  /** Present when the inner backend has it: see Backend.getInto. */
+  readonly getInto?: (name: string, range: ByteRange, into: Uint8Array) => Promise<Uint8Array>;
 
   /** tableOffset of packs read or written (a bounded cache: cleared when it grows past 4096). */
   private readonly tableOffsets = new Map<string, number>();
@@ -179,12 +196,19 @@ export class CryptBackend implements Backend {
 
   /** Decrypts what of a pack read needs it: nothing for sealed chunk bytes (the common read). */
   private async packRead(name: string, start: number, bytes: Buffer): Promise<Buffer> {
-    if (bytes.length === 0) return bytes;
-    if (start + bytes.length <= PACK_HEADER) return streamXor(this.keys.stream, name, start, bytes);
-    const t = await this.tableOffsetOf(name);
-    if (start >= PACK_HEADER && start + bytes.length <= t) return bytes;
-    packXorInPlace(this.keys.stream, name, start, bytes, t);
+    await this.packReadInPlace(name, start, bytes);
     return bytes;
+  }
+
+  private async packReadInPlace(name: string, start: number, bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0) return;
+    if (start + bytes.length <= PACK_HEADER) {
+      bytes.set(streamXor(this.keys.stream, name, start, bytes));
+      return;
+    }
+    const t = await this.tableOffsetOf(name);
+    if (start >= PACK_HEADER && start + bytes.length <= t) return;
+    packXorInPlace(this.keys.stream, name, start, bytes, t);
   }
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
