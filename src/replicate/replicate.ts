@@ -261,7 +261,9 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     }
     const mismatched = dsts.filter((d) => chunkerMismatch(src.config, d.config) !== undefined);
     for (const d of dsts) {
-      const why = featureMismatch(src.config.features ?? [], d.config.features ?? []);
+      // "delta" is added to a local destination that lacks it (below), unless it is encrypted.
+      const needs = (src.config.features ?? []).filter((f) => f !== 'delta' || hasFeature(d.config, 'encryption'));
+      const why = featureMismatch(needs, d.config.features ?? []);
       if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location}: ${why}; the source's chunks cannot be copied as they are stored`);
     }
     if (mismatched.length > 0 && !options.rechunk) {
