@@ -24,8 +24,9 @@ import { readVerified, type ChunkRef, type VerifyJob } from '../maintenance/veri
 import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
 import { MANIFEST_VERSION, manifestName, readManifest, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
-import { Store, type StoreLocation, type ReplicaWriter } from '../store/store.js';
+import { Store, chunkSealing, type StoreLocation, type ReplicaWriter } from '../store/store.js';
 import type { SnapshotInfo } from '../snapshot/info.js';
+import type { KeyOptions } from '../crypto/secret.js';
 import type { InflightChunk, OpenPack } from '../store/chunk-sink.js';
 import type { StoreConfig } from '../store/config.js';
 import { RateLimiter } from './rate-limit.js';
@@ -128,6 +129,12 @@ export interface ReplicateOptions {
   parentWindowEntries?: number;
   /** Bytes per second, at most, of chunk data written to the destinations (all together). */
   limitUpload?: number;
+  /**
+   * The secret of an encrypted source when it differs from the destinations' (which come from
+   * the usual options and environment): stores that share key material have key slots of
+   * their own. Default: the same as the destinations'.
+   */
+  sourceKeys?: KeyOptions;
   /** S3 endpoint for s3:// locations. */
   s3Endpoint?: string;
   /** Bearer token for http(s):// destinations (a daemon; default: CHUNKYARD_TOKEN). */
@@ -206,15 +213,15 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
   if (options.limitUpload !== undefined && !(Number.isFinite(options.limitUpload) && options.limitUpload > 0)) throw badArgument(`limitUpload = ${String(options.limitUpload)}: must be a positive number of bytes per second`);
   const started = Date.now();
   const opened: Store[] = [];
-  const open = async (l: ReplicaLocation, readOnly: boolean): Promise<Store> => {
+  const open = async (l: ReplicaLocation, readOnly: boolean, keys: KeyOptions = {}): Promise<Store> => {
     if (l instanceof Store) return l;
-    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate' });
+    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate', ...keys });
     opened.push(s);
     return s;
   };
   let pool: CompressionPool | undefined;
   try {
-    const src = await open(source, true);
+    const src = await open(source, true, options.sourceKeys);
     const dsts: Store[] = [];
     const remotes: Remote[] = [];
     const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
@@ -235,14 +242,23 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     if (deltaSource) {
       for (const r of remotes) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url}: ${src.location} uses delta compression (the "delta" feature) and a daemon's chunk protocol does not carry delta base entries. Nothing was written; replicate to the daemon's store directly (a path or s3:// location), or restore and push`);
     }
-    // Encrypted stores: copying sealed chunks between stores that share key material is the
-    // design (docs/encryption.md), but no command creates a second store with the same keys yet,
-    // and the copy path verifies plaintext. Until both exist, refuse before anything is written.
+    // Encrypted stores: sealed chunks are copied as they are between stores that share key
+    // material (the same key id: `init --encryption --keys-from`); anything else is refused
+    // before anything is written. A daemon's chunk protocol does not carry sealed chunks.
     const encrypted = (features: readonly string[] | undefined) => (features ?? []).includes('encryption');
-    for (const d of [...dsts.map((x) => ({ where: x.location, features: x.config.features, keyId: x.config.encryption?.keyId })), ...remotes.map((r) => ({ where: r.url, features: r.info.features, keyId: undefined }))]) {
-      if (!encrypted(src.config.features) && !encrypted(d.features)) continue;
-      const same = d.keyId !== undefined && d.keyId === src.config.encryption?.keyId;
-      throw new ChunkyardError('KEY_MISMATCH', `${d.where}: replication of encrypted stores is refused: ${same ? 'copying sealed chunks between stores that share keys is not built yet' : 'the two stores do not share key material, so sealed chunks of one cannot be opened by the other'}. Nothing was written; restore and back up instead`);
+    const srcKey = src.config.encryption?.keyId;
+    for (const d of dsts) {
+      if (!encrypted(src.config.features) && !encrypted(d.config.features)) continue;
+      const dstKey = d.config.encryption?.keyId;
+      if (encrypted(src.config.features) && encrypted(d.config.features) && srcKey !== undefined && srcKey === dstKey) continue;
+      const why = !encrypted(src.config.features) ? `${src.location} is not encrypted and ${d.location} is`
+        : !encrypted(d.config.features) ? `${src.location} is encrypted and ${d.location} is not (its chunks would be stored in the clear there)`
+        : `the two stores do not share key material (key ids ${srcKey} and ${dstKey}), so sealed chunks of one cannot be opened by the other`;
+      throw new ChunkyardError('KEY_MISMATCH', `${d.location}: replication refused: ${why}. Nothing was written. Create the destination with \`chunkyard init DST --encryption --keys-from SRC\` to replicate sealed chunks as they are, or restore and back up instead`);
+    }
+    for (const r of remotes) {
+      if (!encrypted(src.config.features) && !encrypted(r.info.features)) continue;
+      throw new ChunkyardError('KEY_MISMATCH', `${r.url}: replication of encrypted stores to a daemon is refused (its chunk protocol does not carry sealed chunks). Nothing was written; replicate to the daemon's store directly (a path or s3:// location) created with --keys-from`);
     }
     for (const r of remotes) {
       const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
@@ -294,7 +310,8 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       }
     }
     const parentsOf = (m: SnapshotManifest): string[] => all.filter((s) => s.target === m.target && s.id !== m.id && s.time <= m.time).sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).map((s) => s.id);
-    pool = new CompressionPool({});
+    // Sealed chunks are opened on the workers to be checked, and copied still sealed.
+    pool = new CompressionPool({ sealing: chunkSealing(src.backend) });
     for (const [n, m] of ready.entries()) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
       const todo: number[] = [];

@@ -99,6 +99,12 @@ export interface InitOptions {
    * CHUNKYARD_PASSWORD…). Default false: a store is not encrypted unless asked.
    */
   encryption?: boolean;
+  /**
+   * With encryption: take the key material of this existing encrypted store (its master key,
+   * opened with the key options given here, else the new store's) instead of a new one; the
+   * new store gets its own key slot. The two stores then replicate sealed chunks as they are.
+   */
+  keysFrom?: import('../replicate/keys-from.js').KeysFrom;
   /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
   delta?: 'on' | 'off';
 }
@@ -278,6 +284,7 @@ export class Store {
   static async init(location: StoreLocation, options: InitOptions & LocationOptions = {}): Promise<StoreConfig> {
     checkOptions('Store.init', options);
     if (options.encryption && options.delta === 'on') throw refuseWithEncryption();
+    if (options.keysFrom !== undefined && !options.encryption) throw badArgument('keysFrom goes with encryption');
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
     const config = withDeltaSetting(newConfig(
@@ -292,7 +299,8 @@ export class Store {
         // The key slot first, then the config (create-only) that names the feature.
         if ((await backend.stat('config.json')) !== undefined) throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
         config.features = [ENCRYPTION_FEATURE];
-        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options)), config);
+        const master = options.keysFrom === undefined ? undefined : await (await import('../replicate/keys-from.js')).masterKeyOf(options.keysFrom, options.s3Endpoint);
+        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options), undefined, master), config);
       } else await writeConfig(backend, config);
       if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {
@@ -1178,7 +1186,7 @@ function verifyThreads(): number | undefined {
   return process.env['CHUNKYARD_THREADS'] ? undefined : availableParallelism();
 }
 
-/** The chunk keys of an encrypted store's backend, for its compression pool. */
-function chunkSealing(backend: Backend): { chunkKey: Uint8Array; fingerprintKey: Uint8Array } | undefined {
+/** The chunk keys of an encrypted store's backend, for its compression pool. @internal */
+export function chunkSealing(backend: Backend): { chunkKey: Uint8Array; fingerprintKey: Uint8Array } | undefined {
   return backend instanceof CryptBackend ? { chunkKey: backend.keys.chunk, fingerprintKey: backend.keys.fingerprint } : undefined;
 }
