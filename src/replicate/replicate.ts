@@ -33,6 +33,7 @@ import { RateLimiter } from './rate-limit.js';
 import { DEFAULT_PARENT_WINDOW_BYTES, DEFAULT_PARENT_WINDOW_ENTRIES, ParentWindow, type KnownChunk } from './parent-window.js';
 import { CODEC_DELTA } from '../pack/format.js';
 import { deltaBaseFingerprint } from '../delta/blob.js';
+import { sketchObjectName } from '../delta/sketches.js';
 import { recipeVersionFor } from '../delta/store-hooks.js';
 import { addFeature, hasFeature } from '../store/config.js';
 import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
@@ -477,6 +478,7 @@ async function copySnapshot(
       remoteRuns.push({ remote: r, commit: await r.client.openCommit({ target: m.target, id: m.id, time: m.time, host: m.host, tags: m.tags, metadata: m.metadata }), target: m.target, batch: [], batchBytes: 0 });
     }
     let walked = 0;
+    let sketch: Buffer | null | undefined;
     for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
       await copyBlock(src, block, runs, remoteRuns, report, pool, limiter);
@@ -498,6 +500,11 @@ async function copySnapshot(
         await r.writer.backend.delete(summary.name).catch(() => {});
         throw new ChunkyardError('CORRUPT', `snapshot ${m.id}: its recipe gave ${summary.entries} chunks of ${summary.logicalBytes} bytes, its manifest says ${m.chunks} of ${m.logicalBytes}`);
       }
+      // A delta store's sketch object (one record per recipe entry, in recipe order: the same
+      // order here) goes along, before the manifest: the destination's next backup of the
+      // target seeds its similarity index from it. A hint: one that cannot be copied is skipped.
+      if (sketch === undefined && hasFeature(src.config, 'delta')) sketch = await src.backend.get(sketchObjectName(m.id)).catch(() => null);
+      if (sketch) await r.writer.backend.put(sketchObjectName(m.id), sketch).catch(() => {});
       const manifest: SnapshotManifest = { ...m, version: MANIFEST_VERSION, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 }, staging: null };
       try {
         await r.writer.session.assertCurrent(`snapshot ${m.id}`);

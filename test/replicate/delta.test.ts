@@ -87,6 +87,18 @@ test('a delta store replicated to a plain local store: the feature is added (rep
     const b = await entriesOf(dst, id);
     assert.deepEqual(b.map((e) => [e.fingerprint.toString('hex'), e.codec, e.base === true, e.storedLength]), a.map((e) => [e.fingerprint.toString('hex'), e.codec, e.base === true, e.storedLength]), `snapshot ${id}: the same entries, deltas with their base entries`);
   }
+  // The sketch objects came along (the destination's next backup of the target is seeded).
+  for (const id of ids) assert.ok((await readFile(join(dst, 'sketches', `${id}.sk`))).equals(await readFile(join(src, 'sketches', `${id}.sk`))), `sketch of ${id}`);
+  const sd = await Store.open(dst);
+  try {
+    await sd.setPolicy('db', { delta: 'on' });
+    const own = await sd.backup(streamOf(deltaGeneration(4)), { target: 'db' });
+    const deltas = (await entriesOf(dst, own.id)).filter((e) => e.codec === CODEC_DELTA).length;
+    assert.ok(deltas > 0, `the destination's own next backup stores deltas (${deltas}), seeded by the replicated sketch`);
+    assert.ok((await restored(dst, own.id)).equals(deltaGeneration(4)));
+  } finally {
+    await sd.close();
+  }
   // Again: nothing sent; the CLI says so, loudly when it adds a feature.
   const again = await replicate(src, [dst]);
   assert.equal(again.bytesSent, 0);
