@@ -35,6 +35,7 @@ import { CODEC_DELTA } from '../pack/format.js';
 import { deltaBaseFingerprint } from '../delta/blob.js';
 import { sketchObjectName } from '../delta/sketches.js';
 import { recipeVersionFor } from '../delta/store-hooks.js';
+import { CryptBackend } from '../crypto/crypt-backend.js';
 import { addFeature, hasFeature } from '../store/config.js';
 import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
 import { fetchSnapshot } from '../daemon/client.js';
@@ -686,9 +687,13 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remot
   for (const [d, r] of runs.entries()) {
     const row = places[d]!;
     for (const [i, e] of outs.entries()) {
-      const kc = await settle(row[i]!);
+      const p = row[i]!;
+      const kc = typeof p === 'function' ? await p() : p;
       if (kc.loc.codec === CODEC_DELTA) {
         if (!kc.base) throw new ChunkyardError('CORRUPT', `chunk ${e.fingerprint.toString('hex')}: a delta at ${r.store.location} without a known base`);
+        // A base is stored whole (depth 1). Only a source that stores one fingerprint both whole
+        // and as a delta, met in one step, could lead here: refused rather than written wrong.
+        if (kc.base.loc.codec === CODEC_DELTA) throw new ChunkyardError('UNAVAILABLE', `chunk ${kc.base.fingerprint.toString('hex')}, the base of ${e.fingerprint.toString('hex')}, is placed as a delta at ${r.store.location}; nothing of this snapshot was committed there: run replicate again`);
         await r.recipe!.add(kc.base.fingerprint, kc.base.loc, true);
       }
       await r.recipe!.add(e.fingerprint, kc.loc);
@@ -732,7 +737,7 @@ async function sendWanted(src: Store, list: Wanted[], runs: DstRun[], remoteRuns
       for (const d of to.dsts) {
         const r = runs[d]!;
         if (limiter) await limiter.take(stored.length);
-        await appendStored(r, ref, stored);
+        await appendStored(r, ref, stored, to.dsts.length + to.remote.length > 1);
         r.report.chunksSent++;
         r.report.bytesSent += stored.length;
       }
@@ -749,7 +754,7 @@ async function sendWanted(src: Store, list: Wanted[], runs: DstRun[], remoteRuns
 }
 
 /** Appends one stored chunk, as it is, to the destination's open pack (a new one when full). */
-async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array): Promise<void> {
+async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array, shared: boolean): Promise<void> {
   const sink = r.writer.sink;
   const k = fpKey(ref.fingerprint);
   const c = r.claims.get(k)!;
@@ -765,8 +770,11 @@ async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array): Promi
     }
     c.claim.deltaBase = { fingerprint: named, location: b.loc };
   }
-  // The bytes are copied: the read buffer is shared by every destination and goes on.
-  const offset = await pack.writer.append(ref.fingerprint, Buffer.from(stored), ref.rawLength, ref.codec as ChunkLocation['codec']);
+  // The read buffer is fresh per read and only read from here on: one destination takes the
+  // bytes as they are. Copied when several share them, or when the destination's backend may
+  // transform what it is given (an encrypted store's).
+  const bytes = shared || r.writer.backend instanceof CryptBackend ? Buffer.from(stored) : Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const offset = await pack.writer.append(ref.fingerprint, bytes, ref.rawLength, ref.codec as ChunkLocation['codec']);
   sink.placed(ref.fingerprint, c.claim, pack, { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: ref.rawLength, codec: ref.codec as ChunkLocation['codec'] });
   if (pack.writer.size >= sink.packSize) {
     await r.sealing;
