@@ -27,7 +27,7 @@ const MiB = 1 << 20;
 const CASES = (opt('--cases', '512:32,2048:32,2048:128')).split(',').map((c) => {
   const [l, n] = c.split(':').map(Number);
   return { logical: l * MiB, newBytes: n * MiB, name: `L${l}MiB-N${n}MiB` };
-});
+}).flatMap((c) => (opt('--variants', 'window,nowindow')).split(',').map((v) => ({ ...c, variant: v, name: `${c.name}-${v}` })));
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const log = (...a) => console.error(...a);
 
@@ -85,7 +85,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const first = timed(['replicate', src, dst, '--json']);
     cy(['backup', src, next, '--target', 'img']);
     dropCaches();
-    const second = timed(['replicate', src, dst, '--json']);
+    const second = timed(['replicate', src, dst, '--json', ...(c.variant === 'nowindow' ? ['--parent-window', '0'] : [])]);
     const j1 = JSON.parse(first.out);
     const j2 = JSON.parse(second.out);
     const d2 = j2.destinations[0];
