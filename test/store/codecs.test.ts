@@ -151,3 +151,22 @@ test('a config whose zstdLevel is not 1..19 is refused whole (FORMAT_UNSUPPORTED
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an encrypted store keeps its zstd level and seals chunks compressed at it', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-zstd-level-crypt-'));
+  try {
+    const text = realData(2 << 20);
+    await Store.init(dir, { encryption: true, password: 'pw', avgSize: 16384, compression: 'zstd', zstdLevel: 9 });
+    const store = await Store.open(dir, { password: 'pw' });
+    try {
+      assert.equal(store.config.zstdLevel, 9);
+      const snap = await store.backup(streamOf(text), { target: 't' });
+      assert.ok(snap.storedBytes < snap.newBytes, `text is compressed before it is sealed (${snap.storedBytes} of ${snap.newBytes})`);
+      assert.ok((await collect(await store.restore(snap.id))).equals(text));
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
