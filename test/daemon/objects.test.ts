@@ -23,7 +23,10 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { prng } from '../support/data.js';
-import { BIN, call, raw, spawnServe, type Served } from './support.js';
+import { Readable } from 'node:stream';
+import { BIN, call, raw, spawnServe, startDaemon, T, TOKENS, type Served } from './support.js';
+import { pushStream } from '../../src/daemon/client.js';
+import { Store } from '../../src/store/store.js';
 
 const SECRET_ENV = ['CHUNKYARD_PASSWORD', 'CHUNKYARD_PASSWORD_FILE', 'CHUNKYARD_PASSWORD_COMMAND', 'CHUNKYARD_KEY_FILE', 'CHUNKYARD_STORE', 'CHUNKYARD_TOKEN'];
 const W = 'objects-write-token-1';
@@ -368,6 +371,30 @@ describe('trust model (b): serve --objects-only holds no key', { timeout: 300_00
       assert.deepEqual((await readdir(join(e.store, 'tmp~')).catch(() => [])).length, 0, 'a temporary file was left');
     } finally {
       await e.stop();
+    }
+  });
+
+  test('a daemon that holds the key (model a) serves the object API too, to objects tokens only', async () => {
+    const d = await startDaemon({ tokens: [...TOKENS, { token: W, targets: [], access: 'read', scope: 'objects' }] });
+    try {
+      const data = prng(21, 1 << 20);
+      const pushed = await pushStream(d.url, Readable.from([data]), { target: 'both', token: T.writer });
+      // The library takes the token from CHUNKYARD_TOKEN, as the command line does.
+      process.env['CHUNKYARD_TOKEN'] = W;
+      const via = await Store.open(`chunkyard+${d.url}`, { readOnly: true, cacheDir: join(d.dir, 'client-cache') }).finally(() => delete process.env['CHUNKYARD_TOKEN']);
+      try {
+        assert.deepEqual((await via.snapshots()).map((s) => s.id), [pushed.id]);
+        const parts: Buffer[] = [];
+        for await (const b of await via.restore(pushed.id)) parts.push(b as Buffer);
+        assert.ok(Buffer.concat(parts).equals(data));
+      } finally {
+        await via.close();
+      }
+      // The snapshot API refuses the objects token, and the object API the snapshot tokens.
+      assert.equal((await call(d.url, 'GET', '/v1/targets/both/snapshots', { headers: { Authorization: `Bearer ${W}` } })).status, 403);
+      assert.equal((await call(d.url, 'GET', '/v1/store', { headers: { Authorization: `Bearer ${T.writer}` } })).json.code, 'FORBIDDEN');
+    } finally {
+      await d.stop();
     }
   });
 });

@@ -111,7 +111,11 @@ export default defineCommand({
     await readHooksFile(hooksFile);
     // Uploads killed with a daemon (and its watchdogs) between pre and post: post runs now.
     for (const r of await recoverPending(state).catch(() => [])) logger.write(r.ok ? 'warn' : 'error', { event: 'hook-recovered', ...r });
-    const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
+    const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` }).catch((err: unknown) => {
+      // Trust model (b) needs no key: say so where the key is missing.
+      if (err instanceof Error && (err as ChunkyardError).code === 'PASSWORD_REQUIRED') err.message += '; or run serve --objects-only, which holds no key (clients that have it use chunkyard+http(s)://HOST:PORT as their store)';
+      throw err;
+    });
     const hooksFor = async (target: string): Promise<BackupHooks | undefined> => {
       const spec = await store.targetHooks(target, hooksFile);
       return spec && { pre: spec.pre, post: spec.post, timeoutSeconds: spec.timeoutMs / 1000, onError: spec.onError, stateDir: state };
