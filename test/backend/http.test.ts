@@ -88,6 +88,25 @@ describe('HttpBackend specifics', () => {
     }
   });
 
+  test('exclusive writers in parts, racing from separate clients: exactly one commit wins, no temporary file is left', async () => {
+    const d = await serveDir();
+    try {
+      const clients = Array.from({ length: 4 }, () => new HttpBackend(d.url, { token: 'objects-writer-01', partBytes: 64 * 1024 }));
+      const contents = clients.map((_, i) => pattern(300_000 + i * 1000, 70 + i));
+      const writers = await Promise.all(clients.map((c) => c.openWriter('race/parts', { exclusive: true })));
+      await Promise.all(writers.map((w, i) => w.write(contents[i]!)));
+      const results = await Promise.allSettled(writers.map((w) => w.commit()));
+      const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      assert.equal(winners.length, 1);
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as ChunkyardError).code, 'OBJECT_EXISTS');
+      assert.ok((await clients[0]!.get('race/parts')).equals(contents[winners[0]!]!));
+      await Promise.all(clients.map((c) => c.close()));
+      assert.deepEqual(await readdir(path.join(d.dir, 'tmp~')), []);
+    } finally {
+      await d.stop();
+    }
+  });
+
   test('a writer of many small parts streams in order, and an unreachable daemon is BACKEND_UNAVAILABLE', async () => {
     const d = await serveDir();
     try {

@@ -88,6 +88,8 @@ interface Env {
   proxy: Recorder;
   location: string;
   markers: string[];
+  /** kill -9 of the daemon, then a new one on the same port (the proxy stays). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -109,17 +111,23 @@ async function setUp(): Promise<Env> {
   // The daemon's environment has no secret at all.
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of SECRET_ENV) delete env[k];
-  const served = await spawnServe(store, tokens, ['--objects-only'], env);
+  let served = await spawnServe(store, tokens, ['--objects-only'], env);
   const markers = Array.from({ length: 3 }, () => `TRUST-MARKER-${randomBytes(8).toString('hex')}`);
   const proxy = new Recorder(served.port, markers);
   const port = await proxy.listen();
-  return {
+  const e: Env = {
     dir,
     store,
     served,
     proxy,
     location: `chunkyard+http://127.0.0.1:${port}`,
     markers,
+    restart: async () => {
+      served.proc.kill('SIGKILL');
+      await served.exited;
+      served = await spawnServe(store, tokens, ['--objects-only'], env, served.port);
+      e.served = served;
+    },
     stop: async () => {
       served.proc.kill('SIGTERM');
       await served.exited;
@@ -127,6 +135,7 @@ async function setUp(): Promise<Env> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return e;
 }
 
 interface Run {
@@ -320,6 +329,57 @@ describe('trust model (b): serve --objects-only holds no key', { timeout: 300_00
       // The full-rights token's prune reclaims what the killed client left, and the snapshots stay whole.
       await ok(e, W, ['prune', e.location]);
       assert.match(await ok(e, R, ['check', e.location, '--read-data']), /no errors/);
+    } finally {
+      await e.stop();
+    }
+  });
+
+  test('the daemon killed with SIGKILL mid-backup: the backup fails, nothing committed is lost, a new daemon serves on', async () => {
+    const e = await setUp();
+    try {
+      await ok(e, W, ['init', e.location, '--encryption']);
+      const f = join(e.dir, 'first');
+      const first = prng(31, 3 << 20);
+      await writeFile(f, first);
+      const id = (JSON.parse(await ok(e, A, ['backup', e.location, f, '--target', 'db', '--json'])) as { id: string }).id;
+      const proc = spawn(process.execPath, [BIN, 'backup', e.location, '-', '--target', 'db'], { env: cliEnv(e, A), stdio: ['pipe', 'ignore', 'pipe'] });
+      let err = '';
+      proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      proc.stdin.on('error', () => {});
+      const start = e.proxy.upBytes;
+      for (let i = 0; e.proxy.upBytes - start < 10 << 20; i++) {
+        assert.ok(i < 2000, 'the backup did not upload 10 MiB');
+        if (!proc.stdin.write(prng(200 + i, 1 << 20))) await Promise.race([once(proc.stdin, 'drain'), new Promise((r) => setTimeout(r, 200))]);
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+      const served = e.served;
+      served.proc.kill('SIGKILL');
+      await served.exited;
+      // The client keeps feeding, fails after its retries, and says why.
+      const feeding = (async () => {
+        for (let i = 0; i < 64 && proc.exitCode === null; i++) {
+          if (!proc.stdin.write(prng(400 + i, 1 << 20))) await Promise.race([once(proc.stdin, 'drain'), exited, new Promise((r) => setTimeout(r, 200))]);
+        }
+        proc.stdin.end();
+      })();
+      const [status] = await exited;
+      await feeding;
+      assert.equal(status, 1, err);
+      assert.match(err, /BACKEND_UNAVAILABLE/);
+      await e.restart();
+      const snaps = JSON.parse(await ok(e, R, ['snapshots', e.location, '--json'])) as { id: string }[];
+      assert.deepEqual(snaps.map((s) => s.id), [id]);
+      const out = join(e.dir, 'out');
+      await ok(e, R, ['restore', e.location, id, '-o', out]);
+      assert.ok((await readFile(out)).equals(first));
+      assert.match(await ok(e, R, ['check', e.location, '--read-data']), /no errors/);
+      const g = join(e.dir, 'second');
+      await writeFile(g, prng(32, 2 << 20));
+      const id2 = (JSON.parse(await ok(e, A, ['backup', e.location, g, '--target', 'db', '--json'])) as { id: string }).id;
+      const out2 = join(e.dir, 'out2');
+      await ok(e, R, ['restore', e.location, id2, '-o', out2]);
+      assert.ok((await readFile(out2)).equals(await readFile(g)));
     } finally {
       await e.stop();
     }
