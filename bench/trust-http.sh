@@ -16,12 +16,18 @@ TICK=$(getconf CLK_TCK)
 export CHUNKYARD_PASSWORD=bench-password CHUNKYARD_SCRYPT_LOG_N=12
 echo '[{"token":"bench-objects-token","scope":"objects","access":"write"}]' > "$W/tokens.json"
 chmod 600 "$W/tokens.json"
-mkdir -p "$W/served"
 PORT=$((40000 + RANDOM % 20000))
-env -u CHUNKYARD_PASSWORD "$BIN" serve "$W/served" --objects-only --listen "127.0.0.1:$PORT" --tokens "$W/tokens.json" --log-level warn 2> "$W/serve.log" &
-SERVE_PID=$!
-sleep 1.5
-daemon_cpu() { awk -v t="$TICK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$SERVE_PID/stat"; }
+SERVE_PID=
+# A fresh daemon on a fresh directory for each http round (a directory is never emptied under a running daemon).
+serve() {
+  [ -n "$SERVE_PID" ] && { kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; }
+  rm -rf "$W/served"; mkdir -p "$W/served"
+  env -u CHUNKYARD_PASSWORD "$BIN" serve "$W/served" --objects-only --listen "127.0.0.1:$PORT" --tokens "$W/tokens.json" --log-level warn 2> "$W/serve.log" &
+  SERVE_PID=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && return; sleep 0.1; done
+  echo "the daemon did not start" >&2; cat "$W/serve.log" >&2; exit 1
+}
+daemon_cpu() { [ -z "$SERVE_PID" ] && { echo 0; return; }; awk -v t="$TICK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$SERVE_PID/stat"; }
 
 run() { # variant op command...
   local variant=$1 op=$2; shift 2
@@ -40,7 +46,7 @@ for round in $(seq 1 "$ROUNDS"); do
       STORE="$W/local"; rm -rf "$STORE"; export CHUNKYARD_CACHE_DIR="$W/cache-local"
     else
       STORE="chunkyard+http://127.0.0.1:$PORT"; export CHUNKYARD_TOKEN=bench-objects-token CHUNKYARD_CACHE_DIR="$W/cache-http"
-      find "$W/served" -mindepth 1 -delete
+      serve
     fi
     rm -rf "$CHUNKYARD_CACHE_DIR"
     "$BIN" init "$STORE" --encryption > /dev/null

@@ -27,6 +27,7 @@ import { Readable } from 'node:stream';
 import { BIN, call, raw, spawnServe, startDaemon, T, TOKENS, type Served } from './support.js';
 import { pushStream } from '../../src/daemon/client.js';
 import { Store } from '../../src/store/store.js';
+import { parseTokens, TokenTable } from '../../src/daemon/auth.js';
 
 const SECRET_ENV = ['CHUNKYARD_PASSWORD', 'CHUNKYARD_PASSWORD_FILE', 'CHUNKYARD_PASSWORD_COMMAND', 'CHUNKYARD_KEY_FILE', 'CHUNKYARD_STORE', 'CHUNKYARD_TOKEN'];
 const W = 'objects-write-token-1';
@@ -189,6 +190,21 @@ async function storeHolds(store: string, marker: string): Promise<boolean> {
 function markedData(marker: string, seed: number, randomBytesCount: number): Buffer {
   return Buffer.concat([Buffer.from(`${marker} is in this line\n`.repeat(3000)), prng(seed, randomBytesCount), Buffer.from(`\n${marker}\n`)]);
 }
+
+test('tokens file: "scope": "objects" has no targets and no quota; it covers no target', () => {
+  assert.deepEqual(parseTokens([{ token: 'objects-01', scope: 'objects', access: 'append' }]), [{ token: 'objects-01', targets: [], access: 'append', scope: 'objects' }]);
+  assert.equal(parseTokens([{ token: 'objects-01', scope: 'objects' }])[0]!.access, 'read', 'read-only by default');
+  assert.throws(() => parseTokens([{ token: 'objects-01', scope: 'objects', targets: ['*'] }]), /\[0\]\.targets: an "objects" token/);
+  assert.throws(() => parseTokens([{ token: 'objects-01', scope: 'objects', access: 'write', quota: 5 }]), /\[0\]\.quota/);
+  assert.throws(() => parseTokens([{ token: 'objects-01', scope: 'everything' }]), /\[0\]\.scope: must be/);
+  assert.throws(() => parseTokens([{ token: 'objects-01', scope: 'objects', access: 'all' }]), /\[0\]\.access/);
+  const table = new TokenTable(parseTokens([{ token: 'objects-01', scope: 'objects', access: 'write' }, { token: 'targets-01', targets: ['*'], access: 'write' }]));
+  const objects = table.authorize('Bearer objects-01')!;
+  assert.equal(objects.scope, 'objects');
+  assert.equal(objects.may('read', 'any'), false);
+  assert.equal(objects.canRead('any'), false);
+  assert.equal(table.authorize('Bearer targets-01')!.scope, 'targets');
+});
 
 describe('trust model (b): serve --objects-only holds no key', { timeout: 300_000 }, () => {
   test('every command works through it; the daemon never receives or stores plaintext', async () => {
