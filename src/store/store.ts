@@ -46,7 +46,7 @@ import { HookRun, type Consistency } from '../hooks/session.js';
 import { dropStaged, readStaged, stageStream } from '../snapshot/staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
-import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
+import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, validateZstdLevel, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
 import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
@@ -101,6 +101,8 @@ export interface InitOptions {
   encryption?: boolean;
   /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
   delta?: 'on' | 'off';
+  /** zstd level of new zstd chunks, recorded in the config (1..19; default: the build's, ZSTD_LEVEL). */
+  zstdLevel?: number;
 }
 
 /** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
@@ -286,6 +288,7 @@ export class Store {
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
     ), options.delta);
+    if (options.zstdLevel !== undefined) config.zstdLevel = validateZstdLevel(options.zstdLevel);
     const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
       if (options.encryption) {
@@ -384,7 +387,7 @@ export class Store {
   }
 
   private getPool(): CompressionPool {
-    this.pool ??= new CompressionPool({ threads: this.options.threads, sealing: chunkSealing(this.backend) });
+    this.pool ??= new CompressionPool({ threads: this.options.threads, sealing: chunkSealing(this.backend), zstdLevel: this.config.zstdLevel });
     return this.pool;
   }
 
