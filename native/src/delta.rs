@@ -215,22 +215,37 @@ pub fn decode_many(bases: &[u8], blobs: &[u8], out: &mut [u8], jobs: &[DecodeJob
 /// the frame would not be smaller than `limit[i]`, then nothing is written for it) and the
 /// frames back to back.
 pub fn encode_many(bases: &[u8], data: &[u8], pairs: &[(usize, usize, usize, usize)], limits: &[u32], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
-    let mut cctx = zstd::zstd_safe::CCtx::create();
-    let mut lens = Vec::with_capacity(pairs.len());
-    let mut out = Vec::new();
-    for (i, &(bo, bl, to, tl)) in pairs.iter().enumerate() {
-        let base = bo.checked_add(bl).filter(|&e| e <= bases.len()).map(|e| &bases[bo..e]).ok_or_else(|| format!("base {i} ({bo}+{bl}) runs past bases ({})", bases.len()))?;
-        let target = to.checked_add(tl).filter(|&e| e <= data.len()).map(|e| &data[to..e]).ok_or_else(|| format!("target {i} ({to}+{tl}) runs past data ({})", data.len()))?;
-        let frame = encode(&mut cctx, base, target, level)?;
-        let limit = limits.get(i).copied().unwrap_or(u32::MAX) as usize;
-        if frame.len() < limit {
-            lens.push(frame.len() as u32);
-            out.extend_from_slice(&frame);
-        } else {
-            lens.push(0);
+    ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = slot.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+        let mut lens = Vec::with_capacity(pairs.len());
+        let mut out = Vec::new();
+        for (i, &(bo, bl, to, tl)) in pairs.iter().enumerate() {
+            let base = bo.checked_add(bl).filter(|&e| e <= bases.len()).map(|e| &bases[bo..e]).ok_or_else(|| format!("base {i} ({bo}+{bl}) runs past bases ({})", bases.len()))?;
+            let target = to.checked_add(tl).filter(|&e| e <= data.len()).map(|e| &data[to..e]).ok_or_else(|| format!("target {i} ({to}+{tl}) runs past data ({})", data.len()))?;
+            // SAFETY: a prefix is single-use: zstd lets go of it when the frame ends, and the
+            // session is reset below whatever happened, so the context never keeps `base`
+            // past this iteration (the 'static is only what a per-thread context needs).
+            let base: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(base) };
+            let frame = encode(cctx, base, target, level);
+            let _ = cctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+            let frame = frame?;
+            let limit = limits.get(i).copied().unwrap_or(u32::MAX) as usize;
+            if frame.len() < limit {
+                lens.push(frame.len() as u32);
+                out.extend_from_slice(&frame);
+            } else {
+                lens.push(0);
+            }
         }
-    }
-    Ok((lens, out))
+        Ok((lens, out))
+    })
+}
+
+thread_local! {
+    /// One delta encoder per thread (libuv's pool): a context's workspace is a few MB, and
+    /// creating one per call cost page faults on every batch.
+    static ENCODER: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> = std::cell::RefCell::new(None);
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
  * chunks encoded against their bases (native, batched per slice). backup.ts calls in here;
  * what it does with the results (a delta entry after its base entry) is its own.
  */
+import { performance } from 'node:perf_hooks';
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import type { ChunkLocation } from '../pack/format.js';
@@ -60,6 +61,10 @@ export interface DeltaStats {
   /** Chunks sketched here, and chunks whose sketch was carried over from the previous snapshot. */
   sketched: number;
   carried: number;
+  /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
+  sketchMs: number;
+  baseMs: number;
+  encodeMs: number;
 }
 
 /** A new chunk of a slice to try: its bytes are input[offset, offset + rawLength). */
@@ -71,7 +76,7 @@ export interface DeltaCandidateChunk {
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0 };
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
   /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
   carry: SketchCarry | undefined;
   private readonly baseCache: ViewCache;
@@ -99,12 +104,16 @@ export class DeltaStream {
   }
 
   static async open(backend: Backend, pool: CompressionPool, seed: DeltaSeed | undefined, excluded: (packHex: string) => boolean, options: DeltaOptions = {}): Promise<DeltaStream> {
-    const index = new SimilarityIndex(options.indexCapacity ?? DEFAULT_INDEX_CAPACITY);
+    const capacity = options.indexCapacity ?? DEFAULT_INDEX_CAPACITY;
+    // The index holds the seed only: sized to it (at most the capacity), so that a small
+    // previous snapshot does not cost the whole configured table (60 MiB by default).
+    let index = new SimilarityIndex(1);
     let recipe: RecipeReader | undefined;
     let seeded = 0;
     if (seed) {
       try {
         recipe = await RecipeReader.open(backend, seed.recipe.name, { expect: seed.recipe });
+        index = new SimilarityIndex(Math.max(1, Math.min(capacity, recipe.entryCount)));
         seeded = await seedFromSketches(backend, seed.snapshotId, recipe.entryCount, index);
         if (seeded === 0) recipe = undefined;
       } catch {
@@ -140,7 +149,10 @@ export class DeltaStream {
       if (!base || this.excluded(base.location.packId.toString('hex'))) continue;
       found.push({ i, base });
     }
+    const t0 = performance.now();
     const raws = await this.basesBytes(found.map((f) => f.base));
+    const t1 = performance.now();
+    this.stats.baseMs += t1 - t0;
     const tries: { i: number; base: DeltaBase; raw: Uint8Array }[] = [];
     found.forEach((f, k) => {
       if (raws[k]) tries.push({ ...f, raw: raws[k]! });
@@ -160,6 +172,7 @@ export class DeltaStream {
       else parts.push(l);
     }
     const encoded = await Promise.all(parts.map((part) => this.encodePart(input, chunks, part)));
+    this.stats.encodeMs += performance.now() - t1;
     this.stats.encoded += tries.length;
     parts.forEach((part, p) => {
       encoded[p]!.forEach((frame, k) => {
@@ -430,7 +443,9 @@ export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: n
       pieces[k * 2] = need[k * 3 + 1]!;
       pieces[k * 2 + 1] = need[k * 3 + 2]!;
     }
+    const t0 = performance.now();
     const got = await stream.sketch(input, pieces);
+    stream.stats.sketchMs += performance.now() - t0;
     for (let k = 0; k < m; k++) sketches.set(got.subarray(k * 3, k * 3 + 3), need[k * 3]! * 3);
   }
   stream.stats.sketched += m;
