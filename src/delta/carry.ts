@@ -14,7 +14,7 @@ import { SKETCH_RECORD_SIZE, sketchObjectName } from './sketches.js';
 const WINDOW = 32768;
 
 export class SketchCarry {
-  private readonly window = new Map<string, { j: number; s: Uint32Array }>();
+  private readonly window = new Map<string, { j: number; s: Uint32Array; delta?: { packId: Buffer; offset: number; base: Buffer } }>();
   private cursor = 0;
   private loaded = 0;
   private blocks: AsyncGenerator<RecipeEntry[]> | undefined;
@@ -45,7 +45,9 @@ export class SketchCarry {
           const o = k * SKETCH_RECORD_SIZE;
           if (e.base || raw.readUInt32LE(o) === 0) return;
           const key = e.fingerprint.toString('latin1');
-          if (!this.window.has(key)) this.window.set(key, { j: first + k, s: Uint32Array.of(raw.readUInt32LE(o), raw.readUInt32LE(o + 4), raw.readUInt32LE(o + 8)) });
+          if (this.window.has(key)) return;
+          const delta = e.deltaBase ? { packId: e.packId, offset: e.offset, base: e.deltaBase.fingerprint } : undefined;
+          this.window.set(key, { j: first + k, s: Uint32Array.of(raw.readUInt32LE(o), raw.readUInt32LE(o + 4), raw.readUInt32LE(o + 8)), delta });
         });
         this.loaded += block.length;
       }
@@ -53,6 +55,16 @@ export class SketchCarry {
       // A hint: a recipe or sketch object that cannot be read carries nothing more.
       this.done = true;
     }
+  }
+
+  /**
+   * The base fingerprint of a delta chunk that the previous snapshot holds at `packId`/`offset`
+   * (the copy the index found), or undefined: the recipe entry before it named that copy's base.
+   */
+  deltaBaseOf(fp: Uint8Array, packId: Uint8Array, offset: number): Buffer | undefined {
+    const hit = this.window.get(Buffer.from(fp.buffer, fp.byteOffset, 32).toString('latin1'));
+    if (!hit?.delta || hit.delta.offset !== offset || !hit.delta.packId.equals(packId)) return undefined;
+    return hit.delta.base;
   }
 
   /**

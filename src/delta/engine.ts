@@ -61,6 +61,8 @@ export interface DeltaStats {
   /** Chunks sketched here, and chunks whose sketch was carried over from the previous snapshot. */
   sketched: number;
   carried: number;
+  /** Delta chunks referenced (with their bases) instead of stored again. */
+  dupDeltas: number;
   /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
   sketchMs: number;
   baseMs: number;
@@ -76,7 +78,7 @@ export interface DeltaCandidateChunk {
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
   /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
   carry: SketchCarry | undefined;
   private readonly baseCache: ViewCache;
@@ -125,6 +127,37 @@ export class DeltaStream {
     s.stats.seeded = seeded;
     if (seed && recipe) s.carry = new SketchCarry(backend, recipe, seed.snapshotId);
     return s;
+  }
+
+  /**
+   * Bases for chunks the index found stored as deltas (codec 3): a delta chunk can be
+   * referenced only with its base entry before it. The previous snapshot names the base of
+   * the copy found (carry.ts); the base itself is looked up by fingerprint (any whole copy
+   * decodes it: a delta blob names its base by fingerprint) and must not be in an excluded
+   * pack. Undefined where there is none: the chunk is then stored again, as before.
+   */
+  async dupBases(fps: readonly Buffer[], found: readonly (ChunkLocation | undefined)[], lookup: (fps: Buffer[]) => Promise<(ChunkLocation | undefined)[]>): Promise<(DeltaBase | undefined)[] | undefined> {
+    if (!this.carry || !found.some((l) => l?.codec === CODEC_DELTA)) return undefined;
+    await this.carry.fill();
+    const at: number[] = [];
+    const baseFps: Buffer[] = [];
+    found.forEach((l, i) => {
+      if (l?.codec !== CODEC_DELTA) return;
+      const b = this.carry!.deltaBaseOf(fps[i]!, l.packId, l.offset);
+      if (!b) return;
+      at.push(i);
+      baseFps.push(b);
+    });
+    if (at.length === 0) return undefined;
+    const locs = await lookup(baseFps);
+    const out: (DeltaBase | undefined)[] = new Array(found.length);
+    at.forEach((i, k) => {
+      const loc = locs[k];
+      if (!loc || loc.codec === CODEC_DELTA || this.excluded(loc.packId.toString('hex'))) return;
+      out[i] = { fingerprint: baseFps[k]!, location: loc };
+      this.stats.dupDeltas++;
+    });
+    return out;
   }
 
   /** Sketches of consecutive chunks of `input` ([offset, length] pairs): 3 u32s each. */
