@@ -24,6 +24,7 @@ import { DEFAULT_AVG_SIZE, parseSize, resolveChunkerParams, type ResolvedChunker
 import type { ChunkBatch, EngineName } from '../chunking/types.js';
 import type { CompressionName } from '../compress/messages.js';
 import { estimateDelta, type DeltaEstimate } from './delta-estimate.js';
+import { deltaNative } from '../delta/blob.js';
 import { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { SLICE_BYTES } from '../store/backup.js';
@@ -162,6 +163,7 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
         `(${MIN_SET_MEMORY} per average size, ${avgSizes.length} given)`,
     );
   }
+  if (options.delta && !deltaNative()) throw new ChunkyardError('DELTA_NEEDS_NATIVE', 'analyze --delta needs the native addon (npm run build:native): sketches and the delta codec are native');
   const files = await resolveInputs(paths);
   const totalBytes = files.reduce((n, f) => n + f.bytes, 0);
 
