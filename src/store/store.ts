@@ -15,7 +15,7 @@
  * pack's own table. docs/operations.md, "Many writers".
  */
 import { homedir, tmpdir } from 'node:os';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
@@ -1116,7 +1116,8 @@ export class Store {
       const session = await store.beginSession(options.purpose ?? 'repair', false);
       // Repair builds its index from the packs it finds readable, in a folder of its own
       // (this node's cache slots stay as they are; they confirm what they use anyway).
-      const dir = await mkdtemp(join(tmpdir(), 'chunkyard-repair-'));
+      await sweepStaleRepairDirs();
+      const dir = await mkdtemp(join(tmpdir(), `${REPAIR_DIR_PREFIX}${process.pid}-`));
       let index: FingerprintIndex | undefined;
       try {
         index = await FingerprintIndex.open(dir, store.backend, { refresh: false });
@@ -1140,6 +1141,34 @@ export class Store {
     if (this.ownsBackend) await this.backend.close();
     const failed = closed.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+}
+
+/**
+ * Repair's scratch index lives in the temporary directory, named after the repairing process.
+ * A repair killed with SIGKILL cannot remove it, and an index of a large store is large, so
+ * the next repair removes the folders whose process is gone.
+ */
+const REPAIR_DIR_PREFIX = 'chunkyard-repair-';
+
+async function sweepStaleRepairDirs(): Promise<void> {
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(REPAIR_DIR_PREFIX)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(REPAIR_DIR_PREFIX.length))?.[1]);
+    // Folders from builds that did not name the process are left alone: their owner is unknown.
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

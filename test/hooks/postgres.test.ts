@@ -81,10 +81,38 @@ const PRE = () => `set -e; ${pgsh} psql -X -h ${sock} -U postgres -d postgres -c
 // Idempotent (the journal may run it twice): start the cluster unless it runs.
 const POST = () => `${pgsh} pg_ctl -D ${data} status >/dev/null || ${pgsh} pg_ctl -D ${data} -l ${dir}/pg.log -w start; rm -f ${dir}/frozen`;
 
+/** The clusters this file starts, below `at`. */
+const CLUSTERS = (at: string) => [join(at, 'pg', 'data'), join(at, 'pg', 'restored'), join(at, 'pg', 'crashcopy')];
+
+/**
+ * A test run killed with SIGKILL cannot run `after`: its clusters and its writer loop keep
+ * running, and its folder stays. Each run records its process id; the next run stops what a
+ * dead run left behind.
+ */
+function sweepDeadRuns(): void {
+  for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith('hooks-pg-'))) {
+    const at = join(tmpdir(), name);
+    const owner = Number(existsSync(join(at, 'owner.pid')) ? readFileSync(join(at, 'owner.pid'), 'utf8') : NaN);
+    if (!Number.isSafeInteger(owner) || owner <= 0) continue;
+    try {
+      process.kill(owner, 0);
+      continue; // still running (or someone else's)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    spawnSync('pkill', ['-KILL', '-f', `${at}/`]);
+    const sh = join(at, 'pg.sh');
+    if (existsSync(sh)) for (const cluster of CLUSTERS(at)) if (existsSync(cluster)) spawnSync(sh, ['pg_ctl', '-D', cluster, '-m', 'immediate', 'stop'], { encoding: 'utf8' });
+    rmSync(at, { recursive: true, force: true });
+  }
+}
+
 before(async () => {
   if (missing) return;
+  sweepDeadRuns();
   dir = mkdtempSync(join(tmpdir(), 'hooks-pg-'));
   chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   storePath = join(dir, 'store');
   await Store.init(storePath, { avgSize: 16384, packSize: 4 << 20 });
   pgsh = join(dir, 'pg.sh');
@@ -115,9 +143,7 @@ after(() => {
       // gone
     }
   }
-  pg(['pg_ctl', '-D', data, '-m', 'immediate', 'stop']);
-  pg(['pg_ctl', '-D', join(dir, 'pg', 'restored'), '-m', 'immediate', 'stop']);
-  pg(['pg_ctl', '-D', join(dir, 'pg', 'crashcopy'), '-m', 'immediate', 'stop']);
+  for (const cluster of CLUSTERS(dir)) pg(['pg_ctl', '-D', cluster, '-m', 'immediate', 'stop']);
   rmSync(dir, { recursive: true, force: true });
 });
 

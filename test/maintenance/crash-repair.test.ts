@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,13 +20,13 @@ import { cut, flipByte, recipeEntries } from '../support/store-files.js';
 
 const child = fileURLToPath(new URL('../support/maintenance-child.js', import.meta.url));
 
-function runRepair(dir: string, killAfter: number): Promise<{ killed: boolean; stdout: string; stderr: string; code: number | null }> {
+function runRepair(dir: string, killAfter: number): Promise<{ killed: boolean; stdout: string; stderr: string; code: number | null; pid: number }> {
   const proc = spawn(process.execPath, [child, dir, 'repair'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CHUNKYARD_KILL_AFTER: String(killAfter) } });
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += d));
   proc.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => proc.on('close', (code, signal) => resolve({ killed: signal === 'SIGKILL', stdout, stderr, code })));
+  return new Promise((resolve) => proc.on('close', (code, signal) => resolve({ killed: signal === 'SIGKILL', stdout, stderr, code, pid: proc.pid! })));
 }
 
 function packOf(packId: Buffer): string {
@@ -81,6 +81,8 @@ test('repair killed after every one of its durable steps: snapshots restore thro
       await restoresAll(dir, label);
       const rep = await Store.repair(dir);
       assert.equal(rep.ok, true, `${label}, then repair: ${JSON.stringify(rep)}`);
+      // The killed repair's scratch index is gone: the next repair removed it.
+      assert.deepEqual((await readdir(tmpdir())).filter((n) => n.startsWith(`chunkyard-repair-${run.pid}-`)), [], `${label}: scratch index of the killed repair left behind`);
       const c = await Store.check(dir, { readData: true });
       assert.deepEqual(c.errors, [], label);
       await restoresAll(dir, `${label}, after repair`);
