@@ -10,7 +10,11 @@
 // time goes on a machine whose cores radosgw shares with chunkyard.
 //
 //   npm run build:ts
-//   node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8]
+//   node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8] [--raw-signed]
+//                           [--baseline CHECKOUT]
+//
+// --baseline runs the same backup and restore with another checkout's bin/chunkyard (its dist
+// built) in every round, after this build's: before/after under the same load.
 //
 // --private starts a cluster of the bench's own (scripts/ceph.sh with CEPH_DIR
 // /tmp/chunkyard-s3-speed-ceph and their own ports; stopped at the end), so no other user's
@@ -42,12 +46,13 @@ const opt = (name, dflt) => {
 };
 const input = opt('input');
 if (!input) {
-  console.error('usage: node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8]');
+  console.error('usage: node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8] [--raw-signed]');
   process.exit(2);
 }
 const rounds = Number(opt('rounds', 3));
 const inFlight = Number(opt('in-flight', 8));
 const isPrivate = args.includes('--private');
+const baseline = opt('baseline');
 const MiB = 1024 * 1024;
 const OBJ = 8 * MiB;
 
@@ -73,6 +78,21 @@ const client = new S3Client({
   responseChecksumValidation: 'WHEN_REQUIRED',
   requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }) },
 });
+// The raw client sends bodies as UNSIGNED-PAYLOAD, as chunkyard's S3Backend does by default
+// over https:// (the bench's radosgw is plain http on loopback, where chunkyard signs bodies
+// by default: the runs below set CHUNKYARD_S3_SIGN_PAYLOAD=0 unless it is given, so both
+// sides measure what an https endpoint costs minus TLS). --raw-signed: the SDK's default,
+// signed, as in the runs before 2026-12-06 evening.
+const rawSigned = args.includes('--raw-signed');
+if (!rawSigned) {
+  client.middlewareStack.add(
+    (next) => async (a) => {
+      if (a.request.body !== undefined && typeof a.request.body !== 'string') a.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(a);
+    },
+    { step: 'build', name: 'unsignedPayload' },
+  );
+}
 
 /** CPU seconds (user + system) of radosgw and ceph-osd so far. */
 function cephCpu() {
@@ -134,11 +154,39 @@ for (let r = 1; r <= rounds; r++) {
   await pool(objects, (i) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `raw/${i}` })));
 
   const cache = mkdtempSync(join(tmpdir(), 's3-speed-cache-'));
-  const env = { ...process.env, CHUNKYARD_CACHE_DIR: cache };
+  const env = { ...process.env, CHUNKYARD_CACHE_DIR: cache, CHUNKYARD_S3_SIGN_PAYLOAD: process.env.CHUNKYARD_S3_SIGN_PAYLOAD ?? (rawSigned ? '1' : '0') };
   const store = `s3://${bucket}/store${r}`;
-  execFileSync(process.execPath, [BIN, 'init', store], { env, stdio: 'ignore' });
-  const b = timed(process.execPath, [BIN, 'backup', store, input, '--target', 't'], env);
-  const rs = timed(process.execPath, [BIN, 'restore', store, 't', '--output', '/dev/null'], env);
+  const ours = () => {
+    execFileSync(process.execPath, [BIN, 'init', store], { env, stdio: 'ignore' });
+    const b = timed(process.execPath, [BIN, 'backup', store, input, '--target', 't'], env);
+    const rs = timed(process.execPath, [BIN, 'restore', store, 't', '--output', '/dev/null'], env);
+    return { b, rs };
+  };
+  // The same backup and restore with another build (--baseline CHECKOUT, its dist built), in
+  // the same round, before this build's in even rounds and after it in odd ones: before/after
+  // under the same load.
+  const theirs = () => {
+    const baseCache = mkdtempSync(join(tmpdir(), 's3-speed-cache-'));
+    const baseEnv = { ...process.env, CHUNKYARD_CACHE_DIR: baseCache };
+    const baseStore = `s3://${bucket}/base${r}`;
+    const baseBin = join(baseline, 'bin/chunkyard');
+    execFileSync(process.execPath, [baseBin, 'init', baseStore], { env: baseEnv, stdio: 'ignore' });
+    const bb = timed(process.execPath, [baseBin, 'backup', baseStore, input, '--target', 't'], baseEnv);
+    const br = timed(process.execPath, [baseBin, 'restore', baseStore, 't', '--output', '/dev/null'], baseEnv);
+    rmSync(baseCache, { recursive: true, force: true });
+    spawnSync(process.execPath, [join(root, 'bench/s3-empty.mjs'), bucket, `base${r}/`], { stdio: 'inherit' });
+    return { bb, br };
+  };
+  let base;
+  let mine;
+  if (baseline && r % 2 === 0) {
+    base = theirs();
+    mine = ours();
+  } else {
+    mine = ours();
+    if (baseline) base = theirs();
+  }
+  const { b, rs } = mine;
   // The same backup into a local directory store: chunkyard's own CPU without the S3 path.
   const fsStore = mkdtempSync(join(tmpdir(), 's3-speed-fs-'));
   execFileSync(process.execPath, [BIN, 'init', fsStore], { env, stdio: 'ignore' });
@@ -149,6 +197,12 @@ for (let r = 1; r <= rounds; r++) {
   row.backup = { mibs: rate(bytes, b.wall), cpuPerGiB: perGiB(b.cpu), cephCpuPerGiB: perGiB(b.cephCpu), rssMiB: b.rssMiB };
   row.restore = { mibs: rate(bytes, rs.wall), cpuPerGiB: perGiB(rs.cpu), cephCpuPerGiB: perGiB(rs.cephCpu), rssMiB: rs.rssMiB };
   row.fsBackup = { mibs: rate(bytes, f.wall), cpuPerGiB: perGiB(f.cpu) };
+  if (base) {
+    row.baseBackup = { mibs: rate(bytes, base.bb.wall), cpuPerGiB: perGiB(base.bb.cpu), cephCpuPerGiB: perGiB(base.bb.cephCpu), rssMiB: base.bb.rssMiB };
+    row.baseRestore = { mibs: rate(bytes, base.br.wall), cpuPerGiB: perGiB(base.br.cpu), cephCpuPerGiB: perGiB(base.br.cephCpu), rssMiB: base.br.rssMiB };
+    row.baseIngestRatio = row.baseBackup.mibs / row.rawPut.mibs;
+    row.baseRestoreRatio = row.baseRestore.mibs / row.rawGet.mibs;
+  }
   row.ingestRatio = row.backup.mibs / row.rawPut.mibs;
   row.restoreRatio = row.restore.mibs / row.rawGet.mibs;
   console.log(JSON.stringify(row, (k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v)));
@@ -161,7 +215,7 @@ const med = (f) => {
   return Math.round(v[Math.floor(v.length / 2)] * 100) / 100;
 };
 console.log(JSON.stringify({
-  input, bytes, rounds, inFlight, private: isPrivate,
+  input, bytes, rounds, inFlight, private: isPrivate, rawSigned, baseline,
   knobs: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CHUNKYARD_S3_') && k !== 'CHUNKYARD_S3_ENDPOINT')),
   median: {
     rawPut: med((x) => x.rawPut.mibs), rawGet: med((x) => x.rawGet.mibs),
@@ -171,6 +225,15 @@ console.log(JSON.stringify({
     chunkyardCpuPerGiB: { backup: med((x) => x.backup.cpuPerGiB), restore: med((x) => x.restore.cpuPerGiB), fsBackup: med((x) => x.fsBackup.cpuPerGiB) },
     rawClientCpuPerGiB: { put: med((x) => x.rawPut.clientCpuPerGiB), get: med((x) => x.rawGet.clientCpuPerGiB) },
     fsBackup: med((x) => x.fsBackup.mibs),
+    ...(baseline ? {
+      baseline: {
+        backup: med((x) => x.baseBackup.mibs), restore: med((x) => x.baseRestore.mibs),
+        ingestRatio: med((x) => x.baseIngestRatio), restoreRatio: med((x) => x.baseRestoreRatio),
+        cpuPerGiB: { backup: med((x) => x.baseBackup.cpuPerGiB), restore: med((x) => x.baseRestore.cpuPerGiB) },
+        cephCpuPerGiB: { backup: med((x) => x.baseBackup.cephCpuPerGiB), restore: med((x) => x.baseRestore.cephCpuPerGiB) },
+        rssMiB: { backup: med((x) => x.baseBackup.rssMiB), restore: med((x) => x.baseRestore.rssMiB) },
+      },
+    } : {}),
     rssMiB: { backup: med((x) => x.backup.rssMiB), restore: med((x) => x.restore.rssMiB) },
   },
 }));

@@ -57,6 +57,20 @@ await build({
       },
     },
     {
+      // The AWS SDK comes from a bundle of its own, dist/cli/aws-sdk.cjs (below), which
+      // bin/chunkyard compiles with its own code cache: required from node_modules, its ~300
+      // modules took 180-600 ms to load on the project's loaded VM, a share of every s3://
+      // command. Outside bin/chunkyard (no loader set), from node_modules as before.
+      name: 'aws-sdk-bundle',
+      setup(b) {
+        b.onResolve({ filter: /^@aws-sdk\/client-s3$/ }, () => ({ path: 'client-s3', namespace: 'aws-sdk-bundle' }));
+        b.onLoad({ filter: /.*/, namespace: 'aws-sdk-bundle' }, () => ({
+          contents: "const load = globalThis[Symbol.for('chunkyard.awsSdk')]; module.exports = load ? load() : require('@aws-sdk/client-s3');",
+          loader: 'js',
+        }));
+      },
+    },
+    {
       name: 'classic-level-binding',
       setup(b) {
         // Loaded at run time from node_modules, so that its __dirname is its own folder.
@@ -125,4 +139,47 @@ try {
   process.stderr.write(`bundle-cli: WARNING: no code cache for dist/cli/main.cjs (the CLI works, but starts slower): ${err instanceof Error ? err.message : String(err)}\n`);
 } finally {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
+}
+
+// ---- the AWS SDK's own bundle and code cache (see the aws-sdk-bundle plugin above)
+// Trained by one s3:// command against an endpoint that refuses connections (no service is
+// needed at build time): loading the SDK, making a client and a request compile most of
+// what every s3:// command runs. A failure leaves the CLI loading the SDK from node_modules.
+try {
+  const sdkFile = join(outdir, 'aws-sdk.cjs');
+  await build({
+    absWorkingDir: root,
+    stdin: { contents: "module.exports = require('@aws-sdk/client-s3');", resolveDir: root, loader: 'js' },
+    outfile: sdkFile,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    banner: { js: `/* chunkyard-bundle ${buildId} */` },
+    logLevel: 'warning',
+  });
+  // import() of Node's own modules (instance metadata, Lambda's context) cannot run in code
+  // compiled by vm.Script without a dynamic-import callback: require them instead.
+  const sdkSource = readFileSync(sdkFile, 'utf8').replace(/\bimport\("(node:[a-z_/]+)"\)/g, 'Promise.resolve().then(() => require("$1"))');
+  const left = sdkSource.match(/\bimport\(\s*["'`\w]/g);
+  if (left) throw new Error(`dist/cli/aws-sdk.cjs still calls import(): ${left.join(', ')}`);
+  writeFileSync(sdkFile, sdkSource);
+  const r = spawnSync(process.execPath, [bin, 'snapshots', 's3://chunkyard-train', '--s3-endpoint', 'http://127.0.0.1:1'], {
+    env: {
+      ...process.env,
+      CHUNKYARD_TRAIN_CODE_CACHE: '1',
+      CHUNKYARD_S3_ATTEMPTS: '1',
+      AWS_ACCESS_KEY_ID: 'train',
+      AWS_SECRET_ACCESS_KEY: 'train',
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (!/BACKEND_UNAVAILABLE/.test(r.stderr)) throw new Error(`training run failed unexpectedly (${r.status ?? r.signal}): ${r.stderr}`);
+  if (!readdirSync(outdir).includes(`aws-sdk.${buildId}.cache`)) throw new Error('the training run left no aws-sdk cache');
+} catch (err) {
+  for (const f of readdirSync(outdir)) if (f.startsWith('aws-sdk.')) rmSync(join(outdir, f), { force: true });
+  process.stderr.write(`bundle-cli: WARNING: no AWS SDK bundle (s3:// commands load it from node_modules, slower): ${err instanceof Error ? err.message : String(err)}\n`);
 }

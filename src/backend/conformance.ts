@@ -175,6 +175,24 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
         assertBytes(await collect(b.getStream('r')), data, 'getStream without range');
       });
 
+      it('getInto (where the backend has it) fills the caller\'s buffer with the clamped range', async (b) => {
+        if (b.getInto === undefined) return;
+        await b.put('r', data);
+        for (const [label, range, s, e] of cases) {
+          const room = range.end - range.start;
+          if (room > 1000) continue; // the huge end: the caller's buffer holds the whole range
+          const into = new Uint8Array(room + 7).fill(0xee);
+          const view = await b.getInto('r', range, into);
+          assert.equal(view.buffer, into.buffer, `getInto ${label}: a view of the caller's buffer`);
+          assert.equal(view.byteOffset, into.byteOffset, `getInto ${label}: from its start`);
+          assertBytes(view, data.subarray(s, e), `getInto ${label}`);
+          assert.ok(into.subarray(e - s).every((x) => x === 0xee), `getInto ${label}: nothing written past the range`);
+        }
+        await rejectsWithCode(b.getInto('nope', { start: 0, end: 10 }, new Uint8Array(10)), 'OBJECT_NOT_FOUND');
+        await rejectsWithCode(b.getInto('r', { start: 0, end: 10 }, new Uint8Array(9)), 'BAD_ARGUMENT');
+        await rejectsWithCode(b.getInto('r', { start: 5, end: 4 }, new Uint8Array(10)), 'BAD_ARGUMENT');
+      });
+
       it('refuses malformed ranges with BAD_ARGUMENT', async (b) => {
         await b.put('r', data);
         const bad = [

@@ -72,9 +72,15 @@ export class RetryingBackend implements Backend {
   readonly location: string;
   readonly inner: Backend;
   readonly policy: RetryPolicy;
+  /** Present when the inner backend has it (types.ts), retried like get. */
+  readonly getInto?: (name: string, range: ByteRange, into: Uint8Array) => Promise<Uint8Array>;
 
   constructor(inner: Backend, policy: Partial<RetryPolicy> = {}) {
     this.inner = inner;
+    if (inner.getInto !== undefined) {
+      // A failed attempt may have written part of `into`: the next one writes it again whole.
+      this.getInto = (name, range, into) => withRetries(() => inner.getInto!(name, range, into), this.policy);
+    }
     this.location = inner.location;
     this.policy = { ...DEFAULT_RETRY_POLICY, ...policy };
     if (!Number.isSafeInteger(this.policy.attempts) || this.policy.attempts < 1) {

@@ -99,6 +99,13 @@ export interface Backend {
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   openWriter(name: string, options?: PutOptions): Promise<ObjectWriter>;
   get(name: string, range?: ByteRange): Promise<Buffer>;
+  /**
+   * Optional: get(name, range) into the caller's buffer `into` (at least end − start bytes),
+   * resolving to the view of it filled; same errors and clamping as get. A backend whose
+   * get allocates per call (an object store) offers it so that reads into reused buffers
+   * (a restore's read slots) allocate nothing; src/restore/pack-files.ts uses it when there.
+   */
+  getInto?(name: string, range: ByteRange, into: Uint8Array): Promise<Uint8Array>;
   /** Streaming read, for large objects. Errors (OBJECT_NOT_FOUND) are emitted on the stream. */
   getStream(name: string, range?: ByteRange): Readable;
   /** Size in bytes, or undefined when the object does not exist. */

@@ -8,7 +8,8 @@
  *
  * Generic over Backend: for a filesystem backend the handles are file descriptors and reads
  * land in the caller's buffer (no allocation per read); any other backend gets a ranged
- * get() per read (an object store has no handle to keep; its client pools connections).
+ * getInto() (or get()) per read, into the caller's buffer where the backend offers it (an
+ * object store has no handle to keep; its client pools connections).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -70,7 +71,11 @@ export class PackFiles {
     // A restore that stopped early (its consumer went away, or a read failed) may still have
     // reads queued: they must not open handles that nobody closes.
     if (this.closed) throw new ChunkyardError('ABORTED', `restore ended; ${name} is not read`);
-    if (this.root === null) return this.backend.get(name, { start, end });
+    if (this.root === null) {
+      // An object store: a ranged GET, into `into` where the backend can (no buffer per read).
+      if (this.backend.getInto !== undefined && into.byteLength >= end - start) return this.backend.getInto(name, { start, end }, into);
+      return this.backend.get(name, { start, end });
+    }
     const c = this.acquire(name);
     try {
       const handle = await c.handle;

@@ -96,6 +96,38 @@ describe('RetryingBackend', () => {
   });
 });
 
+describe('RetryingBackend.getInto', () => {
+  test('offered only when the inner backend has it; transient failures retried, the buffer rewritten whole', async () => {
+    const plain = new MemoryBackend();
+    assert.equal(new RetryingBackend(plain, noWait).getInto, undefined);
+    await plain.put('obj', Buffer.from('0123456789'));
+    let calls = 0;
+    const inner = Object.assign(new MemoryBackend(), {
+      async getInto(name: string, range: { start: number; end: number }, into: Uint8Array): Promise<Uint8Array> {
+        calls++;
+        const bytes = await plain.get(name, range);
+        if (calls <= 2) {
+          into.fill(0x21, 0, 3); // a partial answer, then the connection drops
+          throw new ChunkyardError('BACKEND_UNAVAILABLE', 'connection reset');
+        }
+        into.set(bytes);
+        return into.subarray(0, bytes.length);
+      },
+    });
+    const retrying = new RetryingBackend(inner, { ...noWait, attempts: 3 });
+    const into = new Uint8Array(6);
+    const view = await retrying.getInto!('obj', { start: 2, end: 8 }, into);
+    assert.equal(Buffer.from(view).toString(), '234567');
+    assert.equal(view.buffer, into.buffer);
+    assert.equal(calls, 3);
+    // Not transient: no retry.
+    calls = 10;
+    const failing = new RetryingBackend(Object.assign(new MemoryBackend(), { getInto: async () => { calls++; throw new ChunkyardError('OBJECT_NOT_FOUND', 'gone'); } }), noWait);
+    await assert.rejects(failing.getInto!('obj', { start: 0, end: 1 }, new Uint8Array(1)), (e) => hasCode(e, 'OBJECT_NOT_FOUND'));
+    assert.equal(calls, 11);
+  });
+});
+
 describe('FaultyBackend', () => {
   test('calls the hook before every mutation, in order, and a throwing hook stops the mutation', async () => {
     const memory = new MemoryBackend();

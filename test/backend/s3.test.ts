@@ -208,6 +208,63 @@ if ('skip' in cluster) {
       }
     });
 
+    test('over plain http:// request bodies are signed by default, UNSIGNED-PAYLOAD only when asked (signPayload false); radosgw stores both', async () => {
+      // A proxy that records the payload hash header of every PUT (PutObject, UploadPart).
+      const target = new URL(cluster.endpoint);
+      const hashes: string[] = [];
+      const proxy: Server = createServer((client) => {
+        const upstream = connect(Number(target.port), target.hostname);
+        client.on('data', (d: Buffer) => {
+          const head = d.toString('latin1', 0, Math.min(d.length, 4096));
+          if (head.startsWith('PUT ')) hashes.push(/\r\nx-amz-content-sha256: *([^\r]*)/i.exec(head)?.[1] ?? '(none)');
+          upstream.write(d);
+        });
+        upstream.on('data', (d: Buffer) => client.write(d));
+        for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+          a.on('error', () => b.destroy());
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const endpoint = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const prefix = freshPrefix();
+      try {
+        for (const signPayload of [undefined, false, true]) {
+          hashes.length = 0;
+          const signed = signPayload ?? true;
+          const b = new S3Backend(`s3://${bucket}/${prefix}`, { endpoint, partSize: 5 * 1024 * 1024, signPayload });
+          try {
+            const small = pattern(1000, signPayload === undefined ? 7 : signPayload ? 3 : 4);
+            await b.put(`small-${signPayload}`, small, { exclusive: true });
+            const big = pattern(11 * 1024 * 1024, signPayload === undefined ? 8 : signPayload ? 5 : 6);
+            const w = await b.openWriter(`big-${signPayload}`);
+            await w.write(big);
+            await w.commit();
+            assert.ok((await b.get(`small-${signPayload}`)).equals(small));
+            assert.ok((await b.get(`big-${signPayload}`)).equals(big));
+            assert.equal(hashes.length, 4, 'one PutObject and three parts');
+            for (const h of hashes) {
+              if (signed) assert.match(h, /^[0-9a-f]{64}$/, `a SHA-256 of the body (signPayload ${signPayload})`);
+              else assert.equal(h, 'UNSIGNED-PAYLOAD');
+            }
+          } finally {
+            await b.close();
+          }
+        }
+        // A signed payload hash is checked by radosgw: a body that does not match it is refused.
+        const b = new S3Backend(`s3://${bucket}/${prefix}`, { endpoint: cluster.endpoint, signPayload: true });
+        try {
+          await b.put('checked', Buffer.from('abc'));
+          assert.ok((await b.get('checked')).equals(Buffer.from('abc')));
+        } finally {
+          await b.close();
+        }
+      } finally {
+        await new Promise((r) => proxy.close(r));
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
     test('multipartEtag computes the ETag radosgw gives a multipart object', async () => {
       const prefix = freshPrefix();
       const key = `${prefix}/etag`;

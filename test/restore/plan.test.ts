@@ -19,7 +19,7 @@ import { PackFiles } from '../../src/restore/pack-files.js';
 import { planWindow, windows } from '../../src/restore/plan.js';
 import type { RecipeEntry } from '../../src/snapshot/recipe.js';
 import { readManifest } from '../../src/snapshot/manifest.js';
-import { restoreInto } from '../../src/store/restore.js';
+import { restoreInto, restoreSlotsFor } from '../../src/store/restore.js';
 import { Store } from '../../src/store/store.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { collect, prng } from '../support/data.js';
@@ -180,6 +180,33 @@ test('later generations of a series with scattered edits restore exactly, whole 
       const n = await restoreInto({ backend: memory, pool, hasher: getHasher('auto'), maxSize: 4096 }, manifest, { start: 1000 }, { write: async (v) => void parts.push(Buffer.from(v)) });
       assert.equal(n, gens.at(-1)!.length - 1000);
       assert.ok(Buffer.concat(parts).equals(gens.at(-1)!.subarray(1000)));
+
+      // An object store that reads into the caller's buffers (S3Backend.getInto): every pack
+      // read goes there, into a bounded set of reused buffers, none through get().
+      const packGets: string[] = [];
+      const intoBuffers = new Set<ArrayBufferLike>();
+      let intoCalls = 0;
+      const plainGet = memory.get.bind(memory);
+      const objectStore = Object.assign(memory, {
+        get: (name: string, range?: { start: number; end: number }) => {
+          if (name.startsWith('packs/')) packGets.push(name);
+          return plainGet(name, range);
+        },
+        async getInto(name: string, range: { start: number; end: number }, into: Uint8Array): Promise<Uint8Array> {
+          intoCalls++;
+          intoBuffers.add(into.buffer);
+          const bytes = await plainGet(name, range);
+          into.set(bytes);
+          return into.subarray(0, bytes.length);
+        },
+      });
+      const viaInto: Buffer[] = [];
+      const m = await restoreInto({ backend: objectStore, pool, hasher: getHasher('auto'), maxSize: 4096 }, manifest, {}, { write: async (v) => void viaInto.push(Buffer.from(v)) });
+      assert.equal(m, gens.at(-1)!.length);
+      assert.ok(Buffer.concat(viaInto).equals(gens.at(-1)!));
+      assert.ok(intoCalls > 0, 'pack reads went through getInto');
+      assert.deepEqual(packGets, [], 'no pack read allocated through get()');
+      assert.ok(intoBuffers.size <= restoreSlotsFor(4096, true).reads, `reads landed in ${intoBuffers.size} reused buffers`);
     } finally {
       await pool.close();
     }
