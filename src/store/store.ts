@@ -49,7 +49,7 @@ import { ChunkSink } from './chunk-sink.js';
 import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, validateZstdLevel, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
-import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
+import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, reportDeltaStats, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
 import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
@@ -576,6 +576,7 @@ export class Store {
       const sink = await this.getSink();
       const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
       const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
+      reportDeltaStats(delta);
       const seconds = (Date.now() - started) / 1000;
       let consistency: Consistency;
       try {
