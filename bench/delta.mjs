@@ -61,9 +61,22 @@ function run(cmd, argv, { env, stdout } = {}) {
   if (typeof outFd === 'number') closeSync(outFd);
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${String(r.stderr).slice(-2000)}`);
   const [user, sys, rssKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-  return { seconds, cpuSeconds: user + sys, rssKiB, stdout: r.stdout ? String(r.stdout) : '' };
+  return { seconds, cpuSeconds: user + sys, rssKiB, stdout: r.stdout ? String(r.stdout) : '', stderr: r.stderr ? String(r.stderr) : '' };
 }
 const du = (p) => Number(String(spawnSync('du', ['-sb', p]).stdout).split('\t')[0]);
+/** Bytes of a chunkyard store per kind of object (top-level folders; `cache` is the local index). */
+const KINDS = ['packs', 'tables', 'recipes', 'sketches', 'snapshots', 'cache'];
+function kinds(repo) {
+  const out = { total: du(repo) };
+  let known = 0;
+  for (const k of KINDS) {
+    out[k] = existsSync(join(repo, k)) ? du(join(repo, k)) : 0;
+    known += out[k];
+  }
+  out.other = out.total - known;
+  return out;
+}
+const minus = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]));
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -78,8 +91,9 @@ function chunkyard(name, delta) {
     repo,
     init: () => run(BIN, ['init', repo, '--compression', 'zstd', '--delta', delta ? 'on' : 'off', '--json']),
     backup: (file, target = 'dump') => {
-      const m = run(BIN, ['backup', repo, file, '--target', target, '--json']);
-      return { id: JSON.parse(m.stdout.trim().split('\n').pop()).id, ...m };
+      const m = run(BIN, ['backup', repo, file, '--target', target, '--json'], { env: { CHUNKYARD_DELTA_STATS: '1' } });
+      const stats = /delta-stats (\{.*\})/.exec(m.stderr)?.[1];
+      return { id: JSON.parse(m.stdout.trim().split('\n').pop()).id, ...m, deltaStats: stats ? JSON.parse(stats) : undefined };
     },
     restore: (id, out) => run(BIN, ['restore', repo, id, '--output', out]),
   };
@@ -142,15 +156,22 @@ function dumps(report) {
     if (g.generation > 1) row.trueChange = trueChange(prevFile, file);
     for (const t of tools) {
       const before = du(t.repo);
-      const packsBefore = t.name.startsWith('chunkyard') ? du(join(t.repo, 'packs')) : 0;
+      const kindsBefore = t.name.startsWith('chunkyard') ? kinds(t.repo) : undefined;
       const b = t.backup(file);
       row.tools[t.name] = { id: b.id, seconds: b.seconds, cpuSeconds: b.cpuSeconds, rssKiB: b.rssKiB, growth: du(t.repo) - before, total: du(t.repo) };
-      // chunkyard: what the packs grew by (chunk data), beside the recipe, tables and sketches.
-      if (t.name.startsWith('chunkyard')) row.tools[t.name].packsGrowth = du(join(t.repo, 'packs')) - packsBefore;
+      // chunkyard: growth per kind of object (packs = chunk data and their tables; tables/ =
+      // the pack tables' copies; recipes; sketches; snapshots = manifests; cache = the index).
+      if (kindsBefore) {
+        const k = minus(kinds(t.repo), kindsBefore);
+        row.tools[t.name].byKind = k;
+        row.tools[t.name].packsGrowth = k.packs;
+        if (b.deltaStats) row.tools[t.name].deltaStats = b.deltaStats;
+      }
     }
     lastSha = createHash('sha256').update(g.data).digest('hex');
     gens.push(row);
-    log(`dump gen ${g.generation}: ${g.edits} edits; true change ${row.trueChange?.xdelta3Zstd ?? '-'} B; growth ${tools.map((t) => `${t.name} ${row.tools[t.name].growth}`).join(', ')}; backup s ${tools.map((t) => `${t.name} ${row.tools[t.name].seconds.toFixed(2)}`).join(', ')}`);
+    log(`dump gen ${g.generation}: ${g.edits} edits; true change ${row.trueChange?.xdelta3Zstd ?? '-'} B; growth ${tools.map((t) => `${t.name} ${row.tools[t.name].growth}`).join(', ')}; backup s ${tools.map((t) => `${t.name} ${row.tools[t.name].seconds.toFixed(2)}/${row.tools[t.name].cpuSeconds.toFixed(2)}cpu`).join(', ')}`);
+    log(`  chunkyard-delta by kind: ${JSON.stringify(row.tools['chunkyard-delta'].byKind)} ${JSON.stringify(row.tools['chunkyard-delta'].deltaStats ?? {})}`);
   }
   // Restore the last generation: warm once (checked), then interleaved rounds.
   const last = gens.at(-1);
@@ -160,9 +181,12 @@ function dumps(report) {
     rmSync(OUT_FILE, { force: true });
   }
   const restore = Object.fromEntries(tools.map((t) => [t.name, []]));
+  const restoreCpu = Object.fromEntries(tools.map((t) => [t.name, []]));
   for (let r = 0; r < o.rounds; r++) {
     for (const t of tools) {
-      restore[t.name].push(t.restore(last.tools[t.name].id, OUT_FILE, file).seconds);
+      const m = t.restore(last.tools[t.name].id, OUT_FILE, file);
+      restore[t.name].push(m.seconds);
+      restoreCpu[t.name].push(m.cpuSeconds);
       rmSync(OUT_FILE, { force: true });
     }
     log(`dump restore round ${r + 1}: ${tools.map((t) => `${t.name} ${restore[t.name].at(-1).toFixed(2)}`).join(', ')} s`);
@@ -177,10 +201,15 @@ function dumps(report) {
     totalOverBorg: last.tools['chunkyard-delta'].total / last.tools.borg.total,
     deltaOverNoDeltaTotal: last.tools['chunkyard-delta'].total / last.tools.chunkyard.total,
     ingestDeltaOverNoDelta: sum((g) => g.tools.chunkyard.seconds) / sum((g) => g.tools['chunkyard-delta'].seconds),
+    ingestCpuDeltaOverNoDelta: sum((g) => g.tools.chunkyard.cpuSeconds) / sum((g) => g.tools['chunkyard-delta'].cpuSeconds),
+    ingestSeconds: Object.fromEntries(tools.map((t) => [t.name, sum((g) => g.tools[t.name].seconds)])),
+    ingestCpuSeconds: Object.fromEntries(tools.map((t) => [t.name, sum((g) => g.tools[t.name].cpuSeconds)])),
+    restoreCpuSeconds: Object.fromEntries(tools.map((t) => [t.name, median(restoreCpu[t.name])])),
+    growthByKind: later.map((g) => g.tools['chunkyard-delta'].byKind),
     restoreMBps: Object.fromEntries(tools.map((t) => [t.name, last.bytes / 1e6 / median(restore[t.name])])),
   };
   summary.restoreDeltaOverNoDelta = summary.restoreMBps['chunkyard-delta'] / summary.restoreMBps.chunkyard;
-  report.dumps = { generations: gens, restoreSeconds: restore, summary };
+  report.dumps = { generations: gens, restoreSeconds: restore, restoreCpuSeconds: restoreCpu, summary };
   for (const t of tools) rmSync(t.repo, { recursive: true, force: true });
   rmSync(join(o.work, 'restic-cache'), { recursive: true, force: true });
   log(`dumps: ${JSON.stringify(summary)}`);
@@ -208,6 +237,8 @@ function tar(report) {
     storedOff: median(rows.off.map((x) => x.stored)),
     ingestOnMBps: bytes / 1e6 / median(rows.on.map((x) => x.seconds)),
     ingestOffMBps: bytes / 1e6 / median(rows.off.map((x) => x.seconds)),
+    cpuOn: median(rows.on.map((x) => x.cpuSeconds)),
+    cpuOff: median(rows.off.map((x) => x.cpuSeconds)),
   };
   s.storedOnOverOff = s.storedOn / s.storedOff;
   s.ingestOnOverOff = s.ingestOnMBps / s.ingestOffMBps;
@@ -230,15 +261,18 @@ function image(report) {
     for (const t of tools) {
       const before = du(t.repo);
       const b = t.backup(f, 'vm');
-      row.tools[t.name] = { id: b.id, seconds: b.seconds, growth: du(t.repo) - before, total: du(t.repo) };
+      row.tools[t.name] = { id: b.id, seconds: b.seconds, cpuSeconds: b.cpuSeconds, rssKiB: b.rssKiB, growth: du(t.repo) - before, total: du(t.repo), deltaStats: b.deltaStats };
     }
     gens.push(row);
     log(`image gen ${i + 1}: growth ${tools.map((t) => `${t.name} ${row.tools[t.name].growth}`).join(', ')}; backup s ${tools.map((t) => `${t.name} ${row.tools[t.name].seconds.toFixed(2)}`).join(', ')}`);
   }
   const restore = { 'img-delta': [], img: [] };
+  const restoreCpu = { 'img-delta': [], img: [] };
   for (let r = 0; r < o.rounds; r++) {
     for (const t of tools) {
-      restore[t.name].push(t.restore(gens[2].tools[t.name].id, OUT_FILE).seconds);
+      const m = t.restore(gens[2].tools[t.name].id, OUT_FILE);
+      restore[t.name].push(m.seconds);
+      restoreCpu[t.name].push(m.cpuSeconds);
       rmSync(OUT_FILE, { force: true });
     }
   }
@@ -250,6 +284,9 @@ function image(report) {
       restoreDeltaOverNoDelta: median(restore.img) / median(restore['img-delta']),
       restoreMBps: { delta: bytes / 1e6 / median(restore['img-delta']), noDelta: bytes / 1e6 / median(restore.img) },
       growthDeltaOverNoDelta: gens.slice(1).map((g) => g.tools['img-delta'].growth / g.tools.img.growth),
+      ingestDeltaOverNoDelta: gens.slice(1).reduce((s, g) => s + g.tools.img.seconds, 0) / gens.slice(1).reduce((s, g) => s + g.tools['img-delta'].seconds, 0),
+      ingestCpuDeltaOverNoDelta: gens.slice(1).reduce((s, g) => s + g.tools.img.cpuSeconds, 0) / gens.slice(1).reduce((s, g) => s + g.tools['img-delta'].cpuSeconds, 0),
+      restoreCpuSeconds: { delta: median(restoreCpu['img-delta']), noDelta: median(restoreCpu.img) },
     },
   };
   for (const t of tools) rmSync(t.repo, { recursive: true, force: true });

@@ -20,7 +20,7 @@ const HELP = `usage: node bench/peers.mjs (--gens FILE... | --dir DIR) [options]
 
   --gens FILE...        generation files, oldest first (each is one backup of one stream)
   --dir DIR             use every regular file in DIR (natural sort, dotfiles skipped)
-  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@sparse (restore --sparse),
+  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@zstdN (the same, init --zstd-level N), chunkyard@sparse (restore --sparse),
                         restic, borg (default: chunkyard,restic,borg)
   --restore WHICH       first,last (default) | last | all | none: generations to restore and cmp
   --workdir DIR         where repositories and restored files go (default /tmp/chunkyard-peers);
@@ -178,10 +178,13 @@ async function warmRead(files) {
 function chunkyardTool(name, variant, o, build) {
   // chunkyard@SIZE sets the average chunk size, chunkyard@zstd|lz4|none the compression;
   // chunkyard@sparse restores with --sparse (zero runs left as holes), defaults otherwise.
+  // chunkyard@zstdN: zstd at level N (init --compression zstd --zstd-level N).
   const sparse = variant === 'sparse';
+  const zstdLevel = variant && /^zstd([0-9]+)$/.exec(variant)?.[1];
+  if (zstdLevel) variant = 'zstd';
   const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
   const avgSize = codec || sparse ? undefined : variant;
-  const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : [])];
+  const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : []), ...(zstdLevel ? ['--zstd-level', zstdLevel] : [])];
   // Run as a program, as users run it (`chunkyard backup ...`): bin/chunkyard starts node from
   // PATH (this node first), without NODE_EXTRA_CA_CERTS at Node's start (bin/chunkyard says why).
   const bin = join(build.dir, 'bin', 'chunkyard');

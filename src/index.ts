@@ -45,6 +45,7 @@ export type { Chunker, ChunkBatch, ChunkerParams, EngineName, Hasher } from './c
 export type { Backend, ObjectWriter, ObjectInfo, ByteRange, PutOptions } from './backend/types.js';
 export { FsBackend } from './backend/fs.js';
 export { MemoryBackend } from './backend/memory.js';
+export { HttpBackend, openHttpBackend, type HttpBackendOptions } from './backend/http.js';
 // S3Backend itself is in 'chunkyard/s3' (the AWS SDK loads only there or through openBackend);
 // the conformance suite is in 'chunkyard/backend-conformance' (it needs node:test).
 export { openBackend, describeLocation, locationKind, type OpenBackendOptions } from './backend/location.js';

@@ -162,27 +162,90 @@ pub fn decode_into(base: &[u8], frame: &[u8], out: &mut [u8]) -> Result<usize, S
     dctx.decompress(out, frame).map_err(|c| format!("delta frame: {}", zstd::zstd_safe::get_error_name(c)))
 }
 
+/// Length of a delta blob's header (base fingerprint 32, checksum 16) before its frame.
+pub const BLOB_HEADER: usize = 48;
+
+/// One delta chunk of a batch for `decode_many`: where its blob, base and place lie, and
+/// the fingerprints it must match.
+pub struct DecodeJob {
+    pub blob: (usize, usize),
+    pub base: (usize, usize),
+    pub dest: (usize, usize),
+}
+
+/// Decodes a batch of delta blobs (codec 3) into their places in `out`, one decoder context
+/// for all: each blob's checksum (the first 16 bytes of BLAKE3 of its frame), the base it
+/// names (`base_fps[32i..]`), the decoded length and the chunk's fingerprint (`fps[32i..]`)
+/// are checked. Returns Err((index, reason)) for the first chunk that fails.
+pub fn decode_many(bases: &[u8], blobs: &[u8], out: &mut [u8], jobs: &[DecodeJob], base_fps: &[u8], fps: &[u8]) -> Result<(), (usize, String)> {
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27)).map_err(|c| (0, format!("zstd window: {}", zstd::zstd_safe::get_error_name(c))))?;
+    let range = |(o, l): (usize, usize), len: usize| o.checked_add(l).filter(|&e| e <= len).map(|e| o..e);
+    for (i, j) in jobs.iter().enumerate() {
+        let fail = |m: String| (i, m);
+        let blob = &blobs[range(j.blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
+        let base = &bases[range(j.base, bases.len()).ok_or_else(|| fail("base runs past the bases".into()))?];
+        let dest = range(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
+        if blob.len() <= BLOB_HEADER {
+            return Err(fail(format!("delta blob of {} bytes is too short", blob.len())));
+        }
+        let frame = &blob[BLOB_HEADER..];
+        if blake3::hash(frame).as_bytes()[..16] != blob[32..48] {
+            return Err(fail("delta blob fails its checksum".into()));
+        }
+        let (bfp, fp) = (base_fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no base fingerprint".into()))?, fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no fingerprint".into()))?);
+        if blob[..32] != bfp[..] {
+            return Err(fail("the delta names another base than its recipe".into()));
+        }
+        let place = &mut out[dest];
+        dctx.ref_prefix(base).map_err(|c| fail(format!("zstd prefix: {}", zstd::zstd_safe::get_error_name(c))))?;
+        let n = dctx.decompress(&mut *place, frame).map_err(|c| fail(format!("delta frame: {}", zstd::zstd_safe::get_error_name(c))))?;
+        if n != place.len() {
+            return Err(fail(format!("decoded to {n} bytes, expected {}", place.len())));
+        }
+        if crate::chunker::fingerprint(None, place).as_bytes()[..] != fp[..] {
+            return Err(fail("delta chunk fails its fingerprint after decoding".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Encodes many targets, each against its base: `pairs` are (baseOffset, baseLength,
 /// targetOffset, targetLength) into `bases` and `data`. Returns each frame's length (0 when
 /// the frame would not be smaller than `limit[i]`, then nothing is written for it) and the
 /// frames back to back.
 pub fn encode_many(bases: &[u8], data: &[u8], pairs: &[(usize, usize, usize, usize)], limits: &[u32], level: i32) -> Result<(Vec<u32>, Vec<u8>), String> {
-    let mut cctx = zstd::zstd_safe::CCtx::create();
-    let mut lens = Vec::with_capacity(pairs.len());
-    let mut out = Vec::new();
-    for (i, &(bo, bl, to, tl)) in pairs.iter().enumerate() {
-        let base = bo.checked_add(bl).filter(|&e| e <= bases.len()).map(|e| &bases[bo..e]).ok_or_else(|| format!("base {i} ({bo}+{bl}) runs past bases ({})", bases.len()))?;
-        let target = to.checked_add(tl).filter(|&e| e <= data.len()).map(|e| &data[to..e]).ok_or_else(|| format!("target {i} ({to}+{tl}) runs past data ({})", data.len()))?;
-        let frame = encode(&mut cctx, base, target, level)?;
-        let limit = limits.get(i).copied().unwrap_or(u32::MAX) as usize;
-        if frame.len() < limit {
-            lens.push(frame.len() as u32);
-            out.extend_from_slice(&frame);
-        } else {
-            lens.push(0);
+    ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let cctx = slot.get_or_insert_with(zstd::zstd_safe::CCtx::create);
+        let mut lens = Vec::with_capacity(pairs.len());
+        let mut out = Vec::new();
+        for (i, &(bo, bl, to, tl)) in pairs.iter().enumerate() {
+            let base = bo.checked_add(bl).filter(|&e| e <= bases.len()).map(|e| &bases[bo..e]).ok_or_else(|| format!("base {i} ({bo}+{bl}) runs past bases ({})", bases.len()))?;
+            let target = to.checked_add(tl).filter(|&e| e <= data.len()).map(|e| &data[to..e]).ok_or_else(|| format!("target {i} ({to}+{tl}) runs past data ({})", data.len()))?;
+            // SAFETY: a prefix is single-use: zstd lets go of it when the frame ends, and the
+            // session is reset below whatever happened, so the context never keeps `base`
+            // past this iteration (the 'static is only what a per-thread context needs).
+            let base: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(base) };
+            let frame = encode(cctx, base, target, level);
+            let _ = cctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+            let frame = frame?;
+            let limit = limits.get(i).copied().unwrap_or(u32::MAX) as usize;
+            if frame.len() < limit {
+                lens.push(frame.len() as u32);
+                out.extend_from_slice(&frame);
+            } else {
+                lens.push(0);
+            }
         }
-    }
-    Ok((lens, out))
+        Ok((lens, out))
+    })
+}
+
+thread_local! {
+    /// One delta encoder per thread (libuv's pool): a context's workspace is a few MB, and
+    /// creating one per call cost page faults on every batch.
+    static ENCODER: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> = std::cell::RefCell::new(None);
 }
 
 #[cfg(test)]
@@ -268,6 +331,36 @@ mod tests {
         let mut out3 = vec![0u8; target.len()];
         decode_into(&magic, &f, &mut out3).unwrap();
         assert_eq!(out3, target);
+    }
+
+    #[test]
+    fn decode_many_checks_and_places_every_chunk() {
+        let base = noise(32 * 1024, 11);
+        let t1 = edited(&base, 3000);
+        let frame = encode(&mut zstd::zstd_safe::CCtx::create(), &base, &t1, 3).unwrap();
+        let bfp = crate::chunker::fingerprint(None, &base);
+        let fp = crate::chunker::fingerprint(None, &t1);
+        let mut blob = bfp.as_bytes().to_vec();
+        blob.extend_from_slice(&blake3::hash(&frame).as_bytes()[..16]);
+        blob.extend_from_slice(&frame);
+        let blobs = [blob.clone(), blob.clone()].concat();
+        let jobs = [DecodeJob { blob: (0, blob.len()), base: (0, base.len()), dest: (10, t1.len()) }, DecodeJob { blob: (blob.len(), blob.len()), base: (0, base.len()), dest: (10 + t1.len(), t1.len()) }];
+        let fps = [fp.as_bytes().to_vec(), fp.as_bytes().to_vec()].concat();
+        let bfps = [bfp.as_bytes().to_vec(), bfp.as_bytes().to_vec()].concat();
+        let mut out = vec![0u8; 10 + 2 * t1.len()];
+        decode_many(&base, &blobs, &mut out, &jobs, &bfps, &fps).unwrap();
+        assert_eq!(&out[10..10 + t1.len()], &t1[..]);
+        assert_eq!(&out[10 + t1.len()..], &t1[..]);
+        // A damaged frame fails its checksum; a wrong base fingerprint is named.
+        let mut bad = blobs.clone();
+        bad[blob.len() + 60] ^= 1;
+        assert_eq!(decode_many(&base, &bad, &mut out, &jobs, &bfps, &fps).unwrap_err().0, 1);
+        let mut wrong = bfps.clone();
+        wrong[0] ^= 1;
+        assert!(decode_many(&base, &blobs, &mut out, &jobs, &wrong, &fps).unwrap_err().1.contains("another base"));
+        let mut wfp = fps.clone();
+        wfp[40] ^= 1;
+        assert!(decode_many(&base, &blobs, &mut out, &jobs, &bfps, &wfp).unwrap_err().1.contains("fingerprint"));
     }
 
     #[test]

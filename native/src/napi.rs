@@ -1328,7 +1328,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 26] = [
+    let fns: [(&str, napi_callback); 27] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1355,6 +1355,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("deltaEncodeManyAsync\0", delta::js_delta_encode_many_async),
         ("deltaDecodeInto\0", delta::js_delta_decode_into),
         ("deltaDecodeAsync\0", delta::js_delta_decode_async),
+        ("deltaDecodeManyAsync\0", delta::js_delta_decode_many_async),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

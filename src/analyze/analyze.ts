@@ -23,6 +23,8 @@ import { createMultiChunker } from '../chunking/multi.js';
 import { DEFAULT_AVG_SIZE, parseSize, resolveChunkerParams, type ResolvedChunkerParams } from '../chunking/params.js';
 import type { ChunkBatch, EngineName } from '../chunking/types.js';
 import type { CompressionName } from '../compress/messages.js';
+import { estimateDelta, type DeltaEstimate } from './delta-estimate.js';
+import { deltaNative } from '../delta/blob.js';
 import { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { SLICE_BYTES } from '../store/backup.js';
@@ -55,6 +57,8 @@ export interface AnalyzeOptions {
   threads?: number;
   /** Where spilled fingerprint runs go (default: the OS temporary directory). */
   tmpDir?: string;
+  /** Also estimate what delta compression would save (a second pass per size; delta-estimate.ts). */
+  delta?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: AnalyzeProgress) => void;
 }
@@ -106,6 +110,8 @@ export interface AnalyzeResult {
   bytesPerSecond: number;
   /** What this size costs besides the data: metadata bytes, writer RAM, chunking speed (costs.ts). */
   costs: SizeCosts;
+  /** With `delta`: what a store with delta on would keep instead (delta-estimate.ts). */
+  delta?: DeltaEstimate;
 }
 
 export interface AnalyzeReport {
@@ -157,6 +163,7 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
         `(${MIN_SET_MEMORY} per average size, ${avgSizes.length} given)`,
     );
   }
+  if (options.delta && !deltaNative()) throw new ChunkyardError('DELTA_NEEDS_NATIVE', 'analyze --delta needs the native addon (npm run build:native): sketches and the delta codec are native');
   const files = await resolveInputs(paths);
   const totalBytes = files.reduce((n, f) => n + f.bytes, 0);
 
@@ -247,7 +254,17 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
     const results: AnalyzeResult[] = [];
     for (const run of runs) {
       const r = await run.result(files.map((f) => f.path), seconds);
-      results.push({ ...r, costs: sizeCosts(r, await measureChunking(sample, r.avgSize, options.engine)) });
+      const result: AnalyzeResult = { ...r, costs: sizeCosts(r, await measureChunking(sample, r.avgSize, options.engine)) };
+      if (options.delta) {
+        result.delta = await estimateDelta(files.map((f) => f.path), run.params, compression, pool, {
+          memoryBytes: Math.floor(memoryBytes / avgSizes.length),
+          tmpDir: options.tmpDir,
+          engine: options.engine,
+          logicalBytes: r.logicalBytes,
+          compressedBytes: r.compressedBytes,
+        });
+      }
+      results.push(result);
     }
     return {
       results,

@@ -85,5 +85,34 @@ export function formatReport(report: AnalyzeReport): string {
       (i) => i !== 1,
     ),
   );
+  if (report.results.some((r) => r.delta)) {
+    out.push('\nwith delta compression (--delta): stored bytes of the chunks, and what delta saves\n');
+    out.push(
+      table(
+        ['avg size', 'delta chunks', 'their compressed', 'as deltas', 'saved', 'delta metadata', 'compressed with delta', 'reduction'],
+        report.results.flatMap((r) =>
+          r.delta
+            ? [[`avg ${shortSize(r.avgSize)}`, String(r.delta.deltaChunks), humanBytes(r.delta.deltaCompressedBytes), humanBytes(r.delta.deltaStoredBytes), humanBytes(r.delta.savedBytes), humanBytes(r.delta.metadataBytes), humanBytes(r.delta.compressedBytes), `${r.delta.reductionRatio.toFixed(2)}x`]]
+            : [],
+        ),
+        (i) => i !== 0,
+      ),
+    );
+    out.push('\nnew compressed bytes per generation with delta (saved in brackets)\n');
+    out.push(
+      table(
+        ['#', 'file', ...report.results.filter((r) => r.delta).map((r) => `avg ${shortSize(r.avgSize)}`)],
+        report.files.map((file, g) => [
+          String(g + 1),
+          file,
+          ...report.results.filter((r) => r.delta).map((r) => {
+            const d = r.delta!.generations[g]!;
+            return `${humanBytes(r.generations[g]!.newCompressedBytes - d.savedBytes)} (${humanBytes(d.savedBytes)})`;
+          }),
+        ]),
+        (i) => i !== 1,
+      ),
+    );
+  }
   return out.join('');
 }

@@ -1,7 +1,8 @@
 /**
- * Store locations → backends. A location is a filesystem path (FsBackend) or an
- * `s3://BUCKET[/PREFIX]` URL (S3Backend, wrapped in RetryingBackend); any other URL scheme
- * is refused with BAD_ARGUMENT. docs/backends.md describes both.
+ * Store locations → backends. A location is a filesystem path (FsBackend), an
+ * `s3://BUCKET[/PREFIX]` URL (S3Backend, wrapped in RetryingBackend) or a daemon's object API,
+ * `chunkyard+http(s)://HOST:PORT[/PATH]` (HttpBackend, wrapped in RetryingBackend); any other
+ * URL scheme is refused with BAD_ARGUMENT. docs/backends.md describes them.
  */
 import { badArgument } from '../errors.js';
 import { openFsBackend } from './fs.js';
@@ -18,12 +19,14 @@ export interface OpenBackendOptions {
   create?: boolean;
   /** S3 path-style addressing; default: on when an endpoint is given. */
   forcePathStyle?: boolean;
+  /** Token of a chunkyard+http(s):// location (scope "objects"); default CHUNKYARD_TOKEN. */
+  token?: string;
 }
 
 /** A scheme such as "s3:", "http:", "file:" at the start of a location. */
 const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
 
-export type LocationKind = 'fs' | 's3';
+export type LocationKind = 'fs' | 's3' | 'http';
 
 /** Which backend a location names; BAD_ARGUMENT for an unknown scheme or an empty location. */
 export function locationKind(location: string): LocationKind {
@@ -31,7 +34,9 @@ export function locationKind(location: string): LocationKind {
   const scheme = URL_SCHEME.exec(location)?.[1]?.toLowerCase();
   if (scheme === undefined) return 'fs';
   if (scheme === 's3') return 's3';
-  throw badArgument(`unsupported store location ${JSON.stringify(location)}: a path or s3://BUCKET[/PREFIX]`);
+  if (scheme === 'chunkyard+http' || scheme === 'chunkyard+https') return 'http';
+  const hint = scheme === 'http' || scheme === 'https' ? ` (a daemon's objects as a store: chunkyard+${scheme}://HOST:PORT; plain ${scheme}:// URLs are for push and pull)` : '';
+  throw badArgument(`unsupported store location ${JSON.stringify(location)}: a path, s3://BUCKET[/PREFIX] or chunkyard+https://HOST:PORT${hint}`);
 }
 
 /**
@@ -40,7 +45,14 @@ export function locationKind(location: string): LocationKind {
  * credentials refused), BACKEND_UNAVAILABLE (endpoint unreachable after the retries).
  */
 export async function openBackend(location: string, options: OpenBackendOptions = {}): Promise<Backend> {
-  if (locationKind(location) === 'fs') return openFsBackend(location, { create: options.create === true });
+  const kind = locationKind(location);
+  if (kind === 'fs') return openFsBackend(location, { create: options.create === true });
+  if (kind === 'http') {
+    const { openHttpBackend, parseHttpStoreLocation } = await import('./http.js');
+    parseHttpStoreLocation(location); // BAD_ARGUMENT before any I/O
+    const http = await withRetries(() => openHttpBackend(location, { token: options.token }), DEFAULT_RETRY_POLICY);
+    return new RetryingBackend(http, DEFAULT_RETRY_POLICY);
+  }
   // The AWS SDK takes ~0.3 s to load: only commands that open an s3:// location pay for it.
   const { openS3Backend, parseS3Location } = await import('./s3.js');
   parseS3Location(location); // BAD_ARGUMENT before any I/O
@@ -63,7 +75,8 @@ export async function openBackend(location: string, options: OpenBackendOptions 
 
 /** A location for messages: the S3 endpoint is added, since the URL does not name it. */
 export function describeLocation(location: string, options: Pick<OpenBackendOptions, 's3Endpoint'> = {}): string {
-  if (locationKind(location) === 'fs') return location;
+  const kind = locationKind(location);
+  if (kind === 'fs' || kind === 'http') return location;
   const endpoint = options.s3Endpoint ?? (process.env.CHUNKYARD_S3_ENDPOINT || 'AWS S3');
   return `${location} (at ${endpoint})`;
 }

@@ -40,6 +40,8 @@ export interface CompressIntoTask {
   /** [offset, length] per chunk. */
   pieces: Uint32Array;
   out: Uint8Array;
+  /** zstd level (absent: ZSTD_LEVEL). */
+  level?: number;
 }
 
 /** Result of a CompressIntoTask: the stored length and codec of each chunk. */
@@ -116,6 +118,8 @@ export interface SealTask {
   chunkKey: Uint8Array;
   /** Shared memory the sealed chunks are written into, back to back (raw bytes + 36 per chunk). */
   out: Uint8Array;
+  /** zstd level (absent: ZSTD_LEVEL). */
+  level?: number;
 }
 
 export interface SealResult {

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../native/addon.js';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
-import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL } from '../pack/codecs.js';
+import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL, isZstdLevel } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, OpenResult, OpenTask, SealResult, SealTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
 import { SEAL_COUNTER_BYTES, SEAL_OVERHEAD, SEAL_SALT_BYTES } from '../crypto/chunk-seal.js';
 import { randomBytes } from 'node:crypto';
@@ -48,6 +48,8 @@ export interface CompressionPoolOptions {
    * store's fingerprint key whatever key the caller passes.
    */
   sealing?: ChunkSealing;
+  /** zstd level of new zstd chunks (the store's config `zstdLevel`); default ZSTD_LEVEL. */
+  zstdLevel?: number;
 }
 
 export class CompressionPool {
@@ -64,9 +66,13 @@ export class CompressionPool {
   private readonly running = new Set<Promise<unknown>>();
   /** Set for an encrypted store. */
   readonly sealing: ChunkSealing | undefined;
+  /** zstd level of the chunks this pool compresses. */
+  readonly zstdLevel: number;
 
   constructor(options: CompressionPoolOptions = {}) {
     this.sealing = options.sealing;
+    if (options.zstdLevel !== undefined && !isZstdLevel(options.zstdLevel)) throw new ChunkyardError('BAD_ARGUMENT', `zstd level ${options.zstdLevel} must be a whole number from 1 to 19`);
+    this.zstdLevel = options.zstdLevel ?? ZSTD_LEVEL;
     const fromEnv = Number(process.env.CHUNKYARD_THREADS);
     const given = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined);
     // Workers: one fewer than the cores keeps a core for chunking and I/O.
@@ -150,12 +156,12 @@ export class CompressionPool {
     if (this.native) {
       return this.track(
         this.nativeTurn(async (addon) => {
-          const [storedLengths, codecs] = await addon.compressIntoAsync(compression === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD, data, pieces, out, ZSTD_LEVEL);
+          const [storedLengths, codecs] = await addon.compressIntoAsync(compression === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD, data, pieces, out, this.zstdLevel);
           return { storedLengths, codecs };
         }),
       );
     }
-    const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out };
+    const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out, level: this.zstdLevel };
     return (await this.track(this.run(task))) as CompressIntoResult;
   }
 
@@ -309,14 +315,14 @@ export class CompressionPool {
       const out = into ?? Buffer.allocUnsafeSlow(size);
       const codec = compression === 'lz4' ? CODEC_LZ4 : compression === 'zstd' ? CODEC_ZSTD : 0;
       const chunkKey = this.sealing.chunkKey;
-      const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, ZSTD_LEVEL)));
+      const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, this.zstdLevel)));
       let used = 0;
       for (let i = 0; i < storedLengths.length; i++) used += storedLengths[i]!;
       return { storedLengths, codecs, sealed: out.subarray(0, used) };
     }
     // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
     const out = into && into.buffer instanceof SharedArrayBuffer ? into : new Uint8Array(new SharedArrayBuffer(size));
-    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out };
+    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out, level: this.zstdLevel };
     const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
     let used = 0;
     for (let i = 0; i < r.storedLengths.length; i++) used += r.storedLengths[i]!;

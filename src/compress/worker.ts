@@ -83,7 +83,7 @@ const CODEC_OF = { lz4: CODEC_LZ4, zstd: CODEC_ZSTD } as const;
 async function compressInto(task: CompressIntoTask): Promise<CompressIntoResult> {
   const addon = await nativeAddon();
   if (addon) {
-    const [storedLengths, codecs] = addon.compressInto(CODEC_OF[task.compression], task.data, task.pieces, task.out, ZSTD_LEVEL);
+    const [storedLengths, codecs] = addon.compressInto(CODEC_OF[task.compression], task.data, task.pieces, task.out, task.level ?? ZSTD_LEVEL);
     return { storedLengths, codecs };
   }
   if (task.compression === 'zstd') await zstdAddon(); // throws NATIVE_UNAVAILABLE
@@ -122,7 +122,7 @@ async function seal(task: SealTask): Promise<unknown> {
   let comp: CompressIntoResult | undefined;
   if (task.compression !== 'none' && n > 0) {
     if (sealScratch.length < raw) sealScratch = new Uint8Array(Math.max(raw, sealScratch.length * 2));
-    comp = await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces: task.pieces, out: sealScratch.subarray(0, raw) });
+    comp = await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces: task.pieces, out: sealScratch.subarray(0, raw), level: task.level });
   }
   const sealer = new BatchSealer(task.chunkKey);
   const out = task.out;

@@ -46,11 +46,13 @@ export function openSettings(keys: StoreKeys, storeId: string, sealed: string, w
   return JSON.parse(plain.toString('utf8')) as Record<string, unknown>;
 }
 
-/** Creates the master key and its first slot (before config.json is written). */
-export async function createStoreKeys(backend: Backend, storeId: string, options: KeyOptions, label?: string): Promise<CryptBackend> {
+/**
+ * Creates the master key (or takes `master`: another store's, for stores that share keys) and
+ * its first slot (before config.json is written).
+ */
+export async function createStoreKeys(backend: Backend, storeId: string, options: KeyOptions, label?: string, master: Buffer = newMasterKey()): Promise<CryptBackend> {
   const secret = await resolveSecret(options);
   if (!secret) throw new ChunkyardError('PASSWORD_REQUIRED', 'init --encryption needs a password (CHUNKYARD_PASSWORD, --password-file FILE or --password-command CMD) or a key file (--key-file FILE)');
-  const master = newMasterKey();
   await writeSlot(backend, await makeSlot(storeId, master, secret, label));
   return new CryptBackend(backend, deriveKeys(master));
 }

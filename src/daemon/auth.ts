@@ -28,10 +28,21 @@ export type Operation = 'read' | 'upload' | 'delete';
 
 const NEEDS: Record<Operation, Access> = { read: 'read', upload: 'append', delete: 'write' };
 
+/**
+ * What a token's rights apply to: `targets` (the default) is the snapshot API, on the
+ * targets its globs cover; `objects` is the store's raw objects (src/daemon/object-routes.ts,
+ * trust model (b): a client that holds the key uses the daemon as storage). The two never mix:
+ * an objects token is refused (403) on every target route, a targets token on every object
+ * route.
+ */
+export type Scope = 'targets' | 'objects';
+
 export interface TokenEntry {
   readonly token: string;
   readonly targets: readonly string[];
   readonly access: Access;
+  /** Default `targets`. */
+  readonly scope?: Scope;
   /** Most bytes of new stored data this token may add (docs/daemon.md, "Quotas"); undefined: no limit. */
   readonly quota?: number;
 }
@@ -40,6 +51,7 @@ export interface Grant {
   /** Position of the token in the file: what the log shows instead of the token. */
   readonly index: number;
   readonly access: Access;
+  readonly scope: Scope;
   readonly quota?: number;
   /**
    * A stable name of the token that is not the token: 32 hex digits of its SHA-256. The
@@ -52,10 +64,10 @@ export interface Grant {
 }
 
 export class TokenTable {
-  private readonly entries: { digest: Buffer; patterns: RegExp[]; access: Access; quota?: number }[];
+  private readonly entries: { digest: Buffer; patterns: RegExp[]; access: Access; scope: Scope; quota?: number }[];
 
   constructor(entries: readonly TokenEntry[]) {
-    this.entries = entries.map((e) => ({ digest: digest(e.token), patterns: e.targets.map(globToRegExp), access: e.access, quota: e.quota }));
+    this.entries = entries.map((e) => ({ digest: digest(e.token), patterns: e.targets.map(globToRegExp), access: e.access, scope: e.scope ?? 'targets', quota: e.quota }));
   }
 
   static async load(file: string): Promise<TokenTable> {
@@ -106,11 +118,13 @@ export class TokenTable {
     }
     if (found < 0) return undefined;
     const e = this.entries[found]!;
-    const covers = (t: string) => e.patterns.some((p) => p.test(t));
+    // An objects token covers no target: the snapshot API refuses it everywhere.
+    const covers = (t: string) => e.scope === 'targets' && e.patterns.some((p) => p.test(t));
     const level = ACCESS_LEVELS.indexOf(e.access);
     return {
       index: found,
       access: e.access,
+      scope: e.scope,
       quota: e.quota,
       key: e.digest.subarray(0, 16).toString('hex'),
       may: (op, t) => level >= ACCESS_LEVELS.indexOf(NEEDS[op]) && covers(t),
@@ -159,11 +173,20 @@ export function parseTokens(value: unknown, where = 'tokens'): TokenEntry[] {
     if (typeof o.token !== 'string' || o.token.length < 8 || /\s/.test(o.token)) throw badArgument(`${where}[${i}].token: must be a string of at least 8 characters without spaces`);
     if (seen.has(o.token)) throw badArgument(`${where}[${i}].token: appears more than once`);
     seen.add(o.token);
-    if (!Array.isArray(o.targets) || !o.targets.every((t) => typeof t === 'string' && t.length > 0)) throw badArgument(`${where}[${i}].targets: must be an array of glob strings`);
     for (const key of Object.keys(o)) {
       // A misspelt "acess" or "qouta" silently granting or limiting nothing would be worse than a refusal.
-      if (!['token', 'targets', 'access', 'write', 'quota', 'comment'].includes(key)) throw badArgument(`${where}[${i}].${key}: unknown field (known: token, targets, access, quota, comment, write)`);
+      if (!['token', 'targets', 'access', 'write', 'quota', 'comment', 'scope'].includes(key)) throw badArgument(`${where}[${i}].${key}: unknown field (known: token, targets, scope, access, quota, comment, write)`);
     }
+    if (o.scope !== undefined && o.scope !== 'targets' && o.scope !== 'objects') throw badArgument(`${where}[${i}].scope: must be "targets" (the snapshot API, the default) or "objects" (the store's raw objects)`);
+    if (o.scope === 'objects') {
+      // The whole store's objects, or nothing: globs and byte quotas do not apply to them.
+      if (o.targets !== undefined) throw badArgument(`${where}[${i}].targets: an "objects" token covers the whole store's objects; leave out "targets"`);
+      if (o.quota !== undefined) throw badArgument(`${where}[${i}].quota: quotas count snapshot uploads; an "objects" token cannot have one`);
+      if (o.write !== undefined) throw badArgument(`${where}[${i}].write: an "objects" token takes "access" ("read", "append" or "write")`);
+      if (o.access !== undefined && !ACCESS_LEVELS.includes(o.access as Access)) throw badArgument(`${where}[${i}].access: must be one of ${ACCESS_LEVELS.join(', ')}`);
+      return { token: o.token, targets: [], access: (o.access as Access | undefined) ?? 'read', scope: 'objects' };
+    }
+    if (!Array.isArray(o.targets) || !o.targets.every((t) => typeof t === 'string' && t.length > 0)) throw badArgument(`${where}[${i}].targets: must be an array of glob strings`);
     if (o.write !== undefined && typeof o.write !== 'boolean') throw badArgument(`${where}[${i}].write: must be true or false`);
     if (o.access !== undefined && !ACCESS_LEVELS.includes(o.access as Access)) throw badArgument(`${where}[${i}].access: must be one of ${ACCESS_LEVELS.join(', ')}`);
     if (o.access !== undefined && o.write !== undefined) throw badArgument(`${where}[${i}]: give "access" or the older "write", not both`);

@@ -15,6 +15,7 @@ import { createChunker } from '../chunking/index.js';
 import { toPieces, type ByteSource } from '../chunking/batcher.js';
 import type { EngineName } from '../chunking/types.js';
 import { CompressionPool } from '../compress/pool.js';
+import { isZstdLevel } from '../pack/codecs.js';
 import type { SnapshotInfo } from '../snapshot/info.js';
 import type { StoreConfig } from '../store/config.js';
 import { RateLimiter } from '../replicate/rate-limit.js';
@@ -25,6 +26,8 @@ export interface DaemonChunker {
   chunker: StoreConfig['chunker'];
   features: string[];
   compression: 'lz4' | 'zstd' | 'none';
+  /** The store's zstd level (config.json zstdLevel), when it names one. */
+  zstdLevel?: number;
   limits: { haveBatch: number; chunksBody: number };
 }
 
@@ -268,7 +271,7 @@ export async function pushChunked(url: string, source: ByteSource, options: Push
   const { minSize, avgSize, maxSize, normalization } = info.chunker;
   const chunker = createChunker({ minSize, avgSize, maxSize, normalization }, { engine: options.engine ?? 'auto' });
   const compression = info.compression;
-  const pool = compression === 'none' ? undefined : new CompressionPool({});
+  const pool = compression === 'none' ? undefined : new CompressionPool({ zstdLevel: isZstdLevel(info.zstdLevel) ? info.zstdLevel : undefined });
   const report = { chunks: 0, chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, logicalBytes: 0 };
   try {
     let pending: Buffer = Buffer.alloc(0);

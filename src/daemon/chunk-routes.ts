@@ -70,6 +70,7 @@ async function chunker(ctx: RequestContext, access: Access): Promise<void> {
     chunker: { ...c.chunker },
     features: c.features ?? [],
     compression: c.compression,
+    ...(c.zstdLevel !== undefined ? { zstdLevel: c.zstdLevel } : {}),
     limits: { haveBatch: HAVE_BATCH, chunksBody: MAX_CHUNKS_BODY },
   });
 }

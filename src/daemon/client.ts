@@ -79,7 +79,7 @@ let deferredCa: string[] | null | undefined;
  * applies (a library user's process, or `node bin/chunkyard`). A file that cannot be read is
  * warned about and ignored, as Node does.
  */
-function deferredCaCerts(): string[] | undefined {
+export function deferredCaCerts(): string[] | undefined {
   if (deferredCa === undefined) {
     deferredCa = null;
     const file = (globalThis as Record<symbol, unknown>)[Symbol.for('chunkyard.deferredCaCerts')];

@@ -14,6 +14,9 @@ export type WireCode =
   | 'RANGE_NOT_SATISFIABLE' // 416, with Content-Range: bytes */size
   | 'EXPECTATION_FAILED' // 417: an Expect other than 100-continue
   | 'HEADERS_TOO_LARGE' // 431
+  | 'PAYLOAD_TOO_LARGE' // 413: an object API body over its limit (nothing stored)
+  | 'UPLOAD_NOT_FOUND' // 404: an object API upload id that is not open (dropped, idle, daemon restarted)
+  | 'OBJECTS_ONLY' // 409: a snapshot route on a daemon that serves only the store's objects (serve --objects-only)
   | 'INTERNAL'; // 500: a bug; the message says what
 
 /** An error that answers with an HTTP status and a `{code, message}` body. */

@@ -23,6 +23,7 @@ import type { QuotaLedger, QuotaTicket } from './quota.js';
 import { requestBody } from './request-body.js';
 import type { LogLevel } from './log.js';
 import { chunkRoutes } from './chunk-routes.js';
+import { objectRoutes, type ObjectService } from './object-routes.js';
 import { renderStatusPage, statusModel, type CheckSummary } from './status-page.js';
 
 /** What a handler may use and report; one per request. */
@@ -65,6 +66,8 @@ export interface DaemonControl {
   logEvent(level: LogLevel, fields: Record<string, unknown>): void;
   /** The target's hooks from this machine's configuration (never from the store), if any. */
   hooksFor(target: string): Promise<BackupHooks | undefined>;
+  /** The object API's side (object-routes.ts), when the daemon serves it. */
+  readonly objects?: ObjectService;
 }
 
 type Handler = (ctx: RequestContext, params: string[]) => Promise<void>;
@@ -73,6 +76,8 @@ export interface Route {
   /** The name used in metrics and logs, e.g. "/v1/targets/{target}/snapshots". */
   readonly name: string;
   readonly pattern: readonly (string | null)[];
+  /** The path goes on past the pattern: the rest (raw, not decoded) is the last parameter. */
+  readonly rest?: boolean;
   /** Handlers by method. HEAD is served by the GET handler wherever there is one. */
   readonly methods: Readonly<Record<string, Handler>>;
 }
@@ -87,6 +92,8 @@ export const ROUTES: readonly Route[] = [
   { name: '/v1/snapshots/{id}', pattern: ['v1', 'snapshots', null], methods: { GET: byId, DELETE: remove } },
   // The chunk protocol (push, replicate): src/daemon/chunk-routes.ts.
   ...chunkRoutes({ authenticate, authorize, target }),
+  // The object API (trust model b): src/daemon/object-routes.ts.
+  ...objectRoutes({ authenticate }),
 ];
 
 /** The methods a route answers, for Allow: its own, plus HEAD where there is GET. */
@@ -112,7 +119,7 @@ export function matchRoute(rawPath: string): { route: Route; params: string[] } 
   if (!rawPath.startsWith('/')) return undefined;
   const segments = rawPath.slice(1).split('/');
   for (const route of ROUTES) {
-    if (route.pattern.length !== segments.length) continue;
+    if (route.rest ? segments.length <= route.pattern.length : route.pattern.length !== segments.length) continue;
     const params: string[] = [];
     let ok = true;
     for (let i = 0; i < segments.length && ok; i++) {
@@ -126,7 +133,10 @@ export function matchRoute(rawPath: string): { route: Route; params: string[] } 
         }
         params.push(v);
       } else ok = p === segments[i];
+      if (route.rest && i === route.pattern.length - 1) break;
     }
+    // An object name needs no percent-encoding: its segments are passed on as they came.
+    if (ok && route.rest) params.push(segments.slice(route.pattern.length).join('/'));
     if (ok) return { route, params };
   }
   return undefined;
@@ -146,7 +156,7 @@ function authorize(grant: Grant, target: string, operation: Operation, named: bo
   if (grant.may(operation, target)) return;
   const what = named ? `target ${JSON.stringify(target)}` : 'the target of this snapshot';
   // An append-only token on its own target: say so, it is not a glob mistake.
-  const why = grant.canRead(target) && operation === 'delete' && grant.access === 'append' ? ' (it is append-only)' : '';
+  const why = grant.scope === 'objects' ? ' (it is an "objects" token: it may use /v1/store only)' : grant.canRead(target) && operation === 'delete' && grant.access === 'append' ? ' (it is append-only)' : '';
   throw new HttpError(403, 'FORBIDDEN', `this token may not ${VERBS[operation]} ${what}${why}`);
 }
 

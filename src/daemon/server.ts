@@ -11,6 +11,9 @@ import { availableParallelism } from 'node:os';
 import type { Duplex, Writable } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import type { Backend } from '../backend/types.js';
+import { plainBackend } from '../crypto/crypt-backend.js';
+import { ObjectService } from './object-routes.js';
 import type { TokenTable } from './auth.js';
 import { SnapshotCatalog } from './snapshot-list.js';
 import { HttpError, sendError, toHttpError } from './http-util.js';
@@ -22,7 +25,17 @@ import type { BackupHooks } from '../hooks/config.js';
 import { allowedMethods, handlerFor, matchRoute, type DaemonControl, type RequestContext } from './routes.js';
 
 export interface DaemonOptions {
-  readonly store: Store;
+  /**
+   * The store, opened (with its key, if encrypted: trust model a). Without it the daemon
+   * serves only the object API of `objects` (trust model b: no key), and every snapshot
+   * route answers 409 OBJECTS_ONLY.
+   */
+  readonly store?: Store;
+  /**
+   * The backend whose objects the object API serves (object-routes.ts): the store's, as
+   * stored (below any encryption). Default: the store's backend below its CryptBackend.
+   */
+  readonly objects?: Backend;
   readonly tokens: TokenTable;
   /** Where the JSON log lines go (one per request, and a few events). */
   readonly log: Writable;
@@ -59,6 +72,9 @@ export interface DaemonOptions {
   readonly hooksFor?: (target: string) => Promise<BackupHooks | undefined>;
 }
 
+/** The routes a daemon without a store serves. */
+const OBJECTS_ONLY_ROUTES = /^\/(v1\/store(\/.*)?|healthz|metrics)$/;
+
 /** Seconds a refused client is told to wait (Retry-After). */
 const RETRY_AFTER = '5';
 
@@ -78,6 +94,8 @@ export class Daemon implements DaemonControl {
   readonly catalog: SnapshotCatalog;
   readonly quotas: QuotaLedger;
   readonly logger: Logger;
+  /** The object API's uploads and backend. */
+  readonly objects: ObjectService;
   /** When the daemon started (unix ms), for the status page. */
   readonly startedAt = Date.now();
   private tokens: TokenTable;
@@ -101,9 +119,14 @@ export class Daemon implements DaemonControl {
     this.maxDownloads = options.maxDownloads ?? 16;
     this.processYieldUploads = Math.max(1, options.processYieldUploads ?? availableParallelism());
     this.logger = new Logger(options.log, options.logLevel ?? 'info');
-    this.catalog = new SnapshotCatalog(options.store);
-    this.metrics = new Metrics(() => this.options.store.stats(), () => this.catalog.list());
-    this.quotas = new QuotaLedger(options.store.backend, this.catalog);
+    const store = options.store;
+    const objects = options.objects ?? (store ? plainBackend(store.backend) : undefined);
+    if (!objects) throw new TypeError('Daemon: give a store, or the objects backend to serve');
+    this.objects = new ObjectService(objects);
+    // Without a store, these are never reached (handle() answers OBJECTS_ONLY first).
+    this.catalog = new SnapshotCatalog(store ?? { snapshots: async () => [] });
+    this.metrics = new Metrics(() => (store ? store.stats() : Promise.reject(new Error('no store'))), () => (store ? this.catalog.list() : Promise.resolve([])));
+    this.quotas = new QuotaLedger(store ? store.backend : objects, this.catalog);
     const headersTimeout = (options.headersTimeout ?? 30) * 1000;
     const httpOptions: ServerOptions = {
       // Uploads can take hours: no limit on a whole request; idleTimeout covers stalls.
@@ -203,12 +226,12 @@ export class Daemon implements DaemonControl {
 
   /** One scheduler tick: process deferred snapshots unless uploads keep the machine busy. */
   async runProcess(): Promise<void> {
-    if (this.processing || this.uploads.size >= this.processYieldUploads || this.draining) return;
+    if (this.processing || this.uploads.size >= this.processYieldUploads || this.draining || !this.options.store) return;
     const abort = new AbortController();
     this.processing = abort;
     const t0 = Date.now();
     try {
-      const r = await this.options.store.process({ signal: abort.signal });
+      const r = await this.options.store!.process({ signal: abort.signal });
       this.metrics.processRuns.inc();
       if (r.processed.length > 0) this.catalog.invalidate();
       // A pass with nothing to do is news only when debugging.
@@ -244,7 +267,7 @@ export class Daemon implements DaemonControl {
     const ctx: RequestContext = {
       req,
       res,
-      store: this.options.store,
+      store: this.options.store as Store,
       catalog: this.catalog,
       tokens: this.tokens,
       metrics: this.metrics,
@@ -290,6 +313,9 @@ export class Daemon implements DaemonControl {
       const found = matchRoute(rawPath);
       if (!found) throw new HttpError(404, 'NOT_FOUND', `no route ${JSON.stringify(rawPath.slice(0, 200))}`);
       exchange.route = found.route.name;
+      if (!this.options.store && !OBJECTS_ONLY_ROUTES.test(found.route.name)) {
+        throw new HttpError(409, 'OBJECTS_ONLY', 'this daemon serves only the store\'s objects (chunkyard serve --objects-only: it holds no key); use the store location chunkyard+http(s)://HOST:PORT with a token of scope "objects"');
+      }
       const handler = handlerFor(found.route, method);
       if (!handler) {
         const allow = allowedMethods(found.route).join(', ');
@@ -372,6 +398,7 @@ export class Daemon implements DaemonControl {
     await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
     this.server.closeAllConnections();
     await closed;
+    await this.objects.close();
     while (this.processing) await new Promise((r) => setTimeout(r, 20));
     return { aborted: this.aborted };
   }

@@ -5,6 +5,7 @@
  * chunks encoded against their bases (native, batched per slice). backup.ts calls in here;
  * what it does with the results (a delta entry after its base entry) is its own.
  */
+import { performance } from 'node:perf_hooks';
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import type { ChunkLocation } from '../pack/format.js';
@@ -14,6 +15,8 @@ import { packObjectName } from '../util/ids.js';
 import { deltaBlob, deltaNative } from './blob.js';
 import { seedFromSketches } from './sketches.js';
 import { SimilarityIndex } from './similarity.js';
+import { ViewCache } from './view-cache.js';
+import { SketchCarry } from './carry.js';
 
 /** Defaults of DeltaOptions. */
 export const DEFAULT_INDEX_CAPACITY = 4 << 20;
@@ -55,6 +58,15 @@ export interface DeltaStats {
   encoded: number;
   kept: number;
   baseReads: number;
+  /** Chunks sketched here, and chunks whose sketch was carried over from the previous snapshot. */
+  sketched: number;
+  carried: number;
+  /** Delta chunks referenced (with their bases) instead of stored again. */
+  dupDeltas: number;
+  /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
+  sketchMs: number;
+  baseMs: number;
+  encodeMs: number;
 }
 
 /** A new chunk of a slice to try: its bytes are input[offset, offset + rawLength). */
@@ -66,9 +78,10 @@ export interface DeltaCandidateChunk {
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0 };
-  private readonly baseCache = new Map<string, Uint8Array>();
-  private baseCacheUsed = 0;
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
+  /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
+  carry: SketchCarry | undefined;
+  private readonly baseCache: ViewCache;
   private readonly blocks = new Map<number, Buffer>();
 
   private constructor(
@@ -77,8 +90,10 @@ export class DeltaStream {
     private readonly index: SimilarityIndex,
     private readonly recipe: RecipeReader | undefined,
     private readonly excluded: (packHex: string) => boolean,
-    private readonly baseCacheBytes: number,
-  ) {}
+    baseCacheBytes: number,
+  ) {
+    this.baseCache = new ViewCache(baseCacheBytes);
+  }
 
   /** Whether the index holds candidates (a seed): only then can a chunk become a delta. */
   get seeded(): boolean {
@@ -91,12 +106,16 @@ export class DeltaStream {
   }
 
   static async open(backend: Backend, pool: CompressionPool, seed: DeltaSeed | undefined, excluded: (packHex: string) => boolean, options: DeltaOptions = {}): Promise<DeltaStream> {
-    const index = new SimilarityIndex(options.indexCapacity ?? DEFAULT_INDEX_CAPACITY);
+    const capacity = options.indexCapacity ?? DEFAULT_INDEX_CAPACITY;
+    // The index holds the seed only: sized to it (at most the capacity), so that a small
+    // previous snapshot does not cost the whole configured table (60 MiB by default).
+    let index = new SimilarityIndex(1);
     let recipe: RecipeReader | undefined;
     let seeded = 0;
     if (seed) {
       try {
         recipe = await RecipeReader.open(backend, seed.recipe.name, { expect: seed.recipe });
+        index = new SimilarityIndex(Math.max(1, Math.min(capacity, recipe.entryCount)));
         seeded = await seedFromSketches(backend, seed.snapshotId, recipe.entryCount, index);
         if (seeded === 0) recipe = undefined;
       } catch {
@@ -106,7 +125,39 @@ export class DeltaStream {
     }
     const s = new DeltaStream(backend, pool, index, recipe, excluded, options.baseCacheBytes ?? DEFAULT_BASE_CACHE_BYTES);
     s.stats.seeded = seeded;
+    if (seed && recipe) s.carry = new SketchCarry(backend, recipe, seed.snapshotId);
     return s;
+  }
+
+  /**
+   * Bases for chunks the index found stored as deltas (codec 3): a delta chunk can be
+   * referenced only with its base entry before it. The previous snapshot names the base of
+   * the copy found (carry.ts); the base itself is looked up by fingerprint (any whole copy
+   * decodes it: a delta blob names its base by fingerprint) and must not be in an excluded
+   * pack. Undefined where there is none: the chunk is then stored again, as before.
+   */
+  async dupBases(fps: readonly Buffer[], found: readonly (ChunkLocation | undefined)[], lookup: (fps: Buffer[]) => Promise<(ChunkLocation | undefined)[]>): Promise<(DeltaBase | undefined)[] | undefined> {
+    if (!this.carry || !found.some((l) => l?.codec === CODEC_DELTA)) return undefined;
+    await this.carry.fill();
+    const at: number[] = [];
+    const baseFps: Buffer[] = [];
+    found.forEach((l, i) => {
+      if (l?.codec !== CODEC_DELTA) return;
+      const b = this.carry!.deltaBaseOf(fps[i]!, l.packId, l.offset);
+      if (!b) return;
+      at.push(i);
+      baseFps.push(b);
+    });
+    if (at.length === 0) return undefined;
+    const locs = await lookup(baseFps);
+    const out: (DeltaBase | undefined)[] = new Array(found.length);
+    at.forEach((i, k) => {
+      const loc = locs[k];
+      if (!loc || loc.codec === CODEC_DELTA || this.excluded(loc.packId.toString('hex'))) return;
+      out[i] = { fingerprint: baseFps[k]!, location: loc };
+      this.stats.dupDeltas++;
+    });
+    return out;
   }
 
   /** Sketches of consecutive chunks of `input` ([offset, length] pairs): 3 u32s each. */
@@ -131,44 +182,55 @@ export class DeltaStream {
       if (!base || this.excluded(base.location.packId.toString('hex'))) continue;
       found.push({ i, base });
     }
+    const t0 = performance.now();
     const raws = await this.basesBytes(found.map((f) => f.base));
+    const t1 = performance.now();
+    this.stats.baseMs += t1 - t0;
     const tries: { i: number; base: DeltaBase; raw: Uint8Array }[] = [];
     found.forEach((f, k) => {
       if (raws[k]) tries.push({ ...f, raw: raws[k]! });
     });
     if (tries.length === 0) return out;
-    // Two native calls for the slice (the libuv pool runs them at once): bases back to back,
-    // each pair [base, target]; frames come back in order.
-    const halves = tries.length > 8 ? [tries.slice(0, tries.length >> 1), tries.slice(tries.length >> 1)] : [tries];
-    const encoded = await Promise.all(halves.map((part) => this.encodePart(input, chunks, part)));
+    // Bases stay in the areas they were decoded into (no copy): one native call per area,
+    // a large one split in two (the libuv pool runs them at once); frames come back in order.
+    const byArea = new Map<ArrayBufferLike, typeof tries>();
+    for (const t of tries) {
+      let l = byArea.get(t.raw.buffer);
+      if (!l) byArea.set(t.raw.buffer, (l = []));
+      l.push(t);
+    }
+    const parts: (typeof tries)[] = [];
+    for (const l of byArea.values()) {
+      if (l.length > 8) parts.push(l.slice(0, l.length >> 1), l.slice(l.length >> 1));
+      else parts.push(l);
+    }
+    const encoded = await Promise.all(parts.map((part) => this.encodePart(input, chunks, part)));
+    this.stats.encodeMs += performance.now() - t1;
     this.stats.encoded += tries.length;
-    let k = 0;
-    for (const frames of encoded) {
-      for (const frame of frames) {
-        const t = tries[k++]!;
-        if (!frame) continue;
+    parts.forEach((part, p) => {
+      encoded[p]!.forEach((frame, k) => {
+        if (!frame) return;
+        const t = part[k]!;
         out[t.i] = { blob: deltaBlob(t.base.fingerprint, frame), base: t.base };
         this.stats.kept++;
-      }
-    }
+      });
+    });
     return out;
   }
 
+  /** Encodes tries whose bases all lie in one area (their raw views' buffer). */
   private async encodePart(input: Uint8Array, chunks: DeltaCandidateChunk[], tries: { i: number; raw: Uint8Array }[]): Promise<(Uint8Array | undefined)[]> {
-    const total = tries.reduce((n, t) => n + t.raw.length, 0);
-    const bases = new Uint8Array(total);
+    const area = tries[0]!.raw;
+    const bases = new Uint8Array(area.buffer, 0, area.buffer.byteLength);
     const pairs = new Uint32Array(tries.length * 4);
     const limits = new Uint32Array(tries.length);
-    let at = 0;
     tries.forEach((t, k) => {
       const c = chunks[t.i]!;
-      bases.set(t.raw, at);
-      pairs[k * 4] = at;
+      pairs[k * 4] = t.raw.byteOffset;
       pairs[k * 4 + 1] = t.raw.length;
       pairs[k * 4 + 2] = c.offset;
       pairs[k * 4 + 3] = c.rawLength;
       limits[k] = Math.floor(c.rawLength * MAX_DELTA_FRACTION);
-      at += t.raw.length;
     });
     const [lens, frames] = await deltaNative()!.deltaEncodeManyAsync!(bases, input, pairs, limits, DELTA_LEVEL);
     let f = 0;
@@ -221,20 +283,17 @@ export class DeltaStream {
   }
 
   /**
-   * Bases' raw bytes, read from their packs (coalesced) and verified against their
-   * fingerprints, cached; undefined for one that cannot be read (then no delta for it).
+   * Bases' raw bytes, read from their packs (coalesced, decoded into one area) and verified
+   * against their fingerprints, kept as views (ViewCache); undefined for one that cannot be
+   * read (then no delta for it).
    */
   private async basesBytes(bases: DeltaBase[]): Promise<(Uint8Array | undefined)[]> {
     const out: (Uint8Array | undefined)[] = new Array(bases.length);
     const missing: number[] = [];
     bases.forEach((b, i) => {
-      const key = b.fingerprint.toString('latin1');
-      const hit = this.baseCache.get(key);
-      if (hit) {
-        this.baseCache.delete(key);
-        this.baseCache.set(key, hit);
-        out[i] = hit;
-      } else missing.push(i);
+      const hit = this.baseCache.get(b.fingerprint.toString('latin1'));
+      if (hit) out[i] = hit;
+      else missing.push(i);
     });
     if (missing.length > 0) {
       let raws: (Uint8Array | undefined)[];
@@ -248,19 +307,8 @@ export class DeltaStream {
       missing.forEach((i, k) => {
         const raw = raws[k];
         out[i] = raw;
-        if (!raw) return;
-        const key = bases[i]!.fingerprint.toString('latin1');
-        if (!this.baseCache.has(key)) {
-          // A copy: the read's area would otherwise stay alive behind a cached view.
-          this.baseCache.set(key, raw.slice());
-          this.baseCacheUsed += raw.length;
-        }
+        if (raw) this.baseCache.set(bases[i]!.fingerprint.toString('latin1'), raw);
       });
-      while (this.baseCacheUsed > this.baseCacheBytes && this.baseCache.size > 1) {
-        const [k, v] = this.baseCache.entries().next().value as [string, Uint8Array];
-        this.baseCache.delete(k);
-        this.baseCacheUsed -= v.length;
-      }
     }
     return out;
   }
@@ -316,10 +364,20 @@ export async function readChunks(
     }
     if (g.length > 0) groups.push(g);
   }
+  // Every group decodes into its own part of one area (views of it are returned and may be
+  // kept: ViewCache counts the area).
+  const uniqs = groups.map((g) => g.filter((i, k) => k === 0 || chunks[i]!.location.offset !== chunks[g[k - 1]!]!.location.offset));
+  const starts: number[] = [];
+  let total = 0;
+  for (const u of uniqs) {
+    starts.push(total);
+    for (const i of u) total += chunks[i]!.location.rawLength;
+  }
+  const area = new Uint8Array(new SharedArrayBuffer(Math.max(1, total)));
   await Promise.all(
-    groups.map(async (g) => {
+    groups.map(async (g, gi) => {
       // Duplicates (the same base twice) are decoded once.
-      const uniq = g.filter((i, k) => k === 0 || chunks[i]!.location.offset !== chunks[g[k - 1]!]!.location.offset);
+      const uniq = uniqs[gi]!;
       const first = chunks[uniq[0]!]!.location;
       const start = first.offset;
       const end = Math.max(...uniq.map((i) => chunks[i]!.location.offset + chunks[i]!.location.storedLength));
@@ -335,13 +393,13 @@ export async function readChunks(
         fps.set(chunks[i]!.fingerprint, k * 32);
         raw += l.rawLength;
       });
-      const area = new Uint8Array(new SharedArrayBuffer(raw));
-      await pool.decodeInto(own, pieces, fps, null, area);
+      const mine = area.subarray(starts[gi]!, starts[gi]! + raw);
+      await pool.decodeInto(own, pieces, fps, null, mine);
       let at = 0;
       const byOffset = new Map<number, Uint8Array>();
       for (const i of uniq) {
         const l = chunks[i]!.location;
-        byOffset.set(l.offset, area.subarray(at, at + l.rawLength));
+        byOffset.set(l.offset, mine.subarray(at, at + l.rawLength));
         at += l.rawLength;
       }
       for (const i of g) out[i] = byOffset.get(chunks[i]!.location.offset)!;
@@ -392,19 +450,39 @@ export interface DeltaSliceResult {
  * The delta work of one planned slice: `lengths` are the slice's chunks, back to back in
  * `input` from `from`; `chunks` says which are new (kind 'new', with newIndex in order).
  */
-export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: number, lengths: ArrayLike<number>, chunks: readonly { kind: string; newIndex?: number }[]): Promise<DeltaSliceResult> {
+export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: number, lengths: ArrayLike<number>, chunks: readonly { kind: string; fp: Uint8Array; newIndex?: number }[]): Promise<DeltaSliceResult> {
   const n = lengths.length;
-  const pieces = new Uint32Array(n * 2);
+  const sketches = new Uint32Array(n * 3);
   const tryChunks: DeltaCandidateChunk[] = [];
+  // Chunks that dedupe take the sketch the previous snapshot recorded for them (carry.ts);
+  // the rest are sketched, in one native call.
+  const carry = stream.carry;
+  if (carry && chunks.some((c) => c.kind !== 'new')) await carry.fill();
+  const need: number[] = [];
   let at = from;
   for (let i = 0; i < n; i++) {
     const len = lengths[i]!;
-    pieces[i * 2] = at;
-    pieces[i * 2 + 1] = len;
-    if (chunks[i]!.kind === 'new') tryChunks.push({ offset: at, rawLength: len, sketchAt: i });
+    const c = chunks[i]!;
+    if (c.kind === 'new') tryChunks.push({ offset: at, rawLength: len, sketchAt: i });
+    const carried = c.kind !== 'new' ? carry?.take(c.fp) : undefined;
+    if (carried) sketches.set(carried, i * 3);
+    else need.push(i, at, len);
     at += len;
   }
-  const sketches = n > 0 ? await stream.sketch(input, pieces) : new Uint32Array(0);
+  const m = need.length / 3;
+  if (m > 0) {
+    const pieces = new Uint32Array(m * 2);
+    for (let k = 0; k < m; k++) {
+      pieces[k * 2] = need[k * 3 + 1]!;
+      pieces[k * 2 + 1] = need[k * 3 + 2]!;
+    }
+    const t0 = performance.now();
+    const got = await stream.sketch(input, pieces);
+    stream.stats.sketchMs += performance.now() - t0;
+    for (let k = 0; k < m; k++) sketches.set(got.subarray(k * 3, k * 3 + 3), need[k * 3]! * 3);
+  }
+  stream.stats.sketched += m;
+  stream.stats.carried += n - m;
   const deltas = tryChunks.length > 0 ? await stream.encode(input, sketches, tryChunks) : [];
   return { sketches, deltas };
 }

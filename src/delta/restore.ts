@@ -7,7 +7,8 @@ import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import type { RecipeEntry } from '../snapshot/recipe.js';
-import { decodeDeltaInto } from './blob.js';
+import { decodeDeltaInto, deltaNative } from './blob.js';
+import { ViewCache } from './view-cache.js';
 import { readChunks } from './engine.js';
 
 /** Decoded base chunks a restore keeps, bytes. */
@@ -25,11 +26,14 @@ export async function* outputEntries(blocks: AsyncIterable<RecipeEntry[]>): Asyn
   }
 }
 
-/** Base chunks by fingerprint: read (coalesced) and verified once, kept LRU within a byte budget. */
+/**
+ * Base chunks by fingerprint: read (coalesced, decoded into one area per read) and verified
+ * once; kept as views within a byte budget that counts the areas they hold (ViewCache), and
+ * shared while in flight.
+ */
 export class BaseCache {
-  private readonly map = new Map<string, Promise<Uint8Array>>();
-  private readonly sizes = new Map<string, number>();
-  private used = 0;
+  private readonly kept: ViewCache;
+  private readonly inflight = new Map<string, Promise<Uint8Array>>();
   reads = 0;
   constructor(
     private readonly backend: Backend,
@@ -37,7 +41,9 @@ export class BaseCache {
     readonly bytes = RESTORE_BASE_CACHE_BYTES,
     /** Reads a range of a pack (a restore's: it knows packs in the archive tier). */
     private readonly read?: (name: string, start: number, end: number) => Promise<Uint8Array>,
-  ) {}
+  ) {
+    this.kept = new ViewCache(bytes);
+  }
 
   /** The raw bytes of each base (same order); misses are read together. */
   getMany(bases: readonly RecipeEntry[]): Promise<Uint8Array>[] {
@@ -46,14 +52,15 @@ export class BaseCache {
     const firstMiss = new Map<string, number>();
     bases.forEach((b, i) => {
       const key = b.fingerprint.toString('latin1');
-      const hit = this.map.get(key);
-      if (hit) {
-        this.map.delete(key);
-        this.map.set(key, hit);
-        out[i] = hit;
-      } else if (!firstMiss.has(key)) {
-        firstMiss.set(key, i);
-        missing.push(i);
+      const hit = this.kept.get(key);
+      if (hit) out[i] = Promise.resolve(hit);
+      else {
+        const p = this.inflight.get(key);
+        if (p) out[i] = p;
+        else if (!firstMiss.has(key)) {
+          firstMiss.set(key, i);
+          missing.push(i);
+        }
       }
     });
     if (missing.length > 0) {
@@ -62,33 +69,44 @@ export class BaseCache {
       read.catch(() => {});
       missing.forEach((i, k) => {
         const key = bases[i]!.fingerprint.toString('latin1');
-        const p = read.then((raws) => raws[k]!.slice());
-        p.catch(() => {
-          if (this.map.get(key) === p) this.drop(key);
-        });
-        this.map.set(key, p);
-        this.sizes.set(key, bases[i]!.rawLength);
-        this.used += bases[i]!.rawLength;
+        const p = read.then(
+          (raws) => {
+            this.inflight.delete(key);
+            this.kept.set(key, raws[k]!);
+            return raws[k]!;
+          },
+          (err: unknown) => {
+            this.inflight.delete(key);
+            throw err;
+          },
+        );
+        p.catch(() => {});
+        this.inflight.set(key, p);
         out[i] = p;
       });
       bases.forEach((b, i) => {
-        out[i] ??= this.map.get(b.fingerprint.toString('latin1'))!;
+        out[i] ??= this.inflight.get(b.fingerprint.toString('latin1')) ?? Promise.resolve(this.kept.get(b.fingerprint.toString('latin1'))!);
       });
-      while (this.used > this.bytes && this.map.size > missing.length) this.drop(this.map.keys().next().value as string);
     }
     return out;
-  }
-
-  private drop(key: string): void {
-    this.map.delete(key);
-    this.used -= this.sizes.get(key) ?? 0;
-    this.sizes.delete(key);
   }
 }
 
 /** Delta pieces decoded per batch: their bases (read together) are at most this many. */
 const BATCH = 64;
 const PARALLEL_BATCHES = 4;
+
+/**
+ * Starts reading the bases of a read's first delta pieces (before its own bytes are in), so
+ * that base reads overlap the read instead of following it.
+ */
+export function prefetchBases(cache: BaseCache, pieces: readonly { entry: RecipeEntry }[]): void {
+  const first = pieces.slice(0, BATCH * PARALLEL_BATCHES);
+  for (let from = 0; from < first.length; from += BATCH) {
+    const bases = first.slice(from, from + BATCH).flatMap((p) => (p.entry.deltaBase ? [p.entry.deltaBase] : []));
+    if (bases.length > 0) cache.getMany(bases);
+  }
+}
 
 /**
  * Decodes the delta pieces of one read (their blobs lie in `data`, which starts at pack
@@ -121,21 +139,55 @@ async function decodeBatch(
   area: Uint8Array,
   where: (e: RecipeEntry) => string,
 ): Promise<void> {
-    for (const { entry: e } of batch) if (!e.deltaBase) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
-    const raws = cache.getMany(batch.map((p) => p.entry.deltaBase!));
+  for (const { entry: e } of batch) if (!e.deltaBase) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
+  const pending = cache.getMany(batch.map((p) => p.entry.deltaBase!));
+  const raws: Uint8Array[] = [];
+  for (let k = 0; k < batch.length; k++) {
+    const e = batch[k]!.entry;
+    const base = e.deltaBase!;
+    try {
+      raws.push(await pending[k]!);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('CHUNK_NOT_FOUND', `${where(e)}: the pack of its base ${base.fingerprint.toString('hex').slice(0, 16)}… is missing`, { cause: err });
+      throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: its base ${base.fingerprint.toString('hex').slice(0, 16)}… is corrupt: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const many = deltaNative()?.deltaDecodeManyAsync;
+  if (!many) {
     await Promise.all(
-      batch.map(async ({ entry: e, dest }, k) => {
-        const base = e.deltaBase!;
-        let raw: Uint8Array;
-        try {
-          raw = await raws[k]!;
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code === 'OBJECT_NOT_FOUND') throw new ChunkyardError('CHUNK_NOT_FOUND', `${where(e)}: the pack of its base ${base.fingerprint.toString('hex').slice(0, 16)}… is missing`, { cause: err });
-          throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: its base ${base.fingerprint.toString('hex').slice(0, 16)}… is corrupt: ${(err as Error).message}`, { cause: err });
-        }
+      batch.map(({ entry: e, dest }, k) => {
         const blob = data.subarray(e.offset - dataStart, e.offset - dataStart + e.storedLength);
-        await decodeDeltaInto(blob, raw, base.fingerprint, e.fingerprint, area.subarray(dest, dest + e.rawLength), where(e));
+        return decodeDeltaInto(blob, raws[k]!, e.deltaBase!.fingerprint, e.fingerprint, area.subarray(dest, dest + e.rawLength), where(e));
       }),
     );
+    return;
+  }
+  // One native call per area the bases lie in (usually one): checksums, named bases,
+  // decoding and fingerprints all checked there, with one decoder context.
+  const byArea = new Map<ArrayBufferLike, number[]>();
+  raws.forEach((r, k) => {
+    let l = byArea.get(r.buffer);
+    if (!l) byArea.set(r.buffer, (l = []));
+    l.push(k);
+  });
+  await Promise.all(
+    [...byArea].map(async ([buffer, ks]) => {
+      const places = new Uint32Array(ks.length * 6);
+      const baseFps = new Uint8Array(ks.length * 32);
+      const fps = new Uint8Array(ks.length * 32);
+      ks.forEach((k, j) => {
+        const { entry: e, dest } = batch[k]!;
+        const r = raws[k]!;
+        places.set([e.offset - dataStart, e.storedLength, r.byteOffset, r.length, dest, e.rawLength], j * 6);
+        baseFps.set(e.deltaBase!.fingerprint, j * 32);
+        fps.set(e.fingerprint, j * 32);
+      });
+      const [index, reason] = await many.call(deltaNative(), new Uint8Array(buffer, 0, buffer.byteLength), data, area, places, baseFps, fps);
+      if (index >= 0) {
+        const e = batch[ks[index]!]!.entry;
+        throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: ${reason}`);
+      }
+    }),
+  );
 }

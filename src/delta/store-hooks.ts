@@ -81,3 +81,10 @@ export async function openDeltaStream(
   const prev = await latestOf(backend, target);
   return DeltaStream.open(backend, pool, prev ? { snapshotId: prev.id, recipe: prev.recipe! } : undefined, excluded, { indexCapacity: indexChunks });
 }
+
+/** With CHUNKYARD_DELTA_STATS set, a backup's delta figures go to stderr as one JSON line (bench/delta.mjs reads them). */
+export function reportDeltaStats(delta: DeltaStream | undefined): void {
+  if (!delta || !process.env['CHUNKYARD_DELTA_STATS']) return;
+  const s = delta.stats;
+  process.stderr.write(`delta-stats ${JSON.stringify({ ...s, sketchMs: Math.round(s.sketchMs), baseMs: Math.round(s.baseMs), encodeMs: Math.round(s.encodeMs) })}\n`);
+}

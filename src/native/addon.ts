@@ -112,6 +112,11 @@ export interface NativeAddon {
   deltaDecodeInto?(base: Uint8Array, frame: Uint8Array, out: Uint8Array): [number, string];
   /** deltaDecodeInto on the libuv pool, the result checked against the fingerprint: [length, ''] or [-1, reason]. */
   deltaDecodeAsync?(base: Uint8Array, frame: Uint8Array, out: Uint8Array, fingerprint: Uint8Array): Promise<[number, string]>;
+  /**
+   * Delta blobs decoded into their places, each [blobOffset, blobLength, baseOffset, baseLength, destOffset, destLength]
+   * (6 per chunk), checksum, named base (32 bytes each) and decoded fingerprint (32 each) checked: [-1, ''] or [index, reason].
+   */
+  deltaDecodeManyAsync?(bases: Uint8Array, blobs: Uint8Array, out: Uint8Array, places: Uint32Array, baseFingerprints: Uint8Array, fingerprints: Uint8Array): Promise<[number, string]>;
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */

@@ -24,10 +24,19 @@ import { readVerified, type ChunkRef, type VerifyJob } from '../maintenance/veri
 import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
 import { MANIFEST_VERSION, manifestName, readManifest, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
-import { Store, type StoreLocation, type ReplicaWriter } from '../store/store.js';
+import { Store, chunkSealing, type StoreLocation, type ReplicaWriter } from '../store/store.js';
+import type { SnapshotInfo } from '../snapshot/info.js';
+import type { KeyOptions } from '../crypto/secret.js';
 import type { InflightChunk, OpenPack } from '../store/chunk-sink.js';
 import type { StoreConfig } from '../store/config.js';
 import { RateLimiter } from './rate-limit.js';
+import { DEFAULT_PARENT_WINDOW_BYTES, DEFAULT_PARENT_WINDOW_ENTRIES, ParentWindow, type KnownChunk } from './parent-window.js';
+import { CODEC_DELTA } from '../pack/format.js';
+import { deltaBaseFingerprint } from '../delta/blob.js';
+import { sketchObjectName } from '../delta/sketches.js';
+import { recipeVersionFor } from '../delta/store-hooks.js';
+import { CryptBackend } from '../crypto/crypt-backend.js';
+import { addFeature, hasFeature } from '../store/config.js';
 import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
 import { fetchSnapshot } from '../daemon/client.js';
 import { createHash } from 'node:crypto';
@@ -112,8 +121,22 @@ export interface ReplicateOptions {
    * the destination (new snapshot ids; every byte crosses).
    */
   rechunk?: boolean;
+  /**
+   * Incremental copies: chunks of the destination's parent snapshot (the latest earlier
+   * snapshot of the same target it holds) within this many logical bytes of the position
+   * being copied are taken as present without asking (default 1 GiB; 0: ask for every chunk).
+   */
+  parentWindowBytes?: number;
+  /** At most this many parent entries held per destination (default 262144, ~50 MiB). */
+  parentWindowEntries?: number;
   /** Bytes per second, at most, of chunk data written to the destinations (all together). */
   limitUpload?: number;
+  /**
+   * The secret of an encrypted source when it differs from the destinations' (which come from
+   * the usual options and environment): stores that share key material have key slots of
+   * their own. Default: the same as the destinations'.
+   */
+  sourceKeys?: KeyOptions;
   /** S3 endpoint for s3:// locations. */
   s3Endpoint?: string;
   /** Bearer token for http(s):// destinations (a daemon; default: CHUNKYARD_TOKEN). */
@@ -146,6 +169,12 @@ export interface ReplicateDestinationReport {
   /** Recipe entries whose chunk the destination already held (or received earlier in this run). */
   chunksSkipped: number;
   bytesSkipped: number;
+  /** Recipe entries taken from the destination's parent snapshot without asking (incremental copies). */
+  chunksKnown: number;
+  /** Recipe entries looked up at the destination (have/want). */
+  chunksAsked: number;
+  /** Features this run added to the destination's config (e.g. "delta" for a delta source). */
+  featuresAdded: string[];
   /** With verify: snapshots proven identical (and, with readData, restored). */
   verified?: string[];
 }
@@ -186,15 +215,15 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
   if (options.limitUpload !== undefined && !(Number.isFinite(options.limitUpload) && options.limitUpload > 0)) throw badArgument(`limitUpload = ${String(options.limitUpload)}: must be a positive number of bytes per second`);
   const started = Date.now();
   const opened: Store[] = [];
-  const open = async (l: ReplicaLocation, readOnly: boolean): Promise<Store> => {
+  const open = async (l: ReplicaLocation, readOnly: boolean, keys: KeyOptions = {}): Promise<Store> => {
     if (l instanceof Store) return l;
-    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate' });
+    const s = await Store.open(l, { readOnly, s3Endpoint: options.s3Endpoint, purpose: 'replicate', ...keys });
     opened.push(s);
     return s;
   };
   let pool: CompressionPool | undefined;
   try {
-    const src = await open(source, true);
+    const src = await open(source, true, options.sourceKeys);
     const dsts: Store[] = [];
     const remotes: Remote[] = [];
     const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
@@ -202,23 +231,36 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       if (typeof d === 'string' && /^https?:\/\//i.test(d)) {
         const client = new ChunkClient(d, options.token ?? process.env['CHUNKYARD_TOKEN'], options.signal, limiter);
         const info = await client.chunker();
-        remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 } });
+        remotes.push({ url: d, client, info, report: { location: d, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, chunksKnown: 0, chunksAsked: 0, featuresAdded: [] } });
       } else dsts.push(await open(d, false));
     }
-    // Delta chunks (codec 3) need their base entries carried into the destination's recipe, a
-    // v3 recipe there, and a daemon commit that knows base entries; none of that is built, so a
-    // store with the "delta" feature is not replicated rather than copied wrong.
-    if ((src.config.features ?? []).includes('delta')) {
-      throw new ChunkyardError('FEATURE_MISMATCH', `${src.location} uses delta compression (the "delta" feature); replicating delta chunks is not built yet. Nothing was written; restore and back up instead`);
+    for (const o of [options.parentWindowBytes, options.parentWindowEntries]) {
+      if (o !== undefined && !(Number.isSafeInteger(o) && o >= 0)) throw badArgument(`parent window ${String(o)}: must be a whole number, 0 or more`);
     }
-    // Encrypted stores: copying sealed chunks between stores that share key material is the
-    // design (docs/encryption.md), but no command creates a second store with the same keys yet,
-    // and the copy path verifies plaintext. Until both exist, refuse before anything is written.
+    // Delta chunks (codec 3) are copied as they are, with their recipes' base entries; a
+    // destination store must know the "delta" feature (added here to a local one that lacks
+    // it, and reported). The daemon's chunk protocol carries no base entries: refused.
+    const deltaSource = hasFeature(src.config, 'delta');
+    if (deltaSource) {
+      for (const r of remotes) throw new ChunkyardError('FEATURE_MISMATCH', `${r.url}: ${src.location} uses delta compression (the "delta" feature) and a daemon's chunk protocol does not carry delta base entries. Nothing was written; replicate to the daemon's store directly (a path or s3:// location), or restore and push`);
+    }
+    // Encrypted stores: sealed chunks are copied as they are between stores that share key
+    // material (the same key id: `init --encryption --keys-from`); anything else is refused
+    // before anything is written. A daemon's chunk protocol does not carry sealed chunks.
     const encrypted = (features: readonly string[] | undefined) => (features ?? []).includes('encryption');
-    for (const d of [...dsts.map((x) => ({ where: x.location, features: x.config.features, keyId: x.config.encryption?.keyId })), ...remotes.map((r) => ({ where: r.url, features: r.info.features, keyId: undefined }))]) {
-      if (!encrypted(src.config.features) && !encrypted(d.features)) continue;
-      const same = d.keyId !== undefined && d.keyId === src.config.encryption?.keyId;
-      throw new ChunkyardError('KEY_MISMATCH', `${d.where}: replication of encrypted stores is refused: ${same ? 'copying sealed chunks between stores that share keys is not built yet' : 'the two stores do not share key material, so sealed chunks of one cannot be opened by the other'}. Nothing was written; restore and back up instead`);
+    const srcKey = src.config.encryption?.keyId;
+    for (const d of dsts) {
+      if (!encrypted(src.config.features) && !encrypted(d.config.features)) continue;
+      const dstKey = d.config.encryption?.keyId;
+      if (encrypted(src.config.features) && encrypted(d.config.features) && srcKey !== undefined && srcKey === dstKey) continue;
+      const why = !encrypted(src.config.features) ? `${src.location} is not encrypted and ${d.location} is`
+        : !encrypted(d.config.features) ? `${src.location} is encrypted and ${d.location} is not (its chunks would be stored in the clear there)`
+        : `the two stores do not share key material (key ids ${srcKey} and ${dstKey}), so sealed chunks of one cannot be opened by the other`;
+      throw new ChunkyardError('KEY_MISMATCH', `${d.location}: replication refused: ${why}. Nothing was written. Create the destination with \`chunkyard init DST --encryption --keys-from SRC\` to replicate sealed chunks as they are, or restore and back up instead`);
+    }
+    for (const r of remotes) {
+      if (!encrypted(src.config.features) && !encrypted(r.info.features)) continue;
+      throw new ChunkyardError('KEY_MISMATCH', `${r.url}: replication of encrypted stores to a daemon is refused (its chunk protocol does not carry sealed chunks). Nothing was written; replicate to the daemon's store directly (a path or s3:// location) created with --keys-from`);
     }
     for (const r of remotes) {
       const mismatch = chunkerMismatch(src.config, { ...src.config, chunker: r.info.chunker });
@@ -237,21 +279,41 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     }
     const mismatched = dsts.filter((d) => chunkerMismatch(src.config, d.config) !== undefined);
     for (const d of dsts) {
-      const why = featureMismatch(src.config.features ?? [], d.config.features ?? []);
+      // "delta" is added to a local destination that lacks it (below), unless it is encrypted.
+      const needs = (src.config.features ?? []).filter((f) => f !== 'delta' || hasFeature(d.config, 'encryption'));
+      const why = featureMismatch(needs, d.config.features ?? []);
       if (why) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location}: ${why}; the source's chunks cannot be copied as they are stored`);
     }
     if (mismatched.length > 0 && !options.rechunk) {
       const d = mismatched[0]!;
       throw new ChunkyardError('CHUNKER_MISMATCH', `${d.location} chunks differently from ${src.location} (${chunkerMismatch(src.config, d.config)}): the stores share no chunks. Nothing was written; use --rechunk to restore each snapshot and back it up anew there (every byte is sent)`);
     }
-    const selected = await selectSnapshots(src, options);
+    if (deltaSource) {
+      for (const d of dsts) {
+        if (hasFeature(d.config, 'delta')) continue;
+        if (hasFeature(d.config, 'encryption')) throw new ChunkyardError('FEATURE_MISMATCH', `${d.location}: ${src.location} uses delta compression and ${d.location} is encrypted (delta is not available in encrypted stores). Nothing was written`);
+      }
+    }
+    const all = await src.snapshots();
+    const selected = await selectSnapshots(src, all, options);
     const report: ReplicateReport = {
       source: src.location, snapshotsReplicated: 0, staged: selected.filter((m) => m.recipe === null).map((m) => m.id),
       chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, sourceReads: 0, sourceBytesRead: 0, rechunked: mismatched.length > 0 || remotes.some((r) => r.rechunk), seconds: 0,
-      destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0 })),
+      destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, chunksKnown: 0, chunksAsked: 0, featuresAdded: [] })),
     };
     const ready = selected.filter((m) => m.recipe !== null);
-    pool = new CompressionPool({});
+    if (deltaSource && ready.length > 0) {
+      // Said loudly (featuresAdded in the report; the CLI prints it): builds that do not know
+      // "delta" refuse the destination from now on.
+      for (const [i, d] of dsts.entries()) {
+        if (hasFeature(d.config, 'delta')) continue;
+        (d as { config: StoreConfig }).config = await addFeature(d.backend, d.config, 'delta');
+        report.destinations[i]!.featuresAdded.push('delta');
+      }
+    }
+    const parentsOf = (m: SnapshotManifest): string[] => all.filter((s) => s.target === m.target && s.id !== m.id && s.time <= m.time).sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).map((s) => s.id);
+    // Sealed chunks are opened on the workers to be checked, and copied still sealed.
+    pool = new CompressionPool({ sealing: chunkSealing(src.backend) });
     for (const [n, m] of ready.entries()) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
       const todo: number[] = [];
@@ -271,7 +333,7 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
       const remoteCopy = remoteTodo.filter((r) => !r.rechunk);
       if (copyTo.length > 0 || remoteCopy.length > 0) {
-        await copySnapshot(src, m, copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
+        await copySnapshot(src, m, parentsOf(m), copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
       }
       for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
       for (const r of remoteTodo.filter((x) => x.rechunk)) await rechunkRemote(src, r, m, report, options);
@@ -339,8 +401,8 @@ export function chunkerMismatch(a: StoreConfig, b: StoreConfig): string | undefi
   return diffs.length > 0 ? diffs.join(', ') : undefined;
 }
 
-async function selectSnapshots(src: Store, options: ReplicateOptions): Promise<SnapshotManifest[]> {
-  let infos = await src.snapshots();
+async function selectSnapshots(src: Store, all: readonly SnapshotInfo[], options: ReplicateOptions): Promise<SnapshotManifest[]> {
+  let infos = [...all];
   if (options.targets?.length) {
     const t = new Set(options.targets);
     infos = infos.filter((s) => t.has(s.target));
@@ -379,13 +441,16 @@ interface DstRun {
   sealing: Promise<void> | undefined;
   /** Packs and others' in-flight chunks this snapshot's recipe needs durable before the manifest. */
   waits: Promise<void>[];
-  /** Claims of this step not yet placed (released if the step fails). */
-  claims: Map<string, { fp: Buffer; claim: InflightChunk }>;
+  /** Claims of this step not yet placed (released if the step fails), with the place each gives and, for a delta, its base's. */
+  claims: Map<string, { fp: Buffer; claim: InflightChunk; place: Place; base?: Place; baseFp?: Buffer }>;
+  /** The destination's parent snapshot, streamed: chunks known present there (parent-window.ts). */
+  window: ParentWindow | undefined;
 }
 
 async function copySnapshot(
   src: Store,
   m: SnapshotManifest,
+  parents: string[],
   targets: { store: Store; report: ReplicateDestinationReport }[],
   remotes: Remote[],
   report: ReplicateReport,
@@ -401,15 +466,20 @@ async function copySnapshot(
   try {
     for (const t of targets) {
       const writer = await t.store.openReplicaWriter(`replicate (snapshot ${m.id} from ${src.location})`);
-      runs.push({ store: t.store, report: t.report, writer, recipe: undefined, pack: undefined, sealing: undefined, waits: [], claims: new Map() });
+      runs.push({ store: t.store, report: t.report, writer, recipe: undefined, pack: undefined, sealing: undefined, waits: [], claims: new Map(), window: undefined });
     }
     const { RecipeWriter } = await import('../snapshot/recipe.js');
-    for (const r of runs) r.recipe = await RecipeWriter.create(r.writer.backend, recipeName(m.id));
+    for (const r of runs) {
+      // After the writer's session started (parent-window.ts says why that order matters).
+      r.window = await ParentWindow.open(r.writer.backend, r.writer.sink.index, parents, options.parentWindowBytes ?? DEFAULT_PARENT_WINDOW_BYTES, options.parentWindowEntries ?? DEFAULT_PARENT_WINDOW_ENTRIES);
+      r.recipe = await RecipeWriter.create(r.writer.backend, recipeName(m.id), recipeVersionFor(r.store.config));
+    }
     // A daemon's commit opens first: once it answers, its session protects what it said it has.
     for (const r of remotes) {
       remoteRuns.push({ remote: r, commit: await r.client.openCommit({ target: m.target, id: m.id, time: m.time, host: m.host, tags: m.tags, metadata: m.metadata }), target: m.target, batch: [], batchBytes: 0 });
     }
     let walked = 0;
+    let sketch: Buffer | null | undefined;
     for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
       await copyBlock(src, block, runs, remoteRuns, report, pool, limiter);
@@ -431,6 +501,11 @@ async function copySnapshot(
         await r.writer.backend.delete(summary.name).catch(() => {});
         throw new ChunkyardError('CORRUPT', `snapshot ${m.id}: its recipe gave ${summary.entries} chunks of ${summary.logicalBytes} bytes, its manifest says ${m.chunks} of ${m.logicalBytes}`);
       }
+      // A delta store's sketch object (one record per recipe entry, in recipe order: the same
+      // order here) goes along, before the manifest: the destination's next backup of the
+      // target seeds its similarity index from it. A hint: one that cannot be copied is skipped.
+      if (sketch === undefined && hasFeature(src.config, 'delta')) sketch = await src.backend.get(sketchObjectName(m.id)).catch(() => null);
+      if (sketch) await r.writer.backend.put(sketchObjectName(m.id), sketch).catch(() => {});
       const manifest: SnapshotManifest = { ...m, version: MANIFEST_VERSION, recipe: { name: summary.name, bytes: summary.bytes, blake3: summary.blake3 }, staging: null };
       try {
         await r.writer.session.assertCurrent(`snapshot ${m.id}`);
@@ -475,17 +550,33 @@ async function copySnapshot(
   }
 }
 
+/** A destination's place for one output entry: known now, or once this step's sends are placed. */
+type Place = KnownChunk | (() => Promise<KnownChunk>);
+
+/** A source chunk to send: its stored form's location at the source, and who wants it. */
+interface Wanted {
+  ref: ChunkRef;
+  dsts: number[];
+  remote: number[];
+}
+
 /**
- * One step of recipe entries: have/want at every destination, one verified read of each
- * wanted source chunk, appends to each destination that wants it, then the recipe entries.
+ * One step of recipe entries: have/want at every destination (except chunks the
+ * destination's parent snapshot shows it holds), one verified read of each wanted source
+ * chunk, appends to each destination that wants it (bases before deltas), then the recipe
+ * entries (a delta entry with its base entry just before it).
  */
 async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
   const fps = block.map((e) => e.fingerprint);
-  // Per destination: a location now, a promise of one (in flight), or a claim to fill.
-  const places: (ChunkLocation | Promise<ChunkLocation>)[][] = [];
-  // Source chunk (fpKey) → the destinations that want it, with the chunk's source location
-  // (dsts: local stores by index in runs; remote: daemons by index in remoteRuns).
-  const wanted = new Map<string, { entry: RecipeEntry; dsts: number[]; remote: number[] }>();
+  const outs = block.filter((e) => !e.base);
+  const places: Place[][] = [];
+  const wanted = new Map<string, Wanted>();
+  const want = (e: ChunkLocation & { fingerprint: Buffer }): Wanted => {
+    const k = fpKey(e.fingerprint);
+    let w = wanted.get(k);
+    if (!w) wanted.set(k, (w = { ref: { offset: e.offset, storedLength: e.storedLength, rawLength: e.rawLength, codec: e.codec, fingerprint: e.fingerprint, packId: e.packId } as ChunkRef & { packId: Buffer }, dsts: [], remote: [] }));
+    return w;
+  };
   for (const [d, r] of remoteRuns.entries()) {
     const has: boolean[] = [];
     const batch = r.remote.info.limits.haveBatch;
@@ -499,95 +590,93 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remot
         continue;
       }
       asked.add(k);
-      let w = wanted.get(k);
-      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
-      w.remote.push(d);
+      want(e).remote.push(d);
     }
   }
   for (const [d, r] of runs.entries()) {
-    const found = await r.writer.sink.index.lookupMany(fps);
-    const row: (ChunkLocation | Promise<ChunkLocation>)[] = [];
-    for (const [i, e] of block.entries()) {
+    const sink = r.writer.sink;
+    if (r.window && outs.length > 0) await r.window.advance(outs[0]!.streamOffset);
+    const known = outs.map((e) => r.window?.get(e.fingerprint));
+    // What the window does not know is asked of the destination's index (a delta's base too).
+    const ask: Buffer[] = [];
+    const asking = new Set<string>();
+    const addAsk = (fp: Buffer) => {
+      const k = fpKey(fp);
+      if (!asking.has(k)) {
+        asking.add(k);
+        ask.push(fp);
+      }
+    };
+    for (const [i, e] of outs.entries()) {
+      if (known[i]) continue;
+      addAsk(e.fingerprint);
+      if (e.deltaBase) addAsk(e.deltaBase.fingerprint);
+    }
+    const found = new Map<string, ChunkLocation>();
+    if (ask.length > 0) {
+      const res = await sink.index.lookupMany(ask);
+      // A delta (codec 3) found by fingerprint is not taken: its base is not known there.
+      for (const [i, fp] of ask.entries()) if (res[i] && res[i]!.codec !== CODEC_DELTA) found.set(fpKey(fp), res[i]!);
+    }
+    /** The destination's place for a chunk: found, ours in this step, another stream's in flight, or claimed and wanted. */
+    const resolve = (e: ChunkLocation & { fingerprint: Buffer; deltaBase?: RecipeEntry }, asBase: boolean): Place => {
       const k = fpKey(e.fingerprint);
-      const loc = found[i];
-      if (loc) {
-        row.push(loc);
-        r.report.chunksSkipped++;
-        r.report.bytesSkipped += e.storedLength;
-        continue;
-      }
+      const f = found.get(k);
+      if (f) return { loc: f };
       const mine = r.claims.get(k);
-      if (mine) {
-        row.push(mine.claim.location.promise);
-        r.report.chunksSkipped++;
-        r.report.bytesSkipped += e.storedLength;
-        continue;
-      }
-      const inflight = r.writer.sink.findInflight(e.fingerprint);
+      if (mine) return mine.place;
+      const inflight = sink.findInflight(e.fingerprint);
       if (inflight) {
         // Another stream of this process (or an earlier step of this run) holds it: its pack
         // must be durable before this snapshot commits.
-        row.push(inflight.location.promise);
         r.waits.push(inflight.durable.promise);
+        return async () => {
+          const loc = await inflight.location.promise;
+          if (loc.codec !== CODEC_DELTA) return { loc };
+          if (asBase || !inflight.deltaBase) throw new ChunkyardError('UNAVAILABLE', `chunk ${e.fingerprint.toString('hex')} is being stored as a delta by another stream of this process; run replicate again`);
+          return { loc, base: { fingerprint: inflight.deltaBase.fingerprint, loc: inflight.deltaBase.location } };
+        };
+      }
+      const claim = sink.claim(e.fingerprint)!;
+      r.waits.push(claim.durable.promise);
+      const basePlace = e.codec === CODEC_DELTA ? resolve(e.deltaBase!, true) : undefined;
+      const place: Place = basePlace
+        ? async () => {
+            const b = await settle(basePlace);
+            return { loc: await claim.location.promise, base: { fingerprint: e.deltaBase!.fingerprint, loc: b.loc } };
+          }
+        : async () => ({ loc: await claim.location.promise });
+      r.claims.set(k, { fp: e.fingerprint, claim, place, base: basePlace, baseFp: e.deltaBase?.fingerprint });
+      want(e).dsts.push(d);
+      return place;
+    };
+    const row: Place[] = [];
+    for (const [i, e] of outs.entries()) {
+      const kc = known[i];
+      if (kc) {
+        row.push(kc);
+        r.report.chunksKnown++;
         r.report.chunksSkipped++;
         r.report.bytesSkipped += e.storedLength;
         continue;
       }
-      const claim = r.writer.sink.claim(e.fingerprint)!;
-      r.claims.set(k, { fp: e.fingerprint, claim });
-      r.waits.push(claim.durable.promise);
-      row.push(claim.location.promise);
-      let w = wanted.get(k);
-      if (!w) wanted.set(k, (w = { entry: e, dsts: [], remote: [] }));
-      w.dsts.push(d);
+      r.report.chunksAsked++;
+      const k = fpKey(e.fingerprint);
+      const f = found.get(k);
+      const mine = r.claims.get(k);
+      if (f || mine || sink.findInflight(e.fingerprint)) {
+        r.report.chunksSkipped++;
+        r.report.bytesSkipped += e.storedLength;
+      }
+      row.push(resolve(e, false));
     }
     places.push(row);
   }
   if (wanted.size > 0) {
-    // Jobs per source pack, ascending offsets: coalesced reads, each decoded and checked.
-    const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, { dsts: number[]; remote: number[] }> }>();
-    for (const { entry, dsts, remote } of wanted.values()) {
-      const name = packObjectName(entry.packId);
-      let j = byPack.get(name);
-      if (!j) byPack.set(name, (j = { refs: [], want: new Map() }));
-      const ref: ChunkRef = { offset: entry.offset, storedLength: entry.storedLength, rawLength: entry.rawLength, codec: entry.codec, fingerprint: entry.fingerprint };
-      j.refs.push(ref);
-      j.want.set(ref, { dsts, remote });
-    }
-    const jobs: VerifyJob<Map<ChunkRef, { dsts: number[]; remote: number[] }>>[] = [];
-    for (const [packName, j] of byPack) {
-      j.refs.sort((a, b) => a.offset - b.offset);
-      jobs.push({ packName, refs: j.refs, tag: j.want });
-    }
-    for await (const read of readVerified(src.backend, pool, jobs, READ_CONCURRENCY)) {
-      report.sourceReads++;
-      report.sourceBytesRead += read.data.length;
-      if (read.error) throw new ChunkyardError('CHUNK_NOT_FOUND', `source pack ${read.packName} is missing: ${read.error.message}`, { cause: read.error });
-      if (read.bad.size > 0) {
-        const [i, why] = read.bad.entries().next().value as [number, string];
-        const ref = read.refs[i]!;
-        throw new ChunkyardError('CHUNK_CORRUPT', `source chunk ${ref.fingerprint.toString('hex')} at ${read.packName} offset ${ref.offset}: ${why}; nothing of this snapshot was committed (run check and repair on the source)`);
-      }
-      for (const ref of read.refs) {
-        const stored = read.data.subarray(ref.offset - read.start, ref.offset - read.start + ref.storedLength);
-        const to = read.tag.get(ref)!;
-        for (const d of to.dsts) {
-          const r = runs[d]!;
-          if (limiter) await limiter.take(stored.length);
-          await appendStored(r, ref, stored);
-          r.report.chunksSent++;
-          r.report.bytesSent += stored.length;
-        }
-        for (const d of to.remote) {
-          const r = remoteRuns[d]!;
-          r.batch.push({ fingerprint: ref.fingerprint, rawLength: ref.rawLength, codec: ref.codec, stored: Buffer.from(stored) });
-          r.batchBytes += stored.length;
-          r.remote.report.chunksSent++;
-          r.remote.report.bytesSent += stored.length;
-          if (r.batchBytes >= REMOTE_UPLOAD_BYTES) await flushRemote(r);
-        }
-      }
-    }
+    // Bases (and every whole chunk) first, then deltas: a delta is appended after its base.
+    const all = [...wanted.values()];
+    await sendWanted(src, all.filter((w) => w.ref.codec !== CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
+    await sendWanted(src, all.filter((w) => w.ref.codec === CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
   }
   // Each daemon: what it lacked is uploaded (durable when answered), then the step's
   // fingerprints go into its commit.
@@ -597,24 +686,95 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remot
   }
   for (const [d, r] of runs.entries()) {
     const row = places[d]!;
-    for (const [i, e] of block.entries()) {
+    for (const [i, e] of outs.entries()) {
       const p = row[i]!;
-      await r.recipe!.add(e.fingerprint, p instanceof Promise ? await p : p);
+      const kc = typeof p === 'function' ? await p() : p;
+      if (kc.loc.codec === CODEC_DELTA) {
+        if (!kc.base) throw new ChunkyardError('CORRUPT', `chunk ${e.fingerprint.toString('hex')}: a delta at ${r.store.location} without a known base`);
+        // A base is stored whole (depth 1). Only a source that stores one fingerprint both whole
+        // and as a delta, met in one step, could lead here: refused rather than written wrong.
+        if (kc.base.loc.codec === CODEC_DELTA) throw new ChunkyardError('UNAVAILABLE', `chunk ${kc.base.fingerprint.toString('hex')}, the base of ${e.fingerprint.toString('hex')}, is placed as a delta at ${r.store.location}; nothing of this snapshot was committed there: run replicate again`);
+        await r.recipe!.add(kc.base.fingerprint, kc.base.loc, true);
+      }
+      await r.recipe!.add(e.fingerprint, kc.loc);
     }
     r.claims.clear();
   }
 }
 
+async function settle(p: Place): Promise<KnownChunk> {
+  return typeof p === 'function' ? p() : p;
+}
+
+/** One verified read of each wanted source chunk (coalesced per pack), appended to every destination that wants it. */
+async function sendWanted(src: Store, list: Wanted[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+  if (list.length === 0) return;
+  const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, Wanted> }>();
+  for (const w of list) {
+    const name = packObjectName((w.ref as ChunkRef & { packId: Buffer }).packId);
+    let j = byPack.get(name);
+    if (!j) byPack.set(name, (j = { refs: [], want: new Map() }));
+    j.refs.push(w.ref);
+    j.want.set(w.ref, w);
+  }
+  const jobs: VerifyJob<Map<ChunkRef, Wanted>>[] = [];
+  for (const [packName, j] of byPack) {
+    j.refs.sort((a, b) => a.offset - b.offset);
+    jobs.push({ packName, refs: j.refs, tag: j.want });
+  }
+  for await (const read of readVerified(src.backend, pool, jobs, READ_CONCURRENCY)) {
+    report.sourceReads++;
+    report.sourceBytesRead += read.data.length;
+    if (read.error) throw new ChunkyardError('CHUNK_NOT_FOUND', `source pack ${read.packName} is missing: ${read.error.message}`, { cause: read.error });
+    if (read.bad.size > 0) {
+      const [i, why] = read.bad.entries().next().value as [number, string];
+      const ref = read.refs[i]!;
+      throw new ChunkyardError('CHUNK_CORRUPT', `source chunk ${ref.fingerprint.toString('hex')} at ${read.packName} offset ${ref.offset}: ${why}; nothing of this snapshot was committed (run check and repair on the source)`);
+    }
+    for (const ref of read.refs) {
+      const stored = read.data.subarray(ref.offset - read.start, ref.offset - read.start + ref.storedLength);
+      const to = read.tag.get(ref)!;
+      for (const d of to.dsts) {
+        const r = runs[d]!;
+        if (limiter) await limiter.take(stored.length);
+        await appendStored(r, ref, stored, to.dsts.length + to.remote.length > 1);
+        r.report.chunksSent++;
+        r.report.bytesSent += stored.length;
+      }
+      for (const d of to.remote) {
+        const r = remoteRuns[d]!;
+        r.batch.push({ fingerprint: ref.fingerprint, rawLength: ref.rawLength, codec: ref.codec, stored: Buffer.from(stored) });
+        r.batchBytes += stored.length;
+        r.remote.report.chunksSent++;
+        r.remote.report.bytesSent += stored.length;
+        if (r.batchBytes >= REMOTE_UPLOAD_BYTES) await flushRemote(r);
+      }
+    }
+  }
+}
+
 /** Appends one stored chunk, as it is, to the destination's open pack (a new one when full). */
-async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array): Promise<void> {
+async function appendStored(r: DstRun, ref: ChunkRef, stored: Uint8Array, shared: boolean): Promise<void> {
   const sink = r.writer.sink;
   const k = fpKey(ref.fingerprint);
   const c = r.claims.get(k)!;
   if (r.pack?.sealing) r.pack = undefined;
   if (!r.pack) r.pack = await sink.openPack();
   const pack = r.pack;
-  // The bytes are copied: the read buffer is shared by every destination and goes on.
-  const offset = await pack.writer.append(ref.fingerprint, Buffer.from(stored), ref.rawLength, ref.codec as ChunkLocation['codec']);
+  if (ref.codec === CODEC_DELTA) {
+    // Its base was appended (or found) before it: recorded for other streams that meet it in flight.
+    const b = await settle(c.base!);
+    const named = deltaBaseFingerprint(stored);
+    if (!c.baseFp || !named.equals(c.baseFp)) {
+      throw new ChunkyardError('CHUNK_CORRUPT', `source delta chunk ${ref.fingerprint.toString('hex')} names base ${named.toString('hex')}, its recipe's base entry is ${c.baseFp?.toString('hex')}; nothing of this snapshot was committed (run check on the source)`);
+    }
+    c.claim.deltaBase = { fingerprint: named, location: b.loc };
+  }
+  // The read buffer is fresh per read and only read from here on: one destination takes the
+  // bytes as they are. Copied when several share them, or when the destination's backend may
+  // transform what it is given (an encrypted store's).
+  const bytes = shared || r.writer.backend instanceof CryptBackend ? Buffer.from(stored) : Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const offset = await pack.writer.append(ref.fingerprint, bytes, ref.rawLength, ref.codec as ChunkLocation['codec']);
   sink.placed(ref.fingerprint, c.claim, pack, { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: ref.rawLength, codec: ref.codec as ChunkLocation['codec'] });
   if (pack.writer.size >= sink.packSize) {
     await r.sealing;

@@ -15,7 +15,7 @@ import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
 import { CODEC_DELTA, CODEC_NONE, type CodecId } from '../pack/format.js';
 import { RECIPE_VERSION, RecipeWriter, type RecipeSummary } from '../snapshot/recipe.js';
-import { compressRest, deltaSlice, type DeltaSliceResult, type DeltaStream } from '../delta/engine.js';
+import { compressRest, deltaSlice, type DeltaBase, type DeltaSliceResult, type DeltaStream } from '../delta/engine.js';
 import { SketchWriter } from '../delta/sketches.js';
 import { recipeName, type DedupePolicy } from '../snapshot/manifest.js';
 import { BoundedQueue } from '../util/async.js';
@@ -92,7 +92,7 @@ export interface IngestResult {
 
 /** One chunk of a planned slice: either already stored (dup) or to be written (new). */
 type PlannedChunk =
-  | { kind: 'dup'; fp: Buffer; location: ChunkLocation | Promise<ChunkLocation>; inflight?: InflightChunk }
+  | { kind: 'dup'; fp: Buffer; location: ChunkLocation | Promise<ChunkLocation>; inflight?: InflightChunk; deltaBase?: DeltaBase }
   | { kind: 'new'; fp: Buffer; offset: number; rawLength: number; claim?: InflightChunk; newIndex: number };
 
 interface PlannedSlice {
@@ -166,6 +166,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     const fps: Buffer[] = [];
     for (let i = 0; i < n; i++) fps.push(Buffer.from(hashes.buffer, hashes.byteOffset + i * 32, 32));
     const found = dedupe ? await sink.index.lookupMany(fps) : new Array<undefined>(n);
+    // Delta chunks found with a known base are referenced, base entry first (src/delta/).
+    const dupBases = dedupe && options.delta ? await options.delta.dupBases(fps, found, (f) => sink.index.lookupMany(f)) : undefined;
     const chunks: PlannedChunk[] = [];
     const claims: { fp: Buffer }[] = [];
     const newPieces: number[] = [];
@@ -176,10 +178,11 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       const at = offset;
       offset += len;
       const fp = Buffer.from(fps[i]!); // own copy: the hashes buffer is reused per batch
-      // A delta chunk found by fingerprint is stored again (its base is not known here).
-      const loc = found[i]?.codec === CODEC_DELTA ? undefined : found[i];
+      // A delta chunk found by fingerprint is stored again unless its base is known.
+      const deltaBase = dupBases?.[i];
+      const loc = found[i]?.codec === CODEC_DELTA && !deltaBase ? undefined : found[i];
       if (loc) {
-        chunks.push({ kind: 'dup', fp, location: loc });
+        chunks.push({ kind: 'dup', fp, location: loc, deltaBase });
         continue;
       }
       if (dedupe) {
@@ -353,7 +356,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
           if (c.inflight.pack) otherPacks.add(c.inflight.pack);
         }
         // Another stream's delta chunk: its base goes first (entries in recipes/ hold it).
-        if (loc.codec === CODEC_DELTA) await addBase(c.inflight?.deltaBase);
+        if (loc.codec === CODEC_DELTA) await addBase(c.deltaBase ?? c.inflight?.deltaBase);
       } else {
         let codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
         let stored = comp?.sealed

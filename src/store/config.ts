@@ -10,6 +10,7 @@ import { validatePolicy, type DedupePolicy } from '../snapshot/manifest.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 import { CHUNKER_VERSION, resolveChunkerParams } from '../chunking/params.js';
 import type { CompressionName } from '../compress/messages.js';
+import { ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL, isZstdLevel } from '../pack/codecs.js';
 import { CryptBackend } from '../crypto/crypt-backend.js';
 import { ENCRYPTION_FEATURE, ENCRYPTION_VERSION, openSettings, sealSettings, type EncryptionHeader } from '../crypto/store-keys.js';
 import { passwordRequired } from '../crypto/secret.js';
@@ -50,6 +51,11 @@ export interface StoreConfig {
    * "on" only in a store with the "delta" feature. docs/delta.md.
    */
   delta?: DeltaSetting;
+  /**
+   * zstd level of new zstd chunks (1..19; absent: the build's default, ZSTD_LEVEL). Not part of
+   * the format: a reader never needs it, and a build that does not know the field ignores it.
+   */
+  zstdLevel?: number;
 }
 
 export type DeltaSetting = 'on' | 'off';
@@ -93,6 +99,12 @@ export function validateCompression(c: unknown): CompressionName {
     throw badArgument(`compression ${JSON.stringify(c)} is not one of ${COMPRESSIONS.join(', ')}`);
   }
   return c as CompressionName;
+}
+
+/** A zstd level for init (BAD_ARGUMENT unless a whole number 1..19). */
+export function validateZstdLevel(v: unknown): number {
+  if (!isZstdLevel(v)) throw badArgument(`zstd level ${JSON.stringify(v)} must be a whole number from ${ZSTD_MIN_LEVEL} to ${ZSTD_MAX_LEVEL}`);
+  return v;
 }
 
 export function newConfig(chunker: Omit<StoreConfig['chunker'], 'version'>, compression: CompressionName, dedupe: DedupePolicy, packSize = DEFAULT_PACK_SIZE): StoreConfig {
@@ -166,6 +178,7 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
     validateCompression(c.compression);
     validatePolicy(c.dedupe);
     if (c.delta !== undefined) validateDelta(c.delta);
+    if (c.zstdLevel !== undefined) validateZstdLevel(c.zstdLevel);
     if (!Number.isInteger(c.packSize) || c.packSize < 1 << 20 || c.packSize > 1 << 30) throw badArgument(`packSize ${c.packSize} is out of range`);
   } catch (err) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `store config at ${backend.location} holds settings this build cannot use: ${(err as Error).message}`, { cause: err });

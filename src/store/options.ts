@@ -7,7 +7,7 @@
 import { badArgument } from '../errors.js';
 
 export const OPTION_NAMES = {
-  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta', 'encryption', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
+  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta', 'encryption', 'keysFrom', 'password', 'passwordFile', 'passwordCommand', 'keyFile', 'zstdLevel'],
   'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'deltaIndexChunks', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
   'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata', 'hooks'],
@@ -22,7 +22,7 @@ export const OPTION_NAMES = {
   'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],
   'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose', 's3Endpoint', 'archiveOpener', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.repair': ['readData', 'onProgress', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
-  analyze: ['avgSizes', 'compression', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'signal', 'onProgress'],
+  analyze: ['avgSizes', 'compression', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'delta', 'signal', 'onProgress'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type OptionsOf = keyof typeof OPTION_NAMES;

@@ -21,7 +21,7 @@ import { BufferChurn } from '../util/gc.js';
 import { copyBytes, loadNative } from '../native/addon.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 import { CODEC_DELTA } from '../pack/codecs.js';
-import { BaseCache, decodeDeltaPieces, outputEntries } from '../delta/restore.js';
+import { BaseCache, decodeDeltaPieces, outputEntries, prefetchBases } from '../delta/restore.js';
 import type { ColdSource } from '../tier/restore.js';
 import { FsBackend } from '../backend/fs.js';
 import { plainBackend } from '../crypto/crypt-backend.js';
@@ -132,6 +132,9 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
   const { ctx, manifest } = run;
   const name = packObjectName(read.packId);
   await run.turns.take();
+  // Delta chunks' bases are read while the read's own bytes come in (src/delta/restore.ts).
+  const deltas = read.pieces.some((p) => p.entry.codec === CODEC_DELTA) ? read.pieces.filter((p) => p.entry.codec === CODEC_DELTA) : [];
+  if (deltas.length > 0) prefetchBases(run.bases, deltas);
   const length = read.end - read.start;
   const slot = length <= run.readBuffers.bytes ? await run.readBuffers.acquire() : undefined;
   try {
@@ -146,7 +149,6 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
     }
     if (!slot) run.churn.add(data.length);
     // Delta chunks (codec 3) decode against their bases, before the rest (which may move data).
-    const deltas = read.pieces.filter((p) => p.entry.codec === CODEC_DELTA);
     const plain = deltas.length > 0 ? read.pieces.filter((p) => p.entry.codec !== CODEC_DELTA) : read.pieces;
     if (deltas.length > 0) await decodeDeltaPieces(run.bases, data, read.start, deltas, area, (e) => `snapshot ${manifest.id}: chunk ${e.fingerprint.toString('hex')} (stream offset ${e.streamOffset}) in pack ${name} at offset ${e.offset}`);
     const n = plain.length;

@@ -46,10 +46,10 @@ import { HookRun, type Consistency } from '../hooks/session.js';
 import { dropStaged, readStaged, stageStream } from '../snapshot/staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
-import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, writeConfig, type StoreConfig } from './config.js';
+import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, validateZstdLevel, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
-import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
+import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, reportDeltaStats, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
 import { acquireWriterLock } from './lock.js';
 import { resolveRange } from './range.js';
 import { packsCondemnedBy, readCondemned } from '../session/condemned.js';
@@ -99,8 +99,16 @@ export interface InitOptions {
    * CHUNKYARD_PASSWORD…). Default false: a store is not encrypted unless asked.
    */
   encryption?: boolean;
+  /**
+   * With encryption: take the key material of this existing encrypted store (its master key,
+   * opened with the key options given here, else the new store's) instead of a new one; the
+   * new store gets its own key slot. The two stores then replicate sealed chunks as they are.
+   */
+  keysFrom?: import('../replicate/keys-from.js').KeysFrom;
   /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
   delta?: 'on' | 'off';
+  /** zstd level of new zstd chunks, recorded in the config (1..19; default: the build's, ZSTD_LEVEL). */
+  zstdLevel?: number;
 }
 
 /** Where a store lives: a directory path, an `s3://BUCKET[/PREFIX]` URL, or a Backend. */
@@ -278,6 +286,7 @@ export class Store {
   static async init(location: StoreLocation, options: InitOptions & LocationOptions = {}): Promise<StoreConfig> {
     checkOptions('Store.init', options);
     if (options.encryption && options.delta === 'on') throw refuseWithEncryption();
+    if (options.keysFrom !== undefined && !options.encryption) throw badArgument('keysFrom goes with encryption');
     await initBlake3();
     const chunker = resolveChunkerParams({ avgSize: options.avgSize, minSize: options.minSize, maxSize: options.maxSize, normalization: options.normalization });
     const config = withDeltaSetting(newConfig(
@@ -286,13 +295,15 @@ export class Store {
       validatePolicy(options.dedupe ?? 'immediate'),
       options.packSize,
     ), options.delta);
+    if (options.zstdLevel !== undefined) config.zstdLevel = validateZstdLevel(options.zstdLevel);
     const backend = typeof location === 'string' ? await openBackend(location, { create: true, s3Endpoint: options.s3Endpoint }) : location;
     try {
       if (options.encryption) {
         // The key slot first, then the config (create-only) that names the feature.
         if ((await backend.stat('config.json')) !== undefined) throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
         config.features = [ENCRYPTION_FEATURE];
-        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options)), config);
+        const master = options.keysFrom === undefined ? undefined : await (await import('../replicate/keys-from.js')).masterKeyOf(options.keysFrom, options.s3Endpoint);
+        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options), undefined, master), config);
       } else await writeConfig(backend, config);
       if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {
@@ -384,7 +395,7 @@ export class Store {
   }
 
   private getPool(): CompressionPool {
-    this.pool ??= new CompressionPool({ threads: this.options.threads, sealing: chunkSealing(this.backend) });
+    this.pool ??= new CompressionPool({ threads: this.options.threads, sealing: chunkSealing(this.backend), zstdLevel: this.config.zstdLevel });
     return this.pool;
   }
 
@@ -565,6 +576,7 @@ export class Store {
       const sink = await this.getSink();
       const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
       const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
+      reportDeltaStats(delta);
       const seconds = (Date.now() - started) / 1000;
       let consistency: Consistency;
       try {
@@ -1207,7 +1219,7 @@ function verifyThreads(): number | undefined {
   return process.env['CHUNKYARD_THREADS'] ? undefined : availableParallelism();
 }
 
-/** The chunk keys of an encrypted store's backend, for its compression pool. */
-function chunkSealing(backend: Backend): { chunkKey: Uint8Array; fingerprintKey: Uint8Array } | undefined {
+/** The chunk keys of an encrypted store's backend, for its compression pool. @internal */
+export function chunkSealing(backend: Backend): { chunkKey: Uint8Array; fingerprintKey: Uint8Array } | undefined {
   return backend instanceof CryptBackend ? { chunkKey: backend.keys.chunk, fingerprintKey: backend.keys.fingerprint } : undefined;
 }

@@ -93,6 +93,8 @@ test('bad input gets a clear message, a non-zero exit, and changes nothing', () 
   fails(cli(['init', join(dir, 'bad'), '--avg-size', '12345']), 2, 'BAD_ARGUMENT', /avgSize/);
   fails(cli(['init', join(dir, 'bad'), '--avg-size', 'lots']), 2, 'BAD_ARGUMENT');
   fails(cli(['init', join(dir, 'bad'), '--compression', 'gzip']), 2, 'BAD_ARGUMENT');
+  for (const level of ['0', '20', '3.5', 'max', '-1']) fails(cli(['init', join(dir, 'bad'), '--compression', 'zstd', '--zstd-level', level]), 2, 'BAD_ARGUMENT', /zstd level/);
+  assert.equal(existsSync(join(dir, 'bad', 'config.json')), false, 'a refused init writes no config');
   assert.ok(!existsSync(join(dir, 'bad')));
   fails(cli(['stats', join(dir, 'nowhere')]), 1, 'STORE_NOT_FOUND');
   assert.deepEqual(readdirSync(join(store, 'snapshots')).sort(), snapshotsBefore);

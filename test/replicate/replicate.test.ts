@@ -227,13 +227,3 @@ test('encrypted stores: replication is refused with KEY_MISMATCH (plain to encry
     assert.deepEqual(await storeContents(to), before, `nothing was written to ${to}`);
   }
 });
-
-test('a store with delta chunks is not replicated yet: FEATURE_MISMATCH and nothing written', async () => {
-  const src = join(work, 'delta-src');
-  await Store.init(src, { delta: 'on' });
-  const dst = join(work, 'delta-dst');
-  await Store.init(dst, { delta: 'on' });
-  const before = await storeContents(dst);
-  await assert.rejects(replicate(src, [dst]), (err: unknown) => err instanceof ChunkyardError && err.code === 'FEATURE_MISMATCH' && /delta/.test(err.message));
-  assert.deepEqual(await storeContents(dst), before);
-});

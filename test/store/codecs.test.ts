@@ -101,3 +101,72 @@ test('the native LZ4 codec and lz4-napi (the fallback) read each other\'s chunks
   const [index] = native.decodeInto(fromNapi, quad, Buffer.alloc(32), null, out);
   assert.equal(index, 0);
 });
+
+test('a store\'s zstd level (init zstdLevel) is recorded in config.json, used for new chunks, and needs nothing to read', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-zstd-level-'));
+  try {
+    const text = realData(3 << 20);
+    const stored: Record<string, number> = {};
+    for (const level of [1, 19, undefined]) {
+      const at = join(dir, `s${level ?? 'default'}`);
+      const config = await Store.init(at, { avgSize: 16384, compression: 'zstd', ...(level === undefined ? {} : { zstdLevel: level }) });
+      assert.equal(config.zstdLevel, level);
+      const onDisk = JSON.parse((await readFile(join(at, 'config.json'))).toString()) as { zstdLevel?: number };
+      assert.equal(onDisk.zstdLevel, level, 'the level is in config.json (absent: the build default)');
+      const store = await Store.open(at);
+      const snap = await store.backup(streamOf(text), { target: 't' });
+      stored[String(level)] = snap.storedBytes;
+      await store.close();
+      const reader = await Store.open(at, { readOnly: true });
+      try {
+        assert.ok((await collect(await reader.restore(snap.id))).equals(text));
+        for (const p of await packs(at)) for (const e of (await readPackTable(reader.backend, p)).entries) assert.ok(e.codec === CODEC_ZSTD || e.codec === CODEC_NONE);
+      } finally {
+        await reader.close();
+      }
+    }
+    assert.ok(stored['19']! < stored['1']!, `level 19 stores fewer bytes than level 1 (${stored['19']} vs ${stored['1']})`);
+    // Bad levels are refused before anything is written.
+    for (const bad of [0, 20, 2.5, Number.NaN, '3' as unknown as number]) {
+      const at = join(dir, 'bad');
+      await assert.rejects(Store.init(at, { compression: 'zstd', zstdLevel: bad }), (e: unknown) => e instanceof ChunkyardError && e.code === 'BAD_ARGUMENT');
+      assert.deepEqual(await readdir(at).catch(() => []), [], 'nothing written');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a config whose zstdLevel is not 1..19 is refused whole (FORMAT_UNSUPPORTED), never used', async () => {
+  const { sealJson, openSealedJson } = await import('../../src/util/sealed-json.js');
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-zstd-level-bad-'));
+  try {
+    await Store.init(dir, { compression: 'zstd', zstdLevel: 7 });
+    const config = openSealedJson(await readFile(join(dir, 'config.json')), 'config') as Record<string, unknown>;
+    for (const bad of [0, 23, 'fast', 4.5]) {
+      await writeFile(join(dir, 'config.json'), sealJson({ ...config, zstdLevel: bad }));
+      await assert.rejects(Store.open(dir), (e: unknown) => e instanceof ChunkyardError && e.code === 'FORMAT_UNSUPPORTED' && /zstd level/.test(e.message));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an encrypted store keeps its zstd level and seals chunks compressed at it', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-zstd-level-crypt-'));
+  try {
+    const text = realData(2 << 20);
+    await Store.init(dir, { encryption: true, password: 'pw', avgSize: 16384, compression: 'zstd', zstdLevel: 9 });
+    const store = await Store.open(dir, { password: 'pw' });
+    try {
+      assert.equal(store.config.zstdLevel, 9);
+      const snap = await store.backup(streamOf(text), { target: 't' });
+      assert.ok(snap.storedBytes < snap.newBytes, `text is compressed before it is sealed (${snap.storedBytes} of ${snap.newBytes})`);
+      assert.ok((await collect(await store.restore(snap.id))).equals(text));
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

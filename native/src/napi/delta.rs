@@ -2,7 +2,7 @@
 //! A child of napi.rs so that it shares its argument helpers; registered in its export table.
 
 use super::*;
-use crate::delta::{decode_into, encode_many, sketch_many, SUPER_FEATURES};
+use crate::delta::{decode_into, decode_many, encode_many, sketch_many, DecodeJob, SUPER_FEATURES};
 
 fn u32_value(env: napi_env, v: &[u32]) -> JsResult<napi_value> {
     let mut bytes = Vec::with_capacity(4 * v.len());
@@ -122,5 +122,35 @@ pub(super) unsafe extern "C" fn js_delta_decode_async(env: napi_env, info: napi_
             },
             None,
         )
+    })
+}
+
+/// deltaDecodeManyAsync(bases, blobs, out, places: Uint32Array [blobOffset, blobLength,
+///   baseOffset, baseLength, destOffset, destLength]×n, baseFingerprints (32n), fingerprints (32n))
+///   -> Promise<[index, reason]>: every delta blob decoded against its base into
+///   out[dest..], its checksum, named base and decoded fingerprint checked, on the libuv pool
+///   with one decoder context; index -1 when all are good, else the first that failed. None
+///   of the buffers may change (and out not be touched) until it settles.
+pub(super) unsafe extern "C" fn js_delta_decode_many_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<6>(env, info, |env, a| {
+        let bases = bytes_arg(env, a[0], "bases")?;
+        let blobs = bytes_arg(env, a[1], "blobs")?;
+        let out = bytes_arg(env, a[2], "out")?;
+        let six = u32s_arg(env, a[3], "places")?;
+        let base_fps = bytes_arg(env, a[4], "baseFingerprints")?;
+        let fps = bytes_arg(env, a[5], "fingerprints")?;
+        if six.len() % 6 != 0 || base_fps.len != six.len() / 6 * 32 || fps.len != six.len() / 6 * 32 {
+            return Err(bad_argument(format!("places has {} numbers, baseFingerprints {} bytes, fingerprints {}: need 6 numbers and 32 + 32 bytes per chunk", six.len(), base_fps.len, fps.len)));
+        }
+        let jobs: Vec<DecodeJob> = six.chunks_exact(6).map(|q| DecodeJob { blob: (q[0] as usize, q[1] as usize), base: (q[2] as usize, q[3] as usize), dest: (q[4] as usize, q[5] as usize) }).collect();
+        let job = Box::new(move || {
+            // SAFETY: napi_refs hold all six until work_complete; the caller leaves them alone.
+            let (bases, blobs, out, bfps, fps) = unsafe { (bases.as_slice(), blobs.as_slice(), out.as_mut_slice(), base_fps.as_slice(), fps.as_slice()) };
+            match decode_many(bases, blobs, out, &jobs, bfps, fps) {
+                Ok(()) => (-1.0, String::new()),
+                Err((i, m)) => (i as f64, m),
+            }
+        });
+        start_work(env, "chunkyard:deltaDecodeMany", &[a[0], a[1], a[2], a[4], a[5]], job, |env, (n, reason): (f64, String)| number_and_reason(env, n, &reason), None)
     })
 }

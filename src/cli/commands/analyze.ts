@@ -17,7 +17,7 @@ import { printJson } from '../store-args.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
 import { writeOut } from '../io.js';
 
-const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|zstd|none] [--memory N] [--json] [--html FILE]';
+const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|zstd|none] [--memory N] [--delta] [--json] [--html FILE]';
 
 export default defineCommand({
   name: 'analyze',
@@ -35,6 +35,7 @@ export default defineCommand({
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec a store would use for new chunks (default lz4)' },
     memory: { type: 'string', value: 'N', description: `memory for the fingerprint sets, all sizes together; beyond it they spill to disk (default ${shortSize(DEFAULT_ANALYZE_MEMORY)})` },
     engine: { type: 'string', value: 'native|wasm|auto', description: 'chunking engine (default auto)' },
+    delta: { type: 'boolean', description: 'also estimate what delta compression (init --delta on) would save: a second pass per size' },
     json: { type: 'boolean', description: 'print one JSON object' },
     html: { type: 'string', value: 'FILE', description: 'also write a self-contained HTML report with plots to FILE' },
   },
@@ -55,6 +56,7 @@ export default defineCommand({
         compression,
         memoryBytes,
         engine,
+        delta: flags.delta === true,
         onProgress: (p) => {
           const s = (Date.now() - t0) / 1000;
           bar.update(`${humanBytes(p.bytes)} of ${humanBytes(p.totalBytes)}  ${rate(p.bytes, s)}  generation ${p.generation + 1}: ${p.file}`);

@@ -7,12 +7,15 @@ import { Store } from '../../store/store.js';
 import { TokenTable, tokensFileExposure } from '../../daemon/auth.js';
 import { Logger, parseLogLevel, LOG_LEVELS } from '../../daemon/log.js';
 import { Daemon } from '../../daemon/server.js';
+import { openBackend } from '../../backend/location.js';
+import type { Writable } from 'node:stream';
+import type { LogLevel } from '../../daemon/log.js';
 import { storeAndPositionals } from '../store-args.js';
 import { hooksFilePath, readHooksFile, stateDir, type BackupHooks } from '../../hooks/config.js';
 import { recoverPending } from '../../hooks/journal.js';
 import { readCheckRecord, recordCheck } from '../../maintenance/check-record.js';
 
-const usage = '[<store>] --listen HOST:PORT --tokens FILE [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug] [--hooks FILE] [--state-dir DIR] [--check-interval SECONDS]';
+const usage = '[<store>] --listen HOST:PORT --tokens FILE [--objects-only] [--grace SECONDS] [--process-interval SECONDS] [--process-yield-uploads N] [--max-uploads N] [--max-downloads N] [--max-connections N] [--idle-timeout SECONDS] [--tls-cert FILE --tls-key FILE] [--log-level error|warn|info|debug] [--hooks FILE] [--state-dir DIR] [--check-interval SECONDS]';
 
 function seconds(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -70,6 +73,7 @@ export default defineCommand({
     hooks: { type: 'string', value: 'FILE', description: "the targets' pre/post hooks (default: $CHUNKYARD_HOOKS_FILE, else ~/.config/chunkyard/hooks.json; never the store)" },
     'state-dir': { type: 'string', value: 'DIR', description: 'hook journal and check results (default: $CHUNKYARD_STATE_DIR, else ~/.local/state/chunkyard)' },
     'check-interval': { type: 'string', value: 'SECONDS', description: 'run a metadata check of the store this often and show it on the status page; 0 disables (default 86400)' },
+    'objects-only': { type: 'boolean', description: 'serve only the store\'s objects (/v1/store, tokens of scope "objects"): no key, no password, no snapshot API; for clients that hold the key (chunkyard+http(s)://HOST:PORT locations; docs/daemon.md, "Trust models")' },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}: the least severe lines written (default info: one line per request)` },
   },
   async run({ flags, positionals }, io) {
@@ -96,6 +100,10 @@ export default defineCommand({
       if (why) logger.write('warn', { event: 'tokens-file-readable', file: tokensFile, message: why });
     };
     await warnExposure();
+    if (flags['objects-only'] === true) {
+      await serveObjectsOnly({ storePath: storePath!, host, port, tokensFile, tokens, logger, tls, grace, idleTimeout, maxUploads, maxDownloads, maxConnections, logLevel, certFile, keyFile, warnExposure, log: io.stderr });
+      return;
+    }
     const hooksFile = flags.hooks ?? hooksFilePath(io.env);
     const state = flags['state-dir'] ?? stateDir(io.env);
     const checkInterval = seconds(flags['check-interval'], '--check-interval', 86400);
@@ -103,7 +111,11 @@ export default defineCommand({
     await readHooksFile(hooksFile);
     // Uploads killed with a daemon (and its watchdogs) between pre and post: post runs now.
     for (const r of await recoverPending(state).catch(() => [])) logger.write(r.ok ? 'warn' : 'error', { event: 'hook-recovered', ...r });
-    const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` });
+    const store = await Store.open(storePath!, { purpose: `serve ${host}:${port}` }).catch((err: unknown) => {
+      // Trust model (b) needs no key: say so where the key is missing.
+      if (err instanceof Error && (err as ChunkyardError).code === 'PASSWORD_REQUIRED') err.message += '; or run serve --objects-only, which holds no key (clients that have it use chunkyard+http(s)://HOST:PORT as their store)';
+      throw err;
+    });
     const hooksFor = async (target: string): Promise<BackupHooks | undefined> => {
       const spec = await store.targetHooks(target, hooksFile);
       return spec && { pre: spec.pre, post: spec.post, timeoutSeconds: spec.timeoutMs / 1000, onError: spec.onError, stateDir: state };
@@ -195,3 +207,82 @@ export default defineCommand({
     setTimeout(() => process.exit(0), 2000).unref();
   },
 });
+
+/**
+ * `serve --objects-only` (trust model b): the store's backend, opened without its config or
+ * key; only the object API (and /healthz, /metrics). The directory must exist; it need not
+ * hold a store yet (a client may `init` through the daemon).
+ */
+async function serveObjectsOnly(o: {
+  storePath: string;
+  host: string;
+  port: number;
+  tokensFile: string;
+  tokens: TokenTable;
+  logger: Logger;
+  tls: { cert: string; key: string } | undefined;
+  grace: number;
+  idleTimeout: number;
+  maxUploads: number;
+  maxDownloads: number;
+  maxConnections: number;
+  logLevel: LogLevel;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  warnExposure: () => Promise<void>;
+  log: Writable;
+}): Promise<void> {
+  const backend = await openBackend(o.storePath);
+  const event = (fields: Record<string, unknown>, level: 'error' | 'warn' | 'info' = 'info') => o.logger.write(level, fields);
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon({ objects: backend, tokens: o.tokens, log: o.log, logLevel: o.logLevel, tls: o.tls, processInterval: 0, maxUploads: o.maxUploads, maxDownloads: o.maxDownloads, maxConnections: o.maxConnections, idleTimeout: o.idleTimeout });
+  } catch (err) {
+    await backend.close();
+    throw o.tls ? badArgument(`--tls-cert ${o.certFile} / --tls-key ${o.keyFile}: not a usable certificate and key: ${(err as Error).message}`) : err;
+  }
+  let stopping: Promise<unknown> | undefined;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = (async () => {
+      event({ event: 'shutdown', signal, grace: o.grace });
+      await daemon.shutdown(o.grace);
+      await backend.close();
+      event({ event: 'stopped', abortedUploads: 0 });
+    })();
+  };
+  const onTerm = () => stop('SIGTERM');
+  const onInt = () => stop('SIGINT');
+  const onHup = () => {
+    TokenTable.load(o.tokensFile).then(
+      (t) => {
+        daemon.setTokens(t);
+        event({ event: 'tokens-reloaded', file: o.tokensFile });
+        void o.warnExposure();
+      },
+      (err: unknown) => event({ event: 'tokens-reload-failed', file: o.tokensFile, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }, 'error'),
+    );
+  };
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', onHup);
+  try {
+    let addr;
+    try {
+      addr = await daemon.listen(o.host, o.port);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const hasStore = (await backend.stat('config.json').catch(() => undefined)) !== undefined;
+    event({ event: 'listening', url: `${daemon.scheme}://${shown}:${addr.port}`, store: backend.location, objectsOnly: true, ...(hasStore ? {} : { note: 'no config.json yet: a client may init the store through the object API' }), pid: process.pid });
+    await once(daemon.server, 'close');
+    await stopping;
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', onHup);
+  }
+  setTimeout(() => process.exit(0), 2000).unref();
+}

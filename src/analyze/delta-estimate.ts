@@ -1,0 +1,246 @@
+/**
+ * What delta compression would save (`chunkyard analyze --delta`, docs/analyze.md "Delta"):
+ * the files replayed as a store with `--delta on` backs them up, one generation after the
+ * other as one target (docs/delta.md). For each generation: every chunk sketched (the same
+ * native sketch), the chunks seen for the first time (as the store's dedupe: a fingerprint
+ * set with its own share of the memory budget) looked up in a similarity index seeded with
+ * the previous generation's chunks, a candidate that was itself a delta standing for its own
+ * base (depth 1), the base's bytes read back from the file it came from, and the chunk
+ * encoded against it with the store's codec, level and rule (kept when the frame is under
+ * half the chunk). No store is written.
+ *
+ * What it does not model: a base the store's prune would have condemned, chunks of other
+ * targets, the index's capacity beyond `indexChunks`.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { createChunker, type EngineChoice } from '../chunking/index.js';
+import type { ResolvedChunkerParams } from '../chunking/params.js';
+import type { CompressionName } from '../compress/messages.js';
+import type { CompressionPool } from '../compress/pool.js';
+import { DELTA_BLOB_HEADER, deltaNative } from '../delta/blob.js';
+import { DEFAULT_INDEX_CAPACITY, DELTA_LEVEL } from '../delta/engine.js';
+import { SimilarityIndex } from '../delta/similarity.js';
+import { ChunkyardError } from '../errors.js';
+import { RECIPE_ENTRY_SIZE } from '../snapshot/recipe.js';
+import { SKETCH_RECORD_SIZE } from '../delta/sketches.js';
+import { FingerprintSet } from './fingerprint-set.js';
+
+/** Per generation: chunks stored as deltas, and what they cost against their compressed form. */
+export interface DeltaGeneration {
+  /** New chunks that would be stored as deltas. */
+  deltaChunks: number;
+  /** Their raw bytes. */
+  deltaRawBytes: number;
+  /** Their compressed form (what the store keeps without delta: part of newCompressedBytes). */
+  deltaCompressedBytes: number;
+  /** Their delta blobs (48-byte header + frame): what the store keeps with delta. */
+  deltaStoredBytes: number;
+  /** deltaCompressedBytes − deltaStoredBytes. */
+  savedBytes: number;
+  /** What delta adds besides: a base entry (52 B) per delta and a sketch record (12 B) per recipe entry. */
+  metadataBytes: number;
+}
+
+export interface DeltaEstimate {
+  deltaChunks: number;
+  deltaRawBytes: number;
+  deltaCompressedBytes: number;
+  deltaStoredBytes: number;
+  savedBytes: number;
+  metadataBytes: number;
+  /** compressedBytes − savedBytes: the chunks' stored bytes with delta on. */
+  compressedBytes: number;
+  /** logicalBytes / compressedBytes with delta on. */
+  reductionRatio: number;
+  generations: DeltaGeneration[];
+}
+
+const SLICE = 4 << 20;
+const MAX_DELTA_FRACTION = 0.5;
+
+interface PrevChunk {
+  /** File index, offset and length of the chunk's base (itself when it was stored whole). */
+  file: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Replays `files` for one chunk size with delta on. `compressedBytes` and `logicalBytes` are
+ * the size's result without delta (the main pass), to which the savings are applied.
+ */
+export async function estimateDelta(
+  files: readonly string[],
+  params: ResolvedChunkerParams,
+  compression: CompressionName,
+  pool: CompressionPool | undefined,
+  options: { memoryBytes: number; tmpDir?: string; engine?: EngineChoice; indexChunks?: number; logicalBytes: number; compressedBytes: number },
+): Promise<DeltaEstimate> {
+  const native = deltaNative();
+  if (!native) throw new ChunkyardError('DELTA_NEEDS_NATIVE', 'analyze --delta needs the native addon (npm run build:native): sketches and the delta codec are native');
+  const capacity = options.indexChunks ?? DEFAULT_INDEX_CAPACITY;
+  const set = new FingerprintSet({ memoryBytes: options.memoryBytes, tmpDir: options.tmpDir });
+  const handles: FileHandle[] = [];
+  const gens: DeltaGeneration[] = [];
+  // The previous generation's chunks (the seed), by id = their index in it; bounded by capacity.
+  let prev: Seed | undefined;
+  try {
+    for (let g = 0; g < files.length; g++) {
+      const fh = await open(files[g]!, 'r');
+      handles.push(fh);
+      const gen: DeltaGeneration = { deltaChunks: 0, deltaRawBytes: 0, deltaCompressedBytes: 0, deltaStoredBytes: 0, savedBytes: 0, metadataBytes: 0 };
+      const next = new SeedBuilder(g + 1 < files.length ? capacity : 0);
+      const chunker = createChunker(params, { engine: options.engine });
+      let fileOffset = 0;
+      let pending = new Uint8Array(0);
+      let entries = 0;
+      const handle = async (lengths: Uint32Array, hashes: Uint8Array, bytes: Uint8Array): Promise<void> => {
+        const n = lengths.length;
+        if (n === 0) return;
+        const pieces = new Uint32Array(n * 2);
+        let at = 0;
+        for (let i = 0; i < n; i++) {
+          pieces[i * 2] = at;
+          pieces[i * 2 + 1] = lengths[i]!;
+          at += lengths[i]!;
+        }
+        const sketches = await native.deltaSketchAsync!(bytes, pieces);
+        const tries: { i: number; base: PrevChunk; raw: Uint8Array }[] = [];
+        const whole: PrevChunk[] = [];
+        for (let i = 0; i < n; i++) {
+          const off = fileOffset + pieces[i * 2]!;
+          const len = lengths[i]!;
+          if (set.room === 0) await set.spill();
+          const isNew = set.add(hashes, i * 32, len, len, g);
+          const self: PrevChunk = { file: g, offset: off, length: len };
+          whole[i] = self;
+          if (!isNew || !prev) continue;
+          const id = prev.index.lookup(sketches, i * 3);
+          if (id < 0) continue;
+          const base = prev.chunk(id);
+          const raw = new Uint8Array(base.length);
+          const { bytesRead } = await handles[base.file]!.read(raw, 0, base.length, base.offset);
+          if (bytesRead !== base.length) continue;
+          tries.push({ i, base, raw });
+        }
+        const kept = new Map<number, number>();
+        if (tries.length > 0) {
+          const total = tries.reduce((s, t) => s + t.raw.length, 0);
+          const bases = new Uint8Array(total);
+          const pairs = new Uint32Array(tries.length * 4);
+          const limits = new Uint32Array(tries.length);
+          let b = 0;
+          tries.forEach((t, k) => {
+            bases.set(t.raw, b);
+            pairs.set([b, t.raw.length, pieces[t.i * 2]!, lengths[t.i]!], k * 4);
+            limits[k] = Math.floor(lengths[t.i]! * MAX_DELTA_FRACTION);
+            b += t.raw.length;
+          });
+          const [lens] = await native.deltaEncodeManyAsync!(bases, bytes, pairs, limits, DELTA_LEVEL);
+          const compressed = pool && compression !== 'none'
+            ? await pool.storedLengthsAt(compression as 'lz4' | 'zstd', bytes, Uint32Array.from(tries.flatMap((t) => [pieces[t.i * 2]!, lengths[t.i]!])))
+            : Uint32Array.from(tries.map((t) => lengths[t.i]!));
+          tries.forEach((t, k) => {
+            const frame = lens[k]!;
+            if (frame === 0) return;
+            const stored = DELTA_BLOB_HEADER + frame;
+            kept.set(t.i, k);
+            gen.deltaChunks++;
+            gen.deltaRawBytes += lengths[t.i]!;
+            gen.deltaCompressedBytes += compressed[k]!;
+            gen.deltaStoredBytes += stored;
+            // The store records the base, not the delta, as the next generation's candidate.
+            whole[t.i] = t.base;
+          });
+        }
+        for (let i = 0; i < n; i++) {
+          if (kept.has(i)) entries++;
+          entries++;
+          next.add(whole[i]!, sketches, i * 3);
+        }
+        fileOffset += at;
+      };
+      for (;;) {
+        const buf = new Uint8Array(SLICE);
+        const { bytesRead } = await fh.read(buf, 0, SLICE, null);
+        if (bytesRead === 0) break;
+        const slice = buf.subarray(0, bytesRead);
+        const batch = await chunker.push(slice);
+        // The batch's chunks are the bytes pending from earlier slices, then this slice's.
+        const joined = new Uint8Array(pending.length + slice.length);
+        joined.set(pending);
+        joined.set(slice, pending.length);
+        const used = batch.lengths.reduce((s, l) => s + l, 0);
+        await handle(batch.lengths, batch.hashes.slice(), joined.subarray(0, used));
+        pending = joined.slice(used);
+      }
+      const last = await chunker.finish();
+      await handle(last.lengths, last.hashes.slice(), pending.subarray(0, last.lengths.reduce((s, l) => s + l, 0)));
+      gen.savedBytes = gen.deltaCompressedBytes - gen.deltaStoredBytes;
+      // Sketch records: one per recipe entry (base entries included); a base entry per delta.
+      gen.metadataBytes = gen.deltaChunks * RECIPE_ENTRY_SIZE + entries * SKETCH_RECORD_SIZE;
+      gens.push(gen);
+      if (g + 1 < files.length) prev = next.build();
+    }
+  } finally {
+    for (const h of handles) await h.close().catch(() => {});
+    await set.close().catch(() => {});
+  }
+  const sum = (f: (g: DeltaGeneration) => number) => gens.reduce((s, g) => s + f(g), 0);
+  const savedBytes = sum((g) => g.savedBytes);
+  const compressedBytes = options.compressedBytes - savedBytes;
+  return {
+    deltaChunks: sum((g) => g.deltaChunks),
+    deltaRawBytes: sum((g) => g.deltaRawBytes),
+    deltaCompressedBytes: sum((g) => g.deltaCompressedBytes),
+    deltaStoredBytes: sum((g) => g.deltaStoredBytes),
+    savedBytes,
+    metadataBytes: sum((g) => g.metadataBytes),
+    compressedBytes,
+    reductionRatio: compressedBytes > 0 ? options.logicalBytes / compressedBytes : 0,
+    generations: gens,
+  };
+}
+
+interface Seed {
+  index: SimilarityIndex;
+  chunk(id: number): PrevChunk;
+}
+
+/** A generation's chunks as the next one's seed, in typed arrays (about 32 bytes a chunk), up to `capacity`. */
+class SeedBuilder {
+  private n = 0;
+  private files = new Uint32Array(1024);
+  private offsets = new Float64Array(1024);
+  private lengths = new Uint32Array(1024);
+  private sketches = new Uint32Array(3 * 1024);
+  constructor(private readonly capacity: number) {}
+
+  add(c: PrevChunk, sketches: Uint32Array, at: number): void {
+    if (this.n >= this.capacity) return;
+    if (this.n === this.files.length) {
+      const grow = <T extends Uint32Array | Float64Array>(a: T, by: number): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.files = grow(this.files, 2);
+      this.offsets = grow(this.offsets, 2);
+      this.lengths = grow(this.lengths, 2);
+      this.sketches = grow(this.sketches, 2);
+    }
+    this.files[this.n] = c.file;
+    this.offsets[this.n] = c.offset;
+    this.lengths[this.n] = c.length;
+    this.sketches.set(sketches.subarray(at, at + 3), this.n * 3);
+    this.n++;
+  }
+
+  build(): Seed {
+    const index = new SimilarityIndex(Math.max(1, this.n));
+    for (let id = 0; id < this.n; id++) index.add(this.sketches, id * 3, id);
+    const { files, offsets, lengths } = this;
+    this.sketches = new Uint32Array(0);
+    return { index, chunk: (id) => ({ file: files[id]!, offset: offsets[id]!, length: lengths[id]! }) };
+  }
+}

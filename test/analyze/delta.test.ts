@@ -1,0 +1,84 @@
+/** analyze --delta against a real store with delta on, fed the same generations. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyze } from '../../src/analyze/analyze.js';
+import { formatReport } from '../../src/analyze/text.js';
+import { Store } from '../../src/store/store.js';
+import { readPackTable } from '../../src/pack/reader.js';
+import { CODEC_DELTA } from '../../src/pack/codecs.js';
+import { deltaNative } from '../../src/delta/blob.js';
+import { deltaGeneration } from '../support/data.js';
+
+let dir: string;
+let files: string[];
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chunkyard-analyze-delta-'));
+  files = [];
+  for (let g = 0; g < 3; g++) {
+    const f = join(dir, `gen${g + 1}.bin`);
+    await writeFile(f, deltaGeneration(g, 4 << 20));
+    files.push(f);
+  }
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('analyze --delta: delta chunks and their stored bytes equal what a store with delta on writes', { skip: deltaNative() === null ? 'no native addon' : false }, async () => {
+  const report = await analyze(files, { compression: 'zstd', delta: true });
+  const r = report.results[0]!;
+  const d = r.delta!;
+  assert.ok(d, 'a delta estimate per size');
+  const path = join(dir, 'store');
+  await Store.init(path, { compression: 'zstd', delta: 'on' });
+  const store = await Store.open(path);
+  try {
+    const backups = [];
+    for (const f of files) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
+    // Per generation, the delta chunks and their blobs' bytes as the store's packs hold them.
+    let deltaChunks = 0;
+    let deltaStored = 0;
+    let allStored = 0;
+    const seen = new Set<string>();
+    for await (const o of store.backend.list('packs/')) {
+      if (!o.name.endsWith('.pack')) continue;
+      for (const e of (await readPackTable(store.backend, o.name)).entries) {
+        const k = e.fingerprint.toString('hex');
+        if (seen.has(k)) continue;
+        seen.add(k);
+        allStored += e.storedLength;
+        if (e.codec !== CODEC_DELTA) continue;
+        deltaChunks++;
+        deltaStored += e.storedLength;
+      }
+    }
+    assert.ok(deltaChunks > 0, 'the store made deltas');
+    assert.equal(d.deltaChunks, deltaChunks);
+    assert.equal(d.deltaStoredBytes, deltaStored);
+    assert.equal(d.compressedBytes, allStored, 'compressed bytes with delta = what the packs hold');
+    assert.equal(d.generations[0]!.deltaChunks, 0, 'nothing to be similar to in the first generation');
+    assert.equal(d.savedBytes, r.compressedBytes - allStored);
+    assert.equal(d.generations.reduce((s, g) => s + g.savedBytes, 0), d.savedBytes);
+    assert.equal(d.reductionRatio, r.logicalBytes / d.compressedBytes);
+    assert.ok(d.reductionRatio > r.reductionRatio, 'delta saves on edited generations');
+    // Per generation: the store's stored bytes are the new compressed bytes less the savings.
+    assert.deepEqual(
+      d.generations.map((g, i) => r.generations[i]!.newCompressedBytes - g.savedBytes),
+      backups.map((b) => b.storedBytes),
+    );
+    assert.match(formatReport(report), /with delta compression \(--delta\)/);
+  } finally {
+    await store.close();
+  }
+});
+
+test('analyze without --delta reports no delta estimate', async () => {
+  const report = await analyze(files.slice(0, 1), { compression: 'none' });
+  assert.equal(report.results[0]!.delta, undefined);
+  assert.doesNotMatch(formatReport(report), /--delta/);
+});

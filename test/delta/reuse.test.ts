@@ -1,0 +1,95 @@
+/**
+ * What a later backup reuses from the previous one (docs/delta.md): a delta chunk found again
+ * is referenced with its base instead of stored again, sketches of deduped chunks are carried
+ * over (the same sketches as computing them), and the bounded view cache of bases.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../../src/store/store.js';
+import { openBackend } from '../../src/backend/location.js';
+import { readManifest } from '../../src/snapshot/manifest.js';
+import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
+import { CODEC_DELTA } from '../../src/pack/codecs.js';
+import { sketchObjectName } from '../../src/delta/sketches.js';
+import { ViewCache } from '../../src/delta/view-cache.js';
+import { deltaNative } from '../../src/delta/blob.js';
+import { collect, deltaGeneration, streamOf } from '../support/data.js';
+
+const native = deltaNative() !== null;
+
+async function entriesOf(dir: string, id: string): Promise<RecipeEntry[]> {
+  const backend = await openBackend(dir);
+  try {
+    const m = await readManifest(backend, id);
+    const r = await RecipeReader.open(backend, m.recipe!.name, { expect: m.recipe! });
+    const out: RecipeEntry[] = [];
+    for await (const block of r.entries()) out.push(...block);
+    return out;
+  } finally {
+    await backend.close();
+  }
+}
+
+test('a delta chunk backed up again is referenced with its base, not stored again; sketches carried equal sketches computed', { skip: native ? false : 'no native addon' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'delta-reuse-'));
+  try {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd', delta: 'on' });
+    const store = await Store.open(dir);
+    const g0 = deltaGeneration(0);
+    const g1 = deltaGeneration(1);
+    try {
+      await store.backup(streamOf(g0), { target: 't' });
+      const b1 = await store.backup(streamOf(g1), { target: 't' });
+      const e1 = await entriesOf(dir, b1.id);
+      assert.ok(e1.some((e) => e.codec === CODEC_DELTA), 'generation 1 stored deltas');
+      // The same bytes again: every chunk dedupes, delta chunks included (with base entries).
+      const b2 = await store.backup(streamOf(g1), { target: 't' });
+      assert.equal(b2.newChunks, 0, 'nothing stored again');
+      assert.equal(b2.storedBytes, 0);
+      const e2 = await entriesOf(dir, b2.id);
+      assert.deepEqual(
+        e2.map((e) => [e.fingerprint.toString('hex'), e.codec, !!e.base]),
+        e1.map((e) => [e.fingerprint.toString('hex'), e.codec, !!e.base]),
+        'the same entries, base entries in front of their deltas',
+      );
+      for (const e of e2.filter((x) => x.codec === CODEC_DELTA)) assert.ok(e.deltaBase && e.deltaBase.codec !== CODEC_DELTA);
+      assert.ok((await collect(await store.restore(b2.id))).equals(g1), 'restores byte-exact');
+      // Carried sketches (b2: all deduped) are the sketches b1 computed for the same entries.
+      const s1 = await readFile(join(dir, sketchObjectName(b1.id)));
+      const s2 = await readFile(join(dir, sketchObjectName(b2.id)));
+      assert.ok(s2.equals(s1), 'the sketch objects are equal');
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('view cache: the budget counts whole areas while any view into them is kept', () => {
+  const c = new ViewCache(100);
+  const a = new Uint8Array(new SharedArrayBuffer(60));
+  const b = new Uint8Array(new SharedArrayBuffer(60));
+  c.set('a1', a.subarray(0, 10));
+  c.set('a2', a.subarray(10, 20));
+  assert.equal(c.held, 60, 'one area, counted once');
+  assert.equal(c.size, 2);
+  c.set('b1', b.subarray(0, 10));
+  // 120 > 100: the oldest views go until the areas fit (a's both views, then a is free).
+  assert.equal(c.held, 60);
+  assert.equal(c.get('a1'), undefined);
+  assert.equal(c.get('a2'), undefined);
+  assert.ok(c.get('b1'));
+  // The newest entry stays even alone over the budget.
+  const big = new Uint8Array(new SharedArrayBuffer(500));
+  c.set('big', big.subarray(0, 1));
+  assert.equal(c.size, 1);
+  assert.equal(c.held, 500);
+  // A key already held keeps its first view.
+  const first = c.get('big');
+  c.set('big', b.subarray(0, 1));
+  assert.equal(c.get('big'), first);
+});
