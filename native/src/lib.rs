@@ -22,4 +22,4 @@ pub mod testutil;
 mod napi;
 
 /// What `version()` returns to JS.
-pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal");
+pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal-v2");

@@ -4,35 +4,48 @@
 //! src/crypto/chunk-seal.ts (node:crypto), which stays the path without this addon; the golden
 //! test (test/crypto/native-seal.test.ts) compares the two.
 //!
-//!   sealed chunk = salt 16 B | counter u32 LE | AES-256-GCM(stored form) | tag 16 B
-//!   key          = HKDF-SHA256(ikm = chunk key, salt, info "chunkyard chunk seal v1", 32 B)
-//!   nonce        = counter u32 LE | 8 zero bytes
+//!   sealed chunk = prefix 20 B | AES-256-GCM(stored form) | tag 16 B
+//!   prefix       = SHA-256(batch salt 16 B | index in the batch u32 LE)[0..20]
+//!   key          = HKDF-SHA256(ikm = chunk key, salt = prefix, info "chunkyard chunk seal v2", 32 B)
+//!   nonce        = 12 zero bytes (each key seals one chunk)
 //!   AD           = fingerprint 32 B | codec u8 | rawLength u32 LE
 //!
-//! AES-256-GCM and HKDF come from ring 0.16 (Debian's librust-ring-dev), which uses AES-NI and
-//! PCLMULQDQ (and AVX/MOVBE GCM code) where the CPU has them.
+//! Every chunk has a key of its own, named by its prefix, which looks random: a pack file
+//! shows no pattern where its chunks begin (encryption format 2 stores sealed chunks as they
+//! are, outside any further encryption layer). A reader needs only the prefix to open the
+//! chunk, wherever it was copied.
+//!
+//! AES-256-GCM, HKDF and SHA-256 come from ring 0.16 (Debian's librust-ring-dev), which uses
+//! AES-NI and PCLMULQDQ (and AVX/MOVBE GCM code) where the CPU has them.
 
 use crate::codec::{check_fingerprint, compress_one, decompress_into, raw_of, stored_of, Piece, CODEC_NONE};
-use ring::{aead, hkdf};
+use ring::{aead, digest, hkdf};
 
-pub const SALT: usize = 16;
-pub const COUNTER: usize = 4;
+pub const PREFIX: usize = 20;
 pub const TAG: usize = 16;
 /// Bytes a sealed chunk has beyond its stored form.
-pub const OVERHEAD: usize = SALT + COUNTER + TAG;
-const INFO: &[u8] = b"chunkyard chunk seal v1";
+pub const OVERHEAD: usize = PREFIX + TAG;
+const INFO: &[u8] = b"chunkyard chunk seal v2";
 
-/// The AES-256-GCM key of one batch: HKDF-SHA256(chunk key, salt, INFO).
-pub fn batch_key(chunk_key: &[u8; 32], salt: &[u8]) -> aead::LessSafeKey {
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(chunk_key);
+/// The public prefix of chunk `index` of the batch drawn with `salt`.
+pub fn chunk_prefix(salt: &[u8; 16], index: u32) -> [u8; PREFIX] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(salt);
+    ctx.update(&index.to_le_bytes());
+    let mut p = [0u8; PREFIX];
+    p.copy_from_slice(&ctx.finish().as_ref()[..PREFIX]);
+    p
+}
+
+/// The AES-256-GCM key of one chunk: HKDF-SHA256(chunk key, prefix, INFO).
+pub fn chunk_seal_key(chunk_key: &[u8; 32], prefix: &[u8]) -> aead::LessSafeKey {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, prefix).extract(chunk_key);
     let okm = prk.expand(&[INFO], &aead::AES_256_GCM).expect("32 bytes is a valid HKDF-SHA256 output length");
     aead::LessSafeKey::new(aead::UnboundKey::from(okm))
 }
 
-fn nonce(counter: u32) -> aead::Nonce {
-    let mut n = [0u8; 12];
-    n[..4].copy_from_slice(&counter.to_le_bytes());
-    aead::Nonce::assume_unique_for_key(n)
+fn zero_nonce() -> aead::Nonce {
+    aead::Nonce::assume_unique_for_key([0u8; 12])
 }
 
 fn aad(fingerprint: &[u8], codec: u8, raw_length: u32) -> [u8; 37] {
@@ -44,9 +57,10 @@ fn aad(fingerprint: &[u8], codec: u8, raw_length: u32) -> [u8; 37] {
 }
 
 /// Compresses (codec CODEC_LZ4 or CODEC_ZSTD at `level`; CODEC_NONE: not at all) and seals the
-/// pieces `(offset, length)` of `data`, each alone, under one batch key (a fresh random `salt`
-/// from the caller) with counters 0, 1, 2, …, back to back into `out`. Each stored form is
-/// written straight into its place in `out` (after the salt and counter) and encrypted there:
+/// pieces `(offset, length)` of `data`, each alone under a key of its own (prefixes from a
+/// fresh random batch `salt` from the caller and the piece's index), back to back into `out`.
+/// Each stored form is written straight into its place in `out` (after its prefix) and
+/// encrypted there:
 /// no intermediate copy. A chunk whose compressed form would not be smaller is stored raw
 /// (codec 0). Returns the sealed length and codec of every piece.
 ///
@@ -62,7 +76,6 @@ pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints
     if out.len() < need {
         return Err(format!("out has {} bytes, needs {need}", out.len()));
     }
-    let key = batch_key(chunk_key, salt);
     let mut lengths = Vec::with_capacity(pieces.len());
     let mut codecs = Vec::with_capacity(pieces.len());
     let mut pos = 0usize;
@@ -71,7 +84,7 @@ pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints
         if len > u32::MAX as usize {
             return Err(format!("piece {i} is too long"));
         }
-        let body = pos + SALT + COUNTER;
+        let body = pos + PREFIX;
         // Room for the stored form: at most the raw length (else it is stored raw).
         let written = if codec == CODEC_NONE { 0 } else { compress_one(codec, raw, &mut out[body..body + len], level)? };
         let (m, c) = if written > 0 {
@@ -80,11 +93,11 @@ pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints
             out[body..body + len].copy_from_slice(raw);
             (len, CODEC_NONE)
         };
-        out[pos..pos + SALT].copy_from_slice(salt);
-        out[pos + SALT..body].copy_from_slice(&(i as u32).to_le_bytes());
+        let prefix = chunk_prefix(salt, i as u32);
+        out[pos..body].copy_from_slice(&prefix);
         let ad = aad(&fingerprints[i * 32..i * 32 + 32], c, len as u32);
-        let tag = key
-            .seal_in_place_separate_tag(nonce(i as u32), aead::Aad::from(&ad[..]), &mut out[body..body + m])
+        let tag = chunk_seal_key(chunk_key, &prefix)
+            .seal_in_place_separate_tag(zero_nonce(), aead::Aad::from(&ad[..]), &mut out[body..body + m])
             .map_err(|_| format!("sealing piece {i} failed"))?;
         out[body + m..body + m + TAG].copy_from_slice(tag.as_ref());
         let sealed = m + OVERHEAD;
@@ -95,58 +108,38 @@ pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints
     Ok((lengths, codecs))
 }
 
-/// Batch keys of the salts seen last (a pack's chunks come in runs of one batch).
-struct Keys<'k> {
-    chunk_key: &'k [u8; 32],
-    last: Option<([u8; 16], aead::LessSafeKey)>,
-}
-
-impl<'k> Keys<'k> {
-    fn of(&mut self, salt: &[u8]) -> &aead::LessSafeKey {
-        let hit = matches!(&self.last, Some((s, _)) if s[..] == *salt);
-        if !hit {
-            let mut s = [0u8; 16];
-            s.copy_from_slice(salt);
-            self.last = Some((s, batch_key(self.chunk_key, salt)));
-        }
-        &self.last.as_ref().expect("set above").1
-    }
-}
-
 /// Opens sealed piece `i` in place: its stored form is left at `[offset + 20, offset +
 /// sealedLength - 16)` of `data`. Err when it fails authentication.
-fn open_one(i: usize, data: &mut [u8], p: &Piece, fingerprints: &[u8], keys: &mut Keys) -> Result<(), (usize, String)> {
+fn open_one(i: usize, data: &mut [u8], p: &Piece, fingerprints: &[u8], chunk_key: &[u8; 32]) -> Result<(), (usize, String)> {
     let end = match p.offset.checked_add(p.stored_length) {
         Some(end) if end <= data.len() => end,
         _ => return Err((i, "stored bytes run past the end of the read".into())),
     };
     if p.stored_length < OVERHEAD || p.raw_length > u32::MAX as usize {
-        return Err((i, "sealed chunk is shorter than its salt, counter and tag".into()));
+        return Err((i, "sealed chunk is shorter than its prefix and tag".into()));
     }
     let sealed = &mut data[p.offset..end];
-    let (head, body) = sealed.split_at_mut(SALT + COUNTER);
-    let counter = u32::from_le_bytes([head[SALT], head[SALT + 1], head[SALT + 2], head[SALT + 3]]);
+    let (head, body) = sealed.split_at_mut(PREFIX);
     let ad = aad(&fingerprints[i * 32..i * 32 + 32], p.codec, p.raw_length as u32);
-    keys.of(&head[..SALT])
-        .open_in_place(nonce(counter), aead::Aad::from(&ad[..]), body)
+    chunk_seal_key(chunk_key, head)
+        .open_in_place(zero_nonce(), aead::Aad::from(&ad[..]), body)
         .map(|_| ())
         .map_err(|_| (i, "sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store's key".into()))
 }
 
 /// The stored form of an opened piece, as a piece of `data`.
 fn inner(p: &Piece) -> Piece {
-    Piece { offset: p.offset + SALT + COUNTER, stored_length: p.stored_length - OVERHEAD, raw_length: p.raw_length, codec: p.codec }
+    Piece { offset: p.offset + PREFIX, stored_length: p.stored_length - OVERHEAD, raw_length: p.raw_length, codec: p.codec }
 }
 
 /// Opens the sealed pieces of one read in place (`data` is the read, overwritten): each
 /// stored form is then at offset + 20, stored length − 36. A stored chunk named twice (the
 /// same offset) is opened once. Err((index, reason)) names the first piece that fails.
 pub fn open_many(data: &mut [u8], pieces: &[Piece], fingerprints: &[u8], chunk_key: &[u8; 32]) -> Result<(), (usize, String)> {
-    let mut keys = Keys { chunk_key, last: None };
     let mut opened = std::collections::HashSet::new();
     for (i, p) in pieces.iter().enumerate() {
         if opened.insert(p.offset) {
-            open_one(i, data, p, fingerprints, &mut keys)?;
+            open_one(i, data, p, fingerprints, chunk_key)?;
         }
     }
     Ok(())
@@ -157,7 +150,6 @@ pub fn open_many(data: &mut [u8], pieces: &[Piece], fingerprints: &[u8], chunk_k
 ///
 /// SAFETY: as codec::decode_scatter; `data` is this call's to overwrite.
 pub unsafe fn open_scatter(data: &mut [u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], fingerprint_key: Option<&[u8; 32]>, chunk_key: &[u8; 32], out: *mut u8, out_len: usize) -> Result<(), (usize, String)> {
-    let mut keys = Keys { chunk_key, last: None };
     let mut opened = std::collections::HashSet::new();
     for (i, p) in pieces.iter().enumerate() {
         let dest = dests[i];
@@ -166,7 +158,7 @@ pub unsafe fn open_scatter(data: &mut [u8], pieces: &[Piece], dests: &[usize], f
             _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
         }
         if opened.insert(p.offset) {
-            open_one(i, data, p, fingerprints, &mut keys)?;
+            open_one(i, data, p, fingerprints, chunk_key)?;
         }
         let q = inner(p);
         let stored = stored_of(i, data, &q)?;
@@ -223,6 +215,9 @@ mod tests {
                 o += lens[i] as usize;
                 d += l;
             }
+            // Every chunk's prefix differs: nothing repeats where chunks begin.
+            let prefixes: std::collections::HashSet<&[u8]> = qs.iter().map(|q| &out[q.offset..q.offset + PREFIX]).collect();
+            assert_eq!(prefixes.len(), qs.len());
             let mut sealed = out[..o].to_vec();
             let mut back = vec![0u8; data.len()];
             unsafe { open_scatter(&mut sealed, &qs, &dests, &fps, Some(&fkey), &key, back.as_mut_ptr(), back.len()) }.unwrap();

@@ -17,7 +17,7 @@ import { loadNative, type NativeAddon } from '../native/addon.js';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL, isZstdLevel } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, OpenResult, OpenTask, SealResult, SealTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
-import { SEAL_COUNTER_BYTES, SEAL_OVERHEAD, SEAL_SALT_BYTES } from '../crypto/chunk-seal.js';
+import { SEAL_OVERHEAD, SEAL_PREFIX_BYTES } from '../crypto/chunk-seal.js';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -59,6 +59,8 @@ export class CompressionPool {
   private readonly lanes: number;
   /** The addon for the native lane, or null: every task goes to the workers. */
   private readonly native: NativeAddon | null;
+  /** The addon when its chunk sealing is this build's (see NATIVE_SEAL_TAG), else null. */
+  private readonly nativeSeal: NativeAddon | null;
   /** Native tasks running, and those waiting for a turn. */
   private nativeRunning = 0;
   private readonly nativeWaiting: (() => void)[] = [];
@@ -83,6 +85,9 @@ export class CompressionPool {
     // They share libuv's pool with file I/O and the chunker, so two of its threads stay free.
     this.lanes = given ?? Math.max(1, Math.min(availableParallelism(), libuvThreads() - 2));
     this.native = options.workersOnly ? null : nativeLane();
+    // Sealing only from an addon that seals the way this build reads (tag chunk-seal-v2:
+    // per-chunk prefixes); an older addon's sealing is left alone and the workers seal.
+    this.nativeSeal = this.native?.version().split(' ').includes(NATIVE_SEAL_TAG) ? this.native : null;
     // Without the native lane, boot a worker now, addon and all (~40 ms), so that the first
     // real task does not wait for it: a short backup would otherwise spend a fifth of its
     // time here.
@@ -96,7 +101,7 @@ export class CompressionPool {
         new Piscina({
           filename: workerEntry(),
           minThreads: 1,
-          // Without native sealing (an addon before chunk-seal, or none) sealing runs on the workers: as many as the native lanes.
+          // Without native sealing (an addon before chunk-seal-v2, or none) sealing runs on the workers: as many as the native lanes.
           maxThreads: this.sealing ? Math.max(this.threads, this.lanes) : this.threads,
           // Tasks are MiB-sized batches; a short queue keeps memory bounded (callers await).
           idleTimeout: 5_000,
@@ -172,7 +177,7 @@ export class CompressionPool {
    */
   async decodeInto(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     if (this.sealing) {
-      if (this.native?.openScatterAsync) {
+      if (this.nativeSeal?.openScatterAsync) {
         // One native pass per chunk: open, decode into place, check the fingerprint.
         const quints = sealedQuints(pieces);
         if (quints.raw !== out.length) throw new DecodeError(0, `output buffer has ${out.length} bytes, the pieces decode to ${quints.raw}`);
@@ -204,7 +209,7 @@ export class CompressionPool {
    */
   async decodeScatter(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<void> {
     if (this.sealing) {
-      if (this.native?.openScatterAsync) return this.openScatterNative(data, pieces, fingerprints, out);
+      if (this.nativeSeal?.openScatterAsync) return this.openScatterNative(data, pieces, fingerprints, out);
       const opened = await this.openSealed(data, pieces, 5, fingerprints);
       return this.decodeScatterPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
     }
@@ -267,7 +272,7 @@ export class CompressionPool {
       // Callers copy verified chunks from the bytes (relocation): those stay sealed; a copy is opened.
       const copy = new Uint8Array(data.length);
       copy.set(data);
-      if (this.native?.openScatterAsync) {
+      if (this.nativeSeal?.openScatterAsync) {
         // Opened, decoded and checked in one native pass; what they decode to is dropped.
         const quints = sealedQuints(pieces);
         try {
@@ -309,7 +314,7 @@ export class CompressionPool {
     for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
     const size = raw + (pieces.length / 2) * SEAL_OVERHEAD;
     if (into && into.length < size) throw new Error(`sealInto: into has ${into.length} bytes, needs ${size}`);
-    const seal = this.native?.sealIntoAsync;
+    const seal = this.nativeSeal?.sealIntoAsync;
     if (seal) {
       // Compressed and sealed in one native pass, each chunk straight into its place in out.
       const out = into ?? Buffer.allocUnsafeSlow(size);
@@ -342,7 +347,7 @@ export class CompressionPool {
     if (r.failure) throw new DecodeError(r.failure.index, r.failure.reason);
     const inner = Uint32Array.from(pieces);
     for (let i = 0; i < inner.length; i += stride) {
-      inner[i] = inner[i]! + SEAL_SALT_BYTES + SEAL_COUNTER_BYTES;
+      inner[i] = inner[i]! + SEAL_PREFIX_BYTES;
       inner[i + 1] = inner[i + 1]! - SEAL_OVERHEAD;
     }
     return { data: r.data, pieces: inner };
@@ -406,6 +411,9 @@ export class DecodeError extends Error {
  * The addon for the native lane, or null when CHUNKYARD_ENGINE=wasm asks for no native code or
  * the addon does not load (the workers then fall back to lz4-napi and hash-wasm).
  */
+/** The addon's version tag for sealing as src/crypto/chunk-seal.ts does (native/src/lib.rs). */
+const NATIVE_SEAL_TAG = 'chunk-seal-v2';
+
 function nativeLane(): NativeAddon | null {
   if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return null;
   try {

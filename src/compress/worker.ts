@@ -153,13 +153,12 @@ async function seal(task: SealTask): Promise<unknown> {
 async function openSealed(task: OpenTask): Promise<unknown> {
   const n = task.pieces.length / task.stride;
   const opened = new Set<number>();
-  const keys = new Map<string, Buffer>();
   let failure: DecodeFailure | undefined;
   for (let i = 0; i < n; i++) {
     const p = i * task.stride;
     const off = task.pieces[p]!;
     if (opened.has(off)) continue; // the same stored chunk twice in one read: opened once
-    const ok = openInPlace(task.chunkKey, task.data, off, task.pieces[p + 1]!, task.fingerprints.subarray(i * 32, i * 32 + 32), task.pieces[p + 3]!, task.pieces[p + 2]!, keys);
+    const ok = openInPlace(task.chunkKey, task.data, off, task.pieces[p + 1]!, task.fingerprints.subarray(i * 32, i * 32 + 32), task.pieces[p + 3]!, task.pieces[p + 2]!);
     if (!ok) {
       failure = { code: 'CHUNK_CORRUPT', index: i, reason: 'sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store\'s key' };
       break;

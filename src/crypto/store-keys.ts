@@ -15,11 +15,13 @@ import { KNOWN_FEATURES } from '../store/config.js';
 export const ENCRYPTION_FEATURE = 'encryption';
 /**
  * The encryption format written and read by this build (config.json `encryption.version`).
- * 2: sealed chunks are stored in packs as they are; only pack headers and trailers are
- * encrypted (docs/encryption.md, "Objects"). 1 (a build of 2026-12-06 before that change)
- * encrypted whole packs a second time: refused, FORMAT_UNSUPPORTED.
+ * 3: sealed chunks are stored in packs as they are, each under a key of its own named by a
+ * random-looking 20-byte prefix; only pack headers and trailers are encrypted
+ * (docs/encryption.md, "Chunks", "Objects"). Development builds of 2026-12-06 wrote 1
+ * (whole packs encrypted a second time) and 2 (per-batch keys, the batch salt and a counter
+ * in the clear before every chunk): refused, FORMAT_UNSUPPORTED.
  */
-export const ENCRYPTION_VERSION = 2;
+export const ENCRYPTION_VERSION = 3;
 
 /** The clear `encryption` field of an encrypted store's config.json. */
 export interface EncryptionHeader {
@@ -86,8 +88,9 @@ export async function openStoreBackend(backend: Backend, options: KeyOptions = {
   // (FORMAT_UNSUPPORTED) before anyone is asked for a password.
   if (features.some((f) => !KNOWN_FEATURES.has(String(f)))) return backend;
   const enc = header!['encryption'] as EncryptionHeader | undefined;
-  if (enc && typeof enc === 'object' && enc.version === 1) {
-    throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} uses encryption format 1 (whole packs encrypted a second time, written by a development build before encryption format 2); this build reads only encryption format 2: restore it with the build that wrote it and back up into a new store`);
+  if (enc && typeof enc === 'object' && (enc.version === 1 || enc.version === 2)) {
+    const layout = enc.version === 1 ? 'whole packs encrypted a second time' : 'chunk keys per batch, with the batch salt and a counter in the clear before every chunk';
+    throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} uses encryption format ${enc.version} (${layout}), written by a development build of 2026-12-06; this build reads only encryption format ${ENCRYPTION_VERSION}: restore it with the build that wrote it and back up into a new store`);
   }
   if (!enc || typeof enc !== 'object' || enc.version !== ENCRYPTION_VERSION) {
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `the store at ${backend.location} names an encryption version this build does not know (${JSON.stringify(enc?.version)})`);

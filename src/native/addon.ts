@@ -93,10 +93,11 @@ export interface NativeAddon {
   /** memcpy of all of src into dst at dstOffset (BAD_ARGUMENT if it does not fit). */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array): null;
   /**
-   * Chunk sealing of encrypted stores (native/src/seal.rs; optional: builds before the tag
-   * `chunk-seal` lack it, and sealing then runs on the workers with node:crypto). sealInto
-   * compresses (codec 0: not) and seals each [offset, length] piece into out, back to back,
-   * under the batch key of `salt`: [sealedLengths, codecs]. out needs raw + 36 bytes per piece.
+   * Chunk sealing of encrypted stores (native/src/seal.rs; used only from builds tagged
+   * `chunk-seal-v2`, else sealing runs on the workers with node:crypto). sealInto compresses
+   * (codec 0: not) and seals each [offset, length] piece into out, back to back, each under
+   * the key of its prefix (from the batch `salt` and its index): [sealedLengths, codecs].
+   * out needs raw + 36 bytes per piece.
    */
   sealInto?(codec: 0 | 1 | 2, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, chunkKey: Uint8Array, salt: Uint8Array, out: Uint8Array, level: number): [Uint32Array, Uint8Array];
   sealIntoAsync?(codec: 0 | 1 | 2, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, chunkKey: Uint8Array, salt: Uint8Array, out: Uint8Array, level: number): Promise<[Uint32Array, Uint8Array]>;

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { loadNative } from '../../src/native/addon.js';
-import { BatchSealer, SEAL_OVERHEAD, openInPlace } from '../../src/crypto/chunk-seal.js';
+import { BatchSealer, SEAL_OVERHEAD, SEAL_PREFIX_BYTES, openInPlace } from '../../src/crypto/chunk-seal.js';
 import { CompressionPool } from '../../src/compress/pool.js';
 import { Store } from '../../src/store/store.js';
 import { CryptBackend } from '../../src/crypto/crypt-backend.js';
@@ -84,7 +84,7 @@ function nativeSeal(codec: 0 | 1 | 2, data: Buffer, pieces: Uint32Array, fps: Ui
 }
 
 test('native seal == node:crypto seal, bit for bit (golden vector), for every codec', () => {
-  assert.ok(addon.version().split(' ').includes('chunk-seal'), 'the addon is tagged chunk-seal');
+  assert.ok(addon.version().split(' ').includes('chunk-seal-v2'), 'the addon is tagged chunk-seal-v2');
   const { data, pieces, fps } = sample();
   for (const codec of [0, 1, 2] as const) {
     const n = nativeSeal(codec, data, pieces, fps);
@@ -227,23 +227,57 @@ test('encryption format 2 packs: sealed chunks as they are, header and trailer e
   }
 });
 
-test('an encrypted store of encryption format 1 (whole packs encrypted) is refused: FORMAT_UNSUPPORTED, naming why', { timeout: 60_000 }, async () => {
+for (const version of [1, 2]) {
+  test(`an encrypted store of development encryption format ${version} is refused: FORMAT_UNSUPPORTED, naming why`, { timeout: 60_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cryptspeed-test-'));
+    try {
+      await Store.init(dir, { encryption: true, ...PW });
+      const config = openSealedJson(await readFile(join(dir, 'config.json')), 'config');
+      delete config['checksum'];
+      (config['encryption'] as { version: number }).version = version;
+      await writeFile(join(dir, 'config.json'), sealJson(config));
+      const before = (await readdir(dir, { recursive: true })).sort();
+      await assert.rejects(Store.open(dir, PW), (err: { code?: string; message: string }) => err.code === 'FORMAT_UNSUPPORTED' && new RegExp(`encryption format ${version}`).test(err.message));
+      assert.deepEqual((await readdir(dir, { recursive: true })).sort(), before, 'nothing changed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('sealed chunks in a pack begin with prefixes that all differ: no salt or counter in the clear marks where chunks begin', { timeout: 60_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'cryptspeed-test-'));
   try {
-    await Store.init(dir, { encryption: true, ...PW });
-    const config = openSealedJson(await readFile(join(dir, 'config.json')), 'config');
-    delete config['checksum'];
-    (config['encryption'] as { version: number }).version = 1;
-    await writeFile(join(dir, 'config.json'), sealJson(config));
-    const before = (await readdir(dir, { recursive: true })).sort();
-    await assert.rejects(Store.open(dir, PW), (err: { code?: string; message: string }) => err.code === 'FORMAT_UNSUPPORTED' && /encryption format 1/.test(err.message));
-    assert.deepEqual((await readdir(dir, { recursive: true })).sort(), before, 'nothing changed');
+    await Store.init(dir, { encryption: true, avgSize: 4096, minSize: 1024, maxSize: 16384, ...PW });
+    const s = await Store.open(dir, PW);
+    try {
+      await s.backup(Readable.from([prng(77, 3 << 20)]), { target: 'p' });
+      let chunks = 0;
+      const prefixes = new Set<string>();
+      const quads = new Set<string>();
+      for await (const o of s.backend.list('packs/')) {
+        const table = await readPackTable(s.backend, o.name);
+        const bytes = await s.backend.get(o.name, { start: 0, end: table.tableOffset });
+        for (const e of table.entries) {
+          prefixes.add(bytes.subarray(e.offset, e.offset + SEAL_PREFIX_BYTES).toString('hex'));
+          // Any 4-byte group of the prefix (where a counter used to sit) differs too.
+          quads.add(bytes.subarray(e.offset + 16, e.offset + 20).toString('hex'));
+          chunks++;
+        }
+      }
+      assert.ok(chunks > 500, `${chunks} chunks`);
+      assert.equal(prefixes.size, chunks, 'every chunk has a prefix of its own');
+      assert.equal(quads.size, chunks, 'no counter-like field repeats');
+      assert.deepEqual(await collect(await s.restore((await s.snapshots())[0]!.id)), prng(77, 3 << 20));
+    } finally {
+      await s.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
-const GOLDEN_SHA256 = '458979b5bb5654a340ba881cf1a1aa22f00e4eb7b11f7cec4eda937d04957473';
+const GOLDEN_SHA256 = 'e6932d2d85823184becf5ea91dbaf2396a64ebc01a6ef579540c408a598d1a00';
 
 test('CryptBackend packs: ranges across header, chunks and trailer read back as written; only header and trailer differ on disk', { timeout: 60_000 }, async () => {
   const { FsBackend } = await import('../../src/backend/fs.js');

@@ -68,7 +68,7 @@ test('init --keys-from shares the key material under an own slot; sealed chunks 
   try {
     const first = await replicate(a, [b], { sourceKeys: { password: 'pw-a' }, verify: true, readData: true });
     assert.deepEqual(first.destinations[0]!.replicated, [id1]);
-    // The same sealed bytes at both: chunks were not opened and sealed again (a fresh seal has a fresh salt).
+    // The same sealed bytes at both: chunks were not opened and sealed again (a fresh seal has a fresh prefix).
     const sa2 = await Store.open(a, { password: 'pw-a', readOnly: true });
     const sb2 = await Store.open(b, { password: 'pw-b', readOnly: true });
     try {
