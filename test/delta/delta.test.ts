@@ -10,13 +10,11 @@ import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { hasCode } from '../../src/errors.js';
 import { KNOWN_FEATURES } from '../../src/store/config.js';
-import { openBackend } from '../../src/backend/location.js';
-import { readManifest } from '../../src/snapshot/manifest.js';
-import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { packObjectName } from '../../src/util/ids.js';
 import { SimilarityIndex } from '../../src/delta/similarity.js';
 import { collect, deltaGeneration, streamOf } from '../support/data.js';
+import { recipeEntries } from '../support/store-files.js';
 
 const generation = deltaGeneration;
 
@@ -26,18 +24,6 @@ async function tempStore(options: Parameters<typeof Store.init>[1] = {}): Promis
   return dir;
 }
 
-async function entriesOf(dir: string, id: string): Promise<RecipeEntry[]> {
-  const backend = await openBackend(dir);
-  try {
-    const m = await readManifest(backend, id);
-    const r = await RecipeReader.open(backend, m.recipe!.name, { expect: m.recipe! });
-    const out: RecipeEntry[] = [];
-    for await (const block of r.entries()) out.push(...block);
-    return out;
-  } finally {
-    await backend.close();
-  }
-}
 
 async function flipByte(dir: string, e: { packId: Buffer; offset: number; storedLength: number }): Promise<void> {
   const f = await open(join(dir, packObjectName(e.packId)), 'r+');
@@ -69,7 +55,7 @@ test('delta on: later generations store deltas, restore byte-exact (whole and ra
       }
       // Each later generation stores a small fraction of what the first did.
       for (let g = 1; g < 4; g++) assert.ok(stored[g]! < stored[0]! / 10, `generation ${g} stored ${stored[g]} bytes (first: ${stored[0]})`);
-      const entries = await entriesOf(dir, ids[1]!);
+      const entries = await recipeEntries(dir, ids[1]!);
       const deltas = entries.filter((e) => e.codec === CODEC_DELTA);
       assert.ok(deltas.length > 10, `generation 1 has ${deltas.length} delta chunks`);
       for (const d of deltas) {
@@ -104,7 +90,7 @@ test('delta off (default): no feature, no delta chunks, v2 recipes', async () =>
       const a = await store.backup(streamOf(generation(0)), { target: 'db' });
       const b = await store.backup(streamOf(generation(1)), { target: 'db' });
       assert.ok(b.storedBytes > a.storedBytes / 4, 'without delta the edited generation is stored mostly again');
-      assert.equal((await entriesOf(dir, b.id)).filter((e) => e.codec === CODEC_DELTA).length, 0);
+      assert.equal((await recipeEntries(dir, b.id)).filter((e) => e.codec === CODEC_DELTA).length, 0);
     } finally {
       await store.close();
     }
@@ -128,10 +114,10 @@ test('policy --delta per target turns the feature on; bad values are BAD_ARGUMEN
       assert.equal((await store.effectivePolicy('other')).delta, 'off');
       await store.backup(streamOf(generation(0)), { target: 'db' });
       const b = await store.backup(streamOf(generation(1)), { target: 'db' });
-      assert.ok((await entriesOf(dir, b.id)).some((e) => e.codec === CODEC_DELTA));
+      assert.ok((await recipeEntries(dir, b.id)).some((e) => e.codec === CODEC_DELTA));
       const o1 = await store.backup(streamOf(generation(0)), { target: 'other' });
       const o2 = await store.backup(streamOf(generation(2)), { target: 'other' });
-      assert.ok(o1.id && !(await entriesOf(dir, o2.id)).some((e) => e.codec === CODEC_DELTA && !e.deltaBase), 'a target with delta off writes no delta of its own');
+      assert.ok(o1.id && !(await recipeEntries(dir, o2.id)).some((e) => e.codec === CODEC_DELTA && !e.deltaBase), 'a target with delta off writes no delta of its own');
       assert.ok((await collect(await store.restore(o2.id))).equals(generation(2)));
     } finally {
       await store.close();
@@ -202,7 +188,7 @@ test('check --read-data and restore find a damaged delta and a damaged base', as
       } finally {
         await store.close();
       }
-      const d = (await entriesOf(dir, id)).find((e) => e.codec === CODEC_DELTA)!;
+      const d = (await recipeEntries(dir, id)).find((e) => e.codec === CODEC_DELTA)!;
       await flipByte(dir, what === 'delta' ? d : d.deltaBase!);
       const report = await Store.check(dir, { readData: true });
       assert.equal(report.ok, false, `${what}: check reports the damage`);

@@ -9,29 +9,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
-import { openBackend } from '../../src/backend/location.js';
-import { readManifest } from '../../src/snapshot/manifest.js';
-import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { sketchObjectName } from '../../src/delta/sketches.js';
 import { ViewCache } from '../../src/delta/view-cache.js';
 import { deltaNative } from '../../src/delta/blob.js';
 import { collect, deltaGeneration, streamOf } from '../support/data.js';
+import { recipeEntries } from '../support/store-files.js';
 
 const native = deltaNative() !== null;
 
-async function entriesOf(dir: string, id: string): Promise<RecipeEntry[]> {
-  const backend = await openBackend(dir);
-  try {
-    const m = await readManifest(backend, id);
-    const r = await RecipeReader.open(backend, m.recipe!.name, { expect: m.recipe! });
-    const out: RecipeEntry[] = [];
-    for await (const block of r.entries()) out.push(...block);
-    return out;
-  } finally {
-    await backend.close();
-  }
-}
 
 test('a delta chunk backed up again is referenced with its base, not stored again; sketches carried equal sketches computed', { skip: native ? false : 'no native addon' }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'delta-reuse-'));
@@ -43,13 +29,13 @@ test('a delta chunk backed up again is referenced with its base, not stored agai
     try {
       await store.backup(streamOf(g0), { target: 't' });
       const b1 = await store.backup(streamOf(g1), { target: 't' });
-      const e1 = await entriesOf(dir, b1.id);
+      const e1 = await recipeEntries(dir, b1.id);
       assert.ok(e1.some((e) => e.codec === CODEC_DELTA), 'generation 1 stored deltas');
       // The same bytes again: every chunk dedupes, delta chunks included (with base entries).
       const b2 = await store.backup(streamOf(g1), { target: 't' });
       assert.equal(b2.newChunks, 0, 'nothing stored again');
       assert.equal(b2.storedBytes, 0);
-      const e2 = await entriesOf(dir, b2.id);
+      const e2 = await recipeEntries(dir, b2.id);
       assert.deepEqual(
         e2.map((e) => [e.fingerprint.toString('hex'), e.codec, !!e.base]),
         e1.map((e) => [e.fingerprint.toString('hex'), e.codec, !!e.base]),

@@ -13,14 +13,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Store } from '../../src/store/store.js';
-import { openBackend } from '../../src/backend/location.js';
-import { readManifest } from '../../src/snapshot/manifest.js';
-import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { replicate } from '../../src/replicate/index.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { collect, deltaGeneration, streamOf } from '../support/data.js';
 import { T, TOKENS, spawnServe, storeContents } from '../daemon/support.js';
+import { recipeEntries } from '../support/store-files.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 const INIT = { avgSize: 16384, packSize: 1 << 20, compression: 'zstd' as const };
@@ -29,18 +27,6 @@ let src: string;
 const gens = new Map<string, Buffer>();
 let ids: string[] = [];
 
-async function entriesOf(dir: string, id: string): Promise<RecipeEntry[]> {
-  const backend = await openBackend(dir);
-  try {
-    const m = await readManifest(backend, id);
-    const r = await RecipeReader.open(backend, m.recipe!.name, { expect: m.recipe! });
-    const out: RecipeEntry[] = [];
-    for await (const block of r.entries()) out.push(...block);
-    return out;
-  } finally {
-    await backend.close();
-  }
-}
 
 async function restored(path: string, id: string): Promise<Buffer> {
   const s = await Store.open(path, { readOnly: true });
@@ -66,7 +52,7 @@ before(async () => {
   } finally {
     await s.close();
   }
-  const deltas = (await entriesOf(src, ids[3]!)).filter((e) => e.codec === CODEC_DELTA).length;
+  const deltas = (await recipeEntries(src, ids[3]!)).filter((e) => e.codec === CODEC_DELTA).length;
   assert.ok(deltas > 20, `the source holds delta chunks (${deltas} in the last generation)`);
 });
 after(async () => {
@@ -83,8 +69,8 @@ test('a delta store replicated to a plain local store: the feature is added (rep
   assert.equal(d.replicated.length, 4);
   for (const id of ids) {
     assert.ok((await restored(dst, id)).equals(gens.get(id)!), `snapshot ${id} restores byte-exact`);
-    const a = await entriesOf(src, id);
-    const b = await entriesOf(dst, id);
+    const a = await recipeEntries(src, id);
+    const b = await recipeEntries(dst, id);
     assert.deepEqual(b.map((e) => [e.fingerprint.toString('hex'), e.codec, e.base === true, e.storedLength]), a.map((e) => [e.fingerprint.toString('hex'), e.codec, e.base === true, e.storedLength]), `snapshot ${id}: the same entries, deltas with their base entries`);
   }
   // The sketch objects came along (the destination's next backup of the target is seeded).
@@ -93,7 +79,7 @@ test('a delta store replicated to a plain local store: the feature is added (rep
   try {
     await sd.setPolicy('db', { delta: 'on' });
     const own = await sd.backup(streamOf(deltaGeneration(4)), { target: 'db' });
-    const deltas = (await entriesOf(dst, own.id)).filter((e) => e.codec === CODEC_DELTA).length;
+    const deltas = (await recipeEntries(dst, own.id)).filter((e) => e.codec === CODEC_DELTA).length;
     assert.ok(deltas > 0, `the destination's own next backup stores deltas (${deltas}), seeded by the replicated sketch`);
     assert.ok((await restored(dst, own.id)).equals(deltaGeneration(4)));
   } finally {
@@ -122,7 +108,7 @@ test('prune at the destination keeps the bases: the generations that stored them
   } finally {
     await s.close();
   }
-  assert.ok((await entriesOf(dst, ids[3]!)).some((e) => e.base), 'the kept snapshot has base entries');
+  assert.ok((await recipeEntries(dst, ids[3]!)).some((e) => e.base), 'the kept snapshot has base entries');
   const c = spawnSync(process.execPath, [BIN, 'check', dst, '--read-data'], { encoding: 'utf8' });
   assert.equal(c.status, 0, c.stdout + c.stderr);
   assert.ok((await restored(dst, ids[3]!)).equals(gens.get(ids[3]!)!));

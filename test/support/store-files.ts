@@ -29,7 +29,8 @@ export async function manifestOf(root: string, id: string): Promise<SnapshotMani
 /** Every entry of a snapshot's recipe, in order. */
 export async function recipeEntries(root: string, id: string): Promise<RecipeEntry[]> {
   const m = await manifestOf(root, id);
-  const r = await RecipeReader.open(new FsBackend(root), m.recipe!.name);
+  // Checked against the manifest's size and checksum, as a restore reads it.
+  const r = await RecipeReader.open(new FsBackend(root), m.recipe!.name, { expect: m.recipe! });
   const out: RecipeEntry[] = [];
   for await (const block of r.entries()) out.push(...block);
   return out;
