@@ -297,22 +297,139 @@ pub fn decode_into(data: &[u8], pieces: &[Piece], fingerprints: &[u8], key: Opti
 /// written meanwhile by other threads (other reads into the same area): only the pieces'
 /// own places are ever turned into slices here, never the whole buffer.
 pub unsafe fn decode_scatter(data: &[u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], key: Option<&[u8; 32]>, out: *mut u8, out_len: usize) -> Result<(), (usize, String)> {
-    for (i, p) in pieces.iter().enumerate() {
-        let dest = dests[i];
-        match dest.checked_add(p.raw_length) {
-            Some(end) if end <= out_len => {}
-            _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
-        }
-        let stored = stored_of(i, data, p)?;
-        let dst: &mut [u8] = if p.raw_length == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out.add(dest), p.raw_length) };
-        if p.codec == CODEC_NONE {
-            dst.copy_from_slice(raw_of(i, p, stored)?);
-        } else {
-            decompress_into(i, p, stored, dst)?;
-        }
-        check_fingerprint(i, key, dst, fingerprints)?;
+    scatter_with(pieces, dests, out, out_len, None, |i, p, dst| decode_checked(i, p, data, fingerprints, key, dst))
+}
+
+/// Piece `i` of `data` decoded into `dst` (exactly its raw length) and checked against its fingerprint.
+fn decode_checked(i: usize, p: &Piece, data: &[u8], fingerprints: &[u8], key: Option<&[u8; 32]>, dst: &mut [u8]) -> Result<(), (usize, String)> {
+    let stored = stored_of(i, data, p)?;
+    if p.codec == CODEC_NONE {
+        dst.copy_from_slice(raw_of(i, p, stored)?);
+    } else {
+        decompress_into(i, p, stored, dst)?;
     }
-    Ok(())
+    check_fingerprint(i, key, dst, fingerprints)
+}
+
+/// decode_scatter that writes the pieces marked `direct` straight to a file instead of their
+/// places: each is decoded into a per-thread scratch buffer (still in the CPU's cache),
+/// checked against its fingerprint, and only then written (FileOut::put). The other pieces
+/// go to their places in `out` as in decode_scatter. A failed write is
+/// Err((OUTPUT_FAILED, reason)).
+///
+/// SAFETY: as decode_scatter; `output.fd` must stay open until this returns.
+pub unsafe fn decode_scatter_out(data: &[u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], key: Option<&[u8; 32]>, out: *mut u8, out_len: usize, output: &FileOut, direct: &[u8]) -> Result<(), (usize, String)> {
+    scatter_with(pieces, dests, out, out_len, Some((output, direct)), |i, p, dst| decode_checked(i, p, data, fingerprints, key, dst))
+}
+
+/// The index of a scatter's error that is the output's (a write failed), not a chunk's.
+pub const OUTPUT_FAILED: usize = usize::MAX;
+
+/// Where a scatter writes its direct pieces: a file open for writing. The place `dest` of
+/// the call's output is file offset `base + dest`; only the part of a place inside [lo, hi)
+/// is written (a range restore's first and last chunks). `zeros`: how a piece that is all
+/// zeros (4 KiB or more) is put down — 0 written, 1 allocated with fallocate(2) (written if
+/// that fails), 2 skipped (a hole; the caller sets the file's size at the end).
+pub struct FileOut {
+    pub fd: i32,
+    pub base: i64,
+    pub lo: usize,
+    pub hi: usize,
+    pub zeros: u8,
+}
+
+impl FileOut {
+    /// Writes `bytes`, the verified content of place [dest, dest + len), clipped to [lo, hi).
+    pub fn put(&self, dest: usize, bytes: &[u8]) -> Result<(), String> {
+        let from = dest.max(self.lo);
+        let to = (dest + bytes.len()).min(self.hi);
+        if to <= from {
+            return Ok(());
+        }
+        let part = &bytes[from - dest..to - dest];
+        let at = self.base + from as i64;
+        if at < 0 {
+            return Err(format!("file offset {at} is negative"));
+        }
+        if self.zeros != 0 && part.len() >= 4096 && is_zero(part) {
+            if self.zeros == 2 {
+                return Ok(());
+            }
+            if fallocate_range(self.fd, at, part.len() as i64) {
+                return Ok(());
+            }
+        }
+        use std::os::unix::fs::FileExt;
+        use std::os::unix::io::FromRawFd;
+        // SAFETY: the caller keeps fd open until the scatter returns; ManuallyDrop never closes it.
+        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(self.fd) });
+        file.write_all_at(part, at as u64).map_err(|e| format!("write of {} bytes at {at}: {e}", part.len()))
+    }
+}
+
+fn is_zero(bytes: &[u8]) -> bool {
+    // SAFETY: any bytes are a valid u64; align_to splits off the unaligned ends.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    head.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+}
+
+#[cfg(target_os = "linux")]
+fn fallocate_range(fd: i32, offset: i64, length: i64) -> bool {
+    extern "C" {
+        fn fallocate(fd: std::ffi::c_int, mode: std::ffi::c_int, offset: i64, len: i64) -> std::ffi::c_int;
+    }
+    // SAFETY: a plain system call on a descriptor; it touches no memory of ours.
+    unsafe { fallocate(fd, 0, offset, length) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fallocate_range(_fd: i32, _offset: i64, _length: i64) -> bool {
+    false
+}
+
+thread_local! {
+    /// Where a scatter decodes its direct pieces: grown as needed, kept per thread.
+    static SCATTER_SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+}
+
+/// The loop of the scatters: each piece's place checked, then `decode(i, piece, dst)` fills
+/// dst — its place in `out`, or for a direct piece the thread's scratch buffer, which is
+/// then written to the file (only after `decode`, which checks the fingerprint, succeeded).
+///
+/// SAFETY: as decode_scatter.
+pub(crate) unsafe fn scatter_with(
+    pieces: &[Piece],
+    dests: &[usize],
+    out: *mut u8,
+    out_len: usize,
+    output: Option<(&FileOut, &[u8])>,
+    mut decode: impl FnMut(usize, &Piece, &mut [u8]) -> Result<(), (usize, String)>,
+) -> Result<(), (usize, String)> {
+    SCATTER_SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        for (i, p) in pieces.iter().enumerate() {
+            let dest = dests[i];
+            match dest.checked_add(p.raw_length) {
+                Some(end) if end <= out_len => {}
+                _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
+            }
+            match output {
+                Some((file, direct)) if direct.get(i).copied().unwrap_or(0) != 0 => {
+                    if scratch.len() < p.raw_length {
+                        scratch.resize(p.raw_length, 0);
+                    }
+                    let dst = &mut scratch[..p.raw_length];
+                    decode(i, p, dst)?;
+                    file.put(dest, dst).map_err(|m| (OUTPUT_FAILED, m))?;
+                }
+                _ => {
+                    let dst: &mut [u8] = if p.raw_length == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out.add(dest), p.raw_length) };
+                    decode(i, p, dst)?;
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 thread_local! {
@@ -424,6 +541,60 @@ mod into_tests {
         let mut bad = fps.clone();
         bad[0] ^= 1;
         assert_eq!(unsafe { decode_scatter(&data, &pieces, &[600, 0], &bad, None, out.as_mut_ptr(), out.len()) }.unwrap_err().0, 0);
+    }
+
+    #[test]
+    fn decode_scatter_out_writes_direct_pieces_only_after_they_verify() {
+        use std::os::unix::io::AsRawFd;
+        let a: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let b = vec![0u8; 8192];
+        let c: Vec<u8> = (0..3000u32).map(|i| (i % 13) as u8 + 1).collect();
+        let data = [a.clone(), b.clone(), c.clone()].concat();
+        let pieces = [
+            Piece { offset: 0, stored_length: 5000, raw_length: 5000, codec: CODEC_NONE },
+            Piece { offset: 5000, stored_length: 8192, raw_length: 8192, codec: CODEC_NONE },
+            Piece { offset: 13192, stored_length: 3000, raw_length: 3000, codec: CODEC_NONE },
+        ];
+        let mut fps = Vec::new();
+        for x in [&a, &b, &c] {
+            fps.extend_from_slice(crate::chunker::fingerprint(None, x).as_bytes());
+        }
+        let path = std::env::temp_dir().join(format!("chunkyard-scatter-out-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        // Places: a at 0, b at 5000, c at 13192 of a window; the file gets the window from
+        // place 100 on (lo), written at offset base + place = place − 100 + 7.
+        let out_len = 16192;
+        let mut out = vec![0xeeu8; out_len];
+        let dests = [0usize, 5000, 13192];
+        let fo = FileOut { fd: file.as_raw_fd(), base: -93, lo: 100, hi: out_len, zeros: 0 };
+        // a and c direct, b into out.
+        unsafe { decode_scatter_out(&data, &pieces, &dests, &fps, None, out.as_mut_ptr(), out_len, &fo, &[1, 0, 1]) }.unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written.len(), 13192 - 93 + 3000);
+        assert_eq!(&written[7..7 + 4900], &a[100..]);
+        assert!(written[4907..13099].iter().all(|&x| x == 0), "b is not written to the file");
+        assert_eq!(&written[13099..], &c[..]);
+        assert_eq!(&out[5000..13192], &b[..]);
+        assert!(out[..5000].iter().all(|&x| x == 0xee), "direct pieces are not put in out");
+        // Zeros skipped (mode 2): b direct writes nothing.
+        file.set_len(0).unwrap();
+        let fo2 = FileOut { zeros: 2, lo: 0, base: 0, ..fo };
+        unsafe { decode_scatter_out(&data, &pieces[1..2], &[0], &fps[32..64], None, out.as_mut_ptr(), out_len, &fo2, &[1]) }.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // A chunk that fails its fingerprint is not written.
+        let mut bad = fps.clone();
+        bad[64] ^= 1;
+        let fo3 = FileOut { zeros: 0, lo: 0, base: 0, ..fo };
+        let err = unsafe { decode_scatter_out(&data, &pieces, &dests, &bad, None, out.as_mut_ptr(), out_len, &fo3, &[1, 1, 1]) }.unwrap_err();
+        assert_eq!(err.0, 2);
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written.len(), 13192, "a and b written, c not");
+        // A write that fails (a descriptor open for reading only) is OUTPUT_FAILED.
+        let ro = std::fs::File::open(&path).unwrap();
+        let fo4 = FileOut { fd: ro.as_raw_fd(), zeros: 0, lo: 0, base: 0, hi: out_len };
+        let err = unsafe { decode_scatter_out(&data, &pieces, &dests, &fps, None, out.as_mut_ptr(), out_len, &fo4, &[1, 0, 0]) }.unwrap_err();
+        assert_eq!(err.0, OUTPUT_FAILED);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

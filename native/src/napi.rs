@@ -1057,6 +1057,100 @@ unsafe extern "C" fn js_decode_scatter_async(env: napi_env, info: napi_callback_
     })
 }
 
+/// The file output of the scatter-out calls: fd, base, lo, hi, zeros (numbers) and the
+/// direct flags (a Uint8Array, one per piece), checked.
+fn file_out_args(env: napi_env, a: &[napi_value], n: usize) -> JsResult<(crate::codec::FileOut, Vec<u8>)> {
+    let whole = |v: f64, name: &str, min: f64, max: f64| -> JsResult<f64> {
+        if v.fract() == 0.0 && v >= min && v <= max {
+            Ok(v)
+        } else {
+            Err(bad_argument(format!("{name} = {v}: must be a whole number from {min} to {max}")))
+        }
+    };
+    let fd = whole(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
+    let base = whole(number(env, a[1], "base")?, "base", -9007199254740991.0, 9007199254740991.0)? as i64;
+    let lo = whole(number(env, a[2], "lo")?, "lo", 0.0, 9007199254740991.0)? as usize;
+    let hi = whole(number(env, a[3], "hi")?, "hi", 0.0, 9007199254740991.0)? as usize;
+    let zeros = whole(number(env, a[4], "zeros")?, "zeros", 0.0, 2.0)? as u8;
+    let direct_raw = bytes_arg(env, a[5], "direct")?;
+    if direct_raw.len != n {
+        return Err(bad_argument(format!("direct has {} bytes, expected {n}", direct_raw.len)));
+    }
+    // SAFETY: a[5] is an argument of the running call; copied so the work needs no reference.
+    let direct = unsafe { direct_raw.as_slice() }.to_vec();
+    Ok((crate::codec::FileOut { fd, base, lo, hi, zeros }, direct))
+}
+
+/// verdict_value, with a failed write of the output as index -2.
+fn scatter_out_verdict(env: napi_env, result: Result<(), (usize, String)>) -> JsResult<napi_value> {
+    match result {
+        Err((crate::codec::OUTPUT_FAILED, reason)) => number_and_reason(env, -2.0, &reason),
+        other => verdict_value(env, other),
+    }
+}
+
+/// The [offset, storedLength, rawLength, codec, dest]×n pieces of the scatter calls, checked.
+fn quint_pieces(env: napi_env, v: napi_value, fps_len: usize) -> JsResult<(Vec<crate::codec::Piece>, Vec<usize>)> {
+    let quints = u32s_arg(env, v, "pieces")?;
+    if quints.len() % 5 != 0 {
+        return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 5", quints.len())));
+    }
+    let n = quints.len() / 5;
+    if fps_len != n * 32 {
+        return Err(bad_argument(format!("fingerprints has {fps_len} bytes, expected {}", n * 32)));
+    }
+    let pieces = quints
+        .chunks_exact(5)
+        .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
+        .collect();
+    Ok((pieces, quints.chunks_exact(5).map(|q| q[4] as usize).collect()))
+}
+
+/// decodeScatterOutAsync(data, pieces, fingerprints, key | null, out, fd, base, lo, hi, zeros,
+///                       direct: Uint8Array(n)) -> Promise<[failedIndex, reason]>
+/// decodeScatterAsync where the pieces whose `direct` flag is set are not put in `out` but
+/// written to the file `fd` at base + dest (clipped to [lo, hi) of the places), each only
+/// after it decoded and matched its fingerprint (codec::decode_scatter_out). -2: a write
+/// failed (reason says why). The caller keeps fd open until the promise settles.
+unsafe extern "C" fn js_decode_scatter_out_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<11>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let (pieces, dests) = quint_pieces(env, a[1], fps.len)?;
+        let key = key_arg(env, a[3])?;
+        let out = bytes_arg(env, a[4], "out")?;
+        let (file, direct) = file_out_args(env, &a[5..11], pieces.len())?;
+        let job = Box::new(move || {
+            // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
+            // the caller leaves the pieces' places alone and fd open until then.
+            let out = out;
+            unsafe { crate::codec::decode_scatter_out(data.as_slice(), &pieces, &dests, fps.as_slice(), key.as_ref(), out.ptr as *mut u8, out.len, &file, &direct) }
+        });
+        start_work(env, "chunkyard:decodeScatterOut", &[a[0], a[2], a[4]], job, scatter_out_verdict, None)
+    })
+}
+
+/// openScatterOutAsync(data, pieces, fingerprints, fingerprintKey | null, chunkKey, out, fd,
+///                     base, lo, hi, zeros, direct) -> Promise<[failedIndex, reason]>
+/// openScatterAsync with decodeScatterOutAsync's direct pieces.
+unsafe extern "C" fn js_open_scatter_out_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<12>(env, info, |env, a| {
+        let data = bytes_arg(env, a[0], "data")?;
+        let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let (pieces, dests) = quint_pieces(env, a[1], fps.len)?;
+        let key = key_arg(env, a[3])?;
+        let chunk_key = chunk_key_arg(env, a[4])?;
+        let out = bytes_arg(env, a[5], "out")?;
+        let (file, direct) = file_out_args(env, &a[6..12], pieces.len())?;
+        let job = Box::new(move || {
+            // SAFETY: as js_open_scatter_async; fd stays open until the promise settles.
+            let (data, out) = (data, out);
+            unsafe { crate::seal::open_scatter_out(data.as_mut_slice(), &pieces, &dests, fps.as_slice(), key.as_ref(), &chunk_key, out.ptr as *mut u8, out.len, Some((&file, &direct))) }
+        });
+        start_work(env, "chunkyard:openScatterOut", &[a[0], a[2], a[5]], job, scatter_out_verdict, None)
+    })
+}
+
 /// decodeIntoAsync(...same as decodeInto) -> Promise<[failedIndex, reason]>, on the libuv
 /// pool (see compressIntoAsync for why). data, fingerprints and out are the caller's to leave
 /// alone until it settles.
@@ -1328,7 +1422,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 27] = [
+    let fns: [(&str, napi_callback); 29] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1344,11 +1438,13 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("decodeInto\0", js_decode_into),
         ("decodeIntoAsync\0", js_decode_into_async),
         ("decodeScatterAsync\0", js_decode_scatter_async),
+        ("decodeScatterOutAsync\0", js_decode_scatter_out_async),
         ("copyBytes\0", js_copy_bytes),
         ("sealInto\0", js_seal_into),
         ("sealIntoAsync\0", js_seal_into_async),
         ("openMany\0", js_open_many),
         ("openScatterAsync\0", js_open_scatter_async),
+        ("openScatterOutAsync\0", js_open_scatter_out_async),
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),
         ("deltaSketchAsync\0", delta::js_delta_sketch_async),

@@ -18,7 +18,7 @@
 //! AES-256-GCM, HKDF and SHA-256 come from ring 0.16 (Debian's librust-ring-dev), which uses
 //! AES-NI and PCLMULQDQ (and AVX/MOVBE GCM code) where the CPU has them.
 
-use crate::codec::{check_fingerprint, compress_one, decompress_into, raw_of, stored_of, Piece, CODEC_NONE};
+use crate::codec::{check_fingerprint, compress_one, decompress_into, raw_of, scatter_with, stored_of, FileOut, Piece, CODEC_NONE};
 use ring::{aead, digest, hkdf};
 
 pub const PREFIX: usize = 20;
@@ -150,27 +150,28 @@ pub fn open_many(data: &mut [u8], pieces: &[Piece], fingerprints: &[u8], chunk_k
 ///
 /// SAFETY: as codec::decode_scatter; `data` is this call's to overwrite.
 pub unsafe fn open_scatter(data: &mut [u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], fingerprint_key: Option<&[u8; 32]>, chunk_key: &[u8; 32], out: *mut u8, out_len: usize) -> Result<(), (usize, String)> {
+    open_scatter_out(data, pieces, dests, fingerprints, fingerprint_key, chunk_key, out, out_len, None)
+}
+
+/// open_scatter with codec::decode_scatter_out's direct pieces: those are opened, decoded
+/// into a per-thread scratch buffer, checked, and only then written to `output`.
+///
+/// SAFETY: as codec::decode_scatter_out; `data` is this call's to overwrite.
+pub unsafe fn open_scatter_out(data: &mut [u8], pieces: &[Piece], dests: &[usize], fingerprints: &[u8], fingerprint_key: Option<&[u8; 32]>, chunk_key: &[u8; 32], out: *mut u8, out_len: usize, output: Option<(&FileOut, &[u8])>) -> Result<(), (usize, String)> {
     let mut opened = std::collections::HashSet::new();
-    for (i, p) in pieces.iter().enumerate() {
-        let dest = dests[i];
-        match dest.checked_add(p.raw_length) {
-            Some(end) if end <= out_len => {}
-            _ => return Err((i, format!("place {dest}+{} runs past the output ({out_len} bytes)", p.raw_length))),
-        }
+    scatter_with(pieces, dests, out, out_len, output, |i, p, dst| {
         if opened.insert(p.offset) {
             open_one(i, data, p, fingerprints, chunk_key)?;
         }
         let q = inner(p);
         let stored = stored_of(i, data, &q)?;
-        let dst: &mut [u8] = if q.raw_length == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out.add(dest), q.raw_length) };
         if q.codec == CODEC_NONE {
             dst.copy_from_slice(raw_of(i, &q, stored)?);
         } else {
             decompress_into(i, &q, stored, dst)?;
         }
-        check_fingerprint(i, fingerprint_key, dst, fingerprints)?;
-    }
-    Ok(())
+        check_fingerprint(i, fingerprint_key, dst, fingerprints)
+    })
 }
 
 #[cfg(test)]

@@ -52,6 +52,20 @@ export interface CompressionPoolOptions {
   zstdLevel?: number;
 }
 
+/** Where decodeScatterOut writes its direct pieces (see there). */
+export interface ScatterOutput {
+  fd: number;
+  /** File offset of place 0. */
+  base: number;
+  /** Only the part of a place inside [lo, hi) is written. */
+  lo: number;
+  hi: number;
+  /** An all-zero piece (≥ 4 KiB): 0 written, 1 allocated (fallocate), 2 skipped (a hole). */
+  zeros: 0 | 1 | 2;
+  /** One byte per piece: 1 = written to the file (not put in `out`), 0 = put in `out`. */
+  direct: Uint8Array;
+}
+
 export class CompressionPool {
   private piscina: Promise<Piscina> | undefined;
   private readonly threads: number;
@@ -214,6 +228,32 @@ export class CompressionPool {
       return this.decodeScatterPlain(opened.data, opened.pieces, fingerprints, this.sealing.fingerprintKey, out);
     }
     return this.decodeScatterPlain(data, pieces, fingerprints, key, out);
+  }
+
+  /** Whether decodeScatterOut is there (the addon's native scatter with a file output). */
+  get canScatterOut(): boolean {
+    return this.sealing ? this.nativeSeal?.openScatterOutAsync !== undefined : this.native?.decodeScatterOutAsync !== undefined;
+  }
+
+  /**
+   * decodeScatter where the pieces flagged in `output.direct` are not put in `out` but
+   * written to the file `output.fd` at `output.base` + their place (the part inside
+   * [lo, hi) of the places), each only once it decoded and matched its fingerprint. Only
+   * where canScatterOut. The caller keeps the file open until this settles. A chunk that
+   * fails: DecodeError; a write that fails: IO_ERROR.
+   */
+  async decodeScatterOut(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, output: ScatterOutput): Promise<void> {
+    const { fd, base, lo, hi, zeros, direct } = output;
+    let verdict: [number, string];
+    if (this.sealing) {
+      const { chunkKey, fingerprintKey } = this.sealing;
+      verdict = await this.track(this.nativeTurn((addon) => addon.openScatterOutAsync!(data, pieces, fingerprints, fingerprintKey, chunkKey, out, fd, base, lo, hi, zeros, direct)));
+    } else {
+      verdict = await this.track(this.nativeTurn((addon) => addon.decodeScatterOutAsync!(data, pieces, fingerprints, key, out, fd, base, lo, hi, zeros, direct)));
+    }
+    const [index, reason] = verdict;
+    if (index === -2) throw new ChunkyardError('IO_ERROR', `cannot write the restored bytes: ${reason}`);
+    if (index >= 0) throw new DecodeError(index, reason);
   }
 
   /** Sealed chunks opened (in place in `data`), decoded into their places and checked, natively. */

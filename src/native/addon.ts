@@ -83,6 +83,15 @@ export interface NativeAddon {
    * 2026-12-06 lack it (the pool then decodes run by run with decodeIntoAsync).
    */
   decodeScatterAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array): Promise<[number, string]>;
+  /**
+   * decodeScatterAsync that writes the pieces flagged in `direct` (one byte per piece) to the
+   * file `fd` instead of `out`: each decoded into a scratch buffer of the thread, checked
+   * against its fingerprint, then written at file offset base + dest (only the part of its
+   * place inside [lo, hi)). zeros: an all-zero piece of 4 KiB or more is 0 written,
+   * 1 allocated (fallocate; written where that fails), 2 skipped. [-2, reason] when a write
+   * failed. fd stays open until the promise settles. Optional: builds before 2026-12-06 lack it.
+   */
+  decodeScatterOutAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, fd: number, base: number, lo: number, hi: number, zeros: number, direct: Uint8Array): Promise<[number, string]>;
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
   /**
@@ -105,6 +114,8 @@ export interface NativeAddon {
   openMany?(data: Uint8Array, pieces: Uint32Array, stride: 4 | 5, fingerprints: Uint8Array, chunkKey: Uint8Array): [number, string];
   /** decodeScatterAsync for sealed chunks: open (data is overwritten), decode into place, check the fingerprint, one pass. */
   openScatterAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, fingerprintKey: Uint8Array | null, chunkKey: Uint8Array, out: Uint8Array): Promise<[number, string]>;
+  /** openScatterAsync with decodeScatterOutAsync's file output. */
+  openScatterOutAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, fingerprintKey: Uint8Array | null, chunkKey: Uint8Array, out: Uint8Array, fd: number, base: number, lo: number, hi: number, zeros: number, direct: Uint8Array): Promise<[number, string]>;
   /** Delta module (native/src/delta.rs; optional: older builds lack it). 3 super-features per [offset, length] piece, 0s = no sketch. */
   deltaSketchAsync?(data: Uint8Array, pieces: Uint32Array): Promise<Uint32Array>;
   /** Each [baseOffset, baseLength, offset, length] pair's target encoded against its base; length 0 = not smaller than its limit. */

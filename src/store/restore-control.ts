@@ -29,6 +29,16 @@ export function abortableSink<S extends RestoreSink>(sink: S, options: { signal?
       bytes += view.length;
       onProgress?.({ bytes });
     },
+    ...(sink.skip
+      ? {
+          async skip(n: number) {
+            if (signal?.aborted) throw aborted(signal);
+            await sink.skip!(n);
+            bytes += n;
+            onProgress?.({ bytes });
+          },
+        }
+      : {}),
   };
 }
 

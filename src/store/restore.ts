@@ -8,11 +8,11 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
-import { DecodeError, type CompressionPool } from '../compress/pool.js';
+import { DecodeError, type CompressionPool, type ScatterOutput } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { PackFiles } from '../restore/pack-files.js';
-import { isRepeatCandidate, planWindow, windows, type PlannedRead, type WindowPlan } from '../restore/plan.js';
+import { isRepeatCandidate, planWindow, windows, type PlannedPiece, type PlannedRead, type WindowPlan } from '../restore/plan.js';
 import type { SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 import type { Hasher } from '../chunking/types.js';
@@ -121,6 +121,35 @@ interface RestoreRun {
   churn: BufferChurn;
   /** Base chunks of delta chunks (src/delta/restore.ts). */
   bases: BaseCache;
+  /** Reads not settled yet (a direct restore waits for them before it lets go of the file). */
+  inflight: Set<Promise<void>>;
+  /** The file this restore writes itself, if any. */
+  direct?: DirectOutput;
+}
+
+/**
+ * The file a restore writes itself ("direct"): the bytes of [start, end) go to `fd` from
+ * `position` on, `zeros` saying how runs of zeros are put down (see ZeroRuns). The chunks
+ * of a read that are written once (neither cached as repeats nor copied within their
+ * window) are then written by the native decode as soon as each has decoded and matched its
+ * fingerprint, from a scratch buffer still in the CPU's cache, instead of through the
+ * window's assembly area and a write of it; the consumer is told how many bytes at its
+ * position were put down that way (a number among the views). The file must stay open
+ * until the restore's iterator has finished.
+ */
+export interface DirectOutput {
+  fd: number;
+  position: number;
+  zeros: ZeroRuns;
+}
+
+/** What a direct restore's read writes itself: a window's place → file mapping, and which pieces. */
+interface WindowOutput {
+  base: number;
+  lo: number;
+  hi: number;
+  zeros: 0 | 1 | 2;
+  direct: Set<PlannedPiece>;
 }
 
 /**
@@ -128,7 +157,7 @@ interface RestoreRun {
  * straight into its place in the window's area (one decodeScatter: shared memory, written
  * in place, whatever the order of the places).
  */
-async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Promise<void> {
+async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array, output?: WindowOutput): Promise<void> {
   const { ctx, manifest } = run;
   const name = packObjectName(read.packId);
   await run.turns.take();
@@ -164,7 +193,9 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
       fps.set(e.fingerprint, k * 32);
     });
     try {
-      await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
+      const direct = output ? Uint8Array.from(plain, (p) => (output.direct.has(p) ? 1 : 0)) : undefined;
+      if (output && direct!.includes(1)) await ctx.pool.decodeScatterOut(data, pieces, fps, ctx.key ?? null, area, { fd: run.direct!.fd, base: output.base, lo: output.lo, hi: output.hi, zeros: output.zeros, direct: direct! } satisfies ScatterOutput);
+      else await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
     } catch (err) {
       if (err instanceof DecodeError) {
         const e = plain[err.index]?.entry;
@@ -188,6 +219,8 @@ interface WindowRun {
   ready: Promise<void>;
   /** Decoded bytes of the window's repeat segments, by their place in the window. */
   repeatData: Map<number, Promise<Uint8Array>>;
+  /** A direct restore: the places [from, to) its reads write to the file themselves, in order. */
+  directRanges: [number, number][];
 }
 
 /**
@@ -220,13 +253,14 @@ async function openRecipe(ctx: RestoreContext, manifest: SnapshotManifest): Prom
  * tables first, then each block of entries before any of it is used; v1: whole, first):
  * no byte is emitted from a recipe that does not verify.
  */
-async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number, opened?: RecipeReader): AsyncGenerator<Uint8Array> {
+async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number, opened?: RecipeReader, direct?: DirectOutput): AsyncGenerator<Uint8Array | number> {
   if (start >= end) return;
+  if (direct && !ctx.pool.canScatterOut) direct = undefined;
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const remote = !(plainBackend(ctx.backend) instanceof FsBackend);
   const sizing = restoreSlotsFor(ctx.maxSize, remote);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
+  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), inflight: new Set(), direct, bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
   const limits = { maxReadBytes: sizing.maxReadBytes, maxGapBytes: sizing.maxGapBytes };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
@@ -245,16 +279,17 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
     // Planned and its repeats resolved in one synchronous step, so the cache cannot drop
     // an entry between the plan's look-up and ours.
     const plan = planWindow(next.value, limits, (e) => repeats.has(e.fingerprint.toString('latin1')));
-    const reads = new Map<PlannedRead, Promise<void>>();
-    for (const r of plan.reads) {
-      const p = runRead(run, r, buf);
-      p.catch(() => {});
-      reads.set(r, p);
-    }
-    const all = Promise.all(reads.values());
-    all.catch(() => {});
-    const local = new Map<string, Promise<Uint8Array>>();
+    const track = (p: Promise<void>): Promise<void> => {
+      run.inflight.add(p);
+      p.then(
+        () => run.inflight.delete(p),
+        () => run.inflight.delete(p),
+      );
+      return p;
+    };
     const repeatedHere = new Set(plan.repeats.map((r) => r.entry.fingerprint.toString('latin1')));
+    /** The pieces whose decoded bytes are kept for later occurrences (copied out of the area). */
+    const kept: { r: PlannedRead; piece: PlannedPiece; fp: string }[] = [];
     for (const r of plan.reads) {
       for (const piece of r.pieces) {
         const e = piece.entry;
@@ -267,6 +302,40 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
           candidates.add(fp);
           continue;
         }
+        kept.push({ r, piece, fp });
+      }
+    }
+    // A direct restore: the chunks written once go to the file from the decode itself; those
+    // kept for later occurrences, copied to a second place in the window, or delta-coded go
+    // through the area and the sink.
+    let output: WindowOutput | undefined;
+    const directRanges: [number, number][] = [];
+    if (direct) {
+      const copySources = new Set(plan.copies.map(([from]) => from));
+      const keptPieces = new Set(kept.map((k) => k.piece));
+      const chosen = new Set<PlannedPiece>();
+      for (const r of plan.reads) {
+        for (const p of r.pieces) {
+          if (keptPieces.has(p) || p.entry.codec === CODEC_DELTA || copySources.has(p.dest) || p.entry.rawLength === 0) continue;
+          chosen.add(p);
+          directRanges.push([p.dest, p.dest + p.entry.rawLength]);
+        }
+      }
+      directRanges.sort((a, b) => a[0] - b[0]);
+      output = { base: direct.position - start + plan.streamStart, lo: Math.max(0, start - plan.streamStart), hi: end - plan.streamStart, zeros: direct.zeros === 'hole' ? 2 : direct.zeros === 'allocate' ? 1 : 0, direct: chosen };
+    }
+    const reads = new Map<PlannedRead, Promise<void>>();
+    for (const r of plan.reads) {
+      const p = track(runRead(run, r, buf, output));
+      p.catch(() => {});
+      reads.set(r, p);
+    }
+    const all = Promise.all(reads.values());
+    all.catch(() => {});
+    const local = new Map<string, Promise<Uint8Array>>();
+    for (const { r, piece, fp } of kept) {
+      const e = piece.entry;
+      {
         // Copied out of the area once decoded, before the area can be reused.
         const copy = reads.get(r)!.then(() => {
           const own = Buffer.allocUnsafeSlow(e.rawLength);
@@ -293,7 +362,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
       else {
         // Too large for the cache: read like any chunk, into its place.
         const r: PlannedRead = { packId: entry.packId, start: entry.offset, end: entry.offset + entry.storedLength, pieces: [{ entry, dest }] };
-        const p = runRead(run, r, buf).then(() => buf.subarray(dest, dest + entry.rawLength));
+        const p = track(runRead(run, r, buf)).then(() => buf.subarray(dest, dest + entry.rawLength));
         p.catch(() => {});
         repeatData.set(dest, p);
       }
@@ -303,7 +372,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
       await Promise.all(repeatData.values());
     });
     ready.catch(() => {});
-    pending.push({ plan, area, ready, repeatData });
+    pending.push({ plan, area, ready, repeatData, directRanges });
     return true;
   };
   const fill = async () => {
@@ -323,6 +392,10 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
       await fill();
       const buf = w.area.buffers[0]!;
       const base = w.plan.streamStart;
+      const ranges = w.directRanges;
+      /** The next direct range that may still matter, and the bytes written directly not yet reported. */
+      let k = 0;
+      let written = 0;
       for (const seg of w.plan.segments) {
         const segFrom = seg.kind === 'area' ? seg.from : seg.dest;
         const segTo = seg.kind === 'area' ? seg.to : seg.dest + seg.entry.rawLength;
@@ -330,11 +403,35 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
         const to = Math.min(end - base, segTo);
         if (to <= from) continue;
         if (seg.kind === 'area') {
-          // In views of a few MiB, as sinks and sockets like them.
-          for (let at = from; at < to; at += MAX_VIEW_BYTES) yield buf.subarray(at, Math.min(to, at + MAX_VIEW_BYTES));
+          let at = from;
+          while (at < to) {
+            while (k < ranges.length && ranges[k]![1] <= at) k++;
+            const r = ranges[k];
+            if (r && r[0] <= at) {
+              // Already in the file (written by the read's decode).
+              const stop = Math.min(to, r[1]);
+              written += stop - at;
+              at = stop;
+              continue;
+            }
+            const stop = Math.min(to, r ? r[0] : to);
+            if (written > 0) {
+              yield written;
+              written = 0;
+            }
+            // In views of a few MiB, as sinks and sockets like them.
+            for (; at < stop; at += MAX_VIEW_BYTES) yield buf.subarray(at, Math.min(stop, at + MAX_VIEW_BYTES));
+            at = stop;
+          }
+          continue;
         }
-        else yield (await w.repeatData.get(seg.dest)!).subarray(from - segFrom, to - segFrom);
+        if (written > 0) {
+          yield written;
+          written = 0;
+        }
+        yield (await w.repeatData.get(seg.dest)!).subarray(from - segFrom, to - segFrom);
       }
+      if (written > 0) yield written;
       leased = undefined;
       w.area.release();
     }
@@ -342,6 +439,9 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
     // Windows still in flight keep their areas: their reads finish into memory dropped with the pool.
     leased?.release();
     await run.packs.close();
+    // A direct restore's reads write to the caller's file: none may still be running when the
+    // caller closes it (its descriptor could then name another file).
+    if (direct) await Promise.allSettled([...run.inflight]);
   }
 }
 
@@ -358,12 +458,18 @@ async function* owned(views: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> 
 
 /** The leased views of a snapshot's bytes [start, end): from the packs, or from staging. */
 function restoreViews(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number): AsyncIterable<Uint8Array> {
-  return manifest.staging ? readStaged(ctx.backend, ctx.hasher, manifest.id, manifest.staging, start, end) : restoreLeased(ctx, manifest, start, end);
+  // Without a direct output the packs' views are all bytes, never a count.
+  return manifest.staging ? readStaged(ctx.backend, ctx.hasher, manifest.id, manifest.staging, start, end) : (restoreLeased(ctx, manifest, start, end) as AsyncIterable<Uint8Array>);
 }
 
 /** Where restoreTo writes: resolves once `view` is written and may be reused. */
 export interface RestoreSink {
   write(view: Uint8Array): Promise<void>;
+  /**
+   * A sink over a file that a direct restore writes itself (DirectOutput): `n` bytes at the
+   * sink's position are already in the file; it moves on past them.
+   */
+  skip?(n: number): Promise<void>;
 }
 
 /** A sink over a Writable: each write waits for its callback (the bytes are then out of our hands). */
@@ -404,6 +510,8 @@ export function fileSink(handle: FileHandle, options: { position?: number; zeros
   let zeros = options.zeros ?? 'write';
   /** Start of the zero run not yet put down (it ends at `position`), or -1. */
   let runStart = -1;
+  /** Whether skip() was called (bytes written by a direct restore). */
+  let skipped = false;
   const writeAll = async (view: Uint8Array, at: number) => {
     let done = 0;
     while (done < view.length) {
@@ -431,6 +539,13 @@ export function fileSink(handle: FileHandle, options: { position?: number; zeros
     get position() {
       return position;
     },
+    async skip(n: number): Promise<void> {
+      // The bytes are in the file already; a zero run before them is put down as at a write.
+      if (zeros !== 'hole') await putDownRun();
+      else runStart = -1;
+      position += n;
+      skipped = true;
+    },
     async write(view: Uint8Array): Promise<void> {
       if (zeros !== 'write' && view.length >= SPARSE_MIN && isZero(view)) {
         if (runStart < 0) runStart = position;
@@ -444,6 +559,8 @@ export function fileSink(handle: FileHandle, options: { position?: number; zeros
     },
     async finish(): Promise<void> {
       await putDownRun();
+      // Zero chunks a direct restore left as holes at the very end: the file still ends here.
+      if (skipped && zeros === 'hole' && (await handle.stat()).size < position) await handle.truncate(position);
     },
   };
 }
@@ -475,9 +592,23 @@ function isZero(view: Uint8Array): boolean {
  * read: the fast path behind `restore --output` and the daemon's downloads. Resolves to
  * the number of bytes written once the last write has completed.
  */
-export async function restoreInto(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange, sink: RestoreSink): Promise<number> {
+export async function restoreInto(ctx: RestoreContext, manifest: SnapshotManifest, range: RestoreRange, sink: RestoreSink, direct?: DirectOutput): Promise<number> {
   const { start, end } = validateRange(range, manifest.logicalBytes);
   let n = 0;
+  if (direct && sink.skip && !manifest.staging) {
+    // The file is written by the reads themselves where they can (DirectOutput); the rest
+    // through the sink, which is told of the bytes it did not write.
+    for await (const view of restoreLeased(ctx, manifest, start, end, undefined, direct)) {
+      if (typeof view === 'number') {
+        await sink.skip(view);
+        n += view;
+      } else {
+        await sink.write(view);
+        n += view.length;
+      }
+    }
+    return n;
+  }
   for await (const view of restoreViews(ctx, manifest, start, end)) {
     await sink.write(view);
     n += view.length;
@@ -503,7 +634,7 @@ export async function openRestoreStream(ctx: RestoreContext, manifest: SnapshotM
   if (manifest.staging || start >= end) return streamOf(ctx, manifest, range);
   // The first view is produced before this resolves: the recipe's tables and its first
   // block of entries are then checked, and the first window read and verified.
-  const views = restoreLeased(ctx, manifest, start, end, await openRecipe(ctx, manifest));
+  const views = restoreLeased(ctx, manifest, start, end, await openRecipe(ctx, manifest)) as AsyncGenerator<Uint8Array>;
   const first = await views.next();
   const primed = (async function* () {
     if (first.done) return;

@@ -839,7 +839,8 @@ export class Store {
       // Past the file's end every byte already reads as zero.
       const zeros: ZeroRuns = options.sparse ? 'hole' : fresh ? 'allocate' : 'write';
       const sink = fileSink(destination, { position: options.position, zeros });
-      const n = await restoreInto(ctx, manifest, range, abortableSink(sink, options));
+      // The reads write the file themselves where the addon can (restore.ts, DirectOutput).
+      const n = await restoreInto(ctx, manifest, range, abortableSink(sink, options), { fd: destination.fd, position: options.position ?? 0, zeros });
       await sink.finish();
       return n;
     }
