@@ -195,7 +195,11 @@ test('check --read-data and restore find a damaged delta and a damaged base', as
       assert.ok(report.errors.some((e) => e.code === 'CHUNK_CORRUPT'), `${what}: ${JSON.stringify(report.errors)}`);
       const s2 = await Store.open(dir);
       try {
-        await assert.rejects(async () => collect(await s2.restore(id)), (e) => hasCode(e, 'CHUNK_CORRUPT'), `${what}: restore refuses the damaged chunk`);
+        await assert.rejects(
+          async () => collect(await s2.restore(id)),
+          (e) => hasCode(e, 'CHUNK_CORRUPT') && (e as Error).message.includes(what === 'base' ? `its base ${d.deltaBase!.fingerprint.toString('hex').slice(0, 16)}` : d.fingerprint.toString('hex')),
+          `${what}: restore refuses the damaged chunk and names it (a damaged base by its fingerprint)`,
+        );
       } finally {
         await s2.close();
       }
