@@ -238,8 +238,9 @@ pub fn decode_many_stored(base_data: &[u8], blobs: &[u8], out: &mut [u8], jobs: 
     let range = |(o, l): (usize, usize), len: usize| o.checked_add(l).filter(|&e| e <= len).map(|e| o..e);
     BASE_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
-        // The stored place of the base now in scratch (or a raw base in base_data).
-        let mut current: Option<(usize, usize)> = None;
+        // The stored place and fingerprint of the base last checked (in scratch, or a raw
+        // base in base_data): a job naming the same place and fingerprint reuses it.
+        let mut current: Option<(usize, usize, [u8; 32])> = None;
         for (i, j) in jobs.iter().enumerate() {
             let fail = |m: String| (i, m);
             let blob = &blobs[range(j.blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
@@ -256,7 +257,7 @@ pub fn decode_many_stored(base_data: &[u8], blobs: &[u8], out: &mut [u8], jobs: 
                 return Err(fail("the delta names another base than its recipe".into()));
             }
             let stored = stored_of(i, base_data, &j.base).map_err(|(i, m)| (i, format!("its base: {m}")))?;
-            let place = (j.base.offset, j.base.stored_length);
+            let place = (j.base.offset, j.base.stored_length, <[u8; 32]>::try_from(bfp).expect("32 bytes"));
             let base: &[u8] = if j.base.codec == CODEC_NONE {
                 let raw = raw_of(i, &j.base, stored).map_err(|(i, m)| (i, format!("its base: {m}")))?;
                 if current != Some(place) {
