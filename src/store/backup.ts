@@ -426,6 +426,12 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   };
 
   const consuming = consumer();
+  // Handled here at once: the consumer can fail (a pack write, a compression) and settle
+  // while the producer's clean-up below still awaits the source's close. A rejection left
+  // without a handler across that await is an unhandled rejection, which ends the process
+  // (a CLI's clean error, or a daemon with every upload in it). `await consuming` below
+  // still gets the error.
+  consuming.catch(() => {});
   let producerError: unknown;
   try {
     await producer();
