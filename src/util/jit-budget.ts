@@ -6,7 +6,7 @@
  * the first pack sealed, the first index batch) and are optimized again: on a 700 MiB backup
  * TurboFan took 0.27–0.32 CPU s of ~2.7, more than BLAKE3. With four times the budget only the
  * really hot functions are optimized, with feedback from more of the stream, and fewer times:
- * 0.08–0.12 CPU s, for +0.03–0.05 s more time in the interpreter and baseline code
+ * 0.03–0.09 CPU s, for +0.01–0.05 s more time in the interpreter and baseline code
  * (docs/benchmarks.md, "Ingest CPU per GiB").
  *
  * Set before the stream's functions first run (their budgets are taken then). A budget given
