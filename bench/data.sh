@@ -9,8 +9,11 @@
 #   DIR/image/gen{1,2,3}.img        2 GiB ext4 images, ~1.4 GiB of /usr, then two rounds of edits
 #   DIR/image-small/gen{1,2,3}.img  (--small) 256 MiB images, ~170 MiB of /usr, same edits scaled
 #   DIR/usr-share.tar               tar of /usr/share (capped at 1.5 GiB)
+#   DIR/dumps/gen-NN.sql            10 nightly "database dumps" of 256 MiB with ~1,000 scattered
+#                                   row edits each (bench/dump-series.mjs, seed 1)
 #
-# --small builds npm + image-small only (a quick run); the default builds npm + image + usr-share.
+# --small builds npm + image-small only (a quick run); the default builds npm + image +
+# usr-share + dumps.
 # Idempotent: an artifact that exists is skipped; each is written under a temporary name
 # and renamed when complete. Needs: npm (registry access), mke2fs/debugfs (e2fsprogs), tar.
 # No loop mount is used: image edits go through `debugfs -w`.
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 DIR="${DIR:-/tmp/chunkyard-bench-data}"
 if [ -z "$ONLY" ]; then
-  if [ "$SMALL" = 1 ]; then ONLY="npm,image"; else ONLY="npm,image,usr-share"; fi
+  if [ "$SMALL" = 1 ]; then ONLY="npm,image"; else ONLY="npm,image,usr-share,dumps"; fi
 fi
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
@@ -208,6 +211,15 @@ if want usr-share && [ ! -s "$DIR/usr-share.tar" ]; then
     -cf "$DIR/usr-share.tar.tmp" -T "$DIR/.usr-share.paths"
   mv "$DIR/usr-share.tar.tmp" "$DIR/usr-share.tar"
   rm -f "$DIR/.usr-share.paths"
+fi
+
+# ---------------------------------------------------------------- database dumps
+# Complete or rebuilt: the series is deterministic, and a partial one (interrupted) is redone.
+if want dumps && [ ! -s "$DIR/dumps/gen-10.sql" ]; then
+  log "dumps: 10 generations of 256 MiB (bench/dump-series.mjs)"
+  rm -rf "$DIR/dumps.tmp"
+  node "$(dirname "$0")/dump-series.mjs" --out "$DIR/dumps.tmp" --generations 10 --size-mib 256 --seed 1 >&2
+  rm -rf "$DIR/dumps"; mv "$DIR/dumps.tmp" "$DIR/dumps"
 fi
 
 log "done: $DIR"

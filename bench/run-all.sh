@@ -45,6 +45,7 @@ else
   [ -d "$DATA/image-small" ] && run image-small --dir "$DATA/image-small"
   run image --dir "$DATA/image"
   run usr-share --gens "$DATA/usr-share.tar" --label usr-share.tar
+  [ -d "$DATA/dumps" ] && run dumps --dir "$DATA/dumps"
 fi
 cat "$OUT"/*.md > "$OUT/all.md"
 rm -rf "$BUILD"

@@ -28,7 +28,8 @@ import { deltaNative } from '../delta/blob.js';
 import { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { SLICE_BYTES } from '../store/backup.js';
-import { validateCompression } from '../store/config.js';
+import { validateCompression, validateZstdLevel } from '../store/config.js';
+import { ZSTD_LEVEL } from '../pack/codecs.js';
 import { SlotPool, type Slot } from '../util/slot-pool.js';
 import { FingerprintSet, MIN_SET_MEMORY } from './fingerprint-set.js';
 import { ChunkSizeHistogram, type ChunkSizeSummary, type HistogramBucket } from './histogram.js';
@@ -46,6 +47,8 @@ export interface AnalyzeOptions {
   avgSizes?: readonly number[];
   /** The codec a store would use: lz4 (the store default), zstd or none. */
   compression?: CompressionName;
+  /** zstd level, as a store's `init --zstd-level` (only with compression zstd; default ZSTD_LEVEL). */
+  zstdLevel?: number;
   /** Memory for the fingerprint sets, split evenly between the sizes (default 512 MiB). */
   memoryBytes?: number;
   /** Chunking engine (default auto). */
@@ -118,6 +121,8 @@ export interface AnalyzeReport {
   results: AnalyzeResult[];
   files: string[];
   compression: CompressionName;
+  /** With compression zstd: the level the sizes were measured at. */
+  zstdLevel?: number;
   engine: EngineName;
   /** Memory budget of the fingerprint sets, all sizes together. */
   memoryBytes: number;
@@ -156,6 +161,8 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
   checkOptions('analyze', options);
   const avgSizes = checkAvgSizes(options.avgSizes ?? [DEFAULT_AVG_SIZE], 'avgSizes');
   const compression = validateCompression(options.compression ?? 'lz4');
+  if (options.zstdLevel !== undefined && compression !== 'zstd') throw badArgument(`a zstd level applies to compression zstd, not ${compression}`);
+  const zstdLevel = compression === 'zstd' ? validateZstdLevel(options.zstdLevel ?? ZSTD_LEVEL) : undefined;
   const memoryBytes = options.memoryBytes ?? DEFAULT_ANALYZE_MEMORY;
   if (!Number.isSafeInteger(memoryBytes) || memoryBytes < MIN_SET_MEMORY * avgSizes.length) {
     throw badArgument(
@@ -175,7 +182,7 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
   const chunker = createMultiChunker(params, { engine: options.engine, fingerprint: 'xxh3' });
   const fromEnv = Number(process.env['CHUNKYARD_THREADS']);
   const threads = options.threads ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : chunker.engine === 'native' ? availableParallelism() : undefined);
-  const pool = compression === 'none' ? undefined : new CompressionPool({ threads });
+  const pool = compression === 'none' ? undefined : new CompressionPool({ threads, zstdLevel });
   // Slices: one being read, one being chunked, and those still read in place by compression
   // batches (at most PENDING_BATCHES + 1 per size). acquire() waits when all are in use.
   const slots = new SlotPool(2 + avgSizes.length * (PENDING_BATCHES + 1), SLICE_BYTES);
@@ -270,6 +277,7 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
       results,
       files: files.map((f) => f.path),
       compression,
+      ...(zstdLevel !== undefined ? { zstdLevel } : {}),
       engine: chunker.engine,
       memoryBytes,
       logicalBytes: bytes,

@@ -33,7 +33,7 @@ export function renderAnalyzeHtml(report: AnalyzeReport): string {
 <main>
 <header>
 <h1>Reduction analysis</h1>
-<p class="sub">${esc(`${n} generation${n === 1 ? '' : 's'} · ${humanBytes(report.logicalBytes)} logical · compression ${report.compression} · engine ${report.engine} · ${report.seconds.toFixed(1)} s`)}</p>
+<p class="sub">${esc(`${n} generation${n === 1 ? '' : 's'} · ${humanBytes(report.logicalBytes)} logical · compression ${report.compression}${report.zstdLevel !== undefined ? ` (level ${report.zstdLevel})` : ''} · engine ${report.engine} · ${report.seconds.toFixed(1)} s`)}</p>
 <div class="cards">
 ${card('best reduction', ratio(best.reductionRatio), `at ${sizeName(best)}`)}
 ${card(`stored at ${sizeName(best)}`, humanBytes(best.compressedBytes), `of ${humanBytes(best.logicalBytes)} logical`)}

@@ -22,7 +22,7 @@ export function formatReport(report: AnalyzeReport): string {
   const out: string[] = [];
   out.push(
     `${n} generation${n === 1 ? '' : 's'}, ${humanBytes(report.logicalBytes)} read in ${report.seconds.toFixed(2)} s ` +
-      `(${humanBytes(report.seconds > 0 ? report.logicalBytes / report.seconds : 0)}/s), compression ${report.compression}, engine ${report.engine}\n\n`,
+      `(${humanBytes(report.seconds > 0 ? report.logicalBytes / report.seconds : 0)}/s), compression ${report.compression}${report.zstdLevel !== undefined ? ` (level ${report.zstdLevel})` : ''}, engine ${report.engine}\n\n`,
   );
   out.push(
     table(

@@ -1,5 +1,6 @@
 /** Helpers shared by the store commands. */
 import { badArgument } from '../errors.js';
+import { validateZstdLevel } from '../store/config.js';
 import { writeOut } from './io.js';
 import type { Writable } from 'node:stream';
 
@@ -37,4 +38,9 @@ export async function printJson(stdout: Writable, value: unknown): Promise<void>
  */
 export function tagFlag(values: string[] | undefined): string[] | undefined {
   return values === undefined || values.length === 0 ? undefined : values;
+}
+
+/** --zstd-level (init, analyze): a whole number 1..19 (BAD_ARGUMENT otherwise). */
+export function zstdLevelFlag(v: string): number {
+  return validateZstdLevel(/^[0-9]+$/.test(v) ? Number(v) : v);
 }

@@ -95,6 +95,8 @@ export interface SizesTask {
   lengths: Uint32Array;
   /** [offset, length] per chunk anywhere in data (shared memory, read in place). */
   pieces?: Uint32Array;
+  /** zstd level (absent: ZSTD_LEVEL). */
+  level?: number;
 }
 
 /** Which codec implementation the worker uses: answers 'native' or 'js'. */

@@ -138,7 +138,7 @@ export class CompressionPool {
    * sending the compressed bytes back. `data` is transferred when it owns its ArrayBuffer.
    */
   async storedLengths(compression: 'lz4' | 'zstd', data: Uint8Array, lengths: Uint32Array): Promise<Uint32Array> {
-    const task: SizesTask = { op: 'sizes', compression, data, lengths };
+    const task: SizesTask = { op: 'sizes', compression, data, lengths, level: this.zstdLevel };
     return (await this.track(this.run(task, transferable(data)))) as Uint32Array;
   }
 
@@ -147,7 +147,7 @@ export class CompressionPool {
    * place: `data` is shared memory (or is copied), untouched by the caller until this settles.
    */
   async storedLengthsAt(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array): Promise<Uint32Array> {
-    const task: SizesTask = { op: 'sizes', compression, data, lengths: new Uint32Array(0), pieces };
+    const task: SizesTask = { op: 'sizes', compression, data, lengths: new Uint32Array(0), pieces, level: this.zstdLevel };
     return (await this.track(this.run(task))) as Uint32Array;
   }
 

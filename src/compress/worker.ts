@@ -189,10 +189,10 @@ async function sizes(task: SizesTask): Promise<Uint32Array> {
   }
   if (await nativeAddon()) {
     if (sizesOut.length < o) sizesOut = new Uint8Array(Math.max(o, sizesOut.length * 2));
-    return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out: sizesOut.subarray(0, o) })).storedLengths;
+    return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out: sizesOut.subarray(0, o), level: task.level })).storedLengths;
   }
   const out = new Uint8Array(o);
-  return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out })).storedLengths;
+  return (await compressInto({ op: 'compressInto', compression: task.compression, data: task.data, pieces, out, level: task.level })).storedLengths;
 }
 
 /** Where the JS fallback of verify decodes to: grown as needed, reused by every task. */

@@ -22,7 +22,7 @@ export const OPTION_NAMES = {
   'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],
   'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose', 's3Endpoint', 'archiveOpener', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.repair': ['readData', 'onProgress', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
-  analyze: ['avgSizes', 'compression', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'delta', 'signal', 'onProgress'],
+  analyze: ['avgSizes', 'compression', 'zstdLevel', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'delta', 'signal', 'onProgress'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type OptionsOf = keyof typeof OPTION_NAMES;

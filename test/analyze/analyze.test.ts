@@ -10,6 +10,7 @@ import { MIN_SET_MEMORY } from '../../src/analyze/fingerprint-set.js';
 import { createChunker } from '../../src/chunking/index.js';
 import { CompressionPool } from '../../src/compress/pool.js';
 import { Store } from '../../src/store/store.js';
+import { ChunkyardError } from '../../src/errors.js';
 import { readPackTable } from '../../src/pack/reader.js';
 import { prng, realData } from '../support/data.js';
 
@@ -217,6 +218,29 @@ test('zstd: compressed bytes equal the stored lengths in a zstd store', async ()
   } finally {
     await store.close();
   }
+});
+
+test('zstd level: the compressed bytes equal the stored lengths of a store made with that level; a level without zstd is refused', async () => {
+  const r = await analyze(files, { avgSizes: [16384], compression: 'zstd', zstdLevel: 9 });
+  assert.equal(r.zstdLevel, 9);
+  const path = join(dir, 'store-zstd9');
+  await Store.init(path, { avgSize: 16384, compression: 'zstd', zstdLevel: 9 });
+  const store = await Store.open(path);
+  try {
+    for (const f of files) await store.backup(createReadStream(f), { target: 'source' });
+    let stored = 0;
+    for await (const o of store.backend.list('packs/')) {
+      if (o.name.endsWith('.pack')) for (const e of (await readPackTable(store.backend, o.name)).entries) stored += e.storedLength;
+    }
+    assert.equal(r.results[0]!.compressedBytes, stored);
+    const level3 = await analyze(files, { avgSizes: [16384], compression: 'zstd' });
+    assert.equal(level3.zstdLevel, 3);
+    assert.notEqual(r.results[0]!.compressedBytes, level3.results[0]!.compressedBytes, 'another level gives another size');
+  } finally {
+    await store.close();
+  }
+  await assert.rejects(analyze(files, { avgSizes: [16384], zstdLevel: 9 }), (e: ChunkyardError) => e.code === 'BAD_ARGUMENT' && /applies to compression zstd/.test(e.message));
+  await assert.rejects(analyze(files, { avgSizes: [16384], compression: 'zstd', zstdLevel: 30 }), (e: ChunkyardError) => e.code === 'BAD_ARGUMENT');
 });
 
 test('compression none: compressed bytes are the unique bytes', async () => {

@@ -169,15 +169,25 @@ export async function call(url: string, method: string, path: string, options: {
   // https: trust the test CA only (never the system's roots, never "rejectUnauthorized: false").
   const req = target.protocol === 'https:' ? httpsRequest(target, { method, headers: options.headers, agent: false, ca: readFileSync(tlsFixture('ca.pem')) }) : httpRequest(target, { method, headers: options.headers, agent: false });
   const answered = once(req, 'response') as Promise<[import('node:http').IncomingMessage]>;
+  // A streamed body stops once the server has answered, as a real client does (pushStream):
+  // a server that refused mid-body reads and drops the rest only for a while (LINGER_MS),
+  // then cuts the connection, and a client still writing then would see EPIPE, not the answer.
+  let gotAnswer = false;
+  void answered.then(() => (gotAnswer = true), () => {});
+  let streamed = false;
   if (options.body === undefined) req.end();
   else if (options.body instanceof Uint8Array) req.end(options.body);
   else {
+    streamed = true;
     void (async () => {
       try {
-        for await (const b of options.body as AsyncIterable<Uint8Array>) if (!req.write(b)) await once(req, 'drain');
-        req.end();
+        for await (const b of options.body as AsyncIterable<Uint8Array>) {
+          if (gotAnswer) return;
+          if (!req.write(b)) await Promise.race([once(req, 'drain'), answered]);
+        }
+        if (!gotAnswer) req.end();
       } catch (err) {
-        req.destroy(err as Error);
+        if (!gotAnswer) req.destroy(err as Error);
       }
     })();
   }
@@ -185,6 +195,8 @@ export async function call(url: string, method: string, path: string, options: {
   const parts: Buffer[] = [];
   for await (const b of res) parts.push(b as Buffer);
   const body = Buffer.concat(parts);
+  // The answer is read whole; a body cut short by it is dropped with its connection.
+  if (streamed && !req.writableEnded) req.destroy();
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

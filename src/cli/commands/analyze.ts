@@ -13,11 +13,12 @@ import { analyze, DEFAULT_ANALYZE_MEMORY, parseAvgSizes } from '../../analyze/an
 import { renderAnalyzeHtml } from '../../analyze/html.js';
 import { formatReport, shortSize } from '../../analyze/text.js';
 import { ChunkyardError, badArgument } from '../../errors.js';
-import { printJson } from '../store-args.js';
+import { printJson, zstdLevelFlag } from '../store-args.js';
+import { ZSTD_LEVEL } from '../../pack/codecs.js';
 import { humanBytes, progressLine, rate } from '../progress.js';
 import { writeOut } from '../io.js';
 
-const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|zstd|none] [--memory N] [--delta] [--json] [--html FILE]';
+const usage = '<file|dir ...> [--avg-size 8KiB,16KiB,64KiB] [--compression lz4|zstd|none [--zstd-level 1..19]] [--memory N] [--delta] [--json] [--html FILE]';
 
 export default defineCommand({
   name: 'analyze',
@@ -33,6 +34,7 @@ export default defineCommand({
   flags: {
     'avg-size': { type: 'string', value: 'LIST', description: 'average chunk sizes, comma-separated powers of two (default 64KiB)' },
     compression: { type: 'string', value: 'lz4|zstd|none', description: 'codec a store would use for new chunks (default lz4)' },
+    'zstd-level': { type: 'string', value: '1..19', description: `with --compression zstd: the level a store would use (init --zstd-level; default ${ZSTD_LEVEL})` },
     memory: { type: 'string', value: 'N', description: `memory for the fingerprint sets, all sizes together; beyond it they spill to disk (default ${shortSize(DEFAULT_ANALYZE_MEMORY)})` },
     engine: { type: 'string', value: 'native|wasm|auto', description: 'chunking engine (default auto)' },
     delta: { type: 'boolean', description: 'also estimate what delta compression (init --delta on) would save: a second pass per size' },
@@ -54,6 +56,7 @@ export default defineCommand({
       report = await analyze(positionals, {
         avgSizes,
         compression,
+        zstdLevel: flags['zstd-level'] === undefined ? undefined : zstdLevelFlag(flags['zstd-level']),
         memoryBytes,
         engine,
         delta: flags.delta === true,

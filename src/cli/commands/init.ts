@@ -6,15 +6,9 @@ import { parseSize, formatSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
 import { COMPRESSIONS } from '../../store/config.js';
 import { POLICIES } from '../../snapshot/manifest.js';
-import { printJson, storeAndPositionals } from '../store-args.js';
+import { printJson, storeAndPositionals, zstdLevelFlag } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { ZSTD_LEVEL } from '../../pack/codecs.js';
-import { validateZstdLevel } from '../../store/config.js';
-
-/** --zstd-level: a whole number 1..19 (BAD_ARGUMENT otherwise). */
-function zstdLevelFlag(v: string): number {
-  return validateZstdLevel(/^[0-9]+$/.test(v) ? Number(v) : v);
-}
 
 const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--zstd-level 1..19] [--dedupe immediate|deferred|disabled] [--encryption [--keys-from SRC [--keys-from-password-file FILE]]] [--delta on|off] [--json]';
 

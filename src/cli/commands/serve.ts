@@ -153,58 +153,20 @@ export default defineCommand({
           }, checkInterval * 1000)
         : undefined;
     checkTimer?.unref();
-    let stopping: Promise<unknown> | undefined;
-    const stop = (signal: string) => {
-      if (stopping) {
-        // A second signal: the operator will not wait for the grace period.
-        event({ event: 'abort-uploads', signal });
-        daemon.abortUploads(`the daemon is shutting down (${signal} again)`);
-        return;
-      }
-      stopping = (async () => {
+    await runUntilStopped({
+      daemon,
+      host,
+      port,
+      grace,
+      tokensFile,
+      warnExposure,
+      event,
+      close: async () => {
         if (checkTimer) clearInterval(checkTimer);
-        event({ event: 'shutdown', signal, grace });
-        const r = await daemon.shutdown(grace);
         await store.close();
-        event({ event: 'stopped', abortedUploads: r.aborted });
-      })();
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    const onHup = () => {
-      TokenTable.load(tokensFile).then(
-        (t) => {
-          daemon.setTokens(t);
-          event({ event: 'tokens-reloaded', file: tokensFile });
-          void warnExposure();
-        },
-        (err: unknown) => event({ event: 'tokens-reload-failed', file: tokensFile, code: (err as ChunkyardError).code ?? 'INTERNAL', message: (err as Error).message }, 'error'),
-      );
-    };
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-    process.on('SIGHUP', onHup);
-    try {
-      let addr;
-      try {
-        addr = await daemon.listen(host, port);
-      } catch (err) {
-        await store.close();
-        throw err;
-      }
-      const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      // Like every other line on stderr, JSON: log collectors need no special case.
-      event({ event: 'listening', url: `${daemon.scheme}://${shown}:${addr.port}`, store: store.path, pid: process.pid });
-      await once(daemon.server, 'close');
-      await stopping;
-    } finally {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      process.off('SIGHUP', onHup);
-    }
-    // Whatever else holds the event loop (a stray timer in a dependency) must not keep a
-    // stopped daemon alive.
-    setTimeout(() => process.exit(0), 2000).unref();
+      },
+      listening: { store: store.path },
+    });
   },
 });
 
@@ -241,14 +203,52 @@ async function serveObjectsOnly(o: {
     await backend.close();
     throw o.tls ? badArgument(`--tls-cert ${o.certFile} / --tls-key ${o.keyFile}: not a usable certificate and key: ${(err as Error).message}`) : err;
   }
+  const hasStore = (await backend.stat('config.json').catch(() => undefined)) !== undefined;
+  await runUntilStopped({
+    daemon,
+    host: o.host,
+    port: o.port,
+    grace: o.grace,
+    tokensFile: o.tokensFile,
+    warnExposure: o.warnExposure,
+    event,
+    close: () => backend.close(),
+    listening: { store: backend.location, objectsOnly: true, ...(hasStore ? {} : { note: 'no config.json yet: a client may init the store through the object API' }) },
+  });
+}
+
+/**
+ * The life of a daemon of either mode, from listen to exit: SIGTERM or SIGINT stops
+ * accepting and lets uploads run for the grace period (a second signal aborts them at once),
+ * SIGHUP reloads the tokens file; `close` releases what the mode opened (also when listen
+ * fails). Resolves once the daemon is stopped and closed.
+ */
+async function runUntilStopped(o: {
+  daemon: Daemon;
+  host: string;
+  port: number;
+  grace: number;
+  tokensFile: string;
+  warnExposure: () => Promise<void>;
+  event: (fields: Record<string, unknown>, level?: 'error' | 'warn' | 'info') => void;
+  close: () => Promise<void>;
+  /** Fields of the "listening" line beside its URL. */
+  listening: Record<string, unknown>;
+}): Promise<void> {
+  const { daemon, event } = o;
   let stopping: Promise<unknown> | undefined;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: the operator will not wait for the grace period.
+      event({ event: 'abort-uploads', signal });
+      daemon.abortUploads(`the daemon is shutting down (${signal} again)`);
+      return;
+    }
     stopping = (async () => {
       event({ event: 'shutdown', signal, grace: o.grace });
-      await daemon.shutdown(o.grace);
-      await backend.close();
-      event({ event: 'stopped', abortedUploads: 0 });
+      const r = await daemon.shutdown(o.grace);
+      await o.close();
+      event({ event: 'stopped', abortedUploads: r.aborted });
     })();
   };
   const onTerm = () => stop('SIGTERM');
@@ -271,12 +271,12 @@ async function serveObjectsOnly(o: {
     try {
       addr = await daemon.listen(o.host, o.port);
     } catch (err) {
-      await backend.close();
+      await o.close();
       throw err;
     }
     const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const hasStore = (await backend.stat('config.json').catch(() => undefined)) !== undefined;
-    event({ event: 'listening', url: `${daemon.scheme}://${shown}:${addr.port}`, store: backend.location, objectsOnly: true, ...(hasStore ? {} : { note: 'no config.json yet: a client may init the store through the object API' }), pid: process.pid });
+    // Like every other line on stderr, JSON: log collectors need no special case.
+    event({ event: 'listening', url: `${daemon.scheme}://${shown}:${addr.port}`, ...o.listening, pid: process.pid });
     await once(daemon.server, 'close');
     await stopping;
   } finally {
@@ -284,5 +284,8 @@ async function serveObjectsOnly(o: {
     process.off('SIGINT', onInt);
     process.off('SIGHUP', onHup);
   }
+  // Whatever else holds the event loop (a stray timer in a dependency) must not keep a
+  // stopped daemon alive.
   setTimeout(() => process.exit(0), 2000).unref();
 }
+
