@@ -210,6 +210,96 @@ pub fn decode_many(bases: &[u8], blobs: &[u8], out: &mut [u8], jobs: &[DecodeJob
     Ok(())
 }
 
+/// One delta chunk of a batch for `decode_many_stored`: its blob, its base's *stored* form
+/// (as in the base's pack: codec 0, 1 or 2) and its place.
+pub struct StoredJob {
+    pub blob: (usize, usize),
+    pub base: crate::codec::Piece,
+    pub dest: (usize, usize),
+}
+
+thread_local! {
+    /// Where decode_many_stored decodes bases: grown to the largest base, kept per thread
+    /// (a base is decoded here, used at once while it is in cache, and never kept).
+    static BASE_SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+}
+
+/// decode_many with each base given in its stored form (`base_data` holds the bytes read
+/// from the bases' packs): each base is decoded into a per-thread scratch buffer and checked
+/// against its own fingerprint (`base_fps[32i..]`), then the delta is decoded against it as
+/// in decode_many (blob checksum, named base, length and the chunk's fingerprint checked).
+/// A base used by consecutive jobs (same stored place) is decoded and checked once. No
+/// decoded base outlives the call: restore memory holds stored bases only.
+/// Err((index, reason)); a reason about the base starts with "its base".
+pub fn decode_many_stored(base_data: &[u8], blobs: &[u8], out: &mut [u8], jobs: &[StoredJob], base_fps: &[u8], fps: &[u8]) -> Result<(), (usize, String)> {
+    use crate::codec::{decompress_into, raw_of, stored_of, CODEC_NONE};
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27)).map_err(|c| (0, format!("zstd window: {}", zstd::zstd_safe::get_error_name(c))))?;
+    let range = |(o, l): (usize, usize), len: usize| o.checked_add(l).filter(|&e| e <= len).map(|e| o..e);
+    BASE_SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        // The stored place and fingerprint of the base last checked (in scratch, or a raw
+        // base in base_data): a job naming the same place and fingerprint reuses it.
+        let mut current: Option<(usize, usize, [u8; 32])> = None;
+        for (i, j) in jobs.iter().enumerate() {
+            let fail = |m: String| (i, m);
+            let blob = &blobs[range(j.blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
+            let dest = range(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
+            if blob.len() <= BLOB_HEADER {
+                return Err(fail(format!("delta blob of {} bytes is too short", blob.len())));
+            }
+            let frame = &blob[BLOB_HEADER..];
+            if blake3::hash(frame).as_bytes()[..16] != blob[32..48] {
+                return Err(fail("delta blob fails its checksum".into()));
+            }
+            let (bfp, fp) = (base_fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no base fingerprint".into()))?, fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no fingerprint".into()))?);
+            if blob[..32] != bfp[..] {
+                return Err(fail("the delta names another base than its recipe".into()));
+            }
+            let stored = stored_of(i, base_data, &j.base).map_err(|(i, m)| (i, format!("its base: {m}")))?;
+            let place = (j.base.offset, j.base.stored_length, <[u8; 32]>::try_from(bfp).expect("32 bytes"));
+            let base: &[u8] = if j.base.codec == CODEC_NONE {
+                let raw = raw_of(i, &j.base, stored).map_err(|(i, m)| (i, format!("its base: {m}")))?;
+                if current != Some(place) {
+                    if crate::chunker::fingerprint(None, raw).as_bytes()[..] != bfp[..] {
+                        return Err(fail("its base fails its fingerprint: the base's stored bytes are not what was stored".into()));
+                    }
+                    current = Some(place);
+                }
+                raw
+            } else {
+                if current != Some(place) {
+                    if scratch.len() < j.base.raw_length {
+                        scratch.resize(j.base.raw_length, 0);
+                    }
+                    let dst = &mut scratch[..j.base.raw_length];
+                    decompress_into(i, &j.base, stored, dst).map_err(|(i, m)| (i, format!("its base does not decode: {m}")))?;
+                    if crate::chunker::fingerprint(None, dst).as_bytes()[..] != bfp[..] {
+                        return Err(fail("its base fails its fingerprint: the base's stored bytes are not what was stored".into()));
+                    }
+                    current = Some(place);
+                }
+                &scratch[..j.base.raw_length]
+            };
+            let place_out = &mut out[dest];
+            // SAFETY: a prefix is single-use (zstd lets go of it when the frame ends) and the
+            // session is reset right after, so the context never keeps `base` past this
+            // iteration, during which neither scratch nor base_data changes.
+            let base: &'static [u8] = unsafe { std::mem::transmute::<&[u8], &'static [u8]>(base) };
+            let r = dctx.ref_prefix(base).map_err(|c| fail(format!("zstd prefix: {}", zstd::zstd_safe::get_error_name(c)))).and_then(|_| dctx.decompress(&mut *place_out, frame).map_err(|c| fail(format!("delta frame: {}", zstd::zstd_safe::get_error_name(c)))));
+            let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+            let n = r?;
+            if n != place_out.len() {
+                return Err(fail(format!("decoded to {n} bytes, expected {}", place_out.len())));
+            }
+            if crate::chunker::fingerprint(None, place_out).as_bytes()[..] != fp[..] {
+                return Err(fail("delta chunk fails its fingerprint after decoding".into()));
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Encodes many targets, each against its base: `pairs` are (baseOffset, baseLength,
 /// targetOffset, targetLength) into `bases` and `data`. Returns each frame's length (0 when
 /// the frame would not be smaller than `limit[i]`, then nothing is written for it) and the
@@ -361,6 +451,59 @@ mod tests {
         let mut wfp = fps.clone();
         wfp[40] ^= 1;
         assert!(decode_many(&base, &blobs, &mut out, &jobs, &bfps, &wfp).unwrap_err().1.contains("fingerprint"));
+    }
+
+    #[test]
+    fn decode_many_stored_decodes_checks_and_reuses_bases() {
+        use crate::codec::{Piece, CODEC_NONE, CODEC_ZSTD};
+        let base = noise(32 * 1024, 21);
+        let t1 = edited(&base, 3000);
+        let t2 = edited(&base, 5000);
+        let bfp = crate::chunker::fingerprint(None, &base);
+        let blob_of = |t: &[u8]| {
+            let frame = encode(&mut zstd::zstd_safe::CCtx::create(), &base, t, 3).unwrap();
+            let mut b = bfp.as_bytes().to_vec();
+            b.extend_from_slice(&blake3::hash(&frame).as_bytes()[..16]);
+            b.extend_from_slice(&frame);
+            b
+        };
+        let (b1, b2) = (blob_of(&t1), blob_of(&t2));
+        let blobs = [b1.clone(), b2.clone()].concat();
+        let z = zstd::bulk::compress(&base, 3).unwrap();
+        // Stored bases: a zstd one at 5, a raw one after it.
+        let mut stored = vec![9u8; 5];
+        stored.extend_from_slice(&z);
+        stored.extend_from_slice(&base);
+        let zp = || Piece { offset: 5, stored_length: z.len(), raw_length: base.len(), codec: CODEC_ZSTD };
+        let rp = || Piece { offset: 5 + z.len(), stored_length: base.len(), raw_length: base.len(), codec: CODEC_NONE };
+        let jobs = vec![
+            StoredJob { blob: (0, b1.len()), base: zp(), dest: (0, t1.len()) },
+            StoredJob { blob: (b1.len(), b2.len()), base: zp(), dest: (t1.len(), t2.len()) },
+            StoredJob { blob: (0, b1.len()), base: rp(), dest: (t1.len() + t2.len(), t1.len()) },
+        ];
+        let fps = [crate::chunker::fingerprint(None, &t1).as_bytes().to_vec(), crate::chunker::fingerprint(None, &t2).as_bytes().to_vec(), crate::chunker::fingerprint(None, &t1).as_bytes().to_vec()].concat();
+        let bfps = bfp.as_bytes().repeat(3);
+        let mut out = vec![0u8; 2 * t1.len() + t2.len()];
+        decode_many_stored(&stored, &blobs, &mut out, &jobs, &bfps, &fps).unwrap();
+        assert_eq!(out, [t1.clone(), t2.clone(), t1.clone()].concat());
+        // A damaged stored base is named, whether compressed or raw.
+        let mut bad = stored.clone();
+        bad[5 + z.len() + 100] ^= 1;
+        let e = decode_many_stored(&bad, &blobs, &mut out, &jobs, &bfps, &fps).unwrap_err();
+        assert_eq!(e.0, 2);
+        assert!(e.1.starts_with("its base"), "{}", e.1);
+        let mut badz = stored.clone();
+        badz[5 + z.len() / 2] ^= 0x40;
+        let e = decode_many_stored(&badz, &blobs, &mut out, &jobs, &bfps, &fps).unwrap_err();
+        assert_eq!(e.0, 0);
+        assert!(e.1.starts_with("its base"), "{}", e.1);
+        // The chunk's own fingerprint is still checked.
+        let mut wfp = fps.clone();
+        wfp[33] ^= 1;
+        assert!(decode_many_stored(&stored, &blobs, &mut out, &jobs, &bfps, &wfp).unwrap_err().1.contains("fingerprint after decoding"));
+        // A base place past the data is an error, not a panic.
+        let far = vec![StoredJob { blob: (0, b1.len()), base: Piece { offset: stored.len(), stored_length: 10, raw_length: 10, codec: CODEC_ZSTD }, dest: (0, t1.len()) }];
+        assert!(decode_many_stored(&stored, &blobs, &mut out, &far, &bfps[..32], &fps[..32]).is_err());
     }
 
     #[test]

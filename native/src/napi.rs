@@ -1328,7 +1328,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 27] = [
+    let fns: [(&str, napi_callback); 28] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1356,6 +1356,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("deltaDecodeInto\0", delta::js_delta_decode_into),
         ("deltaDecodeAsync\0", delta::js_delta_decode_async),
         ("deltaDecodeManyAsync\0", delta::js_delta_decode_many_async),
+        ("deltaDecodeStoredAsync\0", delta::js_delta_decode_stored_async),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

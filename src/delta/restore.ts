@@ -1,7 +1,13 @@
 /**
  * Restoring delta chunks (docs/delta.md): the recipe puts each delta's base entry just before
- * it; a restore drops base entries from the output, reads delta blobs with the window's
- * other chunks, and decodes each against its base, read once and kept in a bounded cache.
+ * it; a restore drops base entries from the output and reads delta blobs with the window's
+ * other chunks. Each batch of a read's deltas then reads its bases' *stored* bytes (coalesced
+ * per pack, started before the read's own bytes are in) and one native call decodes each base
+ * into a per-thread scratch buffer, checks it against its fingerprint, and decodes the delta
+ * against it into its place (deltaDecodeStoredAsync): no decoded base is kept, so memory holds
+ * only stored bases (at most PARALLEL_BATCHES × BATCH of them per read) and nothing decoded
+ * goes through fresh pages. Without that call (an older addon), bases are decoded and kept in
+ * a bounded cache (BaseCache.getMany) as before.
  */
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
@@ -10,6 +16,8 @@ import type { RecipeEntry } from '../snapshot/recipe.js';
 import { decodeDeltaInto, deltaNative } from './blob.js';
 import { ViewCache } from './view-cache.js';
 import { readChunks } from './engine.js';
+import { CODEC_DELTA } from '../pack/codecs.js';
+import { packObjectName } from '../util/ids.js';
 
 /** Decoded base chunks a restore keeps, bytes. */
 export const RESTORE_BASE_CACHE_BYTES = 32 << 20;
@@ -44,6 +52,13 @@ export class BaseCache {
   ) {
     this.kept = new ViewCache(bytes);
   }
+
+  /** Stored bytes [start, end) of a pack (the restore's reader: kept handles, archive tier). */
+  readStored(name: string, start: number, end: number): Promise<Uint8Array> {
+    this.storedReads++;
+    return this.read ? this.read(name, start, end) : this.backend.get(name, { start, end });
+  }
+  storedReads = 0;
 
   /** The raw bytes of each base (same order); misses are read together. */
   getMany(bases: readonly RecipeEntry[]): Promise<Uint8Array>[] {
@@ -96,16 +111,82 @@ export class BaseCache {
 const BATCH = 64;
 const PARALLEL_BATCHES = 4;
 
+/** Reads of stored bases are coalesced over gaps up to this, and span at most STORED_SPAN bytes. */
+const STORED_GAP = 128 << 10;
+const STORED_SPAN = 8 << 20;
+
+/** The stored bytes of some bases of a batch: one coalesced read of one pack. */
+interface StoredGroup {
+  /** Indexes into the batch, in base offset order (a base shared by neighbours is decoded once). */
+  ks: number[];
+  start: number;
+  data: Promise<Uint8Array>;
+}
+
+/** Base reads started for a read's first batches (prefetchBases), taken by their batches. */
+export type Prefetched = Map<number, StoredGroup[] | Promise<Uint8Array>[]>;
+
+const storedNative = (): NonNullable<ReturnType<typeof deltaNative>>['deltaDecodeStoredAsync'] => deltaNative()?.deltaDecodeStoredAsync;
+
+/** Groups a batch's bases per pack and starts their (coalesced) reads. */
+function readStoredGroups(cache: BaseCache, batch: readonly { entry: RecipeEntry }[]): StoredGroup[] {
+  const byPack = new Map<string, number[]>();
+  batch.forEach(({ entry: e }, k) => {
+    const b = e.deltaBase;
+    if (!b || b.codec === CODEC_DELTA) return; // reported by the decode
+    const key = b.packId.toString('latin1');
+    let l = byPack.get(key);
+    if (!l) byPack.set(key, (l = []));
+    l.push(k);
+  });
+  const groups: StoredGroup[] = [];
+  for (const ks of byPack.values()) {
+    ks.sort((x, y) => batch[x]!.entry.deltaBase!.offset - batch[y]!.entry.deltaBase!.offset);
+    let g: number[] = [];
+    let start = 0;
+    let end = 0;
+    const flush = (): void => {
+      if (g.length === 0) return;
+      const b = batch[g[0]!]!.entry.deltaBase!;
+      const data = cache.readStored(packObjectName(b.packId), start, end);
+      data.catch(() => {});
+      groups.push({ ks: g, start, data });
+    };
+    for (const k of ks) {
+      const b = batch[k]!.entry.deltaBase!;
+      const bEnd = b.offset + b.storedLength;
+      if (g.length > 0 && b.offset - end <= STORED_GAP && Math.max(end, bEnd) - start <= STORED_SPAN) {
+        g.push(k);
+        end = Math.max(end, bEnd);
+        continue;
+      }
+      flush();
+      g = [k];
+      start = b.offset;
+      end = bEnd;
+    }
+    flush();
+  }
+  return groups;
+}
+
 /**
  * Starts reading the bases of a read's first delta pieces (before its own bytes are in), so
- * that base reads overlap the read instead of following it.
+ * that base reads overlap the read instead of following it. With the stored-base decoder, the
+ * reads started are returned for decodeDeltaPieces (at most PARALLEL_BATCHES batches' worth).
  */
-export function prefetchBases(cache: BaseCache, pieces: readonly { entry: RecipeEntry }[]): void {
+export function prefetchBases(cache: BaseCache, pieces: readonly { entry: RecipeEntry }[]): Prefetched {
+  const started: Prefetched = new Map();
   const first = pieces.slice(0, BATCH * PARALLEL_BATCHES);
   for (let from = 0; from < first.length; from += BATCH) {
-    const bases = first.slice(from, from + BATCH).flatMap((p) => (p.entry.deltaBase ? [p.entry.deltaBase] : []));
-    if (bases.length > 0) cache.getMany(bases);
+    const batch = first.slice(from, from + BATCH);
+    if (storedNative()) started.set(from / BATCH, readStoredGroups(cache, batch));
+    else {
+      const bases = batch.flatMap((p) => (p.entry.deltaBase ? [p.entry.deltaBase] : []));
+      if (bases.length > 0) cache.getMany(bases);
+    }
   }
+  return started;
 }
 
 /**
@@ -119,14 +200,20 @@ export async function decodeDeltaPieces(
   pieces: readonly { entry: RecipeEntry; dest: number }[],
   area: Uint8Array,
   where: (e: RecipeEntry) => string,
+  prefetched?: Prefetched,
 ): Promise<void> {
   // Batches run side by side (their bases are read and decoded in parallel); at most
   // PARALLEL_BATCHES × BATCH bases of one read are in memory beside the cache.
   const batches: (readonly { entry: RecipeEntry; dest: number }[])[] = [];
   for (let from = 0; from < pieces.length; from += BATCH) batches.push(pieces.slice(from, from + BATCH));
   let next = 0;
+  const stored = storedNative();
   const worker = async (): Promise<void> => {
-    while (next < batches.length) await decodeBatch(cache, data, dataStart, batches[next++]!, area, where);
+    while (next < batches.length) {
+      const i = next++;
+      if (stored) await decodeBatchStored(cache, data, batches[i]!, dataStart, area, where, prefetched?.get(i) as StoredGroup[] | undefined);
+      else await decodeBatch(cache, data, dataStart, batches[i]!, area, where);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_BATCHES, batches.length) }, worker));
 }
@@ -187,6 +274,60 @@ async function decodeBatch(
       if (index >= 0) {
         const e = batch[ks[index]!]!.entry;
         throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: ${reason}`);
+      }
+    }),
+  );
+}
+
+/** Whether an error from reading a pack means the pack is not there. */
+const notFound = (err: unknown): boolean => (err as { code?: string }).code === 'OBJECT_NOT_FOUND';
+
+/**
+ * A batch of delta pieces decoded with their bases in stored form (deltaDecodeStoredAsync):
+ * one native call per coalesced base read, every base and every delta checked against its
+ * fingerprint there.
+ */
+async function decodeBatchStored(
+  cache: BaseCache,
+  data: Uint8Array,
+  batch: readonly { entry: RecipeEntry; dest: number }[],
+  dataStart: number,
+  area: Uint8Array,
+  where: (e: RecipeEntry) => string,
+  prefetched: StoredGroup[] | undefined,
+): Promise<void> {
+  for (const { entry: e } of batch) {
+    if (!e.deltaBase) throw new ChunkyardError('CORRUPT', `${where(e)}: a delta chunk without its base entry`);
+    if (e.deltaBase.codec === CODEC_DELTA) throw new ChunkyardError('CORRUPT', `${where(e)}: its base ${e.deltaBase.fingerprint.toString('hex').slice(0, 16)}… is itself a delta`);
+  }
+  const groups = prefetched ?? readStoredGroups(cache, batch);
+  const decode = storedNative()!;
+  await Promise.all(
+    groups.map(async ({ ks, start, data: pending }) => {
+      let baseData: Uint8Array;
+      try {
+        baseData = await pending;
+      } catch (err) {
+        const e = batch[ks[0]!]!.entry;
+        const base = e.deltaBase!;
+        if (notFound(err)) throw new ChunkyardError('CHUNK_NOT_FOUND', `${where(e)}: the pack of its base ${base.fingerprint.toString('hex').slice(0, 16)}… is missing`, { cause: err });
+        throw err;
+      }
+      const places = new Uint32Array(ks.length * 8);
+      const baseFps = new Uint8Array(ks.length * 32);
+      const fps = new Uint8Array(ks.length * 32);
+      ks.forEach((k, j) => {
+        const { entry: e, dest } = batch[k]!;
+        const b = e.deltaBase!;
+        places.set([e.offset - dataStart, e.storedLength, b.offset - start, b.storedLength, b.rawLength, b.codec, dest, e.rawLength], j * 8);
+        baseFps.set(b.fingerprint, j * 32);
+        fps.set(e.fingerprint, j * 32);
+      });
+      const [index, reason] = await decode.call(deltaNative(), baseData, data, area, places, baseFps, fps);
+      if (index >= 0) {
+        const e = batch[ks[index]!]!.entry;
+        const why = reason.startsWith('its base') ? `its base ${e.deltaBase!.fingerprint.toString('hex').slice(0, 16)}… is corrupt (${reason})` : reason;
+        throw new ChunkyardError('CHUNK_CORRUPT', `${where(e)}: ${why}`);
       }
     }),
   );

@@ -118,6 +118,14 @@ export interface NativeAddon {
    * (6 per chunk), checksum, named base (32 bytes each) and decoded fingerprint (32 each) checked: [-1, ''] or [index, reason].
    */
   deltaDecodeManyAsync?(bases: Uint8Array, blobs: Uint8Array, out: Uint8Array, places: Uint32Array, baseFingerprints: Uint8Array, fingerprints: Uint8Array): Promise<[number, string]>;
+  /**
+   * deltaDecodeManyAsync with each base in its stored form (codec 0, 1 or 2) within baseData:
+   * places are [blobOffset, blobLength, baseOffset, baseStoredLength, baseRawLength, baseCodec,
+   * destOffset, destLength] per chunk; each base is decoded into a per-thread scratch buffer
+   * and checked against its fingerprint there. [-1, ''] or [index, reason] (a reason about
+   * the base starts with "its base").
+   */
+  deltaDecodeStoredAsync?(baseData: Uint8Array, blobs: Uint8Array, out: Uint8Array, places: Uint32Array, baseFingerprints: Uint8Array, fingerprints: Uint8Array): Promise<[number, string]>;
 }
 
 /** The chunker version the addon must implement; a stale build of another version is refused. */

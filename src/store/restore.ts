@@ -134,7 +134,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
   await run.turns.take();
   // Delta chunks' bases are read while the read's own bytes come in (src/delta/restore.ts).
   const deltas = read.pieces.some((p) => p.entry.codec === CODEC_DELTA) ? read.pieces.filter((p) => p.entry.codec === CODEC_DELTA) : [];
-  if (deltas.length > 0) prefetchBases(run.bases, deltas);
+  const prefetched = deltas.length > 0 ? prefetchBases(run.bases, deltas) : undefined;
   const length = read.end - read.start;
   const slot = length <= run.readBuffers.bytes ? await run.readBuffers.acquire() : undefined;
   try {
@@ -150,7 +150,7 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array): Pr
     if (!slot) run.churn.add(data.length);
     // Delta chunks (codec 3) decode against their bases, before the rest (which may move data).
     const plain = deltas.length > 0 ? read.pieces.filter((p) => p.entry.codec !== CODEC_DELTA) : read.pieces;
-    if (deltas.length > 0) await decodeDeltaPieces(run.bases, data, read.start, deltas, area, (e) => `snapshot ${manifest.id}: chunk ${e.fingerprint.toString('hex')} (stream offset ${e.streamOffset}) in pack ${name} at offset ${e.offset}`);
+    if (deltas.length > 0) await decodeDeltaPieces(run.bases, data, read.start, deltas, area, (e) => `snapshot ${manifest.id}: chunk ${e.fingerprint.toString('hex')} (stream offset ${e.streamOffset}) in pack ${name} at offset ${e.offset}`, prefetched);
     const n = plain.length;
     if (n === 0) return;
     const pieces = new Uint32Array(n * 5);
@@ -226,7 +226,8 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const remote = !(plainBackend(ctx.backend) instanceof FsBackend);
   const sizing = restoreSlotsFor(ctx.maxSize, remote);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
-  const run: RestoreRun = { ctx, manifest, packs: new PackFiles(ctx.backend), turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : ctx.backend.get(name, { start, end }))) };
+  const packs = new PackFiles(ctx.backend);
+  const run: RestoreRun = { ctx, manifest, packs, turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : packs.read(name, start, end, new Uint8Array(end - start)))) };
   const limits = { maxReadBytes: sizing.maxReadBytes, maxGapBytes: sizing.maxGapBytes };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();

@@ -195,13 +195,46 @@ test('check --read-data and restore find a damaged delta and a damaged base', as
       assert.ok(report.errors.some((e) => e.code === 'CHUNK_CORRUPT'), `${what}: ${JSON.stringify(report.errors)}`);
       const s2 = await Store.open(dir);
       try {
-        await assert.rejects(async () => collect(await s2.restore(id)), (e) => hasCode(e, 'CHUNK_CORRUPT'), `${what}: restore refuses the damaged chunk`);
+        await assert.rejects(
+          async () => collect(await s2.restore(id)),
+          (e) => hasCode(e, 'CHUNK_CORRUPT') && (e as Error).message.includes(what === 'base' ? `its base ${d.deltaBase!.fingerprint.toString('hex').slice(0, 16)}` : d.fingerprint.toString('hex')),
+          `${what}: restore refuses the damaged chunk and names it (a damaged base by its fingerprint)`,
+        );
       } finally {
         await s2.close();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+});
+
+test('restore of a delta chunk reads its base in stored form; with the base pack gone: CHUNK_NOT_FOUND', async () => {
+  const dir = await tempStore({ delta: 'on' });
+  try {
+    let id: string;
+    const store = await Store.open(dir);
+    try {
+      await store.backup(streamOf(generation(0)), { target: 'db' });
+      id = (await store.backup(streamOf(generation(1)), { target: 'db' })).id;
+      // Every delta is restored against its base read in stored form (byte-exact).
+      assert.ok((await collect(await store.restore(id))).equals(generation(1)));
+    } finally {
+      await store.close();
+    }
+    const entries = await recipeEntries(dir, id);
+    const d = entries.find((e) => e.codec === CODEC_DELTA)!;
+    assert.ok(d, 'generation 1 has delta chunks');
+    const basePack = join(dir, packObjectName(d.deltaBase!.packId));
+    await rm(basePack);
+    const s2 = await Store.open(dir);
+    try {
+      await assert.rejects(async () => collect(await s2.restore(id)), (e) => hasCode(e, 'CHUNK_NOT_FOUND'), 'restore names the missing pack');
+    } finally {
+      await s2.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

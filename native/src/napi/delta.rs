@@ -2,7 +2,7 @@
 //! A child of napi.rs so that it shares its argument helpers; registered in its export table.
 
 use super::*;
-use crate::delta::{decode_into, decode_many, encode_many, sketch_many, DecodeJob, SUPER_FEATURES};
+use crate::delta::{decode_into, decode_many, decode_many_stored, encode_many, sketch_many, DecodeJob, StoredJob, SUPER_FEATURES};
 
 fn u32_value(env: napi_env, v: &[u32]) -> JsResult<napi_value> {
     let mut bytes = Vec::with_capacity(4 * v.len());
@@ -152,5 +152,45 @@ pub(super) unsafe extern "C" fn js_delta_decode_many_async(env: napi_env, info: 
             }
         });
         start_work(env, "chunkyard:deltaDecodeMany", &[a[0], a[1], a[2], a[4], a[5]], job, |env, (n, reason): (f64, String)| number_and_reason(env, n, &reason), None)
+    })
+}
+
+/// deltaDecodeStoredAsync(baseData, blobs, out, places: Uint32Array [blobOffset, blobLength,
+///   baseOffset, baseStoredLength, baseRawLength, baseCodec, destOffset, destLength]×n,
+///   baseFingerprints (32n), fingerprints (32n)) -> Promise<[index, reason]>: as
+///   deltaDecodeManyAsync, with each base given in its stored form within baseData (decoded
+///   and checked against its fingerprint here, in a per-thread scratch buffer). index -1 when
+///   all are good. None of the buffers may change (and out not be touched) until it settles.
+pub(super) unsafe extern "C" fn js_delta_decode_stored_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<6>(env, info, |env, a| {
+        let base_data = bytes_arg(env, a[0], "baseData")?;
+        let blobs = bytes_arg(env, a[1], "blobs")?;
+        let out = bytes_arg(env, a[2], "out")?;
+        let eight = u32s_arg(env, a[3], "places")?;
+        let base_fps = bytes_arg(env, a[4], "baseFingerprints")?;
+        let fps = bytes_arg(env, a[5], "fingerprints")?;
+        if eight.len() % 8 != 0 || base_fps.len != eight.len() / 8 * 32 || fps.len != eight.len() / 8 * 32 {
+            return Err(bad_argument(format!("places has {} numbers, baseFingerprints {} bytes, fingerprints {}: need 8 numbers and 32 + 32 bytes per chunk", eight.len(), base_fps.len, fps.len)));
+        }
+        if let Some(q) = eight.chunks_exact(8).find(|q| q[5] > 2) {
+            return Err(bad_argument(format!("base codec {} is not 0, 1 or 2", q[5])));
+        }
+        let jobs: Vec<StoredJob> = eight
+            .chunks_exact(8)
+            .map(|q| StoredJob {
+                blob: (q[0] as usize, q[1] as usize),
+                base: crate::codec::Piece { offset: q[2] as usize, stored_length: q[3] as usize, raw_length: q[4] as usize, codec: q[5] as u8 },
+                dest: (q[6] as usize, q[7] as usize),
+            })
+            .collect();
+        let job = Box::new(move || {
+            // SAFETY: napi_refs hold all six until work_complete; the caller leaves them alone.
+            let (base_data, blobs, out, bfps, fps) = unsafe { (base_data.as_slice(), blobs.as_slice(), out.as_mut_slice(), base_fps.as_slice(), fps.as_slice()) };
+            match decode_many_stored(base_data, blobs, out, &jobs, bfps, fps) {
+                Ok(()) => (-1.0, String::new()),
+                Err((i, m)) => (i as f64, m),
+            }
+        });
+        start_work(env, "chunkyard:deltaDecodeStored", &[a[0], a[1], a[2], a[4], a[5]], job, |env, (n, reason): (f64, String)| number_and_reason(env, n, &reason), None)
     })
 }
