@@ -411,6 +411,37 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
         assertBytes(await b.get('unawaited'), Buffer.concat(pieces));
       });
 
+      it('writeMany (where offered) writes its pieces in order, between the writes around it', async (b) => {
+        const w = await b.openWriter('many');
+        if (w.writeMany === undefined) {
+          await w.abort();
+          return;
+        }
+        // Pieces of one buffer back to back (merged into one by a directory), others, empty
+        // ones, and a group past a megabyte (written with writev by a directory).
+        const shared = pattern(3_000_000, 9);
+        const groups: Uint8Array[][] = [
+          [pattern(10, 1)],
+          [shared.subarray(0, 70_000), shared.subarray(70_000, 70_000), shared.subarray(70_000, 1_200_000), pattern(5_000, 2), shared.subarray(1_300_000, 3_000_000)],
+          [],
+          [pattern(40_000, 3), pattern(0, 4), pattern(9_000, 5)],
+        ];
+        const expected: Uint8Array[] = [];
+        const ops: Promise<void>[] = [];
+        for (const g of groups) {
+          ops.push(w.writeMany(g));
+          expected.push(...g);
+          const single = pattern(777, expected.length);
+          ops.push(w.write(single));
+          expected.push(single);
+        }
+        await Promise.all(ops);
+        const all = Buffer.concat(expected);
+        assert.equal(w.bytesWritten, all.length);
+        await w.commit();
+        assertBytes(await b.get('many'), all);
+      });
+
       it('shows nothing before commit; commit makes it visible', async (b) => {
         const w = await b.openWriter('later');
         await w.write(pattern(70_000, 5));

@@ -454,6 +454,34 @@ class FsWriter extends BaseObjectWriter {
     }
   }
 
+  /**
+   * Many pieces (a backup slice's stored chunks): what is buffered first, then the pieces
+   * with writev straight from the caller's memory, no copy; pieces that lie back to back in
+   * one buffer go as one. A few small pieces are buffered as write() would.
+   */
+  protected override async writeDataMany(pieces: readonly Uint8Array[]): Promise<void> {
+    let total = 0;
+    for (const p of pieces) total += p.byteLength;
+    if (total < WRITE_BUFFER_SIZE) {
+      for (const p of pieces) await this.writeData(p);
+      return;
+    }
+    try {
+      await this.#flush();
+      const iov: Uint8Array[] = [];
+      for (const p of pieces) {
+        if (p.byteLength === 0) continue;
+        const last = iov[iov.length - 1];
+        if (last !== undefined && last.buffer === p.buffer && last.byteOffset + last.byteLength === p.byteOffset) {
+          iov[iov.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + p.byteLength);
+        } else iov.push(p);
+      }
+      await writevAll(this.#handle, iov, total);
+    } catch (err) {
+      throw mapError(err, this.name, 'write');
+    }
+  }
+
   protected override async commitData(): Promise<void> {
     try {
       await this.#flush();
@@ -558,6 +586,25 @@ async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   while (at < data.byteLength) {
     const { bytesWritten } = await handle.write(data, at, data.byteLength - at);
     at += bytesWritten;
+  }
+}
+
+/** writev of `iov` (`total` bytes) at the file position, continuing after a short write. */
+async function writevAll(handle: FileHandle, iov: Uint8Array[], total: number): Promise<void> {
+  let done = 0;
+  let i = 0;
+  while (done < total) {
+    const { bytesWritten } = await handle.writev(i === 0 ? iov : iov.slice(i));
+    done += bytesWritten;
+    if (done >= total) return;
+    if (bytesWritten === 0) throw new Error('writev wrote nothing');
+    // Skip the pieces written; the first one not written whole goes on from where it stopped.
+    let skip = bytesWritten;
+    while (skip > 0 && skip >= iov[i]!.byteLength) skip -= iov[i++]!.byteLength;
+    if (skip > 0) {
+      const p = iov[i]!;
+      iov[i] = p.subarray(skip);
+    }
   }
 }
 

@@ -84,6 +84,13 @@ export interface ObjectWriter {
    * modify `data` before then.
    */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Optional: append several pieces, in order, as one queued write (the same as write() of
+   * each in turn, with one hand-over instead of one per piece; a directory writes them with
+   * one writev). Resolves when every piece may be reused. Wrappers that lack it are written
+   * piece by piece (src/pack/writer.ts).
+   */
+  writeMany?(pieces: readonly Uint8Array[]): Promise<void>;
   /** Make the object durable and visible, atomically. */
   commit(): Promise<void>;
   /**

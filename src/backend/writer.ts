@@ -39,6 +39,13 @@ export abstract class BaseObjectWriter implements ObjectWriter {
 
   /** Store `data` after what was written before. `data` may be reused once this resolves. */
   protected abstract writeData(data: Uint8Array): Promise<void>;
+  /**
+   * Store `pieces` after what was written before, in order. The default writes them one by
+   * one with writeData; a backend may do better (one writev).
+   */
+  protected async writeDataMany(pieces: readonly Uint8Array[]): Promise<void> {
+    for (const p of pieces) await this.writeData(p);
+  }
   /** Make everything written durable and visible under the name, atomically. */
   protected abstract commitData(): Promise<void>;
   /** Drop the temporary data. Called at most once; must not throw. */
@@ -57,6 +64,22 @@ export abstract class BaseObjectWriter implements ObjectWriter {
     return this.#enqueue(async () => {
       await this.writeData(data);
       this.#bytesWritten += data.byteLength;
+    });
+  }
+
+  writeMany(pieces: readonly Uint8Array[]): Promise<void> {
+    let bytes = 0;
+    try {
+      for (const p of pieces) {
+        assertBytes(p, 'ObjectWriter.writeMany piece');
+        bytes += p.byteLength;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#enqueue(async () => {
+      await this.writeDataMany(pieces);
+      this.#bytesWritten += bytes;
     });
   }
 

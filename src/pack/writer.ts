@@ -20,6 +20,10 @@ export class PackWriter {
   private readonly entries: PackEntry[] = [];
   private offset = PACK_HEADER_SIZE;
   private rawBytes = 0;
+  /** Chunks placed by place() and not yet handed to the ObjectWriter. */
+  private pending: Uint8Array[] = [];
+  /** The last write handed to the ObjectWriter (writes complete in order). */
+  private lastWrite: Promise<void> = Promise.resolve();
 
   private constructor(private readonly backend: Backend, private readonly out: ObjectWriter, packId: Buffer) {
     this.packId = packId;
@@ -45,12 +49,39 @@ export class PackWriter {
 
   /** Appends one stored chunk; returns its offset in the pack. */
   async append(fingerprint: Buffer, stored: Uint8Array, rawLength: number, codec: CodecId): Promise<number> {
+    const offset = this.place(fingerprint, stored, rawLength, codec);
+    await this.flush();
+    return offset;
+  }
+
+  /**
+   * Places one stored chunk in the pack's table at once and returns its offset; its bytes
+   * are written by the next flush() (or seal()). `stored` must stay unchanged until that
+   * flush resolves. A backup places a slice's new chunks and flushes them as one write.
+   */
+  place(fingerprint: Buffer, stored: Uint8Array, rawLength: number, codec: CodecId): number {
     const offset = this.offset;
     this.entries.push({ fingerprint, offset, storedLength: stored.length, rawLength, codec });
     this.offset += stored.length;
     this.rawBytes += rawLength;
-    await this.out.write(stored);
+    this.pending.push(stored);
     return offset;
+  }
+
+  /**
+   * Hands the placed chunks to the ObjectWriter as one write, after the writes before it;
+   * resolves when they, and every write before, may be reused.
+   */
+  flush(): Promise<void> {
+    const pieces = this.pending;
+    if (pieces.length > 0) {
+      this.pending = [];
+      const before = this.lastWrite;
+      const w = this.out.writeMany ? before.then(() => this.out.writeMany!(pieces)) : before.then(() => writeEach(this.out, pieces));
+      w.catch(() => {}); // reported by this flush and by seal (the writer's error is sticky)
+      this.lastWrite = w;
+    }
+    return this.lastWrite;
   }
 
   /**
@@ -65,6 +96,8 @@ export class PackWriter {
     // Table and footer in one write: an encrypted store's CryptBackend recognises the pack's
     // trailer (the bytes it encrypts) as this write (src/crypto/crypt-backend.ts).
     const trailer = Buffer.concat([table, footer]);
+    // Chunks placed and not flushed yet go first.
+    await this.flush();
     await this.out.write(trailer);
     await this.out.commit();
     await this.backend.put(tableObjectName(this.packId), trailer, { exclusive: true });
@@ -74,4 +107,12 @@ export class PackWriter {
   async abort(): Promise<void> {
     await this.out.abort();
   }
+}
+
+/**
+ * write() of each piece in turn, each after the one before resolved (a wrapper such as the
+ * fault injector need not keep the order of writes it was given at once).
+ */
+async function writeEach(out: ObjectWriter, pieces: readonly Uint8Array[]): Promise<void> {
+  for (const p of pieces) await out.write(p);
 }

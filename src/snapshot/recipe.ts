@@ -83,6 +83,9 @@ export class RecipeWriter {
   private readonly seeks: number[] = [];
   private readonly blockHashes: Buffer[] = [];
   private readonly packRefs = new Map<string, number>();
+  /** The pack of the last entry (a copy) and its reference. */
+  private lastPackId: Buffer | undefined;
+  private lastRef = 0;
   private readonly packIds: Buffer[] = [];
 
   private constructor(
@@ -121,22 +124,34 @@ export class RecipeWriter {
    * last entry is written there and again as the next block's first (the reader takes the
    * entry right before a delta).
    */
-  async add(fingerprint: Uint8Array, loc: ChunkLocation, base = false): Promise<void> {
+  add(fingerprint: Uint8Array, loc: ChunkLocation, base = false): Promise<void> | void {
+    // Synchronous unless a full buffer is written out (once per SEEK_EVERY entries at most):
+    // a backup adds one entry per chunk, and a promise per entry was measurable.
     if ((base || loc.codec === CODEC_DELTA) && this.version < RECIPE_VERSION_DELTA) {
-      throw new ChunkyardError('BAD_ARGUMENT', `a version-${this.version} recipe holds no delta or base entries`);
+      return Promise.reject(new ChunkyardError('BAD_ARGUMENT', `a version-${this.version} recipe holds no delta or base entries`));
     }
-    if (base && this.entries % SEEK_EVERY === SEEK_EVERY - 1) await this.addEntry(fingerprint, loc, true);
-    await this.addEntry(fingerprint, loc, base);
+    if (base && this.entries % SEEK_EVERY === SEEK_EVERY - 1) {
+      const first = this.addEntry(fingerprint, loc, true);
+      if (first) return first.then(() => this.addEntry(fingerprint, loc, base));
+    }
+    return this.addEntry(fingerprint, loc, base);
   }
 
-  private async addEntry(fingerprint: Uint8Array, loc: ChunkLocation, base: boolean): Promise<void> {
+  private addEntry(fingerprint: Uint8Array, loc: ChunkLocation, base: boolean): Promise<void> | void {
     if (this.entries % SEEK_EVERY === 0) this.seeks.push(this.logicalBytes);
-    const hex = loc.packId.toString('hex');
-    let ref = this.packRefs.get(hex);
-    if (ref === undefined) {
-      ref = this.packIds.length;
-      this.packRefs.set(hex, ref);
-      this.packIds.push(loc.packId);
+    let ref: number | undefined;
+    // Runs of entries name the same pack: compared by content (a caller may reuse a buffer).
+    if (this.lastPackId !== undefined && this.lastPackId.equals(loc.packId)) ref = this.lastRef;
+    else {
+      const hex = loc.packId.toString('hex');
+      ref = this.packRefs.get(hex);
+      if (ref === undefined) {
+        ref = this.packIds.length;
+        this.packRefs.set(hex, ref);
+        this.packIds.push(loc.packId);
+      }
+      this.lastPackId = Buffer.from(loc.packId);
+      this.lastRef = ref;
     }
     const b = this.buf;
     const o = this.used;
@@ -151,7 +166,7 @@ export class RecipeWriter {
     if (!base) this.logicalBytes += loc.rawLength;
     if (this.entries % SEEK_EVERY === 0) {
       this.endBlock();
-      if (this.used >= this.buf.length) await this.flush();
+      if (this.used >= this.buf.length) return this.flush();
     }
   }
 

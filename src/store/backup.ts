@@ -347,50 +347,66 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       outOffsets.push(outAt);
       if (comp.codecs[j] !== CODEC_NONE) outAt += comp.storedLengths[j]!;
     }
-    for (const c of s.chunks) {
-      let loc: ChunkLocation;
-      if (c.kind === 'dup') {
-        loc = await c.location;
-        if (c.inflight) {
-          dependencies.add(c.inflight.durable.promise);
-          if (c.inflight.pack) otherPacks.add(c.inflight.pack);
+    // New chunks are placed in the pack's table as they come and their bytes written once per
+    // slice and pack (PackWriter.flush: one writev into a directory), not one write per chunk;
+    // the slot is released only after those writes resolve (the consumer's finally).
+    const touched = new Set<OpenPack>();
+    let failure: { err: unknown } | undefined;
+    try {
+      for (const c of s.chunks) {
+        let loc: ChunkLocation;
+        if (c.kind === 'dup') {
+          loc = c.location instanceof Promise ? await c.location : c.location;
+          if (c.inflight) {
+            dependencies.add(c.inflight.durable.promise);
+            if (c.inflight.pack) otherPacks.add(c.inflight.pack);
+          }
+          // Another stream's delta chunk: its base goes first (entries in recipes/ hold it).
+          if (loc.codec === CODEC_DELTA) await addBase(c.deltaBase ?? c.inflight?.deltaBase);
+        } else {
+          let codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
+          let stored = comp?.sealed
+            ? comp.sealed.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp.storedLengths[c.newIndex]!)
+            : codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
+          const d = comp?.sealed ? undefined : delta?.deltas[c.newIndex];
+          if (d && d.blob.length < stored.length) {
+            codec = CODEC_DELTA;
+            stored = d.blob;
+            if (c.claim) c.claim.deltaBase = d.base;
+            await addBase(d.base);
+          }
+          if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
+          pack ??= await sink.openPack();
+          // Synchronous: the chunk is in the pack's table before anything else can seal it.
+          const offset = pack.writer.place(c.fp, stored, c.rawLength, codec);
+          touched.add(pack);
+          loc = { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: c.rawLength, codec };
+          if (c.claim) sink.placed(c.fp, c.claim, pack, loc);
+          dependencies.add(pack.durable.promise);
+          progress.newChunks++;
+          progress.newBytes += c.rawLength;
+          storedBytes += stored.length;
+          if (pack.writer.size >= sink.packSize) {
+            const full = pack;
+            pack = undefined;
+            const p = sink.seal(full);
+            p.catch(() => {});
+            sealing.push(p);
+          }
         }
-        // Another stream's delta chunk: its base goes first (entries in recipes/ hold it).
-        if (loc.codec === CODEC_DELTA) await addBase(c.deltaBase ?? c.inflight?.deltaBase);
-      } else {
-        let codec = (comp ? comp.codecs[c.newIndex] : CODEC_NONE) as CodecId;
-        let stored = comp?.sealed
-          ? comp.sealed.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp.storedLengths[c.newIndex]!)
-          : codec === CODEC_NONE ? input.subarray(c.offset, c.offset + c.rawLength) : output.subarray(outOffsets[c.newIndex], outOffsets[c.newIndex]! + comp!.storedLengths[c.newIndex]!);
-        const d = comp?.sealed ? undefined : delta?.deltas[c.newIndex];
-        if (d && d.blob.length < stored.length) {
-          codec = CODEC_DELTA;
-          stored = d.blob;
-          if (c.claim) c.claim.deltaBase = d.base;
-          await addBase(d.base);
-        }
-        if (pack?.sealing) pack = undefined; // sealed early by a stream that reused its chunks
-        pack ??= await sink.openPack();
-        // The writer is done with `stored` when append resolves (the slot may then be reused).
-        const offset = await pack.writer.append(c.fp, stored, c.rawLength, codec);
-        loc = { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: c.rawLength, codec };
-        if (c.claim) sink.placed(c.fp, c.claim, pack, loc);
-        dependencies.add(pack.durable.promise);
-        progress.newChunks++;
-        progress.newBytes += c.rawLength;
-        storedBytes += stored.length;
-        if (pack.writer.size >= sink.packSize) {
-          const full = pack;
-          pack = undefined;
-          const p = sink.seal(full);
-          p.catch(() => {});
-          sealing.push(p);
-        }
+        const added = recipe.add(c.fp, loc);
+        if (added) await added;
+        if (sketches) await sketches.add(delta?.sketches, ci * 3);
+        ci++;
       }
-      await recipe.add(c.fp, loc);
-      await sketches?.add(delta?.sketches, ci * 3);
-      ci++;
+    } catch (err) {
+      failure = { err };
     }
+    // The slot's bytes must not be reused before the writes that read them are done.
+    const settled = await Promise.allSettled([...touched].map((p) => p.writer.flush()));
+    if (failure) throw failure.err;
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     options.onProgress?.({ ...progress });
   };
 

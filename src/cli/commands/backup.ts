@@ -14,6 +14,7 @@ import { writeOut } from '../io.js';
 import { DEFAULT_HOOK_TIMEOUT_MS, hooksFilePath, parseHookTimeout, stateDir, validateOnHookError, type BackupHooks } from '../../hooks/config.js';
 import { recoverPending } from '../../hooks/journal.js';
 import { describeHook, type HookResult } from '../../hooks/run.js';
+import { raiseJitBudget } from '../../util/jit-budget.js';
 
 const usage = '[<store>] <file|-> --target <name> [--tag T ...] [--host H] [--meta K=V ...] [--policy immediate|deferred|disabled] [--pre-hook CMD] [--post-hook CMD] [--hook-timeout 30s] [--on-hook-error fail|continue] [--no-hooks] [--dedupe-against-cold] [--json]';
 
@@ -42,6 +43,7 @@ export default defineCommand({
     'dedupe-against-cold': { type: 'boolean', description: 'also reuse chunks that are only in the archive tier (a restore of this snapshot may then need the archive)' },
   },
   async run({ flags, positionals }, io) {
+    raiseJitBudget(); // before the data path's functions first run (src/util/jit-budget.ts)
     const [storePath, file] = storeAndPositionals(positionals, ['<file|->'], `chunkyard backup ${usage}`, io.env);
     if (flags.target === undefined) throw new ChunkyardError('BAD_ARGUMENT', `--target is required (usage: chunkyard backup ${usage})`);
     const policy = oneOf(flags.policy, POLICIES, '--policy');
