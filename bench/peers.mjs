@@ -190,6 +190,8 @@ function chunkyardTool(name, variant, o, build) {
   const bin = join(build.dir, 'bin', 'chunkyard');
   return {
     name,
+    // The local index cache a directory store keeps inside itself (docs/operations.md).
+    innerCacheDir: 'cache',
     env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` },
     version: () => build.version,
     settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}`,
@@ -334,8 +336,12 @@ async function benchTool(tool, o, files) {
       cpuSeconds: r.gens.reduce((s, g) => s + (g.cpu ?? 0), 0),
       peakRssKiB: Math.max(...r.gens.map((g) => g.rssKiB ?? 0)),
     };
-    r.storedBytes = duBytes(repo);
-    r.cacheBytes = tool.cacheDir ? duBytes(tool.cacheDir) : 0;
+    // A tool's local cache (rebuildable from the repository) is not counted as stored:
+    // restic's and borg's live outside the repository, chunkyard's index cache inside it
+    // (`cache/` of a directory store); each is reported as cacheBytes instead.
+    const innerCache = tool.innerCacheDir ? duBytes(join(repo, tool.innerCacheDir)) : 0;
+    r.storedBytes = duBytes(repo) - innerCache;
+    r.cacheBytes = (tool.cacheDir ? duBytes(tool.cacheDir) : 0) + innerCache;
     r.ratio = logical / r.storedBytes;
     r.loadAfterIngest = loadavg();
     // the fixed cost of one command: start the process, open the repository, list snapshots

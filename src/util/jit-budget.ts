@@ -10,7 +10,8 @@
  * (docs/benchmarks.md, "Ingest CPU per GiB").
  *
  * Set before the stream's functions first run (their budgets are taken then). A budget given
- * by the user (NODE_OPTIONS or node's own arguments) wins.
+ * by the user on node's command line (`node --interrupt-budget=N bin/chunkyard ...`) wins; Node
+ * refuses the flag in NODE_OPTIONS, so only its own arguments are looked at.
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -22,7 +23,7 @@ let done = false;
 export function raiseJitBudget(): void {
   if (done) return;
   done = true;
-  const given = (process.env.NODE_OPTIONS ?? '').includes('interrupt-budget') || process.execArgv.some((a) => a.includes('interrupt-budget'));
+  const given = process.execArgv.some((a) => a.includes('interrupt-budget'));
   if (given) return;
   try {
     setFlagsFromString(`--interrupt-budget=${STREAM_INTERRUPT_BUDGET}`);
