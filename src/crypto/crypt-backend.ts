@@ -240,20 +240,45 @@ export class CryptBackend implements Backend {
       const inner = await this.inner.openWriter(name, options);
       let position = 0;
       let tableOffset: number | undefined;
+      const write = async (data: Uint8Array): Promise<void> => {
+        const at = position;
+        position += data.length;
+        if (tableOffset === undefined && isPackTrailer(at, data)) tableOffset = at;
+        if (at >= PACK_HEADER && tableOffset === undefined) return inner.write(data); // sealed chunks, as they are
+        const copy = Buffer.from(data); // the caller's bytes stay as they are
+        packXorInPlace(this.keys.stream, name, at, copy, tableOffset ?? Infinity);
+        return inner.write(copy);
+      };
+      // The pack writer's batched writes are runs of sealed chunks, which pass as they are:
+      // in one write of the inner backend (a directory's writev). Anything else (a header or
+      // a trailer among the pieces, which the pack writer never sends this way) goes piece by
+      // piece through write.
+      const writeMany = inner.writeMany
+        ? async (pieces: readonly Uint8Array[]): Promise<void> => {
+            let at = position;
+            const sealedOnly =
+              tableOffset === undefined &&
+              at >= PACK_HEADER &&
+              pieces.every((piece) => {
+                const ok = !isPackTrailer(at, piece);
+                at += piece.length;
+                return ok;
+              });
+            if (!sealedOnly) {
+              for (const piece of pieces) await write(piece);
+              return;
+            }
+            position = at;
+            return inner.writeMany!(pieces);
+          }
+        : undefined;
       return {
         name,
         get bytesWritten() {
           return inner.bytesWritten;
         },
-        write: async (data: Uint8Array) => {
-          const at = position;
-          position += data.length;
-          if (tableOffset === undefined && isPackTrailer(at, data)) tableOffset = at;
-          if (at >= PACK_HEADER && tableOffset === undefined) return inner.write(data); // sealed chunks, as they are
-          const copy = Buffer.from(data); // the caller's bytes stay as they are
-          packXorInPlace(this.keys.stream, name, at, copy, tableOffset ?? Infinity);
-          return inner.write(copy);
-        },
+        write,
+        ...(writeMany ? { writeMany } : {}),
         commit: async () => {
           await inner.commit();
           if (tableOffset !== undefined) this.remember(name, tableOffset);
