@@ -173,6 +173,32 @@ pub struct DecodeJob {
     pub dest: (usize, usize),
 }
 
+/// The range [o, o + l) of something `len` long, if it fits.
+fn span((o, l): (usize, usize), len: usize) -> Option<std::ops::Range<usize>> {
+    o.checked_add(l).filter(|&e| e <= len).map(|e| o..e)
+}
+
+/// Job `i`'s delta blob (`blob` = its place in `blobs`), checked before any decoding: long
+/// enough, its frame matching its checksum, and naming the base its recipe names
+/// (`base_fps[32i..]`). Returns the frame, that base fingerprint and the chunk's own
+/// fingerprint (`fps[32i..]`), which the decoded bytes must match.
+fn checked_blob<'a>(i: usize, blob: (usize, usize), blobs: &'a [u8], base_fps: &'a [u8], fps: &'a [u8]) -> Result<(&'a [u8], &'a [u8], &'a [u8]), (usize, String)> {
+    let fail = |m: String| (i, m);
+    let blob = &blobs[span(blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
+    if blob.len() <= BLOB_HEADER {
+        return Err(fail(format!("delta blob of {} bytes is too short", blob.len())));
+    }
+    let frame = &blob[BLOB_HEADER..];
+    if blake3::hash(frame).as_bytes()[..16] != blob[32..48] {
+        return Err(fail("delta blob fails its checksum".into()));
+    }
+    let (bfp, fp) = (base_fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no base fingerprint".into()))?, fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no fingerprint".into()))?);
+    if blob[..32] != bfp[..] {
+        return Err(fail("the delta names another base than its recipe".into()));
+    }
+    Ok((frame, bfp, fp))
+}
+
 /// Decodes a batch of delta blobs (codec 3) into their places in `out`, one decoder context
 /// for all: each blob's checksum (the first 16 bytes of BLAKE3 of its frame), the base it
 /// names (`base_fps[32i..]`), the decoded length and the chunk's fingerprint (`fps[32i..]`)
@@ -180,23 +206,11 @@ pub struct DecodeJob {
 pub fn decode_many(bases: &[u8], blobs: &[u8], out: &mut [u8], jobs: &[DecodeJob], base_fps: &[u8], fps: &[u8]) -> Result<(), (usize, String)> {
     let mut dctx = zstd::zstd_safe::DCtx::create();
     dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27)).map_err(|c| (0, format!("zstd window: {}", zstd::zstd_safe::get_error_name(c))))?;
-    let range = |(o, l): (usize, usize), len: usize| o.checked_add(l).filter(|&e| e <= len).map(|e| o..e);
     for (i, j) in jobs.iter().enumerate() {
         let fail = |m: String| (i, m);
-        let blob = &blobs[range(j.blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
-        let base = &bases[range(j.base, bases.len()).ok_or_else(|| fail("base runs past the bases".into()))?];
-        let dest = range(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
-        if blob.len() <= BLOB_HEADER {
-            return Err(fail(format!("delta blob of {} bytes is too short", blob.len())));
-        }
-        let frame = &blob[BLOB_HEADER..];
-        if blake3::hash(frame).as_bytes()[..16] != blob[32..48] {
-            return Err(fail("delta blob fails its checksum".into()));
-        }
-        let (bfp, fp) = (base_fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no base fingerprint".into()))?, fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no fingerprint".into()))?);
-        if blob[..32] != bfp[..] {
-            return Err(fail("the delta names another base than its recipe".into()));
-        }
+        let (frame, _, fp) = checked_blob(i, j.blob, blobs, base_fps, fps)?;
+        let base = &bases[span(j.base, bases.len()).ok_or_else(|| fail("base runs past the bases".into()))?];
+        let dest = span(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
         let place = &mut out[dest];
         dctx.ref_prefix(base).map_err(|c| fail(format!("zstd prefix: {}", zstd::zstd_safe::get_error_name(c))))?;
         let n = dctx.decompress(&mut *place, frame).map_err(|c| fail(format!("delta frame: {}", zstd::zstd_safe::get_error_name(c))))?;
@@ -235,7 +249,6 @@ pub fn decode_many_stored(base_data: &[u8], blobs: &[u8], out: &mut [u8], jobs: 
     use crate::codec::{decompress_into, raw_of, stored_of, CODEC_NONE};
     let mut dctx = zstd::zstd_safe::DCtx::create();
     dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27)).map_err(|c| (0, format!("zstd window: {}", zstd::zstd_safe::get_error_name(c))))?;
-    let range = |(o, l): (usize, usize), len: usize| o.checked_add(l).filter(|&e| e <= len).map(|e| o..e);
     BASE_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         // The stored place and fingerprint of the base last checked (in scratch, or a raw
@@ -243,19 +256,8 @@ pub fn decode_many_stored(base_data: &[u8], blobs: &[u8], out: &mut [u8], jobs: 
         let mut current: Option<(usize, usize, [u8; 32])> = None;
         for (i, j) in jobs.iter().enumerate() {
             let fail = |m: String| (i, m);
-            let blob = &blobs[range(j.blob, blobs.len()).ok_or_else(|| fail("blob runs past the data".into()))?];
-            let dest = range(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
-            if blob.len() <= BLOB_HEADER {
-                return Err(fail(format!("delta blob of {} bytes is too short", blob.len())));
-            }
-            let frame = &blob[BLOB_HEADER..];
-            if blake3::hash(frame).as_bytes()[..16] != blob[32..48] {
-                return Err(fail("delta blob fails its checksum".into()));
-            }
-            let (bfp, fp) = (base_fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no base fingerprint".into()))?, fps.get(32 * i..32 * i + 32).ok_or_else(|| fail("no fingerprint".into()))?);
-            if blob[..32] != bfp[..] {
-                return Err(fail("the delta names another base than its recipe".into()));
-            }
+            let (frame, bfp, fp) = checked_blob(i, j.blob, blobs, base_fps, fps)?;
+            let dest = span(j.dest, out.len()).ok_or_else(|| fail("place runs past the output".into()))?;
             let stored = stored_of(i, base_data, &j.base).map_err(|(i, m)| (i, format!("its base: {m}")))?;
             let place = (j.base.offset, j.base.stored_length, <[u8; 32]>::try_from(bfp).expect("32 bytes"));
             let base: &[u8] = if j.base.codec == CODEC_NONE {

@@ -1031,22 +1031,10 @@ unsafe extern "C" fn js_decode_into(env: napi_env, info: napi_callback_info) -> 
 unsafe extern "C" fn js_decode_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<5>(env, info, |env, a| {
         let data = bytes_arg(env, a[0], "data")?;
-        let quints = u32s_arg(env, a[1], "pieces")?;
         let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let (pieces, dests) = quint_pieces(env, a[1], fps.len)?;
         let key = key_arg(env, a[3])?;
         let out = bytes_arg(env, a[4], "out")?;
-        if quints.len() % 5 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 5", quints.len())));
-        }
-        let n = quints.len() / 5;
-        if fps.len != n * 32 {
-            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
-        }
-        let pieces: Vec<crate::codec::Piece> = quints
-            .chunks_exact(5)
-            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
-            .collect();
-        let dests: Vec<usize> = quints.chunks_exact(5).map(|q| q[4] as usize).collect();
         let job = Box::new(move || {
             // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
             // the caller leaves the pieces' places alone until then (the contract above).
@@ -1289,23 +1277,11 @@ unsafe extern "C" fn js_open_many(env: napi_env, info: napi_callback_info) -> na
 unsafe extern "C" fn js_open_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<6>(env, info, |env, a| {
         let data = bytes_arg(env, a[0], "data")?;
-        let quints = u32s_arg(env, a[1], "pieces")?;
         let fps = bytes_arg(env, a[2], "fingerprints")?;
+        let (pieces, dests) = quint_pieces(env, a[1], fps.len)?;
         let key = key_arg(env, a[3])?;
         let chunk_key = chunk_key_arg(env, a[4])?;
         let out = bytes_arg(env, a[5], "out")?;
-        if quints.len() % 5 != 0 {
-            return Err(bad_argument(format!("pieces has {} numbers, not a multiple of 5", quints.len())));
-        }
-        let n = quints.len() / 5;
-        if fps.len != n * 32 {
-            return Err(bad_argument(format!("fingerprints has {} bytes, expected {}", fps.len, n * 32)));
-        }
-        let pieces: Vec<crate::codec::Piece> = quints
-            .chunks_exact(5)
-            .map(|q| crate::codec::Piece { offset: q[0] as usize, stored_length: q[1] as usize, raw_length: q[2] as usize, codec: q[3] as u8 })
-            .collect();
-        let dests: Vec<usize> = quints.chunks_exact(5).map(|q| q[4] as usize).collect();
         let job = Box::new(move || {
             // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
             // the caller leaves data and the pieces' places alone until then.
