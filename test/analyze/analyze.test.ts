@@ -200,6 +200,15 @@ test('a tiny memory budget spills to disk and gives the same numbers as in memor
   }
 });
 
+/** The stored lengths of every chunk in a store's packs (what analyze's compressed bytes predict). */
+async function packedBytes(store: Store): Promise<number> {
+  let stored = 0;
+  for await (const o of store.backend.list('packs/')) {
+    if (o.name.endsWith('.pack')) for (const e of (await readPackTable(store.backend, o.name)).entries) stored += e.storedLength;
+  }
+  return stored;
+}
+
 test('zstd: compressed bytes equal the stored lengths in a zstd store', async () => {
   const r = (await analyze(files, { avgSizes: [16384], compression: 'zstd' })).results[0]!;
   const path = join(dir, 'store-zstd');
@@ -208,10 +217,7 @@ test('zstd: compressed bytes equal the stored lengths in a zstd store', async ()
   try {
     for (const f of files) await store.backup(createReadStream(f), { target: 'source' });
     assert.equal(r.uniqueBytes, (await store.stats()).uniqueBytes);
-    let stored = 0;
-    for await (const o of store.backend.list('packs/')) {
-      if (o.name.endsWith('.pack')) for (const e of (await readPackTable(store.backend, o.name)).entries) stored += e.storedLength;
-    }
+    const stored = await packedBytes(store);
     assert.equal(r.compressedBytes, stored);
     const lz4 = (await analyze(files, { avgSizes: [16384] })).results[0]!;
     assert.notEqual(r.compressedBytes, lz4.compressedBytes, 'a different codec gives a different size');
@@ -228,10 +234,7 @@ test('zstd level: the compressed bytes equal the stored lengths of a store made 
   const store = await Store.open(path);
   try {
     for (const f of files) await store.backup(createReadStream(f), { target: 'source' });
-    let stored = 0;
-    for await (const o of store.backend.list('packs/')) {
-      if (o.name.endsWith('.pack')) for (const e of (await readPackTable(store.backend, o.name)).entries) stored += e.storedLength;
-    }
+    const stored = await packedBytes(store);
     assert.equal(r.results[0]!.compressedBytes, stored);
     const level3 = await analyze(files, { avgSizes: [16384], compression: 'zstd' });
     assert.equal(level3.zstdLevel, 3);
