@@ -596,14 +596,15 @@ export class FingerprintIndex {
    * failure is a warning, never an error of whatever committed before (a backup).
    */
   async close(): Promise<void> {
+    await this.addQueue; // index writes still queued (never rejects)
     // After a failed index write the cache may lack packs; the filter saved now would still be
     // a correct superset of what LevelDB holds, so it is saved regardless.
-    try {
-      await this.saveFilter();
-    } catch (err) {
+    // The filter file and LevelDB are separate files: saved and closed side by side.
+    const saving = this.saveFilter().catch(async (err: Error) => {
       await unlink(join(this.dir, FILTER_FILE + '.tmp')).catch(() => {});
-      process.emitWarning(`the index cache's Bloom filter was not saved (${(err as Error).message}); the next open rebuilds it`, { code: 'CHUNKYARD_FILTER_NOT_SAVED' });
-    }
-    await this.db.close();
+      process.emitWarning(`the index cache's Bloom filter was not saved (${err.message}); the next open rebuilds it`, { code: 'CHUNKYARD_FILTER_NOT_SAVED' });
+    });
+    const [, closed] = await Promise.allSettled([saving, this.db.close()]);
+    if (closed.status === 'rejected') throw closed.reason;
   }
 }

@@ -489,7 +489,7 @@ async function copySnapshot(
         bytesSent: report.destinations.reduce((s, d) => s + d.bytesSent, 0), bytesSkipped: report.destinations.reduce((s, d) => s + d.bytesSkipped, 0),
       });
     }
-    // Commit, per destination: packs durable and indexed, recipe durable, session current,
+    // Commit, per destination: packs durable, recipe durable, session current,
     // then the manifest (create-only: the commit).
     for (const r of runs) {
       if (r.pack && !r.pack.sealing && r.pack.writer.count > 0) r.waits.push(r.writer.sink.seal(r.pack));

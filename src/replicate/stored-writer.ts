@@ -48,7 +48,7 @@ export class StoredChunkWriter {
     }
   }
 
-  /** Seals the open pack; resolves when every chunk added (or found in flight) is durable and indexed. */
+  /** Seals the open pack; resolves when every chunk added (or found in flight) is durable. */
   async finish(): Promise<void> {
     if (this.pack && !this.pack.sealing && this.pack.writer.count > 0) this.waits.push(this.w.sink.seal(this.pack));
     this.pack = undefined;

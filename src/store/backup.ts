@@ -79,6 +79,12 @@ export interface IngestOptions {
   recipeVersion?: number;
   /** Delta compression of new chunks against similar stored ones (src/delta/); off when absent. */
   delta?: DeltaStream;
+  /**
+   * Started once every chunk is placed, beside the wait for the packs and the recipe to be
+   * durable (the caller's pre-commit session check); the result waits for it, and a failure
+   * fails the ingest (the recipe is removed).
+   */
+  whileDurable?: () => Promise<void>;
 }
 
 export interface IngestResult {
@@ -110,7 +116,7 @@ interface PlannedSlice {
 
 /**
  * Chunks, dedupes and stores a stream, and commits its recipe once every pack it references
- * is durable and indexed. Writing the manifest (the commit point) is the caller's step.
+ * is durable. Writing the manifest (the commit point) is the caller's step.
  *
  * Memory: the stream's bytes live in a pool of SLOTS slots (util/slot-pool.ts), each read
  * into once and reused; a slot's input buffer keeps maxSize bytes of headroom in front of
@@ -478,6 +484,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     return recipe.commit();
   })() : undefined;
   committing?.catch(() => {});
+  const checking = failedEarly === undefined ? options.whileDurable?.() : undefined;
+  checking?.catch(() => {});
   if (failedEarly !== undefined) await sketches?.abort().catch(() => {});
   const sealed = await Promise.allSettled(sealing);
   const firstError = failedEarly ?? sealed.find((r) => r.status === 'rejected')?.reason;
@@ -486,12 +494,14 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     throw firstError;
   }
   try {
-    // Commit order: packs durable → index durable (both via the pack promises), and the recipe
-    // durable beside them; the caller writes the manifest last. Packs of other streams that
+    // Commit order: packs and their table objects durable (the pack promises), and the recipe
+    // durable beside them; the caller writes the manifest last. The index cache is written
+    // after each pack is durable and is not waited for (ChunkSink.seal). Packs of other streams that
     // hold chunks we reused are sealed now rather than when their streams get round to it.
     for (const p of otherPacks) sink.seal(p).catch(() => {});
     await Promise.all(dependencies);
     const summary = await committing!;
+    await checking;
     // The recipe must describe exactly the bytes read: a chunk lost or counted twice on the
     // way (any future bug between chunker and recipe) must not become a committed snapshot.
     if (summary.logicalBytes !== progress.bytes) {

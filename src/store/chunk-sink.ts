@@ -12,13 +12,13 @@ import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { FingerprintIndex, fpKey } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation } from '../pack/format.js';
-import { PackWriter } from '../pack/writer.js';
+import { PackWriter, type SealedPack } from '../pack/writer.js';
 import { deferred, type Deferred } from '../util/async.js';
 
 export interface InflightChunk {
   /** Resolves when the chunk has been appended to a pack. */
   location: Deferred<ChunkLocation>;
-  /** Resolves once the chunk's pack is durable and indexed. */
+  /** Resolves once the chunk's pack is durable (with its table object; the index cache follows). */
   durable: Deferred<void>;
   /** Set once appended to a pack: from then on the pack's fate is the chunk's. */
   placed: boolean;
@@ -28,7 +28,7 @@ export interface InflightChunk {
   deltaBase?: { fingerprint: Buffer; location: ChunkLocation };
 }
 
-/** A pack being filled by one stream, with the promise that it is durable and indexed. */
+/** A pack being filled by one stream, with the promise that it is durable. */
 export class OpenPack {
   readonly durable: Deferred<void> = deferred<void>();
   readonly keys: string[] = [];
@@ -82,9 +82,14 @@ export class ChunkSink {
     return new OpenPack(await PackWriter.create(this.backend));
   }
 
+  /** Index writes of sealed packs still running (their packs are durable already). */
+  private readonly indexing = new Set<Promise<void>>();
+
   /**
-   * Seals a pack and indexes it; then its chunks leave the in-flight set. The returned
-   * promise (also `pack.durable`) settles when all of that is done. Idempotent.
+   * Seals a pack: once it and its table object are durable, the returned promise (also
+   * `pack.durable`) resolves, and what references the pack may commit. The pack is then
+   * indexed (a cache: src/fingerprints/), and only after that do its chunks leave the
+   * in-flight set, so that a chunk stays findable throughout. Idempotent.
    *
    * Any stream may seal any open pack: a stream ready to commit seals the packs of other
    * streams that hold chunks it reused, so it never waits on a slow or stalled stream. This
@@ -97,12 +102,18 @@ export class ChunkSink {
     return this.sealNow(pack);
   }
 
+  /**
+   * Resolves when every index write started so far is done (Store.close awaits it before
+   * closing the index; a failed one was a warning).
+   */
+  async idle(): Promise<void> {
+    while (this.indexing.size > 0) await Promise.allSettled([...this.indexing]);
+  }
+
   private async sealNow(pack: OpenPack): Promise<void> {
+    let sealed: SealedPack;
     try {
-      const sealed = await pack.writer.seal();
-      await this.index.addPack(sealed);
-      for (const k of pack.keys) this.inflight.delete(k);
-      pack.durable.resolve();
+      sealed = await pack.writer.seal();
     } catch (err) {
       for (const k of pack.keys) {
         const entry = this.inflight.get(k);
@@ -113,5 +124,21 @@ export class ChunkSink {
       pack.durable.reject(err);
       throw err;
     }
+    // The pack and its table object are durable: a manifest may name the pack from now on.
+    // The index is a cache of the table objects (an open lists tables/ and indexes what it
+    // lacks), so the commit does not wait for its synced write.
+    pack.durable.resolve();
+    const indexing = this.index.addPack(sealed).then(
+      () => {
+        for (const k of pack.keys) this.inflight.delete(k);
+      },
+      (err: Error) => {
+        // Not findable now: a later stream stores these chunks again (dedupe lost, nothing wrong).
+        for (const k of pack.keys) this.inflight.delete(k);
+        process.emitWarning(`pack ${sealed.packId.toString('hex')} was stored but not added to the index cache (${err.message}); the next open adds it from tables/`, { code: 'CHUNKYARD_INDEX_NOT_UPDATED' });
+      },
+    );
+    this.indexing.add(indexing);
+    void indexing.finally(() => this.indexing.delete(indexing));
   }
 }

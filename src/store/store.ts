@@ -265,6 +265,8 @@ export class Store {
   private indexRefreshedAt = 0;
   /** Condemnation records seen at the last session start (to notice completed deletions). */
   private seenRecords = new Set<string>();
+  /** Sessions of committed backups being removed (close() waits for them). */
+  private readonly ending = new Set<Promise<void>>();
 
   private constructor(
     /** The location as given (a path, a URL), for messages; the backend's for a Backend. */
@@ -437,6 +439,9 @@ export class Store {
    * reused (`dedupe`: this session looks chunks up in the index).
    */
   private async beginSession(command: string, dedupe: boolean): Promise<WriterSession> {
+    // A session of this Store still being removed (after a commit) is gone before the next
+    // begins: a prune here must not find it live.
+    if (this.ending.size > 0) await Promise.allSettled([...this.ending]);
     // The cache opens (LevelDB, and its refresh from tables/) while the session is announced:
     // it is a cache, so filling it needs no session; what is reused is decided only after.
     const opening = dedupe ? this.openIndex() : undefined;
@@ -546,6 +551,7 @@ export class Store {
       await hooks?.close(options.signal?.aborted ? 'aborted' : 'failure');
       throw err;
     }
+    let committed = false;
     try {
       if (policy.dedupe === 'deferred') {
         const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
@@ -567,6 +573,7 @@ export class Store {
         try {
           await session.assertCurrent(`snapshot ${id}`);
           await writeManifest(this.backend, manifest);
+          committed = true;
         } catch (err) {
           await dropStaged(this.backend, id, staged).catch(() => {});
           throw err;
@@ -575,7 +582,12 @@ export class Store {
       }
       const sink = await this.getSink();
       const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
-      const r = await runIngest(sink, this.newChunker(), source, { id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config) });
+      // The session check runs beside the wait for the packs to be durable; the commit below
+      // checks again only when that was long ago (WriterSession.assertFresh).
+      const r = await runIngest(sink, this.newChunker(), source, {
+        id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config),
+        whileDurable: () => session.assertCurrent(`snapshot ${id}`),
+      });
       reportDeltaStats(delta);
       const seconds = (Date.now() - started) / 1000;
       let consistency: Consistency;
@@ -591,8 +603,9 @@ export class Store {
         ingest: { newChunks: r.newChunks, newBytes: r.newBytes, storedBytes: r.storedBytes, seconds },
       };
       try {
-        await session.assertCurrent(`snapshot ${id}`);
+        await session.assertFresh(`snapshot ${id}`);
         await writeManifest(this.backend, manifest);
+        committed = true;
       } catch (err) {
         await this.backend.delete(r.recipe.name).catch(() => {});
         throw err;
@@ -600,7 +613,13 @@ export class Store {
       return snapshotInfo(manifest);
     } finally {
       await hooks?.close(options.signal?.aborted ? 'aborted' : 'failure');
-      await this.endSession(session);
+      if (committed) {
+        // After the commit, removing the session object is tidying up (endSession never
+        // throws): it runs beside what the caller does next; close() waits for it.
+        const ending = this.endSession(session);
+        this.ending.add(ending);
+        void ending.finally(() => this.ending.delete(ending));
+      } else await this.endSession(session);
     }
   }
 
@@ -1147,9 +1166,13 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const index = this.indexOpening?.catch(() => undefined);
+    // Index writes of packs already durable (ChunkSink.seal) finish before the index closes.
+    const index = this.indexOpening?.catch(() => undefined).then(async (i) => {
+      await this.sink?.idle();
+      return i;
+    });
     // The pool and the index have nothing to do with each other: close them side by side.
-    const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close())]);
+    const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close()), ...this.ending]);
     if (this.ownsBackend) await this.backend.close();
     const failed = closed.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
