@@ -331,11 +331,24 @@ export class FsBackend implements Backend {
           if (!(await isDirectory(dir))) throw folderIsObject(name);
         }
         // Also when it existed already: whoever made it may not have fsynced its entry yet.
-        await fsyncDir(path.dirname(dir));
+        await this.#syncFolder(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
         this.#knownDirs.add(rel);
       }
       at = name.indexOf('/', at + 1);
     }
+  }
+
+  /**
+   * fsyncs the folder `rel` ('' for the root). Every folder listed in it before the fsync
+   * began has its entry durable once the fsync is done, so those are known from then on: a
+   * process that places objects in recipes/, packs/, tables/ and snapshots/ fsyncs the root
+   * once, not once for each of them.
+   */
+  async #syncFolder(rel: string): Promise<void> {
+    const dir = rel === '' ? this.location : path.join(this.location, rel);
+    const listed = await fsp.readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    await fsyncDir(dir);
+    for (const d of listed) if (d.isDirectory() && isValidSegment(d.name)) this.#knownDirs.add(rel === '' ? d.name : `${rel}/${d.name}`);
   }
 
   #forgetParents(name: string): void {
