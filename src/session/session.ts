@@ -42,9 +42,10 @@ export const LAPSE_MS = 90_000;
 export const EXPIRE_MS = 5 * 60_000;
 
 /**
- * How recent a successful pre-commit check must be for a commit to rely on it (assertFresh).
- * A few seconds against the EXPIRE_MS − LAPSE_MS = 3.5 min a commit may take after its check;
- * measured on this host's clocks (durations, never compared with another host's).
+ * How recent the last write of a session object must be for a commit to rely on it instead of
+ * writing it again (assertFresh); at most half of LAPSE_MS (the timing in force), so that no
+ * lapse fits in it. A few seconds against the EXPIRE_MS − LAPSE_MS = 3.5 min a commit may take
+ * after its check; measured on this host's clocks (durations, never compared with another host's).
  */
 export const FRESH_CHECK_MS = 5_000;
 
@@ -107,7 +108,8 @@ export class WriterSession {
   private ended = false;
   private refreshing: Promise<void> | undefined;
   /**
-   * When the last successful assertCurrent started: the monotonic clock (immune to clock
+   * When the session object was last written by start() or a successful assertCurrent (the
+   * time before the write began): the monotonic clock (immune to clock
    * steps) and the wall clock (which, unlike Linux's monotonic one, runs on while the host sleeps).
    */
   private checkedAt: { mono: number; wall: number } | undefined;
@@ -130,8 +132,11 @@ export class WriterSession {
     await initBlake3(); // the record is sealed JSON
     const record: SessionRecord = { version: 1, id: randomBytes(16).toString('hex'), command, started: new Date().toISOString(), ...(await currentIdentity()) };
     const session = new WriterSession(backend, record, sessionTiming());
+    const started = { mono: performance.now(), wall: Date.now() };
     await backend.put(session.name, sealJson({ ...record }), { exclusive: true });
     session.lastRefresh = await backendTime(backend, session.name);
+    // Written just now: as good as a check for a commit within FRESH_CHECK_MS (assertFresh).
+    session.checkedAt = started;
     session.timer = setInterval(() => {
       session.refresh().catch(() => {}); // a failed refresh shows as a gap at the next one
     }, session.timing.refreshMs);
@@ -176,16 +181,19 @@ export class WriterSession {
   }
 
   /**
-   * assertCurrent, unless a successful one started less than FRESH_CHECK_MS ago and no refresh
-   * since noted a lapse: lets a writer run the check beside its last durable writes (a backup
-   * waiting for its packs) and still commit right after a recent check.
+   * assertCurrent, unless the session object was written (by start() or a successful
+   * assertCurrent) less than FRESH_CHECK_MS ago and no refresh since noted a lapse: no lapse
+   * can fit in that time, and prune cannot take the session for ended before EXPIRE_MS after
+   * that write. A short backup commits without another write of its session object; a longer
+   * one runs the check beside its last durable writes and commits right after it.
    */
   async assertFresh(what: string): Promise<void> {
     const at = this.checkedAt;
     if (this.lapsedReason === undefined && at !== undefined) {
       const mono = performance.now() - at.mono;
       const wall = Date.now() - at.wall;
-      if (mono < FRESH_CHECK_MS && wall >= 0 && wall < FRESH_CHECK_MS) return;
+      const window = Math.min(FRESH_CHECK_MS, this.timing.lapseMs / 2);
+      if (mono < window && wall >= 0 && wall < window) return;
     }
     await this.assertCurrent(what);
   }

@@ -582,11 +582,12 @@ export class Store {
       }
       const sink = await this.getSink();
       const delta = await openDeltaStream(this.backend, this.getPool(), this.config, target, policy.delta, (p) => sink.index.isPackExcluded(p), validateIndexChunks(this.options.deltaIndexChunks));
-      // The session check runs beside the wait for the packs to be durable; the commit below
-      // checks again only when that was long ago (WriterSession.assertFresh).
+      // The session check (none when the session was written moments ago) runs beside the
+      // wait for the packs to be durable; the commit below checks again only when that was
+      // long ago (WriterSession.assertFresh).
       const r = await runIngest(sink, this.newChunker(), source, {
         id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config),
-        whileDurable: () => session.assertCurrent(`snapshot ${id}`),
+        whileDurable: () => session.assertFresh(`snapshot ${id}`),
       });
       reportDeltaStats(delta);
       const seconds = (Date.now() - started) / 1000;
