@@ -9,7 +9,8 @@
 // Cases, each run as users run it (bin/chunkyard, a new process per backup):
 //   1k       a backup of 1 KiB of new random bytes into a store holding earlier ones (--small per round)
 //   release  a backup of FILE into a fresh store that holds PARENT (an npm release after the one before)
-//   series   every file of DIR in name order into a fresh store (the npm-release series of bench/peers.mjs)
+//   series   every file of DIR in name order into a fresh store per build (the npm-release series of
+//            bench/peers.mjs); the builds take turns generation by generation
 // Wall time from the parent's clock around each process; CPU (user + system) from /usr/bin/time.
 // Prints medians per case and build, and the ratio new/base.
 import { spawnSync } from 'node:child_process';
@@ -76,20 +77,25 @@ for (let round = 0; round < o.rounds; round++) {
     }
   }
   if (seriesFiles.length > 0) {
-    for (const b of order) {
+    // One fresh store per build; generation by generation, the builds take turns, so that a
+    // burst of load from elsewhere falls on both.
+    const totals = new Map(o.builds.map((b) => [b.name, { wall: 0, cpu: 0 }]));
+    for (const b of o.builds) {
       const store = join(o.workdir, `series-${b.name}`);
       rmSync(store, { recursive: true, force: true });
       run(b, ['init', store]);
-      let wall = 0;
-      let cpu = 0;
-      for (const f of seriesFiles) {
-        const s = run(b, ['backup', store, f, '--target', 't', '--json']);
-        wall += s.wall;
-        cpu += s.cpu;
+    }
+    seriesFiles.forEach((f, i) => {
+      for (const b of i % 2 === 0 ? order : [...order].reverse()) {
+        const s = run(b, ['backup', join(o.workdir, `series-${b.name}`), f, '--target', 't', '--json']);
+        totals.get(b.name).wall += s.wall;
+        totals.get(b.name).cpu += s.cpu;
         note('series-each', b.name, s);
       }
-      note('series', b.name, { wall, cpu });
-      rmSync(store, { recursive: true, force: true });
+    });
+    for (const b of o.builds) {
+      note('series', b.name, totals.get(b.name));
+      rmSync(join(o.workdir, `series-${b.name}`), { recursive: true, force: true });
     }
   }
   process.stderr.write(`round ${round + 1}/${o.rounds} done, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
@@ -101,8 +107,8 @@ const median = (xs) => {
 };
 const out = { date: new Date().toISOString(), rounds: o.rounds, small: o.small, builds: o.builds, release: o.release, parent: o.parent, series: o.series, cases: {} };
 const base = o.builds[0].name;
-console.log(`| case | build | n | wall median (s) | CPU median (s) | wall vs ${base} |`);
-console.log('|---|---|---|---|---|---|');
+console.log(`| case | build | n | wall median (s) | CPU median (s) | wall vs ${base} (ratio of medians) | median of paired wall ratios |`);
+console.log('|---|---|---|---|---|---|---|');
 for (const [c, byBuild] of Object.entries(samples)) {
   out.cases[c] = {};
   for (const [b, xs] of Object.entries(byBuild)) {
@@ -110,7 +116,10 @@ for (const [c, byBuild] of Object.entries(samples)) {
     const cpu = median(xs.map((x) => x.cpu));
     out.cases[c][b] = { n: xs.length, wallMedian: wall, cpuMedian: cpu, wall: xs.map((x) => x.wall), cpu: xs.map((x) => x.cpu) };
     const ref = median(byBuild[base].map((x) => x.wall));
-    console.log(`| ${c} | ${b} | ${xs.length} | ${wall.toFixed(3)} | ${cpu.toFixed(3)} | ${(wall / ref).toFixed(2)}× |`);
+    // Sample k of each build was taken next to sample k of the others (same round, same step).
+    const paired = median(xs.map((x, k) => x.wall / byBuild[base][k].wall));
+    out.cases[c][b].pairedWallRatio = paired;
+    console.log(`| ${c} | ${b} | ${xs.length} | ${wall.toFixed(3)} | ${cpu.toFixed(3)} | ${(wall / ref).toFixed(2)}× | ${paired.toFixed(2)}× |`);
   }
 }
 if (o.json) writeFileSync(o.json, JSON.stringify(out, null, 2) + '\n');

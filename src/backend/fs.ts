@@ -29,7 +29,7 @@ import {
   clampRange,
   isValidSegment,
 } from './names.js';
-import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PutOptions } from './types.js';
+import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PreparedPut, PutOptions } from './types.js';
 import { BaseObjectWriter } from './writer.js';
 
 /** Folder under the root that holds temporary files (not a valid object name, on purpose). */
@@ -109,6 +109,41 @@ export class FsBackend implements Backend {
       await removeQuietly(tmp.path);
       throw mapError(err, name, 'write');
     }
+  }
+
+  /** put() up to its fsync now; place() does the rest (link or rename, directory fsync). */
+  async putPrepared(name: string, data: Uint8Array, options?: PutOptions): Promise<PreparedPut> {
+    this.#checkOpen();
+    assertObjectName(name);
+    assertBytes(data, 'put data');
+    const tmp = await this.#createTemp();
+    try {
+      await writeAll(tmp.handle, data);
+      await tmp.handle.sync();
+      await tmp.handle.close();
+    } catch (err) {
+      await tmp.handle.close().catch(() => {});
+      await removeQuietly(tmp.path);
+      throw mapError(err, name, 'write');
+    }
+    let done = false;
+    return {
+      place: async () => {
+        if (done) throw badArgument(`prepared object ${JSON.stringify(name)} was already placed or aborted`);
+        done = true;
+        try {
+          await this.#place(tmp.path, name, options?.exclusive === true);
+        } catch (err) {
+          await removeQuietly(tmp.path);
+          throw mapError(err, name, 'write');
+        }
+      },
+      abort: async () => {
+        if (done) return;
+        done = true;
+        await removeQuietly(tmp.path);
+      },
+    };
   }
 
   async openWriter(name: string, options?: PutOptions): Promise<ObjectWriter> {

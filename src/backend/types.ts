@@ -100,10 +100,25 @@ export interface ObjectWriter {
   abort(): Promise<void>;
 }
 
+/** An object whose bytes are durable but not yet named (Backend.putPrepared). */
+export interface PreparedPut {
+  /** Names it: after this resolves it is what put() would have made (durable and visible). Once only. */
+  place(): Promise<void>;
+  /** Drops it (nothing was named); idempotent, and a no-op after place(). */
+  abort(): Promise<void>;
+}
+
 export interface Backend {
   /** A human-readable location, for messages (a path, a URL). */
   readonly location: string;
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+  /**
+   * Optional (a directory has it; wrappers do not forward it): put() in two steps. The bytes
+   * are made durable now, unnamed; place() names them. A writer that must name an object only
+   * after another is durable (a pack's table object after the pack) fsyncs both at once.
+   * Callers fall back to put() where it is missing.
+   */
+  putPrepared?(name: string, data: Uint8Array, options?: PutOptions): Promise<PreparedPut>;
   openWriter(name: string, options?: PutOptions): Promise<ObjectWriter>;
   get(name: string, range?: ByteRange): Promise<Buffer>;
   /**

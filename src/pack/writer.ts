@@ -99,8 +99,20 @@ export class PackWriter {
     // Chunks placed and not flushed yet go first.
     await this.flush();
     await this.out.write(trailer);
-    await this.out.commit();
-    await this.backend.put(tableObjectName(this.packId), trailer, { exclusive: true });
+    // The table object is named only once the pack is durable (a table never names a pack a
+    // crash could lose); where the backend can (a directory), its bytes are written and
+    // fsynced beside the pack's fsync rather than after it.
+    const tableName = tableObjectName(this.packId);
+    const prepared = this.backend.putPrepared?.(tableName, trailer, { exclusive: true });
+    prepared?.catch(() => {});
+    try {
+      await this.out.commit();
+    } catch (err) {
+      await prepared?.then((p) => p.abort(), () => {});
+      throw err;
+    }
+    if (prepared) await (await prepared).place();
+    else await this.backend.put(tableName, trailer, { exclusive: true });
     return { packId: this.packId, name: this.name, size: this.out.bytesWritten, tableOffset, entries: this.entries };
   }
 
