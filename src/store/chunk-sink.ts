@@ -40,6 +40,9 @@ export class OpenPack {
   constructor(readonly writer: PackWriter) {}
 }
 
+/** The longest an index write waits for the commits that hold it (ChunkSink.holdIndexing). */
+const INDEX_HOLD_MAX_MS = 2_000;
+
 export class ChunkSink {
   private readonly inflight = new Map<string, InflightChunk>();
 
@@ -102,6 +105,30 @@ export class ChunkSink {
     return this.sealNow(pack);
   }
 
+  private readonly holds = new Set<Promise<void>>();
+
+  /**
+   * Index writes of packs sealed from now on wait until the returned function is called (or
+   * INDEX_HOLD_MAX_MS passed): a backup holds them from its last chunk to its manifest.
+   */
+  holdIndexing(): () => void {
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    this.holds.add(hold);
+    return () => {
+      this.holds.delete(hold);
+      release();
+    };
+  }
+
+  private async afterHolds(): Promise<void> {
+    if (this.holds.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, INDEX_HOLD_MAX_MS)));
+    await Promise.race([Promise.all([...this.holds]), timeout]);
+    clearTimeout(timer);
+  }
+
   /**
    * Resolves when every index write started so far is done (Store.close awaits it before
    * closing the index; a failed one was a warning).
@@ -128,7 +155,9 @@ export class ChunkSink {
     // The index is a cache of the table objects (an open lists tables/ and indexes what it
     // lacks), so the commit does not wait for its synced write.
     pack.durable.resolve();
-    const indexing = this.index.addPack(sealed).then(
+    // A stream writing its manifest goes first: the index's synced write would share the
+    // disk's journal commits with it (holdIndexing).
+    const indexing = this.afterHolds().then(() => this.index.addPack(sealed)).then(
       () => {
         for (const k of pack.keys) this.inflight.delete(k);
       },

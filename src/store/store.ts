@@ -552,6 +552,8 @@ export class Store {
       throw err;
     }
     let committed = false;
+    /** Index writes of this backup's last packs wait for its manifest (ChunkSink.holdIndexing). */
+    let releaseIndexing: (() => void) | undefined;
     try {
       if (policy.dedupe === 'deferred') {
         const staged = await stageStream(this.backend, getHasher(this.options.engine ?? 'auto'), id, source, {
@@ -587,7 +589,10 @@ export class Store {
       // long ago (WriterSession.assertFresh).
       const r = await runIngest(sink, this.newChunker(), source, {
         id, policy: policy.dedupe, compression: policy.compression, signal: options.signal, onProgress: options.onProgress, sliceBytes, delta, recipeVersion: recipeVersionFor(this.config),
-        whileDurable: () => session.assertFresh(`snapshot ${id}`),
+        whileDurable: () => {
+          releaseIndexing = sink.holdIndexing();
+          return session.assertFresh(`snapshot ${id}`);
+        },
       });
       reportDeltaStats(delta);
       const seconds = (Date.now() - started) / 1000;
@@ -613,6 +618,7 @@ export class Store {
       }
       return snapshotInfo(manifest);
     } finally {
+      releaseIndexing?.();
       await hooks?.close(options.signal?.aborted ? 'aborted' : 'failure');
       if (committed) {
         // After the commit, removing the session object is tidying up (endSession never
