@@ -364,7 +364,8 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
         if (c.kind === 'dup') {
           loc = c.location instanceof Promise ? await c.location : c.location;
           if (c.inflight) {
-            dependencies.add(c.inflight.durable.promise);
+            // Its pack durable is enough for this commit (not its index entry).
+            dependencies.add(c.inflight.pack ? c.inflight.pack.stored.promise : c.inflight.durable.promise);
             if (c.inflight.pack) otherPacks.add(c.inflight.pack);
           }
           // Another stream's delta chunk: its base goes first (entries in recipes/ hold it).
@@ -388,14 +389,14 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
           touched.add(pack);
           loc = { packId: pack.writer.packId, offset, storedLength: stored.length, rawLength: c.rawLength, codec };
           if (c.claim) sink.placed(c.fp, c.claim, pack, loc);
-          dependencies.add(pack.durable.promise);
+          dependencies.add(pack.stored.promise);
           progress.newChunks++;
           progress.newBytes += c.rawLength;
           storedBytes += stored.length;
           if (pack.writer.size >= sink.packSize) {
             const full = pack;
             pack = undefined;
-            const p = sink.seal(full);
+            const p = sink.sealStored(full);
             p.catch(() => {});
             sealing.push(p);
           }
@@ -472,7 +473,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
   }
   // Whatever happened, what reached the open pack is sealed: other streams may reference it.
   if (pack && !pack.sealing) {
-    if (pack.writer.count > 0) sealing.push(sink.seal(pack));
+    if (pack.writer.count > 0) sealing.push(sink.sealStored(pack));
     else await pack.writer.abort();
   }
   pack = undefined;
@@ -498,7 +499,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
     // durable beside them; the caller writes the manifest last. The index cache is written
     // after each pack is durable and is not waited for (ChunkSink.seal). Packs of other streams that
     // hold chunks we reused are sealed now rather than when their streams get round to it.
-    for (const p of otherPacks) sink.seal(p).catch(() => {});
+    for (const p of otherPacks) sink.sealStored(p).catch(() => {});
     await Promise.all(dependencies);
     const summary = await committing!;
     await checking;

@@ -18,7 +18,7 @@ import { deferred, type Deferred } from '../util/async.js';
 export interface InflightChunk {
   /** Resolves when the chunk has been appended to a pack. */
   location: Deferred<ChunkLocation>;
-  /** Resolves once the chunk's pack is durable (with its table object; the index cache follows). */
+  /** Resolves once the chunk's pack is durable and indexed (OpenPack.durable). */
   durable: Deferred<void>;
   /** Set once appended to a pack: from then on the pack's fate is the chunk's. */
   placed: boolean;
@@ -28,8 +28,17 @@ export interface InflightChunk {
   deltaBase?: { fingerprint: Buffer; location: ChunkLocation };
 }
 
-/** A pack being filled by one stream, with the promise that it is durable. */
+/** A pack being filled by one stream, with the promises of its sealing. */
 export class OpenPack {
+  /**
+   * Resolves once the pack and its table object are durable: a commit (a manifest) may name
+   * it from then on. A backup waits for this only (runIngest).
+   */
+  readonly stored: Deferred<void> = deferred<void>();
+  /**
+   * Resolves once it is also in this process's index cache, so that look-ups find its
+   * chunks: what the daemon's answers and replication wait for (ChunkSink.seal).
+   */
   readonly durable: Deferred<void> = deferred<void>();
   readonly keys: string[] = [];
   /**
@@ -89,10 +98,10 @@ export class ChunkSink {
   private readonly indexing = new Set<Promise<void>>();
 
   /**
-   * Seals a pack: once it and its table object are durable, the returned promise (also
-   * `pack.durable`) resolves, and what references the pack may commit. The pack is then
-   * indexed (a cache: src/fingerprints/), and only after that do its chunks leave the
-   * in-flight set, so that a chunk stays findable throughout. Idempotent.
+   * Seals a pack: once it and its table object are durable, `pack.stored` resolves, and what
+   * references the pack may commit. The pack is then indexed (a cache: src/fingerprints/);
+   * only after that do its chunks leave the in-flight set, so that a chunk stays findable
+   * throughout, and `pack.durable` (the promise returned) resolves. Idempotent.
    *
    * Any stream may seal any open pack: a stream ready to commit seals the packs of other
    * streams that hold chunks it reused, so it never waits on a slow or stalled stream. This
@@ -100,9 +109,17 @@ export class ChunkSink {
    * before `sealing` was set is in the table, and the owner starts a new pack for the next.
    */
   seal(pack: OpenPack): Promise<void> {
-    if (pack.sealing) return pack.durable.promise;
-    pack.sealing = true;
-    return this.sealNow(pack);
+    this.sealStored(pack).catch(() => {});
+    return pack.durable.promise;
+  }
+
+  /** seal(), resolving as soon as the pack and its table object are durable (OpenPack.stored). */
+  sealStored(pack: OpenPack): Promise<void> {
+    if (!pack.sealing) {
+      pack.sealing = true;
+      this.sealNow(pack).catch(() => {});
+    }
+    return pack.stored.promise;
   }
 
   private readonly holds = new Set<Promise<void>>();
@@ -148,22 +165,26 @@ export class ChunkSink {
         entry?.location.reject(err);
         entry?.durable.reject(err);
       }
+      pack.stored.reject(err);
       pack.durable.reject(err);
       throw err;
     }
     // The pack and its table object are durable: a manifest may name the pack from now on.
     // The index is a cache of the table objects (an open lists tables/ and indexes what it
-    // lacks), so the commit does not wait for its synced write.
-    pack.durable.resolve();
+    // lacks), so a backup's commit does not wait for its synced write.
+    pack.stored.resolve();
     // A stream writing its manifest goes first: the index's synced write would share the
     // disk's journal commits with it (holdIndexing).
     const indexing = this.afterHolds().then(() => this.index.addPack(sealed)).then(
       () => {
         for (const k of pack.keys) this.inflight.delete(k);
+        pack.durable.resolve();
       },
       (err: Error) => {
-        // Not findable now: a later stream stores these chunks again (dedupe lost, nothing wrong).
+        // Not findable now: a later stream stores these chunks again (dedupe lost, nothing
+        // wrong); what waits for the index (the daemon, replication) gets the error.
         for (const k of pack.keys) this.inflight.delete(k);
+        pack.durable.reject(err);
         process.emitWarning(`pack ${sealed.packId.toString('hex')} was stored but not added to the index cache (${err.message}); the next open adds it from tables/`, { code: 'CHUNKYARD_INDEX_NOT_UPDATED' });
       },
     );
