@@ -5,19 +5,23 @@
  * Object "a/b" is the key "<prefix>/a/b" in the bucket. Objects are immutable S3 objects,
  * so every put is atomic by construction: S3 shows either the old or the new object.
  *
- * Writes:
- *   object ≤ partSize   one PutObject (with `If-None-Match: *` when exclusive: atomic
- *                       create-only, honoured by radosgw and AWS)
- *   object > partSize   multipart upload: parts of partSize, at most partsInFlight uploading,
- *                       then CompleteMultipartUpload. When exclusive: HeadObject at open and
+ * Writes (slack = partSize / 16, see PART_SLACK_DIVISOR):
+ *   object ≤ partSize + slack   one PutObject (with `If-None-Match: *` when exclusive: atomic
+ *                               create-only, honoured by radosgw and AWS)
+ *   larger objects              multipart upload: parts of partSize, the last one up to
+ *                               partSize + slack (a pack is packSize plus its last chunk and
+ *                               table: no tiny extra part for that tail), at most partsInFlight
+ *                               uploading, then CompleteMultipartUpload. When exclusive: HeadObject at open and
  *                       again just before completion, and `If-None-Match: *` on completion
  *                       (AWS honours it; radosgw 16 ignores it, so there a writer completing in
  *                       the window between that HeadObject and its completion may replace an
  *                       object written meanwhile: the last completion wins). The engine's
  *                       exactly-one-winner objects (manifests, sessions, markers) are small.
  *
- * Memory: a writer holds one part being filled plus at most `partsInFlight` parts uploading;
- * the backend keeps up to `partsInFlight + 1` spare part buffers for the next writers.
+ * Memory: a writer holds one part buffer (partSize + slack bytes) being filled plus at most
+ * `partsInFlight` uploading; the backend keeps up to `2 × (partsInFlight + 1)` spare part
+ * buffers for the next writers (a pack's writer is still uploading its last parts when the
+ * next pack's starts filling).
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
@@ -61,6 +65,15 @@ export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (except the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /**
+ * A part buffer holds partSize + partSize / PART_SLACK_DIVISOR bytes: the last part of an
+ * object may be that much longer than partSize, and parts before it are partSize (the slack
+ * bytes past partSize are carried over into the next part's buffer: at most 1/16 of the
+ * bytes copied twice). Without it a pack of packSize (a multiple of partSize) plus its last
+ * chunk and table took one more UploadPart request of a few KiB, which costs radosgw and the
+ * SDK about as much as a part's bytes are worth (docs/benchmarks.md, "S3 ingest").
+ */
+export const PART_SLACK_DIVISOR = 16;
+/**
  * openS3Backend aborts unfinished multipart uploads older than this (no writer takes a day
  * to upload one object; the same age as FsBackend's stale temporary files).
  */
@@ -83,7 +96,10 @@ export interface S3BackendOptions {
   region?: string;
   /** Explicit credentials. Default: the AWS SDK's chain (AWS_* variables, ~/.aws files). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Multipart part size in bytes (≥ 5 MiB). Objects up to this size take one PutObject. */
+  /**
+   * Multipart part size in bytes (≥ 5 MiB). The last part may be up to partSize / 16 longer;
+   * objects up to partSize + partSize / 16 take one PutObject.
+   */
   partSize?: number;
   /** Parts one writer uploads at once (≥ 1). */
   partsInFlight?: number;
@@ -137,6 +153,8 @@ export class S3Backend implements Backend {
   readonly #keyPrefix: string;
   readonly #client: S3Client;
   readonly #partSize: number;
+  /** partSize + slack: the size of a part buffer, and the largest object sent as one PutObject. */
+  readonly #partCapacity: number;
   readonly #partsInFlight: number;
   readonly #listPageSize: number;
   readonly #partRetry: <T>(attempt: () => Promise<T>) => Promise<T>;
@@ -152,6 +170,7 @@ export class S3Backend implements Backend {
     this.#keyPrefix = prefix === '' ? '' : `${prefix}/`;
     this.location = `s3://${bucket}${prefix === '' ? '' : `/${prefix}`}`;
     this.#partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.#partCapacity = this.#partSize + Math.floor(this.#partSize / PART_SLACK_DIVISOR);
     this.#partsInFlight = options.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT;
     this.#listPageSize = options.listPageSize ?? 1000;
     if (!Number.isSafeInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE) {
@@ -189,6 +208,10 @@ export class S3Backend implements Backend {
       // where an operation requires them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // No `Expect: 100-continue` on large bodies: the SDK sends the body at once anyway (it
+      // does not wait for the interim answer with an agent of its caller's), so the header only
+      // made the server write and the client parse one more response per part.
+      expectContinueHeader: false,
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         requestTimeout,
@@ -502,6 +525,11 @@ export class S3Backend implements Backend {
     return this.#partSize;
   }
 
+  /** Bytes a part buffer holds: partSize plus the slack the last part may have. */
+  get partCapacity(): number {
+    return this.#partCapacity;
+  }
+
   get partsInFlight(): number {
     return this.#partsInFlight;
   }
@@ -511,12 +539,15 @@ export class S3Backend implements Backend {
    * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
    */
   takePartBuffer(): Buffer {
-    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partSize);
+    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partCapacity);
   }
 
-  /** Gives a part buffer back once the SDK is done with it; keeps one writer's worth. */
+  /**
+   * Gives a part buffer back once the SDK is done with it; keeps two writers' worth (a pack
+   * writer finishing its last parts while the next pack's writer fills its first).
+   */
   returnPartBuffer(buffer: Buffer): void {
-    if (!this.#closed && buffer.length === this.#partSize && this.#spareParts.length <= this.#partsInFlight) {
+    if (!this.#closed && buffer.length === this.#partCapacity && this.#spareParts.length < 2 * (this.#partsInFlight + 1)) {
       this.#spareParts.push(buffer);
     }
   }
@@ -666,33 +697,45 @@ class S3Writer extends BaseObjectWriter {
   }
 
   protected async writeData(data: Uint8Array): Promise<void> {
-    const partSize = this.#backend.partSize;
+    const capacity = this.#backend.partCapacity;
     let at = 0;
     while (at < data.byteLength) {
       if (this.#partError !== undefined) throw this.#partError;
-      // A full part is sent only once more bytes come: the last part may be this one, and an
-      // object of exactly partSize then takes a single PutObject.
-      if (this.#filled === partSize) await this.#sendPart();
+      // A full buffer is sent only once more bytes come: the last part may be this one (up to
+      // partSize + slack bytes), and an object that fits one buffer takes a single PutObject.
+      if (this.#filled === capacity) await this.#sendPart(false);
       // Take a part buffer on first use (an empty writer costs nothing).
       this.#buffer ??= this.#backend.takePartBuffer();
-      const n = Math.min(partSize - this.#filled, data.byteLength - at);
+      const n = Math.min(capacity - this.#filled, data.byteLength - at);
       this.#buffer.set(data.subarray(at, at + n), this.#filled);
       this.#filled += n;
       at += n;
     }
   }
 
-  /** Starts uploading the full buffer as the next part; waits while too many are in flight. */
-  async #sendPart(): Promise<void> {
+  /**
+   * Starts uploading the next part: the whole buffer when it is the last part, else its first
+   * partSize bytes, the rest (the slack) carried over to the start of a new buffer. Waits
+   * while too many parts are in flight.
+   */
+  async #sendPart(last: boolean): Promise<void> {
     if (this.#uploadId === undefined) this.#uploadId = await this.#backend.createUpload(this.name);
     const uploadId = this.#uploadId;
     const partNumber = this.#parts.length + 1;
     const whole = this.#buffer!;
-    const body = whole.subarray(0, this.#filled);
+    const length = last ? this.#filled : Math.min(this.#filled, this.#backend.partSize);
+    const body = whole.subarray(0, length);
+    const carry = this.#filled - length;
     const slot: CompletedPart = { PartNumber: partNumber };
     this.#parts.push(slot);
     this.#buffer = undefined;
     this.#filled = 0;
+    if (carry > 0) {
+      // Before the upload starts: the SDK only reads `whole`, and only up to `length`.
+      this.#buffer = this.#backend.takePartBuffer();
+      this.#buffer.set(whole.subarray(length, length + carry), 0);
+      this.#filled = carry;
+    }
     const upload = this.#backend.uploadPart(this.name, uploadId, partNumber, body).then(
       (done) => {
         slot.ETag = done.ETag;
@@ -722,7 +765,7 @@ class S3Writer extends BaseObjectWriter {
       }
       return;
     }
-    if (this.#filled > 0) await this.#sendPart();
+    if (this.#filled > 0) await this.#sendPart(true);
     await Promise.all(this.#inFlight);
     if (this.#partError !== undefined) throw this.#partError;
     // The best radosgw allows for create-only multipart (see the header comment).

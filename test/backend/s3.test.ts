@@ -132,6 +132,41 @@ if ('skip' in cluster) {
       }
     });
 
+    test('part sizes: the last part takes a tail up to partSize / 16 (no tiny extra part), earlier parts are partSize', async () => {
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      const b = s3(prefix, { partSize: 5 * MiB, partsInFlight: 2 });
+      // The part count is in a multipart object's ETag ("<md5>-<parts>"); one PutObject has none.
+      const partsOf = async (name: string): Promise<number> => {
+        const head = await cluster.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/${name}` }));
+        const m = /-(\d+)"?$/.exec(head.ETag ?? '');
+        return m === null ? 1 : Number(m[1]);
+      };
+      try {
+        const cases: [string, number, number][] = [
+          ['one-put', 5 * MiB + 320 * 1024, 1], // partSize + slack: still one PutObject
+          ['two-parts', 5 * MiB + 320 * 1024 + 1, 2], // one byte more: 5 MiB, then the rest
+          ['tail-in-last', 10 * MiB + 100_000, 2], // a pack's tail: no third part of 100 kB
+          ['tail-over-slack', 10 * MiB + 400 * 1024, 3],
+        ];
+        for (const [name, size, parts] of cases) {
+          const data = pattern(size, size % 251);
+          const w = await b.openWriter(name, { exclusive: true });
+          // Odd write sizes, so that part boundaries fall inside writes.
+          for (let at = 0; at < size; at += 777_777) await w.write(data.subarray(at, at + 777_777));
+          await w.commit();
+          assert.ok((await b.get(name)).equals(data), name);
+          assert.equal(await partsOf(name), parts, name);
+          const mid = 5 * MiB;
+          assert.ok((await b.get(name, { start: mid - 7, end: mid + 7 })).equals(data.subarray(mid - 7, mid + 7)), `${name} across the first boundary`);
+        }
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
     test('removeStaleUploads aborts unfinished uploads under the prefix only, by age', async () => {
       const prefix = freshPrefix();
       const b = s3(prefix);
