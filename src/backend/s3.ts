@@ -11,12 +11,16 @@
  *   larger objects              multipart upload: parts of partSize, the last one up to
  *                               partSize + slack (a pack is packSize plus its last chunk and
  *                               table: no tiny extra part for that tail), at most partsInFlight
- *                               uploading, then CompleteMultipartUpload. When exclusive: HeadObject at open and
- *                       again just before completion, and `If-None-Match: *` on completion
- *                       (AWS honours it; radosgw 16 ignores it, so there a writer completing in
- *                       the window between that HeadObject and its completion may replace an
- *                       object written meanwhile: the last completion wins). The engine's
- *                       exactly-one-winner objects (manifests, sessions, markers) are small.
+ *                               uploading, then CompleteMultipartUpload. When exclusive:
+ *                               HeadObject just before completion, and `If-None-Match: *` on
+ *                               completion (AWS honours it; radosgw 16 ignores it, so there a
+ *                               writer completing in the window between that HeadObject and
+ *                               its completion may replace an object written meanwhile: the
+ *                               last completion wins). The engine's exactly-one-winner objects
+ *                               (manifests, sessions, markers) are small.
+ *   An exclusive writer does not look for the name at open (the contract allows failing "by
+ *   commit at the latest"): the engine's exclusive writers write fresh names (packs, recipes,
+ *   staging), for which that HeadObject was one request per object that never found anything.
  *
  * Memory: a writer holds one part buffer (partSize + slack bytes) being filled plus at most
  * `partsInFlight` uploading; the backend keeps up to `2 × (partsInFlight + 1)` spare part
@@ -288,7 +292,7 @@ export class S3Backend implements Backend {
     assertObjectName(name);
     this.#key(name);
     const exclusive = options?.exclusive === true;
-    if (exclusive && (await this.stat(name)) !== undefined) throw exists(name);
+    // No HeadObject here for exclusive writers: commit checks (see the header comment).
     const writer = new S3Writer(this, name, exclusive, (w) => this.#writers.delete(w));
     this.#writers.add(writer);
     return writer;
