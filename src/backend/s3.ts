@@ -165,6 +165,8 @@ export class S3Backend implements Backend {
   readonly #writers = new Set<BaseObjectWriter>();
   /** Part buffers no writer uses (at most partsInFlight + 1). */
   readonly #spareParts: Buffer[] = [];
+  /** The stale-upload clean-up started by openS3Backend, until close() has waited for it. */
+  #cleanup: Promise<void> | undefined;
   #closed = false;
 
   /** No I/O happens here; openS3Backend also checks the bucket. */
@@ -476,6 +478,11 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // The clean-up openS3Backend started ends first (it never fails; see startStaleUploadRemoval).
+    const cleanup = this.#cleanup;
+    this.#cleanup = undefined;
+    if (cleanup !== undefined) await cleanup;
+    if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#writers].map((w) => w.abort()));
     this.#spareParts.length = 0;
@@ -489,6 +496,18 @@ export class S3Backend implements Backend {
    * (AbortIncompleteMultipartUpload) does the same on the service side. Resolves to the
    * number aborted.
    */
+  /**
+   * removeStaleUploads, best effort, beside whatever the caller does next (failures, e.g.
+   * without the permission to list uploads, are ignored); close() waits for it. It only
+   * touches uploads a day old, never one a writer of this process started.
+   */
+  startStaleUploadRemoval(): void {
+    this.#cleanup ??= this.removeStaleUploads().then(
+      () => {},
+      () => {},
+    );
+  }
+
   async removeStaleUploads(maxAgeMs: number = STALE_UPLOAD_AGE_MS): Promise<number> {
     this.#checkOpen();
     const cutoff = Date.now() - maxAgeMs;
@@ -906,9 +925,9 @@ function exists(name: string): ChunkyardError {
 }
 
 /**
- * Opens `s3://BUCKET[/PREFIX]`: checks that the bucket exists and can be used, then aborts
- * stale unfinished uploads, best effort (see removeStaleUploads; failures, e.g. without the
- * permission to list uploads, are ignored).
+ * Opens `s3://BUCKET[/PREFIX]`: checks that the bucket exists and can be used, then starts
+ * aborting stale unfinished uploads, best effort, in the background (startStaleUploadRemoval:
+ * the listing is no longer one more round trip before every command's first read).
  */
 export async function openS3Backend(location: string, options?: S3BackendOptions): Promise<S3Backend> {
   const backend = new S3Backend(location, options);
@@ -918,6 +937,6 @@ export async function openS3Backend(location: string, options?: S3BackendOptions
     await backend.close();
     throw err;
   }
-  await backend.removeStaleUploads().catch(() => 0);
+  backend.startStaleUploadRemoval();
   return backend;
 }
