@@ -165,6 +165,9 @@ export class S3Backend implements Backend {
   readonly #writers = new Set<BaseObjectWriter>();
   /** Part buffers no writer uses (at most partsInFlight + 1). */
   readonly #spareParts: Buffer[] = [];
+  /** Part buffers the SDK is uploading, all writers together (at most partsInFlight). */
+  #uploading = 0;
+  readonly #uploadWaiters: (() => void)[] = [];
   /** The stale-upload clean-up started by openS3Backend, until close() has waited for it. */
   #cleanup: Promise<void> | undefined;
   #closed = false;
@@ -561,16 +564,34 @@ export class S3Backend implements Backend {
    * A part buffer, reused when one is spare: writers of large objects would otherwise map and
    * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
    */
-  takePartBuffer(): Buffer {
+  async takePartBuffer(): Promise<Buffer> {
+    // Backpressure across writers: while partsInFlight buffers are uploading (parts, or whole
+    // objects at commit), a writer waits for one of them before it fills another. Without it
+    // a caller that commits writers without waiting (the backup seals packs beside its next
+    // pack) could have any number of full buffers waiting for the service.
+    while (this.#uploading >= this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
     return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partCapacity);
   }
 
+  /** A part buffer is handed to the SDK (counts against partsInFlight until uploadEnded). */
+  uploadStarted(): void {
+    this.#uploading++;
+  }
+
+  /** The SDK is done with a buffer uploadStarted counted: it becomes spare, a waiter goes on. */
+  uploadEnded(buffer: Buffer): void {
+    this.#uploading--;
+    this.returnPartBuffer(buffer);
+    this.#uploadWaiters.shift()?.();
+  }
+
   /**
-   * Gives a part buffer back once the SDK is done with it; keeps two writers' worth (a pack
-   * writer finishing its last parts while the next pack's writer fills its first).
+   * Gives a part buffer back; keeps up to two writers' worth of 8 MiB parts (a pack writer
+   * finishing its last parts while the next pack's writer fills its first), at least one.
    */
   returnPartBuffer(buffer: Buffer): void {
-    if (!this.#closed && buffer.length === this.#partCapacity && this.#spareParts.length < 2 * (this.#partsInFlight + 1)) {
+    const keep = Math.max(1, Math.floor((2 * (this.#partsInFlight + 1) * DEFAULT_PART_SIZE) / this.#partSize));
+    if (!this.#closed && buffer.length === this.#partCapacity && this.#spareParts.length < keep) {
       this.#spareParts.push(buffer);
     }
   }
@@ -728,7 +749,7 @@ class S3Writer extends BaseObjectWriter {
       // partSize + slack bytes), and an object that fits one buffer takes a single PutObject.
       if (this.#filled === capacity) await this.#sendPart(false);
       // Take a part buffer on first use (an empty writer costs nothing).
-      this.#buffer ??= this.#backend.takePartBuffer();
+      this.#buffer ??= await this.#backend.takePartBuffer();
       const n = Math.min(capacity - this.#filled, data.byteLength - at);
       this.#buffer.set(data.subarray(at, at + n), this.#filled);
       this.#filled += n;
@@ -754,11 +775,15 @@ class S3Writer extends BaseObjectWriter {
     this.#buffer = undefined;
     this.#filled = 0;
     if (carry > 0) {
-      // Before the upload starts: the SDK only reads `whole`, and only up to `length`.
-      this.#buffer = this.#backend.takePartBuffer();
-      this.#buffer.set(whole.subarray(length, length + carry), 0);
+      // Before the upload starts (then `whole` cannot be spare and reused by another writer
+      // yet): the slack goes to the start of the next buffer. Waiting for a buffer here only
+      // waits for other uploads, which end on their own.
+      const next = await this.#backend.takePartBuffer();
+      next.set(whole.subarray(length, length + carry), 0);
+      this.#buffer = next;
       this.#filled = carry;
     }
+    this.#backend.uploadStarted();
     const upload = this.#backend.uploadPart(this.name, uploadId, partNumber, body).then(
       (done) => {
         slot.ETag = done.ETag;
@@ -769,7 +794,7 @@ class S3Writer extends BaseObjectWriter {
     );
     const tracked = upload.finally(() => {
       this.#inFlight.delete(tracked);
-      this.#backend.returnPartBuffer(whole);
+      this.#backend.uploadEnded(whole);
     });
     this.#inFlight.add(tracked);
     while (this.#inFlight.size >= this.#backend.partsInFlight) await Promise.race(this.#inFlight);
@@ -781,10 +806,11 @@ class S3Writer extends BaseObjectWriter {
       // Small object: one PutObject, atomic (and create-only when exclusive).
       const whole = this.#buffer;
       this.#buffer = undefined;
+      if (whole !== undefined) this.#backend.uploadStarted();
       try {
         await this.#backend.putObject(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
       } finally {
-        if (whole !== undefined) this.#backend.returnPartBuffer(whole);
+        if (whole !== undefined) this.#backend.uploadEnded(whole);
       }
       return;
     }
