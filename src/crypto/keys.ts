@@ -20,6 +20,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt as scryptCb } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { loadNative, native, type NativeAddon } from '../native/addon.js';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
@@ -137,12 +138,32 @@ type Argon2id = (o: { password: Uint8Array; salt: Uint8Array; parallelism: numbe
 let argon2idFn: Argon2id | undefined;
 /**
  * hash-wasm's Argon2id (RFC 9106, version 0x13), from its Argon2-only build, loaded on first
- * use (key-file and unencrypted commands never load it). test/crypto/kdf.test.ts pins it to
- * the reference implementation's vectors.
+ * use: the fallback without the addon (CHUNKYARD_ENGINE=wasm, or an addon before the tag).
  */
-export async function argon2id(password: Buffer, salt: Buffer, m: number, t: number, p: number): Promise<Buffer> {
+export async function argon2idWasm(password: Buffer, salt: Buffer, m: number, t: number, p: number): Promise<Buffer> {
   argon2idFn ??= (createRequire(import.meta.url)('hash-wasm/dist/argon2.umd.min.js') as { argon2id: Argon2id }).argon2id;
   return Buffer.from(await argon2idFn({ password, salt, parallelism: p, iterations: t, memorySize: m, hashLength: 32, outputType: 'binary' }));
+}
+
+/** The addon's Argon2id (native/src/argon2.rs), when it loads and is tagged `argon2id`. */
+export function argon2idNative(): NonNullable<NativeAddon['argon2idAsync']> | undefined {
+  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return undefined;
+  try {
+    const addon = loadNative();
+    return addon.version().split(' ').includes('argon2id') && addon.argon2idAsync ? addon.argon2idAsync.bind(addon) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Argon2id with a 32-byte output: the addon's (about half hash-wasm's time, off the main
+ * thread), else hash-wasm's. Both give the reference implementation's bytes
+ * (test/crypto/kdf.test.ts, native/src/argon2.rs).
+ */
+export async function argon2id(password: Buffer, salt: Buffer, m: number, t: number, p: number): Promise<Buffer> {
+  const fn = argon2idNative();
+  return fn ? native(() => fn(password, salt, m, t, p)) : argon2idWasm(password, salt, m, t, p);
 }
 
 function scrypt(password: Buffer, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
