@@ -165,7 +165,7 @@ export class S3Backend implements Backend {
   readonly #writers = new Set<BaseObjectWriter>();
   /** Part buffers no writer uses (at most partsInFlight + 1). */
   readonly #spareParts: Buffer[] = [];
-  /** Part buffers the SDK is uploading, all writers together (at most partsInFlight). */
+  /** Part buffers the SDK is uploading, all writers together (see takePartBuffer). */
   #uploading = 0;
   readonly #uploadWaiters: (() => void)[] = [];
   /** The stale-upload clean-up started by openS3Backend, until close() has waited for it. */
@@ -565,11 +565,13 @@ export class S3Backend implements Backend {
    * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
    */
   async takePartBuffer(): Promise<Buffer> {
-    // Backpressure across writers: while partsInFlight buffers are uploading (parts, or whole
-    // objects at commit), a writer waits for one of them before it fills another. Without it
-    // a caller that commits writers without waiting (the backup seals packs beside its next
-    // pack) could have any number of full buffers waiting for the service.
-    while (this.#uploading >= this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
+    // Backpressure across writers: while more than partsInFlight buffers are uploading (parts,
+    // or whole objects at commit), a writer waits for one of them before it fills another.
+    // Without it a caller that commits writers without waiting (the backup seals a pack
+    // beside filling its next one) could have any number of full buffers waiting for the
+    // service. "More than": with partsInFlight 1 and objects of one buffer (a pack as one
+    // PutObject), one uploads while the next fills, and a third waits for the first.
+    while (this.#uploading > this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
     return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partCapacity);
   }
 
