@@ -23,9 +23,10 @@
  *   staging), for which that HeadObject was one request per object that never found anything.
  *
  * Memory: a writer holds one part buffer (partSize + slack bytes) being filled plus at most
- * `partsInFlight` uploading; the backend keeps up to `2 × (partsInFlight + 1)` spare part
- * buffers for the next writers (a pack's writer is still uploading its last parts when the
- * next pack's starts filling).
+ * `partsInFlight` uploading; across writers, a new buffer is taken only while at most
+ * `partsInFlight` upload (takePartBuffer). The backend keeps up to `2 × (partsInFlight + 1)`
+ * spare part buffers of 8 MiB parts (fewer of larger ones) for the next writers (a pack's
+ * writer is still uploading its last parts when the next pack's starts filling).
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
