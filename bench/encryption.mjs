@@ -122,7 +122,10 @@ try {
     const times = Object.fromEntries(Object.keys(TOOLS).map((t) => [t, { ingest: [], restore: [] }]));
     const cpu = Object.fromEntries(Object.keys(TOOLS).map((t) => [t, { ingest: [], restore: [] }]));
     for (let r = 0; r < rounds; r++) {
-      for (const [name, tool] of Object.entries(TOOLS)) {
+      // The order rotates every round, so no tool always runs right after the same other one
+      // (whose dirty pages, freed memory or warm caches the next run would inherit).
+      const order = Object.entries(TOOLS);
+      for (const [name, tool] of [...order.slice(r % order.length), ...order.slice(0, r % order.length)]) {
         const repo = join(WORK, `${name}-repo`);
         const out = join(WORK, 'out');
         rmSync(repo, { recursive: true, force: true });

@@ -20,7 +20,7 @@ const HELP = `usage: node bench/peers.mjs (--gens FILE... | --dir DIR) [options]
 
   --gens FILE...        generation files, oldest first (each is one backup of one stream)
   --dir DIR             use every regular file in DIR (natural sort, dotfiles skipped)
-  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@zstdN (the same, init --zstd-level N), chunkyard@sparse (restore --sparse),
+  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@zstdN (the same, init --zstd-level N), chunkyard@sparse (restore --sparse), chunkyard@enc (init --encryption; every command opens it with a passphrase),
                         restic, borg (default: chunkyard,restic,borg)
   --restore WHICH       first,last (default) | last | all | none: generations to restore and cmp
   --workdir DIR         where repositories and restored files go (default /tmp/chunkyard-peers);
@@ -180,11 +180,14 @@ function chunkyardTool(name, variant, o, build) {
   // chunkyard@sparse restores with --sparse (zero runs left as holes), defaults otherwise.
   // chunkyard@zstdN: zstd at level N (init --compression zstd --zstd-level N).
   const sparse = variant === 'sparse';
+  // chunkyard@enc: an encrypted store (init --encryption), opened by a passphrase on every
+  // command (its Argon2id slot), as restic opens its repository.
+  const encrypted = variant === 'enc';
   const zstdLevel = variant && /^zstd([0-9]+)$/.exec(variant)?.[1];
   if (zstdLevel) variant = 'zstd';
   const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
-  const avgSize = codec || sparse ? undefined : variant;
-  const initFlags = [...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : []), ...(zstdLevel ? ['--zstd-level', zstdLevel] : [])];
+  const avgSize = codec || sparse || encrypted ? undefined : variant;
+  const initFlags = [...(encrypted ? ['--encryption'] : []), ...(avgSize ? ['--avg-size', avgSize] : []), ...(codec ? ['--compression', codec] : []), ...(zstdLevel ? ['--zstd-level', zstdLevel] : [])];
   // Run as a program, as users run it (`chunkyard backup ...`): bin/chunkyard starts node from
   // PATH (this node first), without NODE_EXTRA_CA_CERTS at Node's start (bin/chunkyard says why).
   const bin = join(build.dir, 'bin', 'chunkyard');
@@ -192,7 +195,7 @@ function chunkyardTool(name, variant, o, build) {
     name,
     // The local index cache a directory store keeps inside itself (docs/operations.md).
     innerCacheDir: 'cache',
-    env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` },
+    env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...(encrypted ? { CHUNKYARD_PASSWORD: 'x' } : {}) },
     version: () => build.version,
     settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}`,
     init: (repo) => [[bin, ['init', repo, ...initFlags, '--json']]],

@@ -13,7 +13,7 @@ W=$(mktemp -d /tmp/trust-bench-XXXXXX)
 trap 'kill $SERVE_PID 2>/dev/null || true; rm -rf "$W"' EXIT
 SIZE=$(stat -c %s "$DATA")
 TICK=$(getconf CLK_TCK)
-export CHUNKYARD_PASSWORD=bench-password CHUNKYARD_SCRYPT_LOG_N=12
+export CHUNKYARD_PASSWORD=bench-password CHUNKYARD_SCRYPT_LOG_N=12 CHUNKYARD_ARGON2_MEMORY_KIB=256
 echo '[{"token":"bench-objects-token","scope":"objects","access":"write"}]' > "$W/tokens.json"
 chmod 600 "$W/tokens.json"
 PORT=$((40000 + RANDOM % 20000))

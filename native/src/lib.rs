@@ -4,6 +4,7 @@
 //! Everything but `napi` is plain Rust with no reference to N-API symbols, so `cargo test`
 //! links without a Node binary.
 
+pub mod argon2;
 pub mod chunker;
 pub mod codec;
 pub mod delta;
@@ -22,4 +23,4 @@ pub mod testutil;
 mod napi;
 
 /// What `version()` returns to JS.
-pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal-v2");
+pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal-v2 argon2id");

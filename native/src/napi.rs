@@ -858,6 +858,36 @@ unsafe extern "C" fn js_multi_chunker_push_async(env: napi_env, info: napi_callb
     entry::<3>(env, info, push_later::<MultiChunker>)
 }
 
+/// A whole number argument in [lo, hi].
+fn whole(env: napi_env, v: napi_value, name: &str, lo: u32, hi: u32) -> JsResult<u32> {
+    let n = number(env, v, name)?;
+    if n.fract() != 0.0 || n < lo as f64 || n > hi as f64 {
+        return Err(bad_argument(format!("{name} must be a whole number in [{lo}, {hi}] (got {n})")));
+    }
+    Ok(n as u32)
+}
+
+/// argon2idAsync(password, salt, memoryKiB, passes, lanes) -> Promise<Buffer(32)>, on the libuv
+/// pool (argon2.rs). The inputs are copied: they are a few bytes.
+unsafe extern "C" fn js_argon2id_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        // SAFETY: a[0] and a[1] are arguments of this call; their bytes are copied at once.
+        let password = unsafe { bytes_arg(env, a[0], "password")?.as_slice() }.to_vec();
+        let salt = unsafe { bytes_arg(env, a[1], "salt")?.as_slice() }.to_vec();
+        let m = whole(env, a[2], "memoryKiB", 8, 1 << 22)?;
+        let t = whole(env, a[3], "passes", 1, 1 << 16)?;
+        let p = whole(env, a[4], "lanes", 1, 1 << 8)?;
+        let job = Box::new(move || {
+            let mut out = vec![0u8; 32];
+            crate::argon2::argon2id(&password, &salt, m, t, p, &mut out).map(|()| out).map_err(|e| e.0)
+        });
+        start_work(env, "chunkyard:argon2id", &[], job, |env, r: Result<Vec<u8>, &'static str>| match r {
+            Ok(out) => buffer(env, &out),
+            Err(why) => Err(bad_argument(format!("argon2id: {why}"))),
+        }, None)
+    })
+}
+
 /// blake3(data, key | null) -> Buffer(32)
 unsafe extern "C" fn js_blake3(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<2>(env, info, |env, a| {
@@ -1398,7 +1428,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 30] = [
+    let fns: [(&str, napi_callback); 31] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1423,6 +1453,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("openScatterOutAsync\0", js_open_scatter_out_async),
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),
+        ("argon2idAsync\0", js_argon2id_async),
         ("deltaSketchAsync\0", delta::js_delta_sketch_async),
         ("deltaEncodeManyAsync\0", delta::js_delta_encode_many_async),
         ("deltaDecodeInto\0", delta::js_delta_decode_into),

@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { CryptBackend } from './crypt-backend.js';
-import { listSlots, makeSlot, slotName, type KeySlot, type Secret } from './keys.js';
+import { listSlots, makeSlot, passwordKdf, slotName, type KeySlot, type PasswordKdf, type Secret } from './keys.js';
 
 export interface KeySlotInfo {
   id: string;
@@ -25,7 +25,12 @@ function crypt(backend: Backend): CryptBackend {
 }
 
 function info(slot: KeySlot, current: string | undefined): KeySlotInfo {
-  const kdf = slot.kdf.name === 'scrypt' ? `scrypt N=2^${slot.kdf.logN} r=${slot.kdf.r} p=${slot.kdf.p}` : slot.kdf.name;
+  const kdf =
+    slot.kdf.name === 'scrypt'
+      ? `scrypt N=2^${slot.kdf.logN} r=${slot.kdf.r} p=${slot.kdf.p}`
+      : slot.kdf.name === 'argon2id'
+        ? `argon2id m=${slot.kdf.m}KiB t=${slot.kdf.t} p=${slot.kdf.p}`
+        : slot.kdf.name;
   return { id: slot.id, kind: slot.kind, created: slot.created, ...(slot.label ? { label: slot.label } : {}), kdf, current: slot.id === current };
 }
 
@@ -35,9 +40,9 @@ export async function listKeys(backend: Backend): Promise<{ slots: KeySlotInfo[]
   return { slots: slots.map((s) => info(s, c.slotId)), damaged };
 }
 
-export async function addKey(backend: Backend, storeId: string, secret: Secret, label?: string): Promise<KeySlotInfo> {
+export async function addKey(backend: Backend, storeId: string, secret: Secret, label?: string, kdf?: PasswordKdf): Promise<KeySlotInfo> {
   const c = crypt(backend);
-  const slot = await makeSlot(storeId, c.keys.master, secret, label);
+  const slot = await makeSlot(storeId, c.keys.master, secret, label, passwordKdf(kdf));
   const { sealJson } = await import('../util/sealed-json.js');
   await c.inner.put(slotName(slot.id), sealJson({ ...slot }), { exclusive: true });
   return info(slot, c.slotId);
@@ -62,12 +67,12 @@ export async function removeKey(backend: Backend, idOrPrefix: string): Promise<K
 }
 
 /** Replaces the slot that opened the store (or `idOrPrefix`) with one for `secret`. */
-export async function changeKey(backend: Backend, storeId: string, secret: Secret, idOrPrefix?: string, label?: string): Promise<{ added: KeySlotInfo; removed: KeySlotInfo }> {
+export async function changeKey(backend: Backend, storeId: string, secret: Secret, idOrPrefix?: string, label?: string, kdf?: PasswordKdf): Promise<{ added: KeySlotInfo; removed: KeySlotInfo }> {
   const c = crypt(backend);
   const target = idOrPrefix ?? c.slotId;
   if (!target) throw badArgument('which key slot to change: none was used to open the store');
   const { slot } = await findSlot(c, target);
-  const added = await addKey(backend, storeId, secret, label ?? slot.label);
+  const added = await addKey(backend, storeId, secret, label ?? slot.label, kdf);
   await c.inner.delete(slotName(slot.id));
   return { added, removed: info(slot, c.slotId) };
 }

@@ -8,7 +8,7 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import { openSealedJson } from '../util/sealed-json.js';
 import { CryptBackend, openObject, sealObject } from './crypt-backend.js';
-import { deriveKeys, makeSlot, newMasterKey, unlock, writeSlot, type StoreKeys } from './keys.js';
+import { deriveKeys, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type PasswordKdf, type StoreKeys } from './keys.js';
 import { passwordRequired, resolveSecret, type KeyOptions } from './secret.js';
 import { KNOWN_FEATURES } from '../store/config.js';
 
@@ -52,10 +52,10 @@ export function openSettings(keys: StoreKeys, storeId: string, sealed: string, w
  * Creates the master key (or takes `master`: another store's, for stores that share keys) and
  * its first slot (before config.json is written).
  */
-export async function createStoreKeys(backend: Backend, storeId: string, options: KeyOptions, label?: string, master: Buffer = newMasterKey()): Promise<CryptBackend> {
+export async function createStoreKeys(backend: Backend, storeId: string, options: KeyOptions, label?: string, master: Buffer = newMasterKey(), kdf?: PasswordKdf): Promise<CryptBackend> {
   const secret = await resolveSecret(options);
   if (!secret) throw new ChunkyardError('PASSWORD_REQUIRED', 'init --encryption needs a password (CHUNKYARD_PASSWORD, --password-file FILE or --password-command CMD) or a key file (--key-file FILE)');
-  await writeSlot(backend, await makeSlot(storeId, master, secret, label));
+  await writeSlot(backend, await makeSlot(storeId, master, secret, label, passwordKdf(kdf)));
   return new CryptBackend(backend, deriveKeys(master));
 }
 

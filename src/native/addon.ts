@@ -136,6 +136,8 @@ export interface NativeAddon {
    * and checked against its fingerprint there. [-1, ''] or [index, reason] (a reason about
    * the base starts with "its base").
    */
+  /** Argon2id version 0x13, 32-byte output (native/src/argon2.rs; builds tagged `argon2id`). */
+  argon2idAsync?(password: Uint8Array, salt: Uint8Array, memoryKiB: number, passes: number, lanes: number): Promise<Buffer>;
   deltaDecodeStoredAsync?(baseData: Uint8Array, blobs: Uint8Array, out: Uint8Array, places: Uint32Array, baseFingerprints: Uint8Array, fingerprints: Uint8Array): Promise<[number, string]>;
 }
 

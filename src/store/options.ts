@@ -7,7 +7,7 @@
 import { badArgument } from '../errors.js';
 
 export const OPTION_NAMES = {
-  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta', 'encryption', 'keysFrom', 'password', 'passwordFile', 'passwordCommand', 'keyFile', 'zstdLevel'],
+  'Store.init': ['avgSize', 'minSize', 'maxSize', 'normalization', 'compression', 'dedupe', 'packSize', 's3Endpoint', 'delta', 'encryption', 'keysFrom', 'kdf', 'password', 'passwordFile', 'passwordCommand', 'keyFile', 'zstdLevel'],
   'Store.open': ['readOnly', 'engine', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'archiveOpener', 'dedupeAgainstCold', 'deltaIndexChunks', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.tier': ['archive', 'olderThan', 'dryRun', 'minRetention', 'archivePackSize', 'signal', 'onProgress', 'onStep'],
   'Store.backup': ['target', 'policy', 'signal', 'onProgress', 'sliceBytes', 'host', 'tags', 'metadata', 'hooks'],

@@ -105,6 +105,8 @@ export interface InitOptions {
    * new store gets its own key slot. The two stores then replicate sealed chunks as they are.
    */
   keysFrom?: import('../replicate/keys-from.js').KeysFrom;
+  /** With encryption and a password: the KDF of the first key slot (default: $CHUNKYARD_KDF, else "argon2id"). */
+  kdf?: import('../crypto/keys.js').PasswordKdf;
   /** Delta compression of similar chunks, the store's default (docs/delta.md): "on" | "off" (default). */
   delta?: 'on' | 'off';
   /** zstd level of new zstd chunks, recorded in the config (1..19; default: the build's, ZSTD_LEVEL). */
@@ -305,7 +307,7 @@ export class Store {
         if ((await backend.stat('config.json')) !== undefined) throw new ChunkyardError('STORE_EXISTS', `a store already exists at ${backend.location}`);
         config.features = [ENCRYPTION_FEATURE];
         const master = options.keysFrom === undefined ? undefined : await (await import('../replicate/keys-from.js')).masterKeyOf(options.keysFrom, options.s3Endpoint);
-        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options), undefined, master), config);
+        await writeConfig(await createStoreKeys(backend, config.id, keyOptionsOf(options), undefined, master, options.kdf), config);
       } else await writeConfig(backend, config);
       if (backend instanceof FsBackend) await backend.put(RESERVE_NAME, Buffer.alloc(RESERVE_BYTES), { exclusive: true }).catch(() => {});
     } finally {

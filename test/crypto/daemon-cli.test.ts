@@ -16,8 +16,9 @@ import { collect, prng } from '../support/data.js';
 import { BIN, spawnServe, T, tempStore } from '../daemon/support.js';
 
 const MARKER = 'DAEMON-MARKER-91c2-PLAINTEXT';
-const env = { CHUNKYARD_SCRYPT_LOG_N: '12' };
+const env = { CHUNKYARD_SCRYPT_LOG_N: '12', CHUNKYARD_ARGON2_MEMORY_KIB: '256' };
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 
 async function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const base: NodeJS.ProcessEnv = { ...process.env, ...env };

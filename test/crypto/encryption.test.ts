@@ -19,6 +19,7 @@ import { collect, prng } from '../support/data.js';
 import { flipByte } from '../support/store-files.js';
 
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12'; // tests: a cheap KDF (the default is 2^17)
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 const PW = { password: 'correct horse battery staple' };
 const MARKER = 'MARKER-7f3a-SECRET-PAYLOAD';
 

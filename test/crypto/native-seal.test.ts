@@ -23,6 +23,7 @@ import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { collect, prng } from '../support/data.js';
 
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 const PW = { password: 'native seal test' };
 const addon = loadNative();
 const CHUNK_KEY = Buffer.alloc(32, 0x5a);

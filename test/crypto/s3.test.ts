@@ -14,6 +14,7 @@ import { collect, prng } from '../support/data.js';
 import { rawKeys, s3TestCluster, type S3TestCluster } from '../support/ceph.js';
 
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 const MARKER = 'S3-CRYPT-MARKER-5d1e';
 let cluster: S3TestCluster | undefined;
 let skip: string | undefined;

@@ -18,8 +18,9 @@ import { collect, prng } from '../support/data.js';
 
 const child = fileURLToPath(new URL('../support/crypt-writer-child.js', import.meta.url));
 const PASSWORD = 'writers test password';
-const env = { ...process.env, CHUNKYARD_PASSWORD: PASSWORD, CHUNKYARD_SCRYPT_LOG_N: '12' };
+const env = { ...process.env, CHUNKYARD_PASSWORD: PASSWORD, CHUNKYARD_SCRYPT_LOG_N: '12', CHUNKYARD_ARGON2_MEMORY_KIB: '256' };
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 
 function run(args: string[]): { proc: ReturnType<typeof spawn>; done: Promise<{ out: string; err: string; code: number | null }> } {
   const proc = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });

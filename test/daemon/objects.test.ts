@@ -149,7 +149,7 @@ interface Run {
 function cliEnv(e: Env, token: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of SECRET_ENV) delete env[k];
-  return { ...env, CHUNKYARD_PASSWORD: PASSWORD, CHUNKYARD_TOKEN: token, CHUNKYARD_SCRYPT_LOG_N: '12', CHUNKYARD_CACHE_DIR: join(e.dir, 'client-cache') };
+  return { ...env, CHUNKYARD_PASSWORD: PASSWORD, CHUNKYARD_TOKEN: token, CHUNKYARD_SCRYPT_LOG_N: '12', CHUNKYARD_ARGON2_MEMORY_KIB: '256', CHUNKYARD_CACHE_DIR: join(e.dir, 'client-cache') };
 }
 
 async function cli(e: Env, token: string, args: string[]): Promise<Run> {

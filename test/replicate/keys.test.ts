@@ -29,6 +29,7 @@ let gen1: Buffer;
 let gen2: Buffer;
 // Cheap key derivation for tests (the slot format records its cost).
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '10';
+process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'repl-keys-'));

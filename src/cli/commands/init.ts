@@ -4,13 +4,14 @@ import { ChunkyardError } from '../../errors.js';
 import { oneOf } from '../args.js';
 import { parseSize, formatSize } from '../../chunking/params.js';
 import { Store } from '../../store/store.js';
+import { passwordKdf } from '../../crypto/keys.js';
 import { COMPRESSIONS } from '../../store/config.js';
 import { POLICIES } from '../../snapshot/manifest.js';
 import { printJson, storeAndPositionals, zstdLevelFlag } from '../store-args.js';
 import { writeOut } from '../io.js';
 import { ZSTD_LEVEL } from '../../pack/codecs.js';
 
-const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--zstd-level 1..19] [--dedupe immediate|deferred|disabled] [--encryption [--keys-from SRC [--keys-from-password-file FILE]]] [--delta on|off] [--json]';
+const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--zstd-level 1..19] [--dedupe immediate|deferred|disabled] [--encryption [--kdf argon2id|scrypt] [--keys-from SRC [--keys-from-password-file FILE]]] [--delta on|off] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -25,6 +26,7 @@ export default defineCommand({
     'zstd-level': { type: 'string', value: '1..19', description: `zstd level of new zstd chunks (default ${ZSTD_LEVEL}; lower is faster to write, higher smaller; reads are as fast at any level)` },
     dedupe: { type: 'string', value: 'immediate|deferred|disabled', description: 'default dedupe policy (default immediate)' },
     encryption: { type: 'boolean', description: 'encrypt the store (password from CHUNKYARD_PASSWORD, --password-file or --password-command; or --key-file). Default: not encrypted' },
+    kdf: { type: 'string', value: 'argon2id|scrypt', description: 'with --encryption and a password: the KDF of its key slot (default: $CHUNKYARD_KDF, else argon2id, m=19 MiB t=2 p=1; scrypt: N=2^17 r=8)' },
     'keys-from': { type: 'string', value: 'SRC', description: "with --encryption: share the key material of the encrypted store SRC (its master key, under a key slot of this store's own), so that replicate copies sealed chunks between them as they are" },
     'keys-from-password-file': { type: 'string', value: 'FILE', description: "with --keys-from: SRC's password, first line of FILE (default: $CHUNKYARD_KEYS_FROM_PASSWORD, else this store's password)" },
     delta: { type: 'string', value: 'on|off', description: 'delta compression of similar chunks, the store default (default off; docs/delta.md)' },
@@ -32,6 +34,7 @@ export default defineCommand({
   },
   async run({ flags, positionals }, io) {
     const [path] = storeAndPositionals(positionals, [], `chunkyard init ${usage}`, io.env);
+    if (flags.kdf !== undefined && flags.encryption !== true) throw new ChunkyardError('BAD_ARGUMENT', '--kdf goes with --encryption');
     const size = (v: string | undefined, what: string) => (v === undefined ? undefined : parseSize(v, what));
     const config = await Store.init(path!, {
       avgSize: size(flags['avg-size'], '--avg-size'),
@@ -41,6 +44,7 @@ export default defineCommand({
       dedupe: oneOf(flags.dedupe, POLICIES, '--dedupe'),
       encryption: flags.encryption === true,
       keysFrom: keysFrom(flags['keys-from'], flags['keys-from-password-file'], io.env),
+      kdf: passwordKdf(flags.kdf, io.env),
       delta: oneOf(flags.delta, ['on', 'off'] as const, '--delta'),
       zstdLevel: flags['zstd-level'] === undefined ? undefined : zstdLevelFlag(flags['zstd-level']),
     });

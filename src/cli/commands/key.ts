@@ -3,12 +3,12 @@ import { defineCommand } from '../command.js';
 import { badArgument } from '../../errors.js';
 import { Store } from '../../store/store.js';
 import { addKey, changeKey, listKeys, removeKey } from '../../crypto/key-admin.js';
-import { newKeyFileContent, type Secret } from '../../crypto/keys.js';
+import { newKeyFileContent, passwordKdf, type Secret } from '../../crypto/keys.js';
 import { resolveSecret } from '../../crypto/secret.js';
 import { printJson, storeAndPositionals } from '../store-args.js';
 import { writeOut } from '../io.js';
 
-const usage = 'list|add|remove|passwd [<store>] [ID] [--new-password-file FILE | --new-password-command CMD | --new-key-file FILE] [--label L] [--json]';
+const usage = 'list|add|remove|passwd [<store>] [ID] [--new-password-file FILE | --new-password-command CMD | --new-key-file FILE] [--label L] [--kdf argon2id|scrypt] [--json]';
 
 /** The new secret of `add`/`passwd`: a new key file (written here), a file, a command, or CHUNKYARD_NEW_PASSWORD. */
 async function newSecret(flags: { 'new-password-file'?: string; 'new-password-command'?: string; 'new-key-file'?: string }, env: NodeJS.ProcessEnv): Promise<{ secret: Secret; wrote?: string }> {
@@ -57,6 +57,7 @@ export default defineCommand({
     'new-password-command': { type: 'string', value: 'CMD', description: 'add/passwd: run CMD for the new password' },
     'new-key-file': { type: 'string', value: 'FILE', description: 'add/passwd: create a new key file at FILE (must not exist) and a slot for it' },
     label: { type: 'string', value: 'L', description: 'add/passwd: a label for the slot (host, person)' },
+    kdf: { type: 'string', value: 'argon2id|scrypt', description: 'add/passwd: the KDF of a new password slot (default: $CHUNKYARD_KDF, else argon2id, m=19 MiB t=2 p=1)' },
     json: { type: 'boolean', description: 'print JSON' },
   },
   async run({ flags, positionals }, io) {
@@ -67,6 +68,7 @@ export default defineCommand({
     const needsId = action === 'remove';
     const [storePath, id] = storeAndPositionals(rest, needsId ? ['ID'] : [], `chunkyard key ${usage}`, io.env);
     // New secrets are read before the store opens: a bad flag changes nothing.
+    const kdf = passwordKdf(flags.kdf, io.env);
     const fresh = action === 'add' || action === 'passwd' ? await newSecret(flags, io.env) : undefined;
     const store = await Store.open(storePath, { readOnly: true });
     try {
@@ -81,7 +83,7 @@ export default defineCommand({
         return;
       }
       if (action === 'add') {
-        const added = await addKey(store.backend, store.config.id, fresh!.secret, flags.label);
+        const added = await addKey(store.backend, store.config.id, fresh!.secret, flags.label, kdf);
         if (flags.json) return await printJson(io.stdout, { added, keyFile: fresh!.wrote });
         await writeOut(io.stdout, `added key slot ${added.id} (${added.kind})${fresh!.wrote ? `; key file ${fresh!.wrote}` : ''}\n`);
         return;
@@ -92,7 +94,7 @@ export default defineCommand({
         await writeOut(io.stdout, `removed key slot ${removed.id}\n`);
         return;
       }
-      const r = await changeKey(store.backend, store.config.id, fresh!.secret, undefined, flags.label);
+      const r = await changeKey(store.backend, store.config.id, fresh!.secret, undefined, flags.label, kdf);
       if (flags.json) return await printJson(io.stdout, { ...r, keyFile: fresh!.wrote });
       await writeOut(io.stdout, `key slot ${r.removed.id} replaced by ${r.added.id}\n`);
     } finally {
