@@ -303,7 +303,8 @@ export class CryptBackend implements Backend {
     const parts: Buffer[] = [];
     let written = 0;
     let state: 'open' | 'done' | 'aborted' = 'open';
-    if (options?.exclusive && (await this.inner.stat(name)) !== undefined) throw new ChunkyardError('OBJECT_EXISTS', `${name} exists`);
+    // An exclusive one fails at commit (the put below is create-only), as the Backend contract
+    // allows: no look-up request at open (one per pack table on S3).
     return {
       name,
       get bytesWritten() {
