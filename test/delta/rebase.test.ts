@@ -18,19 +18,6 @@ import { recipeEntries } from '../support/store-files.js';
 
 const native = deltaNative() !== null;
 
-/** Text rows of words picked by a seeded generator: compresses about 4× like a dump. */
-function rows(seed: number, size: number): Buffer {
-  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima', 'mike', 'november', 'oscar', 'papa'];
-  const r = prng(seed, size);
-  const out = Buffer.alloc(size);
-  let at = 0;
-  for (let row = 0, k = 0; at < size; row++) {
-    let line = `${row}\t`;
-    for (let w = 0; w < 8; w++) line += words[r[k++ % size]! & 15] + (w < 7 ? ' ' : '\n');
-    at += out.write(line, at, 'latin1');
-  }
-  return out;
-}
 
 test('a chunk whose delta is a third of its compressed form is stored whole, and its next generation is a small delta against it', { skip: native ? false : 'no native addon' }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'delta-rebase-'));
@@ -38,24 +25,30 @@ test('a chunk whose delta is a third of its compressed form is stored whole, and
     await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd', delta: 'on' });
     const store = await Store.open(dir);
     try {
-      const gen0 = rows(5, 1 << 20);
+      const gen0 = prng(5, 1 << 20);
       const r0 = await store.backup(streamOf(gen0, 1), { target: 'db' });
-      // A chunk in the middle of the stream: 8 % of it, [20 %, 28 %), rewritten with random
-      // bytes (a delta of about a third of its compressed form; its sketch still matches).
       const outputs = (await recipeEntries(dir, r0.id)).filter((e) => !e.base);
-      let o = 0;
-      for (const e of outputs.slice(0, 30)) o += e.rawLength;
+      const startOf = (k: number): number => outputs.slice(0, k).reduce((t, e) => t + e.rawLength, 0);
+      // Chunk 30 (in the middle of the stream) and the chunk before it.
+      const o29 = startOf(29);
+      const o = startOf(30);
       const len = outputs[30]!.rawLength;
+      // Generation 1: 12 bytes of chunk 29 changed (a small delta: its sketch finds its base),
+      // and 35 % of chunk 30, [20 %, 55 %), rewritten with new random bytes: its delta against
+      // generation 0's chunk 30 (the entry after chunk 29's match: a second try by stream
+      // locality) is about a third of the chunk, which stores incompressible.
       const gen1 = Buffer.from(gen0);
-      prng(6, Math.floor(len * 0.08)).copy(gen1, o + Math.floor(len * 0.2));
+      prng(8, 12).copy(gen1, o29 + (outputs[29]!.rawLength >> 1));
+      prng(6, Math.floor(len * 0.35)).copy(gen1, o + Math.floor(len * 0.2));
       const r1 = await store.backup(streamOf(gen1, 2), { target: 'db' });
-      // Generation 2: 12 bytes of that chunk's old part changed, nothing else.
+      // Generation 2: 12 bytes changed in each of the two chunks, in chunk 30's old part.
       const gen2 = Buffer.from(gen1);
-      prng(7, 12).copy(gen2, o + Math.floor(len * 0.3));
+      prng(9, 12).copy(gen2, o29 + (outputs[29]!.rawLength >> 2));
+      prng(7, 12).copy(gen2, o + Math.floor(len * 0.8));
       const r2 = await store.backup(streamOf(gen2, 3), { target: 'db' });
       // Before the rule: generation 2's chunk was encoded against generation 0's again (the
       // base of generation 1's delta), about a third of the chunk every generation.
-      assert.ok(r2.storedBytes < len / 8, `generation 2 stored ${r2.storedBytes} bytes for a 12-byte edit in a chunk of ${len}`);
+      assert.ok(r2.storedBytes < len / 8, `generation 2 stored ${r2.storedBytes} bytes for two 12-byte edits (chunk 30: ${len} bytes)`);
       const e2 = await recipeEntries(dir, r2.id);
       const deltas = e2.filter((e) => e.codec === CODEC_DELTA);
       assert.ok(deltas.length >= 1, 'generation 2 stores its changed chunk as a delta');
