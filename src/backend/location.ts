@@ -66,6 +66,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
         partRetry: (attempt) => withRetries(attempt, policy),
         requestTimeoutMs: tuning.requestTimeoutMs,
         partsInFlight: tuning.partsInFlight,
+        ...(tuning.partMiB === undefined ? {} : { partSize: tuning.partMiB * 1024 * 1024 }),
         signPayload: tuning.signPayload,
       }),
     policy,
@@ -86,11 +87,12 @@ export function describeLocation(location: string, options: Pick<OpenBackendOpti
  * CHUNKYARD_S3_ATTEMPTS (attempts per request, the first included; default 6),
  * CHUNKYARD_S3_TIMEOUT_MS (per-request time limit; default 60000),
  * CHUNKYARD_S3_PARTS_IN_FLIGHT (multipart parts one writer uploads at once),
+ * CHUNKYARD_S3_PART_MIB (multipart part size in MiB, 5 to 1024; default 8),
  * CHUNKYARD_S3_SIGN_PAYLOAD (1: sign a SHA-256 of every request body, 0: never; default:
  * signed over plain http://, not over https://).
  * A malformed value is BAD_ARGUMENT.
  */
-export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: number; requestTimeoutMs?: number; partsInFlight?: number; signPayload?: boolean } {
+export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: number; requestTimeoutMs?: number; partsInFlight?: number; partMiB?: number; signPayload?: boolean } {
   const int = (name: string, min: number, max: number): number | undefined => {
     const v = env[name];
     if (v === undefined || v === '') return undefined;
@@ -102,6 +104,7 @@ export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: num
     attempts: int('CHUNKYARD_S3_ATTEMPTS', 1, 100),
     requestTimeoutMs: int('CHUNKYARD_S3_TIMEOUT_MS', 100, 3_600_000),
     partsInFlight: int('CHUNKYARD_S3_PARTS_IN_FLIGHT', 1, 64),
+    partMiB: int('CHUNKYARD_S3_PART_MIB', 5, 1024),
     signPayload: ((v) => (v === undefined ? undefined : v === 1))(int('CHUNKYARD_S3_SIGN_PAYLOAD', 0, 1)),
   };
 }

@@ -5,19 +5,28 @@
  * Object "a/b" is the key "<prefix>/a/b" in the bucket. Objects are immutable S3 objects,
  * so every put is atomic by construction: S3 shows either the old or the new object.
  *
- * Writes:
- *   object ≤ partSize   one PutObject (with `If-None-Match: *` when exclusive: atomic
- *                       create-only, honoured by radosgw and AWS)
- *   object > partSize   multipart upload: parts of partSize, at most partsInFlight uploading,
- *                       then CompleteMultipartUpload. When exclusive: HeadObject at open and
- *                       again just before completion, and `If-None-Match: *` on completion
- *                       (AWS honours it; radosgw 16 ignores it, so there a writer completing in
- *                       the window between that HeadObject and its completion may replace an
- *                       object written meanwhile: the last completion wins). The engine's
- *                       exactly-one-winner objects (manifests, sessions, markers) are small.
+ * Writes (slack = partSize / 16, see PART_SLACK_DIVISOR):
+ *   object ≤ partSize + slack   one PutObject (with `If-None-Match: *` when exclusive: atomic
+ *                               create-only, honoured by radosgw and AWS)
+ *   larger objects              multipart upload: parts of partSize, the last one up to
+ *                               partSize + slack (a pack is packSize plus its last chunk and
+ *                               table: no tiny extra part for that tail), at most partsInFlight
+ *                               uploading, then CompleteMultipartUpload. When exclusive:
+ *                               HeadObject just before completion, and `If-None-Match: *` on
+ *                               completion (AWS honours it; radosgw 16 ignores it, so there a
+ *                               writer completing in the window between that HeadObject and
+ *                               its completion may replace an object written meanwhile: the
+ *                               last completion wins). The engine's exactly-one-winner objects
+ *                               (manifests, sessions, markers) are small.
+ *   An exclusive writer does not look for the name at open (the contract allows failing "by
+ *   commit at the latest"): the engine's exclusive writers write fresh names (packs, recipes,
+ *   staging), for which that HeadObject was one request per object that never found anything.
  *
- * Memory: a writer holds one part being filled plus at most `partsInFlight` parts uploading;
- * the backend keeps up to `partsInFlight + 1` spare part buffers for the next writers.
+ * Memory: a writer holds one part buffer (partSize + slack bytes) being filled plus at most
+ * `partsInFlight` uploading; across writers, a new buffer is taken only while at most
+ * `partsInFlight` upload (takePartBuffer). The backend keeps up to `2 × (partsInFlight + 1)`
+ * spare part buffers of 8 MiB parts (fewer of larger ones) for the next writers (a pack's
+ * writer is still uploading its last parts when the next pack's starts filling).
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
@@ -61,6 +70,15 @@ export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (except the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /**
+ * A part buffer holds partSize + partSize / PART_SLACK_DIVISOR bytes: the last part of an
+ * object may be that much longer than partSize, and parts before it are partSize (the slack
+ * bytes past partSize are carried over into the next part's buffer: at most 1/16 of the
+ * bytes copied twice). Without it a pack of packSize (a multiple of partSize) plus its last
+ * chunk and table took one more UploadPart request of a few KiB, which costs radosgw and the
+ * SDK about as much as a part's bytes are worth (docs/benchmarks.md, "S3 ingest").
+ */
+export const PART_SLACK_DIVISOR = 16;
+/**
  * openS3Backend aborts unfinished multipart uploads older than this (no writer takes a day
  * to upload one object; the same age as FsBackend's stale temporary files).
  */
@@ -83,7 +101,10 @@ export interface S3BackendOptions {
   region?: string;
   /** Explicit credentials. Default: the AWS SDK's chain (AWS_* variables, ~/.aws files). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Multipart part size in bytes (≥ 5 MiB). Objects up to this size take one PutObject. */
+  /**
+   * Multipart part size in bytes (≥ 5 MiB). The last part may be up to partSize / 16 longer;
+   * objects up to partSize + partSize / 16 take one PutObject.
+   */
   partSize?: number;
   /** Parts one writer uploads at once (≥ 1). */
   partsInFlight?: number;
@@ -137,12 +158,19 @@ export class S3Backend implements Backend {
   readonly #keyPrefix: string;
   readonly #client: S3Client;
   readonly #partSize: number;
+  /** partSize + slack: the size of a part buffer, and the largest object sent as one PutObject. */
+  readonly #partCapacity: number;
   readonly #partsInFlight: number;
   readonly #listPageSize: number;
   readonly #partRetry: <T>(attempt: () => Promise<T>) => Promise<T>;
   readonly #writers = new Set<BaseObjectWriter>();
   /** Part buffers no writer uses (at most partsInFlight + 1). */
   readonly #spareParts: Buffer[] = [];
+  /** Part buffers the SDK is uploading, all writers together (see takePartBuffer). */
+  #uploading = 0;
+  readonly #uploadWaiters: (() => void)[] = [];
+  /** The stale-upload clean-up started by openS3Backend, until close() has waited for it. */
+  #cleanup: Promise<void> | undefined;
   #closed = false;
 
   /** No I/O happens here; openS3Backend also checks the bucket. */
@@ -152,6 +180,7 @@ export class S3Backend implements Backend {
     this.#keyPrefix = prefix === '' ? '' : `${prefix}/`;
     this.location = `s3://${bucket}${prefix === '' ? '' : `/${prefix}`}`;
     this.#partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.#partCapacity = this.#partSize + Math.floor(this.#partSize / PART_SLACK_DIVISOR);
     this.#partsInFlight = options.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT;
     this.#listPageSize = options.listPageSize ?? 1000;
     if (!Number.isSafeInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE) {
@@ -189,6 +218,10 @@ export class S3Backend implements Backend {
       // where an operation requires them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // No `Expect: 100-continue` on large bodies: the SDK sends the body at once anyway (it
+      // does not wait for the interim answer with an agent of its caller's), so the header only
+      // made the server write and the client parse one more response per part.
+      expectContinueHeader: false,
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         requestTimeout,
@@ -265,7 +298,7 @@ export class S3Backend implements Backend {
     assertObjectName(name);
     this.#key(name);
     const exclusive = options?.exclusive === true;
-    if (exclusive && (await this.stat(name)) !== undefined) throw exists(name);
+    // No HeadObject here for exclusive writers: commit checks (see the header comment).
     const writer = new S3Writer(this, name, exclusive, (w) => this.#writers.delete(w));
     this.#writers.add(writer);
     return writer;
@@ -449,6 +482,11 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // The clean-up openS3Backend started ends first (it never fails; see startStaleUploadRemoval).
+    const cleanup = this.#cleanup;
+    this.#cleanup = undefined;
+    if (cleanup !== undefined) await cleanup;
+    if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#writers].map((w) => w.abort()));
     this.#spareParts.length = 0;
@@ -462,6 +500,18 @@ export class S3Backend implements Backend {
    * (AbortIncompleteMultipartUpload) does the same on the service side. Resolves to the
    * number aborted.
    */
+  /**
+   * removeStaleUploads, best effort, beside whatever the caller does next (failures, e.g.
+   * without the permission to list uploads, are ignored); close() waits for it. It only
+   * touches uploads a day old, never one a writer of this process started.
+   */
+  startStaleUploadRemoval(): void {
+    this.#cleanup ??= this.removeStaleUploads().then(
+      () => {},
+      () => {},
+    );
+  }
+
   async removeStaleUploads(maxAgeMs: number = STALE_UPLOAD_AGE_MS): Promise<number> {
     this.#checkOpen();
     const cutoff = Date.now() - maxAgeMs;
@@ -502,6 +552,11 @@ export class S3Backend implements Backend {
     return this.#partSize;
   }
 
+  /** Bytes a part buffer holds: partSize plus the slack the last part may have. */
+  get partCapacity(): number {
+    return this.#partCapacity;
+  }
+
   get partsInFlight(): number {
     return this.#partsInFlight;
   }
@@ -510,13 +565,36 @@ export class S3Backend implements Backend {
    * A part buffer, reused when one is spare: writers of large objects would otherwise map and
    * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
    */
-  takePartBuffer(): Buffer {
-    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partSize);
+  async takePartBuffer(): Promise<Buffer> {
+    // Backpressure across writers: while more than partsInFlight buffers are uploading (parts,
+    // or whole objects at commit), a writer waits for one of them before it fills another.
+    // Without it a caller that commits writers without waiting (the backup seals a pack
+    // beside filling its next one) could have any number of full buffers waiting for the
+    // service. "More than": with partsInFlight 1 and objects of one buffer (a pack as one
+    // PutObject), one uploads while the next fills, and a third waits for the first.
+    while (this.#uploading > this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
+    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partCapacity);
   }
 
-  /** Gives a part buffer back once the SDK is done with it; keeps one writer's worth. */
+  /** A part buffer is handed to the SDK (counts against partsInFlight until uploadEnded). */
+  uploadStarted(): void {
+    this.#uploading++;
+  }
+
+  /** The SDK is done with a buffer uploadStarted counted: it becomes spare, a waiter goes on. */
+  uploadEnded(buffer: Buffer): void {
+    this.#uploading--;
+    this.returnPartBuffer(buffer);
+    this.#uploadWaiters.shift()?.();
+  }
+
+  /**
+   * Gives a part buffer back; keeps up to two writers' worth of 8 MiB parts (a pack writer
+   * finishing its last parts while the next pack's writer fills its first), at least one.
+   */
   returnPartBuffer(buffer: Buffer): void {
-    if (!this.#closed && buffer.length === this.#partSize && this.#spareParts.length <= this.#partsInFlight) {
+    const keep = Math.max(1, Math.floor((2 * (this.#partsInFlight + 1) * DEFAULT_PART_SIZE) / this.#partSize));
+    if (!this.#closed && buffer.length === this.#partCapacity && this.#spareParts.length < keep) {
       this.#spareParts.push(buffer);
     }
   }
@@ -666,33 +744,49 @@ class S3Writer extends BaseObjectWriter {
   }
 
   protected async writeData(data: Uint8Array): Promise<void> {
-    const partSize = this.#backend.partSize;
+    const capacity = this.#backend.partCapacity;
     let at = 0;
     while (at < data.byteLength) {
       if (this.#partError !== undefined) throw this.#partError;
-      // A full part is sent only once more bytes come: the last part may be this one, and an
-      // object of exactly partSize then takes a single PutObject.
-      if (this.#filled === partSize) await this.#sendPart();
+      // A full buffer is sent only once more bytes come: the last part may be this one (up to
+      // partSize + slack bytes), and an object that fits one buffer takes a single PutObject.
+      if (this.#filled === capacity) await this.#sendPart(false);
       // Take a part buffer on first use (an empty writer costs nothing).
-      this.#buffer ??= this.#backend.takePartBuffer();
-      const n = Math.min(partSize - this.#filled, data.byteLength - at);
+      this.#buffer ??= await this.#backend.takePartBuffer();
+      const n = Math.min(capacity - this.#filled, data.byteLength - at);
       this.#buffer.set(data.subarray(at, at + n), this.#filled);
       this.#filled += n;
       at += n;
     }
   }
 
-  /** Starts uploading the full buffer as the next part; waits while too many are in flight. */
-  async #sendPart(): Promise<void> {
+  /**
+   * Starts uploading the next part: the whole buffer when it is the last part, else its first
+   * partSize bytes, the rest (the slack) carried over to the start of a new buffer. Waits
+   * while too many parts are in flight.
+   */
+  async #sendPart(last: boolean): Promise<void> {
     if (this.#uploadId === undefined) this.#uploadId = await this.#backend.createUpload(this.name);
     const uploadId = this.#uploadId;
     const partNumber = this.#parts.length + 1;
     const whole = this.#buffer!;
-    const body = whole.subarray(0, this.#filled);
+    const length = last ? this.#filled : Math.min(this.#filled, this.#backend.partSize);
+    const body = whole.subarray(0, length);
+    const carry = this.#filled - length;
     const slot: CompletedPart = { PartNumber: partNumber };
     this.#parts.push(slot);
     this.#buffer = undefined;
     this.#filled = 0;
+    if (carry > 0) {
+      // Before the upload starts (then `whole` cannot be spare and reused by another writer
+      // yet): the slack goes to the start of the next buffer. Waiting for a buffer here only
+      // waits for other uploads, which end on their own.
+      const next = await this.#backend.takePartBuffer();
+      next.set(whole.subarray(length, length + carry), 0);
+      this.#buffer = next;
+      this.#filled = carry;
+    }
+    this.#backend.uploadStarted();
     const upload = this.#backend.uploadPart(this.name, uploadId, partNumber, body).then(
       (done) => {
         slot.ETag = done.ETag;
@@ -703,7 +797,7 @@ class S3Writer extends BaseObjectWriter {
     );
     const tracked = upload.finally(() => {
       this.#inFlight.delete(tracked);
-      this.#backend.returnPartBuffer(whole);
+      this.#backend.uploadEnded(whole);
     });
     this.#inFlight.add(tracked);
     while (this.#inFlight.size >= this.#backend.partsInFlight) await Promise.race(this.#inFlight);
@@ -715,14 +809,15 @@ class S3Writer extends BaseObjectWriter {
       // Small object: one PutObject, atomic (and create-only when exclusive).
       const whole = this.#buffer;
       this.#buffer = undefined;
+      if (whole !== undefined) this.#backend.uploadStarted();
       try {
         await this.#backend.putObject(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
       } finally {
-        if (whole !== undefined) this.#backend.returnPartBuffer(whole);
+        if (whole !== undefined) this.#backend.uploadEnded(whole);
       }
       return;
     }
-    if (this.#filled > 0) await this.#sendPart();
+    if (this.#filled > 0) await this.#sendPart(true);
     await Promise.all(this.#inFlight);
     if (this.#partError !== undefined) throw this.#partError;
     // The best radosgw allows for create-only multipart (see the header comment).
@@ -859,9 +954,9 @@ function exists(name: string): ChunkyardError {
 }
 
 /**
- * Opens `s3://BUCKET[/PREFIX]`: checks that the bucket exists and can be used, then aborts
- * stale unfinished uploads, best effort (see removeStaleUploads; failures, e.g. without the
- * permission to list uploads, are ignored).
+ * Opens `s3://BUCKET[/PREFIX]`: checks that the bucket exists and can be used, then starts
+ * aborting stale unfinished uploads, best effort, in the background (startStaleUploadRemoval:
+ * the listing is no longer one more round trip before every command's first read).
  */
 export async function openS3Backend(location: string, options?: S3BackendOptions): Promise<S3Backend> {
   const backend = new S3Backend(location, options);
@@ -871,6 +966,6 @@ export async function openS3Backend(location: string, options?: S3BackendOptions
     await backend.close();
     throw err;
   }
-  await backend.removeStaleUploads().catch(() => 0);
+  backend.startStaleUploadRemoval();
   return backend;
 }

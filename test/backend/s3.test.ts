@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { after, describe, test } from 'node:test';
 import {
   CompleteMultipartUploadCommand,
@@ -128,6 +129,97 @@ if ('skip' in cluster) {
         assert.deepEqual(await rawKeys(cluster.client, bucket, `${prefix}/`), [`${prefix}/big`]);
       } finally {
         await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('part sizes: the last part takes a tail up to partSize / 16 (no tiny extra part), earlier parts are partSize', async () => {
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      const b = s3(prefix, { partSize: 5 * MiB, partsInFlight: 2 });
+      // The part count is in a multipart object's ETag ("<md5>-<parts>"); one PutObject has none.
+      const partsOf = async (name: string): Promise<number> => {
+        const head = await cluster.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/${name}` }));
+        const m = /-(\d+)"?$/.exec(head.ETag ?? '');
+        return m === null ? 1 : Number(m[1]);
+      };
+      try {
+        const cases: [string, number, number][] = [
+          ['one-put', 5 * MiB + 320 * 1024, 1], // partSize + slack: still one PutObject
+          ['two-parts', 5 * MiB + 320 * 1024 + 1, 2], // one byte more: 5 MiB, then the rest
+          ['tail-in-last', 10 * MiB + 100_000, 2], // a pack's tail: no third part of 100 kB
+          ['tail-over-slack', 10 * MiB + 400 * 1024, 3],
+        ];
+        for (const [name, size, parts] of cases) {
+          const data = pattern(size, size % 251);
+          const w = await b.openWriter(name, { exclusive: true });
+          // Odd write sizes, so that part boundaries fall inside writes.
+          for (let at = 0; at < size; at += 777_777) await w.write(data.subarray(at, at + 777_777));
+          await w.commit();
+          assert.ok((await b.get(name)).equals(data), name);
+          assert.equal(await partsOf(name), parts, name);
+          const mid = 5 * MiB;
+          assert.ok((await b.get(name, { start: mid - 7, end: mid + 7 })).equals(data.subarray(mid - 7, mid + 7)), `${name} across the first boundary`);
+        }
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('part buffers: at most partsInFlight + 1 uploading across writers committed without waiting; every object lands whole', async () => {
+      // An HTTP proxy that counts the PUTs with a body of a part's size in flight at once.
+      const target = new URL(cluster.endpoint);
+      const agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+      let now = 0;
+      let most = 0;
+      let big = 0;
+      const proxy = createHttpServer((req, res) => {
+        const large = req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) >= 1024 * 1024;
+        if (large) {
+          big++;
+          most = Math.max(most, ++now);
+        }
+        const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+          r.on('end', () => {
+            if (large) now--;
+          });
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      const b = new S3Backend(`s3://${bucket}/${prefix}`, {
+        endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+        partSize: 5 * MiB,
+        partsInFlight: 2,
+      });
+      try {
+        // Five one-buffer objects and one of three parts, all committed without waiting, as a
+        // backup seals packs beside its next one.
+        const sizes = [5 * MiB, 5 * MiB + 1000, 4 * MiB, 5 * MiB + 300 * 1024, 2 * MiB, 13 * MiB + 5];
+        const datas = sizes.map((n, i) => pattern(n, 40 + i));
+        const commits: Promise<void>[] = [];
+        for (const [i, data] of datas.entries()) {
+          const w = await b.openWriter(`o/${i}`, { exclusive: true });
+          await w.write(data);
+          commits.push(w.commit());
+        }
+        await Promise.all(commits);
+        for (const [i, data] of datas.entries()) assert.ok((await b.get(`o/${i}`)).equals(data), `o/${i}`);
+        assert.equal(big, 5 + 3);
+        // A writer takes a buffer while at most partsInFlight upload; its commit makes one more.
+        assert.ok(most <= 3, `${most} part buffers uploading at once`);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        agent.destroy();
+        await new Promise((r) => proxy.close(r));
         await emptyPrefix(cluster.client, bucket, prefix);
       }
     });
