@@ -32,6 +32,8 @@ import { Readable, Transform } from 'node:stream';
 import { ChunkyardError } from '../errors.js';
 import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PutOptions } from '../backend/types.js';
 import type { StoreKeys } from './keys.js';
+import { assertBytes, assertObjectName } from '../backend/names.js';
+import { BaseObjectWriter } from '../backend/writer.js';
 
 export const SEALED_MAGIC = Buffer.from('CYSEALED', 'latin1');
 const SALT = 16;
@@ -140,6 +142,9 @@ export function packXorInPlace(streamKey: Buffer, name: string, start: number, d
 
 export class CryptBackend implements Backend {
   readonly location: string;
+  /** Writers of sealed objects (their bytes are in memory until commit): close() aborts them. */
+  readonly #sealedWriters = new Set<BaseObjectWriter>();
+  #closed = false;
   constructor(
     readonly inner: Backend,
     readonly keys: StoreKeys,
@@ -212,6 +217,8 @@ export class CryptBackend implements Backend {
   }
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+    assertObjectName(name);
+    assertBytes(data, 'put data');
     const k = objectClass(name);
     if (k === 'pack') {
       // A whole pack at once (tests, tools): its trailer located by its footer.
@@ -241,6 +248,7 @@ export class CryptBackend implements Backend {
       let position = 0;
       let tableOffset: number | undefined;
       const write = async (data: Uint8Array): Promise<void> => {
+        assertBytes(data, 'ObjectWriter.write data');
         const at = position;
         position += data.length;
         if (tableOffset === undefined && isPackTrailer(at, data)) tableOffset = at;
@@ -294,35 +302,22 @@ export class CryptBackend implements Backend {
         get bytesWritten() {
           return inner.bytesWritten;
         },
-        write: (data: Uint8Array) => inner.write(cipher.update(data)),
+        write: async (data: Uint8Array) => {
+          assertBytes(data, 'ObjectWriter.write data');
+          return inner.write(cipher.update(data));
+        },
         commit: () => inner.commit(),
         abort: () => inner.abort(),
       };
     }
-    // A sealed object is small: gathered, then put whole at commit.
-    const parts: Buffer[] = [];
-    let written = 0;
-    let state: 'open' | 'done' | 'aborted' = 'open';
-    if (options?.exclusive && (await this.inner.stat(name)) !== undefined) throw new ChunkyardError('OBJECT_EXISTS', `${name} exists`);
-    return {
-      name,
-      get bytesWritten() {
-        return written;
-      },
-      write: async (data: Uint8Array) => {
-        if (state !== 'open') throw new ChunkyardError(state === 'aborted' ? 'ABORTED' : 'BAD_ARGUMENT', `writer of ${name} is ${state === 'aborted' ? 'aborted' : 'committed'}`);
-        parts.push(Buffer.from(data));
-        written += data.byteLength;
-      },
-      commit: async () => {
-        if (state !== 'open') throw new ChunkyardError(state === 'aborted' ? 'ABORTED' : 'BAD_ARGUMENT', `writer of ${name} is ${state === 'aborted' ? 'aborted' : 'committed'}`);
-        state = 'done';
-        await this.put(name, Buffer.concat(parts), options);
-      },
-      abort: async () => {
-        if (state === 'open') state = 'aborted';
-      },
-    };
+    // A sealed object is small: gathered, then put whole (sealed) at commit. An exclusive one
+    // fails at commit (that put is create-only), as the Backend contract allows: no look-up
+    // request at open (one per pack table on S3).
+    assertObjectName(name);
+    if (this.#closed) throw storeClosed();
+    const writer = new SealedObjectWriter(name, (bytes) => this.put(name, bytes, options), (w) => this.#sealedWriters.delete(w));
+    this.#sealedWriters.add(writer);
+    return writer;
   }
 
   async get(name: string, range?: ByteRange): Promise<Buffer> {
@@ -341,6 +336,7 @@ export class CryptBackend implements Backend {
   }
 
   getStream(name: string, range?: ByteRange): Readable {
+    assertObjectName(name); // here, not in the stream: a bad name throws at the call, as everywhere
     const k = objectClass(name);
     if (k === 'clear') return this.inner.getStream(name, range);
     if (k === 'pack') {
@@ -397,7 +393,11 @@ export class CryptBackend implements Backend {
     return this.inner.delete(name);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      await Promise.all([...this.#sealedWriters].map((w) => w.abort()));
+    }
     return this.inner.close();
   }
 }
@@ -405,4 +405,35 @@ export class CryptBackend implements Backend {
 /** The backend under any CryptBackend (a directory store's FsBackend, for local shortcuts). */
 export function plainBackend(backend: Backend): Backend {
   return backend instanceof CryptBackend ? backend.inner : backend;
+}
+
+function storeClosed(): ChunkyardError {
+  return new ChunkyardError('STORE_CLOSED', 'the backend was used after close()');
+}
+
+/** The writer of a sealed object: its bytes gathered in memory, sealed and put whole at commit. */
+class SealedObjectWriter extends BaseObjectWriter {
+  #parts: Buffer[] = [];
+
+  constructor(
+    name: string,
+    private readonly putSealed: (plaintext: Buffer) => Promise<void>,
+    onDone: (writer: BaseObjectWriter) => void,
+  ) {
+    super(name, onDone);
+  }
+
+  protected async writeData(data: Uint8Array): Promise<void> {
+    this.#parts.push(Buffer.from(data)); // a copy: the caller may reuse its buffer
+  }
+
+  protected async commitData(): Promise<void> {
+    const bytes = Buffer.concat(this.#parts);
+    this.#parts = [];
+    await this.putSealed(bytes);
+  }
+
+  protected async discardData(): Promise<void> {
+    this.#parts = [];
+  }
 }

@@ -14,7 +14,7 @@ import { SKETCH_RECORD_SIZE, sketchObjectName } from './sketches.js';
 const WINDOW = 32768;
 
 export class SketchCarry {
-  private readonly window = new Map<string, { j: number; s: Uint32Array; delta?: { packId: Buffer; offset: number; base: Buffer } }>();
+  private readonly window = new Map<string, { j: number; s: Uint32Array | undefined; delta?: { packId: Buffer; offset: number; base: Buffer } }>();
   private cursor = 0;
   private loaded = 0;
   private blocks: AsyncGenerator<RecipeEntry[]> | undefined;
@@ -38,18 +38,26 @@ export class SketchCarry {
           break;
         }
         const block = next.value;
-        const first = this.loaded;
-        const raw = await this.backend.get(sketchObjectName(this.snapshotId), { start: first * SKETCH_RECORD_SIZE, end: (first + block.length) * SKETCH_RECORD_SIZE });
-        if (raw.length !== block.length * SKETCH_RECORD_SIZE) throw new Error('short sketch object');
+        // Records by recipe index: the reader does not yield unused base entries (a base entry
+        // a writer repeats at the start of the next seek block), so a yielded entry's place in
+        // the block is not its index. Base entries are not kept; a delta entry is kept for its
+        // base even without a sketch (a delta found by a second try may have none).
+        const first = block[0]!.index ?? this.loaded;
+        const end = (block[block.length - 1]!.index ?? first + block.length - 1) + 1;
+        const raw = await this.backend.get(sketchObjectName(this.snapshotId), { start: first * SKETCH_RECORD_SIZE, end: end * SKETCH_RECORD_SIZE });
+        if (raw.length !== (end - first) * SKETCH_RECORD_SIZE) throw new Error('short sketch object');
         block.forEach((e, k) => {
-          const o = k * SKETCH_RECORD_SIZE;
-          if (e.base || raw.readUInt32LE(o) === 0) return;
+          if (e.base) return;
+          const j = e.index ?? first + k;
+          const o = (j - first) * SKETCH_RECORD_SIZE;
           const key = e.fingerprint.toString('latin1');
           if (this.window.has(key)) return;
+          const s = raw.readUInt32LE(o) === 0 ? undefined : Uint32Array.of(raw.readUInt32LE(o), raw.readUInt32LE(o + 4), raw.readUInt32LE(o + 8));
           const delta = e.deltaBase ? { packId: e.packId, offset: e.offset, base: e.deltaBase.fingerprint } : undefined;
-          this.window.set(key, { j: first + k, s: Uint32Array.of(raw.readUInt32LE(o), raw.readUInt32LE(o + 4), raw.readUInt32LE(o + 8)), delta });
+          if (!s && !delta) return;
+          this.window.set(key, { j, s, delta });
         });
-        this.loaded += block.length;
+        this.loaded = end;
       }
     } catch {
       // A hint: a recipe or sketch object that cannot be read carries nothing more.
@@ -74,7 +82,7 @@ export class SketchCarry {
    */
   take(fp: Uint8Array): Uint32Array | undefined {
     const hit = this.window.get(Buffer.from(fp.buffer, fp.byteOffset, 32).toString('latin1'));
-    if (!hit) return undefined;
+    if (!hit?.s) return undefined;
     if (hit.j >= this.cursor) this.cursor = hit.j + 1;
     this.carried++;
     // The oldest entries leave once the window holds twice its span (insertion order: by j).

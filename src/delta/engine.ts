@@ -31,6 +31,19 @@ const MAX_DELTA_FRACTION = 0.5;
  * neighbouring new chunk (stream locality), and the smaller frame kept.
  */
 const POOR_DELTA_FRACTION = 1 / 128;
+/**
+ * Rebase rule: a delta frame over REBASE_CHECK_FRACTION of its chunk is compared with the
+ * chunk's ordinary compressed form, and kept only when at most REBASE_FRACTION of it;
+ * otherwise the chunk is stored whole. A delta's base is never a delta, so the next
+ * generation's version of a chunk stored as a poor delta is encoded against the same poor
+ * base again (the candidate stands for its base), and pays the poor delta every generation
+ * until the chunk is stored whole: a chunk re-cut by a moved boundary, or matched with the
+ * wrong base, costs its whole compressed size once instead of a large delta every night.
+ * 1/64 of the raw chunk is at most 1/4 of the compressed form for data that compresses up
+ * to 16×, so chunks under it skip the comparison (and its compression).
+ */
+const REBASE_CHECK_FRACTION = 1 / 64;
+const REBASE_FRACTION = 1 / 4;
 /** Recipe entries read per candidate look-up block (cached, a few blocks). */
 const RECIPE_BLOCK_ENTRIES = 4096;
 const RECIPE_BLOCKS_CACHED = 8;
@@ -72,6 +85,11 @@ export interface DeltaStats {
   /** Second tries by stream locality (poor or missing deltas), and those that gave a smaller frame. */
   localityTries: number;
   localityKept: number;
+  /** Second tries against the previous snapshot's entry at the chunk's stream position, and those kept. */
+  positionTries: number;
+  positionKept: number;
+  /** Deltas dropped by the rebase rule (over 1/4 of the chunk's compressed form): stored whole. */
+  rebased: number;
   /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
   sketchMs: number;
   baseMs: number;
@@ -82,16 +100,22 @@ export interface DeltaStats {
 export interface DeltaCandidateChunk {
   offset: number;
   rawLength: number;
+  /** Its offset in the stream (bytes of the stream before it). */
+  streamPos?: number;
   /** Index of its sketch (3 u32s from sketchAt × 3). */
   sketchAt: number;
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, localityTries: 0, localityKept: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, localityTries: 0, localityKept: 0, positionTries: 0, positionKept: 0, rebased: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
   /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
   carry: SketchCarry | undefined;
   private readonly baseCache: ViewCache;
   private readonly blocks = new Map<number, Buffer>();
+  /** Bytes of the stream passed to deltaSlice so far (slices are planned in stream order). */
+  streamBytes = 0;
+  /** A cursor over the previous recipe's output entries: entry id starts at stream offset pos. */
+  private cursor: { id: number; pos: number } | undefined;
 
   private constructor(
     private readonly backend: Backend,
@@ -207,7 +231,7 @@ export class DeltaStream {
       return !r || r.blob.length - DELTA_BLOB_HEADER > chunks[i]!.rawLength * POOR_DELTA_FRACTION;
     };
     const tried = new Set<string>();
-    const again: { i: number; base: DeltaBase }[] = [];
+    const again: { i: number; base: DeltaBase; positional: boolean }[] = [];
     for (let i = 0; i < chunks.length; i++) {
       if (!poor(i)) continue;
       const c = chunks[i]!;
@@ -216,6 +240,12 @@ export class DeltaStream {
       if (prev && ids[i - 1]! >= 0 && prev.offset + prev.rawLength === c.offset) alts.push(await this.nextOutput(ids[i - 1]!, 1));
       const next = chunks[i + 1];
       if (next && ids[i + 1]! >= 0 && c.offset + c.rawLength === next.offset) alts.push(await this.nextOutput(ids[i + 1]!, -1));
+      // The previous snapshot's entry at the chunk's stream position (its middle): the right
+      // base when the sketch matched similar text elsewhere and the neighbours found nothing
+      // (at large chunks a slice holds few chunks, so a chunk's neighbour is often in
+      // another slice), and the best-covering one when an edit moved the chunk's boundaries.
+      const atPos = c.streamPos === undefined ? -1 : await this.outputAt(c.streamPos + (c.rawLength >> 1)).catch(() => -1);
+      if (atPos >= 0 && !alts.includes(atPos)) alts.push(atPos);
       const have = out[i]?.base.fingerprint.toString('latin1');
       for (const alt of alts) {
         if (alt < 0 || alt === ids[i]) continue;
@@ -224,8 +254,9 @@ export class DeltaStream {
         const key = `${i}:${base.fingerprint.toString('latin1')}`;
         if (base.fingerprint.toString('latin1') === have || tried.has(key)) continue;
         tried.add(key);
-        again.push({ i, base });
-        this.stats.localityTries++;
+        again.push({ i, base, positional: alt === atPos });
+        if (alt === atPos) this.stats.positionTries++;
+        else this.stats.localityTries++;
       }
     }
     if (again.length > 0) {
@@ -241,12 +272,13 @@ export class DeltaStream {
       for (const batch of rounds) {
         second.fill(undefined);
         await this.encodeTries(input, chunks, batch, second, (i) => (out[i] ? out[i]!.blob.length - DELTA_BLOB_HEADER : undefined));
-        for (const { i } of batch) {
+        for (const { i, positional } of batch) {
           const r = second[i];
           if (r && (!out[i] || r.blob.length < out[i]!.blob.length)) {
             if (!out[i]) this.stats.kept++;
             out[i] = r;
-            this.stats.localityKept++;
+            if (positional) this.stats.positionKept++;
+            else this.stats.localityKept++;
           }
         }
       }
@@ -261,12 +293,46 @@ export class DeltaStream {
   private async nextOutput(id: number, step: 1 | -1): Promise<number> {
     const r = this.recipe!;
     let j = id + step;
-    for (let k = 0; k < 2 && j >= 0 && j < r.entryCount; k++, j += step) {
+    // At most two base entries in a row (a base entry repeated at a seek block's start).
+    for (let k = 0; k < 3 && j >= 0 && j < r.entryCount; k++, j += step) {
       const e = await this.entryAt(j).catch(() => undefined);
       if (!e) return -1;
       if (!e.isBase) return j;
     }
     return -1;
+  }
+
+  /**
+   * The output entry of the previous recipe that holds stream offset `p`, or -1 (past its
+   * end). A cursor walks the entries (base entries skipped) forward or back from the last
+   * answer: slices ask in nearly increasing order, so the walk over a backup is about one
+   * pass over the recipe, through the cached blocks.
+   */
+  private async outputAt(p: number): Promise<number> {
+    const r = this.recipe!;
+    if (p < 0 || p >= r.logicalBytes) return -1;
+    let cur = this.cursor;
+    if (!cur) {
+      let id = 0;
+      while (id < r.entryCount && (await this.entryAt(id)).isBase) id++;
+      if (id >= r.entryCount) return -1;
+      cur = { id, pos: 0 };
+    }
+    let e = await this.entryAt(cur.id);
+    while (cur.pos > p) {
+      const prev = await this.nextOutput(cur.id, -1);
+      if (prev < 0) break;
+      e = await this.entryAt(prev);
+      cur = { id: prev, pos: cur.pos - e.location.rawLength };
+    }
+    while (cur.pos + e.location.rawLength <= p) {
+      const next = await this.nextOutput(cur.id, 1);
+      if (next < 0) break;
+      cur = { id: next, pos: cur.pos + e.location.rawLength };
+      e = await this.entryAt(next);
+    }
+    this.cursor = cur;
+    return cur.pos <= p && p < cur.pos + e.location.rawLength ? cur.id : -1;
   }
 
   /** Reads the bases of `found` and encodes each chunk against its base into `out`. */
@@ -509,7 +575,8 @@ export async function readChunks(
 export async function compressRest(
   compress: (pieces: Uint32Array) => Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }>,
   newPieces: readonly number[],
-  deltas: readonly (DeltaResult | undefined)[],
+  deltas: (DeltaResult | undefined)[],
+  stats?: DeltaStats,
 ): Promise<{ storedLengths: Uint32Array; codecs: Uint8Array }> {
   const n = newPieces.length / 2;
   const storedLengths = new Uint32Array(n);
@@ -518,7 +585,9 @@ export async function compressRest(
   const kept: number[] = [];
   for (let k = 0; k < n; k++) {
     storedLengths[k] = newPieces[k * 2 + 1]!;
-    if (deltas[k]) continue;
+    const d = deltas[k];
+    // A large delta is compressed too, to weigh it against the chunk's compressed form.
+    if (d && d.blob.length - DELTA_BLOB_HEADER <= newPieces[k * 2 + 1]! * REBASE_CHECK_FRACTION) continue;
     keep.push(newPieces[k * 2]!, newPieces[k * 2 + 1]!);
     kept.push(k);
   }
@@ -527,6 +596,17 @@ export async function compressRest(
     kept.forEach((k, j) => {
       storedLengths[k] = r.storedLengths[j]!;
       codecs[k] = r.codecs[j]!;
+      // The rebase rule (REBASE_FRACTION): a poor delta is dropped, the chunk stored whole
+      // (compressed) and so a good base for the next generation. A kept one is written as
+      // a delta by the caller (smaller than the compressed form).
+      const d = deltas[k];
+      if (d && d.blob.length > r.storedLengths[j]! * REBASE_FRACTION) {
+        deltas[k] = undefined;
+        if (stats) {
+          stats.kept--;
+          stats.rebased++;
+        }
+      }
     });
   }
   return { storedLengths, codecs };
@@ -547,6 +627,9 @@ export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: n
   const n = lengths.length;
   const sketches = new Uint32Array(n * 3);
   const tryChunks: DeltaCandidateChunk[] = [];
+  // Slices come here in stream order (backup.ts plans them one after the other).
+  const streamFrom = stream.streamBytes - from;
+  for (let i = 0; i < n; i++) stream.streamBytes += lengths[i]!;
   // Chunks that dedupe take the sketch the previous snapshot recorded for them (carry.ts);
   // the rest are sketched, in one native call.
   const carry = stream.carry;
@@ -556,7 +639,7 @@ export async function deltaSlice(stream: DeltaStream, input: Uint8Array, from: n
   for (let i = 0; i < n; i++) {
     const len = lengths[i]!;
     const c = chunks[i]!;
-    if (c.kind === 'new') tryChunks.push({ offset: at, rawLength: len, sketchAt: i });
+    if (c.kind === 'new') tryChunks.push({ offset: at, rawLength: len, streamPos: streamFrom + at, sketchAt: i });
     const carried = c.kind !== 'new' ? carry?.take(c.fp) : undefined;
     if (carried) sketches.set(carried, i * 3);
     else need.push(i, at, len);

@@ -58,6 +58,8 @@ export interface RecipeEntry extends ChunkLocation {
   base?: boolean;
   /** For a delta entry (codec 3): its base entry, the one just before it. */
   deltaBase?: RecipeEntry;
+  /** Its index among the recipe's entries (set by RecipeReader.entries: unused base entries are not yielded). */
+  index?: number;
 }
 
 export interface RecipeSummary {
@@ -342,6 +344,7 @@ export class RecipeReader {
             rawLength,
             codec: codec as CodecId,
             streamOffset,
+            index: i + j,
           };
           if (flags & ENTRY_FLAG_BASE) {
             if (codec === CODEC_DELTA) throw new ChunkyardError('CORRUPT', `recipe ${this.name}: base entry ${i + j} is itself a delta`);

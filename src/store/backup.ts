@@ -232,7 +232,7 @@ export async function runIngest(sink: ChunkSink, chunker: Chunker, source: ByteS
       const codec = options.compression;
       const compress = (pieces: Uint32Array) => sink.pool.compressInto(codec, input, pieces, output.subarray(outStart, outStart + newBytes));
       // With candidates for deltas, only the chunks that got none are compressed.
-      compressed = delta && options.delta!.seeded ? delta.then((d) => compressRest(compress, newPieces, d.deltas)) : compress(Uint32Array.from(newPieces));
+      compressed = delta && options.delta!.seeded ? delta.then((d) => compressRest(compress, newPieces, d.deltas, options.delta!.stats)) : compress(Uint32Array.from(newPieces));
       compressed.catch(() => {});
     }
     return { planned: { slot: slot.retain(), chunks, outStart, compressed, delta, claims }, outEnd: outStart + newBytes };

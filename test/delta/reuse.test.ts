@@ -79,3 +79,54 @@ test('view cache: the budget counts whole areas while any view into them is kept
   c.set('big', b.subarray(0, 1));
   assert.equal(c.get('big'), first);
 });
+
+test('past a seek block whose last base entry is repeated, delta chunks are still referenced and sketches carried by recipe index', { skip: native ? false : 'no native addon' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'delta-reuse-'));
+  try {
+    await Store.init(dir, { avgSize: 1024, packSize: 4 << 20, compression: 'zstd', delta: 'on' });
+    const store = await Store.open(dir);
+    // 6 MiB in ~1 KiB chunks: over 4096 recipe entries. Generation 1 changes 6 bytes every
+    // 1000 (none in [10 000, 12 000], which puts a base entry last in seek block 0), so nearly
+    // every chunk is a delta and entries alternate base, delta.
+    const g0 = deltaGeneration(0);
+    const g1 = Buffer.from(g0);
+    for (let at = 300; at + 12 < g1.length; at += 1000) if (at < 10_000 || at > 12_000) g1.writeUIntLE(at * 2654435761 % 0xffffffffffff, at, 6);
+    // Generation 2: generation 1 with a few edits (its other chunks are generation 1's).
+    const g2 = Buffer.from(g1);
+    for (const at of [100_000, 3_000_000, 5_500_000]) g2.writeUInt32LE(0xdeadbeef, at);
+    try {
+      await store.backup(streamOf(g0), { target: 't' });
+      const b1 = await store.backup(streamOf(g1), { target: 't' });
+      const e1 = await recipeEntries(dir, b1.id);
+      // The case: a base entry last in seek block 0 and repeated first in block 1 (the reader
+      // yields the second only), so yielded entries and recipe indexes part from there on.
+      assert.ok(e1.some((e) => e.index === 4096 && e.base) && !e1.some((e) => e.index === 4095), 'generation 1 repeats a base entry at the first seek block boundary');
+      const deltasPast = e1.filter((e) => e.codec === CODEC_DELTA && e.index! > 4096).length;
+      assert.ok(deltasPast > 100, `${deltasPast} delta entries past the first seek block`);
+      const b2 = await store.backup(streamOf(g2), { target: 't' });
+      // Before: every delta chunk past the boundary was stored again (its record misread as its
+      // base entry's zeros), and dedupe chunks there carried their neighbour's sketch.
+      assert.ok(b2.newChunks <= 8, `generation 2 stored ${b2.newChunks} chunks for 3 edits`);
+      assert.ok((await collect(await store.restore(b2.id))).equals(g2), 'restores byte-exact');
+      // Carried sketches are the ones generation 1 recorded for the same chunks, entry by entry.
+      const e2 = await recipeEntries(dir, b2.id);
+      const s1 = await readFile(join(dir, sketchObjectName(b1.id)));
+      const s2 = await readFile(join(dir, sketchObjectName(b2.id)));
+      const rec = (s: Buffer, i: number): string => s.subarray(i * 12, i * 12 + 12).toString('hex');
+      const byFp = new Map(e1.filter((e) => !e.base).map((e) => [e.fingerprint.toString('hex'), rec(s1, e.index!)]));
+      let same = 0;
+      for (const e of e2) {
+        if (e.base) continue;
+        const want = byFp.get(e.fingerprint.toString('hex'));
+        if (want === undefined) continue;
+        assert.equal(rec(s2, e.index!), want, `sketch of entry ${e.index}`);
+        same++;
+      }
+      assert.ok(same > 4000, `${same} entries compared`);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
