@@ -95,20 +95,7 @@ export class FsBackend implements Backend {
   }
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
-    this.#checkOpen();
-    assertObjectName(name);
-    assertBytes(data, 'put data');
-    const tmp = await this.#createTemp();
-    try {
-      await writeAll(tmp.handle, data);
-      await tmp.handle.sync();
-      await tmp.handle.close();
-      await this.#place(tmp.path, name, options?.exclusive === true);
-    } catch (err) {
-      await tmp.handle.close().catch(() => {});
-      await removeQuietly(tmp.path);
-      throw mapError(err, name, 'write');
-    }
+    await (await this.putPrepared(name, data, options)).place();
   }
 
   /** put() up to its fsync now; place() does the rest (link or rename, directory fsync). */

@@ -14,22 +14,15 @@ import { Readable } from 'node:stream';
 import { pushStream, fetchSnapshot } from '../../src/daemon/client.js';
 import { collect, prng } from '../support/data.js';
 import { BIN, spawnServe, T, tempStore } from '../daemon/support.js';
+import { runChunkyard } from '../support/cli-process.js';
 
 const MARKER = 'DAEMON-MARKER-91c2-PLAINTEXT';
 const env = { CHUNKYARD_SCRYPT_LOG_N: '12', CHUNKYARD_ARGON2_MEMORY_KIB: '256' };
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
 process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
 
-async function cli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const base: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const k of ['CHUNKYARD_PASSWORD', 'CHUNKYARD_PASSWORD_FILE', 'CHUNKYARD_PASSWORD_COMMAND', 'CHUNKYARD_KEY_FILE', 'CHUNKYARD_STORE']) delete base[k];
-  const proc = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const [status] = (await once(proc, 'exit')) as [number | null];
-  return { status, stdout: out, stderr: err };
+function cli(args: string[], extra: NodeJS.ProcessEnv = {}): ReturnType<typeof runChunkyard> {
+  return runChunkyard(args, { ...env, ...extra });
 }
 
 async function allBytes(dir: string): Promise<Buffer[]> {

@@ -17,6 +17,7 @@ import { addKey, changeKey, listKeys, removeKey } from '../../src/crypto/key-adm
 import { SEAL_OVERHEAD } from '../../src/crypto/chunk-seal.js';
 import { collect, prng } from '../support/data.js';
 import { flipByte } from '../support/store-files.js';
+import { codeOf } from '../support/codes.js';
 
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12'; // tests: a cheap KDF (the default is 2^17)
 process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256'; // and a cheap Argon2id (the default is 19 MiB)
@@ -44,15 +45,6 @@ async function files(root: string): Promise<string[]> {
   };
   await walk('');
   return out.sort();
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded: ${(err as Error).message}`;
-  }
-  return 'no error';
 }
 
 async function fingerprintsAndSizes(store: Store): Promise<{ fps: Set<string>; sizes: number[] }> {

@@ -5,12 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
 import { Store } from '../../src/store/store.js';
 import { argon2id, argon2idNative, argon2idWasm, DEFAULT_ARGON2 } from '../../src/crypto/keys.js';
@@ -18,33 +15,18 @@ import { changeKey, listKeys } from '../../src/crypto/key-admin.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { collect, prng } from '../support/data.js';
+import { codeOf } from '../support/codes.js';
+import { runChunkyard } from '../support/cli-process.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 // Cheap costs for the stores made here; the default-cost test sets its own environment.
 process.env['CHUNKYARD_SCRYPT_LOG_N'] = '12';
 process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256';
 const PW = { password: 'correct horse battery staple' };
 await initBlake3(); // sealed JSON (slots) is checked with it
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? `uncoded: ${(err as Error).message}`;
-  }
-  return 'no error';
-}
-
-async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const base: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['CHUNKYARD_PASSWORD', 'CHUNKYARD_PASSWORD_FILE', 'CHUNKYARD_PASSWORD_COMMAND', 'CHUNKYARD_KEY_FILE', 'CHUNKYARD_STORE', 'CHUNKYARD_KDF', 'CHUNKYARD_ARGON2_MEMORY_KIB']) delete base[k];
-  const proc = spawn(process.execPath, [BIN, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const [status] = (await once(proc, 'exit')) as [number | null];
-  return { status, stdout: out, stderr: err };
+/** The CLI with only `env` (and the cheap-KDF settings made here unless `env` overrides them). */
+function cli(args: string[], env: NodeJS.ProcessEnv): ReturnType<typeof runChunkyard> {
+  return runChunkyard(args, { CHUNKYARD_ARGON2_MEMORY_KIB: undefined, ...env });
 }
 
 async function slotFile(dir: string): Promise<string> {
