@@ -163,7 +163,7 @@ fn mul_lo(a: u64, b: u64) -> u64 {
 
 /// The BlaMka G of RFC 9106 section 3.6 on words a, b, c, d of v.
 #[inline(always)]
-fn gb(v: &mut Block, a: usize, b: usize, c: usize, d: usize) {
+fn gb(v: &mut [u64; 16], a: usize, b: usize, c: usize, d: usize) {
     v[a] = v[a].wrapping_add(v[b]).wrapping_add(mul_lo(v[a], v[b]).wrapping_mul(2));
     v[d] = (v[d] ^ v[a]).rotate_right(32);
     v[c] = v[c].wrapping_add(v[d]).wrapping_add(mul_lo(v[c], v[d]).wrapping_mul(2));
@@ -174,17 +174,19 @@ fn gb(v: &mut Block, a: usize, b: usize, c: usize, d: usize) {
     v[b] = (v[b] ^ v[c]).rotate_right(63);
 }
 
-/// The permutation P on the 16 words at indexes w.
+/// The permutation P on 16 words. They are gathered into a local array first: with constant
+/// indexes the words stay in registers and need no bounds checks (measured: 41-45 -> 35-40 ms
+/// for the default slot).
 #[inline(always)]
-fn permute(v: &mut Block, w: [usize; 16]) {
-    gb(v, w[0], w[4], w[8], w[12]);
-    gb(v, w[1], w[5], w[9], w[13]);
-    gb(v, w[2], w[6], w[10], w[14]);
-    gb(v, w[3], w[7], w[11], w[15]);
-    gb(v, w[0], w[5], w[10], w[15]);
-    gb(v, w[1], w[6], w[11], w[12]);
-    gb(v, w[2], w[7], w[8], w[13]);
-    gb(v, w[3], w[4], w[9], w[14]);
+fn permute(v: &mut [u64; 16]) {
+    gb(v, 0, 4, 8, 12);
+    gb(v, 1, 5, 9, 13);
+    gb(v, 2, 6, 10, 14);
+    gb(v, 3, 7, 11, 15);
+    gb(v, 0, 5, 10, 15);
+    gb(v, 1, 6, 11, 12);
+    gb(v, 2, 7, 8, 13);
+    gb(v, 3, 4, 9, 14);
 }
 
 /// next = G(prev, reference), or next ^= G(prev, reference) (passes after the first, v1.3).
@@ -203,11 +205,22 @@ fn fill_block(prev: &Block, reference: &Block, next: &mut Block, xor_into: bool)
     // row (the 16-byte registers of the RFC's 8x8 matrix).
     for row in 0..8 {
         let b = 16 * row;
-        permute(&mut r, core::array::from_fn(|k| b + k));
+        let mut v: [u64; 16] = r[b..b + 16].try_into().unwrap();
+        permute(&mut v);
+        r[b..b + 16].copy_from_slice(&v);
     }
     for col in 0..8 {
         let b = 2 * col;
-        permute(&mut r, core::array::from_fn(|k| b + 16 * (k / 2) + (k % 2)));
+        let mut v = [0u64; 16];
+        for k in 0..8 {
+            v[2 * k] = r[b + 16 * k];
+            v[2 * k + 1] = r[b + 16 * k + 1];
+        }
+        permute(&mut v);
+        for k in 0..8 {
+            r[b + 16 * k] = v[2 * k];
+            r[b + 16 * k + 1] = v[2 * k + 1];
+        }
     }
     for i in 0..WORDS {
         next[i] = tmp[i] ^ r[i];
