@@ -244,6 +244,12 @@ function validSlot(s: Record<string, unknown>, name: string): KeySlot {
     typeof slot.kdf.salt === 'string' && Buffer.from(slot.kdf.salt, 'base64').length === 16 &&
     (slot.kind === 'keyfile') === (slot.kdf.name === 'hkdf-sha256');
   if (slot.version !== KEY_SLOT_VERSION) throw new ChunkyardError('FORMAT_UNSUPPORTED', `${name}: key slot version ${String(slot.version)} is not supported`);
+  const kdfName = (slot.kdf as { name?: unknown } | null)?.name;
+  if (typeof kdfName === 'string' && !['argon2id', 'scrypt', 'hkdf-sha256'].includes(kdfName)) {
+    // Not damaged: made by a build that knows a KDF this one does not. Reported with the
+    // damaged slots (other slots may still open the store).
+    throw new ChunkyardError('KEY_SLOT_DAMAGED', `${name}: key slot KDF ${JSON.stringify(kdfName)} is not known to this build (a newer chunkyard made it)`);
+  }
   if (!kdfOk || typeof slot.wrapped !== 'string' || `${KEY_SLOT_PREFIX}${slot.id}.json` !== name || (slot.kind !== 'password' && slot.kind !== 'keyfile')) {
     throw new ChunkyardError('KEY_SLOT_DAMAGED', `${name}: key slot fields are not valid`);
   }

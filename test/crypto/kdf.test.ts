@@ -165,6 +165,9 @@ test('an Argon2id slot with edited parameters does not open; out-of-bounds param
       await edit(change);
       assert.equal(await codeOf(Store.open(loc, PW)), 'KEY_SLOT_DAMAGED');
     }
+    // A KDF this build does not know (a newer build's slot) is named as such.
+    await edit((k) => (k['name'] = 'balloon'));
+    await assert.rejects(Store.open(loc, PW), (err: Error & { code?: string }) => err.code === 'KEY_SLOT_DAMAGED' && /"balloon" is not known to this build/.test(err.message));
     await writeFile(file, original);
     const store = await Store.open(loc, PW);
     await store.close();
