@@ -34,6 +34,7 @@ import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PutOptions } from '.
 import type { StoreKeys } from './keys.js';
 import { assertBytes, assertObjectName } from '../backend/names.js';
 import { BaseObjectWriter } from '../backend/writer.js';
+import type { ReadAhead } from './read-ahead.js';
 
 export const SEALED_MAGIC = Buffer.from('CYSEALED', 'latin1');
 const SALT = 16;
@@ -145,12 +146,16 @@ export class CryptBackend implements Backend {
   /** Writers of sealed objects (their bytes are in memory until commit): close() aborts them. */
   readonly #sealedWriters = new Set<BaseObjectWriter>();
   #closed = false;
+  #readAhead: ReadAhead | undefined;
   constructor(
     readonly inner: Backend,
     readonly keys: StoreKeys,
     /** The key slot that was opened (undefined at init). */
     readonly slotId?: string,
+    /** Objects read, still sealed, while the key was being derived (read-ahead.ts): each taken by its first get. */
+    readAhead?: ReadAhead,
   ) {
+    this.#readAhead = readAhead;
     this.location = inner.location;
     if (inner.getInto !== undefined) {
       // Packs (a restore's chunk reads over an object store): into the caller's buffer, the
@@ -218,6 +223,7 @@ export class CryptBackend implements Backend {
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     assertObjectName(name);
+    this.#readAhead?.drop(name);
     assertBytes(data, 'put data');
     const k = objectClass(name);
     if (k === 'pack') {
@@ -322,7 +328,9 @@ export class CryptBackend implements Backend {
 
   async get(name: string, range?: ByteRange): Promise<Buffer> {
     const k = objectClass(name);
-    if (k === 'clear') return this.inner.get(name, range);
+    // Read while the key was derived: the same stored bytes, opened below as any read's.
+    const early = range === undefined && this.#readAhead !== undefined && (k === 'clear' || k === 'sealed') ? await this.#readAhead.take(name) : undefined;
+    if (k === 'clear') return early ?? this.inner.get(name, range);
     if (k === 'pack') return this.packRead(name, range?.start ?? 0, await this.inner.get(name, range));
     if (k === 'stream') {
       const bytes = await this.inner.get(name, range);
@@ -331,7 +339,7 @@ export class CryptBackend implements Backend {
     if (range && (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start)) {
       return this.inner.get(name, range); // the inner backend's BAD_ARGUMENT
     }
-    const plain = openObject(this.keys.object, name, await this.inner.get(name), this.location);
+    const plain = openObject(this.keys.object, name, early ?? (await this.inner.get(name)), this.location);
     return range ? plain.subarray(Math.min(range.start, plain.length), Math.min(range.end, plain.length)) : plain;
   }
 
@@ -390,12 +398,14 @@ export class CryptBackend implements Backend {
 
   delete(name: string): Promise<void> {
     this.tableOffsets.delete(name);
+    this.#readAhead?.drop(name);
     return this.inner.delete(name);
   }
 
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      this.#readAhead?.clear();
       await Promise.all([...this.#sealedWriters].map((w) => w.abort()));
     }
     return this.inner.close();

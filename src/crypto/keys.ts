@@ -280,12 +280,14 @@ export async function listSlots(backend: Backend): Promise<SlotListing> {
 }
 
 /**
- * Unlocks the master key with `secret`, trying every slot of its kind. Errors:
+ * Unlocks the master key with `secret`, trying every slot of its kind (of `listing`, the slots
+ * already read, else of a listing made here). Every slot was bounds-checked when it was read
+ * (validSlot): no KDF runs on parameters outside them. Errors:
  * KEY_SLOT_MISSING (no slot at all), KEY_SLOT_DAMAGED (no intact slot of that kind, one is
  * damaged), WRONG_PASSWORD (intact slots, none opens).
  */
-export async function unlock(backend: Backend, storeId: string, secret: Secret): Promise<{ master: Buffer; slot: KeySlot }> {
-  const { slots, damaged } = await listSlots(backend);
+export async function unlock(backend: Backend, storeId: string, secret: Secret, listing?: SlotListing): Promise<{ master: Buffer; slot: KeySlot }> {
+  const { slots, damaged } = listing ?? (await listSlots(backend));
   if (slots.length === 0 && damaged.length === 0) {
     throw new ChunkyardError('KEY_SLOT_MISSING', `the encrypted store at ${backend.location} has no key slot (keys/ is empty): it cannot be opened`);
   }

@@ -42,6 +42,18 @@ function runCommand(cmd: string): Promise<string> {
   });
 }
 
+/**
+ * Whether the options or the environment name a secret, and of which kind, without reading it
+ * (no file read, no command run): for deciding what to start before the store is known to be
+ * encrypted (store-keys.ts).
+ */
+export function secretSource(options: KeyOptions = {}, env: NodeJS.ProcessEnv = process.env): 'password' | 'keyfile' | undefined {
+  if (KEY_OPTION_NAMES.some((k) => options[k] !== undefined)) return options.keyFile !== undefined ? 'keyfile' : 'password';
+  if (env['CHUNKYARD_KEY_FILE']) return 'keyfile';
+  if (env['CHUNKYARD_PASSWORD_FILE'] || env['CHUNKYARD_PASSWORD_COMMAND'] || env['CHUNKYARD_PASSWORD']) return 'password';
+  return undefined;
+}
+
 /** The secret the options (or the environment) give, or undefined when none is given. */
 export async function resolveSecret(options: KeyOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Secret | undefined> {
   const given = KEY_OPTION_NAMES.filter((k) => options[k] !== undefined);

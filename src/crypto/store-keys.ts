@@ -8,11 +8,17 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import { openSealedJson } from '../util/sealed-json.js';
 import { CryptBackend, openObject, sealObject } from './crypt-backend.js';
-import { deriveKeys, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type PasswordKdf, type StoreKeys } from './keys.js';
-import { passwordRequired, resolveSecret, type KeyOptions } from './secret.js';
+import { argon2idNative, deriveKeys, listSlots, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type KeySlot, type PasswordKdf, type StoreKeys } from './keys.js';
+import { passwordRequired, resolveSecret, secretSource, type KeyOptions } from './secret.js';
+import { ReadAhead } from './read-ahead.js';
 import { KNOWN_FEATURES } from '../store/config.js';
 
 export const ENCRYPTION_FEATURE = 'encryption';
+
+/** Loads the addon's Argon2id (a dlopen of ~1.5 ms) while the open's first reads are in flight. */
+function preloadArgon2id(): void {
+  argon2idNative();
+}
 /**
  * The encryption format written and read by this build (config.json `encryption.version`).
  * 3: sealed chunks are stored in packs as they are, each under a key of its own named by a
@@ -60,13 +66,8 @@ export async function createStoreKeys(backend: Backend, storeId: string, options
 }
 
 /** The raw clear config, for deciding whether keys are needed (readConfig validates it). */
-async function clearHeader(backend: Backend): Promise<Record<string, unknown> | undefined> {
-  let bytes: Buffer;
-  try {
-    bytes = await backend.get('config.json');
-  } catch {
-    return undefined; // readConfig reports it
-  }
+function clearHeader(bytes: Buffer | undefined): Record<string, unknown> | undefined {
+  if (bytes === undefined) return undefined; // readConfig reports it
   try {
     return openSealedJson(bytes, 'config');
   } catch {
@@ -74,14 +75,42 @@ async function clearHeader(backend: Backend): Promise<Record<string, unknown> | 
   }
 }
 
+type Settled<T> = { ok: T } | { err: unknown };
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (ok) => ({ ok }),
+    (err: unknown) => ({ err }),
+  );
+}
+function unwrap<T>(s: Settled<T>): T {
+  if ('err' in s) throw s.err;
+  return s.ok;
+}
+
 /**
  * The backend to use for a store: `backend` itself for an unencrypted store (or one whose
  * config does not read: readConfig reports why), else a CryptBackend over it once a key slot
  * opens with the secret from `options` or the environment.
+ *
+ * The order (docs/encryption.md, "Opening a store"): config.json is read; when a secret is
+ * named (options or environment), the key slots are listed and read beside it, and the
+ * native KDF's module loaded meanwhile, since such a store is most likely encrypted (for an
+ * unencrypted one that listing is dropped, its errors unseen). Every slot is bounds-checked as
+ * it is read (keys.ts, validSlot). The errors come in the order they always did: the
+ * header's, then a missing secret, then the slots'. While a password's KDF runs (on the
+ * libuv pool), the snapshot manifests are read as stored, still sealed (read-ahead.ts), for
+ * the CryptBackend to open on first use; nothing is decrypted before the key is known and
+ * nothing is written, so a wrong password still fails with WRONG_PASSWORD and changes nothing.
  */
 export async function openStoreBackend(backend: Backend, options: KeyOptions = {}): Promise<Backend> {
   if (backend instanceof CryptBackend) return backend;
-  const header = await clearHeader(backend);
+  const source = secretSource(options);
+  const reading = settle(backend.get('config.json'));
+  const slotsEarly = source !== undefined ? settle(listSlots(backend)) : undefined;
+  if (source === 'password') preloadArgon2id();
+  const configRead = await reading;
+  const headerBytes = 'ok' in configRead ? configRead.ok : undefined;
+  const header = clearHeader(headerBytes);
   const features = header?.['features'];
   if (!Array.isArray(features) || !features.includes(ENCRYPTION_FEATURE)) return backend;
   // A feature this build does not know (encryption included): readConfig refuses the store
@@ -97,10 +126,29 @@ export async function openStoreBackend(backend: Backend, options: KeyOptions = {
   }
   const secret = await resolveSecret(options);
   if (!secret) throw passwordRequired(backend.location);
-  const { master, slot } = await unlock(backend, String(header!['id']), secret);
-  const keys = deriveKeys(master);
+  const listing = slotsEarly ? unwrap(await slotsEarly) : await listSlots(backend);
+  // config.json as read above, for readConfig (one read of it per open).
+  const ahead = new ReadAhead();
+  ahead.keep('config.json', headerBytes!);
+  let known = false;
+  const unlocking = settle(unlock(backend, String(header!['id']), secret, listing));
+  if (secret.kind === 'password') {
+    // A slot KDF of tens of milliseconds: meanwhile, the manifests most commands read next.
+    void ahead.fill(backend, 'snapshots/', () => known);
+  }
+  let opened: { master: Buffer; slot: KeySlot };
+  try {
+    opened = unwrap(await unlocking);
+  } catch (err) {
+    ahead.clear();
+    throw err;
+  } finally {
+    known = true;
+  }
+  const keys = deriveKeys(opened.master);
   if (keys.keyId !== enc.keyId) {
+    ahead.clear();
     throw new ChunkyardError('KEY_SLOT_DAMAGED', `a key slot of ${backend.location} opened, but its key is not this store's (key id ${keys.keyId} vs ${enc.keyId})`);
   }
-  return new CryptBackend(backend, keys, slot.id);
+  return new CryptBackend(backend, keys, opened.slot.id, ahead);
 }
