@@ -82,6 +82,8 @@ export interface DeltaStats {
   carried: number;
   /** Delta chunks referenced (with their bases) instead of stored again. */
   dupDeltas: number;
+  /** Delta chunks the index found whose copy the previous snapshot does not name (stored again). */
+  dupDeltasMissed: number;
   /** Second tries by stream locality (poor or missing deltas), and those that gave a smaller frame. */
   localityTries: number;
   localityKept: number;
@@ -107,7 +109,7 @@ export interface DeltaCandidateChunk {
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, localityTries: 0, localityKept: 0, positionTries: 0, positionKept: 0, rebased: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, dupDeltasMissed: 0, localityTries: 0, localityKept: 0, positionTries: 0, positionKept: 0, rebased: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
   /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
   carry: SketchCarry | undefined;
   private readonly baseCache: ViewCache;
@@ -177,7 +179,10 @@ export class DeltaStream {
     found.forEach((l, i) => {
       if (l?.codec !== CODEC_DELTA) return;
       const b = this.carry!.deltaBaseOf(fps[i]!, l.packId, l.offset);
-      if (!b) return;
+      if (!b) {
+        this.stats.dupDeltasMissed++;
+        return;
+      }
       at.push(i);
       baseFps.push(b);
     });
