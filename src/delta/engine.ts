@@ -44,6 +44,15 @@ const POOR_DELTA_FRACTION = 1 / 128;
  */
 const REBASE_CHECK_FRACTION = 1 / 64;
 const REBASE_FRACTION = 1 / 4;
+
+/**
+ * The rebase rule as one test (the backup's and analyze's): whether a delta blob of
+ * `blobLength` bytes (header included) is kept for a chunk of `rawLength` bytes whose
+ * ordinary stored form (compressed, or raw when it does not shrink) is `compressedLength`.
+ */
+export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number): boolean {
+  return blobLength - DELTA_BLOB_HEADER <= rawLength * REBASE_CHECK_FRACTION || blobLength <= compressedLength * REBASE_FRACTION;
+}
 /** Recipe entries read per candidate look-up block (cached, a few blocks). */
 const RECIPE_BLOCK_ENTRIES = 4096;
 const RECIPE_BLOCKS_CACHED = 8;
@@ -605,7 +614,7 @@ export async function compressRest(
       // (compressed) and so a good base for the next generation. A kept one is written as
       // a delta by the caller (smaller than the compressed form).
       const d = deltas[k];
-      if (d && d.blob.length > r.storedLengths[j]! * REBASE_FRACTION) {
+      if (d && !keepsDelta(d.blob.length, newPieces[k * 2 + 1]!, r.storedLengths[j]!)) {
         deltas[k] = undefined;
         if (stats) {
           stats.kept--;
