@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { analyze } from '../../src/analyze/analyze.js';
 import { formatReport } from '../../src/analyze/text.js';
 import { Store } from '../../src/store/store.js';
-import { readPackTable } from '../../src/pack/reader.js';
-import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { deltaNative } from '../../src/delta/blob.js';
 import { deltaGeneration, prng } from '../support/data.js';
+import { distinctPackChunks } from '../support/store-files.js';
 
 let dir: string;
 let files: string[];
@@ -40,23 +39,8 @@ test('analyze --delta: delta chunks and their stored bytes equal what a store wi
   try {
     const backups = [];
     for (const f of files) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
-    // Per generation, the delta chunks and their blobs' bytes as the store's packs hold them.
-    let deltaChunks = 0;
-    let deltaStored = 0;
-    let allStored = 0;
-    const seen = new Set<string>();
-    for await (const o of store.backend.list('packs/')) {
-      if (!o.name.endsWith('.pack')) continue;
-      for (const e of (await readPackTable(store.backend, o.name)).entries) {
-        const k = e.fingerprint.toString('hex');
-        if (seen.has(k)) continue;
-        seen.add(k);
-        allStored += e.storedLength;
-        if (e.codec !== CODEC_DELTA) continue;
-        deltaChunks++;
-        deltaStored += e.storedLength;
-      }
-    }
+    // The delta chunks and their blobs' bytes as the store's packs hold them.
+    const { deltaChunks, deltaStoredBytes: deltaStored, storedBytes: allStored } = await distinctPackChunks(store.backend);
     assert.ok(deltaChunks > 0, 'the store made deltas');
     assert.equal(d.deltaChunks, deltaChunks);
     assert.equal(d.deltaStoredBytes, deltaStored);
@@ -76,24 +60,6 @@ test('analyze --delta: delta chunks and their stored bytes equal what a store wi
     await store.close();
   }
 });
-
-/** Distinct chunks in a store's packs: how many are deltas, and the stored bytes of all. */
-async function packTotals(store: Store): Promise<{ deltaChunks: number; storedBytes: number }> {
-  let deltaChunks = 0;
-  let storedBytes = 0;
-  const seen = new Set<string>();
-  for await (const o of store.backend.list('packs/')) {
-    if (!o.name.endsWith('.pack')) continue;
-    for (const e of (await readPackTable(store.backend, o.name)).entries) {
-      const k = e.fingerprint.toString('hex');
-      if (seen.has(k)) continue;
-      seen.add(k);
-      storedBytes += e.storedLength;
-      if (e.codec === CODEC_DELTA) deltaChunks++;
-    }
-  }
-  return { deltaChunks, storedBytes };
-}
 
 test("analyze --delta models the store's second tries and rebase rule: the same deltas and stored bytes where both matter", { skip: deltaNative() === null ? 'no native addon' : false }, async () => {
   // A third of every 16 KiB region rewritten with new bytes, generation after generation:
@@ -119,7 +85,7 @@ test("analyze --delta models the store's second tries and rebase rule: the same 
   try {
     const backups = [];
     for (const f of gens) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
-    const totals = await packTotals(store);
+    const totals = await distinctPackChunks(store.backend);
     assert.ok(d.rebasedChunks > 0, 'the rebase rule drops some deltas');
     assert.ok(totals.deltaChunks > 0, 'the store made deltas');
     assert.equal(d.deltaChunks, totals.deltaChunks);
