@@ -899,6 +899,84 @@ unsafe extern "C" fn js_blake3(env: napi_env, info: napi_callback_info) -> napi_
     })
 }
 
+// ---- Incremental BLAKE3 for metadata (recipes, manifests, tables) ----
+//
+// The JS side hashes metadata in pieces (a recipe as it is written). Without this, it took
+// hash-wasm's WASM module, compiled at every process start (~6 ms) and instantiated per
+// hasher (~3 ms each). Used from the JS thread only, so a RefCell is enough.
+
+const HASHER_TAG: napi_type_tag = napi_type_tag { lower: 0x6d65_7461_6861_7368, upper: 0x2f8a_c613_5e9d_07b4 };
+
+unsafe extern "C" fn finalize_hasher(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: data is the Box leaked in js_hasher_new; N-API finalizes once.
+    drop(Box::from_raw(data as *mut std::cell::RefCell<blake3::Hasher>));
+}
+
+fn null(env: napi_env) -> JsResult<napi_value> {
+    let mut out = ptr::null_mut();
+    napi!(napi_get_null(env, &mut out));
+    Ok(out)
+}
+
+fn hasher_arg<'a>(env: napi_env, v: napi_value) -> JsResult<&'a std::cell::RefCell<blake3::Hasher>> {
+    let bad = || bad_argument("hasher must be a value made by hasherNew".to_string());
+    if type_of(env, v)? != NAPI_EXTERNAL {
+        return Err(bad());
+    }
+    let mut tagged = false;
+    napi!(napi_check_object_type_tag(env, v, &HASHER_TAG, &mut tagged));
+    if !tagged {
+        return Err(bad());
+    }
+    let mut data: *mut c_void = ptr::null_mut();
+    napi!(napi_get_value_external(env, v, &mut data));
+    // SAFETY: the tag proves data is our boxed RefCell, alive while v (an argument) is.
+    Ok(unsafe { &*(data as *const std::cell::RefCell<blake3::Hasher>) })
+}
+
+/// hasherNew() -> an incremental BLAKE3 hasher (unkeyed)
+unsafe extern "C" fn js_hasher_new(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<0>(env, info, |env, _a| {
+        let raw = Box::into_raw(Box::new(std::cell::RefCell::new(blake3::Hasher::new()))) as *mut c_void;
+        let mut out = ptr::null_mut();
+        // SAFETY: on failure N-API did not take ownership, so reclaim the box.
+        let status = unsafe { napi_create_external(env, raw, Some(finalize_hasher), ptr::null_mut(), &mut out) };
+        if status != NAPI_OK {
+            drop(unsafe { Box::from_raw(raw as *mut std::cell::RefCell<blake3::Hasher>) });
+            return Err(JsError::Napi("napi_create_external"));
+        }
+        napi!(napi_type_tag_object(env, out, &HASHER_TAG));
+        Ok(out)
+    })
+}
+
+/// hasherReset(hasher) -> null: starts a new message
+unsafe extern "C" fn js_hasher_reset(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<1>(env, info, |env, a| {
+        hasher_arg(env, a[0])?.borrow_mut().reset();
+        null(env)
+    })
+}
+
+/// hasherUpdate(hasher, data) -> null
+unsafe extern "C" fn js_hasher_update(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let h = hasher_arg(env, a[0])?;
+        let data = bytes_arg(env, a[1], "data")?;
+        // SAFETY: a[1] is an argument of this call, so its bytes are alive.
+        h.borrow_mut().update(unsafe { data.as_slice() });
+        null(env)
+    })
+}
+
+/// hasherDigest(hasher) -> Buffer(32): the hash of everything since new/reset (the state stays)
+unsafe extern "C" fn js_hasher_digest(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<1>(env, info, |env, a| {
+        let out = hasher_arg(env, a[0])?.borrow().finalize();
+        buffer(env, out.as_bytes())
+    })
+}
+
 fn many_args(env: napi_env, a: &[napi_value; 3]) -> JsResult<(RawBytes, Vec<u32>, Option<[u8; 32]>)> {
     let data = bytes_arg(env, a[0], "data")?;
     let lengths = lengths_arg(env, a[1])?;
@@ -1428,7 +1506,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 31] = [
+    let fns: [(&str, napi_callback); 35] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1439,6 +1517,10 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("blake3\0", js_blake3),
         ("blake3Many\0", js_blake3_many),
         ("blake3ManyAsync\0", js_blake3_many_async),
+        ("hasherNew\0", js_hasher_new),
+        ("hasherReset\0", js_hasher_reset),
+        ("hasherUpdate\0", js_hasher_update),
+        ("hasherDigest\0", js_hasher_digest),
         ("compressInto\0", js_compress_into),
         ("compressIntoAsync\0", js_compress_into_async),
         ("decodeInto\0", js_decode_into),

@@ -8,7 +8,10 @@
  * bit lies in bits 32..62 (see chunkerMasksHi), so the cut test reads only the high word, but
  * the low word is still carried exactly: a carry out of it changes the high word.
  */
-import { createBLAKE3, type IHasher } from '../util/hash-wasm-blake3.js';
+import type { IHasher } from '../util/hash-wasm-blake3.js';
+
+/** hash-wasm, loaded when this engine first hashes (a native process never needs it). */
+const createBLAKE3 = async (bits: number, key?: Uint8Array): Promise<IHasher> => (await import('../util/hash-wasm-blake3.js')).createBLAKE3(bits, key);
 import { ChunkyardError, badArgument } from '../errors.js';
 import { GEAR_HI, GEAR_LO } from './gear-table.js';
 import { gearTableWords } from './gear-key.js';

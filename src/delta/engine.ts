@@ -44,6 +44,15 @@ const POOR_DELTA_FRACTION = 1 / 128;
  */
 const REBASE_CHECK_FRACTION = 1 / 64;
 const REBASE_FRACTION = 1 / 4;
+
+/**
+ * The rebase rule as one test (the backup's and analyze's): whether a delta blob of
+ * `blobLength` bytes (header included) is kept for a chunk of `rawLength` bytes whose
+ * ordinary stored form (compressed, or raw when it does not shrink) is `compressedLength`.
+ */
+export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number): boolean {
+  return blobLength - DELTA_BLOB_HEADER <= rawLength * REBASE_CHECK_FRACTION || blobLength <= compressedLength * REBASE_FRACTION;
+}
 /** Recipe entries read per candidate look-up block (cached, a few blocks). */
 const RECIPE_BLOCK_ENTRIES = 4096;
 const RECIPE_BLOCKS_CACHED = 8;
@@ -82,6 +91,8 @@ export interface DeltaStats {
   carried: number;
   /** Delta chunks referenced (with their bases) instead of stored again. */
   dupDeltas: number;
+  /** Delta chunks the index found whose copy the previous snapshot does not name (stored again). */
+  dupDeltasMissed: number;
   /** Second tries by stream locality (poor or missing deltas), and those that gave a smaller frame. */
   localityTries: number;
   localityKept: number;
@@ -107,7 +118,7 @@ export interface DeltaCandidateChunk {
 }
 
 export class DeltaStream {
-  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, localityTries: 0, localityKept: 0, positionTries: 0, positionKept: 0, rebased: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
+  readonly stats: DeltaStats = { seeded: 0, candidates: 0, encoded: 0, kept: 0, baseReads: 0, sketched: 0, carried: 0, dupDeltas: 0, dupDeltasMissed: 0, localityTries: 0, localityKept: 0, positionTries: 0, positionKept: 0, rebased: 0, sketchMs: 0, baseMs: 0, encodeMs: 0 };
   /** Sketches of chunks that dedupe, from the previous snapshot (undefined: no seed). */
   carry: SketchCarry | undefined;
   private readonly baseCache: ViewCache;
@@ -177,7 +188,10 @@ export class DeltaStream {
     found.forEach((l, i) => {
       if (l?.codec !== CODEC_DELTA) return;
       const b = this.carry!.deltaBaseOf(fps[i]!, l.packId, l.offset);
-      if (!b) return;
+      if (!b) {
+        this.stats.dupDeltasMissed++;
+        return;
+      }
       at.push(i);
       baseFps.push(b);
     });
@@ -600,7 +614,7 @@ export async function compressRest(
       // (compressed) and so a good base for the next generation. A kept one is written as
       // a delta by the caller (smaller than the compressed form).
       const d = deltas[k];
-      if (d && d.blob.length > r.storedLengths[j]! * REBASE_FRACTION) {
+      if (d && !keepsDelta(d.blob.length, newPieces[k * 2 + 1]!, r.storedLengths[j]!)) {
         deltas[k] = undefined;
         if (stats) {
           stats.kept--;

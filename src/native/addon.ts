@@ -57,6 +57,16 @@ export interface NativeAddon {
   blake3Many(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Buffer;
   blake3ManyAsync(data: Uint8Array, lengths: Uint32Array, key: Uint8Array | null): Promise<Buffer>;
   /**
+   * An incremental unkeyed BLAKE3 hasher, for metadata (src/util/blake3.ts); JS thread only.
+   * Optional: builds before 2026-12-07 lack them, and metadata then hashes with hash-wasm.
+   */
+  hasherNew?(): unknown;
+  /** Starts a new message. */
+  hasherReset?(hasher: unknown): null;
+  hasherUpdate?(hasher: unknown, data: Uint8Array): null;
+  /** The hash of everything since hasherNew/hasherReset; the state stays. */
+  hasherDigest?(hasher: unknown): Buffer;
+  /**
    * Compresses the pieces ([offset, length] per chunk) of data, each alone, with codec 1
    * (lz4) or 2 (zstd at level), writing the stored forms smaller than their chunk back to back
    * into out; a chunk that does not shrink is not written and gets codec 0. Returns

@@ -26,8 +26,7 @@ import type { Backend, ObjectWriter } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
 import { CODEC_DELTA, CODEC_NAMES, type CodecId } from '../pack/format.js';
-import { createIncrementalBlake3 } from '../util/blake3.js';
-import type { IHasher } from 'hash-wasm';
+import { createIncrementalBlake3, type MetaHasher } from '../util/blake3.js';
 
 export const RECIPE_MAGIC = Buffer.from('CYRECIPE', 'latin1');
 export const RECIPE_END_MAGIC = Buffer.from('CYRCPEND', 'latin1');
@@ -93,9 +92,9 @@ export class RecipeWriter {
   private constructor(
     private readonly out: ObjectWriter,
     /** The table digest: header, then tables and footer at commit. */
-    private readonly digest: IHasher,
+    private readonly digest: MetaHasher,
     /** The running block's hash. */
-    private readonly block: IHasher,
+    private readonly block: MetaHasher,
     readonly version: number,
   ) {}
 
@@ -240,7 +239,7 @@ export class RecipeReader {
     /** v2: the BLAKE3 of each block of entries; v1: empty. */
     private readonly blockHashes: Buffer[],
     readonly packIds: Buffer[],
-    private readonly hasher: IHasher | null,
+    private readonly hasher: MetaHasher | null,
   ) {}
 
   static async open(backend: Backend, name: string, options: RecipeOpenOptions = {}): Promise<RecipeReader> {

@@ -13,6 +13,7 @@ import { Store } from '../../src/store/store.js';
 import { ChunkyardError } from '../../src/errors.js';
 import { readPackTable } from '../../src/pack/reader.js';
 import { prng, realData } from '../support/data.js';
+import { distinctPackChunks } from '../support/store-files.js';
 
 const SIZES = [8192, 16384, 65536];
 let dir: string;
@@ -77,19 +78,7 @@ describe('analyze equals a real store', () => {
           backups.map((b) => [b.logicalBytes, b.chunks, b.newChunks, b.newBytes, b.storedBytes]),
         );
         // What the packs hold for those chunks: storedLength per distinct fingerprint.
-        const seen = new Set<string>();
-        let stored = 0;
-        let raw = 0;
-        for await (const o of store.backend.list('packs/')) {
-          if (!o.name.endsWith('.pack')) continue;
-          for (const e of (await readPackTable(store.backend, o.name)).entries) {
-            const k = e.fingerprint.toString('hex');
-            if (seen.has(k)) continue;
-            seen.add(k);
-            stored += e.storedLength;
-            raw += e.rawLength;
-          }
-        }
+        const { rawBytes: raw, storedBytes: stored } = await distinctPackChunks(store.backend);
         assert.equal(raw, r.uniqueBytes);
         assert.equal(r.compressedBytes, stored);
         assert.ok(r.compressedBytes < r.uniqueBytes, 'real data compresses');

@@ -2,10 +2,35 @@
 import { open, readdir, readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsBackend } from '../../src/backend/fs.js';
+import type { Backend } from '../../src/backend/types.js';
+import { CODEC_DELTA } from '../../src/pack/codecs.js';
 import { readPackTable, type PackTable } from '../../src/pack/reader.js';
 import { readManifest, type SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { initBlake3 } from '../../src/util/blake3.js';
+
+/**
+ * What a store's packs hold, each fingerprint counted once (its first copy met): raw and
+ * stored bytes of all chunks, and the count and stored bytes of the delta chunks (codec 3).
+ */
+export async function distinctPackChunks(backend: Backend): Promise<{ rawBytes: number; storedBytes: number; deltaChunks: number; deltaStoredBytes: number }> {
+  const seen = new Set<string>();
+  const out = { rawBytes: 0, storedBytes: 0, deltaChunks: 0, deltaStoredBytes: 0 };
+  for await (const o of backend.list('packs/')) {
+    if (!o.name.endsWith('.pack')) continue;
+    for (const e of (await readPackTable(backend, o.name)).entries) {
+      const k = e.fingerprint.toString('hex');
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.rawBytes += e.rawLength;
+      out.storedBytes += e.storedLength;
+      if (e.codec !== CODEC_DELTA) continue;
+      out.deltaChunks++;
+      out.deltaStoredBytes += e.storedLength;
+    }
+  }
+  return out;
+}
 
 /** Object names of every pack (packs/xx/….pack), sorted. */
 export async function packNames(root: string): Promise<string[]> {
