@@ -1480,36 +1480,13 @@ unsafe extern "C" fn js_data_region(env: napi_env, info: napi_callback_info) -> 
         if offset.fract() != 0.0 || !(0.0..=9007199254740991.0).contains(&offset) {
             return Err(bad_argument(format!("offset = {offset}: must be a whole number from 0 to 2^53 - 1")));
         }
-        let (start, end) = data_region(fd as i32, offset as i64);
+        let (start, end) = crate::sparse::data_region(fd as i32, offset as i64);
         let mut s = ptr::null_mut();
         napi!(napi_create_double(env, start as f64, &mut s));
         let mut e = ptr::null_mut();
         napi!(napi_create_double(env, end as f64, &mut e));
         pair(env, s, e)
     })
-}
-
-fn data_region(fd: i32, offset: i64) -> (i64, i64) {
-    extern "C" {
-        fn lseek(fd: std::ffi::c_int, offset: i64, whence: std::ffi::c_int) -> i64;
-    }
-    const SEEK_DATA: std::ffi::c_int = 3;
-    const SEEK_HOLE: std::ffi::c_int = 4;
-    const ENXIO: i32 = 6;
-    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(5) as i64;
-    // SAFETY: plain system calls on a descriptor; they touch no memory of ours. The file
-    // position they move is not used: every read of the backup names its offset.
-    let start = unsafe { lseek(fd, offset, SEEK_DATA) };
-    if start < 0 {
-        let e = errno();
-        return if e == ENXIO as i64 { (-1, -1) } else { (-e, -e) };
-    }
-    let end = unsafe { lseek(fd, start, SEEK_HOLE) };
-    if end < 0 {
-        let e = errno();
-        return (-e, -e);
-    }
-    (start, end)
 }
 
 /// verifyMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
@@ -1603,3 +1580,4 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     }
     exports
 }
+
