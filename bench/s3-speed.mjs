@@ -5,13 +5,24 @@
 //   2. raw get of them, 8 in flight; they are deleted;
 //   3. `chunkyard backup` of INPUT into a fresh s3:// store with a fresh cache;
 //   4. `chunkyard restore` of it to /dev/null.
+// Odd rounds run 1–2 before 3–4, even rounds after them. Before the first round unmeasured
+// raw puts (and deletes) of the same size warm the OSD (a fresh memstore OSD's put rate rises
+// over its first GiBs) until one pass is within 5 % of the one before (at most --warm-passes,
+// default 4; their rates are in the summary's warmRates); before every measured step the bench waits until radosgw + OSD are
+// idle (deleted objects are garbage-collected every 2 s on scripts/ceph.sh clusters: without
+// the wait that work landed in the next step's time and CPU).
 // For each step: wall time, and the CPU seconds of radosgw + ceph-osd (from /proc, by the pids
 // scripts/ceph.sh records) and of chunkyard (its process tree, from /usr/bin/time): where the
 // time goes on a machine whose cores radosgw shares with chunkyard.
 //
 //   npm run build:ts
-//   node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8] [--raw-signed]
-//                           [--baseline CHECKOUT]
+//   node bench/s3-speed.mjs --input FILE [--rounds 5] [--private] [--in-flight 8] [--raw-signed]
+//                           [--baseline CHECKOUT] [--variant LABEL:K=V,K=V ...] [--no-warm] [--warm-passes 4]
+//
+// --variant (repeatable) runs this build's backup and restore once more per round with the
+// environment variables K=V (e.g. `p8:CHUNKYARD_S3_PART_MIB=8`); the key `pack` is the new
+// store's `init --pack-size` (e.g. `p16:pack=16M,CHUNKYARD_S3_PART_MIB=16`). Variants and the
+// default take turns in a rotating order.
 //
 // --baseline runs the same backup and restore with another checkout's bin/chunkyard (its dist
 // built) in every round, after this build's: before/after under the same load.
@@ -49,7 +60,19 @@ if (!input) {
   console.error('usage: node bench/s3-speed.mjs --input FILE [--rounds 3] [--private] [--in-flight 8] [--raw-signed]');
   process.exit(2);
 }
-const rounds = Number(opt('rounds', 3));
+const rounds = Number(opt('rounds', 5));
+const warm = !args.includes('--no-warm');
+const variants = args.flatMap((a, i) => (a === '--variant' ? [args[i + 1]] : [])).map((v) => {
+  const [label, kv = ''] = v.split(/:(.*)/s);
+  const env = {};
+  let pack;
+  for (const pair of kv.split(',').filter(Boolean)) {
+    const [k, val] = pair.split(/=(.*)/s);
+    if (k === 'pack') pack = val;
+    else env[k] = val;
+  }
+  return { label, env, pack };
+});
 const inFlight = Number(opt('in-flight', 8));
 const isPrivate = args.includes('--private');
 const baseline = opt('baseline');
@@ -109,6 +132,16 @@ function cephCpu() {
   return ticks / 100;
 }
 
+/** Waits (up to 20 s) until radosgw + OSD used under 3 % of a core over the last 0.5 s. */
+async function settle() {
+  const until = Date.now() + 20_000;
+  while (Date.now() < until) {
+    const c0 = cephCpu();
+    await new Promise((r) => setTimeout(r, 500));
+    if (cephCpu() - c0 <= 0.015) return;
+  }
+}
+
 async function pool(n, work) {
   let next = 0;
   await Promise.all(Array.from({ length: inFlight }, async () => {
@@ -133,45 +166,82 @@ await client.send(new CreateBucketCommand({ Bucket: bucket }));
 spawnSync('cat', [input], { stdio: ['ignore', 'ignore', 'inherit'] }); // page cache
 const results = [];
 const rate = (b, s) => b / MiB / s;
+// Warm-up: raw put passes (each deleted after) until a pass is within 5 % of the one before,
+// at most --warm-passes (default 4).
+const warmRates = [];
+if (warm) {
+  const most = Number(opt('warm-passes', 4));
+  for (let p = 0; p < most; p++) {
+    await settle();
+    const t0 = performance.now();
+    await pool(objects, (i) => client.send(new PutObjectCommand({ Bucket: bucket, Key: `warm/${i}`, Body: body })));
+    warmRates.push(Math.round(rate(objects * OBJ, (performance.now() - t0) / 1000)));
+    await pool(objects, (i) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `warm/${i}` })));
+    if (p > 0 && Math.abs(warmRates[p] - warmRates[p - 1]) <= 0.05 * warmRates[p - 1]) break;
+  }
+}
+const perGiB = (x) => (x / bytes) * 1024 * MiB;
 for (let r = 1; r <= rounds; r++) {
   const row = { round: r };
-  let c0 = cephCpu();
-  let u0 = process.cpuUsage();
-  let t0 = performance.now();
-  await pool(objects, (i) => client.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/${i}`, Body: body })));
-  let s = (performance.now() - t0) / 1000;
-  const sdk = (u) => ((u.user + u.system) / 1e6 / (objects * OBJ)) * 1024 * MiB;
-  row.rawPut = { mibs: rate(objects * OBJ, s), cephCpuPerGiB: ((cephCpu() - c0) / (objects * OBJ)) * 1024 * MiB, clientCpuPerGiB: sdk(process.cpuUsage(u0)) };
-  c0 = cephCpu();
-  u0 = process.cpuUsage();
-  t0 = performance.now();
-  await pool(objects, async (i) => {
-    const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `raw/${i}` }));
-    for await (const _ of out.Body) void _;
-  });
-  s = (performance.now() - t0) / 1000;
-  row.rawGet = { mibs: rate(objects * OBJ, s), cephCpuPerGiB: ((cephCpu() - c0) / (objects * OBJ)) * 1024 * MiB, clientCpuPerGiB: sdk(process.cpuUsage(u0)) };
-  await pool(objects, (i) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `raw/${i}` })));
+  const raw = async () => {
+    await settle();
+    let c0 = cephCpu();
+    let u0 = process.cpuUsage();
+    let t0 = performance.now();
+    await pool(objects, (i) => client.send(new PutObjectCommand({ Bucket: bucket, Key: `raw/${i}`, Body: body })));
+    let s = (performance.now() - t0) / 1000;
+    const sdk = (u) => ((u.user + u.system) / 1e6 / (objects * OBJ)) * 1024 * MiB;
+    row.rawPut = { mibs: rate(objects * OBJ, s), cephCpuPerGiB: ((cephCpu() - c0) / (objects * OBJ)) * 1024 * MiB, clientCpuPerGiB: sdk(process.cpuUsage(u0)) };
+    c0 = cephCpu();
+    u0 = process.cpuUsage();
+    t0 = performance.now();
+    await pool(objects, async (i) => {
+      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `raw/${i}` }));
+      for await (const _ of out.Body) void _;
+    });
+    s = (performance.now() - t0) / 1000;
+    row.rawGet = { mibs: rate(objects * OBJ, s), cephCpuPerGiB: ((cephCpu() - c0) / (objects * OBJ)) * 1024 * MiB, clientCpuPerGiB: sdk(process.cpuUsage(u0)) };
+    await pool(objects, (i) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `raw/${i}` })));
+  };
+  if (r % 2 === 1) await raw();
 
   const cache = mkdtempSync(join(tmpdir(), 's3-speed-cache-'));
   const env = { ...process.env, CHUNKYARD_CACHE_DIR: cache, CHUNKYARD_S3_SIGN_PAYLOAD: process.env.CHUNKYARD_S3_SIGN_PAYLOAD ?? (rawSigned ? '1' : '0') };
   const store = `s3://${bucket}/store${r}`;
-  const ours = () => {
+  const ours = async () => {
     execFileSync(process.execPath, [BIN, 'init', store], { env, stdio: 'ignore' });
+    await settle();
     const b = timed(process.execPath, [BIN, 'backup', store, input, '--target', 't'], env);
+    await settle();
     const rs = timed(process.execPath, [BIN, 'restore', store, 't', '--output', '/dev/null'], env);
+    return { b, rs };
+  };
+  // This build with other settings (--variant), each into a store of its own, emptied after.
+  const variant = async (v) => {
+    const vCache = mkdtempSync(join(tmpdir(), 's3-speed-cache-'));
+    const vEnv = { ...env, ...v.env, CHUNKYARD_CACHE_DIR: vCache };
+    const vStore = `s3://${bucket}/v-${v.label}-${r}`;
+    execFileSync(process.execPath, [BIN, 'init', vStore, ...(v.pack ? ['--pack-size', v.pack] : [])], { env: vEnv, stdio: 'ignore' });
+    await settle();
+    const b = timed(process.execPath, [BIN, 'backup', vStore, input, '--target', 't'], vEnv);
+    await settle();
+    const rs = timed(process.execPath, [BIN, 'restore', vStore, 't', '--output', '/dev/null'], vEnv);
+    rmSync(vCache, { recursive: true, force: true });
+    spawnSync(process.execPath, [join(root, 'bench/s3-empty.mjs'), bucket, `v-${v.label}-${r}/`], { stdio: 'inherit' });
     return { b, rs };
   };
   // The same backup and restore with another build (--baseline CHECKOUT, its dist built), in
   // the same round, before this build's in even rounds and after it in odd ones: before/after
   // under the same load.
-  const theirs = () => {
+  const theirs = async () => {
     const baseCache = mkdtempSync(join(tmpdir(), 's3-speed-cache-'));
     const baseEnv = { ...process.env, CHUNKYARD_CACHE_DIR: baseCache };
     const baseStore = `s3://${bucket}/base${r}`;
     const baseBin = join(baseline, 'bin/chunkyard');
     execFileSync(process.execPath, [baseBin, 'init', baseStore], { env: baseEnv, stdio: 'ignore' });
+    await settle();
     const bb = timed(process.execPath, [baseBin, 'backup', baseStore, input, '--target', 't'], baseEnv);
+    await settle();
     const br = timed(process.execPath, [baseBin, 'restore', baseStore, 't', '--output', '/dev/null'], baseEnv);
     rmSync(baseCache, { recursive: true, force: true });
     spawnSync(process.execPath, [join(root, 'bench/s3-empty.mjs'), bucket, `base${r}/`], { stdio: 'inherit' });
@@ -179,21 +249,23 @@ for (let r = 1; r <= rounds; r++) {
   };
   let base;
   let mine;
-  if (baseline && r % 2 === 0) {
-    base = theirs();
-    mine = ours();
-  } else {
-    mine = ours();
-    if (baseline) base = theirs();
-  }
+  const vOut = {};
+  // A rotating order of this build's default, the variants and the baseline.
+  const runs = [
+    async () => { mine = await ours(); },
+    ...variants.map((v) => async () => { vOut[v.label] = await variant(v); }),
+    ...(baseline ? [async () => { base = await theirs(); }] : []),
+  ];
+  for (let k = 0; k < runs.length; k++) await runs[(k + r - 1) % runs.length]();
+  if (r % 2 === 0) await raw();
   const { b, rs } = mine;
   // The same backup into a local directory store: chunkyard's own CPU without the S3 path.
   const fsStore = mkdtempSync(join(tmpdir(), 's3-speed-fs-'));
   execFileSync(process.execPath, [BIN, 'init', fsStore], { env, stdio: 'ignore' });
+  await settle();
   const f = timed(process.execPath, [BIN, 'backup', fsStore, input, '--target', 't'], env);
   rmSync(fsStore, { recursive: true, force: true });
   rmSync(cache, { recursive: true, force: true });
-  const perGiB = (x) => (x / bytes) * 1024 * MiB;
   row.backup = { mibs: rate(bytes, b.wall), cpuPerGiB: perGiB(b.cpu), cephCpuPerGiB: perGiB(b.cephCpu), rssMiB: b.rssMiB };
   row.restore = { mibs: rate(bytes, rs.wall), cpuPerGiB: perGiB(rs.cpu), cephCpuPerGiB: perGiB(rs.cephCpu), rssMiB: rs.rssMiB };
   row.fsBackup = { mibs: rate(bytes, f.wall), cpuPerGiB: perGiB(f.cpu) };
@@ -202,6 +274,14 @@ for (let r = 1; r <= rounds; r++) {
     row.baseRestore = { mibs: rate(bytes, base.br.wall), cpuPerGiB: perGiB(base.br.cpu), cephCpuPerGiB: perGiB(base.br.cephCpu), rssMiB: base.br.rssMiB };
     row.baseIngestRatio = row.baseBackup.mibs / row.rawPut.mibs;
     row.baseRestoreRatio = row.baseRestore.mibs / row.rawGet.mibs;
+  }
+  for (const [label, o] of Object.entries(vOut)) {
+    row[`v_${label}`] = {
+      backup: { mibs: rate(bytes, o.b.wall), cpuPerGiB: perGiB(o.b.cpu), cephCpuPerGiB: perGiB(o.b.cephCpu), rssMiB: o.b.rssMiB },
+      restore: { mibs: rate(bytes, o.rs.wall), cpuPerGiB: perGiB(o.rs.cpu), cephCpuPerGiB: perGiB(o.rs.cephCpu), rssMiB: o.rs.rssMiB },
+    };
+    row[`v_${label}`].ingestRatio = row[`v_${label}`].backup.mibs / row.rawPut.mibs;
+    row[`v_${label}`].restoreRatio = row[`v_${label}`].restore.mibs / row.rawGet.mibs;
   }
   row.ingestRatio = row.backup.mibs / row.rawPut.mibs;
   row.restoreRatio = row.restore.mibs / row.rawGet.mibs;
@@ -215,7 +295,7 @@ const med = (f) => {
   return Math.round(v[Math.floor(v.length / 2)] * 100) / 100;
 };
 console.log(JSON.stringify({
-  input, bytes, rounds, inFlight, private: isPrivate, rawSigned, baseline,
+  input, bytes, rounds, inFlight, private: isPrivate, rawSigned, baseline, warm, warmRates, variants: variants.map((v) => v.label),
   knobs: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CHUNKYARD_S3_') && k !== 'CHUNKYARD_S3_ENDPOINT')),
   median: {
     rawPut: med((x) => x.rawPut.mibs), rawGet: med((x) => x.rawGet.mibs),
@@ -235,6 +315,17 @@ console.log(JSON.stringify({
       },
     } : {}),
     rssMiB: { backup: med((x) => x.backup.rssMiB), restore: med((x) => x.restore.rssMiB) },
+    ...Object.fromEntries(variants.map((v) => {
+      const k = `v_${v.label}`;
+      return [k, {
+        env: v.env, pack: v.pack,
+        backup: med((x) => x[k].backup.mibs), restore: med((x) => x[k].restore.mibs),
+        ingestRatio: med((x) => x[k].ingestRatio), restoreRatio: med((x) => x[k].restoreRatio),
+        cpuPerGiB: { backup: med((x) => x[k].backup.cpuPerGiB), restore: med((x) => x[k].restore.cpuPerGiB) },
+        cephCpuPerGiB: { backup: med((x) => x[k].backup.cephCpuPerGiB), restore: med((x) => x[k].restore.cephCpuPerGiB) },
+        rssMiB: { backup: med((x) => x[k].backup.rssMiB), restore: med((x) => x[k].restore.rssMiB) },
+      }];
+    })),
   },
 }));
 spawnSync(process.execPath, [join(root, 'bench/s3-empty.mjs'), bucket, '', '--drop'], { stdio: 'inherit' });

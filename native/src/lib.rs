@@ -19,6 +19,7 @@ pub mod seal;
 #[doc(hidden)]
 pub mod testutil;
 
+mod sparse;
 #[cfg(not(test))]
 mod napi;
 

@@ -1465,6 +1465,30 @@ fn fallocate_zero_mode(_fd: i32, _offset: i64, _length: i64) -> i32 {
     38 // ENOSYS
 }
 
+/// dataRegion(fd, offset) -> [dataStart, dataEnd]: the next region of the file at or after
+/// `offset` that holds data (lseek SEEK_DATA, then SEEK_HOLE), so that a backup does not read
+/// a sparse file's holes (they read as zeros). [-1, -1] when no data follows `offset` (the
+/// rest is a hole, or `offset` is at or past the end). A file system without hole support
+/// answers as if the whole file were data. Other failures: [-errno, -errno].
+unsafe extern "C" fn js_data_region(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<2>(env, info, |env, a| {
+        let fd = number(env, a[0], "fd")?;
+        let offset = number(env, a[1], "offset")?;
+        if fd.fract() != 0.0 || !(0.0..=i32::MAX as f64).contains(&fd) {
+            return Err(bad_argument(format!("fd = {fd}: must be a whole number from 0 to {}", i32::MAX)));
+        }
+        if offset.fract() != 0.0 || !(0.0..=9007199254740991.0).contains(&offset) {
+            return Err(bad_argument(format!("offset = {offset}: must be a whole number from 0 to 2^53 - 1")));
+        }
+        let (start, end) = crate::sparse::data_region(fd as i32, offset as i64);
+        let mut s = ptr::null_mut();
+        napi!(napi_create_double(env, start as f64, &mut s));
+        let mut e = ptr::null_mut();
+        napi!(napi_create_double(env, end as f64, &mut e));
+        pair(env, s, e)
+    })
+}
+
 /// verifyMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
 ///            fingerprints: Uint8Array(32n), key | null) -> [failedIndex, reason]
 /// decodeInto without an output buffer (raw chunks hashed in place); -1 when all verify.
@@ -1506,7 +1530,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 35] = [
+    let fns: [(&str, napi_callback); 36] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1521,6 +1545,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("hasherReset\0", js_hasher_reset),
         ("hasherUpdate\0", js_hasher_update),
         ("hasherDigest\0", js_hasher_digest),
+        ("dataRegion\0", js_data_region),
         ("compressInto\0", js_compress_into),
         ("compressIntoAsync\0", js_compress_into_async),
         ("decodeInto\0", js_decode_into),
@@ -1555,3 +1580,4 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     }
     exports
 }
+

@@ -67,6 +67,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
         requestTimeoutMs: tuning.requestTimeoutMs,
         partsInFlight: tuning.partsInFlight,
         ...(tuning.partMiB === undefined ? {} : { partSize: tuning.partMiB * 1024 * 1024 }),
+        ...(tuning.bufferMiB === undefined ? {} : { bufferBytes: tuning.bufferMiB * 1024 * 1024 }),
         signPayload: tuning.signPayload,
       }),
     policy,
@@ -87,12 +88,14 @@ export function describeLocation(location: string, options: Pick<OpenBackendOpti
  * CHUNKYARD_S3_ATTEMPTS (attempts per request, the first included; default 6),
  * CHUNKYARD_S3_TIMEOUT_MS (per-request time limit; default 60000),
  * CHUNKYARD_S3_PARTS_IN_FLIGHT (multipart parts one writer uploads at once),
- * CHUNKYARD_S3_PART_MIB (multipart part size in MiB, 5 to 1024; default 8),
+ * CHUNKYARD_S3_PART_MIB (multipart part size in MiB, 5 to 1024; default 32),
+ * CHUNKYARD_S3_BUFFER_MIB (part buffers a process holds at most, in MiB, 0 to 65536; at
+ * least two buffers; default 72),
  * CHUNKYARD_S3_SIGN_PAYLOAD (1: sign a SHA-256 of every request body, 0: never; default:
  * signed over plain http://, not over https://).
  * A malformed value is BAD_ARGUMENT.
  */
-export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: number; requestTimeoutMs?: number; partsInFlight?: number; partMiB?: number; signPayload?: boolean } {
+export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: number; requestTimeoutMs?: number; partsInFlight?: number; partMiB?: number; bufferMiB?: number; signPayload?: boolean } {
   const int = (name: string, min: number, max: number): number | undefined => {
     const v = env[name];
     if (v === undefined || v === '') return undefined;
@@ -105,6 +108,7 @@ export function s3Tuning(env: NodeJS.ProcessEnv = process.env): { attempts?: num
     requestTimeoutMs: int('CHUNKYARD_S3_TIMEOUT_MS', 100, 3_600_000),
     partsInFlight: int('CHUNKYARD_S3_PARTS_IN_FLIGHT', 1, 64),
     partMiB: int('CHUNKYARD_S3_PART_MIB', 5, 1024),
+    bufferMiB: int('CHUNKYARD_S3_BUFFER_MIB', 0, 65536),
     signPayload: ((v) => (v === undefined ? undefined : v === 1))(int('CHUNKYARD_S3_SIGN_PAYLOAD', 0, 1)),
   };
 }

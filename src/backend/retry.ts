@@ -14,7 +14,8 @@
  *   first byte or entry is passed on (resuming could mix two versions of a replaced object,
  *   or repeat entries).
  * - an open ObjectWriter's write/commit are not replayed here (the data is gone once written):
- *   S3Backend retries the requests inside a multipart upload itself (its `partRetry`).
+ *   S3Backend retries the requests of its writers itself (its `partRetry`: the one PutObject
+ *   of an object of one buffer, or the parts and completion of a multipart upload).
  */
 import { Readable } from 'node:stream';
 import { ChunkyardError, hasCode } from '../errors.js';

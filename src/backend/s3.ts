@@ -17,22 +17,26 @@
  *                               writer completing in the window between that HeadObject and
  *                               its completion may replace an object written meanwhile: the
  *                               last completion wins). The engine's exactly-one-winner objects
- *                               (manifests, sessions, markers) are small.
+ *                               (manifests, sessions, markers) are small, and with the default
+ *                               32 MiB parts a pack of the default packSize is one PutObject.
  *   An exclusive writer does not look for the name at open (the contract allows failing "by
  *   commit at the latest"): the engine's exclusive writers write fresh names (packs, recipes,
  *   staging), for which that HeadObject was one request per object that never found anything.
  *
- * Memory: a writer holds one part buffer (partSize + slack bytes) being filled plus at most
- * `partsInFlight` uploading; across writers, a new buffer is taken only while at most
- * `partsInFlight` upload (takePartBuffer). The backend keeps up to `2 × (partsInFlight + 1)`
- * spare part buffers of 8 MiB parts (fewer of larger ones) for the next writers (a pack's
- * writer is still uploading its last parts when the next pack's starts filling).
+ * Memory: a writer keeps its first SMALL_OBJECT_BYTES (1 MiB) in a buffer of its own; past
+ * that it holds one part buffer (partSize + slack bytes) being filled plus at most
+ * `partsInFlight` uploading. Across writers, a new part buffer is taken only while at most
+ * `partsInFlight` upload, and at most `bufferBytes` of part buffers (filling, uploading and
+ * spare; at least two) exist while anything uploads (takePartBuffer): 72 MiB by default, 8
+ * buffers of 8 MiB parts, 2 of 32 MiB parts. Spare buffers are reused by the next writers (a
+ * pack's writer is still uploading when the next pack's starts filling).
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
  * BACKEND_UNAVAILABLE (transient: RetryingBackend retries those), anything else IO_ERROR.
- * This backend itself does not retry (RetryingBackend wraps it), except the parts of a
- * multipart upload, which a wrapper cannot replay: those use `partRetry`.
+ * This backend itself does not retry (RetryingBackend wraps it), except the requests of an
+ * open writer (its PutObject, or the parts and completion of a multipart upload), which a
+ * wrapper cannot replay: those use `partRetry`.
  */
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
@@ -53,7 +57,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ChunkyardError, badArgument } from '../errors.js';
+import { ChunkyardError, badArgument, hasCode } from '../errors.js';
 import {
   assertByteRange,
   assertBytes,
@@ -65,8 +69,14 @@ import {
 import type { Backend, ByteRange, ObjectInfo, ObjectWriter, PutOptions } from './types.js';
 import { BaseObjectWriter } from './writer.js';
 
-/** Default size of a multipart part, and the largest object written with one PutObject. */
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Default size of a multipart part; with its slack (2 MiB), the largest object written with one
+ * PutObject. 32 MiB: a pack of the default packSize (32 MiB plus its last chunk and table) is
+ * one create-only `If-None-Match: *` PutObject, not create + 4 parts + HeadObject + complete
+ * (radosgw honours If-None-Match on a single PUT only), and radosgw + OSD spend ~0.5 CPU s
+ * per GiB less on it (docs/benchmarks.md, "S3 ingest: a pack is one PutObject").
+ */
+export const DEFAULT_PART_SIZE = 32 * 1024 * 1024;
 /** S3's smallest part (except the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /**
@@ -87,6 +97,17 @@ export const STALE_UPLOAD_AGE_MS = 24 * 60 * 60 * 1000;
 export const MAX_KEY_LENGTH = 1024;
 /** Default number of parts one writer uploads at once. */
 export const DEFAULT_PARTS_IN_FLIGHT = 2;
+/**
+ * Default bound on the bytes of part buffers one backend holds (filling, uploading, spare),
+ * all writers together: 8 buffers of 8 MiB parts, 2 of 32 MiB parts (see takePartBuffer).
+ */
+export const DEFAULT_BUFFER_BYTES = 72 * 1024 * 1024;
+/**
+ * A writer keeps its first bytes in a buffer of its own that grows up to this size, and takes
+ * a part buffer only past it: small objects (recipes, staging) never hold a part buffer, a
+ * spare one (all its pages resident) included.
+ */
+export const SMALL_OBJECT_BYTES = 1024 * 1024;
 /** Default limit for one request (connect, send, first byte of the answer), in ms. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** Default limit for opening a connection, in ms. */
@@ -108,6 +129,11 @@ export interface S3BackendOptions {
   partSize?: number;
   /** Parts one writer uploads at once (≥ 1). */
   partsInFlight?: number;
+  /**
+   * Bytes of part buffers the backend holds at most, all writers together (at least two
+   * buffers' worth is always allowed). Default DEFAULT_BUFFER_BYTES.
+   */
+  bufferBytes?: number;
   /** ListObjectsV2 page size (1–1000); small values are for tests. */
   listPageSize?: number;
   /** Per-request time limit in ms; a request over it fails with BACKEND_UNAVAILABLE. */
@@ -117,8 +143,9 @@ export interface S3BackendOptions {
   /** Most sockets open to the endpoint at once. Default 64. */
   maxSockets?: number;
   /**
-   * Retries for the requests inside a streaming upload (create, parts), which a wrapper
-   * backend cannot replay. Default: none. openBackend passes RetryingBackend's policy.
+   * Retries for the requests of an open writer (its PutObject; create, parts and completion
+   * of a multipart upload), which a wrapper backend cannot replay. Default: none.
+   * openBackend passes RetryingBackend's policy.
    */
   partRetry?: <T>(attempt: () => Promise<T>) => Promise<T>;
   /**
@@ -164,8 +191,11 @@ export class S3Backend implements Backend {
   readonly #listPageSize: number;
   readonly #partRetry: <T>(attempt: () => Promise<T>) => Promise<T>;
   readonly #writers = new Set<BaseObjectWriter>();
-  /** Part buffers no writer uses (at most partsInFlight + 1). */
+  /** Part buffers no writer uses. */
   readonly #spareParts: Buffer[] = [];
+  /** Part buffers that exist (filling, uploading or spare), and the most that may. */
+  #allocated = 0;
+  readonly #maxBuffers: number;
   /** Part buffers the SDK is uploading, all writers together (see takePartBuffer). */
   #uploading = 0;
   readonly #uploadWaiters: (() => void)[] = [];
@@ -183,6 +213,9 @@ export class S3Backend implements Backend {
     this.#partCapacity = this.#partSize + Math.floor(this.#partSize / PART_SLACK_DIVISOR);
     this.#partsInFlight = options.partsInFlight ?? DEFAULT_PARTS_IN_FLIGHT;
     this.#listPageSize = options.listPageSize ?? 1000;
+    const bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+    if (!Number.isSafeInteger(bufferBytes) || bufferBytes < 0) throw badArgument('bufferBytes must be a whole number ≥ 0');
+    this.#maxBuffers = Math.max(2, Math.floor(bufferBytes / this.#partCapacity));
     if (!Number.isSafeInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE) {
       throw badArgument(`partSize must be an integer ≥ ${MIN_PART_SIZE}`);
     }
@@ -489,6 +522,7 @@ export class S3Backend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#writers].map((w) => w.abort()));
+    this.#allocated -= this.#spareParts.length;
     this.#spareParts.length = 0;
     this.#client.destroy();
   }
@@ -561,6 +595,11 @@ export class S3Backend implements Backend {
     return this.#partsInFlight;
   }
 
+  /** Part buffers that exist now (filling, uploading or spare), and the most while anything uploads. */
+  get partBuffers(): { held: number; max: number } {
+    return { held: this.#allocated, max: this.#maxBuffers };
+  }
+
   /**
    * A part buffer, reused when one is spare: writers of large objects would otherwise map and
    * fault in fresh memory for every part (measurably slower on this VM) and leave it to GC.
@@ -570,10 +609,21 @@ export class S3Backend implements Backend {
     // or whole objects at commit), a writer waits for one of them before it fills another.
     // Without it a caller that commits writers without waiting (the backup seals a pack
     // beside filling its next one) could have any number of full buffers waiting for the
-    // service. "More than": with partsInFlight 1 and objects of one buffer (a pack as one
-    // PutObject), one uploads while the next fills, and a third waits for the first.
-    while (this.#uploading > this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
-    return this.#spareParts.pop() ?? Buffer.allocUnsafeSlow(this.#partCapacity);
+    // service. And at most maxBuffers part buffers exist: past that a writer waits for an
+    // upload to give one back (with 32 MiB parts, 2: a pack uploads as one PutObject while
+    // the next fills). A writer never waits while nothing uploads (nothing would wake it:
+    // the buffers are held by writers being filled), so a buffer is then allocated beyond.
+    for (;;) {
+      if (this.#uploading === 0 || this.#uploading <= this.#partsInFlight) {
+        const spare = this.#spareParts.pop();
+        if (spare !== undefined) return spare;
+        if (this.#allocated < this.#maxBuffers || this.#uploading === 0) {
+          this.#allocated++;
+          return Buffer.allocUnsafeSlow(this.#partCapacity);
+        }
+      }
+      await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
+    }
   }
 
   /** A part buffer is handed to the SDK (counts against partsInFlight until uploadEnded). */
@@ -585,17 +635,47 @@ export class S3Backend implements Backend {
   uploadEnded(buffer: Buffer): void {
     this.#uploading--;
     this.returnPartBuffer(buffer);
-    this.#uploadWaiters.shift()?.();
   }
 
   /**
-   * Gives a part buffer back; keeps up to two writers' worth of 8 MiB parts (a pack writer
-   * finishing its last parts while the next pack's writer fills its first), at least one.
+   * Gives a buffer back (a part buffer becomes spare while at most maxBuffers exist; another
+   * buffer, a small writer's own, is left to GC) and wakes the writers waiting for one: all of
+   * them, each checks again (one woken per buffer could leave one waiting with nothing
+   * uploading, never to be woken).
    */
   returnPartBuffer(buffer: Buffer): void {
-    const keep = Math.max(1, Math.floor((2 * (this.#partsInFlight + 1) * DEFAULT_PART_SIZE) / this.#partSize));
-    if (!this.#closed && buffer.length === this.#partCapacity && this.#spareParts.length < keep) {
-      this.#spareParts.push(buffer);
+    if (buffer.length === this.#partCapacity) {
+      if (!this.#closed && this.#allocated <= this.#maxBuffers) this.#spareParts.push(buffer);
+      else this.#allocated--;
+    }
+    const waiters = this.#uploadWaiters.splice(0);
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * A writer's object of one buffer as one PutObject, retried like the parts of a multipart
+   * upload (`partRetry`: a wrapper cannot replay a writer). An exclusive put whose answer was
+   * lost may have been stored: when a retry then gets OBJECT_EXISTS, the object is ours if its
+   * ETag (for a single PUT, the MD5 of the body) is the MD5 of our bytes (computed only then).
+   */
+  async putWhole(name: string, data: Uint8Array, exclusive: boolean): Promise<void> {
+    let mayHaveLanded = false;
+    try {
+      await this.#partRetry(async () => {
+        this.#checkOpen();
+        try {
+          await this.putObject(name, data, exclusive);
+        } catch (err) {
+          if (hasCode(err, 'BACKEND_UNAVAILABLE')) mayHaveLanded = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (exclusive && mayHaveLanded && hasCode(err, 'OBJECT_EXISTS')) {
+        const etag = await this.#etag(name).catch(() => undefined);
+        if (etag !== undefined && etag === createHash('md5').update(data).digest('hex')) return;
+      }
+      throw err;
     }
   }
 
@@ -746,6 +826,28 @@ class S3Writer extends BaseObjectWriter {
   protected async writeData(data: Uint8Array): Promise<void> {
     const capacity = this.#backend.partCapacity;
     let at = 0;
+    if (this.#uploadId === undefined && (this.#buffer === undefined || this.#buffer.length < capacity)) {
+      const need = this.#filled + data.byteLength;
+      if (need <= SMALL_OBJECT_BYTES) {
+        // Small so far: a buffer of the writer's own, grown by doubling (see SMALL_OBJECT_BYTES).
+        if (this.#buffer === undefined || this.#buffer.length < need) {
+          const grown = Buffer.allocUnsafe(Math.min(SMALL_OBJECT_BYTES, Math.max(need, 2 * (this.#buffer?.length ?? 0), 64 * 1024)));
+          if (this.#buffer !== undefined) this.#buffer.copy(grown, 0, 0, this.#filled);
+          this.#buffer = grown;
+        }
+        this.#buffer.set(data, this.#filled);
+        this.#filled += data.byteLength;
+        return;
+      }
+      if (this.#buffer !== undefined) {
+        // Past the small size: on into a part buffer.
+        const small = this.#buffer;
+        this.#buffer = undefined;
+        const part = await this.#backend.takePartBuffer();
+        small.copy(part, 0, 0, this.#filled);
+        this.#buffer = part;
+      }
+    }
     while (at < data.byteLength) {
       if (this.#partError !== undefined) throw this.#partError;
       // A full buffer is sent only once more bytes come: the last part may be this one (up to
@@ -811,7 +913,7 @@ class S3Writer extends BaseObjectWriter {
       this.#buffer = undefined;
       if (whole !== undefined) this.#backend.uploadStarted();
       try {
-        await this.#backend.putObject(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
+        await this.#backend.putWhole(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
       } finally {
         if (whole !== undefined) this.#backend.uploadEnded(whole);
       }

@@ -67,6 +67,12 @@ export interface NativeAddon {
   /** The hash of everything since hasherNew/hasherReset; the state stays. */
   hasherDigest?(hasher: unknown): Buffer;
   /**
+   * The next data region of the file `fd` at or after `offset` (lseek SEEK_DATA, SEEK_HOLE):
+   * [start, end]; [-1, -1] when none follows; [-errno, -errno] on a failure. Optional: builds
+   * before 2026-12-07 lack it, and files are then read whole.
+   */
+  dataRegion?(fd: number, offset: number): [number, number];
+  /**
    * Compresses the pieces ([offset, length] per chunk) of data, each alone, with codec 1
    * (lz4) or 2 (zstd at level), writing the stored forms smaller than their chunk back to back
    * into out; a chunk that does not shrink is not written and gets codec 0. Returns

@@ -300,6 +300,83 @@ if ('skip' in cluster) {
       }
     });
 
+    test("a writer's PutObject whose answer was lost is retried: ours → committed, exclusive or not; an outage past the retries fails the commit", async () => {
+      // A proxy in front of radosgw that passes every other large PUT (a writer's whole object)
+      // through and then drops its answer (the connection breaks after radosgw stored it).
+      const target = new URL(cluster.endpoint);
+      let puts = 0;
+      let dropped = 0;
+      let refuseAll = false;
+      const proxy: Server = createServer((client) => {
+        if (refuseAll) {
+          client.destroy();
+          return;
+        }
+        const upstream = connect(Number(target.port), target.hostname);
+        let dropAnswer = false;
+        client.on('data', (d: Buffer) => {
+          if (refuseAll) {
+            client.destroy();
+            upstream.destroy();
+            return;
+          }
+          const head = d.toString('latin1', 0, 400);
+          if (/^PUT \S*\/whole-(true|false)/.test(head) && puts++ % 2 === 0) dropAnswer = true;
+          upstream.write(d);
+        });
+        upstream.on('data', (d: Buffer) => {
+          if (dropAnswer) {
+            dropAnswer = false;
+            dropped++;
+            client.destroy();
+            upstream.destroy();
+            return;
+          }
+          client.write(d);
+        });
+        for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+          a.on('error', () => b.destroy());
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const prefix = freshPrefix();
+      const b = new S3Backend(`s3://${bucket}/${prefix}`, {
+        endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+        partSize: 5 * 1024 * 1024,
+        partRetry: (attempt) => withRetries(attempt, { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 }),
+      });
+      try {
+        for (const exclusive of [false, true]) {
+          const data = pattern(5 * 1024 * 1024 + 4321, exclusive ? 3 : 4);
+          const w = await b.openWriter(`whole-${exclusive}`, { exclusive });
+          await w.write(data);
+          await w.commit();
+          assert.ok((await b.get(`whole-${exclusive}`)).equals(data), `exclusive: ${exclusive}`);
+        }
+        assert.equal(dropped, 2, 'both first PUTs lost their answer');
+        // Someone else's object under the name: the exclusive writer still gets OBJECT_EXISTS.
+        await b.put('whole-taken', Buffer.from('first'), { exclusive: true });
+        const w = await b.openWriter('whole-taken', { exclusive: true });
+        await w.write(pattern(3 * 1024 * 1024, 5));
+        await assertRejects(w.commit(), 'OBJECT_EXISTS');
+        assert.deepEqual(await b.get('whole-taken'), Buffer.from('first'));
+        // No answer at all, past the retries: the commit fails, nothing is stored.
+        refuseAll = true;
+        const lost = await b.openWriter('whole-never', { exclusive: true });
+        await lost.write(pattern(2 * 1024 * 1024, 6));
+        await assertRejects(lost.commit(), 'BACKEND_UNAVAILABLE');
+        refuseAll = false;
+        const direct = s3(prefix);
+        assert.equal(await direct.stat('whole-never'), undefined);
+        await direct.close();
+      } finally {
+        await b.close();
+        await new Promise((r) => proxy.close(r));
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
     test('over plain http:// request bodies are signed by default, UNSIGNED-PAYLOAD only when asked (signPayload false); radosgw stores both', async () => {
       // A proxy that records the payload hash header of every PUT (PutObject, UploadPart).
       const target = new URL(cluster.endpoint);
@@ -376,6 +453,105 @@ if ('skip' in cluster) {
         assert.equal(head.ETag?.replace(/"/g, ''), multipartEtag(parts));
         assert.match(multipartEtag(parts)!, /^[0-9a-f]{32}-3$/);
       } finally {
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('part buffers: at most bufferBytes of them exist while anything uploads, across writers committed without waiting', async () => {
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      // bufferBytes 0: the floor of two buffers (one filling while one uploads).
+      const b = s3(prefix, { partSize: 5 * MiB, partsInFlight: 2, bufferBytes: 0 });
+      assert.deepEqual(b.partBuffers, { held: 0, max: 2 });
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, b.partBuffers.held)), 1);
+      try {
+        // Six one-buffer objects committed without waiting (a backup sealing packs beside its
+        // next one), then one of five parts written in odd pieces.
+        const datas = [5, 4, 5, 3, 5, 5].map((m, i) => pattern(m * MiB + 1000 * i, 60 + i));
+        const commits: Promise<void>[] = [];
+        for (const [i, data] of datas.entries()) {
+          const w = await b.openWriter(`o/${i}`, { exclusive: true });
+          await w.write(data);
+          most = Math.max(most, b.partBuffers.held);
+          commits.push(w.commit());
+        }
+        const large = pattern(23 * MiB + 17, 99);
+        const w = await b.openWriter('large', { exclusive: true });
+        for (let at = 0; at < large.length; at += 999_999) {
+          await w.write(large.subarray(at, at + 999_999));
+          most = Math.max(most, b.partBuffers.held);
+        }
+        await w.commit();
+        await Promise.all(commits);
+        for (const [i, data] of datas.entries()) assert.ok((await b.get(`o/${i}`)).equals(data), `o/${i}`);
+        assert.ok((await b.get('large')).equals(large));
+        assert.ok(most <= 2 && most >= 1, `${most} part buffers at once`);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        clearInterval(sampler);
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('small objects take no part buffer; one that grows past 1 MiB moves into one and lands whole', async () => {
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      const b = s3(prefix, { partSize: 5 * MiB });
+      try {
+        const small = pattern(700_000, 3);
+        const w1 = await b.openWriter('small', { exclusive: true });
+        for (let at = 0; at < small.length; at += 65_537) await w1.write(small.subarray(at, at + 65_537));
+        assert.equal(b.partBuffers.held, 0);
+        await w1.commit();
+        assert.equal(b.partBuffers.held, 0);
+        assert.ok((await b.get('small')).equals(small));
+        // 300 kB writes: the fourth crosses 1 MiB; then on past one part (multipart).
+        for (const size of [MiB, MiB + 1, 3 * MiB, 7 * MiB + 5]) {
+          const data = pattern(size, size % 97);
+          const w = await b.openWriter(`grown/${size}`, { exclusive: true });
+          for (let at = 0; at < size; at += 300_000) await w.write(data.subarray(at, at + 300_000));
+          // Past 1 MiB a part buffer is held (a multipart writer may hold a second one).
+          assert.ok(size > MiB ? b.partBuffers.held >= 1 : b.partBuffers.held === 0, `${size}: ${b.partBuffers.held}`);
+          await w.commit();
+          assert.ok((await b.get(`grown/${size}`)).equals(data), `${size}`);
+        }
+        // An aborted small writer leaves nothing.
+        const w2 = await b.openWriter('dropped', { exclusive: true });
+        await w2.write(pattern(2 * MiB, 5));
+        await w2.abort();
+        assert.equal(await b.stat('dropped'), undefined);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+      } finally {
+        await b.close();
+        await emptyPrefix(cluster.client, bucket, prefix);
+      }
+    });
+
+    test('whole packs as one PutObject (32 MiB parts): a pack-sized streamed object is one create-only PUT; racing writers of one name: exactly one winner', async () => {
+      const prefix = freshPrefix();
+      const MiB = 1024 * 1024;
+      const clients = Array.from({ length: 3 }, () => s3(prefix, { partSize: 32 * MiB }));
+      try {
+        // A pack: 32 MiB of chunks, its last chunk and its table (within the 2 MiB slack).
+        const datas = clients.map((_, i) => pattern(32 * MiB + 200_000 + i, 70 + i));
+        const writers = await Promise.all(clients.map((c) => c.openWriter('packs/ab/pack', { exclusive: true })));
+        for (const [i, w] of writers.entries()) {
+          for (let at = 0; at < datas[i]!.length; at += 4 * MiB + 3) await w.write(datas[i]!.subarray(at, at + 4 * MiB + 3));
+        }
+        const results = await Promise.allSettled(writers.map((w) => w.commit()));
+        const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+        assert.equal(winners.length, 1, `winners ${winners.join(', ')}`);
+        for (const r of results) if (r.status === 'rejected') assertCode(r.reason, 'OBJECT_EXISTS');
+        assert.ok((await clients[0]!.get('packs/ab/pack')).equals(datas[winners[0]!]!));
+        // One PutObject: a multipart object's ETag ends in "-<parts>".
+        const head = await cluster.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/packs/ab/pack` }));
+        assert.match(head.ETag ?? '', /^"?[0-9a-f]{32}"?$/);
+        assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
+        for (const c of clients) assert.ok(c.partBuffers.held <= c.partBuffers.max);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
         await emptyPrefix(cluster.client, bucket, prefix);
       }
     });

@@ -142,3 +142,23 @@ test('restore --output onto a FIFO (as onto /dev/null or a tape) writes through 
   fails(cli(['restore', store, 'files', '--output', fifo, '--sparse']), 2, 'BAD_ARGUMENT', /regular file/);
   fails(cli(['restore', store, 'files', '--output', dir]), 2, 'BAD_ARGUMENT', /directory/);
 });
+
+test('init --pack-size: packs are sealed at that size (remembered in config.json); out of range is BAD_ARGUMENT with nothing created', () => {
+  const small = join(dir, 'pack1m');
+  const cfg = JSON.parse(ok(cli(['init', small, '--pack-size', '1M', '--json']))) as { packSize: number };
+  assert.equal(cfg.packSize, 1 << 20);
+  assert.equal((JSON.parse(readFileSync(join(small, 'config.json'), 'utf8')) as { packSize: number }).packSize, 1 << 20);
+  const src = join(dir, 'pack1m-input.bin');
+  writeFileSync(src, prng(9, 5 << 20));
+  ok(cli(['backup', small, src, '--target', 'p']));
+  // 5 MiB of incompressible data in 1 MiB packs: at least 5 packs.
+  const packs = readdirSync(join(small, 'packs'), { recursive: true }).filter((f) => String(f).endsWith('.pack'));
+  assert.ok(packs.length >= 5, `${packs.length} packs`);
+  const restored = cli(['restore', small, 'p']);
+  assert.ok(restored.stdout.equals(readFileSync(src)));
+  for (const bad of ['512K', '2G', 'lots']) {
+    const where = join(dir, `bad-${bad}`);
+    fails(cli(['init', where, '--pack-size', bad]), 2, 'BAD_ARGUMENT');
+    assert.equal(existsSync(join(where, 'config.json')), false);
+  }
+});

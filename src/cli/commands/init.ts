@@ -11,7 +11,7 @@ import { printJson, storeAndPositionals, zstdLevelFlag } from '../store-args.js'
 import { writeOut } from '../io.js';
 import { ZSTD_LEVEL } from '../../pack/codecs.js';
 
-const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--zstd-level 1..19] [--dedupe immediate|deferred|disabled] [--encryption [--kdf argon2id|scrypt] [--keys-from SRC [--keys-from-password-file FILE]]] [--delta on|off] [--json]';
+const usage = '[<store>] [--avg-size N] [--min-size N] [--max-size N] [--compression lz4|zstd|none] [--zstd-level 1..19] [--dedupe immediate|deferred|disabled] [--encryption [--kdf argon2id|scrypt] [--keys-from SRC [--keys-from-password-file FILE]]] [--delta on|off] [--pack-size N] [--json]';
 
 export default defineCommand({
   name: 'init',
@@ -30,6 +30,7 @@ export default defineCommand({
     'keys-from': { type: 'string', value: 'SRC', description: "with --encryption: share the key material of the encrypted store SRC (its master key, under a key slot of this store's own), so that replicate copies sealed chunks between them as they are" },
     'keys-from-password-file': { type: 'string', value: 'FILE', description: "with --keys-from: SRC's password, first line of FILE (default: $CHUNKYARD_KEYS_FROM_PASSWORD, else this store's password)" },
     delta: { type: 'string', value: 'on|off', description: 'delta compression of similar chunks, the store default (default off; docs/delta.md)' },
+    'pack-size': { type: 'string', value: 'N', description: 'seal packs at this many bytes (1 MiB … 1 GiB, e.g. 16M; default 32 MiB; docs/backends.md for S3)' },
     json: { type: 'boolean', description: 'print the config as JSON' },
   },
   async run({ flags, positionals }, io) {
@@ -47,6 +48,7 @@ export default defineCommand({
       kdf: passwordKdf(flags.kdf, io.env),
       delta: oneOf(flags.delta, ['on', 'off'] as const, '--delta'),
       zstdLevel: flags['zstd-level'] === undefined ? undefined : zstdLevelFlag(flags['zstd-level']),
+      packSize: size(flags['pack-size'], '--pack-size'),
     });
     if (flags.json) return printJson(io.stdout, config);
     const c = config.chunker;
