@@ -28,6 +28,47 @@ import type { Backend } from '../../src/backend/types.js';
 import { ChunkyardError, type ErrorCode } from '../../src/errors.js';
 import { emptyPrefix, pendingUploads, rawKeys, s3TestCluster } from '../support/ceph.js';
 
+/**
+ * A TCP proxy in front of radosgw that passes requests through and, for each request whose
+ * head `drop` picks, breaks the connection instead of passing the answer back (the service
+ * has acted on it: the answer is lost). While `refusing()`, it breaks every connection.
+ */
+function answerDroppingProxy(target: URL, drop: (head: string) => boolean, refusing: () => boolean = () => false): { server: Server; dropped: () => number } {
+  let dropped = 0;
+  const server = createServer((client) => {
+    if (refusing()) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(target.port), target.hostname);
+    let dropAnswer = false;
+    client.on('data', (d: Buffer) => {
+      if (refusing()) {
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      if (drop(d.toString('latin1', 0, 400))) dropAnswer = true;
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (dropAnswer) {
+        dropAnswer = false;
+        dropped++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  return { server, dropped: () => dropped };
+}
+
 const cluster = await s3TestCluster();
 
 if ('skip' in cluster) {
@@ -251,31 +292,8 @@ if ('skip' in cluster) {
       // and then drops its answer (the connection breaks after the service completed it).
       // radosgw answers a repeated completion with 200; services that answer NoSuchUpload
       // (or 412 with If-None-Match) are recognised by the object's multipart ETag.
-      const target = new URL(cluster.endpoint);
       let completions = 0;
-      let dropped = 0;
-      const proxy: Server = createServer((client) => {
-        const upstream = connect(Number(target.port), target.hostname);
-        let dropAnswer = false;
-        client.on('data', (d: Buffer) => {
-          if (/^POST \S*uploadId=/.test(d.toString('latin1', 0, 300)) && completions++ % 2 === 0) dropAnswer = true;
-          upstream.write(d);
-        });
-        upstream.on('data', (d: Buffer) => {
-          if (dropAnswer) {
-            dropAnswer = false;
-            dropped++;
-            client.destroy();
-            upstream.destroy();
-            return;
-          }
-          client.write(d);
-        });
-        for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
-          a.on('error', () => b.destroy());
-          a.on('close', () => b.destroy());
-        }
-      });
+      const { server: proxy, dropped } = answerDroppingProxy(new URL(cluster.endpoint), (head) => /^POST \S*uploadId=/.test(head) && completions++ % 2 === 0);
       await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
       const prefix = freshPrefix();
       const b = new S3Backend(`s3://${bucket}/${prefix}`, {
@@ -291,7 +309,7 @@ if ('skip' in cluster) {
           await w.commit();
           assert.ok((await b.get(`lost-${exclusive}`)).equals(data), `exclusive: ${exclusive}`);
         }
-        assert.equal(dropped, 2, 'both first completions lost their answer');
+        assert.equal(dropped(), 2, 'both first completions lost their answer');
         assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
       } finally {
         await b.close();
@@ -303,42 +321,13 @@ if ('skip' in cluster) {
     test("a writer's PutObject whose answer was lost is retried: ours → committed, exclusive or not; an outage past the retries fails the commit", async () => {
       // A proxy in front of radosgw that passes every other large PUT (a writer's whole object)
       // through and then drops its answer (the connection breaks after radosgw stored it).
-      const target = new URL(cluster.endpoint);
       let puts = 0;
-      let dropped = 0;
       let refuseAll = false;
-      const proxy: Server = createServer((client) => {
-        if (refuseAll) {
-          client.destroy();
-          return;
-        }
-        const upstream = connect(Number(target.port), target.hostname);
-        let dropAnswer = false;
-        client.on('data', (d: Buffer) => {
-          if (refuseAll) {
-            client.destroy();
-            upstream.destroy();
-            return;
-          }
-          const head = d.toString('latin1', 0, 400);
-          if (/^PUT \S*\/whole-(true|false)/.test(head) && puts++ % 2 === 0) dropAnswer = true;
-          upstream.write(d);
-        });
-        upstream.on('data', (d: Buffer) => {
-          if (dropAnswer) {
-            dropAnswer = false;
-            dropped++;
-            client.destroy();
-            upstream.destroy();
-            return;
-          }
-          client.write(d);
-        });
-        for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
-          a.on('error', () => b.destroy());
-          a.on('close', () => b.destroy());
-        }
-      });
+      const { server: proxy, dropped } = answerDroppingProxy(
+        new URL(cluster.endpoint),
+        (head) => /^PUT \S*\/whole-(true|false)/.test(head) && puts++ % 2 === 0,
+        () => refuseAll,
+      );
       await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
       const prefix = freshPrefix();
       const b = new S3Backend(`s3://${bucket}/${prefix}`, {
@@ -354,7 +343,7 @@ if ('skip' in cluster) {
           await w.commit();
           assert.ok((await b.get(`whole-${exclusive}`)).equals(data), `exclusive: ${exclusive}`);
         }
-        assert.equal(dropped, 2, 'both first PUTs lost their answer');
+        assert.equal(dropped(), 2, 'both first PUTs lost their answer');
         // Someone else's object under the name: the exclusive writer still gets OBJECT_EXISTS.
         await b.put('whole-taken', Buffer.from('first'), { exclusive: true });
         const w = await b.openWriter('whole-taken', { exclusive: true });
