@@ -10,7 +10,8 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { badArgument } from '../errors.js';
-import { copyBytes, loadNative } from './native.js';
+import { copyBytes } from './native.js';
+import { nativeIfAllowed } from '../native/addon.js';
 
 /** The slice size used unless told otherwise: 1 MiB. */
 export const DEFAULT_SLICE_BYTES = 1024 * 1024;
@@ -84,20 +85,6 @@ export function isByteReader(source: unknown): source is ByteReader {
 const ZEROS = Buffer.alloc(1 << 20);
 
 /**
- * The addon's dataRegion (lseek SEEK_DATA / SEEK_HOLE), or undefined: no addon, an older
- * build, or CHUNKYARD_ENGINE=wasm (no native code at all).
- */
-function dataRegionFn(): ((fd: number, offset: number) => [number, number]) | undefined {
-  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return undefined;
-  try {
-    const addon = loadNative();
-    return typeof addon.dataRegion === 'function' ? addon.dataRegion.bind(addon) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
  * A ByteReader over a file, read sequentially from its start. A sparse file's holes (a disk
  * image's unwritten blocks) are not read: the file system says where data is (SEEK_DATA,
  * SEEK_HOLE) and a hole's bytes are zeros written into the buffer, which spares the kernel
@@ -106,14 +93,21 @@ function dataRegionFn(): ((fd: number, offset: number) => [number, number]) | un
  */
 export async function openFileReader(path: string): Promise<ByteReader> {
   const handle = await open(path, 'r');
-  let regions = dataRegionFn();
+  const addon = nativeIfAllowed();
+  let regions = addon?.dataRegion?.bind(addon);
   let closed = false;
   let pos = 0;
   /** [pos, holeEnd) is a hole; [holeEnd, dataEnd) data, as last asked at or before pos. */
   let holeEnd = 0;
   let dataEnd = 0;
+  /**
+   * Reads at `pos` once a region was found (holes skipped leave the file's own offset
+   * behind); until then from the file's offset, so that what cannot seek (a pipe such as
+   * /dev/stdin or <(cmd), whose region query fails) still reads.
+   */
+  let positional = false;
   const plainRead = async (into: Uint8Array): Promise<number> => {
-    const { bytesRead } = await handle.read(into, 0, into.length, pos);
+    const { bytesRead } = await handle.read(into, 0, into.length, positional ? pos : null);
     pos += bytesRead;
     return bytesRead;
   };
@@ -127,12 +121,13 @@ export async function openFileReader(path: string): Promise<ByteReader> {
           // No data from pos on: zeros to the end of the file as it is now.
           holeEnd = dataEnd = Math.max(pos, (await handle.stat()).size);
         } else if (start < 0) {
-          regions = undefined; // the file system failed to answer: read every byte from here
+          regions = undefined; // no answer (a pipe, a device): read every byte from here
           return plainRead(into);
         } else {
           holeEnd = start;
           dataEnd = end;
         }
+        positional = true;
       }
       if (pos < holeEnd) {
         const n = Math.min(into.length, holeEnd - pos);

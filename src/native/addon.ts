@@ -222,6 +222,20 @@ export function loadNative(): NativeAddon {
   return addon;
 }
 
+/**
+ * The addon where native code may run: undefined when it does not load, or with
+ * CHUNKYARD_ENGINE=wasm (no native code at all). For optional native paths that have a
+ * fallback; `loadNative` is for callers that need the addon and report why it is missing.
+ */
+export function nativeIfAllowed(): NativeAddon | undefined {
+  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return undefined;
+  try {
+    return loadNative();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Below this, TypedArray.set is cheaper than a call into the addon. */
 const NATIVE_COPY_MIN = 4096;
 let copier: NativeAddon['copyBytes'] | null | undefined;
@@ -235,13 +249,9 @@ let copier: NativeAddon['copyBytes'] | null | undefined;
 export function copyBytes(dst: Uint8Array, offset: number, src: Uint8Array): void {
   if (src.length >= NATIVE_COPY_MIN && (dst.buffer instanceof SharedArrayBuffer || src.buffer instanceof SharedArrayBuffer)) {
     if (copier === undefined) {
-      try {
-        // CHUNKYARD_ENGINE=wasm means no native code at all, copies included.
-        const a = process.env['CHUNKYARD_ENGINE'] === 'wasm' ? null : loadNative();
-        copier = a ? a.copyBytes.bind(a) : null;
-      } catch {
-        copier = null;
-      }
+      // CHUNKYARD_ENGINE=wasm means no native code at all, copies included.
+      const a = nativeIfAllowed();
+      copier = a ? a.copyBytes.bind(a) : null;
     }
     if (copier) {
       copier(dst, offset, src);

@@ -11,7 +11,7 @@
  * the implementation (and compiles the WASM when that is the one); after it, calls are
  * synchronous.
  */
-import { loadNative, type NativeAddon } from '../native/addon.js';
+import { nativeIfAllowed, type NativeAddon } from '../native/addon.js';
 import type { IHasher } from './hash-wasm-blake3.js';
 
 /** An incremental BLAKE3-256 hasher (the part of hash-wasm's IHasher chunkyard uses). */
@@ -30,14 +30,8 @@ let choosing: Promise<void> | undefined;
 
 /** The addon's hashing functions, or undefined (no addon, CHUNKYARD_ENGINE=wasm, an older build). */
 function nativeHashing(): NativeHashing | undefined {
-  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return undefined;
-  let addon: NativeAddon;
-  try {
-    addon = loadNative();
-  } catch {
-    return undefined;
-  }
-  return typeof addon.hasherNew === 'function' ? (addon as NativeHashing) : undefined;
+  const addon = nativeIfAllowed();
+  return typeof addon?.hasherNew === 'function' ? (addon as NativeHashing) : undefined;
 }
 
 export async function initBlake3(): Promise<void> {

@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileReader } from '../../src/chunking/batcher.js';
@@ -106,6 +107,20 @@ test('without native code (CHUNKYARD_ENGINE=wasm) the reader reads every byte, h
     if (saved === undefined) delete process.env['CHUNKYARD_ENGINE'];
     else process.env['CHUNKYARD_ENGINE'] = saved;
   }
+});
+
+test('a pipe named as a file (a FIFO, /dev/stdin, <(cmd)) reads in order, though it cannot seek', async () => {
+  const fifo = join(dir, 'pipe');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  const data = prng(10, (5 << 20) + 123);
+  const source = join(dir, 'pipe-source.bin');
+  await writeFile(source, data);
+  // A writer on the other end, as a shell's process substitution would be.
+  const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', source, fifo], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => writer.on('exit', r));
+  const got = await readAll(fifo, 1 << 20);
+  assert.equal(await exited, 0);
+  assert.ok(got.equals(data), `the pipe's bytes, in order (${got.length} of ${data.length})`);
 });
 
 test('a sparse disk image backs up from a file reader and restores byte-exact', async () => {

@@ -33,6 +33,7 @@ import { ChunkyardError } from '../errors.js';
 export function loadNative() {
   throw new ChunkyardError('NATIVE_UNAVAILABLE', 'simulated: native/chunkyard.node is missing');
 }
+export function nativeIfAllowed() { return undefined; }
 export function copyBytes(dst, offset, src) { dst.set(src, offset); }
 export function fromNativeError(err) { return err; }
 export async function native(call) { return call(); }
