@@ -300,15 +300,20 @@ export interface SlotListing {
 export async function listSlots(backend: Backend): Promise<SlotListing> {
   const slots: KeySlot[] = [];
   const damaged: { name: string; message: string }[] = [];
-  for await (const o of backend.list(KEY_SLOT_PREFIX)) {
-    if (!/^keys\/[0-9a-f]{16}\.json$/.test(o.name)) continue;
+  const names: string[] = [];
+  for await (const o of backend.list(KEY_SLOT_PREFIX)) if (/^keys\/[0-9a-f]{16}\.json$/.test(o.name)) names.push(o.name);
+  // Read at once (a store has a few slots), checked in listing order as before.
+  const reads = names.map((name) => backend.get(name).then((bytes) => ({ bytes }), (err: unknown) => ({ err })));
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
     try {
-      const body = openSealedJson(await backend.get(o.name), `key slot ${o.name}`);
-      slots.push(validSlot(body, o.name));
+      const r = await reads[i]!;
+      if ('err' in r) throw r.err;
+      slots.push(validSlot(openSealedJson(r.bytes, `key slot ${name}`), name));
     } catch (err) {
       if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') continue;
       if ((err as { code?: string }).code === 'FORMAT_UNSUPPORTED') throw err;
-      damaged.push({ name: o.name, message: (err as Error).message });
+      damaged.push({ name, message: (err as Error).message });
     }
   }
   // Oldest first, by code unit (ISO times and hex ids sort so): not localeCompare, whose
