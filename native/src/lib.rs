@@ -13,6 +13,7 @@ pub mod gear;
 #[cfg(test)]
 mod golden;
 pub mod hash;
+pub mod hkdf;
 pub mod multi;
 pub mod params;
 pub mod scan;

@@ -15,7 +15,8 @@
 //! are, outside any further encryption layer). A reader needs only the prefix to open the
 //! chunk, wherever it was copied.
 //!
-//! HKDF and SHA-256 come from ring 0.16 (Debian's librust-ring-dev). AES-256-GCM is gcm.rs's
+//! HKDF is hkdf.rs's (SHA-NI) where the CPU has the SHA extensions, else ring 0.16's (Debian's
+//! librust-ring-dev), whose SHA-256 also makes the prefixes. AES-256-GCM is gcm.rs's
 //! (VAES and VPCLMULQDQ on 512-bit vectors, about twice ring's speed) where the CPU has those
 //! instructions, else ring's (AES-NI and PCLMULQDQ): the same bytes (gcm.rs's tests compare
 //! them; CHUNKYARD_GCM_RING=1 in the environment forces ring's).
@@ -53,6 +54,9 @@ pub fn chunk_seal_key_bytes(chunk_key: &[u8; 32], prefix: &[u8]) -> [u8; 32] {
         fn len(&self) -> usize {
             32
         }
+    }
+    if crate::hkdf::available() {
+        return crate::hkdf::hkdf_sha256_32(chunk_key, prefix, INFO);
     }
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, prefix).extract(chunk_key);
     let mut key = [0u8; 32];
