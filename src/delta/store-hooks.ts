@@ -6,7 +6,7 @@
 import type { Backend } from '../backend/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
-import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { listSnapshotIds, readManifests, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RECIPE_VERSION, RECIPE_VERSION_DELTA } from '../snapshot/recipe.js';
 import { addFeature, hasFeature, validateDelta, type StoreConfig } from '../store/config.js';
 import { MAX_CANDIDATES } from './similarity.js';
@@ -52,8 +52,7 @@ export function validateIndexChunks(n: unknown): number {
 /** The latest committed snapshot of `target` with a recipe, or undefined. */
 async function latestOf(backend: Backend, target: string): Promise<SnapshotManifest | undefined> {
   let best: SnapshotManifest | undefined;
-  for (const id of await listSnapshotIds(backend)) {
-    const m = await readManifest(backend, id).catch(() => undefined);
+  for await (const { manifest: m } of readManifests(backend, await listSnapshotIds(backend))) {
     if (!m || m.target !== target || !m.recipe) continue;
     if (!best || m.time > best.time) best = m;
   }

@@ -29,7 +29,7 @@ import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import { readPackTable } from '../pack/reader.js';
-import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { listSnapshotIds, readManifests, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { condemn, readCondemned, sessionsEnded, takeMaintenanceLease, type LoadedRecord } from '../session/condemned.js';
 import { backendTime, listSessions, sessionIsLive, type WriterSession } from '../session/session.js';
@@ -153,14 +153,17 @@ async function markStore(backend: Backend, problems: ProblemList, options: Prune
   // Snapshots. Every one must be readable: prune cannot tell what an unreadable one needs.
   const ids = await listSnapshotIds(backend);
   const manifests: SnapshotManifest[] = [];
-  for (const [n, id] of ids.entries()) {
+  let n = 0;
+  for await (const { id, manifest, error } of readManifests(backend, ids)) {
+    n++;
     try {
-      manifests.push(await readManifest(backend, id));
+      if (error !== undefined) throw error;
+      manifests.push(manifest!);
     } catch (err) {
       if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue; // forgotten meanwhile
       throw refuse(id, err);
     }
-    progress('snapshots', n + 1, ids.length);
+    progress('snapshots', n, ids.length);
   }
   aborted(options.signal);
   // Packs and their tables, listed after the manifests: a pack written after this listing

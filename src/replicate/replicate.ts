@@ -22,7 +22,7 @@ import { fpKey } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation } from '../pack/format.js';
 import { readVerified, type ChunkRef, type VerifyJob } from '../maintenance/verify.js';
 import { RecipeReader, type RecipeEntry } from '../snapshot/recipe.js';
-import { MANIFEST_VERSION, manifestName, readManifest, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
+import { MANIFEST_VERSION, manifestName, readManifest, readManifests, recipeName, writeManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { packObjectName } from '../util/ids.js';
 import { Store, chunkSealing, type StoreLocation, type ReplicaWriter } from '../store/store.js';
 import type { SnapshotInfo } from '../snapshot/info.js';
@@ -419,9 +419,10 @@ async function selectSnapshots(src: Store, all: readonly SnapshotInfo[], options
     infos = infos.filter((s) => picked.has(s.id));
   }
   const out: SnapshotManifest[] = [];
-  for (const s of infos) {
+  for await (const { manifest, error } of readManifests(src.backend, infos.map((s) => s.id))) {
     try {
-      out.push(await readManifest(src.backend, s.id));
+      if (error !== undefined) throw error;
+      out.push(manifest!);
     } catch (err) {
       if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue; // forgotten meanwhile
       throw err;

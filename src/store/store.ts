@@ -34,7 +34,7 @@ import type { CompressionName } from '../compress/messages.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { FingerprintIndex, preloadLevel } from '../fingerprints/fingerprint-index.js';
 import { readPackTable, readTableObject } from '../pack/reader.js';
-import { MANIFEST_VERSION, listSnapshotIds, manifestName, readManifest, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { MANIFEST_VERSION, listSnapshotIds, manifestName, readManifest, readManifests, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
 import { snapshotInfo, snapshotLabels, snapshotMatcher, type SnapshotFilter, type SnapshotInfo } from '../snapshot/info.js';
 import { checkOptions } from './options.js';
 import { abortableSink, abortableStream, type RestoreProgress } from './restore-control.js';
@@ -797,14 +797,15 @@ export class Store {
     // With host or tags, the name is a target and the answer its latest matching snapshot.
     if (filter.host !== undefined || filter.tags !== undefined) {
       validateTargetName(idOrTarget);
-      const matching = await this.snapshots({ ...filter, target: idOrTarget });
+      // The latest is the manifest the listing read (not read a second time).
+      const matching = await this.manifests({ ...filter, target: idOrTarget }, await listSnapshotIds(this.backend));
       if (matching.length === 0) throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot of target ${JSON.stringify(idOrTarget)} matches ${JSON.stringify(filter)}`);
-      return readManifest(this.backend, matching[matching.length - 1]!.id);
+      return matching[matching.length - 1]!;
     }
     const ids = await listSnapshotIds(this.backend);
     if (/^[0-9a-f]{16}$/.test(idOrTarget) && ids.includes(idOrTarget)) return readManifest(this.backend, idOrTarget);
-    const snaps = await this.snapshots({ target: idOrTarget });
-    if (snaps.length > 0) return readManifest(this.backend, snaps[snaps.length - 1].id);
+    const snaps = await this.manifests({ target: idOrTarget }, ids);
+    if (snaps.length > 0) return snaps[snaps.length - 1]!;
     if (/^[0-9a-f]{4,16}$/.test(idOrTarget)) {
       const matches = ids.filter((id) => id.startsWith(idOrTarget));
       if (matches.length === 1) return readManifest(this.backend, matches[0]);
@@ -915,12 +916,19 @@ export class Store {
   async snapshots(filter: SnapshotFilter = {}): Promise<SnapshotInfo[]> {
     this.check();
     checkOptions('Store.snapshots', filter);
+    return (await this.manifests(filter, await listSnapshotIds(this.backend))).map(snapshotInfo);
+  }
+
+  /** The readable manifests of `ids` that match `filter`, in snapshots()'s order (oldest first). */
+  private async manifests(filter: SnapshotFilter, ids: readonly string[]): Promise<SnapshotManifest[]> {
     const matches = snapshotMatcher(filter);
-    const out: SnapshotInfo[] = [];
-    for (const id of await listSnapshotIds(this.backend)) {
+    const out: SnapshotManifest[] = [];
+    for await (const read of readManifests(this.backend, ids)) {
+      const { id } = read;
       let m: SnapshotManifest;
       try {
-        m = await readManifest(this.backend, id);
+        if (read.error !== undefined) throw read.error;
+        m = read.manifest!;
       } catch (err) {
         // Forgotten by another process between the listing and this read: no longer a snapshot.
         if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') continue;
@@ -929,11 +937,11 @@ export class Store {
         process.emitWarning(`snapshot ${id} is unreadable and left out of the list: ${err.message}`, { code: 'CHUNKYARD_SNAPSHOT_UNREADABLE' });
         continue;
       }
-      if (!matches(m)) continue;
-      out.push(snapshotInfo(m));
+      if (matches(m)) out.push(m);
     }
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
+
 
   /**
    * What the store holds, from the pack tables themselves (table objects; a pack's own table
