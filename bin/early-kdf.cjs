@@ -67,10 +67,16 @@ function startEarlyKdf(argv = process.argv.slice(2), env = process.env, root = r
     // and keys/ (the command names it first; an option's value is never such a directory).
     const candidates = [...(env.CHUNKYARD_STORE ? [env.CHUNKYARD_STORE] : []), ...argv.filter((a) => !a.startsWith('-') && !a.includes('://')).slice(0, 4)];
     let keysDir;
+    const isStore = (c) => {
+      try {
+        return fs.statSync(path.join(c, 'config.json'), { throwIfNoEntry: false })?.isFile() && fs.statSync(path.join(c, 'keys'), { throwIfNoEntry: false })?.isDirectory();
+      } catch {
+        return false; // ENOTDIR (a file named before the store), EACCES, ...
+      }
+    };
     for (const c of candidates) {
-      const k = path.join(c, 'keys');
-      if (fs.statSync(path.join(c, 'config.json'), { throwIfNoEntry: false })?.isFile() && fs.statSync(k, { throwIfNoEntry: false })?.isDirectory()) {
-        keysDir = k;
+      if (isStore(c)) {
+        keysDir = path.join(c, 'keys');
         break;
       }
     }

@@ -75,8 +75,9 @@ test('starts the slot KDF for CHUNKYARD_PASSWORD and a local store; the open tak
     // The same key the KDF gives when asked now (nothing left to take: it computes it).
     assert.deepEqual(await argon2id(Buffer.from(PW), salt, e.m, e.t, e.p), early);
     assert.equal(await takeEarlyKdf(Buffer.from(PW), salt, e.m, e.t, e.p), undefined, 'taken once');
-    // CHUNKYARD_STORE names the store too.
+    // CHUNKYARD_STORE names the store too; a file named before the store is passed over.
     assert.ok(startEarlyKdf(['snapshots'], { CHUNKYARD_PASSWORD: PW, CHUNKYARD_STORE: dir }, ROOT));
+    assert.ok(startEarlyKdf(['backup', slotFile, dir], { CHUNKYARD_PASSWORD: PW }, ROOT));
   } finally {
     dropEarlyKdf();
     await rm(dir, { recursive: true, force: true });
