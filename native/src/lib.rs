@@ -8,10 +8,12 @@ pub mod argon2;
 pub mod chunker;
 pub mod codec;
 pub mod delta;
+pub mod gcm;
 pub mod gear;
 #[cfg(test)]
 mod golden;
 pub mod hash;
+pub mod hkdf;
 pub mod multi;
 pub mod params;
 pub mod scan;

@@ -15,8 +15,11 @@
 //! are, outside any further encryption layer). A reader needs only the prefix to open the
 //! chunk, wherever it was copied.
 //!
-//! AES-256-GCM, HKDF and SHA-256 come from ring 0.16 (Debian's librust-ring-dev), which uses
-//! AES-NI and PCLMULQDQ (and AVX/MOVBE GCM code) where the CPU has them.
+//! HKDF is hkdf.rs's (SHA-NI) where the CPU has the SHA extensions, else ring 0.16's (Debian's
+//! librust-ring-dev), whose SHA-256 also makes the prefixes. AES-256-GCM is gcm.rs's
+//! (VAES and VPCLMULQDQ on 512-bit vectors, about twice ring's speed) where the CPU has those
+//! instructions, else ring's (AES-NI and PCLMULQDQ): the same bytes (gcm.rs's tests compare
+//! them; CHUNKYARD_GCM_RING=1 in the environment forces ring's).
 
 use crate::codec::{check_fingerprint, compress_one, decompress_into, raw_of, scatter_with, stored_of, FileOut, Piece, CODEC_NONE};
 use ring::{aead, digest, hkdf};
@@ -42,6 +45,45 @@ pub fn chunk_seal_key(chunk_key: &[u8; 32], prefix: &[u8]) -> aead::LessSafeKey 
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, prefix).extract(chunk_key);
     let okm = prk.expand(&[INFO], &aead::AES_256_GCM).expect("32 bytes is a valid HKDF-SHA256 output length");
     aead::LessSafeKey::new(aead::UnboundKey::from(okm))
+}
+
+/// The raw bytes of that key, for gcm.rs (the same HKDF; ring's own AES-GCM takes it as a key object).
+pub fn chunk_seal_key_bytes(chunk_key: &[u8; 32], prefix: &[u8]) -> [u8; 32] {
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    if crate::hkdf::available() {
+        return crate::hkdf::hkdf_sha256_32(chunk_key, prefix, INFO);
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, prefix).extract(chunk_key);
+    let mut key = [0u8; 32];
+    prk.expand(&[INFO], Len32).and_then(|okm| okm.fill(&mut key)).expect("32 bytes is a valid HKDF-SHA256 output length");
+    key
+}
+
+/// Seals `body` in place under the chunk's own key; returns the tag. gcm.rs where the CPU has
+/// VAES and VPCLMULQDQ (the same bytes, about twice ring's speed), else ring.
+fn seal_body(chunk_key: &[u8; 32], prefix: &[u8], ad: &[u8], body: &mut [u8]) -> Result<[u8; TAG], ()> {
+    if crate::gcm::available() {
+        return Ok(crate::gcm::seal_in_place(&chunk_seal_key_bytes(chunk_key, prefix), &[0u8; 12], ad, body));
+    }
+    let tag = chunk_seal_key(chunk_key, prefix).seal_in_place_separate_tag(zero_nonce(), aead::Aad::from(ad), body).map_err(|_| ())?;
+    let mut t = [0u8; TAG];
+    t.copy_from_slice(tag.as_ref());
+    Ok(t)
+}
+
+/// Opens `body` (ciphertext ‖ tag) in place: the stored form is then its first len − 16 bytes.
+fn open_body(chunk_key: &[u8; 32], prefix: &[u8], ad: &[u8], body: &mut [u8]) -> bool {
+    if crate::gcm::available() {
+        let (ct, tag) = body.split_at_mut(body.len() - TAG);
+        let tag: &[u8; TAG] = (&*tag).try_into().expect("16-byte tag");
+        return crate::gcm::open_in_place(&chunk_seal_key_bytes(chunk_key, prefix), &[0u8; 12], ad, ct, tag);
+    }
+    chunk_seal_key(chunk_key, prefix).open_in_place(zero_nonce(), aead::Aad::from(ad), body).is_ok()
 }
 
 fn zero_nonce() -> aead::Nonce {
@@ -96,10 +138,8 @@ pub fn seal_into(codec: u8, data: &[u8], pieces: &[(usize, usize)], fingerprints
         let prefix = chunk_prefix(salt, i as u32);
         out[pos..body].copy_from_slice(&prefix);
         let ad = aad(&fingerprints[i * 32..i * 32 + 32], c, len as u32);
-        let tag = chunk_seal_key(chunk_key, &prefix)
-            .seal_in_place_separate_tag(zero_nonce(), aead::Aad::from(&ad[..]), &mut out[body..body + m])
-            .map_err(|_| format!("sealing piece {i} failed"))?;
-        out[body + m..body + m + TAG].copy_from_slice(tag.as_ref());
+        let tag = seal_body(chunk_key, &prefix, &ad, &mut out[body..body + m]).map_err(|_| format!("sealing piece {i} failed"))?;
+        out[body + m..body + m + TAG].copy_from_slice(&tag);
         let sealed = m + OVERHEAD;
         lengths.push(sealed as u32);
         codecs.push(c);
@@ -121,10 +161,11 @@ fn open_one(i: usize, data: &mut [u8], p: &Piece, fingerprints: &[u8], chunk_key
     let sealed = &mut data[p.offset..end];
     let (head, body) = sealed.split_at_mut(PREFIX);
     let ad = aad(&fingerprints[i * 32..i * 32 + 32], p.codec, p.raw_length as u32);
-    chunk_seal_key(chunk_key, head)
-        .open_in_place(zero_nonce(), aead::Aad::from(&ad[..]), body)
-        .map(|_| ())
-        .map_err(|_| (i, "sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store's key".into()))
+    if open_body(chunk_key, head, &ad, body) {
+        Ok(())
+    } else {
+        Err((i, "sealed chunk fails authentication: damaged, moved under another fingerprint, or not sealed with this store's key".into()))
+    }
 }
 
 /// The stored form of an opened piece, as a piece of `data`.
@@ -219,6 +260,13 @@ mod tests {
             // Every chunk's prefix differs: nothing repeats where chunks begin.
             let prefixes: std::collections::HashSet<&[u8]> = qs.iter().map(|q| &out[q.offset..q.offset + PREFIX]).collect();
             assert_eq!(prefixes.len(), qs.len());
+            // Every chunk opens with ring's AES-GCM too (the fast path, where it ran, wrote the same bytes).
+            for (i, q) in qs.iter().enumerate() {
+                let mut copy = out[q.offset..q.offset + q.stored_length].to_vec();
+                let (head, body) = copy.split_at_mut(PREFIX);
+                let ad = aad(&fps[i * 32..i * 32 + 32], q.codec, q.raw_length as u32);
+                chunk_seal_key(&key, head).open_in_place(zero_nonce(), aead::Aad::from(&ad[..]), body).expect("ring opens what seal_into sealed");
+            }
             let mut sealed = out[..o].to_vec();
             let mut back = vec![0u8; data.len()];
             unsafe { open_scatter(&mut sealed, &qs, &dests, &fps, Some(&fkey), &key, back.as_mut_ptr(), back.len()) }.unwrap();

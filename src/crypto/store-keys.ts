@@ -8,7 +8,7 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import { openSealedJson } from '../util/sealed-json.js';
 import { CryptBackend, openObject, sealObject } from './crypt-backend.js';
-import { argon2idNative, deriveKeys, listSlots, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type KeySlot, type PasswordKdf, type StoreKeys } from './keys.js';
+import { argon2idNative, deriveKeys, dropEarlyKdf, listSlots, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type KeySlot, type PasswordKdf, type StoreKeys } from './keys.js';
 import { passwordRequired, resolveSecret, secretSource, type KeyOptions } from './secret.js';
 import { ReadAhead } from './read-ahead.js';
 import { KNOWN_FEATURES } from '../store/config.js';
@@ -144,6 +144,7 @@ export async function openStoreBackend(backend: Backend, options: KeyOptions = {
     throw err;
   } finally {
     known = true;
+    dropEarlyKdf();
   }
   const keys = deriveKeys(opened.master);
   if (keys.keyId !== enc.keyId) {
