@@ -169,7 +169,7 @@ export async function argon2id(password: Buffer, salt: Buffer, m: number, t: num
 }
 
 /** A KDF bin/early-kdf.cjs started before the bundle loaded (docs/encryption.md, "Opening a store"). */
-interface EarlyKdf {
+export interface EarlyKdf {
   password: Buffer;
   salt: Buffer;
   m: number;

@@ -28,7 +28,7 @@ import type { Hasher } from '../chunking/types.js';
 import type { CompressionPool } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import { readPackTable } from '../pack/reader.js';
-import { listSnapshotIds, readManifest, readManifests, type SnapshotManifest } from '../snapshot/manifest.js';
+import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { readPolicies } from '../store/policies.js';
 import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../snapshot/staging.js';
@@ -161,15 +161,14 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
   const liveRecipes = new Set<string>();
   const liveStaging = new Set<string>();
   const damagedRefs = new Map<string, Map<number, DamagedRef>>();
-  let n = -1;
-  for await (const read of readManifests(backend, ids)) {
-    const { id } = read;
-    n++;
+  // One at a time, each right before its snapshot is checked (not read ahead): a check of one
+  // snapshot can take minutes (--read-data), and a manifest read long before its check could
+  // name a snapshot forgotten and pruned meanwhile, whose missing recipe would be reported.
+  for (const [n, id] of ids.entries()) {
     checked.snapshots++;
     let m: SnapshotManifest;
     try {
-      if (read.error !== undefined) throw read.error;
-      m = read.manifest!;
+      m = await readManifest(backend, id);
     } catch (err) {
       if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') {
         checked.snapshots--; // forgotten while check ran

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
-import { argon2id, dropEarlyKdf, takeEarlyKdf } from '../../src/crypto/keys.js';
+import { argon2id, dropEarlyKdf, takeEarlyKdf, type EarlyKdf } from '../../src/crypto/keys.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { prng } from '../support/data.js';
@@ -26,16 +26,8 @@ process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256';
 await initBlake3();
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-interface Entry {
-  password: Buffer;
-  salt: Buffer;
-  m: number;
-  t: number;
-  p: number;
-  result: Promise<Buffer | undefined>;
-}
 const { startEarlyKdf } = createRequire(import.meta.url)(join(ROOT, 'bin', 'early-kdf.cjs')) as {
-  startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv, root: string): Entry | undefined;
+  startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv, root: string): EarlyKdf | undefined;
 };
 const PW = 'early kdf';
 
