@@ -103,4 +103,4 @@ function startEarlyKdf(argv = process.argv.slice(2), env = process.env, root = r
   }
 }
 
-module.exports = { startEarlyKdf, firstArgon2Slot };
+module.exports = { startEarlyKdf, firstArgon2Slot, ARGON2_BOUNDS: { m: ARGON2_MAX_M, t: ARGON2_MAX_T, p: ARGON2_MAX_P } };

@@ -20,10 +20,11 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { loadNative, native, type NativeAddon } from '../native/addon.js';
+import { nativeIfAllowed, native, type NativeAddon } from '../native/addon.js';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
+import { mapAhead } from '../util/async.js';
 
 export const KEY_SLOT_PREFIX = 'keys/';
 export const KEY_SLOT_VERSION = 1;
@@ -42,6 +43,8 @@ export const DEFAULT_ARGON2 = { m: 19 * 1024, t: 2, p: 1 } as const;
 const ARGON2_MAX_M = 2 * 1024 * 1024; // KiB: 2 GiB
 const ARGON2_MAX_T = 64;
 const ARGON2_MAX_P = 16;
+/** The bounds above, which bin/early-kdf.cjs repeats (it runs before this module loads; a test keeps the two equal). */
+export const ARGON2_BOUNDS = { m: ARGON2_MAX_M, t: ARGON2_MAX_T, p: ARGON2_MAX_P } as const;
 
 /** The KDFs a password slot can use. */
 export const PASSWORD_KDFS = ['argon2id', 'scrypt'] as const;
@@ -147,13 +150,8 @@ export async function argon2idWasm(password: Buffer, salt: Buffer, m: number, t:
 
 /** The addon's Argon2id (native/src/argon2.rs), when it loads and is tagged `argon2id`. */
 export function argon2idNative(): NonNullable<NativeAddon['argon2idAsync']> | undefined {
-  if (process.env['CHUNKYARD_ENGINE'] === 'wasm') return undefined;
-  try {
-    const addon = loadNative();
-    return addon.version().split(' ').includes('argon2id') && addon.argon2idAsync ? addon.argon2idAsync.bind(addon) : undefined;
-  } catch {
-    return undefined;
-  }
+  const addon = nativeIfAllowed();
+  return addon?.argon2idAsync && addon.version().split(' ').includes('argon2id') ? addon.argon2idAsync.bind(addon) : undefined;
 }
 
 /**
@@ -302,14 +300,14 @@ export async function listSlots(backend: Backend): Promise<SlotListing> {
   const damaged: { name: string; message: string }[] = [];
   const names: string[] = [];
   for await (const o of backend.list(KEY_SLOT_PREFIX)) if (/^keys\/[0-9a-f]{16}\.json$/.test(o.name)) names.push(o.name);
-  // Read at once (a store has a few slots), checked in listing order as before.
-  const reads = names.map((name) => backend.get(name).then((bytes) => ({ bytes }), (err: unknown) => ({ err })));
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
+  // Read eight at a time (a store has a few slots, but a listing is not trusted to be
+  // short), checked in listing order as before.
+  let i = 0;
+  for await (const r of mapAhead(names, 8, (name) => backend.get(name))) {
+    const name = names[i++]!;
     try {
-      const r = await reads[i]!;
-      if ('err' in r) throw r.err;
-      slots.push(validSlot(openSealedJson(r.bytes, `key slot ${name}`), name));
+      if (!r.ok) throw r.error;
+      slots.push(validSlot(openSealedJson(r.value, `key slot ${name}`), name));
     } catch (err) {
       if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') continue;
       if ((err as { code?: string }).code === 'FORMAT_UNSUPPORTED') throw err;

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
+import { mapAhead } from '../util/async.js';
 
 /**
  * The version written. Version 1 (no host, tags or metadata) is still read: it reads as
@@ -124,23 +125,15 @@ export const MANIFEST_READS_IN_FLIGHT = 8;
 
 /**
  * The manifests of `ids`, yielded in the order of `ids`, read `inFlight` at a time (memory:
- * that many manifests). Each read's outcome is yielded as it is, a failure included, for the
- * caller to judge as it would a single readManifest (forgotten meanwhile, damaged). A caller
- * that stops early leaves at most `inFlight` reads to finish unobserved.
+ * that many manifests; util/async.ts mapAhead). Each read's outcome is yielded as it is, a
+ * failure included, for the caller to judge as it would a single readManifest (forgotten
+ * meanwhile, damaged).
  */
 export async function* readManifests(backend: Backend, ids: readonly string[], inFlight = MANIFEST_READS_IN_FLIGHT): AsyncGenerator<ManifestRead> {
-  const read = (id: string): Promise<ManifestRead> =>
-    readManifest(backend, id).then(
-      (manifest) => ({ id, manifest }),
-      (error: unknown) => ({ id, error }),
-    );
-  const ahead: Promise<ManifestRead>[] = [];
-  let next = 0;
-  while (next < ids.length && ahead.length < inFlight) ahead.push(read(ids[next++]!));
-  while (ahead.length > 0) {
-    const done = await ahead.shift()!;
-    if (next < ids.length) ahead.push(read(ids[next++]!));
-    yield done;
+  let i = 0;
+  for await (const r of mapAhead(ids, inFlight, (id) => readManifest(backend, id))) {
+    const id = ids[i++]!;
+    yield r.ok ? { id, manifest: r.value } : { id, error: r.error };
   }
 }
 

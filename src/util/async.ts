@@ -70,3 +70,28 @@ export class BoundedQueue<T> {
     }
   }
 }
+
+/** One outcome of mapAhead: the value, or the error the call gave. */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * `fn` over `items`, at most `inFlight` calls at once, each outcome yielded in the order of
+ * `items` whatever order the calls finish in (memory: `inFlight` results). A failure is
+ * yielded as it is, for the caller to judge. A caller that stops early leaves at most
+ * `inFlight` calls to finish unobserved (their rejections handled).
+ */
+export async function* mapAhead<I, T>(items: readonly I[], inFlight: number, fn: (item: I) => Promise<T>): AsyncGenerator<Settled<T>> {
+  const call = (item: I): Promise<Settled<T>> =>
+    fn(item).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+  const ahead: Promise<Settled<T>>[] = [];
+  let next = 0;
+  while (next < items.length && ahead.length < Math.max(1, inFlight)) ahead.push(call(items[next++]!));
+  while (ahead.length > 0) {
+    const done = await ahead.shift()!;
+    if (next < items.length) ahead.push(call(items[next++]!));
+    yield done;
+  }
+}

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
-import { argon2id, dropEarlyKdf, takeEarlyKdf, type EarlyKdf } from '../../src/crypto/keys.js';
+import { ARGON2_BOUNDS, argon2id, dropEarlyKdf, takeEarlyKdf, type EarlyKdf } from '../../src/crypto/keys.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { prng } from '../support/data.js';
@@ -26,9 +26,14 @@ process.env['CHUNKYARD_ARGON2_MEMORY_KIB'] = '256';
 await initBlake3();
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const { startEarlyKdf } = createRequire(import.meta.url)(join(ROOT, 'bin', 'early-kdf.cjs')) as {
+const { startEarlyKdf, ARGON2_BOUNDS: EARLY_BOUNDS } = createRequire(import.meta.url)(join(ROOT, 'bin', 'early-kdf.cjs')) as {
   startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv, root: string): EarlyKdf | undefined;
+  ARGON2_BOUNDS: { m: number; t: number; p: number };
 };
+
+test('the early KDF bounds a slot as the open does (it would otherwise run a cost the open refuses)', () => {
+  assert.deepEqual(EARLY_BOUNDS, { ...ARGON2_BOUNDS });
+});
 const PW = 'early kdf';
 
 async function encryptedStore(): Promise<{ dir: string; slotFile: string }> {
