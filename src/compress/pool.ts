@@ -256,6 +256,33 @@ export class CompressionPool {
     if (index >= 0) throw new DecodeError(index, reason);
   }
 
+  /**
+   * Whether readScatter is there: the addon's fused read (pread and decode in one piece of
+   * work), for a plain store, or for a sealed one from an addon that opens the way this
+   * build seals (nativeSeal).
+   */
+  get canReadScatter(): boolean {
+    return (this.sealing ? this.nativeSeal : this.native)?.readScatterAsync !== undefined;
+  }
+
+  /**
+   * A read and its decodeScatter (or decodeScatterOut, with `output`) in one native call:
+   * the bytes [position, position + data.length) of the open file `fd` are read into `data`
+   * (fewer where the file ends first: the chunks past the end then fail like any chunk whose
+   * stored bytes the read lacks), then decoded and checked into their places. Only where
+   * canReadScatter. The caller keeps `fd` (and the output's) open and leaves `data` and the
+   * places alone until this settles. A chunk that fails: DecodeError; the read: PackReadError;
+   * a write of the output: IO_ERROR.
+   */
+  async readScatter(fd: number, position: number, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, output?: ScatterOutput): Promise<void> {
+    const [fpKey, chunkKey] = this.sealing ? [this.sealing.fingerprintKey, this.sealing.chunkKey] : [key, null];
+    const o = output ?? { fd: -1, base: 0, lo: 0, hi: 0, zeros: 0, direct: null };
+    const [index, reason] = await this.track(this.nativeTurn((addon) => addon.readScatterAsync!(fd, position, data, pieces, fingerprints, fpKey, chunkKey, out, o.fd, o.base, o.lo, o.hi, o.zeros, o.direct)));
+    if (index === -3) throw new PackReadError(reason);
+    if (index === -2) throw new ChunkyardError('IO_ERROR', `cannot write the restored bytes: ${reason}`);
+    if (index >= 0) throw new DecodeError(index, reason);
+  }
+
   /** Sealed chunks opened (in place in `data`), decoded into their places and checked, natively. */
   private async openScatterNative(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, out: Uint8Array): Promise<void> {
     const { chunkKey, fingerprintKey } = this.sealing!;
@@ -439,6 +466,13 @@ function sealedQuints(pieces: Uint32Array): Uint32Array & { raw: number } {
  */
 function transferable(data: Uint8Array): ArrayBuffer[] {
   return !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+}
+
+/** readScatter's read of the pack failed (reason: the system's). */
+export class PackReadError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
 }
 
 export class DecodeError extends Error {
