@@ -105,7 +105,7 @@ for (const [name, init, opts] of [
   ['none', { avgSize: 16384, compression: 'none' }, {}],
   ['encrypted', { avgSize: 16384, encryption: true, password: 'fused test' }, { password: 'fused test' }],
 ] as const) {
-  test(`${name}: restores through the fused read are byte-exact (stream, file, ranges, two generations), and the same without it`, async () => {
+  test(`${name}: restores through the fused read are byte-exact (stream, file, ranges, two generations), and the same without it`, { skip: name === 'zstd' && !addon ? 'writing zstd chunks needs the native addon' : false }, async () => {
     await withStore(init, opts, async (store, dir) => {
       const g1 = sample(40);
       // A second generation that alternates between old and new packs.
