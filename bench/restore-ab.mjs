@@ -9,7 +9,8 @@
 // speed is not measured. Prints each build's median and best, and each build's median over
 // the first's, for wall time and for CPU time (user + sys of the restore, from wait4(2):
 // on a shared machine CPU time swings with the load much less than wall time). --json FILE
-// keeps every round.
+// keeps every round. --cold drops the store's files from the page cache before every run
+// (posix_fadvise DONTNEED on each file of the store: nothing else's cache is touched).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ const rounds = Number(opt('rounds', 15));
 const store = opt('store');
 const snapshot = opt('snapshot');
 if (!store || !snapshot || builds.length === 0 || !(rounds > 0)) {
-  process.stderr.write('usage: node bench/restore-ab.mjs --rounds N --store STORE --snapshot ID|TARGET --build DIR [--build DIR ...] [--json FILE]\n');
+  process.stderr.write('usage: node bench/restore-ab.mjs --rounds N --store STORE --snapshot ID|TARGET --build DIR [--build DIR ...] [--json FILE] [--cold]\n');
   process.exit(2);
 }
 const out = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `chunkyard-restore-ab-${process.pid}.out`);
@@ -43,6 +44,14 @@ _, status, ru = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
 open(sys.argv[1], 'w').write(f"{wall} {ru.ru_utime + ru.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))`;
+/** --cold: before every run, the store's files are dropped from the page cache (posix_fadvise DONTNEED, those files only). */
+const cold = args.includes('--cold');
+const DROP = `import os, sys
+for root, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        fd = os.open(os.path.join(root, f), os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)`;
 const times = builds.map(() => []);
 const cpus = builds.map(() => []);
 const timeFile = `${out}.time`;
@@ -50,6 +59,7 @@ const loadBefore = loadavg();
 for (let r = 0; r < rounds; r++) {
   builds.forEach((b, i) => {
     rmSync(out, { force: true });
+    if (cold && spawnSync('python3', ['-c', DROP, store]).status !== 0) throw new Error(`cannot drop ${store} from the page cache`);
     const p = spawnSync('python3', ['-c', WAIT4, timeFile, join(b, 'bin', 'chunkyard'), 'restore', store, snapshot, '--output', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (p.status !== 0) throw new Error(`${b}: restore failed (${p.status}): ${String(p.stderr).slice(-500)}`);
     const [wall, cpu] = readFileSync(timeFile, 'utf8').trim().split(' ').map(Number);
