@@ -83,8 +83,9 @@ export class CompressionPool {
    * (one always free for file I/O: the output's writes, the recipe's reads), at least the
    * lanes. A fused read spends part of its time in pread and in the output file's writes
    * (blocked on its inode lock while another thread writes), time in which a lane would hold
-   * a core idle: generation 30 of the dump history restored 4-8 % faster (wall) than with
-   * fused reads in the lanes (docs/benchmarks.md, "Restore: one native call per read").
+   * a core idle: generation 30 of the dump history restored 6 % faster (wall) than main's
+   * two-step reads; with fused reads in the lanes, no faster (docs/benchmarks.md, "Restore:
+   * one native call per read").
    */
   private readonly readLanes: number;
   private readsRunning = 0;
