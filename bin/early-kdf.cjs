@@ -19,6 +19,9 @@
 'use strict';
 
 const KEY = Symbol.for('chunkyard.earlyKdf');
+// The reads the KDF needed (config.json and the key slots), for the open (keys.ts, takeEarlyStoreReads).
+const READS = Symbol.for('chunkyard.earlyStoreReads');
+const SLOT_NAME = /^[0-9a-f]{16}\.json$/;
 // As src/crypto/keys.ts: a slot is read before it is authenticated, so its cost is bounded.
 const ARGON2_MAX_M = 2 * 1024 * 1024;
 const ARGON2_MAX_T = 64;
@@ -29,27 +32,40 @@ const OTHER_SECRETS = ['CHUNKYARD_KEY_FILE', 'CHUNKYARD_PASSWORD_FILE', 'CHUNKYA
 
 const int = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
 
-/** The first Argon2id password slot of the open's order in `keysDir`, or undefined. */
-function firstArgon2Slot(fs, path, keysDir) {
+/**
+ * The store's config.json and its keys/ slot files, read now, as the open would read them
+ * (every `keys/` name of 16 hex digits and `.json`); undefined when any of them does not read
+ * (the open then reads everything itself and reports what it finds).
+ */
+function readStore(fs, path, store) {
+  const keysDir = path.join(store, 'keys');
   const slots = [];
   for (const name of fs.readdirSync(keysDir)) {
-    if (!/^[0-9a-f]{16}\.json$/.test(name)) continue;
+    if (SLOT_NAME.test(name)) slots.push({ name: `keys/${name}`, bytes: fs.readFileSync(path.join(keysDir, name)) });
+  }
+  return { location: path.resolve(store), config: fs.readFileSync(path.join(store, 'config.json')), slots, at: Date.now() };
+}
+
+/** The first Argon2id password slot of the open's order among `slots` (readStore's), or undefined. */
+function firstArgon2Slot(slots) {
+  const found = [];
+  for (const { name, bytes } of slots) {
     let s;
     try {
-      s = JSON.parse(fs.readFileSync(path.join(keysDir, name), 'utf8'));
+      s = JSON.parse(bytes.toString('utf8'));
     } catch {
       continue;
     }
     const k = s && s.kdf;
-    if (!s || s.kind !== 'password' || !k || k.name !== 'argon2id' || typeof s.created !== 'string' || s.id !== name.slice(0, 16)) continue;
+    if (!s || s.kind !== 'password' || !k || k.name !== 'argon2id' || typeof s.created !== 'string' || s.id !== name.slice(5, 21)) continue;
     if (!int(k.p, 1, ARGON2_MAX_P) || !int(k.t, 1, ARGON2_MAX_T) || !int(k.m, 8 * k.p, ARGON2_MAX_M) || typeof k.salt !== 'string') continue;
     const salt = Buffer.from(k.salt, 'base64');
     if (salt.length !== 16) continue;
-    slots.push({ created: s.created, id: s.id, salt, m: k.m, t: k.t, p: k.p });
+    found.push({ created: s.created, id: s.id, salt, m: k.m, t: k.t, p: k.p });
   }
   const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
-  slots.sort((a, b) => cmp(a.created, b.created) || cmp(a.id, b.id));
-  return slots[0];
+  found.sort((a, b) => cmp(a.created, b.created) || cmp(a.id, b.id));
+  return found[0];
 }
 
 /**
@@ -66,7 +82,7 @@ function startEarlyKdf(argv = process.argv.slice(2), env = process.env, root = r
     // The store: CHUNKYARD_STORE, else the first argument that is a directory with config.json
     // and keys/ (the command names it first; an option's value is never such a directory).
     const candidates = [...(env.CHUNKYARD_STORE ? [env.CHUNKYARD_STORE] : []), ...argv.filter((a) => !a.startsWith('-') && !a.includes('://')).slice(0, 4)];
-    let keysDir;
+    let store;
     const isStore = (c) => {
       try {
         return fs.statSync(path.join(c, 'config.json'), { throwIfNoEntry: false })?.isFile() && fs.statSync(path.join(c, 'keys'), { throwIfNoEntry: false })?.isDirectory();
@@ -76,12 +92,13 @@ function startEarlyKdf(argv = process.argv.slice(2), env = process.env, root = r
     };
     for (const c of candidates) {
       if (isStore(c)) {
-        keysDir = path.join(c, 'keys');
+        store = c;
         break;
       }
     }
-    if (!keysDir) return undefined;
-    const slot = firstArgon2Slot(fs, path, keysDir);
+    if (!store) return undefined;
+    const reads = readStore(fs, path, store);
+    const slot = firstArgon2Slot(reads.slots);
     if (!slot) return undefined;
     const addon = require(path.join(root, 'native', 'chunkyard.node'));
     if (typeof addon.argon2idAsync !== 'function' || !String(addon.version()).split(' ').includes('argon2id')) return undefined;
@@ -97,10 +114,14 @@ function startEarlyKdf(argv = process.argv.slice(2), env = process.env, root = r
     }
     const entry = { password: pw, salt: slot.salt, m: slot.m, t: slot.t, p: slot.p, result };
     globalThis[KEY] = [entry];
+    // The open of this store takes these instead of listing and reading them again (a few
+    // reads on libuv's pool, ~2 ms of the command): the same files, read a few milliseconds
+    // earlier, checked and authenticated by the open exactly as its own reads would be.
+    globalThis[READS] = reads;
     return entry;
   } catch {
     return undefined;
   }
 }
 
-module.exports = { startEarlyKdf, firstArgon2Slot, ARGON2_BOUNDS: { m: ARGON2_MAX_M, t: ARGON2_MAX_T, p: ARGON2_MAX_P } };
+module.exports = { startEarlyKdf, firstArgon2Slot, readStore, ARGON2_BOUNDS: { m: ARGON2_MAX_M, t: ARGON2_MAX_T, p: ARGON2_MAX_P } };

@@ -27,4 +27,4 @@ mod sparse;
 mod napi;
 
 /// What `version()` returns to JS.
-pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal-v2 argon2id");
+pub const VERSION: &str = concat!("chunkyard-native ", env!("CARGO_PKG_VERSION"), " chunker-v1 keyed-gear chunk-seal-v2 argon2id object-seal");

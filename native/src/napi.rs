@@ -1542,6 +1542,41 @@ unsafe extern "C" fn js_data_region(env: napi_env, info: napi_callback_info) -> 
 /// verifyMany(data, pieces: Uint32Array [offset, storedLength, rawLength, codec]×n,
 ///            fingerprints: Uint8Array(32n), key | null) -> [failedIndex, reason]
 /// decodeInto without an output buffer (raw chunks hashed in place); -1 when all verify.
+/// hkdfSha256(ikm, salt, info) -> Buffer(32): HKDF-SHA256 with a 32-byte output (seal.rs, hkdf32).
+unsafe extern "C" fn js_hkdf_sha256(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<3>(env, info, |env, a| {
+        let ikm = bytes_arg(env, a[0], "ikm")?;
+        let salt = bytes_arg(env, a[1], "salt")?;
+        let label = bytes_arg(env, a[2], "info")?;
+        // SAFETY: arguments of this call, alive until it returns.
+        let key = crate::seal::hkdf32(ikm.as_slice(), salt.as_slice(), label.as_slice());
+        buffer(env, &key)
+    })
+}
+
+/// objectSeal(objectKey, salt, info, ad, plain) -> Buffer: ciphertext ‖ tag (seal.rs, seal_object).
+unsafe extern "C" fn js_object_seal(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let [key, salt, label, ad, plain] = [bytes_arg(env, a[0], "objectKey")?, bytes_arg(env, a[1], "salt")?, bytes_arg(env, a[2], "info")?, bytes_arg(env, a[3], "ad")?, bytes_arg(env, a[4], "plain")?];
+        // SAFETY: arguments of this call, alive until it returns.
+        let sealed = crate::seal::seal_object(key.as_slice(), salt.as_slice(), label.as_slice(), ad.as_slice(), plain.as_slice());
+        buffer(env, &sealed)
+    })
+}
+
+/// objectOpen(objectKey, salt, info, ad, sealed: ciphertext ‖ tag) -> Buffer | null (null: it
+/// does not authenticate).
+unsafe extern "C" fn js_object_open(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<5>(env, info, |env, a| {
+        let [key, salt, label, ad, sealed] = [bytes_arg(env, a[0], "objectKey")?, bytes_arg(env, a[1], "salt")?, bytes_arg(env, a[2], "info")?, bytes_arg(env, a[3], "ad")?, bytes_arg(env, a[4], "sealed")?];
+        // SAFETY: arguments of this call, alive until it returns.
+        match crate::seal::open_object(key.as_slice(), salt.as_slice(), label.as_slice(), ad.as_slice(), sealed.as_slice()) {
+            Some(plain) => buffer(env, &plain),
+            None => null(env),
+        }
+    })
+}
+
 unsafe extern "C" fn js_verify_many(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<4>(env, info, |env, a| {
         let (data, pieces, fps, key) = decode_args(env, a)?;
@@ -1580,7 +1615,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 37] = [
+    let fns: [(&str, napi_callback); 40] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1612,6 +1647,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("verifyMany\0", js_verify_many),
         ("preallocate\0", js_preallocate),
         ("argon2idAsync\0", js_argon2id_async),
+        ("hkdfSha256\0", js_hkdf_sha256),
+        ("objectSeal\0", js_object_seal),
+        ("objectOpen\0", js_object_open),
         ("deltaSketchAsync\0", delta::js_delta_sketch_async),
         ("deltaEncodeManyAsync\0", delta::js_delta_encode_many_async),
         ("deltaDecodeInto\0", delta::js_delta_decode_into),

@@ -49,23 +49,58 @@ pub fn chunk_seal_key(chunk_key: &[u8; 32], prefix: &[u8]) -> aead::LessSafeKey 
 
 /// The raw bytes of that key, for gcm.rs (the same HKDF; ring's own AES-GCM takes it as a key object).
 pub fn chunk_seal_key_bytes(chunk_key: &[u8; 32], prefix: &[u8]) -> [u8; 32] {
+    hkdf32(chunk_key, prefix, INFO)
+}
+
+/// HKDF-SHA256(ikm, salt, info) with a 32-byte output: hkdf.rs's SHA-NI copy where the CPU has
+/// the SHA extensions, else ring's.
+pub fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
     struct Len32;
     impl hkdf::KeyType for Len32 {
         fn len(&self) -> usize {
             32
         }
     }
-    if crate::hkdf::available() {
-        return crate::hkdf::hkdf_sha256_32(chunk_key, prefix, INFO);
+    // hkdf.rs takes the short shapes of chunk and object keys (one block each); ring the rest.
+    if salt.len() <= 64 && ikm.len() <= 55 && info.len() < 55 && crate::hkdf::available() {
+        return crate::hkdf::hkdf_sha256_32(ikm, salt, info);
     }
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, prefix).extract(chunk_key);
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
     let mut key = [0u8; 32];
-    prk.expand(&[INFO], Len32).and_then(|okm| okm.fill(&mut key)).expect("32 bytes is a valid HKDF-SHA256 output length");
+    prk.expand(&[info], Len32).and_then(|okm| okm.fill(&mut key)).expect("32 bytes is a valid HKDF-SHA256 output length");
     key
 }
 
-/// Seals `body` in place under the chunk's own key; returns the tag. gcm.rs where the CPU has
-/// VAES and VPCLMULQDQ (the same bytes, about twice ring's speed), else ring.
+/// Seals `body` in place under `key` with the zero nonce (each key seals one thing); returns
+/// the tag. gcm.rs where the CPU has VAES and VPCLMULQDQ (the same bytes, about twice ring's
+/// speed), else ring.
+fn seal_with(key: &[u8; 32], ad: &[u8], body: &mut [u8]) -> [u8; TAG] {
+    if crate::gcm::available() {
+        return crate::gcm::seal_in_place(key, &[0u8; 12], ad, body);
+    }
+    let k = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, key).expect("a 32-byte AES-256 key"));
+    let tag = k.seal_in_place_separate_tag(zero_nonce(), aead::Aad::from(ad), body).expect("AES-GCM seals any length this process can hold");
+    let mut t = [0u8; TAG];
+    t.copy_from_slice(tag.as_ref());
+    t
+}
+
+/// Opens `body` (ciphertext ‖ tag) in place under `key` and the zero nonce: the plaintext is
+/// then its first len − 16 bytes. False (and nothing to use) when it does not authenticate.
+fn open_with(key: &[u8; 32], ad: &[u8], body: &mut [u8]) -> bool {
+    if body.len() < TAG {
+        return false;
+    }
+    if crate::gcm::available() {
+        let (ct, tag) = body.split_at_mut(body.len() - TAG);
+        let tag: &[u8; TAG] = (&*tag).try_into().expect("16-byte tag");
+        return crate::gcm::open_in_place(key, &[0u8; 12], ad, ct, tag);
+    }
+    let k = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, key).expect("a 32-byte AES-256 key"));
+    k.open_in_place(zero_nonce(), aead::Aad::from(ad), body).is_ok()
+}
+
+/// Seals `body` in place under the chunk's own key; returns the tag.
 fn seal_body(chunk_key: &[u8; 32], prefix: &[u8], ad: &[u8], body: &mut [u8]) -> Result<[u8; TAG], ()> {
     if crate::gcm::available() {
         return Ok(crate::gcm::seal_in_place(&chunk_seal_key_bytes(chunk_key, prefix), &[0u8; 12], ad, body));
@@ -79,11 +114,30 @@ fn seal_body(chunk_key: &[u8; 32], prefix: &[u8], ad: &[u8], body: &mut [u8]) ->
 /// Opens `body` (ciphertext ‖ tag) in place: the stored form is then its first len − 16 bytes.
 fn open_body(chunk_key: &[u8; 32], prefix: &[u8], ad: &[u8], body: &mut [u8]) -> bool {
     if crate::gcm::available() {
-        let (ct, tag) = body.split_at_mut(body.len() - TAG);
-        let tag: &[u8; TAG] = (&*tag).try_into().expect("16-byte tag");
-        return crate::gcm::open_in_place(&chunk_seal_key_bytes(chunk_key, prefix), &[0u8; 12], ad, ct, tag);
+        return open_with(&chunk_seal_key_bytes(chunk_key, prefix), ad, body);
     }
     chunk_seal_key(chunk_key, prefix).open_in_place(zero_nonce(), aead::Aad::from(ad), body).is_ok()
+}
+
+/// A sealed metadata object's body (src/crypto/crypt-backend.ts, sealObject; docs/encryption.md,
+/// "Objects"): AES-256-GCM under HKDF-SHA256(ikm = object key, salt, info), the zero nonce, AD
+/// as given. Returns ciphertext ‖ tag. ON-DISK: the same bytes as node:crypto's path there.
+pub fn seal_object(object_key: &[u8], salt: &[u8], info: &[u8], ad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plain.len() + TAG);
+    out.extend_from_slice(plain);
+    let tag = seal_with(&hkdf32(object_key, salt, info), ad, &mut out);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Opens seal_object's output: the plaintext, or None when it does not authenticate.
+pub fn open_object(object_key: &[u8], salt: &[u8], info: &[u8], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    let mut body = sealed.to_vec();
+    if !open_with(&hkdf32(object_key, salt, info), ad, &mut body) {
+        return None;
+    }
+    body.truncate(body.len() - TAG);
+    Some(body)
 }
 
 fn zero_nonce() -> aead::Nonce {
@@ -233,6 +287,65 @@ mod tests {
             }
         }
         (data, pieces)
+    }
+
+    /// ring alone (its HKDF and AES-GCM), as a reference for seal_object.
+    fn ring_seal_object(object_key: &[u8], salt: &[u8], info: &[u8], ad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(object_key);
+        let info_parts = [info];
+        let okm = prk.expand(&info_parts, &aead::AES_256_GCM).unwrap();
+        let key = aead::LessSafeKey::new(aead::UnboundKey::from(okm));
+        let mut body = plain.to_vec();
+        let tag = key.seal_in_place_separate_tag(zero_nonce(), aead::Aad::from(ad), &mut body).unwrap();
+        body.extend_from_slice(tag.as_ref());
+        body
+    }
+
+    #[test]
+    fn hkdf32_equals_ring_for_every_shape() {
+        struct Len32;
+        impl hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        // Short shapes take hkdf.rs (where the CPU allows), long ones ring: the same bytes.
+        for (ikm_len, salt_len, info_len) in [(32, 0, 19), (32, 16, 24), (55, 64, 54), (56, 16, 24), (32, 65, 24), (32, 16, 55), (32, 0, 200), (0, 0, 0)] {
+            let ikm: Vec<u8> = (0..ikm_len).map(|i| (i * 7 + 1) as u8).collect();
+            let salt: Vec<u8> = (0..salt_len).map(|i| (i * 3 + 2) as u8).collect();
+            let info: Vec<u8> = (0..info_len).map(|i| (i * 5 + 3) as u8).collect();
+            let mut want = [0u8; 32];
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &salt).extract(&ikm);
+            let info_parts = [&info[..]];
+            prk.expand(&info_parts, Len32).unwrap().fill(&mut want).unwrap();
+            assert_eq!(hkdf32(&ikm, &salt, &info), want, "{ikm_len} {salt_len} {info_len}");
+        }
+    }
+
+    #[test]
+    fn sealed_objects_equal_ring_and_refuse_any_change() {
+        let object_key = [0x5au8; 32];
+        let info = b"chunkyard object seal v1";
+        for len in [0usize, 1, 15, 16, 17, 600, 4096, 70_001] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let salt = [len as u8; 16];
+            let ad = b"CYSEALEDsnapshots/0123456789abcdef.json";
+            let sealed = seal_object(&object_key, &salt, info, ad, &plain);
+            assert_eq!(sealed, ring_seal_object(&object_key, &salt, info, ad, &plain), "len {len}");
+            assert_eq!(open_object(&object_key, &salt, info, ad, &sealed).as_deref(), Some(&plain[..]));
+            // Another name (AD), salt, key or info; a flipped bit anywhere; a short body: refused.
+            assert!(open_object(&object_key, &salt, info, b"CYSEALEDsnapshots/other.json", &sealed).is_none());
+            assert!(open_object(&object_key, &[0xeeu8; 16], info, ad, &sealed).is_none());
+            assert!(open_object(&[0x5bu8; 32], &salt, info, ad, &sealed).is_none());
+            assert!(open_object(&object_key, &salt, b"chunkyard object seal v2", ad, &sealed).is_none());
+            for bit in [0usize, sealed.len() * 8 / 2, sealed.len() * 8 - 1] {
+                let mut bad = sealed.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(open_object(&object_key, &salt, info, ad, &bad).is_none(), "len {len} bit {bit}");
+            }
+            assert!(open_object(&object_key, &salt, info, ad, &sealed[..sealed.len() - 1]).is_none());
+        }
+        assert!(open_object(&object_key, &[0u8; 16], info, b"", &[0u8; 15]).is_none());
     }
 
     #[test]

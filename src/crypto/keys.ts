@@ -18,13 +18,16 @@
  * with the store id, slot id, kind and KDF parameters as associated data: a slot moved to
  * another store, or with edited parameters, does not open.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { nativeIfAllowed, native, type NativeAddon } from '../native/addon.js';
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { openSealedJson, sealJson } from '../util/sealed-json.js';
 import { mapAhead } from '../util/async.js';
+import { hkdf32 } from './hkdf.js';
+
+const EMPTY = Buffer.alloc(0);
 
 export const KEY_SLOT_PREFIX = 'keys/';
 export const KEY_SLOT_VERSION = 1;
@@ -106,7 +109,8 @@ export interface StoreKeys {
 }
 
 export function deriveKeys(master: Buffer): StoreKeys {
-  const sub = (label: string, n = 32) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `chunkyard ${label} v1`, n));
+  // HKDF's output of n < 32 bytes is the first n of its 32-byte output (RFC 5869: T(1) does not depend on the length).
+  const sub = (label: string, n = 32) => hkdf32(master, EMPTY, `chunkyard ${label} v1`).subarray(0, n);
   return {
     master,
     fingerprint: sub('fingerprint'),
@@ -198,6 +202,37 @@ export async function takeEarlyKdf(password: Buffer, salt: Buffer, m: number, t:
 /** Drops what the early KDF left (the open is done, or did not need it). */
 export function dropEarlyKdf(): void {
   delete (globalThis as Record<symbol, unknown>)[EARLY_KDF];
+  delete (globalThis as Record<symbol, unknown>)[EARLY_READS];
+}
+
+/** What bin/early-kdf.cjs read to start the KDF: a directory store's config.json and key slots. */
+export interface EarlyStoreReads {
+  /** The store directory, absolute (as FsBackend's location). */
+  location: string;
+  config: Buffer;
+  slots: StoredObject[];
+  /** Date.now() when read. */
+  at: number;
+}
+const EARLY_READS = Symbol.for('chunkyard.earlyStoreReads');
+/** Early reads older than this are not used (a process that opens its store much later reads it itself). */
+const EARLY_READS_TTL_MS = 5000;
+
+/**
+ * The early reads of the directory store at `location` (an absolute path), taken once:
+ * config.json's bytes and the `keys/` objects, read a few milliseconds before the open asks
+ * (the same objects a read now would give, barring a writer in between, as with any read made
+ * a moment earlier). Undefined for another location, when there are none, or when they are
+ * stale; taking them drops them either way.
+ */
+export function takeEarlyStoreReads(location: string): EarlyStoreReads | undefined {
+  const g = globalThis as Record<symbol, unknown>;
+  const e = g[EARLY_READS] as EarlyStoreReads | undefined;
+  delete g[EARLY_READS];
+  if (!e || typeof e !== 'object' || e.location !== location || !Buffer.isBuffer(e.config) || !Array.isArray(e.slots)) return undefined;
+  if (!(Date.now() - e.at >= 0 && Date.now() - e.at <= EARLY_READS_TTL_MS)) return undefined;
+  if (!e.slots.every((o) => o && typeof o.name === 'string' && Buffer.isBuffer(o.bytes))) return undefined;
+  return e;
 }
 
 function scrypt(password: Buffer, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
@@ -218,7 +253,7 @@ async function slotKey(secret: Secret, kdf: SlotKdf): Promise<Buffer> {
     return scrypt(secret.value, salt, kdf.logN, kdf.r, kdf.p);
   }
   if (secret.kind !== 'keyfile') throw new Error('wrong secret kind');
-  return Buffer.from(hkdfSync('sha256', secret.value, salt, 'chunkyard key file v1', 32));
+  return hkdf32(secret.value, salt, 'chunkyard key file v1');
 }
 
 function slotAd(storeId: string, slot: Pick<KeySlot, 'id' | 'kind' | 'kdf'>): Buffer {
@@ -295,23 +330,44 @@ export interface SlotListing {
   damaged: { name: string; message: string }[];
 }
 
-export async function listSlots(backend: Backend): Promise<SlotListing> {
+const SLOT_NAME = /^keys\/[0-9a-f]{16}\.json$/;
+
+/** An object as stored, read earlier (bin/early-kdf.cjs). */
+export interface StoredObject {
+  name: string;
+  bytes: Buffer;
+}
+
+/**
+ * The key slots of `backend`, each bounds-checked (validSlot) and sorted oldest first; damaged
+ * ones listed apart. `stored`: the `keys/` objects as already read (takeEarlyStoreReads),
+ * checked here exactly as a listing's reads would be.
+ */
+export async function listSlots(backend: Backend, stored?: readonly StoredObject[]): Promise<SlotListing> {
   const slots: KeySlot[] = [];
   const damaged: { name: string; message: string }[] = [];
-  const names: string[] = [];
-  for await (const o of backend.list(KEY_SLOT_PREFIX)) if (/^keys\/[0-9a-f]{16}\.json$/.test(o.name)) names.push(o.name);
-  // Read eight at a time (a store has a few slots, but a listing is not trusted to be
-  // short), checked in listing order as before.
-  let i = 0;
-  for await (const r of mapAhead(names, 8, (name) => backend.get(name))) {
-    const name = names[i++]!;
+  const take = (name: string, read: () => Buffer) => {
     try {
-      if (!r.ok) throw r.error;
-      slots.push(validSlot(openSealedJson(r.value, `key slot ${name}`), name));
+      slots.push(validSlot(openSealedJson(read(), `key slot ${name}`), name));
     } catch (err) {
-      if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') continue;
+      if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') return;
       if ((err as { code?: string }).code === 'FORMAT_UNSUPPORTED') throw err;
       damaged.push({ name, message: (err as Error).message });
+    }
+  };
+  if (stored) {
+    for (const o of stored) if (SLOT_NAME.test(o.name)) take(o.name, () => o.bytes);
+  } else {
+    const names: string[] = [];
+    for await (const o of backend.list(KEY_SLOT_PREFIX)) if (SLOT_NAME.test(o.name)) names.push(o.name);
+    // Read eight at a time (a store has a few slots, but a listing is not trusted to be
+    // short), checked in listing order as before.
+    let i = 0;
+    for await (const r of mapAhead(names, 8, (name) => backend.get(name))) {
+      take(names[i++]!, () => {
+        if (!r.ok) throw r.error;
+        return r.value;
+      });
     }
   }
   // Oldest first, by code unit (ISO times and hex ids sort so): not localeCompare, whose

@@ -5,10 +5,11 @@
  * master key from a key slot and wraps the backend in a CryptBackend.
  */
 import type { Backend } from '../backend/types.js';
+import { FsBackend } from '../backend/fs.js';
 import { ChunkyardError } from '../errors.js';
 import { openSealedJson } from '../util/sealed-json.js';
 import { CryptBackend, openObject, sealObject } from './crypt-backend.js';
-import { argon2idNative, deriveKeys, dropEarlyKdf, listSlots, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type KeySlot, type PasswordKdf, type StoreKeys } from './keys.js';
+import { argon2idNative, deriveKeys, dropEarlyKdf, listSlots, takeEarlyStoreReads, makeSlot, newMasterKey, passwordKdf, unlock, writeSlot, type KeySlot, type PasswordKdf, type StoreKeys } from './keys.js';
 import { passwordRequired, resolveSecret, secretSource, type KeyOptions } from './secret.js';
 import { ReadAhead } from './read-ahead.js';
 import { KNOWN_FEATURES } from '../store/config.js';
@@ -105,8 +106,11 @@ function unwrap<T>(s: Settled<T>): T {
 export async function openStoreBackend(backend: Backend, options: KeyOptions = {}): Promise<Backend> {
   if (backend instanceof CryptBackend) return backend;
   const source = secretSource(options);
-  const reading = settle(backend.get('config.json'));
-  const slotsEarly = source !== undefined ? settle(listSlots(backend)) : undefined;
+  // What bin/early-kdf.cjs read before the bundle loaded, for this store: used instead of
+  // reading it again (keys.ts, takeEarlyStoreReads).
+  const early = backend instanceof FsBackend ? takeEarlyStoreReads(backend.location) : undefined;
+  const reading: Promise<Settled<Buffer>> = early ? Promise.resolve({ ok: early.config }) : settle(backend.get('config.json'));
+  const slotsEarly = source !== undefined ? settle(listSlots(backend, early?.slots)) : undefined;
   if (source === 'password') preloadArgon2id();
   const configRead = await reading;
   const headerBytes = 'ok' in configRead ? configRead.ok : undefined;

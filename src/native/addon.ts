@@ -166,6 +166,15 @@ export interface NativeAddon {
    */
   /** Argon2id version 0x13, 32-byte output (native/src/argon2.rs; builds tagged `argon2id`). */
   argon2idAsync?(password: Uint8Array, salt: Uint8Array, memoryKiB: number, passes: number, lanes: number): Promise<Buffer>;
+  /**
+   * HKDF-SHA256 with a 32-byte output, and the AES-256-GCM of sealed metadata objects under
+   * HKDF-SHA256(objectKey, salt, info) with the zero nonce (native/src/seal.rs; builds tagged
+   * `object-seal`): the same bytes as node:crypto's (src/crypto/crypt-backend.ts), without
+   * OpenSSL's per-call set-up. objectOpen gives null when the object does not authenticate.
+   */
+  hkdfSha256?(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array): Buffer;
+  objectSeal?(objectKey: Uint8Array, salt: Uint8Array, info: Uint8Array, ad: Uint8Array, plain: Uint8Array): Buffer;
+  objectOpen?(objectKey: Uint8Array, salt: Uint8Array, info: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Buffer | null;
   deltaDecodeStoredAsync?(baseData: Uint8Array, blobs: Uint8Array, out: Uint8Array, places: Uint32Array, baseFingerprints: Uint8Array, fingerprints: Uint8Array): Promise<[number, string]>;
 }
 

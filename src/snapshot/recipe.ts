@@ -228,9 +228,20 @@ export interface RecipeOpenOptions {
   verifyBlocks?: boolean;
 }
 
+/**
+ * A recipe up to this size (as its manifest gives it) is read in one request and served from
+ * memory: header, footer, tables and entries were four reads (each an open, read and close,
+ * or a ranged GET; on an encrypted store each also a stream-key set-up) for a recipe of a few
+ * kilobytes. Larger recipes are read by range, as before, so memory stays bounded.
+ */
+const WHOLE_RECIPE_BYTES = 256 << 10;
+
+/** Bytes [start, end) of the recipe (fewer at its end). */
+type ReadRange = (start: number, end: number) => Promise<Buffer>;
+
 export class RecipeReader {
   private constructor(
-    private readonly backend: Backend,
+    private readonly read: ReadRange,
     readonly name: string,
     readonly version: number,
     readonly entryCount: number,
@@ -243,17 +254,19 @@ export class RecipeReader {
   ) {}
 
   static async open(backend: Backend, name: string, options: RecipeOpenOptions = {}): Promise<RecipeReader> {
-    const size = await backend.stat(name);
-    if (size === undefined) throw new ChunkyardError('CORRUPT', `recipe ${name} is missing`);
-    const where = `recipe ${name}`;
     const expect = options.expect;
+    const whole = expect && expect.bytes <= WHOLE_RECIPE_BYTES ? await getWhole(backend, name, expect.bytes) : undefined;
+    const size = whole ? whole.length : await backend.stat(name);
+    if (size === undefined) throw new ChunkyardError('CORRUPT', `recipe ${name} is missing`);
+    const read: ReadRange = whole ? async (start, end) => whole.subarray(start, Math.min(end, whole.length)) : (start, end) => backend.get(name, { start, end });
+    const where = `recipe ${name}`;
     if (expect && size !== expect.bytes) throw new ChunkyardError('CORRUPT', `${where} has ${size} bytes, its manifest says ${expect.bytes}`);
     if (size < RECIPE_HEADER_SIZE + RECIPE_FOOTER_SIZE) throw new ChunkyardError('CORRUPT', `${where} is truncated (${size} bytes)`);
-    const header = await backend.get(name, { start: 0, end: RECIPE_HEADER_SIZE });
+    const header = await read(0, RECIPE_HEADER_SIZE);
     if (!header.subarray(0, 8).equals(RECIPE_MAGIC)) throw new ChunkyardError('CORRUPT', `${where}: bad magic`);
     const version = header.readUInt32LE(8);
     if (!RECIPE_VERSIONS.includes(version)) throw new ChunkyardError('FORMAT_UNSUPPORTED', `${where}: recipe version ${version} is not supported`);
-    const footer = await backend.get(name, { start: size - RECIPE_FOOTER_SIZE, end: size });
+    const footer = await read(size - RECIPE_FOOTER_SIZE, size);
     if (!footer.subarray(24).equals(RECIPE_END_MAGIC)) throw new ChunkyardError('CORRUPT', `${where}: no footer (truncated?)`);
     const entryCount = Number(footer.readBigUInt64LE(0));
     const logicalBytes = Number(footer.readBigUInt64LE(8));
@@ -265,10 +278,10 @@ export class RecipeReader {
     if (seekEvery !== SEEK_EVERY || tablesStart + seekCount * seekSize + packCount * 16 + RECIPE_FOOTER_SIZE !== size) {
       throw new ChunkyardError('CORRUPT', `${where}: sizes in the footer do not add up`);
     }
-    const tables = await backend.get(name, { start: tablesStart, end: size - RECIPE_FOOTER_SIZE });
+    const tables = await read(tablesStart, size - RECIPE_FOOTER_SIZE);
     if (expect) {
       // v1: the checksum covers the whole file, so all of it is read before any entry is used.
-      const digest = version === 1 ? await wholeFileDigest(backend, name) : await tableDigest(header, tables, footer);
+      const digest = version === 1 ? await wholeFileDigest(backend, name, whole) : await tableDigest(header, tables, footer);
       if (digest !== expect.blake3) {
         throw new ChunkyardError('CORRUPT', `${where} fails its checksum (manifest ${expect.blake3.slice(0, 16)}…, recipe ${digest.slice(0, 16)}…): it is damaged or not this snapshot's`);
       }
@@ -283,7 +296,7 @@ export class RecipeReader {
     const packsAt = seekCount * seekSize;
     for (let i = 0; i < packCount; i++) packIds.push(Buffer.from(tables.subarray(packsAt + i * 16, packsAt + i * 16 + 16)));
     const hasher = version >= 2 && options.verifyBlocks !== false ? await createIncrementalBlake3() : null;
-    return new RecipeReader(backend, name, version, entryCount, logicalBytes, seeks, blockHashes, packIds, hasher);
+    return new RecipeReader(read, name, version, entryCount, logicalBytes, seeks, blockHashes, packIds, hasher);
   }
 
   /**
@@ -312,7 +325,7 @@ export class RecipeReader {
     while (i < this.entryCount) {
       const n = Math.min(perRead, this.entryCount - i);
       const start = RECIPE_HEADER_SIZE + i * RECIPE_ENTRY_SIZE;
-      const raw = await this.backend.get(this.name, { start, end: start + n * RECIPE_ENTRY_SIZE });
+      const raw = await this.read(start, start + n * RECIPE_ENTRY_SIZE);
       if (raw.length !== n * RECIPE_ENTRY_SIZE) throw new ChunkyardError('CORRUPT', `recipe ${this.name} is truncated`);
       // Yielded one seek block at a time, each checked just before: a range restore that
       // ends inside a block never depends on the next one.
@@ -388,10 +401,26 @@ export class RecipeReader {
   }
 }
 
-async function wholeFileDigest(backend: Backend, name: string): Promise<string> {
+async function wholeFileDigest(backend: Backend, name: string, whole?: Buffer): Promise<string> {
   const h = await createIncrementalBlake3();
-  for await (const piece of backend.getStream(name)) h.update(piece as Buffer);
+  if (whole) h.update(whole);
+  else for await (const piece of backend.getStream(name)) h.update(piece as Buffer);
   return h.digest('hex');
+}
+
+/**
+ * The whole recipe when it has exactly the `bytes` its manifest says (one read of at most one
+ * byte more, so a substituted larger object is never read whole); else undefined, and open
+ * reads it by range as before, finding and reporting whatever is wrong (missing, another
+ * size, an outage) exactly as it always did.
+ */
+async function getWhole(backend: Backend, name: string, bytes: number): Promise<Buffer | undefined> {
+  try {
+    const b = await backend.get(name, { start: 0, end: bytes + 1 });
+    return b.length === bytes ? b : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function tableDigest(header: Buffer, tables: Buffer, footer: Buffer): Promise<string> {

@@ -841,13 +841,16 @@ export class Store {
    * (BAD_ARGUMENT otherwise, nothing written).
    * Resolves to the number of bytes written. On an error, what was written stays written:
    * write to a temporary name and rename it, as `chunkyard restore --output` does.
+   * `snapshot` is an id or target (resolved as resolveSnapshot does), or the manifest
+   * resolveSnapshot gave (not read again).
    */
-  async restoreTo(idOrTarget: string, destination: Writable | FileHandle, options: RestoreToOptions = {}): Promise<number> {
+  async restoreTo(snapshot: string | SnapshotManifest, destination: Writable | FileHandle, options: RestoreToOptions = {}): Promise<number> {
     this.check();
     checkOptions('Store.restoreTo', options);
     options.signal?.throwIfAborted();
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
-    const manifest = await this.resolveSnapshot(idOrTarget);
+    if (typeof snapshot === 'object' && snapshot !== null && (typeof snapshot.id !== 'string' || typeof snapshot.logicalBytes !== 'number')) throw badArgument('Store.restoreTo: a snapshot id, target, or manifest from resolveSnapshot is required');
+    const manifest = typeof snapshot === 'object' && snapshot !== null ? snapshot : await this.resolveSnapshot(snapshot);
     options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
     const cold = await coldSource(this.tierStore(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
     try {

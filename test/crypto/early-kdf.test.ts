@@ -169,3 +169,53 @@ test('the command line: the open takes the early result; a wrong passphrase or a
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the open takes the early reads of its own store once (config.json, key slots), checks them as its own reads, and ignores stale ones', async () => {
+  const a = await encryptedStore();
+  const b = await encryptedStore();
+  const READS = Symbol.for('chunkyard.earlyStoreReads');
+  const g = globalThis as Record<symbol, unknown>;
+  type Reads = { location: string; config: Buffer; slots: { name: string; bytes: Buffer }[]; at: number };
+  const damagedSlot = (bytes: Buffer) => {
+    const body = openSealedJson(bytes, 'slot');
+    (body['kdf'] as { t: number }).t = 65;
+    return sealJson(body);
+  };
+  const readsNow = (): Reads => g[READS] as Reads;
+  const openAndClose = async (dir: string) => (await Store.open(dir, { password: PW })).close();
+  try {
+    assert.ok(startEarlyKdf(['snapshots', a.dir], { CHUNKYARD_PASSWORD: PW }, ROOT));
+    const reads = readsNow();
+    assert.equal(reads.location, a.dir);
+    assert.deepEqual(reads.config, await readFile(join(a.dir, 'config.json')));
+    assert.deepEqual(reads.slots.map((s) => s.name), [`keys/${a.slotFile.split('/').pop()}`]);
+    await openAndClose(a.dir);
+    assert.equal(g[READS], undefined, 'taken by the open');
+    dropEarlyKdf();
+
+    // A slot that read damaged early fails the open as a damaged read would (the file on disk
+    // is intact): the open used what was read, through the same checks.
+    const before = await readFile(a.slotFile);
+    startEarlyKdf(['snapshots', a.dir], { CHUNKYARD_PASSWORD: PW }, ROOT);
+    readsNow().slots[0]!.bytes = damagedSlot(before);
+    await assert.rejects(openAndClose(a.dir), (err: { code?: string }) => err.code === 'KEY_SLOT_DAMAGED');
+    assert.deepEqual(await readFile(a.slotFile), before, 'nothing changed');
+    dropEarlyKdf();
+    await openAndClose(a.dir); // read afresh: opens
+
+    // Another store's reads are not used (and are dropped); nor stale ones.
+    startEarlyKdf(['snapshots', a.dir], { CHUNKYARD_PASSWORD: PW }, ROOT);
+    readsNow().slots[0]!.bytes = damagedSlot(before);
+    await openAndClose(b.dir);
+    assert.equal(g[READS], undefined);
+    await openAndClose(a.dir);
+    startEarlyKdf(['snapshots', a.dir], { CHUNKYARD_PASSWORD: PW }, ROOT);
+    readsNow().slots[0]!.bytes = damagedSlot(before);
+    readsNow().at -= 60_000;
+    await openAndClose(a.dir);
+  } finally {
+    dropEarlyKdf();
+    await rm(a.dir, { recursive: true, force: true });
+    await rm(b.dir, { recursive: true, force: true });
+  }
+});

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,8 @@ import { loadNative } from '../../src/native/addon.js';
 import { BatchSealer, SEAL_OVERHEAD, SEAL_PREFIX_BYTES, openInPlace } from '../../src/crypto/chunk-seal.js';
 import { CompressionPool } from '../../src/compress/pool.js';
 import { Store } from '../../src/store/store.js';
-import { CryptBackend } from '../../src/crypto/crypt-backend.js';
+import { CryptBackend, openObject, sealObject, streamObjectKey } from '../../src/crypto/crypt-backend.js';
+import { deriveKeys } from '../../src/crypto/keys.js';
 import { readPackTable } from '../../src/pack/reader.js';
 import { openSealedJson, sealJson } from '../../src/util/sealed-json.js';
 import { collect, prng } from '../support/data.js';
@@ -318,5 +319,60 @@ test('CryptBackend packs: ranges across header, chunks and trailer read back as 
     assert.ok((await new CryptBackend(new FsBackend(dir), cb.keys).get(other)).equals(plain));
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs `f` with the addon's crypto off (CHUNKYARD_ENGINE=wasm: node:crypto's path). */
+function withoutAddon<T>(f: () => T): T {
+  const before = process.env['CHUNKYARD_ENGINE'];
+  process.env['CHUNKYARD_ENGINE'] = 'wasm';
+  try {
+    return f();
+  } finally {
+    if (before === undefined) delete process.env['CHUNKYARD_ENGINE'];
+    else process.env['CHUNKYARD_ENGINE'] = before;
+  }
+}
+
+test('HKDF-SHA256 and sealed metadata objects: the addon gives node:crypto\'s bytes, and each opens the other\'s', () => {
+  assert.ok(addon.hkdfSha256 && addon.objectSeal && addon.objectOpen, 'this build has object-seal');
+  // HKDF: RFC 5869 test case 1 (its first 32 bytes), then random shapes against node:crypto.
+  const ikm = Buffer.alloc(22, 0x0b);
+  const salt = Buffer.from('000102030405060708090a0b0c', 'hex');
+  const info = Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex');
+  assert.equal(addon.hkdfSha256!(ikm, salt, info).toString('hex'), '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf');
+  for (let i = 0; i < 200; i++) {
+    const [k, s, n] = [randomBytes(i % 70), randomBytes((i * 7) % 90), randomBytes((i * 13) % 120)];
+    assert.deepEqual(addon.hkdfSha256!(k, s, n), Buffer.from(hkdfSync('sha256', k, s, n, 32)), `shape ${i}`);
+  }
+  // The store's keys and stream keys: the same through either path (the key id is HKDF's first 16 bytes).
+  const master = randomBytes(32);
+  const native = deriveKeys(master);
+  const plain = withoutAddon(() => deriveKeys(master));
+  assert.deepEqual(native, plain);
+  assert.equal(native.keyId, Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'chunkyard key id v1', 16)).toString('hex'));
+  assert.deepEqual(streamObjectKey(native.stream, 'recipes/x.recipe'), withoutAddon(() => streamObjectKey(native.stream, 'recipes/x.recipe')));
+
+  // Objects: an independent node:crypto seal with the salt the addon used gives the same bytes.
+  for (const len of [0, 1, 16, 600, 70_001]) {
+    const name = `snapshots/${len.toString(16).padStart(16, '0')}.json`;
+    const body = randomBytes(len);
+    const sealed = sealObject(native.object, name, body);
+    const s = sealed.subarray(8, 24);
+    const c = createCipheriv('aes-256-gcm', Buffer.from(hkdfSync('sha256', native.object, s, 'chunkyard object seal v1', 32)), Buffer.alloc(12));
+    c.setAAD(Buffer.concat([Buffer.from('CYSEALED', 'latin1'), Buffer.from(name)]));
+    const expected = Buffer.concat([Buffer.from('CYSEALED', 'latin1'), s, c.update(body), c.final(), c.getAuthTag()]);
+    assert.deepEqual(sealed, expected, `len ${len}`);
+    assert.deepEqual(withoutAddon(() => openObject(native.object, name, sealed, 'w')), body);
+    const byNode = withoutAddon(() => sealObject(native.object, name, body));
+    assert.deepEqual(openObject(native.object, name, byNode, 'w'), body);
+    // Refused the same way by both: another name (swapped), a flipped bit, a truncation.
+    const flipped = Buffer.from(sealed);
+    flipped[flipped.length - 20] ^= 4;
+    for (const [n, b] of [[`snapshots/other.json`, sealed], [name, flipped], [name, sealed.subarray(0, sealed.length - 1)]] as const) {
+      for (const run of [(f: () => unknown) => f(), withoutAddon]) {
+        assert.throws(() => run(() => openObject(native.object, n, b, 'w')), (err: { code?: string }) => err.code === 'CORRUPT');
+      }
+    }
   }
 });

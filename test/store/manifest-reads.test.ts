@@ -5,7 +5,7 @@
  * dropped, a damaged one warned about and left out, the latest of a target returned).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -120,6 +120,28 @@ test('snapshots() and resolveSnapshot() over read-ahead manifests: forgotten dro
       await assert.rejects(store.resolveSnapshot('none'), (err: unknown) => err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND');
     } finally {
       process.off('warning', onWarning);
+    }
+  });
+});
+
+test('restoreTo takes the manifest resolveSnapshot gave (no second read) and restores it exactly; anything else that is not an id: BAD_ARGUMENT', async () => {
+  await withStore(async (dir, store) => {
+    const data = prng(21, 300_000);
+    await store.backup(streamOf(data), { target: 't' });
+    const m = await store.resolveSnapshot('t');
+    // The manifest object is used as it is: even with the snapshot's manifest file gone, the
+    // restore (recipe and chunks still there) needs no read of it.
+    await rm(join(dir, manifestName(m.id)));
+    const out = join(dir, 'out.bin');
+    const fh = await open(out, 'w');
+    try {
+      assert.equal(await store.restoreTo(m, fh), data.length);
+    } finally {
+      await fh.close();
+    }
+    assert.ok((await readFile(out)).equals(data));
+    for (const bad of [{}, { id: 5 }, null, 7] as unknown[]) {
+      await assert.rejects(store.restoreTo(bad as string, fh), (err: { code?: string }) => err.code === 'BAD_ARGUMENT', JSON.stringify(bad));
     }
   });
 });

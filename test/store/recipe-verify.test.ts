@@ -240,3 +240,34 @@ describe('version 1 recipes', () => {
     });
   });
 });
+
+describe('small recipes (read in one request)', () => {
+  // 200 KiB in 1 KiB chunks: ~200 entries, a recipe of ~10 kB, read whole by open; the
+  // fixture's 6 MiB recipes (~300 kB) are read by range. The same checks apply to both.
+  const C = A.subarray(0, 200 << 10);
+  test('restore exactly; a swap, a flipped byte, another recipe, a truncated or a longer recipe: CORRUPT, nothing emitted', async () => {
+    const cases: [string, (file: string, id: string) => Promise<void>][] = [
+      ['swap', (file) => swapEntries(file, 3, 4)],
+      ['flip', (file) => flipByte(file, RECIPE_HEADER_SIZE + 2 * RECIPE_ENTRY_SIZE + 44, 0x02)],
+      ['truncated', async (file) => writeFile(file, (await readFile(file)).subarray(0, -1))],
+      ['longer', async (file) => writeFile(file, Buffer.concat([await readFile(file), Buffer.alloc(1)]))],
+      ['missing', (file) => rm(file)],
+    ];
+    for (const [what, edit] of cases) {
+      await withCopy(async () => {
+        const store = await Store.open(dir);
+        let id: string;
+        try {
+          id = (await store.backup(Readable.from([C]), { target: 'c' })).id;
+        } finally {
+          await store.close();
+        }
+        const m = await manifestOf(dir, id);
+        assert.ok(m.recipe!.bytes < 64 << 10, 'fixture: a small recipe');
+        assert.ok((await streamed(id)).bytes.equals(C), `${what}: restores before the edit`);
+        await edit(join(dir, m.recipe!.name), id);
+        await refusedEverywhere(id, [{ start: 1000, end: 5000 }]);
+      });
+    }
+  });
+});

@@ -78,7 +78,7 @@ export default defineCommand({
       };
       let bytes: number;
       if (kind === undefined) {
-        bytes = await store.restoreTo(manifest.id, io.stdout, options);
+        bytes = await store.restoreTo(manifest, io.stdout, options);
       } else if (kind === 'device') {
         const device = createWriteStream(flags.output!, { flags: 'a' });
         // A write error (ENOSPC on /dev/full, EIO) reaches the restore through its write, and
@@ -87,7 +87,7 @@ export default defineCommand({
         let failed: Error | undefined;
         device.on('error', (err) => (failed ??= err));
         try {
-          bytes = await store.restoreTo(manifest.id, device, options);
+          bytes = await store.restoreTo(manifest, device, options);
           await new Promise<void>((resolve) => device.end(resolve));
           if (failed) throw failed;
         } catch (err) {
@@ -100,7 +100,7 @@ export default defineCommand({
         const tmp = `${flags.output}.chunkyard-partial`;
         const handle = await open(tmp, 'w');
         try {
-          bytes = await store.restoreTo(manifest.id, handle, { ...options, sparse: flags.sparse === true });
+          bytes = await store.restoreTo(manifest, handle, { ...options, sparse: flags.sparse === true });
           await handle.close();
           await rename(tmp, flags.output!);
         } catch (err) {
