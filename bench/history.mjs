@@ -4,7 +4,7 @@
 // repository, in the same run; then generations 1, 10, 20 and 30 restored by each tool.
 //
 //   npm run build:ts && node bench/history.mjs [--generations 30] [--size-mib 256] [--gap-kib 256]
-//        [--restore 1,10,20,30] [--rounds 3] [--tools chunkyard,restic,borg]
+//        [--restore 1,10,20,30|none] [--rounds 3] [--tools chunkyard,restic,borg]
 //        [--baseline DIR] [--chunkyard-dir DIR] [--work DIR] [--keep] [--out bench/results/history-DATE]
 //        [--reuse OLD/history.json]    (restores only, from what a --keep run left in --work)
 //
@@ -40,7 +40,7 @@ const o = {
   sizeMiB: Number(opt('size-mib', 256)),
   gapKiB: Number(opt('gap-kib', 256)),
   seed: Number(opt('seed', 1)),
-  restore: opt('restore', '1,10,20,30').split(',').map(Number),
+  restore: opt('restore', '1,10,20,30') === 'none' ? [] : opt('restore', '1,10,20,30').split(',').map(Number),
   rounds: Number(opt('rounds', 3)),
   tools: opt('tools', 'chunkyard,restic,borg').split(','),
   baseline: opt('baseline'),
@@ -178,6 +178,13 @@ async function main() {
   }
   const stored = Object.fromEntries(tools.map((t) => [t.name, duBytes(t.repo)]));
   log(`stored bytes: ${JSON.stringify(stored)}`);
+  if (o.restore.length === 0) {
+    // --restore none: the repositories only (with --keep, for bench/restore-ab.mjs).
+    writeFileSync(join(o.out, 'history.json'), JSON.stringify({ date: new Date().toISOString(), options: o, generations: gens.map(({ generation, bytes, edits, sha256, ids }) => ({ generation, bytes, edits, sha256, ids })), stored }, null, 2) + '\n');
+    if (!args.includes('--keep')) rmSync(o.work, { recursive: true, force: true });
+    log(`no restores asked for; wrote ${join(o.out, 'history.json')}${args.includes('--keep') ? `, kept ${o.work}` : ''}`);
+    return;
+  }
 
   // Warm the page cache: one untimed restore of each generation by each tool, checked.
   for (const gen of o.restore) {

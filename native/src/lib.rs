@@ -8,6 +8,7 @@ pub mod argon2;
 pub mod chunker;
 pub mod codec;
 pub mod delta;
+pub mod fused;
 pub mod gcm;
 pub mod gear;
 #[cfg(test)]

@@ -1247,6 +1247,56 @@ unsafe extern "C" fn js_open_scatter_out_async(env: napi_env, info: napi_callbac
     })
 }
 
+/// readScatterAsync(fd, position, data, pieces, fingerprints, key | null, chunkKey | null, out,
+///                  outFd, base, lo, hi, zeros, direct | null) -> Promise<[failedIndex, reason]>
+/// One planned read of a restore in one piece of work (fused.rs): the pack's bytes
+/// [position, position + data.length) pread into data (fewer where the file ends first), then
+/// decodeScatterAsync of them (with chunkKey: openScatterAsync's sealed chunks, data
+/// overwritten). outFd -1: no file output; else decodeScatterOutAsync's direct pieces
+/// (base, lo, hi, zeros, direct as there). -2: a write failed; -3: the pread failed. The
+/// caller keeps fd (and outFd) open, and leaves data and the pieces' places alone, until it settles.
+unsafe extern "C" fn js_read_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
+    entry::<14>(env, info, |env, a| {
+        let whole = |v: f64, name: &str, min: f64, max: f64| -> JsResult<f64> {
+            if v.fract() == 0.0 && v >= min && v <= max {
+                Ok(v)
+            } else {
+                Err(bad_argument(format!("{name} = {v}: must be a whole number from {min} to {max}")))
+            }
+        };
+        let fd = whole(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
+        let position = whole(number(env, a[1], "position")?, "position", 0.0, 9007199254740991.0)? as u64;
+        let data = bytes_arg(env, a[2], "data")?;
+        let fps = bytes_arg(env, a[4], "fingerprints")?;
+        let (pieces, dests) = quint_pieces(env, a[3], fps.len)?;
+        let key = key_arg(env, a[5])?;
+        let chunk_key = key_arg(env, a[6])?;
+        let out = bytes_arg(env, a[7], "out")?;
+        let out_fd = whole(number(env, a[8], "outFd")?, "outFd", -1.0, i32::MAX as f64)?;
+        let output = if out_fd < 0.0 { None } else { Some(file_out_args(env, &[a[8], a[9], a[10], a[11], a[12], a[13]], pieces.len())?) };
+        let job = Box::new(move || {
+            // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
+            // the caller leaves data and the pieces' places alone, and fd and outFd open, until then.
+            let (data, out) = (data, out);
+            let keys = match chunk_key.as_ref() {
+                Some(ck) => crate::fused::Keys::Sealed(key.as_ref(), ck),
+                None => crate::fused::Keys::Plain(key.as_ref()),
+            };
+            let output = output.as_ref().map(|(f, d)| (f, &d[..]));
+            unsafe { crate::fused::read_scatter(fd, position, data.as_mut_slice(), &pieces, &dests, fps.as_slice(), keys, out.ptr as *mut u8, out.len, output) }
+        });
+        start_work(env, "chunkyard:readScatter", &[a[2], a[4], a[7]], job, read_scatter_verdict, None)
+    })
+}
+
+/// scatter_out_verdict, with a failed pread as index -3.
+fn read_scatter_verdict(env: napi_env, result: Result<(), (usize, String)>) -> JsResult<napi_value> {
+    match result {
+        Err((crate::fused::READ_FAILED, reason)) => number_and_reason(env, -3.0, &reason),
+        other => scatter_out_verdict(env, other),
+    }
+}
+
 /// decodeIntoAsync(...same as decodeInto) -> Promise<[failedIndex, reason]>, on the libuv
 /// pool (see compressIntoAsync for why). data, fingerprints and out are the caller's to leave
 /// alone until it settles.
@@ -1565,7 +1615,7 @@ mod delta;
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     fix_mmap_threshold();
-    let fns: [(&str, napi_callback); 39] = [
+    let fns: [(&str, napi_callback); 40] = [
         ("version\0", js_version),
         ("chunkerNew\0", js_chunker_new),
         ("chunkerPush\0", js_chunker_push),
@@ -1587,6 +1637,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("decodeIntoAsync\0", js_decode_into_async),
         ("decodeScatterAsync\0", js_decode_scatter_async),
         ("decodeScatterOutAsync\0", js_decode_scatter_out_async),
+        ("readScatterAsync\0", js_read_scatter_async),
         ("copyBytes\0", js_copy_bytes),
         ("sealInto\0", js_seal_into),
         ("sealIntoAsync\0", js_seal_into_async),

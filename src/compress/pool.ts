@@ -78,6 +78,18 @@ export class CompressionPool {
   /** Native tasks running, and those waiting for a turn. */
   private nativeRunning = 0;
   private readonly nativeWaiting: (() => void)[] = [];
+  /**
+   * Fused reads (readScatter) at a time, apart from the lanes: one less than libuv's threads
+   * (one always free for file I/O: the output's writes, the recipe's reads), at least the
+   * lanes. A fused read spends part of its time in pread and in the output file's writes
+   * (blocked on its inode lock while another thread writes), time in which a lane would hold
+   * a core idle: generation 30 of the dump history restored 6 % faster (wall) than main's
+   * two-step reads; with fused reads in the lanes, no faster (docs/benchmarks.md, "Restore:
+   * one native call per read").
+   */
+  private readonly readLanes: number;
+  private readsRunning = 0;
+  private readonly readsWaiting: (() => void)[] = [];
   /** Tasks not settled yet: close() lets them finish (a failed restore leaves reads in flight). */
   private readonly running = new Set<Promise<unknown>>();
   /** Set for an encrypted store. */
@@ -98,6 +110,7 @@ export class CompressionPool {
     // 2.21-2.26 -> 2.16 s with two lanes instead of one; three 2 GiB images the same, 6.8 s).
     // They share libuv's pool with file I/O and the chunker, so two of its threads stay free.
     this.lanes = given ?? Math.max(1, Math.min(availableParallelism(), libuvThreads() - 2));
+    this.readLanes = given ?? Math.max(this.lanes, libuvThreads() - 1);
     this.native = options.workersOnly ? null : nativeLane();
     // Sealing only from an addon that seals the way this build reads (tag chunk-seal-v2:
     // per-chunk prefixes); an older addon's sealing is left alone and the workers seal.
@@ -252,6 +265,45 @@ export class CompressionPool {
       verdict = await this.track(this.nativeTurn((addon) => addon.decodeScatterOutAsync!(data, pieces, fingerprints, key, out, fd, base, lo, hi, zeros, direct)));
     }
     const [index, reason] = verdict;
+    if (index === -2) throw new ChunkyardError('IO_ERROR', `cannot write the restored bytes: ${reason}`);
+    if (index >= 0) throw new DecodeError(index, reason);
+  }
+
+  /**
+   * Whether readScatter is there: the addon's fused read (pread and decode in one piece of
+   * work), for a plain store, or for a sealed one from an addon that opens the way this
+   * build seals (nativeSeal).
+   */
+  get canReadScatter(): boolean {
+    return (this.sealing ? this.nativeSeal : this.native)?.readScatterAsync !== undefined;
+  }
+
+  /**
+   * A read and its decodeScatter (or decodeScatterOut, with `output`) in one native call:
+   * the bytes [position, position + data.length) of the open file `fd` are read into `data`
+   * (fewer where the file ends first: the chunks past the end then fail like any chunk whose
+   * stored bytes the read lacks), then decoded and checked into their places. Only where
+   * canReadScatter. Runs apart from the native lanes, `readLanes` at a time (see there). The
+   * caller keeps `fd` (and the output's) open and leaves `data` and the places alone until
+   * this settles. A chunk that fails: DecodeError; the read: PackReadError;
+   * a write of the output: IO_ERROR.
+   */
+  async readScatter(fd: number, position: number, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, output?: ScatterOutput): Promise<void> {
+    const [fpKey, chunkKey] = this.sealing ? [this.sealing.fingerprintKey, this.sealing.chunkKey] : [key, null];
+    const o = output ?? { fd: -1, base: 0, lo: 0, hi: 0, zeros: 0, direct: null };
+    const addon = this.sealing ? this.nativeSeal! : this.native!;
+    if (this.readsRunning >= this.readLanes) await new Promise<void>((resolve) => this.readsWaiting.push(resolve));
+    else this.readsRunning++;
+    let verdict: [number, string];
+    try {
+      verdict = await this.track(addon.readScatterAsync!(fd, position, data, pieces, fingerprints, fpKey, chunkKey, out, o.fd, o.base, o.lo, o.hi, o.zeros, o.direct));
+    } finally {
+      const next = this.readsWaiting.shift();
+      if (next) next();
+      else this.readsRunning--;
+    }
+    const [index, reason] = verdict;
+    if (index === -3) throw new PackReadError(reason);
     if (index === -2) throw new ChunkyardError('IO_ERROR', `cannot write the restored bytes: ${reason}`);
     if (index >= 0) throw new DecodeError(index, reason);
   }
@@ -439,6 +491,13 @@ function sealedQuints(pieces: Uint32Array): Uint32Array & { raw: number } {
  */
 function transferable(data: Uint8Array): ArrayBuffer[] {
   return !(data.buffer instanceof SharedArrayBuffer) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : [];
+}
+
+/** readScatter's read of the pack failed (reason: the system's). */
+export class PackReadError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
 }
 
 export class DecodeError extends Error {

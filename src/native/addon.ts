@@ -108,6 +108,18 @@ export interface NativeAddon {
    * failed. fd stays open until the promise settles. Optional: builds before 2026-12-06 lack it.
    */
   decodeScatterOutAsync?(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, out: Uint8Array, fd: number, base: number, lo: number, hi: number, zeros: number, direct: Uint8Array): Promise<[number, string]>;
+  /**
+   * One planned read of a restore in one piece of work on the libuv pool (native/src/fused.rs):
+   * the bytes [position, position + data.length) of the open file `fd` pread into data (fewer
+   * where the file ends first: a chunk past the end then fails as "stored bytes run past the
+   * end of the read"), then decodeScatterAsync of them; with chunkKey, openScatterAsync's
+   * sealed chunks (data overwritten). outFd -1: no file output; else decodeScatterOutAsync's
+   * direct pieces (base, lo, hi, zeros, direct as there; direct null when outFd is -1).
+   * [-1, ''], [failed index, reason], [-2, reason] (a write failed) or [-3, reason] (the pread
+   * failed). fd and outFd stay open until the promise settles. Optional: builds before
+   * 2026-12-07 lack it (a restore then reads and decodes in two steps).
+   */
+  readScatterAsync?(fd: number, position: number, data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null, chunkKey: Uint8Array | null, out: Uint8Array, outFd: number, base: number, lo: number, hi: number, zeros: number, direct: Uint8Array | null): Promise<[number, string]>;
   /** decodeInto without an output (raw chunks hashed where they lie): [-1, ''] or [failed index, reason]. */
   verifyMany(data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, key: Uint8Array | null): [number, string];
   /**

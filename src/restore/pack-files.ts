@@ -76,6 +76,29 @@ export class PackFiles {
     }
   }
 
+  /** Whether packs are files with descriptors (a directory store): withFd can be used. */
+  get local(): boolean {
+    return this.root !== null;
+  }
+
+  /**
+   * Runs `use` with the open descriptor of pack `name` (a directory store only: see local),
+   * which stays open, whatever is evicted or closed meanwhile, until the promise `use`
+   * returns has settled: a native read may use it on another thread until then. Missing:
+   * OBJECT_NOT_FOUND.
+   */
+  async withFd<T>(name: string, use: (fd: number) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ChunkyardError('ABORTED', `restore ended; ${name} is not read`);
+    if (this.root === null) throw new ChunkyardError('BAD_ARGUMENT', `${name} is not a file: the store is not a directory`);
+    const c = this.acquire(name);
+    try {
+      const handle = await c.handle;
+      return await use(handle.fd);
+    } finally {
+      this.releaseHandle(name, c);
+    }
+  }
+
   private acquire(name: string): CachedHandle {
     let c = this.handles.get(name);
     if (c) {

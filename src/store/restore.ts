@@ -8,7 +8,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
-import { DecodeError, type CompressionPool, type ScatterOutput } from '../compress/pool.js';
+import { DecodeError, PackReadError, type CompressionPool, type ScatterOutput } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { PackFiles } from '../restore/pack-files.js';
@@ -133,6 +133,8 @@ interface RestoreRun {
   inflight: Set<Promise<void>>;
   /** The file this restore writes itself, if any. */
   direct?: DirectOutput;
+  /** Reads of plain chunks from a directory store go through fusedRead. */
+  fused: boolean;
 }
 
 /**
@@ -175,6 +177,9 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array, out
   const length = read.end - read.start;
   const slot = length <= run.readBuffers.bytes ? await run.readBuffers.acquire() : undefined;
   try {
+    // A directory store's read of plain (or sealed) chunks: the pread and the decode in one
+    // native call (fusedRead), instead of a read, a return to JS and a second call to decode.
+    if (slot && deltas.length === 0 && run.fused && !ctx.cold?.has(name)) return await fusedRead(run, read, name, slot.buffers[0]!.subarray(0, length), area, output);
     let data: Uint8Array;
     try {
       data = ctx.cold?.has(name) ? await ctx.cold.read(name, read.start, read.end) : await run.packs.read(name, read.start, read.end, slot ? slot.buffers[0]! : new Uint8Array(length));
@@ -188,35 +193,67 @@ async function runRead(run: RestoreRun, read: PlannedRead, area: Uint8Array, out
     // Delta chunks (codec 3) decode against their bases, before the rest (which may move data).
     const plain = deltas.length > 0 ? read.pieces.filter((p) => p.entry.codec !== CODEC_DELTA) : read.pieces;
     if (deltas.length > 0) await decodeDeltaPieces(run.bases, data, read.start, deltas, area, (e) => `snapshot ${manifest.id}: chunk ${e.fingerprint.toString('hex')} (stream offset ${e.streamOffset}) in pack ${name} at offset ${e.offset}`, prefetched);
-    const n = plain.length;
-    if (n === 0) return;
-    const pieces = new Uint32Array(n * 5);
-    const fps = new Uint8Array(n * 32);
-    plain.forEach(({ entry: e, dest }, k) => {
-      pieces[k * 5] = e.offset - read.start;
-      pieces[k * 5 + 1] = e.storedLength;
-      pieces[k * 5 + 2] = e.rawLength;
-      pieces[k * 5 + 3] = e.codec;
-      pieces[k * 5 + 4] = dest;
-      fps.set(e.fingerprint, k * 32);
-    });
+    if (plain.length === 0) return;
+    const { pieces, fps, scatterOutput } = scatterArgs(run, read, plain, output);
     try {
-      const direct = output ? Uint8Array.from(plain, (p) => (output.direct.has(p) ? 1 : 0)) : undefined;
-      if (output && direct!.includes(1)) await ctx.pool.decodeScatterOut(data, pieces, fps, ctx.key ?? null, area, { fd: run.direct!.fd, base: output.base, lo: output.lo, hi: output.hi, zeros: output.zeros, direct: direct! } satisfies ScatterOutput);
+      if (scatterOutput) await ctx.pool.decodeScatterOut(data, pieces, fps, ctx.key ?? null, area, scatterOutput);
       else await ctx.pool.decodeScatter(data, pieces, fps, ctx.key ?? null, area);
     } catch (err) {
-      if (err instanceof DecodeError) {
-        const e = plain[err.index]?.entry;
-        throw new ChunkyardError(
-          'CHUNK_CORRUPT',
-          `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`,
-        );
-      }
-      throw err;
+      throw corruptChunk(err, manifest, name, plain);
     }
   } finally {
     slot?.release();
     run.turns.give();
+  }
+}
+
+/**
+ * A read's pieces as the native scatter takes them ([offset in the read, storedLength,
+ * rawLength, codec, dest] each), their fingerprints, and for a direct restore whose read
+ * writes some of them itself, the file output.
+ */
+function scatterArgs(run: RestoreRun, read: PlannedRead, plain: PlannedPiece[], output: WindowOutput | undefined): { pieces: Uint32Array; fps: Uint8Array; scatterOutput: ScatterOutput | undefined } {
+  const n = plain.length;
+  const pieces = new Uint32Array(n * 5);
+  const fps = new Uint8Array(n * 32);
+  plain.forEach(({ entry: e, dest }, k) => {
+    pieces[k * 5] = e.offset - read.start;
+    pieces[k * 5 + 1] = e.storedLength;
+    pieces[k * 5 + 2] = e.rawLength;
+    pieces[k * 5 + 3] = e.codec;
+    pieces[k * 5 + 4] = dest;
+    fps.set(e.fingerprint, k * 32);
+  });
+  const direct = output ? Uint8Array.from(plain, (p) => (output.direct.has(p) ? 1 : 0)) : undefined;
+  const scatterOutput = output && direct!.includes(1) ? ({ fd: run.direct!.fd, base: output.base, lo: output.lo, hi: output.hi, zeros: output.zeros, direct: direct! } satisfies ScatterOutput) : undefined;
+  return { pieces, fps, scatterOutput };
+}
+
+/** A DecodeError of a read's chunk as CHUNK_CORRUPT naming snapshot, chunk, pack and offset; other errors as they are. */
+function corruptChunk(err: unknown, manifest: SnapshotManifest, name: string, plain: PlannedPiece[]): unknown {
+  if (!(err instanceof DecodeError)) return err;
+  const e = plain[err.index]?.entry;
+  return new ChunkyardError('CHUNK_CORRUPT', `snapshot ${manifest.id}: chunk ${e ? e.fingerprint.toString('hex') : '?'} (stream offset ${e?.streamOffset}) in pack ${name} at offset ${e?.offset} is corrupt: ${err.reason}`);
+}
+
+/**
+ * runRead's fused form: the pack's descriptor (kept open by the handle cache until the call
+ * settles: PackFiles.withFd) and the read's range go to one native call that reads into
+ * `data` and decodes, checks and places every chunk (CompressionPool.readScatter). Errors are
+ * the two-step path's: a missing pack CHUNK_NOT_FOUND, a pack that ends early or a chunk
+ * that does not verify CHUNK_CORRUPT (the same message), a failed read IO_ERROR.
+ */
+async function fusedRead(run: RestoreRun, read: PlannedRead, name: string, data: Uint8Array, area: Uint8Array, output: WindowOutput | undefined): Promise<void> {
+  const { ctx, manifest } = run;
+  const { pieces, fps, scatterOutput } = scatterArgs(run, read, read.pieces, output);
+  try {
+    await run.packs.withFd(name, (fd) => ctx.pool.readScatter(fd, read.start, data, pieces, fps, ctx.key ?? null, area, scatterOutput));
+  } catch (err) {
+    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') {
+      throw new ChunkyardError('CHUNK_NOT_FOUND', `snapshot ${manifest.id}: pack ${name} is missing (needed for stream offset ${read.pieces[0]!.entry.streamOffset})`, { cause: err });
+    }
+    if (err instanceof PackReadError) throw new ChunkyardError('IO_ERROR', `cannot read ${name}: ${err.reason}`, { cause: err });
+    throw corruptChunk(err, manifest, name, read.pieces);
   }
 }
 
@@ -269,7 +306,7 @@ async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, s
   const sizing = restoreSlotsFor(ctx.maxSize, remote);
   const areas = new SlotPool(sizing.areas, sizing.areaBytes);
   const packs = new PackFiles(ctx.backend);
-  const run: RestoreRun = { ctx, manifest, packs, turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), inflight: new Set(), direct, bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : packs.read(name, start, end, new Uint8Array(end - start)))) };
+  const run: RestoreRun = { ctx, manifest, packs, fused: packs.local && ctx.pool.canReadScatter, turns: new Turns(sizing.reads), readBuffers: new SlotPool(sizing.reads, sizing.readBytes), churn: new BufferChurn(), inflight: new Set(), direct, bases: new BaseCache(ctx.backend, ctx.pool, undefined, (name, start, end) => (ctx.cold?.has(name) ? ctx.cold.read(name, start, end) : packs.read(name, start, end, new Uint8Array(end - start)))) };
   const limits = { maxReadBytes: sizing.maxReadBytes, maxGapBytes: sizing.maxGapBytes };
   const cacheBytes = Math.max(REPEAT_CACHE_BYTES, ctx.maxSize);
   const repeats = new Map<string, { bytes: number; data: Promise<Uint8Array> }>();
