@@ -1153,21 +1153,23 @@ unsafe extern "C" fn js_decode_scatter_async(env: napi_env, info: napi_callback_
     })
 }
 
+/// `v` when it is a whole number in [min, max], else BAD_ARGUMENT naming `name`.
+fn whole_in(v: f64, name: &str, min: f64, max: f64) -> JsResult<f64> {
+    if v.fract() == 0.0 && v >= min && v <= max {
+        Ok(v)
+    } else {
+        Err(bad_argument(format!("{name} = {v}: must be a whole number from {min} to {max}")))
+    }
+}
+
 /// The file output of the scatter-out calls: fd, base, lo, hi, zeros (numbers) and the
 /// direct flags (a Uint8Array, one per piece), checked.
 fn file_out_args(env: napi_env, a: &[napi_value], n: usize) -> JsResult<(crate::codec::FileOut, Vec<u8>)> {
-    let whole = |v: f64, name: &str, min: f64, max: f64| -> JsResult<f64> {
-        if v.fract() == 0.0 && v >= min && v <= max {
-            Ok(v)
-        } else {
-            Err(bad_argument(format!("{name} = {v}: must be a whole number from {min} to {max}")))
-        }
-    };
-    let fd = whole(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
-    let base = whole(number(env, a[1], "base")?, "base", -9007199254740991.0, 9007199254740991.0)? as i64;
-    let lo = whole(number(env, a[2], "lo")?, "lo", 0.0, 9007199254740991.0)? as usize;
-    let hi = whole(number(env, a[3], "hi")?, "hi", 0.0, 9007199254740991.0)? as usize;
-    let zeros = whole(number(env, a[4], "zeros")?, "zeros", 0.0, 2.0)? as u8;
+    let fd = whole_in(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
+    let base = whole_in(number(env, a[1], "base")?, "base", -9007199254740991.0, 9007199254740991.0)? as i64;
+    let lo = whole_in(number(env, a[2], "lo")?, "lo", 0.0, 9007199254740991.0)? as usize;
+    let hi = whole_in(number(env, a[3], "hi")?, "hi", 0.0, 9007199254740991.0)? as usize;
+    let zeros = whole_in(number(env, a[4], "zeros")?, "zeros", 0.0, 2.0)? as u8;
     let direct_raw = bytes_arg(env, a[5], "direct")?;
     if direct_raw.len != n {
         return Err(bad_argument(format!("direct has {} bytes, expected {n}", direct_raw.len)));
@@ -1257,22 +1259,15 @@ unsafe extern "C" fn js_open_scatter_out_async(env: napi_env, info: napi_callbac
 /// caller keeps fd (and outFd) open, and leaves data and the pieces' places alone, until it settles.
 unsafe extern "C" fn js_read_scatter_async(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<14>(env, info, |env, a| {
-        let whole = |v: f64, name: &str, min: f64, max: f64| -> JsResult<f64> {
-            if v.fract() == 0.0 && v >= min && v <= max {
-                Ok(v)
-            } else {
-                Err(bad_argument(format!("{name} = {v}: must be a whole number from {min} to {max}")))
-            }
-        };
-        let fd = whole(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
-        let position = whole(number(env, a[1], "position")?, "position", 0.0, 9007199254740991.0)? as u64;
+        let fd = whole_in(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
+        let position = whole_in(number(env, a[1], "position")?, "position", 0.0, 9007199254740991.0)? as u64;
         let data = bytes_arg(env, a[2], "data")?;
         let fps = bytes_arg(env, a[4], "fingerprints")?;
         let (pieces, dests) = quint_pieces(env, a[3], fps.len)?;
         let key = key_arg(env, a[5])?;
         let chunk_key = key_arg(env, a[6])?;
         let out = bytes_arg(env, a[7], "out")?;
-        let out_fd = whole(number(env, a[8], "outFd")?, "outFd", -1.0, i32::MAX as f64)?;
+        let out_fd = whole_in(number(env, a[8], "outFd")?, "outFd", -1.0, i32::MAX as f64)?;
         let output = if out_fd < 0.0 { None } else { Some(file_out_args(env, &[a[8], a[9], a[10], a[11], a[12], a[13]], pieces.len())?) };
         let job = Box::new(move || {
             // SAFETY: napi_refs on data, fingerprints and out hold them until work_complete;
@@ -1480,16 +1475,9 @@ unsafe extern "C" fn js_copy_bytes(env: napi_env, info: napi_callback_info) -> n
 /// (unlike --sparse). ENOSYS where there is no fallocate; the caller then writes the zeros.
 unsafe extern "C" fn js_preallocate(env: napi_env, info: napi_callback_info) -> napi_value {
     entry::<3>(env, info, |env, a| {
-        let whole = |v: f64, name: &str, max: f64| -> JsResult<f64> {
-            if v.fract() == 0.0 && v >= 0.0 && v <= max {
-                Ok(v)
-            } else {
-                Err(bad_argument(format!("{name} = {v}: must be a whole number from 0 to {max}")))
-            }
-        };
-        let fd = whole(number(env, a[0], "fd")?, "fd", i32::MAX as f64)? as i32;
-        let offset = whole(number(env, a[1], "offset")?, "offset", 9007199254740991.0)? as i64;
-        let length = whole(number(env, a[2], "length")?, "length", 9007199254740991.0)? as i64;
+        let fd = whole_in(number(env, a[0], "fd")?, "fd", 0.0, i32::MAX as f64)? as i32;
+        let offset = whole_in(number(env, a[1], "offset")?, "offset", 0.0, 9007199254740991.0)? as i64;
+        let length = whole_in(number(env, a[2], "length")?, "length", 0.0, 9007199254740991.0)? as i64;
         let errno = if length == 0 { 0 } else { fallocate_zero_mode(fd, offset, length) };
         let mut v = ptr::null_mut();
         napi!(napi_create_double(env, errno as f64, &mut v));

@@ -16,7 +16,7 @@ import { ChunkyardError } from '../../src/errors.js';
 import { CompressionPool } from '../../src/compress/pool.js';
 import { packObjectName } from '../../src/util/ids.js';
 import { prng } from '../support/data.js';
-import { flipByte, recipeEntries } from '../support/store-files.js';
+import { flipByte, recipeEntries, withTempStore } from '../support/store-files.js';
 
 const canScatterOut = new CompressionPool({ threads: 1 }).canScatterOut;
 
@@ -57,20 +57,7 @@ function counting(handle: FileHandle): { handle: FileHandle; written: () => numb
   return { handle: proxy, written: () => written };
 }
 
-async function withStore(options: Parameters<typeof Store.init>[1], open: Parameters<typeof Store.open>[1], fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-direct-'));
-  try {
-    await Store.init(dir, options);
-    const store = await Store.open(dir, open);
-    try {
-      await fn(store, dir);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withStore = (init: Parameters<typeof Store.init>[1], openOptions: Parameters<typeof Store.open>[1], fn: (store: Store, dir: string) => Promise<void>) => withTempStore('direct', init, openOptions, fn);
 
 async function restoreFile(store: Store, id: string, path: string, flags: string, options: Parameters<Store['restoreTo']>[2] = {}): Promise<{ n: number; throughSink: number }> {
   const h = await open(path, flags);

@@ -23,7 +23,7 @@ import { PackFiles } from '../../src/restore/pack-files.js';
 import { FsBackend } from '../../src/backend/fs.js';
 import { packObjectName } from '../../src/util/ids.js';
 import { prng } from '../support/data.js';
-import { cut, flipByte, packNames, recipeEntries } from '../support/store-files.js';
+import { cut, flipByte, packNames, recipeEntries, withTempStore } from '../support/store-files.js';
 
 const addon = nativeIfAllowed();
 const hasFused = addon?.readScatterAsync !== undefined;
@@ -58,20 +58,7 @@ function sample(seed: number): Buffer {
   return Buffer.concat([prng(seed, 2 << 20), text, again, Buffer.alloc(1 << 20), prng(seed + 2, 1 << 20), again, text.subarray(0, 123_457)]);
 }
 
-async function withStore(init: Parameters<typeof Store.init>[1], openOptions: Parameters<typeof Store.open>[1], fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-fused-'));
-  try {
-    await Store.init(dir, init);
-    const store = await Store.open(dir, openOptions);
-    try {
-      await fn(store, dir);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withStore = (init: Parameters<typeof Store.init>[1], openOptions: Parameters<typeof Store.open>[1], fn: (store: Store, dir: string) => Promise<void>) => withTempStore('fused', init, openOptions, fn);
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -1,5 +1,6 @@
 /** Test helpers that reach into a store's files: find packs and recipes, flip bytes, truncate. */
-import { open, readdir, readFile, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBackend } from '../../src/backend/fs.js';
 import type { Backend } from '../../src/backend/types.js';
@@ -8,6 +9,7 @@ import { readPackTable, type PackTable } from '../../src/pack/reader.js';
 import { readManifest, type SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { initBlake3 } from '../../src/util/blake3.js';
+import { Store } from '../../src/store/store.js';
 
 /**
  * What a store's packs hold, each fingerprint counted once (its first copy met): raw and
@@ -91,4 +93,23 @@ export async function listing(root: string, skip: (rel: string) => boolean = (re
   };
   await walk('');
   return out.sort();
+}
+
+/**
+ * Runs `fn` on a store made with `init` in a fresh temporary directory (named after `prefix`)
+ * and opened with `openOptions`; closes the store and removes the directory afterwards.
+ */
+export async function withTempStore(prefix: string, init: Parameters<typeof Store.init>[1], openOptions: Parameters<typeof Store.open>[1], fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), `chunkyard-${prefix}-`));
+  try {
+    await Store.init(dir, init);
+    const store = await Store.open(dir, openOptions);
+    try {
+      await fn(store, dir);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
