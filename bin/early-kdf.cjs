@@ -34,8 +34,9 @@ const int = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
 
 /**
  * The store's config.json and its keys/ slot files, read now, as the open would read them
- * (every `keys/` name of 16 hex digits and `.json`); undefined when any of them does not read
- * (the open then reads everything itself and reports what it finds).
+ * (every `keys/` name of 16 hex digits and `.json`). Throws when any of them does not read:
+ * then no KDF starts and nothing is handed over (the open reads everything itself and reports
+ * what it finds).
  */
 function readStore(fs, path, store) {
   const keysDir = path.join(store, 'keys');
