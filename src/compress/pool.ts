@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../native/addon.js';
+import { Turns } from '../util/async.js';
 import { ChunkyardError, type ErrorCode } from '../errors.js';
 import { CODEC_LZ4, CODEC_ZSTD, ZSTD_LEVEL, isZstdLevel } from '../pack/codecs.js';
 import type { CompressIntoResult, CompressIntoTask, DecodeFailure, DecodeIntoTask, OpenResult, OpenTask, SealResult, SealTask, SizesTask, VerifyResult, VerifyTask } from './messages.js';
@@ -75,11 +76,10 @@ export class CompressionPool {
   private readonly native: NativeAddon | null;
   /** The addon when its chunk sealing is this build's (see NATIVE_SEAL_TAG), else null. */
   private readonly nativeSeal: NativeAddon | null;
-  /** Native tasks running, and those waiting for a turn. */
-  private nativeRunning = 0;
-  private readonly nativeWaiting: (() => void)[] = [];
+  /** Turns of the native lanes (`lanes` at once). */
+  private readonly nativeTurns: Turns;
   /**
-   * Fused reads (readScatter) at a time, apart from the lanes: one less than libuv's threads
+   * Turns of fused reads (readScatter), apart from the lanes: one less than libuv's threads
    * (one always free for file I/O: the output's writes, the recipe's reads), at least the
    * lanes. A fused read spends part of its time in pread and in the output file's writes
    * (blocked on its inode lock while another thread writes), time in which a lane would hold
@@ -87,9 +87,7 @@ export class CompressionPool {
    * two-step reads; with fused reads in the lanes, no faster (docs/benchmarks.md, "Restore:
    * one native call per read").
    */
-  private readonly readLanes: number;
-  private readsRunning = 0;
-  private readonly readsWaiting: (() => void)[] = [];
+  private readonly readTurns: Turns;
   /** Tasks not settled yet: close() lets them finish (a failed restore leaves reads in flight). */
   private readonly running = new Set<Promise<unknown>>();
   /** Set for an encrypted store. */
@@ -110,7 +108,8 @@ export class CompressionPool {
     // 2.21-2.26 -> 2.16 s with two lanes instead of one; three 2 GiB images the same, 6.8 s).
     // They share libuv's pool with file I/O and the chunker, so two of its threads stay free.
     this.lanes = given ?? Math.max(1, Math.min(availableParallelism(), libuvThreads() - 2));
-    this.readLanes = given ?? Math.max(this.lanes, libuvThreads() - 1);
+    this.nativeTurns = new Turns(this.lanes);
+    this.readTurns = new Turns(given ?? Math.max(this.lanes, libuvThreads() - 1));
     this.native = options.workersOnly ? null : nativeLane();
     // Sealing only from an addon that seals the way this build reads (tag chunk-seal-v2:
     // per-chunk prefixes); an older addon's sealing is left alone and the workers seal.
@@ -147,16 +146,8 @@ export class CompressionPool {
   }
 
   /** Runs `job` on the native lane when a turn is free (at most `lanes` at once). */
-  private async nativeTurn<T>(job: (addon: NativeAddon) => Promise<T>): Promise<T> {
-    if (this.nativeRunning >= this.lanes) await new Promise<void>((resolve) => this.nativeWaiting.push(resolve));
-    else this.nativeRunning++;
-    try {
-      return await job(this.native!);
-    } finally {
-      const next = this.nativeWaiting.shift();
-      if (next) next(); // the turn passes on; nativeRunning stays
-      else this.nativeRunning--;
-    }
+  private nativeTurn<T>(job: (addon: NativeAddon) => Promise<T>): Promise<T> {
+    return this.nativeTurns.run(() => job(this.native!));
   }
 
   /**
@@ -283,7 +274,7 @@ export class CompressionPool {
    * the bytes [position, position + data.length) of the open file `fd` are read into `data`
    * (fewer where the file ends first: the chunks past the end then fail like any chunk whose
    * stored bytes the read lacks), then decoded and checked into their places. Only where
-   * canReadScatter. Runs apart from the native lanes, `readLanes` at a time (see there). The
+   * canReadScatter. Runs apart from the native lanes, `readTurns` at a time (see there). The
    * caller keeps `fd` (and the output's) open and leaves `data` and the places alone until
    * this settles. A chunk that fails: DecodeError; the read: PackReadError;
    * a write of the output: IO_ERROR.
@@ -292,17 +283,7 @@ export class CompressionPool {
     const [fpKey, chunkKey] = this.sealing ? [this.sealing.fingerprintKey, this.sealing.chunkKey] : [key, null];
     const o = output ?? { fd: -1, base: 0, lo: 0, hi: 0, zeros: 0, direct: null };
     const addon = this.sealing ? this.nativeSeal! : this.native!;
-    if (this.readsRunning >= this.readLanes) await new Promise<void>((resolve) => this.readsWaiting.push(resolve));
-    else this.readsRunning++;
-    let verdict: [number, string];
-    try {
-      verdict = await this.track(addon.readScatterAsync!(fd, position, data, pieces, fingerprints, fpKey, chunkKey, out, o.fd, o.base, o.lo, o.hi, o.zeros, o.direct));
-    } finally {
-      const next = this.readsWaiting.shift();
-      if (next) next();
-      else this.readsRunning--;
-    }
-    const [index, reason] = verdict;
+    const [index, reason] = await this.readTurns.run(() => this.track(addon.readScatterAsync!(fd, position, data, pieces, fingerprints, fpKey, chunkKey, out, o.fd, o.base, o.lo, o.hi, o.zeros, o.direct)));
     if (index === -3) throw new PackReadError(reason);
     if (index === -2) throw new ChunkyardError('IO_ERROR', `cannot write the restored bytes: ${reason}`);
     if (index >= 0) throw new DecodeError(index, reason);

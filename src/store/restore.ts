@@ -10,6 +10,7 @@ import { Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
 import { DecodeError, PackReadError, type CompressionPool, type ScatterOutput } from '../compress/pool.js';
 import { ChunkyardError } from '../errors.js';
+import { Turns } from '../util/async.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { PackFiles } from '../restore/pack-files.js';
 import { isRepeatCandidate, planWindow, windows, type PlannedPiece, type PlannedRead, type WindowPlan } from '../restore/plan.js';
@@ -98,24 +99,6 @@ export function validateRange(range: RestoreRange, size: number): { start: numbe
   }
   if (start > end) throw new ChunkyardError('BAD_ARGUMENT', `range start ${start} is after its end ${end}`);
   return { start: Math.min(start, size), end: Math.min(end, size) };
-}
-
-/** A FIFO counting semaphore: reads of earlier windows get their turn first. */
-class Turns {
-  private waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
 }
 
 /** What one restore shares between its windows. */

@@ -95,3 +95,37 @@ export async function* mapAhead<I, T>(items: readonly I[], inFlight: number, fn:
     yield done;
   }
 }
+
+/**
+ * A FIFO counting semaphore: at most `free` holders at once, the waiting served in the order
+ * they asked (a restore's reads of earlier windows first; the compression pool's lanes).
+ */
+export class Turns {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Ends a turn: the next waiting holder gets it, else it is free again. */
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+
+  /** `job` run within a turn. */
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    await this.take();
+    try {
+      return await job();
+    } finally {
+      this.give();
+    }
+  }
+}

@@ -5,8 +5,7 @@
  * dropped, a damaged one warned about and left out, the latest of a target returned).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FsBackend } from '../../src/backend/fs.js';
@@ -15,21 +14,10 @@ import { ChunkyardError } from '../../src/errors.js';
 import { manifestName, readManifests } from '../../src/snapshot/manifest.js';
 import { Store } from '../../src/store/store.js';
 import { prng, streamOf } from '../support/data.js';
+import { withTempStore } from '../support/store-files.js';
 
-async function withStore(body: (dir: string, store: Store) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-manifest-reads-'));
-  try {
-    await Store.init(dir, { avgSize: 16384 });
-    const store = await Store.open(dir);
-    try {
-      await body(dir, store);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** A fresh store of 16 KiB chunks, removed afterwards. */
+const withStore = (body: (dir: string, store: Store) => Promise<void>) => withTempStore('manifest-reads', { avgSize: 16384 }, {}, (store, dir) => body(dir, store));
 
 /** A backend whose manifest reads finish in reverse order of their start, counting how many run at once. */
 function slowManifests(inner: Backend): Backend & { peak: number } {
