@@ -1,8 +1,9 @@
 //! Compression-context options on real data (issue 13): stored bytes and decode speed of the
 //! unique chunks of FILES (chunked and deduplicated as a store would, in order), each chunk
-//! compressed alone at several zstd levels, with a trained dictionary, and (for reference
-//! only) grouped into larger frames.
-//! `cargo run --release --example zdictbench --features zdict -- FILE...`
+//! compressed alone at several zstd levels (LEVELS), with a trained dictionary, in runs whose
+//! first chunk is every other member's dictionary, and grouped into frames over runs of
+//! chunks (FRAMES, at FRAME_LEVELS) with the cost of reading one member alone.
+//! `LEVELS=3 FRAMES=1,2,4,8,16 cargo run --release --example zdictbench --features zdict -- FILE...`
 use chunkyard::chunker::{Chunker, Threads};
 use chunkyard::params::Params;
 use std::collections::HashSet;
@@ -81,15 +82,65 @@ fn main() {
             per_chunk(&format!("dict{dict_kib}K/{sample_mib}M level {level}"), level, Some(&dict));
         }
     }
-    // Reference only (breaks single-chunk reads): frames over runs of 16 chunks.
-    for level in [3, 9] {
-        let mut comp = zstd::bulk::Compressor::new(level).unwrap();
-        let mut stored = 0;
-        for g in uniq.chunks(16) {
-            let cat: Vec<u8> = g.concat();
-            stored += comp.compress(&cat).unwrap().len().min(cat.len());
+    let groups: Vec<usize> = std::env::var("FRAMES").map(|v| v.split(',').map(|x| x.parse().unwrap()).collect()).unwrap_or(vec![1, 2, 4, 8, 16]);
+    // Runs of G chunks where the first is compressed alone and every other one with the
+    // first's raw bytes as its dictionary (each chunk stays its own stored object, one base
+    // away from readable, like a delta of depth 1).
+    for &g in &groups {
+        if g < 2 { continue; }
+        let mut stored = 0usize;
+        let c0 = cpu();
+        let mut alone = zstd::bulk::Compressor::new(3).unwrap();
+        for run in uniq.chunks(g) {
+            stored += alone.compress(&run[0]).unwrap().len().min(run[0].len());
+            let mut with_base = zstd::bulk::Compressor::with_dictionary(3, &run[0]).unwrap();
+            for m in &run[1..] {
+                stored += with_base.compress(m).unwrap().len().min(m.len());
+            }
         }
-        println!("{:28} stored {:>12} B ({:.4} of raw)", format!("16-chunk frames level {level}"), stored, stored as f64 / raw as f64);
+        let ccpu = cpu() - c0;
+        println!("{:28} stored {:>12} B ({:.4} of raw)  compress {:.2} cpu s",
+            format!("head-as-dict runs of {g}"), stored, stored as f64 / raw as f64, ccpu);
+    }
+    // Frames over runs of G consecutive unique chunks (G = 1 is "each chunk alone"), at the
+    // levels in FRAME_LEVELS: stored bytes, compression CPU, the CPU of decoding every frame
+    // once (a whole-stream restore), and of reading every chunk alone (its frame decoded up
+    // to the chunk's end: the cost a single-chunk read pays in a grouped frame).
+    let frame_levels: Vec<i32> = std::env::var("FRAME_LEVELS").map(|v| v.split(',').map(|x| x.parse().unwrap()).collect()).unwrap_or(vec![3]);
+    for &level in &frame_levels {
+        for &g in &groups {
+            let mut comp = zstd::bulk::Compressor::new(level).unwrap();
+            let runs: Vec<Vec<u8>> = uniq.chunks(g).map(|r| r.concat()).collect();
+            let c0 = cpu();
+            let frames: Vec<Vec<u8>> = runs.iter().map(|r| comp.compress(r).unwrap()).collect();
+            let ccpu = cpu() - c0;
+            let stored: usize = frames.iter().zip(&runs).map(|(f, r)| f.len().min(r.len())).sum();
+            let mut de = zstd::bulk::Decompressor::new().unwrap();
+            let mut buf = vec![0u8; g * (256 << 10)];
+            let d0 = cpu();
+            for (f, r) in frames.iter().zip(&runs) {
+                let n = de.decompress_to_buffer(f, &mut buf[..]).unwrap();
+                assert_eq!(n, r.len());
+            }
+            let dcpu = cpu() - d0;
+            // Single-chunk reads: stream-decode the frame only up to the member's end.
+            let s0 = cpu();
+            let mut decoded_for_singles = 0usize;
+            for (ri, f) in frames.iter().enumerate() {
+                let members = &uniq[ri * g..(ri * g + g).min(uniq.len())];
+                let mut end = 0usize;
+                for m in members {
+                    end += m.len();
+                    let mut d = zstd::stream::read::Decoder::with_buffer(&f[..]).unwrap();
+                    let mut out = vec![0u8; end];
+                    std::io::Read::read_exact(&mut d, &mut out).unwrap();
+                    decoded_for_singles += end;
+                }
+            }
+            let scpu = cpu() - s0;
+            println!("{:28} stored {:>12} B ({:.4} of raw)  compress {:.2} cpu s  decode all {:.2} cpu s  single-chunk reads {:.2} cpu s ({:.1}x the bytes)",
+                format!("{g}-chunk frames level {level}"), stored, stored as f64 / raw as f64, ccpu, dcpu, scpu, decoded_for_singles as f64 / raw as f64);
+        }
     }
 }
 
