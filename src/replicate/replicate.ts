@@ -36,6 +36,8 @@ import { deltaBaseFingerprint } from '../delta/blob.js';
 import { sketchObjectName } from '../delta/sketches.js';
 import { recipeVersionFor } from '../delta/store-hooks.js';
 import { CryptBackend } from '../crypto/crypt-backend.js';
+import type { Backend } from '../backend/types.js';
+import { TieredBackend } from '../tier/cold.js';
 import { addFeature, hasFeature } from '../store/config.js';
 import { ChunkClient, type DaemonChunker, type OpenCommit, type StoredChunk, pushChunked } from '../daemon/chunk-client.js';
 import { fetchSnapshot } from '../daemon/client.js';
@@ -222,6 +224,7 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     return s;
   };
   let pool: CompressionPool | undefined;
+  let srcReads: Backend | undefined;
   try {
     const src = await open(source, true, options.sourceKeys);
     const dsts: Store[] = [];
@@ -302,6 +305,10 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, chunksKnown: 0, chunksAsked: 0, featuresAdded: [] })),
     };
     const ready = selected.filter((m) => m.recipe !== null);
+    // Chunks in archive packs (the "archive-tier" feature) are read from the archive. The cold
+    // packs are listed after the manifests were read: a recipe names an archive pack only
+    // once its cold table exists, so every one these snapshots name is listed.
+    srcReads = await src.packReads();
     if (deltaSource && ready.length > 0) {
       // Said loudly (featuresAdded in the report; the CLI prints it): builds that do not know
       // "delta" refuse the destination from now on.
@@ -333,7 +340,7 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
       const remoteCopy = remoteTodo.filter((r) => !r.rechunk);
       if (copyTo.length > 0 || remoteCopy.length > 0) {
-        await copySnapshot(src, m, parentsOf(m), copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
+        await copySnapshot(src, srcReads!, m, parentsOf(m), copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
       }
       for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
       for (const r of remoteTodo.filter((x) => x.rechunk)) await rechunkRemote(src, r, m, report, options);
@@ -373,6 +380,7 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     return report;
   } finally {
     await pool?.close().catch(() => {});
+    if (srcReads instanceof TieredBackend) await srcReads.close().catch(() => {}); // the archive only
     for (const s of opened.reverse()) await s.close().catch(() => {});
   }
 }
@@ -383,9 +391,15 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
  * destination takes only sealed chunks (plain ones would be stored in the clear there).
  */
 const SYMMETRIC_FEATURES = ['encryption'];
+/**
+ * Features of the source that no copied chunk carries: "archive-tier" says where some packs
+ * live (their chunks are read from the archive and arrive as ordinary packs), so a
+ * destination needs no archive of its own.
+ */
+const SOURCE_ONLY_FEATURES = ['archive-tier'];
 
 export function featureMismatch(src: readonly string[], dst: readonly string[]): string | undefined {
-  const missing = src.filter((f) => !dst.includes(f));
+  const missing = src.filter((f) => !dst.includes(f) && !SOURCE_ONLY_FEATURES.includes(f));
   if (missing.length > 0) return `it lacks the store feature(s) ${missing.join(', ')} that the source uses`;
   const extra = dst.filter((f) => SYMMETRIC_FEATURES.includes(f) && !src.includes(f));
   if (extra.length > 0) return `it uses ${extra.join(', ')} and the source does not`;
@@ -450,6 +464,7 @@ interface DstRun {
 
 async function copySnapshot(
   src: Store,
+  srcReads: Backend,
   m: SnapshotManifest,
   parents: string[],
   targets: { store: Store; report: ReplicateDestinationReport }[],
@@ -483,7 +498,7 @@ async function copySnapshot(
     let sketch: Buffer | null | undefined;
     for await (const block of reader.entries(0, BLOCK_ENTRIES)) {
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
-      await copyBlock(src, block, runs, remoteRuns, report, pool, limiter);
+      await copyBlock(src, srcReads, block, runs, remoteRuns, report, pool, limiter);
       for (const e of block) walked += e.rawLength;
       options.onProgress?.({
         snapshot: m.id, snapshotsDone: n, snapshots: total, bytes: walked, snapshotBytes: m.logicalBytes,
@@ -567,7 +582,7 @@ interface Wanted {
  * chunk, appends to each destination that wants it (bases before deltas), then the recipe
  * entries (a delta entry with its base entry just before it).
  */
-async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+async function copyBlock(src: Store, srcReads: Backend, block: RecipeEntry[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
   const fps = block.map((e) => e.fingerprint);
   const outs = block.filter((e) => !e.base);
   const places: Place[][] = [];
@@ -676,8 +691,8 @@ async function copyBlock(src: Store, block: RecipeEntry[], runs: DstRun[], remot
   if (wanted.size > 0) {
     // Bases (and every whole chunk) first, then deltas: a delta is appended after its base.
     const all = [...wanted.values()];
-    await sendWanted(src, all.filter((w) => w.ref.codec !== CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
-    await sendWanted(src, all.filter((w) => w.ref.codec === CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
+    await sendWanted(srcReads, all.filter((w) => w.ref.codec !== CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
+    await sendWanted(srcReads, all.filter((w) => w.ref.codec === CODEC_DELTA), runs, remoteRuns, report, pool, limiter);
   }
   // Each daemon: what it lacked is uploaded (durable when answered), then the step's
   // fingerprints go into its commit.
@@ -708,7 +723,7 @@ async function settle(p: Place): Promise<KnownChunk> {
 }
 
 /** One verified read of each wanted source chunk (coalesced per pack), appended to every destination that wants it. */
-async function sendWanted(src: Store, list: Wanted[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
+async function sendWanted(srcReads: Backend, list: Wanted[], runs: DstRun[], remoteRuns: RemoteRun[], report: ReplicateReport, pool: CompressionPool, limiter: RateLimiter | undefined): Promise<void> {
   if (list.length === 0) return;
   const byPack = new Map<string, { refs: ChunkRef[]; want: Map<ChunkRef, Wanted> }>();
   for (const w of list) {
@@ -723,7 +738,7 @@ async function sendWanted(src: Store, list: Wanted[], runs: DstRun[], remoteRuns
     j.refs.sort((a, b) => a.offset - b.offset);
     jobs.push({ packName, refs: j.refs, tag: j.want });
   }
-  for await (const read of readVerified(src.backend, pool, jobs, READ_CONCURRENCY)) {
+  for await (const read of readVerified(srcReads, pool, jobs, READ_CONCURRENCY)) {
     report.sourceReads++;
     report.sourceBytesRead += read.data.length;
     if (read.error) throw new ChunkyardError('CHUNK_NOT_FOUND', `source pack ${read.packName} is missing: ${read.error.message}`, { cause: read.error });

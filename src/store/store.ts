@@ -880,6 +880,15 @@ export class Store {
   }
 
   /** This store as the archive tier sees it (src/tier/store-tier.ts). */
+  /**
+   * The store's backend for reading packs: a chunk in an archive pack of the archive tier is
+   * read from the archive (the cold packs as listed now; the archive opened on first use).
+   * Close it when done. Replication reads its source through this.
+   */
+  packReads(): Promise<Backend> {
+    return tieredView(this.tierStore());
+  }
+
   private tierStore(): TierStore {
     return { backend: this.backend, config: this.config, archiveOpener: this.options.archiveOpener, s3Endpoint: this.options.s3Endpoint };
   }
