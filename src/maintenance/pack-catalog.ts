@@ -11,8 +11,9 @@ import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import type { PackEntry } from '../pack/format.js';
 import { readPackTable, type PackTable } from '../pack/reader.js';
-import { packIdFromName } from '../util/ids.js';
+import { packIdFromName, packObjectName } from '../util/ids.js';
 import { loadColdPacks } from '../tier/catalog.js';
+import { readColdTable } from '../tier/cold.js';
 
 export interface PackInfo {
   id: Buffer;
@@ -77,10 +78,14 @@ export class PackCatalog {
   readonly damaged = new Map<string, DamagedPack>();
   /** Objects under packs/ that are not named like packs. */
   readonly strays: string[] = [];
+  #digests = false;
+  /** Packs looked up by `late` that did not exist then (hex). */
+  readonly #absent = new Set<string>();
 
   /** Lists packs/ and reads every table. */
   static async load(backend: Backend, options: CatalogOptions = {}): Promise<PackCatalog> {
     const catalog = new PackCatalog();
+    catalog.#digests = options.digests === true;
     const names: string[] = [];
     for await (const o of backend.list('packs/')) {
       if (packIdFromName(o.name)) names.push(o.name);
@@ -138,6 +143,39 @@ export class PackCatalog {
     const info: PackInfo = { id, hex, name: table.name, size: table.size, tableOffset: table.tableOffset, offsets, digests: d, live: new Uint8Array((n + 7) >>> 3), liveCount: 0, liveBytes: 0 };
     this.packs.set(hex, info);
     return info;
+  }
+
+  /**
+   * A pack the catalog does not hold, looked up now: writers (and tier) run beside check and
+   * repair, so a snapshot listed after the catalog was loaded may name a pack sealed (or an
+   * archive pack whose cold table was written) since. Its table is read and it joins the
+   * catalog; undefined when it does not exist now either (or was found damaged: then it is
+   * in `damaged`). A pack is linked into packs/ only whole, so what is found is complete.
+   */
+  async late(backend: Backend, packId: Uint8Array): Promise<PackInfo | undefined> {
+    const id = Buffer.from(packId.buffer, packId.byteOffset, packId.byteLength);
+    const hex = id.toString('hex');
+    const known = this.packs.get(hex);
+    if (known || this.damaged.has(hex) || this.#absent.has(hex)) return known;
+    const name = packObjectName(id);
+    try {
+      return this.add(id, await readPackTable(backend, name), this.#digests);
+    } catch (err) {
+      if (!(err instanceof ChunkyardError) || (err.code !== 'PACK_CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED' && err.code !== 'OBJECT_NOT_FOUND')) throw err;
+      if (err.code !== 'OBJECT_NOT_FOUND') {
+        this.damaged.set(hex, { name, id, error: err });
+        return undefined;
+      }
+    }
+    try {
+      const info = this.add(id, await readColdTable(backend, id), this.#digests);
+      info.cold = { modified: undefined };
+      return info;
+    } catch (err) {
+      if (!(err instanceof ChunkyardError) || err.code !== 'OBJECT_NOT_FOUND') throw err;
+    }
+    this.#absent.add(hex);
+    return undefined;
   }
 
   get(packId: Uint8Array): PackInfo | undefined {
