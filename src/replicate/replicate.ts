@@ -224,7 +224,6 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     return s;
   };
   let pool: CompressionPool | undefined;
-  let srcReads: Backend | undefined;
   try {
     const src = await open(source, true, options.sourceKeys);
     const dsts: Store[] = [];
@@ -305,10 +304,6 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       destinations: dsts.map((d) => ({ location: d.location, replicated: [], present: [], chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesSkipped: 0, chunksKnown: 0, chunksAsked: 0, featuresAdded: [] })),
     };
     const ready = selected.filter((m) => m.recipe !== null);
-    // Chunks in archive packs (the "archive-tier" feature) are read from the archive. The cold
-    // packs are listed after the manifests were read: a recipe names an archive pack only
-    // once its cold table exists, so every one these snapshots name is listed.
-    srcReads = await src.packReads();
     if (deltaSource && ready.length > 0) {
       // Said loudly (featuresAdded in the report; the CLI prints it): builds that do not know
       // "delta" refuse the destination from now on.
@@ -321,7 +316,8 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     const parentsOf = (m: SnapshotManifest): string[] => all.filter((s) => s.target === m.target && s.id !== m.id && s.time <= m.time).sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).map((s) => s.id);
     // Sealed chunks are opened on the workers to be checked, and copied still sealed.
     pool = new CompressionPool({ sealing: chunkSealing(src.backend) });
-    for (const [n, m] of ready.entries()) {
+    for (const [n, listed] of ready.entries()) {
+      let m = listed;
       if (options.signal?.aborted) throw new ChunkyardError('ABORTED', 'replicate cancelled', { cause: options.signal.reason });
       const todo: number[] = [];
       for (const [i, d] of dsts.entries()) {
@@ -336,11 +332,28 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
         else remoteTodo.push(r);
       }
       if (todo.length === 0 && remoteTodo.length === 0) continue;
+      // The manifests were read at the start. By now this one may be forgotten, or name a new
+      // recipe (tier or prune rewrote it) while a prune at the source deleted the old one: a
+      // replication holds no session at the source. So it is read again right before its copy.
+      const now = await readManifest(src.backend, m.id).catch((err: unknown) => {
+        if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') return undefined;
+        throw err;
+      });
+      if (now === undefined || now.recipe === null) continue; // forgotten meanwhile: not copied
+      m = now;
       const copyTo = todo.filter((i) => !mismatched.includes(dsts[i]!));
       const rechunkTo = todo.filter((i) => mismatched.includes(dsts[i]!));
       const remoteCopy = remoteTodo.filter((r) => !r.rechunk);
       if (copyTo.length > 0 || remoteCopy.length > 0) {
-        await copySnapshot(src, srcReads!, m, parentsOf(m), copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
+        // Chunks in archive packs (the "archive-tier" feature) are read from the archive. The
+        // cold packs are listed after the manifest was read: a recipe names an archive pack
+        // only once its cold table exists, so every one this recipe names is listed.
+        const srcReads = await src.packReads();
+        try {
+          await copySnapshot(src, srcReads, m, parentsOf(m), copyTo.map((i) => ({ store: dsts[i]!, report: report.destinations[i]! })), remoteCopy, report, pool, limiter, options, n, ready.length);
+        } finally {
+          if (srcReads instanceof TieredBackend) await srcReads.close().catch(() => {}); // the archive only
+        }
       }
       for (const i of rechunkTo) await rechunkSnapshot(src, dsts[i]!, m, report.destinations[i]!, report, options);
       for (const r of remoteTodo.filter((x) => x.rechunk)) await rechunkRemote(src, r, m, report, options);
@@ -380,7 +393,6 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     return report;
   } finally {
     await pool?.close().catch(() => {});
-    if (srcReads instanceof TieredBackend) await srcReads.close().catch(() => {}); // the archive only
     for (const s of opened.reverse()) await s.close().catch(() => {});
   }
 }

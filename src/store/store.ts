@@ -26,6 +26,7 @@ import { openBackend } from '../backend/location.js';
 import type { ArchiveOpener } from '../tier/cold.js';
 import type { TierReport } from '../tier/move.js';
 import type { RestorePlan } from '../tier/restore.js';
+import { ARCHIVE_TIER_FEATURE } from '../tier/layout.js';
 import { coldSource, pruneTier, restorePlan, runTier, tieredView, type TierCallOptions, type TierStore } from '../tier/store-tier.js';
 import { createChunker, getHasher, resolveChunkerParams } from '../chunking/index.js';
 import type { EngineName } from '../chunking/types.js';
@@ -46,7 +47,7 @@ import { HookRun, type Consistency } from '../hooks/session.js';
 import { dropStaged, readStaged, stageStream } from '../snapshot/staging.js';
 import { backupPolicy, effectivePolicy, readPolicies, replaceDamagedPolicies, setTargetPolicy, type PolicyFile, type TargetPolicy } from './policies.js';
 import { ChunkSink } from './chunk-sink.js';
-import { assertWritable, newConfig, readConfig, upgradeConfig, validateCompression, validateZstdLevel, writeConfig, type StoreConfig } from './config.js';
+import { assertWritable, hasFeature, newConfig, readConfig, upgradeConfig, validateCompression, validateZstdLevel, writeConfig, type StoreConfig } from './config.js';
 import { fileSink, restoreInto, openRestoreStream, writableSink, type RestoreContext, type RestoreRange, type ZeroRuns } from './restore.js';
 import { WriterSession } from '../session/session.js';
 import { ensureDeltaFeature, refuseWithEncryption, openDeltaStream, recipeVersionFor, reportDeltaStats, validateIndexChunks, withDeltaSetting } from '../delta/store-hooks.js';
@@ -820,7 +821,7 @@ export class Store {
     const manifest = await this.resolveSnapshot(idOrTarget);
     const { signal, ...range } = options;
     const resolved = resolveRange(range, manifest.logicalBytes);
-    const cold = await coldSource(this.tierStore(), manifest, { start: resolved.start ?? 0, end: resolved.end ?? manifest.logicalBytes });
+    const cold = await coldSource(await this.tierStoreNow(), manifest, { start: resolved.start ?? 0, end: resolved.end ?? manifest.logicalBytes });
     try {
       const stream = abortableStream(await openRestoreStream({ ...this.restoreContext(), cold }, manifest, resolved), signal);
       if (cold) stream.once('close', () => void cold.close());
@@ -852,7 +853,7 @@ export class Store {
     if (typeof snapshot === 'object' && snapshot !== null && (typeof snapshot.id !== 'string' || typeof snapshot.logicalBytes !== 'number')) throw badArgument('Store.restoreTo: a snapshot id, target, or manifest from resolveSnapshot is required');
     const manifest = typeof snapshot === 'object' && snapshot !== null ? snapshot : await this.resolveSnapshot(snapshot);
     options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
-    const cold = await coldSource(this.tierStore(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
+    const cold = await coldSource(await this.tierStoreNow(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
     try {
       return await this.restoreToWith({ ...this.restoreContext(), cold }, manifest, destination, options);
     } finally {
@@ -879,16 +880,29 @@ export class Store {
     return restoreInto(ctx, manifest, range, abortableSink(writableSink(destination), options));
   }
 
-  /** This store as the archive tier sees it (src/tier/store-tier.ts). */
   /**
    * The store's backend for reading packs: a chunk in an archive pack of the archive tier is
    * read from the archive (the cold packs as listed now; the archive opened on first use).
    * Close it when done. Replication reads its source through this.
    */
-  packReads(): Promise<Backend> {
-    return tieredView(this.tierStore());
+  async packReads(): Promise<Backend> {
+    return tieredView(await this.tierStoreNow());
   }
 
+  /**
+   * tierStore(), after reading config.json again when this Store's copy lacks the archive
+   * tier: a first `tier` run (another process) adds the feature while this Store is open (a
+   * daemon, a long replication), and its snapshots may then name archive packs.
+   */
+  private async tierStoreNow(): Promise<TierStore> {
+    if (!hasFeature(this.config, ARCHIVE_TIER_FEATURE) && !hasFeature(this.config, ENCRYPTION_FEATURE)) {
+      const fresh = await readConfig(this.backend).catch(() => undefined);
+      if (fresh && fresh.id === this.config.id && hasFeature(fresh, ARCHIVE_TIER_FEATURE)) (this as { config: StoreConfig }).config = fresh;
+    }
+    return this.tierStore();
+  }
+
+  /** This store as the archive tier sees it (src/tier/store-tier.ts). */
   private tierStore(): TierStore {
     return { backend: this.backend, config: this.config, archiveOpener: this.options.archiveOpener, s3Endpoint: this.options.s3Endpoint };
   }
@@ -917,7 +931,7 @@ export class Store {
     checkOptions('Store.restore', range);
     const manifest = await this.resolveSnapshot(idOrTarget);
     const r = resolveRange(range, manifest.logicalBytes);
-    return restorePlan(this.tierStore(), manifest, { start: r.start ?? 0, end: r.end ?? manifest.logicalBytes });
+    return restorePlan(await this.tierStoreNow(), manifest, { start: r.start ?? 0, end: r.end ?? manifest.logicalBytes });
   }
 
   private restoreContext(): RestoreContext {
@@ -1097,7 +1111,7 @@ export class Store {
             process.emitWarning(`prune runs without this node's index cache (${err.message})`, { code: 'CHUNKYARD_NO_INDEX' });
             return undefined;
           });
-      const tier = await pruneTier(this.tierStore());
+      const tier = await pruneTier(await this.tierStoreNow());
       const report = await (await import('../maintenance/prune.js'))
         .prune({ backend: this.backend, index, pool: this.getPool(), packSize: this.config.packSize, session, tier }, options)
         .finally(() => tier?.close());
