@@ -148,6 +148,7 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
       await backend.put(MAINTENANCE_LEASE, bytes, { exclusive: true });
+      await sweepClaims(backend, session);
       return lease(backend, session.id);
     } catch (err) {
       if (!hasCode(err, 'OBJECT_EXISTS')) throw err;
@@ -192,9 +193,40 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
     // whose lease is not the one now stored gives way.
     const held = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;
     if (held.session !== session.id) throw new ChunkyardError('STORE_LOCKED', `another maintenance run took the maintenance lease over at the same moment (${held.command}); try again later`);
+    await sweepClaims(backend, session);
     return lease(backend, session.id);
   }
   throw new ChunkyardError('STORE_LOCKED', 'the maintenance lease changed hands repeatedly; try again');
+}
+
+/**
+ * Removes takeover claims whose claimer's session has ended, once the lease is ours. A taker
+ * killed after it replaced the lease but before it deleted its claim leaves a claim named
+ * after a lease nobody will take over again (the lease names the taker now): without this
+ * sweep it would stay for ever. A claim of a live session is left alone (its taker gives way
+ * when it finds the lease is not its own). Best effort: a failure here changes nothing.
+ */
+async function sweepClaims(backend: Backend, self: WriterSession): Promise<void> {
+  try {
+    const claims: string[] = [];
+    for await (const o of backend.list('locks/')) if (o.name.startsWith('locks/maintenance.takeover.')) claims.push(o.name);
+    if (claims.length === 0) return;
+    const sessions = new Map((await listSessions(backend)).map((s) => [s.id, s]));
+    const now = await backendTime(backend, self.name);
+    for (const claim of claims) {
+      let claimer: LeaseRecord | undefined;
+      try {
+        claimer = openSealedJson(await backend.get(claim), claim) as unknown as LeaseRecord;
+      } catch (err) {
+        if (hasCode(err, 'OBJECT_NOT_FOUND')) continue;
+        claimer = undefined; // damaged: nobody can be judged by it
+      }
+      if (claimer && (claimer.session === self.id || (await sessionIsLive(sessions.get(claimer.session), now)))) continue;
+      await backend.delete(claim);
+    }
+  } catch {
+    // The next maintenance run sweeps again.
+  }
 }
 
 function lease(backend: Backend, sessionId: string): MaintenanceLease {

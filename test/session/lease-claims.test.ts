@@ -1,0 +1,68 @@
+/**
+ * A takeover claim left by a killed taker (found by the soak, test/support/soak.ts): a
+ * prune that took over a stale maintenance lease — claim `locks/maintenance.takeover.<stale
+ * session>` created, lease replaced with its own — and was killed before it deleted the
+ * claim left the claim for ever: docs/format.md said "a claim whose own session has ended is
+ * removed by the next taker", but the next taker takes over the killed prune's lease, under
+ * another claim name, and never looks at the old one. Whoever takes the lease now removes
+ * claims whose claimer has ended.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../../src/backend/types.js';
+import { openFsBackend } from '../../src/backend/fs.js';
+import { Store } from '../../src/store/store.js';
+import { WriterSession } from '../../src/session/session.js';
+import { takeMaintenanceLease } from '../../src/session/condemned.js';
+import { initBlake3 } from '../../src/util/blake3.js';
+
+/** `backend`, except that deleting a takeover claim fails as a kill at that moment would. */
+function killedBeforeClaimDelete(backend: Backend): Backend {
+  return new Proxy(backend, {
+    get(target, prop, receiver) {
+      if (prop === 'delete') {
+        return async (name: string) => {
+          if (name.startsWith('locks/maintenance.takeover.')) throw new Error('killed');
+          return target.delete(name);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+test('a takeover claim of a taker killed after it replaced the lease is removed by the next maintenance run', async () => {
+  await initBlake3();
+  const dir = await mkdtemp(join(tmpdir(), 'lease-claims-'));
+  try {
+    await Store.init(dir);
+    const backend = await openFsBackend(dir);
+    try {
+      // Prune A holds the lease and dies.
+      const a = await WriterSession.start(backend, 'prune A');
+      await takeMaintenanceLease(backend, a, 'prune');
+      await backend.delete(a.name);
+      // Prune B takes the stale lease over and is "killed" before it deletes its claim.
+      const b = await WriterSession.start(backend, 'prune B');
+      await assert.rejects(takeMaintenanceLease(killedBeforeClaimDelete(backend), b, 'prune'), /killed/);
+      await backend.delete(b.name);
+      assert.deepEqual((await readdir(join(dir, 'locks'))).sort(), [`maintenance.json`, `maintenance.takeover.${a.id}`]);
+    } finally {
+      await backend.close();
+    }
+    // The next prune takes B's stale lease over, and leaves nothing under locks/.
+    const s = await Store.open(dir);
+    try {
+      await s.prune();
+    } finally {
+      await s.close();
+    }
+    assert.deepEqual(await readdir(join(dir, 'locks')), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
