@@ -184,11 +184,18 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
       continue;
     }
     await backend.delete(MAINTENANCE_LEASE);
+    let won = true;
     try {
       await backend.put(MAINTENANCE_LEASE, bytes, { exclusive: true });
+    } catch (err) {
+      // A run that started just now found no lease between our delete and put, and took it:
+      // it holds the lease; the next attempt says so (STORE_LOCKED).
+      if (!hasCode(err, 'OBJECT_EXISTS')) throw err;
+      won = false;
     } finally {
       await backend.delete(claim);
     }
+    if (!won) continue;
     // Two takers can only race here if a claim was judged stale at the same moment: the one
     // whose lease is not the one now stored gives way.
     const held = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;

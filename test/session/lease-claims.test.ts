@@ -1,4 +1,7 @@
 /**
+ * Taking over a stale maintenance lease, with its races (found by the soak,
+ * test/support/soak.ts).
+ *
  * A takeover claim left by a killed taker (found by the soak, test/support/soak.ts): a
  * prune that took over a stale maintenance lease — claim `locks/maintenance.takeover.<stale
  * session>` created, lease replaced with its own — and was killed before it deleted the
@@ -6,6 +9,12 @@
  * removed by the next taker", but the next taker takes over the killed prune's lease, under
  * another claim name, and never looks at the old one. Whoever takes the lease now removes
  * claims whose claimer has ended.
+ *
+ * A run that starts while another takes a stale lease over: the taker deletes the stale
+ * lease, then puts its own create-only; a new prune that finds no lease in between puts its
+ * lease first. The taker then failed with OBJECT_EXISTS (seen on S3 under the soak), a code
+ * that is no answer to "may I run maintenance now"; it now gives way with STORE_LOCKED, as
+ * for any lease held by a live run.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +27,7 @@ import { Store } from '../../src/store/store.js';
 import { WriterSession } from '../../src/session/session.js';
 import { takeMaintenanceLease } from '../../src/session/condemned.js';
 import { initBlake3 } from '../../src/util/blake3.js';
+import { ChunkyardError } from '../../src/errors.js';
 
 /** `backend`, except that deleting a takeover claim fails as a kill at that moment would. */
 function killedBeforeClaimDelete(backend: Backend): Backend {
@@ -62,6 +72,46 @@ test('a takeover claim of a taker killed after it replaced the lease is removed 
       await s.close();
     }
     assert.deepEqual(await readdir(join(dir, 'locks')), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a run that takes the lease while another takes the stale lease over: the taker gets STORE_LOCKED', async () => {
+  await initBlake3();
+  const dir = await mkdtemp(join(tmpdir(), 'lease-race-'));
+  try {
+    await Store.init(dir);
+    const backend = await openFsBackend(dir);
+    try {
+      const a = await WriterSession.start(backend, 'prune A');
+      await takeMaintenanceLease(backend, a, 'prune');
+      await backend.delete(a.name); // A died: its lease is stale
+      const b = await WriterSession.start(backend, 'prune B');
+      const c = await WriterSession.start(backend, 'prune C');
+      let cTook: Promise<unknown> | undefined;
+      // Right after B deleted the stale lease, C starts and takes the lease.
+      const racing = new Proxy(backend, {
+        get(target, prop, receiver) {
+          if (prop === 'delete') {
+            return async (name: string) => {
+              await target.delete(name);
+              if (name === 'locks/maintenance.json' && !cTook) await (cTook = takeMaintenanceLease(backend, c, 'prune'));
+            };
+          }
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      await assert.rejects(takeMaintenanceLease(racing, b, 'prune'), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED');
+      assert.ok(cTook !== undefined, 'C took the lease in the middle of B\'s takeover');
+      // C holds it; no claim is left.
+      assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
+      await b.end();
+      await c.end();
+    } finally {
+      await backend.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
