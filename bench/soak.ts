@@ -10,6 +10,7 @@
  * (default 20), --writers N (default 3), --base-mib M (default 4), --kill-ms MS (mean gap
  * between kills, default 700). Prints one JSON summary; exit 1 when an invariant failed.
  */
+import { rmSync } from 'node:fs';
 import { runSoak } from '../test/support/soak.js';
 import { s3TestCluster } from '../test/support/ceph.js';
 
@@ -27,8 +28,18 @@ if (backend === 's3') {
   s3 = { client: cluster.client, buckets: [await cluster.newBucket(), await cluster.newBucket(), await cluster.newBucket()] };
   release = () => cluster.release();
 }
+// Stopped (Ctrl-C, timeout): the work directory and the buckets go too; the children, each
+// a short command, end by themselves.
+let work: string | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    if (work) rmSync(work, { recursive: true, force: true });
+    void (release?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+}
 try {
   const result = await runSoak({
+    onWork: (dir) => (work = dir),
     seed: Number(arg('seed', '1')),
     backend,
     rounds: Number(arg('rounds', '8')),

@@ -86,6 +86,8 @@ export interface SoakOptions {
   /** For 's3': a raw client and three empty buckets (store, replica, archive). */
   s3?: { client: S3Client; buckets: [string, string, string] };
   log?: (line: string) => void;
+  /** Told the work directory (under /tmp/soak-*) once it exists: a caller that is killed removes it. */
+  onWork?: (dir: string) => void;
 }
 
 export interface SoakResult {
@@ -190,6 +192,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
   const rnd = new Prng(opts.seed);
   const work = await mkdtemp('/tmp/soak-');
+  opts.onWork?.(work);
   const dataDir = join(work, 'data');
   await mkdir(dataDir);
   const cacheDir = join(work, 'cache');
