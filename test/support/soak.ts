@@ -421,10 +421,25 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     }
 
     if (failures.length === 0) {
-      // ---- the final clean maintenance: process, repair, two prunes (docs: prune step 7) ----
-      for (const args of [['process', store, '--json'], ['repair', store, '--json'], ['prune', store, '--json'], ['prune', store, '--json'], ['prune', replica, '--json'], ['prune', replica, '--json']]) {
-        const r = await run(args[0] as Lane, args);
+      // ---- the final clean maintenance: process, tier of everything (so that the final
+      // restores and check --read-data read the archive), replicate of everything, repair,
+      // two prunes (docs: prune step 7) ----
+      const finalSteps: [Lane, string[], ((out: string) => void)?][] = [
+        ['process', ['process', store, '--json']],
+        ['tier', ['tier', store, '--archive', archive, '--older-than', '0', '--archive-pack-size', '1M', '--json'], (out) => (tiered += (JSON.parse(out) as { snapshots: { rewritten: number } }).snapshots.rewritten)],
+        ['replicate', ['replicate', store, replica, '--json'], (out) => {
+          for (const d of (JSON.parse(out) as { destinations: { replicated: string[]; present: string[] }[] }).destinations) for (const id of [...d.replicated, ...d.present]) replicated.add(id);
+        }],
+        ['repair', ['repair', store, '--json']],
+        ['prune', ['prune', store, '--json']],
+        ['prune', ['prune', store, '--json']],
+        ['prune', ['prune', replica, '--json']],
+        ['prune', ['prune', replica, '--json']],
+      ];
+      for (const [lane, args, after] of finalSteps) {
+        const r = await run(lane, args);
         if (r.code !== 0) failures.push(`final ${args.join(' ')} exited ${r.code}: ${r.out.slice(0, 2000)} ${r.err.slice(-2000)}`);
+        else after?.(r.out);
         finalReports.push(`${args.join(' ')}: ${r.out.replace(/\s+/g, ' ').slice(0, 1500)}`);
       }
       await verifyStores('final', true);
