@@ -4,11 +4,13 @@
  * replicate, check and repair as real bin/chunkyard processes on one directory store, a
  * random one killed with SIGKILL every ~400 ms, a fixed seed. After each round and at the
  * end: every acknowledged snapshot not forgotten restores byte-exact from the store, every
- * replicated one from the replica (at the end after an unkilled tier of everything and replicate); check is clean (at the end check --read-data, after
- * process, repair and the two prunes docs/operations.md names for a store after concurrent
- * writers); every failure of a command not killed is a documented code expected under
+ * replicated one from the replica; check is clean. At the end, after an unkilled tier of
+ * everything, replicate, process, repair and the two prunes docs/operations.md names for a
+ * store after concurrent writers: check --read-data of both stores shows no error and no
+ * leftover. Every failure of a command not killed is a documented code expected under
  * concurrency (EXPECTED in soak.ts); no session, lease or condemnation record is left; after
- * forgetting everything and a prune the store and the archive are back to their fixed objects.
+ * forgetting everything and a prune (and a tier run, which sweeps the archive) the store and
+ * the archive are back to their fixed objects.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
