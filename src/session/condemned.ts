@@ -183,6 +183,19 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
       await backend.delete(claim);
       continue;
     }
+    // Under the claim, the lease must still be the one judged stale: another taker may have
+    // replaced it since it was read (and deleted its claim of the same name, which is how this
+    // one could be created). Deleting that taker's live lease would let two runs hold it.
+    let current: LeaseRecord | 'gone' | undefined;
+    try {
+      current = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;
+    } catch (err) {
+      current = hasCode(err, 'OBJECT_NOT_FOUND') ? 'gone' : undefined;
+    }
+    if (holder ? current === 'gone' || current?.session !== holder.session : current !== undefined) {
+      await backend.delete(claim);
+      continue; // changed hands: judged again (a live holder is STORE_LOCKED)
+    }
     await backend.delete(MAINTENANCE_LEASE);
     let won = true;
     try {
@@ -198,7 +211,13 @@ export async function takeMaintenanceLease(backend: Backend, session: WriterSess
     if (!won) continue;
     // Two takers can only race here if a claim was judged stale at the same moment: the one
     // whose lease is not the one now stored gives way.
-    const held = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;
+    let held: LeaseRecord;
+    try {
+      held = openSealedJson(await backend.get(MAINTENANCE_LEASE), MAINTENANCE_LEASE) as unknown as LeaseRecord;
+    } catch (err) {
+      if (!hasCode(err, 'OBJECT_NOT_FOUND')) throw err;
+      throw new ChunkyardError('STORE_LOCKED', 'another maintenance run is taking the maintenance lease over at this moment; try again later');
+    }
     if (held.session !== session.id) throw new ChunkyardError('STORE_LOCKED', `another maintenance run took the maintenance lease over at the same moment (${held.command}); try again later`);
     await sweepClaims(backend, session);
     return lease(backend, session.id);

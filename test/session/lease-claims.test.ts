@@ -15,6 +15,13 @@
  * lease first. The taker then failed with OBJECT_EXISTS (seen on S3 under the soak), a code
  * that is no answer to "may I run maintenance now"; it now gives way with STORE_LOCKED, as
  * for any lease held by a live run.
+ *
+ * Two takers of the same stale lease (seen on S3 under the soak: a repair failed with
+ * OBJECT_NOT_FOUND reading back the lease it had just put): taker C reads the stale lease,
+ * taker B then takes it over whole (claim, lease replaced, claim deleted); C's claim of the
+ * same name now succeeds, and C deleted B's live lease and put its own: two maintenance runs
+ * held the lease at once. Under its claim a taker now checks that the lease is still the one
+ * it judged stale, and gives way (STORE_LOCKED) when it is not.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,6 +113,51 @@ test('a run that takes the lease while another takes the stale lease over: the t
       await assert.rejects(takeMaintenanceLease(racing, b, 'prune'), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED');
       assert.ok(cTook !== undefined, 'C took the lease in the middle of B\'s takeover');
       // C holds it; no claim is left.
+      assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
+      await b.end();
+      await c.end();
+    } finally {
+      await backend.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('two takers of one stale lease: the one that comes second under the claim gives way, the first keeps the lease', async () => {
+  await initBlake3();
+  const dir = await mkdtemp(join(tmpdir(), 'lease-two-takers-'));
+  try {
+    await Store.init(dir);
+    const backend = await openFsBackend(dir);
+    try {
+      const a = await WriterSession.start(backend, 'prune A');
+      await takeMaintenanceLease(backend, a, 'prune');
+      await backend.delete(a.name); // A died: its lease is stale
+      const b = await WriterSession.start(backend, 'prune B');
+      const c = await WriterSession.start(backend, 'prune C');
+      let bTook = false;
+      // C has read the stale lease; before its claim is written, B takes the lease over whole.
+      const late = new Proxy(backend, {
+        get(target, prop, receiver) {
+          if (prop === 'put') {
+            return async (name: string, data: Uint8Array, options?: { exclusive?: boolean }) => {
+              if (name.startsWith('locks/maintenance.takeover.') && !bTook) {
+                bTook = true;
+                await takeMaintenanceLease(backend, b, 'prune');
+              }
+              return target.put(name, data, options);
+            };
+          }
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      await assert.rejects(takeMaintenanceLease(late, c, 'prune'), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED');
+      assert.ok(bTook, 'B took the lease over while C was taking it');
+      const { openSealedJson } = await import('../../src/util/sealed-json.js');
+      const held = openSealedJson(await backend.get('locks/maintenance.json'), 'locks/maintenance.json') as unknown as { session: string };
+      assert.equal(held.session, b.id, 'B still holds the lease');
       assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
       await b.end();
       await c.end();
