@@ -368,7 +368,9 @@ export async function runCase(base: BaseStore, seed: number, options: CaseOption
     const want: { kind?: Kind; mutation?: MutationName } = {};
     if (options.kind) want.kind = options.kind;
     if (options.mutation) want.mutation = options.mutation;
-    const m = await mutate(lib, base.files, rnd, want, options.foreign ?? [], base.keyFile !== undefined);
+    // Objects of other stores only: this store's own copy of an object is no replacement for it.
+    const foreign = (options.foreign ?? []).filter((f) => !f.startsWith(`${base.dir}/`));
+    const m = await mutate(lib, base.files, rnd, want, foreign, base.keyFile !== undefined);
     if (!m) {
       res.notes.push(`no object of kind ${options.kind}`);
       return res;
