@@ -188,3 +188,31 @@ for (const [label, objects] of [
     });
   });
 }
+
+for (const [field, value] of [
+  ['tags', {}],
+  ['tags', 9007199254740994],
+  ['ingest', null],
+  ['metadata', [1]],
+  ['time', 'x'],
+  ['logicalBytes', -1],
+  ['recipe', { a: 1 }],
+] as const) {
+  test(`a manifest resealed with ${field} = ${JSON.stringify(value)} is CORRUPT where it is read: listed as unreadable, not restored, reported by check`, async () => {
+    await withStore(async (dir, id) => {
+      await resealJson(dir, `snapshots/${id}.json`, (m) => (m[field] = value));
+      const s = await Store.open(dir, { threads: 1 });
+      try {
+        // Before: TypeError (m.tags is not iterable; reading 'newChunks' of null) from snapshots().
+        assert.deepEqual(await s.snapshots(), [], 'left out of the list (with a CHUNKYARD_SNAPSHOT_UNREADABLE warning)');
+        assert.equal(await codeOf(s.restore(id).then(collect)), 'CORRUPT');
+      } finally {
+        await s.close();
+      }
+      const check = await Store.check(dir);
+      assert.deepEqual(check.errors.map((e) => e.code), ['CORRUPT']);
+      const r = await runChunkyard(['snapshots', dir, '--json']);
+      assert.equal(r.status, 0, r.stderr);
+    });
+  });
+}
