@@ -3,6 +3,8 @@
  *
  * Structure (always):
  *   - policies.json readable (CORRUPT naming it: backups refuse to run until it is replaced);
+ *   - every condemnation record readable (CORRUPT naming it: backups refuse to run and prune
+ *     deletes nothing until repair removes it);
  *   - every pack's header, footer and table (PACK_CORRUPT, FORMAT_UNSUPPORTED);
  *   - every manifest readable (CORRUPT, FORMAT_UNSUPPORTED); every recipe present, of the
  *     size and BLAKE3 its manifest records, with the manifest's logicalBytes and chunk count
@@ -31,6 +33,7 @@ import { readPackTable } from '../pack/reader.js';
 import { listSnapshotIds, readManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RecipeReader } from '../snapshot/recipe.js';
 import { readPolicies } from '../store/policies.js';
+import { readCondemned } from '../session/condemned.js';
 import { readStaged, readStagedSums, STAGING_BLOCK, sumsName } from '../snapshot/staging.js';
 import { packIdFromTableName, packObjectName } from '../util/ids.js';
 import { blobBytes, entryDigest, findOffset, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
@@ -105,6 +108,12 @@ export async function check(ctx: CheckContext, options: CheckOptions = {}): Prom
   } catch (err) {
     if (!(err instanceof ChunkyardError) || (err.code !== 'CORRUPT' && err.code !== 'FORMAT_UNSUPPORTED')) throw err;
     errors.add({ code: err.code, message: err.message });
+  }
+
+  // 0b. Condemnation records: while one is damaged, no writer can tell which packs prune is
+  // about to delete, so backups refuse and prune deletes nothing (src/session/condemned.ts).
+  for (const name of (await readCondemned(backend)).damaged) {
+    errors.add({ code: 'CORRUPT', message: `condemnation record ${name} is damaged: backups refuse to run and prune deletes nothing until chunkyard repair removes it` });
   }
 
   // 1. Packs.

@@ -28,6 +28,16 @@ export const PACK_VERSION_NO_HEADER_SUM = 1;
 export const PACK_HEADER_SIZE = 32;
 export const PACK_ENTRY_SIZE = 48;
 export const PACK_FOOTER_SIZE = 40;
+/**
+ * The longest chunk: chunker version 1 cuts at most 64 MiB (MAX_MAX_SIZE, docs/chunking.md),
+ * so a recipe entry with a longer rawLength is damage, not data.
+ */
+export const MAX_CHUNK_BYTES = 64 << 20;
+/**
+ * The longest stored form of a chunk: MAX_CHUNK_BYTES and room for any codec's prefix or a
+ * seal's overhead (a writer stores a chunk compressed only when that is shorter).
+ */
+export const MAX_STORED_BYTES = MAX_CHUNK_BYTES + (64 << 10);
 
 /** Codec ids as recorded per chunk (src/pack/codecs.ts). */
 export { CODEC_NONE, CODEC_LZ4, CODEC_ZSTD, CODEC_DELTA, CODEC_NAMES, type CodecId } from './codecs.js';

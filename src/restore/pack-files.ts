@@ -66,7 +66,8 @@ export class PackFiles {
       let done = 0;
       const want = end - start;
       while (done < want) {
-        const { bytesRead } = await handle.read(into, done, want - done, start + done);
+        // At most 1 GiB a call: node aborts the process on a read length that is not an int32.
+        const { bytesRead } = await handle.read(into, done, Math.min(want - done, 1 << 30), start + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }

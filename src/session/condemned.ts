@@ -56,7 +56,10 @@ export async function readCondemned(backend: Backend): Promise<{ records: Loaded
     if (!RECORD_NAME.test(o.name)) continue;
     try {
       const body = openSealedJson(await backend.get(o.name), o.name) as unknown as CondemnedRecord;
-      if (body.version !== 1 || !Array.isArray(body.objects)) throw new ChunkyardError('CORRUPT', `${o.name}: not a condemnation record`);
+      // Every field a reader uses, checked: a record that verifies but names objects with anything
+      // but strings cannot say what it condemns either.
+      const names = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+      if (body.version !== 1 || !names(body.objects) || !(body.sessions === null || names(body.sessions))) throw new ChunkyardError('CORRUPT', `${o.name}: not a condemnation record`);
       records.push({ name: o.name, record: body, modified: o.modified });
     } catch (err) {
       if (hasCode(err, 'OBJECT_NOT_FOUND')) continue;

@@ -105,12 +105,44 @@ export async function readManifest(backend: Backend, id: string): Promise<Snapsh
     throw new ChunkyardError('FORMAT_UNSUPPORTED', `snapshot ${id} has manifest version ${String(body.version)}; this build reads ${READABLE_VERSIONS.join(' and ')}`);
   }
   if (body.id !== id) throw new ChunkyardError('CORRUPT', `snapshot file ${manifestName(id)} names itself ${body.id}`);
+  const bad = fieldProblem(body);
+  if (bad) throw new ChunkyardError('CORRUPT', `snapshot ${id}: ${bad}`);
   if (body.version === 1) {
     // Version 1 had no labels: read it as the version-2 manifest it would be, so that a
     // rewrite (process, prune) writes version 2 with the labels empty.
     return { ...body, version: MANIFEST_VERSION, host: null, tags: [], metadata: {} };
   }
   return body;
+}
+
+const count = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const amount = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What is wrong with the fields of a manifest that passed its checksum, or undefined: a
+ * manifest holds only the types docs/format.md gives it, or it is damage (CORRUPT), never
+ * read field by field until something throws a TypeError.
+ */
+function fieldProblem(m: SnapshotManifest): string | undefined {
+  const f = m as unknown as Record<string, unknown>;
+  if (typeof f['target'] !== 'string') return 'target is not a name';
+  if (typeof f['time'] !== 'string' || Number.isNaN(Date.parse(f['time']))) return 'time is not a time';
+  if (!count(f['logicalBytes']) || !count(f['chunks'])) return 'logicalBytes or chunks is not a count';
+  if (!POLICIES.includes(f['policy'] as DedupePolicy)) return 'policy is not a dedupe policy';
+  const recipe = f['recipe'];
+  if (recipe !== null && !(isObject(recipe) && typeof recipe['name'] === 'string' && count(recipe['bytes']) && typeof recipe['blake3'] === 'string')) return 'recipe is malformed';
+  const staging = f['staging'];
+  if (staging !== null && !(isObject(staging) && typeof staging['name'] === 'string' && count(staging['bytes']))) return 'staging is malformed';
+  const ingest = f['ingest'];
+  if (!isObject(ingest) || !['newChunks', 'newBytes', 'storedBytes', 'seconds'].every((k) => amount(ingest[k]))) return 'ingest is malformed';
+  if (f['consistency'] !== undefined && f['consistency'] !== 'application' && f['consistency'] !== 'crash') return 'consistency is neither "application" nor "crash"';
+  if (m.version === 1) return undefined;
+  if (f['host'] !== null && typeof f['host'] !== 'string') return 'host is not a name';
+  if (!Array.isArray(f['tags']) || !f['tags'].every((t) => typeof t === 'string')) return 'tags is not a list of labels';
+  const metadata = f['metadata'];
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) return 'metadata is not a map of labels';
+  return undefined;
 }
 
 /** One manifest of readManifests: the manifest, or the error reading it gave. */

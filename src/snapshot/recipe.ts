@@ -25,7 +25,7 @@
 import type { Backend, ObjectWriter } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
 import type { ChunkLocation } from '../pack/format.js';
-import { CODEC_DELTA, CODEC_NAMES, type CodecId } from '../pack/format.js';
+import { CODEC_DELTA, CODEC_NAMES, MAX_CHUNK_BYTES, MAX_STORED_BYTES, type CodecId } from '../pack/format.js';
 import { createIncrementalBlake3, type MetaHasher } from '../util/blake3.js';
 
 export const RECIPE_MAGIC = Buffer.from('CYRECIPE', 'latin1');
@@ -346,13 +346,18 @@ export class RecipeReader {
           if (packRef >= this.packIds.length || !(codec in CODEC_NAMES) || (codec === CODEC_DELTA && !v3)) {
             throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has a bad pack reference or codec`);
           }
+          // Lengths no chunk can have: a reader would size buffers and reads by them.
+          const storedLength = raw.readUInt32LE(o + 40);
+          if (rawLength > MAX_CHUNK_BYTES || storedLength > MAX_STORED_BYTES) {
+            throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has lengths no chunk has (stored ${storedLength}, raw ${rawLength} bytes)`);
+          }
           const flags = v3 ? raw.readUInt32LE(o + 48) >>> 8 : 0;
           if (flags & ~ENTRY_FLAG_BASE) throw new ChunkyardError('CORRUPT', `recipe ${this.name}: entry ${i + j} has unknown flags ${flags}`);
           const entry: RecipeEntry = {
             fingerprint: Buffer.from(raw.subarray(o, o + 32)),
             packId: this.packIds[packRef]!,
             offset: raw.readUInt32LE(o + 36),
-            storedLength: raw.readUInt32LE(o + 40),
+            storedLength,
             rawLength,
             codec: codec as CodecId,
             streamOffset,

@@ -174,6 +174,10 @@ export async function readConfig(backend: Backend): Promise<StoreConfig> {
   }
   // A config that passed its checksum but holds values this build can't use is refused whole.
   try {
+    // All four recorded (resolveChunkerParams would default a missing one; readers use them as they are).
+    for (const k of ['minSize', 'avgSize', 'maxSize', 'normalization'] as const) {
+      if (typeof c.chunker[k] !== 'number') throw badArgument(`chunker.${k} is missing`);
+    }
     resolveChunkerParams({ minSize: c.chunker.minSize, avgSize: c.chunker.avgSize, maxSize: c.chunker.maxSize, normalization: c.chunker.normalization });
     validateCompression(c.compression);
     validatePolicy(c.dedupe);

@@ -282,7 +282,12 @@ async function openRecipe(ctx: RestoreContext, manifest: SnapshotManifest): Prom
  * no byte is emitted from a recipe that does not verify.
  */
 async function* restoreLeased(ctx: RestoreContext, manifest: SnapshotManifest, start: number, end: number, opened?: RecipeReader, direct?: DirectOutput): AsyncGenerator<Uint8Array | number> {
-  if (start >= end) return;
+  if (start >= end) {
+    // No bytes to give, but the recipe still vouches for the manifest: a manifest whose
+    // logicalBytes says 0 over a recipe that holds more is damage, not an empty snapshot.
+    if (!opened) await openRecipe(ctx, manifest);
+    return;
+  }
   if (direct && !ctx.pool.canScatterOut) direct = undefined;
   const recipe = opened ?? (await openRecipe(ctx, manifest));
   const remote = !(plainBackend(ctx.backend) instanceof FsBackend);
