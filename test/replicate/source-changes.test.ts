@@ -23,7 +23,8 @@ import type { Backend } from '../../src/backend/types.js';
 import { openBackend } from '../../src/backend/location.js';
 import { replicate } from '../../src/replicate/replicate.js';
 import { Store } from '../../src/store/store.js';
-import { collect, prng, streamOf } from '../support/data.js';
+import { collect, prng } from '../support/data.js';
+import { storeWithSnapshots } from '../support/store-files.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 
@@ -63,16 +64,9 @@ for (const c of cases) {
     try {
       const src = join(work, 'src');
       const dst = join(work, 'dst');
-      await Store.init(src, { avgSize: 16384, packSize: 1 << 20 });
       await Store.init(dst, { avgSize: 16384, packSize: 1 << 20 });
       const data = [prng(811, 900 << 10), prng(812, 800 << 10)];
-      const s = await Store.open(src, { threads: 1 });
-      const ids: string[] = [];
-      try {
-        for (const d of data) ids.push((await s.backup(streamOf(d, 1), { target: 'x' })).id);
-      } finally {
-        await s.close();
-      }
+      const ids = await storeWithSnapshots(src, data);
       const raw = await openBackend(dst);
       const d = await Store.open(hookedStat(raw, `snapshots/${ids[1]}.json`, () => c.change(src, work, ids[1]!)), { threads: 1 });
       let report;

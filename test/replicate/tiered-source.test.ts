@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
-import { collect, prng, streamOf } from '../support/data.js';
+import { collect, prng } from '../support/data.js';
+import { storeWithSnapshots } from '../support/store-files.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 
@@ -29,15 +30,8 @@ test('a tiered store replicates: chunks only in the archive are read from it, th
   try {
     const src = join(work, 'src');
     const archive = join(work, 'archive');
-    await Store.init(src, { avgSize: 16384, packSize: 1 << 20 });
     const data = [prng(901, 1200 << 10), prng(902, 900 << 10)];
-    const s = await Store.open(src, { threads: 1 });
-    const ids: string[] = [];
-    try {
-      for (const d of data) ids.push((await s.backup(streamOf(d, 1), { target: 'x' })).id);
-    } finally {
-      await s.close();
-    }
+    const ids = await storeWithSnapshots(src, data);
     // Every chunk moves to the archive; prune then reclaims the hot copies.
     const t = cli(['tier', src, '--archive', archive, '--older-than', '0', '--archive-pack-size', '1M', '--json']);
     assert.equal(t.status, 0, t.stderr);

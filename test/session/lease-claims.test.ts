@@ -35,42 +35,55 @@ import { WriterSession } from '../../src/session/session.js';
 import { takeMaintenanceLease } from '../../src/session/condemned.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { ChunkyardError } from '../../src/errors.js';
+import { openSealedJson } from '../../src/util/sealed-json.js';
 
-/** `backend`, except that deleting a takeover claim fails as a kill at that moment would. */
-function killedBeforeClaimDelete(backend: Backend): Backend {
+/** `backend` with one method replaced by `replacement`, which gets the original to call. */
+function withMethod<M extends 'put' | 'delete'>(backend: Backend, method: M, replacement: (original: Backend[M], ...args: Parameters<Backend[M]>) => Promise<void>): Backend {
   return new Proxy(backend, {
     get(target, prop, receiver) {
-      if (prop === 'delete') {
-        return async (name: string) => {
-          if (name.startsWith('locks/maintenance.takeover.')) throw new Error('killed');
-          return target.delete(name);
-        };
-      }
+      if (prop === method) return (...args: Parameters<Backend[M]>) => replacement(target[method].bind(target) as Backend[M], ...args);
       const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
     },
   });
 }
 
-test('a takeover claim of a taker killed after it replaced the lease is removed by the next maintenance run', async () => {
+/**
+ * Runs `fn` on a fresh store whose maintenance lease is stale: prune A took it and died.
+ * The backend is closed and the directory removed afterwards.
+ */
+async function withStaleLease(prefix: string, fn: (backend: Backend, dir: string, a: WriterSession) => Promise<void>): Promise<void> {
   await initBlake3();
-  const dir = await mkdtemp(join(tmpdir(), 'lease-claims-'));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   try {
     await Store.init(dir);
     const backend = await openFsBackend(dir);
     try {
-      // Prune A holds the lease and dies.
       const a = await WriterSession.start(backend, 'prune A');
       await takeMaintenanceLease(backend, a, 'prune');
-      await backend.delete(a.name);
-      // Prune B takes the stale lease over and is "killed" before it deletes its claim.
-      const b = await WriterSession.start(backend, 'prune B');
-      await assert.rejects(takeMaintenanceLease(killedBeforeClaimDelete(backend), b, 'prune'), /killed/);
-      await backend.delete(b.name);
-      assert.deepEqual((await readdir(join(dir, 'locks'))).sort(), [`maintenance.json`, `maintenance.takeover.${a.id}`]);
+      await backend.delete(a.name); // A died: its lease is stale
+      await fn(backend, dir, a);
     } finally {
       await backend.close();
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const storeLocked = (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED';
+
+test('a takeover claim of a taker killed after it replaced the lease is removed by the next maintenance run', async () => {
+  await withStaleLease('lease-claims-', async (backend, dir, a) => {
+    // Prune B takes the stale lease over and is "killed" before it deletes its claim.
+    const b = await WriterSession.start(backend, 'prune B');
+    const killedBeforeClaimDelete = withMethod(backend, 'delete', async (del, name) => {
+      if (name.startsWith('locks/maintenance.takeover.')) throw new Error('killed');
+      await del(name);
+    });
+    await assert.rejects(takeMaintenanceLease(killedBeforeClaimDelete, b, 'prune'), /killed/);
+    await backend.delete(b.name);
+    assert.deepEqual((await readdir(join(dir, 'locks'))).sort(), [`maintenance.json`, `maintenance.takeover.${a.id}`]);
     // The next prune takes B's stale lease over, and leaves nothing under locks/.
     const s = await Store.open(dir);
     try {
@@ -79,92 +92,47 @@ test('a takeover claim of a taker killed after it replaced the lease is removed 
       await s.close();
     }
     assert.deepEqual(await readdir(join(dir, 'locks')), []);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a run that takes the lease while another takes the stale lease over: the taker gets STORE_LOCKED', async () => {
-  await initBlake3();
-  const dir = await mkdtemp(join(tmpdir(), 'lease-race-'));
-  try {
-    await Store.init(dir);
-    const backend = await openFsBackend(dir);
-    try {
-      const a = await WriterSession.start(backend, 'prune A');
-      await takeMaintenanceLease(backend, a, 'prune');
-      await backend.delete(a.name); // A died: its lease is stale
-      const b = await WriterSession.start(backend, 'prune B');
-      const c = await WriterSession.start(backend, 'prune C');
-      let cTook: Promise<unknown> | undefined;
-      // Right after B deleted the stale lease, C starts and takes the lease.
-      const racing = new Proxy(backend, {
-        get(target, prop, receiver) {
-          if (prop === 'delete') {
-            return async (name: string) => {
-              await target.delete(name);
-              if (name === 'locks/maintenance.json' && !cTook) await (cTook = takeMaintenanceLease(backend, c, 'prune'));
-            };
-          }
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-      await assert.rejects(takeMaintenanceLease(racing, b, 'prune'), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED');
-      assert.ok(cTook !== undefined, 'C took the lease in the middle of B\'s takeover');
-      // C holds it; no claim is left.
-      assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
-      await b.end();
-      await c.end();
-    } finally {
-      await backend.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await withStaleLease('lease-race-', async (backend, dir) => {
+    const b = await WriterSession.start(backend, 'prune B');
+    const c = await WriterSession.start(backend, 'prune C');
+    let cTook: Promise<unknown> | undefined;
+    // Right after B deleted the stale lease, C starts and takes the lease.
+    const racing = withMethod(backend, 'delete', async (del, name) => {
+      await del(name);
+      if (name === 'locks/maintenance.json' && !cTook) await (cTook = takeMaintenanceLease(backend, c, 'prune'));
+    });
+    await assert.rejects(takeMaintenanceLease(racing, b, 'prune'), storeLocked);
+    assert.ok(cTook !== undefined, 'C took the lease in the middle of B\'s takeover');
+    // C holds it; no claim is left.
+    assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
+    await b.end();
+    await c.end();
+  });
 });
 
 test('two takers of one stale lease: the one that comes second under the claim gives way, the first keeps the lease', async () => {
-  await initBlake3();
-  const dir = await mkdtemp(join(tmpdir(), 'lease-two-takers-'));
-  try {
-    await Store.init(dir);
-    const backend = await openFsBackend(dir);
-    try {
-      const a = await WriterSession.start(backend, 'prune A');
-      await takeMaintenanceLease(backend, a, 'prune');
-      await backend.delete(a.name); // A died: its lease is stale
-      const b = await WriterSession.start(backend, 'prune B');
-      const c = await WriterSession.start(backend, 'prune C');
-      let bTook = false;
-      // C has read the stale lease; before its claim is written, B takes the lease over whole.
-      const late = new Proxy(backend, {
-        get(target, prop, receiver) {
-          if (prop === 'put') {
-            return async (name: string, data: Uint8Array, options?: { exclusive?: boolean }) => {
-              if (name.startsWith('locks/maintenance.takeover.') && !bTook) {
-                bTook = true;
-                await takeMaintenanceLease(backend, b, 'prune');
-              }
-              return target.put(name, data, options);
-            };
-          }
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-      await assert.rejects(takeMaintenanceLease(late, c, 'prune'), (e: unknown) => e instanceof ChunkyardError && e.code === 'STORE_LOCKED');
-      assert.ok(bTook, 'B took the lease over while C was taking it');
-      const { openSealedJson } = await import('../../src/util/sealed-json.js');
-      const held = openSealedJson(await backend.get('locks/maintenance.json'), 'locks/maintenance.json') as unknown as { session: string };
-      assert.equal(held.session, b.id, 'B still holds the lease');
-      assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
-      await b.end();
-      await c.end();
-    } finally {
-      await backend.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await withStaleLease('lease-two-takers-', async (backend, dir) => {
+    const b = await WriterSession.start(backend, 'prune B');
+    const c = await WriterSession.start(backend, 'prune C');
+    let bTook = false;
+    // C has read the stale lease; before its claim is written, B takes the lease over whole.
+    const late = withMethod(backend, 'put', async (put, name, data, options) => {
+      if (name.startsWith('locks/maintenance.takeover.') && !bTook) {
+        bTook = true;
+        await takeMaintenanceLease(backend, b, 'prune');
+      }
+      await put(name, data, options);
+    });
+    await assert.rejects(takeMaintenanceLease(late, c, 'prune'), storeLocked);
+    assert.ok(bTook, 'B took the lease over while C was taking it');
+    const held = openSealedJson(await backend.get('locks/maintenance.json'), 'locks/maintenance.json') as unknown as { session: string };
+    assert.equal(held.session, b.id, 'B still holds the lease');
+    assert.deepEqual(await readdir(join(dir, 'locks')), ['maintenance.json']);
+    await b.end();
+    await c.end();
+  });
 });

@@ -90,15 +90,21 @@ function resumPack(b: Buffer, rnd: Prng, isTable: boolean): string {
   return what;
 }
 
-/** Changes one field of a recipe and recomputes its block hashes; returns the new table digest. */
-function resumRecipe(b: Buffer, rnd: Prng): { what: string; digest: string } {
+/**
+ * Where a recipe's parts lie, from its header and footer as they are (docs/format.md,
+ * "Recipes"): entry count n, seek value size s, seek values k, seek table at seekAt.
+ */
+function recipeLayout(b: Buffer): { size: number; version: number; footer: number; n: number; s: number; k: number; seekAt: number } {
   const size = b.length;
   const version = b.readUInt32LE(8);
   const footer = size - RECIPE_FOOTER_SIZE;
   const n = Number(b.readBigUInt64LE(footer));
-  const s = seekValueSize(version);
-  const k = Math.ceil(n / SEEK_EVERY);
-  const seekAt = RECIPE_HEADER_SIZE + RECIPE_ENTRY_SIZE * n;
+  return { size, version, footer, n, s: seekValueSize(version), k: Math.ceil(n / SEEK_EVERY), seekAt: RECIPE_HEADER_SIZE + RECIPE_ENTRY_SIZE * n };
+}
+
+/** Changes one field of a recipe and recomputes its block hashes; returns the new table digest. */
+function resumRecipe(b: Buffer, rnd: Prng): { what: string; digest: string } {
+  const { size, footer, n, s, k, seekAt } = recipeLayout(b);
   let what: string;
   const choice = rnd.int(0, 9);
   if (choice < 6 && n > 0) {
@@ -143,13 +149,7 @@ function resumRecipe(b: Buffer, rnd: Prng): { what: string; digest: string } {
 
 /** Recomputes a recipe's block hashes (v2/v3) over its entries as they lie; returns the table digest its manifest holds. */
 function recipeDigest(b: Buffer): string {
-  const size = b.length;
-  const version = b.readUInt32LE(8);
-  const footer = size - RECIPE_FOOTER_SIZE;
-  const n = Number(b.readBigUInt64LE(footer));
-  const s = seekValueSize(version);
-  const k = Math.ceil(n / SEEK_EVERY);
-  const seekAt = RECIPE_HEADER_SIZE + RECIPE_ENTRY_SIZE * n;
+  const { size, n, s, k, seekAt } = recipeLayout(b);
   if (s === 40 && seekAt + s * k <= size) {
     for (let j = 0; j < k; j++) {
       const from = RECIPE_HEADER_SIZE + RECIPE_ENTRY_SIZE * SEEK_EVERY * j;

@@ -10,6 +10,7 @@ import { readManifest, type SnapshotManifest } from '../../src/snapshot/manifest
 import { RecipeReader, type RecipeEntry } from '../../src/snapshot/recipe.js';
 import { initBlake3 } from '../../src/util/blake3.js';
 import { Store } from '../../src/store/store.js';
+import { streamOf } from './data.js';
 
 /**
  * What a store's packs hold, each fingerprint counted once (its first copy met): raw and
@@ -112,4 +113,20 @@ export async function withTempStore(prefix: string, init: Parameters<typeof Stor
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Makes a store in `dir` (small chunks and packs by default, so a few MiB span several packs)
+ * and backs up each of `data` in turn as target `x`; returns the snapshot ids in order.
+ */
+export async function storeWithSnapshots(dir: string, data: readonly Uint8Array[], init: Parameters<typeof Store.init>[1] = { avgSize: 16384, packSize: 1 << 20 }): Promise<string[]> {
+  await Store.init(dir, init);
+  const s = await Store.open(dir, { threads: 1 });
+  const ids: string[] = [];
+  try {
+    for (const d of data) ids.push((await s.backup(streamOf(d, 1), { target: 'x' })).id);
+  } finally {
+    await s.close();
+  }
+  return ids;
 }

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { ChunkyardError } from '../../src/errors.js';
 import { Store } from '../../src/store/store.js';
 import { collect, prng, streamOf } from '../support/data.js';
+import { storeWithSnapshots } from '../support/store-files.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/chunkyard', import.meta.url));
 
@@ -42,16 +43,8 @@ async function tree(dir: string): Promise<Map<string, string>> {
 
 async function fixture(work: string): Promise<{ dir: string; data: Buffer[]; ids: string[] }> {
   const dir = join(work, 'store');
-  await Store.init(dir, { avgSize: 16384, packSize: 1 << 20 });
   const data = [prng(71, 1500 << 10), prng(72, 1200 << 10)];
-  const s = await Store.open(dir, { threads: 1 });
-  const ids: string[] = [];
-  try {
-    for (const d of data) ids.push((await s.backup(streamOf(d, 1), { target: 'x' })).id);
-  } finally {
-    await s.close();
-  }
-  return { dir, data, ids };
+  return { dir, data, ids: await storeWithSnapshots(dir, data) };
 }
 
 test('bad input: stable codes, nothing changed', async () => {
