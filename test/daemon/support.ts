@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store, type InitOptions } from '../../src/store/store.js';
+import { filesWithSizes } from '../support/store-files.js';
 import { TokenTable, type TokenEntry } from '../../src/daemon/auth.js';
 import { Daemon, type DaemonOptions } from '../../src/daemon/server.js';
 
@@ -253,21 +254,7 @@ export function metric(text: string, name: string): number | undefined {
 
 /** Names of the files under a store folder (recursively), for "nothing was stored" checks. */
 export async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, prefix: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (e.isDirectory()) await walk(join(d, e.name), `${prefix}${e.name}/`);
-      else out.push(`${prefix}${e.name}`);
-    }
-  };
-  await walk(dir, '');
-  return out.sort();
+  return (await filesWithSizes(dir)).map((f) => f.name).sort();
 }
 
 /** What a store holds that a request could have changed: snapshots, recipes, packs, staging, temporaries. */

@@ -29,13 +29,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Store } from '../../src/store/store.js';
 import { CHUNKYARD_BIN } from './cli-process.js';
 import { prng } from './data.js';
+import { filesWithSizes } from './store-files.js';
 import { Prng } from './prng.js';
 
 /** The stable codes of docs/errors.md ("The codes"): anything else is a bug. */
@@ -161,21 +162,7 @@ export async function listObjects(location: string, s3?: S3Client): Promise<{ na
     } while (token);
     return out;
   }
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push({ name: relative(location, p), size: (await stat(p)).size });
-    }
-  };
-  await walk(location);
-  return out;
+  return filesWithSizes(location);
 }
 
 function pidAlive(pid: number): boolean {

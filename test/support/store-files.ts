@@ -1,5 +1,5 @@
 /** Test helpers that reach into a store's files: find packs and recipes, flip bytes, truncate. */
-import { mkdtemp, open, readdir, readFile, rm, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBackend } from '../../src/backend/fs.js';
@@ -129,4 +129,24 @@ export async function storeWithSnapshots(dir: string, data: readonly Uint8Array[
     await s.close();
   }
   return ids;
+}
+
+/** Every file under `dir` (paths relative to it) with its size; none when `dir` does not exist. */
+export async function filesWithSizes(dir: string): Promise<{ name: string; size: number }[]> {
+  const out: { name: string; size: number }[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(join(dir, rel), { withFileTypes: true });
+    } catch {
+      return; // gone (or never made): nothing under it
+    }
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else out.push({ name: r, size: (await stat(join(dir, r))).size });
+    }
+  };
+  await walk('');
+  return out;
 }
