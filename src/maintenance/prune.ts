@@ -500,16 +500,6 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
         // Archive packs (src/tier/) take no part: their data is elsewhere and never rewritten.
         if (info.liveCount > 0 && !info.pinned && !info.cold && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
       }
-      // The packs step 5b just wrote stay too: a live chunk copied out of a rewritten pack may
-      // have a copy in another pack that stays (two writers stored it). Left out, the pair
-      // was found only by the next run, whose re-pointing needed a third run to reclaim it.
-      for (const id of copy.newPacks) {
-        const info = await mark.catalog.late(backend, id).catch(() => undefined);
-        if (!info) continue;
-        // Every chunk copied is live: the rewritten recipes name it.
-        for (let i = 0; i < info.offsets.length; i++) markLive(info, i, 0);
-        stays.add(info.hex);
-      }
       const dups = await findDuplicates(backend, mark.catalog, ctx.index, stays, options.signal);
       aborted(options.signal);
       report.chunks.deduplicated = dups.chunks;
