@@ -675,7 +675,7 @@ async function exists_(file: string): Promise<boolean> {
 }
 
 /** kill(pid, 0): ESRCH means no such process; EPERM means it exists (another user's). */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

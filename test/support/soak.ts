@@ -34,6 +34,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Store } from '../../src/store/store.js';
+import { processAlive } from '../../src/backend/fs.js';
 import { CHUNKYARD_BIN } from './cli-process.js';
 import { prng } from './data.js';
 import { filesWithSizes } from './store-files.js';
@@ -163,15 +164,6 @@ export async function listObjects(location: string, s3?: S3Client): Promise<{ na
     return out;
   }
   return filesWithSizes(location);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
@@ -442,7 +434,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         if (left.length > 0) failures.push(`after the final maintenance ${loc} still holds ${left.join(', ')}`);
         for (const o of await listObjects(loc, s3)) {
           const m = /^tmp~\/(\d+)\./.exec(o.name);
-          if (m && pidAlive(Number(m[1]))) failures.push(`a temporary file of a live process is left: ${o.name}`);
+          if (m && processAlive(Number(m[1]))) failures.push(`a temporary file of a live process is left: ${o.name}`);
         }
       }
 
@@ -475,7 +467,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const archObjects = await listObjects(archive, s3);
       for (const o of archObjects) {
         const m = /^tmp~\/(\d+)\./.exec(o.name);
-        if (m && pidAlive(Number(m[1]))) failures.push(`a temporary file of a live process is left in the archive: ${o.name}`);
+        if (m && processAlive(Number(m[1]))) failures.push(`a temporary file of a live process is left in the archive: ${o.name}`);
       }
       const arch = archObjects.filter((o) => o.name !== 'chunkyard-archive.json' && !o.name.startsWith('tmp~/'));
       if (arch.length > 0) failures.push(`the archive still holds ${arch.length} objects after forgetting everything and a prune: ${arch.slice(0, 12).map((o) => o.name).join(', ')}`);
