@@ -6,10 +6,12 @@
  * wrong with that (each snapshot references a complete copy), but the store is larger than
  * one writer would have made it. prune fixes it after the fact:
  *
- *   1. For every live chunk of a pack that stays (not condemned, not being rewritten, not
- *      pinned), the index names the copy it knows for that fingerprint. If that copy is in
- *      another pack that stays and the pack's TABLE (the truth, not the cache) holds the same
- *      fingerprint and raw length there, this chunk is a duplicate of it.
+ *   1. For every live chunk of a source pack, the index names the copy it knows for that
+ *      fingerprint. If that copy is live in another pack that stays (not condemned, not being
+ *      rewritten, not pinned) or in a pack this run wrote, and that pack's TABLE (the truth,
+ *      not the cache) holds the same fingerprint and raw length there, this chunk is a
+ *      duplicate of it. The sources are the packs that stay (prune's step 7), and before
+ *      that the packs being rewritten (step 5b: a chunk re-pointed is not copied).
  *   2. Every recipe that references a duplicate is rewritten to reference the kept copy
  *      (relocate.ts: new recipe committed, manifest switched while the session is current,
  *      old recipe condemned): the same crash-safety argument as prune's pack rewrites — a
@@ -28,8 +30,9 @@ import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation, CodecId, PackEntry } from '../pack/format.js';
 import { readPackTable } from '../pack/reader.js';
 import { CODEC_DELTA } from '../pack/codecs.js';
-import { findOffset, isLive, type PackCatalog, type PackInfo } from './pack-catalog.js';
+import { findOffset, isLive, type PackCatalog } from './pack-catalog.js';
 import type { Relocator } from './relocate.js';
+import { packObjectName } from '../util/ids.js';
 
 /** Duplicates re-pointed in one prune run at most (memory: 17 bytes each). */
 export const MAX_DUPLICATES_PER_RUN = 4_000_000;
@@ -56,28 +59,58 @@ export interface DuplicatePlan {
   bytes: number;
 }
 
+/** Where findDuplicates looks. */
+export interface DuplicateSearch {
+  /** Packs (hex ids, in the catalogue) whose live chunks may be re-pointed at a copy elsewhere. */
+  sources: ReadonlySet<string>;
+  /** Packs (hex ids, in the catalogue) whose live copies may be kept. */
+  keepers: ReadonlySet<string>;
+  /**
+   * Packs this prune run wrote (hex id → id; not in the catalogue): keepers too, every chunk
+   * of one live (it was copied because a snapshot needs it). Never sources: moving chunks out
+   * of a pack the same run wrote would only make work for the next run.
+   */
+  written?: ReadonlyMap<string, Buffer>;
+  signal?: AbortSignal;
+}
+
 /**
- * Finds the live duplicates among the packs `keep` (hex ids of packs that stay this run).
- * Reads the tables of those packs (one at a time) and of the packs holding the kept copies.
+ * Finds the live chunks of `sources` that have a live copy in another pack of `keepers` (or
+ * `written`): the copy the index names for their fingerprint, confirmed by that pack's table.
+ * Reads the tables of the sources (one at a time) and of the packs holding the kept copies.
  */
-export async function findDuplicates(backend: Backend, catalog: PackCatalog, index: FingerprintIndex, keep: Set<string>, signal?: AbortSignal): Promise<DuplicatePlan> {
+export async function findDuplicates(backend: Backend, catalog: PackCatalog, index: FingerprintIndex, search: DuplicateSearch): Promise<DuplicatePlan> {
+  const { sources, keepers, written, signal } = search;
   const plan: DuplicatePlan = { moves: new Map(), keepers: [], chunks: 0, bytes: 0 };
   const keeperNo = new Map<string, number>();
   const tables = new Map<string, Map<number, PackEntry>>();
-  const tableOf = async (info: PackInfo): Promise<Map<number, PackEntry>> => {
-    let t = tables.get(info.hex);
+  const tableOf = async (hex: string, name: string): Promise<Map<number, PackEntry>> => {
+    let t = tables.get(hex);
     if (t) {
-      tables.delete(info.hex);
-      tables.set(info.hex, t);
+      tables.delete(hex);
+      tables.set(hex, t);
       return t;
     }
-    t = new Map((await readPackTable(backend, info.name)).entries.map((e) => [e.offset, e]));
-    tables.set(info.hex, t);
+    t = new Map((await readPackTable(backend, name)).entries.map((e) => [e.offset, e]));
+    tables.set(hex, t);
     if (tables.size > TABLE_CACHE) tables.delete(tables.keys().next().value!);
     return t;
   };
+  /** The kept copy's pack, when `hex` may keep the copy at `offset`. */
+  const keeperAt = (hex: string, offset: number): { id: Buffer; name: string } | undefined => {
+    const madeNow = written?.get(hex);
+    if (madeNow) return { id: madeNow, name: packObjectName(madeNow) };
+    if (!keepers.has(hex)) return undefined;
+    const other = catalog.packs.get(hex);
+    if (!other) return undefined;
+    const k = findOffset(other, offset);
+    // The kept copy must be live already: a pack whose every chunk is a duplicate of
+    // another's must not become the keeper of chunks nothing else references.
+    if (k < 0 || !isLive(other, k)) return undefined;
+    return other;
+  };
   // Pack order is fixed (ids sorted) so that runs are reproducible.
-  const order = [...keep].sort();
+  const order = [...sources].sort();
   for (const hex of order) {
     if (plan.chunks >= MAX_DUPLICATES_PER_RUN) break;
     if (signal?.aborted) break;
@@ -103,14 +136,10 @@ export async function findDuplicates(backend: Backend, catalog: PackCatalog, ind
         const loc = locs[j];
         if (!loc) continue;
         const otherHex = loc.packId.toString('hex');
-        if (otherHex === hex || !keep.has(otherHex)) continue;
-        const other = catalog.packs.get(otherHex);
+        if (otherHex === hex) continue;
+        const other = keeperAt(otherHex, loc.offset);
         if (!other) continue;
-        const k = findOffset(other, loc.offset);
-        // The kept copy must be live already: a pack whose every chunk is a duplicate of
-        // another's must not become the keeper of chunks nothing else references.
-        if (k < 0 || !isLive(other, k)) continue;
-        const real = (await tableOf(other).catch(() => undefined))?.get(loc.offset);
+        const real = (await tableOf(otherHex, other.name).catch(() => undefined))?.get(loc.offset);
         if (!real || !real.fingerprint.equals(e.fingerprint) || real.rawLength !== e.rawLength) continue;
         // A delta copy (codec 3) is only readable after its base entry in the recipe, and a
         // whole copy must not have one in front of it: swapping one form for the other would

@@ -248,8 +248,12 @@ function unreferenced(mark: Mark, name: string): boolean {
 /**
  * Phase 2 for ripe records: deletes their objects that `mark` finds unreferenced — per pack,
  * its table object, then the local index entries, then the pack — then the record.
+ * `settled`, when given, receives the names this run must leave alone from here on: the
+ * objects deleted, and every object of a record that is kept. An object a writer referenced
+ * again is not among them: its record is gone, so it is an ordinary object again (rewritten,
+ * or a source of duplicates, like any other in this run).
  */
-async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark: Mark, report: PruneReport, progress: (phase: PruneProgress['phase'], done: number, total: number) => void): Promise<number> {
+async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark: Mark, report: PruneReport, progress: (phase: PruneProgress['phase'], done: number, total: number) => void, settled?: Set<string>): Promise<number> {
   let removed = 0;
   const { backend } = ctx;
   const total = records.reduce((s, r) => s + r.record.objects.length, 0);
@@ -258,9 +262,11 @@ async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark:
     let keepRecord = false;
     // Tables before packs, recipes and staging last: the order a crash must leave consistent.
     const objects = [...r.record.objects].sort((a, b) => rank(a) - rank(b));
+    const deleted: string[] = [];
     for (const name of objects) {
       progress('delete', ++done, total);
       if (!unreferenced(mark, name)) continue; // referenced again (a writer committed it): kept
+      deleted.push(name);
       const packId = packIdFromName(name);
       if (packId) {
         const info = mark.catalog.get(packId);
@@ -293,6 +299,7 @@ async function deleteCondemned(ctx: PruneContext, records: LoadedRecord[], mark:
       if (name.startsWith('staging/')) report.staging.unreferencedDeleted++;
     }
     if (!keepRecord) await backend.delete(r.name);
+    for (const name of keepRecord ? r.record.objects : deleted) settled?.add(name);
   }
   return removed;
 }
@@ -359,16 +366,15 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     const stillCondemned = new Set<string>();
     for (const r of pending) for (const o of r.record.objects) stillCondemned.add(o);
     let removedPacks = 0;
-    if (!options.dryRun && !frozen) removedPacks += await deleteCondemned(ctx, ripe, mark, report, progress);
+    // Ripe objects deleted above (or whose record stays): not condemned or rewritten again.
+    const handled = new Set<string>();
+    if (!options.dryRun && !frozen) removedPacks += await deleteCondemned(ctx, ripe, mark, report, progress, handled);
     else for (const r of ripe) for (const o of r.record.objects) stillCondemned.add(o);
     aborted(options.signal);
 
     // 5. Decide: packs to condemn whole, packs to rewrite.
     const deletable: PackInfo[] = [];
     const rewrites: PackInfo[] = [];
-    // Ripe objects were deleted above (or are referenced again, and stay for a later run).
-    const handled = new Set<string>();
-    for (const r of ripe) for (const o of r.record.objects) handled.add(o);
     for (const info of mark.catalog.packs.values()) {
       if (info.pinned || stillCondemned.has(info.name) || handled.has(info.name)) continue;
       if (info.cold) {
@@ -442,14 +448,48 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     await condemnNow(deletable, leftovers, true);
     aborted(options.signal);
 
-    // 5b. Copy the live chunks of the packs to rewrite (verified), into new packs.
+    // The packs that stay as they are this run: where duplicates are re-pointed (step 7),
+    // and where a chunk of a pack being rewritten is re-pointed instead of copied (5b).
+    const gone = new Set([...deletable, ...rewrites].map((p) => p.hex));
+    const stays = new Set<string>();
+    for (const info of mark.catalog.packs.values()) {
+      // Archive packs (src/tier/) take no part: their data is elsewhere and never rewritten.
+      if (info.liveCount > 0 && !info.pinned && !info.cold && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
+    }
+    const dedupe = ctx.index !== undefined && options.dedupe !== false;
+
+    // 5b. The live chunks of the packs to rewrite. One with a live copy in a pack that stays
+    // (a concurrent writer stored it twice) is re-pointed at that copy; copying it would make
+    // a second duplicate, which the next run would re-point and leave a pack for a third run
+    // to reclaim. The others are copied (verified) into new packs.
+    const rewriteDups = dedupe && rewrites.length > 0 ? await findDuplicates(backend, mark.catalog, ctx.index!, { sources: new Set(rewrites.map((p) => p.hex)), keepers: stays, signal: options.signal }) : undefined;
+    const repointed = (hex: string, offset: number): boolean => {
+      const m = rewriteDups?.moves.get(hex);
+      if (!m) return false;
+      const a = m.offsets;
+      let lo = 0;
+      let hi = a.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        if (a[mid] === offset) return true;
+        if (a[mid]! < offset) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return false;
+    };
+    /** Rewritten packs whose every live chunk was re-pointed: nothing to copy. */
+    const allRepointed = new Set<string>();
     async function* jobs(): AsyncGenerator<VerifyJob<string>> {
       for (const info of rewrites) {
         const table = await readPackTable(backend, info.name);
         const refs: ChunkRef[] = [];
         for (const e of table.entries) {
           const i = findOffset(info, e.offset);
-          if (i >= 0 && isLive(info, i)) refs.push(e);
+          if (i >= 0 && isLive(info, i) && !repointed(info.hex, e.offset)) refs.push(e);
+        }
+        if (refs.length === 0) {
+          allRepointed.add(info.hex);
+          continue;
         }
         refs.sort((a, b) => a.offset - b.offset);
         yield { packName: info.name, refs, tag: info.hex };
@@ -465,15 +505,22 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     report.packs.written = copy.newPacks.length;
     report.bytes.written = copy.packBytes;
     report.chunks.copied = copy.chunks;
+    report.chunks.deduplicated += rewriteDups?.chunks ?? 0;
     aborted(options.signal);
 
-    // 5c. Point the recipes at the copies: new recipe, manifest switched (session current).
-    const moved = (hex: string) => copy.relocations.has(hex);
+    // 5c. Point the recipes at the copies and at the kept copies of re-pointed chunks (also
+    // of a source whose copy failed: its kept copies are whole and live all the same): new
+    // recipe, manifest switched (session current).
+    const moved = (hex: string) => copy.relocations.has(hex) || (rewriteDups?.moves.has(hex) ?? false);
+    const toKept = rewriteDups ? duplicateRelocator(rewriteDups) : undefined;
     const oldRecipes: string[] = [];
-    if (copy.relocations.size > 0) {
+    if (copy.relocations.size > 0 || (rewriteDups?.chunks ?? 0) > 0) {
       progress('recipes', 0, mark.manifests.length);
       for (const [n, m] of mark.manifests.entries()) {
-        const r = await rewriteRecipe(backend, m.id, moved, (block) => block.map((e) => relocated(copy, e.packId.toString('hex'), e.offset, e)), {
+        const r = await rewriteRecipe(backend, m.id, moved, async (block) => {
+          const kept = toKept ? await toKept(block) : [];
+          return block.map((e, i) => relocated(copy, e.packId.toString('hex'), e.offset, e) ?? kept[i]);
+        }, {
           beforeCommit: () => session.assertCurrent(`prune's rewrite of snapshot ${m.id}`),
           keepOld: true,
         });
@@ -485,22 +532,19 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
         aborted(options.signal);
       }
     }
-    const rewritten = rewrites.filter((p) => moved(p.hex));
+    const rewritten = rewrites.filter((p) => copy.relocations.has(p.hex) || allRepointed.has(p.hex));
     report.packs.rewritten = rewritten.length;
 
     // 6b. The rewritten packs and the recipes that named them are unreferenced now.
     await condemnNow(rewritten, oldRecipes, false);
 
     // 7. Duplicates stored by concurrent writers (dedupe.ts): recipes re-pointed at one copy;
-    // the next run's mark finds the other copies unreferenced and reclaims them.
-    if (ctx.index && options.dedupe !== false) {
-      const stays = new Set<string>();
-      const gone = new Set([...deletable, ...rewrites].map((p) => p.hex));
-      for (const info of mark.catalog.packs.values()) {
-        // Archive packs (src/tier/) take no part: their data is elsewhere and never rewritten.
-        if (info.liveCount > 0 && !info.pinned && !info.cold && !gone.has(info.hex) && fresh(info.name)) stays.add(info.hex);
-      }
-      const dups = await findDuplicates(backend, mark.catalog, ctx.index, stays, options.signal);
+    // the next run's mark finds the other copies unreferenced and reclaims them. The packs 5b
+    // wrote may keep copies (the index points at them for the chunks they took over), never
+    // give them up.
+    if (dedupe) {
+      const written = new Map(copy.newPacks.map((id) => [id.toString('hex'), id]));
+      const dups = await findDuplicates(backend, mark.catalog, ctx.index!, { sources: stays, keepers: stays, written, signal: options.signal });
       aborted(options.signal);
       report.chunks.deduplicated = dups.chunks;
       report.bytes.deduplicated = dups.bytes;

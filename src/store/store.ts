@@ -21,7 +21,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { ByteSource } from '../chunking/batcher.js';
 import type { Backend } from '../backend/types.js';
-import { FsBackend } from '../backend/fs.js';
+import { FsBackend, processAlive } from '../backend/fs.js';
 import { openBackend } from '../backend/location.js';
 import type { ArchiveOpener } from '../tier/cold.js';
 import type { TierReport } from '../tier/move.js';
@@ -1237,16 +1237,6 @@ async function sweepStaleRepairDirs(): Promise<void> {
     // Folders from builds that did not name the process are left alone: their owner is unknown.
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
     await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -402,7 +402,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     if (failures.length === 0) {
       // ---- the final clean maintenance: process, tier of everything (so that the final
       // restores and check --read-data read the archive), replicate of everything, repair,
-      // three prunes (docs: prune step 7) ----
+      // two prunes (docs: prune steps 6 and 7) ----
       const finalSteps: [Lane, string[], ((out: string) => void)?][] = [
         ['process', ['process', store, '--json']],
         ['tier', ['tier', store, '--archive', archive, '--older-than', '0', '--archive-pack-size', '1M', '--json'], (out) => (tiered += (JSON.parse(out) as { snapshots: { rewritten: number } }).snapshots.rewritten)],
@@ -410,13 +410,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
           for (const d of (JSON.parse(out) as { destinations: { replicated: string[]; present: string[] }[] }).destinations) for (const id of [...d.replicated, ...d.present]) replicated.add(id);
         }],
         ['repair', ['repair', store, '--json']],
-        // Two prunes reclaim what concurrent writers left; a third, what the second's rewrite
-        // copied while another pack also held it (docs/operations.md, "What is left once the
-        // writers have stopped").
+        // Two prunes reclaim what concurrent writers left (docs/operations.md, "What is left
+        // once the writers have stopped").
         ['prune', ['prune', store, '--json']],
         ['prune', ['prune', store, '--json']],
-        ['prune', ['prune', store, '--json']],
-        ['prune', ['prune', replica, '--json']],
         ['prune', ['prune', replica, '--json']],
         ['prune', ['prune', replica, '--json']],
       ];
