@@ -224,8 +224,12 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     return s;
   };
   let pool: CompressionPool | undefined;
+  let reading: { end(): Promise<void> } | undefined;
   try {
     const src = await open(source, true, options.sourceKeys);
+    // Announced before any manifest is read: a prune at the source deletes nothing it
+    // condemns while this run may still read it (Store.announceReader; best effort).
+    reading = await src.announceReader('replicate (source)');
     const dsts: Store[] = [];
     const remotes: Remote[] = [];
     const limiter = options.limitUpload ? new RateLimiter(options.limitUpload) : undefined;
@@ -333,8 +337,9 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
       }
       if (todo.length === 0 && remoteTodo.length === 0) continue;
       // The manifests were read at the start. By now this one may be forgotten, or name a new
-      // recipe (tier or prune rewrote it) while a prune at the source deleted the old one: a
-      // replication holds no session at the source. So it is read again right before its copy.
+      // recipe (tier or prune rewrote it; the old one stays while this run's reader session
+      // lasts, but a source that could not be written has none). So it is read again right
+      // before its copy.
       const now = await readManifest(src.backend, m.id).catch((err: unknown) => {
         if (err instanceof ChunkyardError && err.code === 'SNAPSHOT_NOT_FOUND') return undefined;
         throw err;
@@ -392,6 +397,7 @@ export async function replicate(source: ReplicaLocation, destinations: ReplicaLo
     report.seconds = (Date.now() - started) / 1000;
     return report;
   } finally {
+    await reading?.end().catch(() => {});
     await pool?.close().catch(() => {});
     for (const s of opened.reverse()) await s.close().catch(() => {});
   }

@@ -815,19 +815,42 @@ export class Store {
     throw new ChunkyardError('SNAPSHOT_NOT_FOUND', `no snapshot or target named ${JSON.stringify(idOrTarget)}`);
   }
 
+  /**
+   * Announces a reader (a restore, a replication's source) in the store's sessions/, BEFORE it
+   * reads a manifest: a prune beside it names it in its condemnations and deletes nothing it
+   * condemns before the reader ends, as for a writer (docs/operations.md, "Restores during
+   * prune"). Best effort: where the store cannot be written (read-only media or credentials),
+   * resolves undefined and the read goes on without; a prune elsewhere can then make it fail
+   * with CHUNK_NOT_FOUND (never with wrong bytes). End it with end(). @internal
+   */
+  async announceReader(command: string): Promise<WriterSession | undefined> {
+    this.check();
+    try {
+      return await WriterSession.start(this.backend, command);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
   async restore(idOrTarget: string, options: RestoreOptions = {}): Promise<Readable> {
     checkOptions('Store.restore', options);
-    const manifest = await this.resolveSnapshot(idOrTarget);
-    const { signal, ...range } = options;
-    const resolved = resolveRange(range, manifest.logicalBytes);
-    const cold = await coldSource(await this.tierStoreNow(), manifest, { start: resolved.start ?? 0, end: resolved.end ?? manifest.logicalBytes });
+    const reader = await this.announceReader(`restore ${idOrTarget}`);
+    let cold: Awaited<ReturnType<typeof coldSource>>;
     try {
+      const manifest = await this.resolveSnapshot(idOrTarget);
+      const { signal, ...range } = options;
+      const resolved = resolveRange(range, manifest.logicalBytes);
+      cold = await coldSource(await this.tierStoreNow(), manifest, { start: resolved.start ?? 0, end: resolved.end ?? manifest.logicalBytes });
       const stream = abortableStream(await openRestoreStream({ ...this.restoreContext(), cold }, manifest, resolved), signal);
-      if (cold) stream.once('close', () => void cold.close());
+      stream.once('close', () => {
+        void cold?.close();
+        void reader?.end().catch(() => {});
+      });
       return stream;
     } catch (err) {
       await cold?.close();
+      await reader?.end().catch(() => {});
       throw err;
     }
   }
@@ -851,13 +874,19 @@ export class Store {
     options.signal?.throwIfAborted();
     this.getPool(); // without the addon, its worker boots while the snapshot is looked up
     if (typeof snapshot === 'object' && snapshot !== null && (typeof snapshot.id !== 'string' || typeof snapshot.logicalBytes !== 'number')) throw badArgument('Store.restoreTo: a snapshot id, target, or manifest from resolveSnapshot is required');
-    const manifest = typeof snapshot === 'object' && snapshot !== null ? snapshot : await this.resolveSnapshot(snapshot);
-    options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
-    const cold = await coldSource(await this.tierStoreNow(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
+    const given = typeof snapshot === 'object' && snapshot !== null ? snapshot : undefined;
+    const reader = await this.announceReader(`restore ${given?.id ?? String(snapshot)}`);
+    let cold: Awaited<ReturnType<typeof coldSource>>;
     try {
+      // A manifest read before the reader was announced may name a recipe a prune has
+      // replaced and condemned since, naming no reader: it is read again (one small get).
+      const manifest = given ? (reader ? await readManifest(this.backend, given.id) : given) : await this.resolveSnapshot(snapshot as string);
+      options = { ...options, ...resolveRange(options, manifest.logicalBytes) };
+      cold = await coldSource(await this.tierStoreNow(), manifest, { start: options.start ?? 0, end: options.end ?? manifest.logicalBytes });
       return await this.restoreToWith({ ...this.restoreContext(), cold }, manifest, destination, options);
     } finally {
       await cold?.close();
+      await reader?.end().catch(() => {});
     }
   }
 

@@ -5,7 +5,7 @@
  * dropped, a damaged one warned about and left out, the latest of a target returned).
  */
 import assert from 'node:assert/strict';
-import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FsBackend } from '../../src/backend/fs.js';
@@ -112,24 +112,25 @@ test('snapshots() and resolveSnapshot() over read-ahead manifests: forgotten dro
   });
 });
 
-test('restoreTo takes the manifest resolveSnapshot gave (no second read) and restores it exactly; anything else that is not an id: BAD_ARGUMENT', async () => {
+test('restoreTo given the manifest resolveSnapshot gave reads it once more, after the restore announced itself (a prune may have replaced its recipe since); forgotten meanwhile: SNAPSHOT_NOT_FOUND; anything else that is not an id: BAD_ARGUMENT', async () => {
   await withStore(async (dir, store) => {
     const data = prng(21, 300_000);
     await store.backup(streamOf(data), { target: 't' });
     const m = await store.resolveSnapshot('t');
-    // The manifest object is used as it is: even with the snapshot's manifest file gone, the
-    // restore (recipe and chunks still there) needs no read of it.
-    await rm(join(dir, manifestName(m.id)));
     const out = join(dir, 'out.bin');
     const fh = await open(out, 'w');
     try {
       assert.equal(await store.restoreTo(m, fh), data.length);
+      assert.ok((await readFile(out)).equals(data));
+      // Forgotten after it was resolved: what it names may be pruned beside this restore.
+      await rm(join(dir, manifestName(m.id)));
+      await assert.rejects(store.restoreTo(m, fh), (err: { code?: string }) => err.code === 'SNAPSHOT_NOT_FOUND');
+      for (const bad of [{}, { id: 5 }, null, 7] as unknown[]) {
+        await assert.rejects(store.restoreTo(bad as string, fh), (err: { code?: string }) => err.code === 'BAD_ARGUMENT', JSON.stringify(bad));
+      }
     } finally {
       await fh.close();
     }
-    assert.ok((await readFile(out)).equals(data));
-    for (const bad of [{}, { id: 5 }, null, 7] as unknown[]) {
-      await assert.rejects(store.restoreTo(bad as string, fh), (err: { code?: string }) => err.code === 'BAD_ARGUMENT', JSON.stringify(bad));
-    }
+    assert.deepEqual(await readdir(join(dir, 'sessions')).catch(() => []), [], 'every restore removed its session');
   });
 });

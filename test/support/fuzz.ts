@@ -161,6 +161,20 @@ async function storedState(dir: string): Promise<Map<string, string>> {
   return m;
 }
 
+/**
+ * storedState once a failed restore stream's reader session (Store.announceReader) is gone:
+ * the stream removes it when it closes, just after its error reached the caller. Waits up to
+ * 2 s for sessions/ to hold no object that was not there before.
+ */
+async function settledState(dir: string, before: Map<string, string>): Promise<Map<string, string>> {
+  for (let i = 0; ; i++) {
+    const now = await storedState(dir);
+    const added = [...now.keys()].some((f) => f.startsWith('sessions/') && !before.has(f));
+    if (!added || i >= 40) return now;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function stateDiff(before: Map<string, string>, after: Map<string, string>): string[] {
   const out: string[] = [];
   for (const [k, v] of before) if (!after.has(k)) out.push(`-${k}`);
@@ -421,7 +435,7 @@ async function libraryHalf(base: BaseStore, dir: string, res: CaseResult, codes:
       return v;
     } catch (err) {
       record(op, libCode(err, `lib ${op}`, res, codes));
-      const diff = stateDiff(before, await storedState(dir));
+      const diff = stateDiff(before, await settledState(dir, before));
       if (diff.length > 0) res.violations.push(`lib ${op} failed and changed stored files: ${diff.join(' ')}`);
       return undefined;
     }
