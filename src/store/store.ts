@@ -826,7 +826,7 @@ export class Store {
   async announceReader(command: string): Promise<WriterSession | undefined> {
     this.check();
     try {
-      return await WriterSession.start(this.backend, command);
+      return await WriterSession.start(this.backend, command, { reader: true });
     } catch {
       return undefined;
     }
