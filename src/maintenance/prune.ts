@@ -546,7 +546,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
       const written = new Map(copy.newPacks.map((id) => [id.toString('hex'), id]));
       const dups = await findDuplicates(backend, mark.catalog, ctx.index!, { sources: stays, keepers: stays, written, signal: options.signal });
       aborted(options.signal);
-      report.chunks.deduplicated = dups.chunks;
+      report.chunks.deduplicated += dups.chunks;
       report.bytes.deduplicated = dups.bytes;
       if (dups.chunks > 0) {
         const relocate = duplicateRelocator(dups);

@@ -270,6 +270,8 @@ export class Store {
   private seenRecords = new Set<string>();
   /** Sessions of committed backups being removed (close() waits for them). */
   private readonly ending = new Set<Promise<void>>();
+  /** Reader sessions (announceReader) not ended yet: close() ends them. */
+  private readonly readers = new Set<WriterSession>();
 
   private constructor(
     /** The location as given (a path, a URL), for messages; the backend's for a Backend. */
@@ -821,15 +823,24 @@ export class Store {
    * condemns before the reader ends, as for a writer (docs/operations.md, "Restores during
    * prune"). Best effort: where the store cannot be written (read-only media or credentials),
    * resolves undefined and the read goes on without; a prune elsewhere can then make it fail
-   * with CHUNK_NOT_FOUND (never with wrong bytes). End it with end(). @internal
+   * with CHUNK_NOT_FOUND (never with wrong bytes). End it with end(); close() ends the ones
+   * still running (a restore stream neither read to its end nor destroyed). @internal
    */
-  async announceReader(command: string): Promise<WriterSession | undefined> {
+  async announceReader(command: string): Promise<{ end(): Promise<void> } | undefined> {
     this.check();
+    let session: WriterSession;
     try {
-      return await WriterSession.start(this.backend, command, { reader: true });
+      session = await WriterSession.start(this.backend, command, { reader: true });
     } catch {
       return undefined;
     }
+    this.readers.add(session);
+    return {
+      end: async () => {
+        this.readers.delete(session);
+        await session.end();
+      },
+    };
   }
 
   /** A verified byte stream of a snapshot, or of [start, end) of it. */
@@ -1244,7 +1255,9 @@ export class Store {
       return i;
     });
     // The pool and the index have nothing to do with each other: close them side by side.
-    const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close()), ...this.ending]);
+    const readers = [...this.readers].map((r) => r.end());
+    this.readers.clear();
+    const closed = await Promise.allSettled([this.pool?.close(), index?.then((i) => i?.close()), ...this.ending, ...readers]);
     if (this.ownsBackend) await this.backend.close();
     const failed = closed.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;

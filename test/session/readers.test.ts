@@ -84,3 +84,19 @@ test('restoreTo given a manifest read before a prune rewrote its packs reads the
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a restore stream left unread ends its session when the Store closes', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chunkyard-readers-'));
+  try {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20 });
+    const s = await Store.open(dir);
+    const { id } = await s.backup(streamOf(prng(91, 2 << 20)), { target: 'a' });
+    const stream = await s.restore(id);
+    assert.equal((await sessionObjects(dir)).length, 1);
+    await s.close();
+    assert.deepEqual(await sessionObjects(dir), [], 'close() ended the reader session');
+    stream.destroy();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
