@@ -107,6 +107,15 @@ export function runBackendConformance(name: string, makeBackend: () => Promise<B
         assert.deepEqual(await listAll(b, ''), [{ name: 'x', size: 5 }]);
       });
 
+      it('a volatile exclusive put is visible at once and refuses a second put the same way', async (b) => {
+        await b.put('sessions/v', Buffer.from('reader'), { exclusive: true, volatile: true });
+        assertBytes(await b.get('sessions/v'), Buffer.from('reader'));
+        await rejectsWithCode(b.put('sessions/v', Buffer.from('other'), { exclusive: true, volatile: true }), 'OBJECT_EXISTS');
+        assert.deepEqual(await listAll(b, 'sessions/'), [{ name: 'sessions/v', size: 6 }]);
+        await b.delete('sessions/v');
+        assert.deepEqual(await listAll(b, 'sessions/'), []);
+      });
+
       it('concurrent exclusive puts of one name: exactly one wins', async (b) => {
         const contents = Array.from({ length: 12 }, (_, i) => pattern(1000 + i * 7919, i));
         const results = await Promise.allSettled(

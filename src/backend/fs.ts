@@ -106,7 +106,7 @@ export class FsBackend implements Backend {
     const tmp = await this.#createTemp();
     try {
       await writeAll(tmp.handle, data);
-      await tmp.handle.sync();
+      if (options?.volatile !== true) await tmp.handle.sync();
       await tmp.handle.close();
     } catch (err) {
       await tmp.handle.close().catch(() => {});
@@ -119,7 +119,7 @@ export class FsBackend implements Backend {
         if (done) throw badArgument(`prepared object ${JSON.stringify(name)} was already placed or aborted`);
         done = true;
         try {
-          await this.#place(tmp.path, name, options?.exclusive === true);
+          await this.#place(tmp.path, name, options?.exclusive === true, options?.volatile === true);
         } catch (err) {
           await removeQuietly(tmp.path);
           throw mapError(err, name, 'write');
@@ -297,7 +297,7 @@ export class FsBackend implements Backend {
    * Moves the finished (fsynced, closed) temporary file `tmp` to `name` and makes the new
    * directory entry durable. Throws ChunkyardErrors or raw fs errors.
    */
-  async #place(tmp: string, name: string, exclusive: boolean): Promise<void> {
+  async #place(tmp: string, name: string, exclusive: boolean, volatile = false): Promise<void> {
     this.#checkOpen();
     const final = this.#path(name);
     for (let attempt = 0; ; attempt++) {
@@ -333,7 +333,7 @@ export class FsBackend implements Backend {
         throw err;
       }
     }
-    await fsyncDir(path.dirname(final));
+    if (!volatile) await fsyncDir(path.dirname(final));
     if (exclusive) await removeQuietly(tmp); // the object keeps its own link
   }
 

@@ -62,6 +62,12 @@ export interface ObjectInfo {
 export interface PutOptions {
   /** Fail with OBJECT_EXISTS instead of replacing an existing object. */
   exclusive?: boolean;
+  /**
+   * The object need not survive a crash of the machine that wrote it (a reader's session
+   * object: its reader dies with the machine). It must still be visible to every other
+   * reader of the store once put() resolves. A directory store skips its fsyncs.
+   */
+  volatile?: boolean;
 }
 
 /**

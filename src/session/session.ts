@@ -137,7 +137,8 @@ export class WriterSession {
     const record: SessionRecord = { version: 1, id: randomBytes(16).toString('hex'), command, started: new Date().toISOString(), ...(await currentIdentity()) };
     const session = new WriterSession(backend, record, sessionTiming());
     const started = { mono: performance.now(), wall: Date.now() };
-    await backend.put(session.name, sealJson({ ...record }), { exclusive: true });
+    // A reader's session dies with its machine, as the reader does: it need not be flushed.
+    await backend.put(session.name, sealJson({ ...record }), { exclusive: true, volatile: options.reader === true });
     if (!options.reader) session.lastRefresh = await backendTime(backend, session.name);
     // Written just now: as good as a check for a commit within FRESH_CHECK_MS (assertFresh).
     session.checkedAt = started;
