@@ -30,7 +30,7 @@ import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation, CodecId, PackEntry } from '../pack/format.js';
 import { readPackTable } from '../pack/reader.js';
 import { CODEC_DELTA } from '../pack/codecs.js';
-import { findOffset, isLive, type PackCatalog } from './pack-catalog.js';
+import { findOffset, isLive, sortedIndexOf, type PackCatalog } from './pack-catalog.js';
 import type { Relocator } from './relocate.js';
 import { packObjectName } from '../util/ids.js';
 
@@ -169,24 +169,21 @@ export async function findDuplicates(backend: Backend, catalog: PackCatalog, ind
   return plan;
 }
 
+/** Where the duplicate at (pack, offset) is in the plan's moves of that pack, or -1 when it is none. */
+export function duplicateAt(plan: DuplicatePlan, packHex: string, offset: number): number {
+  const a = plan.moves.get(packHex)?.offsets;
+  return a ? sortedIndexOf(a, offset) : -1;
+}
+
 /** The relocator for rewriteRecipe: a duplicate's entry goes to its kept copy. */
 export function duplicateRelocator(plan: DuplicatePlan): Relocator {
   return (entries) =>
     entries.map((e) => {
-      const m = plan.moves.get(e.packId.toString('hex'));
-      if (!m) return undefined;
-      let lo = 0;
-      let hi = m.offsets.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        const v = m.offsets[mid]!;
-        if (v === e.offset) {
-          const loc: ChunkLocation = { packId: plan.keepers[m.keeper[mid]!]!, offset: m.keptOffset[mid]!, storedLength: m.keptStored[mid]!, rawLength: e.rawLength, codec: m.keptCodec[mid]! as CodecId };
-          return loc;
-        }
-        if (v < e.offset) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      return undefined;
+      const hex = e.packId.toString('hex');
+      const i = duplicateAt(plan, hex, e.offset);
+      if (i < 0) return undefined;
+      const m = plan.moves.get(hex)!;
+      const loc: ChunkLocation = { packId: plan.keepers[m.keeper[i]!]!, offset: m.keptOffset[i]!, storedLength: m.keptStored[i]!, rawLength: e.rawLength, codec: m.keptCodec[i]! as CodecId };
+      return loc;
     });
 }

@@ -185,14 +185,18 @@ export class PackCatalog {
 
 /** Position of the entry at `offset` in the pack, or -1. */
 export function findOffset(info: PackInfo, offset: number): number {
-  const a = info.offsets;
+  return sortedIndexOf(info.offsets, offset);
+}
+
+/** Position of `value` in the ascending array `a`, or -1. */
+export function sortedIndexOf(a: Uint32Array, value: number): number {
   let lo = 0;
   let hi = a.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const v = a[mid]!;
-    if (v === offset) return mid;
-    if (v < offset) lo = mid + 1;
+    if (v === value) return mid;
+    if (v < value) lo = mid + 1;
     else hi = mid - 1;
   }
   return -1;

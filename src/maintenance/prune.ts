@@ -37,7 +37,7 @@ import { packIdFromName, packIdFromTableName, packObjectName, tableObjectName } 
 import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
-import { duplicateRelocator, findDuplicates } from './dedupe.js';
+import { duplicateAt, duplicateRelocator, findDuplicates } from './dedupe.js';
 import type { ChunkRef, VerifyJob } from './verify.js';
 import { coldDeletable, type PruneTier } from '../tier/prune.js';
 
@@ -463,20 +463,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     // a second duplicate, which the next run would re-point and leave a pack for a third run
     // to reclaim. The others are copied (verified) into new packs.
     const rewriteDups = dedupe && rewrites.length > 0 ? await findDuplicates(backend, mark.catalog, ctx.index!, { sources: new Set(rewrites.map((p) => p.hex)), keepers: stays, signal: options.signal }) : undefined;
-    const repointed = (hex: string, offset: number): boolean => {
-      const m = rewriteDups?.moves.get(hex);
-      if (!m) return false;
-      const a = m.offsets;
-      let lo = 0;
-      let hi = a.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        if (a[mid] === offset) return true;
-        if (a[mid]! < offset) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      return false;
-    };
+    const repointed = (hex: string, offset: number): boolean => rewriteDups !== undefined && duplicateAt(rewriteDups, hex, offset) >= 0;
     /** Rewritten packs whose every live chunk was re-pointed: nothing to copy. */
     const allRepointed = new Set<string>();
     async function* jobs(): AsyncGenerator<VerifyJob<string>> {
