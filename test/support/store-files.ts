@@ -1,5 +1,5 @@
 /** Test helpers that reach into a store's files: find packs and recipes, flip bytes, truncate. */
-import { mkdtemp, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBackend } from '../../src/backend/fs.js';
@@ -83,17 +83,12 @@ export async function cut(file: string, length: number): Promise<void> {
 
 /** Every file under root (relative paths) with its size, sorted: a fingerprint of the store's state. */
 export async function listing(root: string, skip: (rel: string) => boolean = (rel) => rel.startsWith('index/') || rel === 'lock' || rel.startsWith('tmp~')): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (skip(r)) continue;
-      if (e.isDirectory()) await walk(r);
-      else out.push(`${r} ${(await readFile(join(root, r))).length}`);
-    }
-  };
-  await walk('');
-  return out.sort();
+  // A skipped folder skips everything under it.
+  const skipped = (name: string) => name.split('/').some((_, i, parts) => skip(parts.slice(0, i + 1).join('/')));
+  return (await filesWithSizes(root))
+    .filter((f) => !skipped(f.name))
+    .map((f) => `${f.name} ${f.size}`)
+    .sort();
 }
 
 /**
