@@ -33,7 +33,7 @@ import { listSnapshotIds, readManifests, type SnapshotManifest } from '../snapsh
 import { RecipeReader } from '../snapshot/recipe.js';
 import { condemn, readCondemned, sessionsEnded, takeMaintenanceLease, type LoadedRecord } from '../session/condemned.js';
 import { backendTime, listSessions, sessionIsLive, type WriterSession } from '../session/session.js';
-import { packIdFromName, packIdFromTableName, packObjectName, tableObjectName } from '../util/ids.js';
+import { packIdFromName, packIdFromTableName, tableObjectName } from '../util/ids.js';
 import { blobBytes, findOffset, isLive, markLive, PackCatalog, type PackInfo } from './pack-catalog.js';
 import { ProblemList, type Problem } from './problems.js';
 import { copyChunks, relocated, rewriteRecipe } from './relocate.js';

@@ -35,7 +35,7 @@ import type { CompressionName } from '../compress/messages.js';
 import { ChunkyardError, badArgument } from '../errors.js';
 import { FingerprintIndex, preloadLevel } from '../fingerprints/fingerprint-index.js';
 import { readPackTable, readTableObject } from '../pack/reader.js';
-import { MANIFEST_VERSION, listSnapshotIds, manifestName, readManifest, readManifests, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
+import { MANIFEST_VERSION, listSnapshotIds, readManifest, readManifests, replaceManifest, stagingName, validatePolicy, validateTargetName, writeManifest, type DedupePolicy, type SnapshotManifest } from '../snapshot/manifest.js';
 import { snapshotInfo, snapshotLabels, snapshotMatcher, type SnapshotFilter, type SnapshotInfo } from '../snapshot/info.js';
 import { checkOptions } from './options.js';
 import { abortableSink, abortableStream, type RestoreProgress } from './restore-control.js';
