@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Store } from '../../src/store/store.js';
 import { FsBackend } from '../../src/backend/fs.js';
 import { replicate } from '../../src/replicate/index.js';
-import { collect, prng, realData, streamOf } from '../support/data.js';
+import { collect, prng, realData, sha256, streamOf, streamSha256 } from '../support/data.js';
 import { Prng } from '../support/prng.js';
 import { lacking, mutate } from './support.js';
 import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
@@ -57,14 +57,19 @@ async function bytesUnder(dir: string): Promise<number> {
   return n;
 }
 
-async function restoreAll(path: string, expect: Map<string, Buffer>): Promise<number> {
+/** Snapshot id → SHA-256 of its data: every trial restores every snapshot twice. */
+function digests(expect: Map<string, Buffer>): Map<string, string> {
+  return new Map([...expect].map(([id, data]) => [id, sha256(data)]));
+}
+
+async function restoreAll(path: string, expect: Map<string, string>): Promise<number> {
   const s = await Store.open(path, { readOnly: true });
   try {
     const listed = await s.snapshots();
     for (const snap of listed) {
       const want = expect.get(snap.id);
       assert.ok(want, `snapshot ${snap.id} is not one of the source's`);
-      assert.ok((await collect(await s.restore(snap.id))).equals(want), `snapshot ${snap.id} restores byte-exact`);
+      assert.equal(await streamSha256(await s.restore(snap.id)), want, `snapshot ${snap.id} restores byte-exact`);
     }
     return listed.length;
   } finally {
@@ -84,6 +89,7 @@ test(`replicate killed -9 at random ${KILLS} times: every listed snapshot restor
   for (const g of gens) expect.set((await s.backup(streamOf(g), { target: 't' })).id, g);
   await s.close();
   const minimum = (await lacking(new FsBackend(src), [...expect.keys()], new Set())).bytes;
+  const wanted = digests(expect);
   // The rate cap stretches a run over about three seconds (one second's worth goes at once,
   // the bucket starts full) so that kills land all through it, on a loaded machine too.
   const rateArg = String(Math.ceil(minimum / 3));
@@ -107,12 +113,12 @@ test(`replicate killed -9 at random ${KILLS} times: every listed snapshot restor
     kills++;
     // What the killed run wrote: its sealed packs and its unfinished pack (still in tmp~).
     const sentBefore = (await bytesUnder(join(dst, 'packs'))) + (await bytesUnder(join(dst, 'tmp~')));
-    await restoreAll(dst, expect);
+    await restoreAll(dst, wanted);
     const r2 = await run(['replicate', src, dst, '--json']).done;
     assert.equal(r2.code, 0, r2.err);
     const resumed = JSON.parse(r2.out) as { bytesSent: number; snapshotsReplicated: number; destinations: { present: string[] }[] };
     assert.equal(resumed.snapshotsReplicated + resumed.destinations[0]!.present.length, expect.size);
-    assert.equal(await restoreAll(dst, expect), expect.size, 'after the resume every snapshot is there');
+    assert.equal(await restoreAll(dst, wanted), expect.size, 'after the resume every snapshot is there');
     const total = sentBefore + resumed.bytesSent;
     ratios.push(total / minimum);
     assert.ok(total <= 1.2 * minimum, `trial ${trials}: sent ${total} in all, the minimum is ${minimum}`);
@@ -233,6 +239,7 @@ test(`replicate to a daemon: the daemon killed -9 or the connection cut at rando
   for (const g of gens) expect.set((await s.backup(streamOf(g), { target: 't' })).id, g);
   await s.close();
   const minimum = (await lacking(new FsBackend(src), [...expect.keys()], new Set())).bytes;
+  const wanted = digests(expect);
   const tokens = join(work, 'remote-tokens.json');
   await writeFile(tokens, JSON.stringify(TOKENS), { mode: 0o600 });
   const rnd = new Prng(161);
@@ -268,7 +275,7 @@ test(`replicate to a daemon: the daemon killed -9 or the connection cut at rando
     interrupted++;
     assert.match((outcome as ChunkyardError).code ?? '', /IO_ERROR|ABORTED|UNAVAILABLE/, String(outcome));
     // The destination lists only complete snapshots.
-    await restoreAll(dst, expect);
+    await restoreAll(dst, wanted);
     p = await proxy(daemon.port);
     const resumed = await replicate(src, [p.url], { token: T.appender });
     wire += p.sent();
@@ -276,7 +283,7 @@ test(`replicate to a daemon: the daemon killed -9 or the connection cut at rando
     assert.equal(resumed.destinations[0]!.replicated.length + resumed.destinations[0]!.present.length, expect.size);
     daemon.proc.kill('SIGTERM');
     await daemon.exited;
-    assert.equal(await restoreAll(dst, expect), expect.size);
+    assert.equal(await restoreAll(dst, wanted), expect.size);
     ratios.push(wire / minimum);
     assert.ok(wire <= 1.2 * minimum, `trial ${trial} (${mode}): ${wire} bytes on the wire in all, the minimum is ${minimum}`);
     await rm(dst, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 /**
  * Finds or starts the Ceph radosgw the S3 tests run against.
  * - CHUNKYARD_S3_ENDPOINT set: use it (credentials from the AWS_* variables).
- * - else: a running scripts/ceph.sh cluster, or one started here with `scripts/ceph.sh run`
+ * - else: a running scripts/ceph.sh cluster (`npm test` starts one for the whole run:
+ *   scripts/test.mjs), or one started here with `scripts/ceph.sh run`
  *   (installs Ceph if missing and allowed) as a child of this process, which `release()`
  *   stops and reaps; a cluster that was already running is left alone.
  * - If no cluster can be had: outside CI the tests are skipped with a loud reason; with CI
@@ -54,7 +55,9 @@ export async function s3TestCluster(): Promise<S3TestCluster | { skip: string }>
   let runner: ChildProcess | undefined;
   if (!process.env.CHUNKYARD_S3_ENDPOINT) {
     if (!cephReady()) {
-      const started = await runCluster();
+      // scripts/test.mjs already tried to start the one cluster of the run: a file does not
+      // start one of its own beside the others.
+      const started = process.env.CHUNKYARD_S3_UNAVAILABLE ?? (await runCluster());
       if (typeof started === 'string') {
         const reason = `no Ceph cluster for the S3 tests: ${started}`;
         if (process.env.CI && process.env.CI !== 'false') throw new Error(reason);

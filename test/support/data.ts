@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 
 /** Pseudo-random bytes from a seed (AES-128-CTR keystream): the same seed always gives the same bytes. */
 export function prng(seed: number, length: number): Buffer {
@@ -67,6 +67,18 @@ export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer
   const parts: Buffer[] = [];
   for await (const p of stream) parts.push(Buffer.from(p));
   return Buffer.concat(parts);
+}
+
+/** SHA-256 (hex) of bytes: tests that restore the same snapshots many times compare digests. */
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** SHA-256 (hex) of a stream, without holding it whole (a restore compared with `sha256`). */
+export async function streamSha256(stream: AsyncIterable<Uint8Array>): Promise<string> {
+  const h = createHash('sha256');
+  for await (const p of stream) h.update(p);
+  return h.digest('hex');
 }
 
 /**
