@@ -7,7 +7,6 @@
  * sums format (docs/format.md, "Staging"): magic "CYSTSUMS" | version u32 (1) | blockSize u32 |
  * streamBytes u64 | then one 16-byte truncated BLAKE3 per block, the last block possibly short.
  */
-import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/types.js';
 import { sliceStream, toPieces, type ByteSource } from '../chunking/batcher.js';
 import type { Hasher } from '../chunking/types.js';

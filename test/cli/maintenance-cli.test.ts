@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { Store } from '../../src/store/store.js';
 import { openFsBackend } from '../../src/backend/fs.js';
 import { WriterSession } from '../../src/session/session.js';
 import { takeMaintenanceLease } from '../../src/session/condemned.js';

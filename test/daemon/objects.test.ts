@@ -44,7 +44,7 @@ class Recorder {
   private readonly tail = 128;
 
   constructor(
-    private readonly daemonPort: number,
+    daemonPort: number,
     private readonly markers: readonly string[],
   ) {
     this.server = createServer((client) => {

@@ -169,7 +169,6 @@ export async function listObjects(location: string, s3?: S3Client): Promise<{ na
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
-  const rnd = new Prng(opts.seed);
   const work = await mkdtemp('/tmp/soak-');
   opts.onWork?.(work);
   const dataDir = join(work, 'data');
