@@ -19,10 +19,11 @@
 // no scripts/ceph.sh cluster answers, this script starts one (`scripts/ceph.sh run`, which
 // installs Ceph's Debian packages first if it may) for the whole run and stops it at the end;
 // a cluster that was already running is left alone. If none can be had, the reason goes to
-// the tests in CHUNKYARD_S3_UNAVAILABLE: they skip with it, or fail with it under CI=true.
+// the tests in CHUNKYARD_S3_UNAVAILABLE: they skip with it, or fail with it under CI=true. A run
+// of files none of which uses the cluster (test/support/ceph.ts) starts none.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -99,8 +100,17 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
   process.exit(2);
 }
 
+/** Whether a test file finds its cluster through test/support/ceph.ts (the S3 tests all do). */
+function usesCeph(file) {
+  try {
+    return readFileSync(resolve(root, file), 'utf8').includes('/support/ceph.js');
+  } catch {
+    return true; // let node:test report the missing file
+  }
+}
+
 let cluster; // the cluster this script started, stopped at the end
-if (!process.env.CHUNKYARD_S3_ENDPOINT) {
+if (!process.env.CHUNKYARD_S3_ENDPOINT && files.some(usesCeph)) {
   if (cephAnswers()) exportCephEnv();
   else {
     console.error('scripts/test.mjs: starting a Ceph cluster for the S3 tests (scripts/ceph.sh run)');
