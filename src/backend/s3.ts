@@ -26,7 +26,8 @@
  * Memory: a writer keeps its first SMALL_OBJECT_BYTES (1 MiB) in a buffer of its own; past
  * that it holds one part buffer (partSize + slack bytes) being filled plus at most
  * `partsInFlight` uploading. Across writers, a new part buffer is taken only while at most
- * `partsInFlight` upload, and at most `bufferBytes` of part buffers (filling, uploading and
+ * `partsInFlight` upload, an upload starts only while at most `partsInFlight` upload (so at
+ * most `partsInFlight` + 1 at once: startUpload), and at most `bufferBytes` of part buffers (filling, uploading and
  * spare; at least two) exist while anything uploads (takePartBuffer): 72 MiB by default, 8
  * buffers of 8 MiB parts, 2 of 32 MiB parts. Spare buffers are reused by the next writers (a
  * pack's writer is still uploading when the next pack's starts filling).
@@ -626,12 +627,20 @@ export class S3Backend implements Backend {
     }
   }
 
-  /** A part buffer is handed to the SDK (counts against partsInFlight until uploadEnded). */
-  uploadStarted(): void {
+  /**
+   * A part buffer is about to be handed to the SDK: waits while more than partsInFlight
+   * buffers upload, then counts it until uploadEnded. So at most partsInFlight + 1 upload at
+   * any moment, however many writers hold full buffers: a buffer taken while few uploaded
+   * (takePartBuffer) may be ready to go only after others started, and the part whose slack
+   * was just moved to a new buffer starts beside that buffer's own upload later. Waiting here
+   * only waits for uploads already started, which end on their own.
+   */
+  async startUpload(): Promise<void> {
+    while (this.#uploading > this.#partsInFlight) await new Promise<void>((wake) => this.#uploadWaiters.push(wake));
     this.#uploading++;
   }
 
-  /** The SDK is done with a buffer uploadStarted counted: it becomes spare, a waiter goes on. */
+  /** The SDK is done with a buffer startUpload counted: it becomes spare, the waiters go on. */
   uploadEnded(buffer: Buffer): void {
     this.#uploading--;
     this.returnPartBuffer(buffer);
@@ -888,7 +897,7 @@ class S3Writer extends BaseObjectWriter {
       this.#buffer = next;
       this.#filled = carry;
     }
-    this.#backend.uploadStarted();
+    await this.#backend.startUpload();
     const upload = this.#backend.uploadPart(this.name, uploadId, partNumber, body).then(
       (done) => {
         slot.ETag = done.ETag;
@@ -911,7 +920,7 @@ class S3Writer extends BaseObjectWriter {
       // Small object: one PutObject, atomic (and create-only when exclusive).
       const whole = this.#buffer;
       this.#buffer = undefined;
-      if (whole !== undefined) this.#backend.uploadStarted();
+      if (whole !== undefined) await this.#backend.startUpload();
       try {
         await this.#backend.putWhole(this.name, whole?.subarray(0, this.#filled) ?? Buffer.alloc(0), this.#exclusive);
       } finally {

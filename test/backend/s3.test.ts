@@ -209,7 +209,7 @@ if ('skip' in cluster) {
       }
     });
 
-    test('part buffers: at most partsInFlight + 1 uploading across writers committed without waiting; every object lands whole', async () => {
+    test('part buffers: at most partsInFlight + 1 uploading across writers committed without waiting or all together; every object lands whole', async () => {
       // An HTTP proxy that counts the PUTs with a body of a part's size in flight at once.
       const target = new URL(cluster.endpoint);
       const agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
@@ -256,6 +256,19 @@ if ('skip' in cluster) {
         assert.equal(big, 5 + 3);
         // A writer takes a buffer while at most partsInFlight upload; its commit makes one more.
         assert.ok(most <= 3, `${most} part buffers uploading at once`);
+        // Writers that all filled their buffer before any upload began (each took it while
+        // nothing uploaded), then committed at once: their uploads still start at most
+        // partsInFlight + 1 at a time. Before startUpload waited, all five went at once.
+        most = 0;
+        const held = [];
+        for (let i = 0; i < 5; i++) {
+          const w = await b.openWriter(`held/${i}`, { exclusive: true });
+          await w.write(datas[2]!);
+          held.push(w);
+        }
+        await Promise.all(held.map((w) => w.commit()));
+        for (let i = 0; i < 5; i++) assert.ok((await b.get(`held/${i}`)).equals(datas[2]!), `held/${i}`);
+        assert.ok(most <= 3, `${most} uploads at once from writers committed together`);
         assert.deepEqual(await pendingUploads(cluster.client, bucket, `${prefix}/`), []);
       } finally {
         await b.close();
