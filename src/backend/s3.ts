@@ -27,10 +27,11 @@
  * that it holds one part buffer (partSize + slack bytes) being filled plus at most
  * `partsInFlight` uploading. Across writers, a new part buffer is taken only while at most
  * `partsInFlight` upload, an upload starts only while at most `partsInFlight` upload (so at
- * most `partsInFlight` + 1 at once: startUpload), and at most `bufferBytes` of part buffers (filling, uploading and
- * spare; at least two) exist while anything uploads (takePartBuffer): 72 MiB by default, 8
- * buffers of 8 MiB parts, 2 of 32 MiB parts. Spare buffers are reused by the next writers (a
- * pack's writer is still uploading when the next pack's starts filling).
+ * most `partsInFlight` + 1 at once: startUpload), and at most `bufferBytes` of part buffers
+ * (filling, uploading and spare; at least two) exist while anything uploads
+ * (takePartBuffer): 72 MiB by default, 8 buffers of 8 MiB parts, 2 of 32 MiB parts. Spare
+ * buffers are reused by the next writers (a pack's writer is still uploading when the next
+ * pack's starts filling).
  *
  * Errors: NoSuchKey → OBJECT_NOT_FOUND, 412 → OBJECT_EXISTS, NoSuchBucket → STORE_NOT_FOUND,
  * 401/403 → BACKEND_AUTH, 5xx / throttling / timeouts / connection failures →
