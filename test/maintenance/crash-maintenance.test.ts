@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store, type CheckReport } from '../../src/store/store.js';
-import { sha256, streamSha256 } from '../support/data.js';
+import { sha256Once, streamSha256 } from '../support/data.js';
 import { Prng } from '../support/prng.js';
 import { maintenanceData } from '../support/maintenance-data.js';
 
@@ -79,12 +79,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
   let pruneTurn = 0;
 
   // Every round restores every committed snapshot: their expected digests are made once.
-  const expectedDigests = new Map<number, string>();
-  const expected = (sd: number): string => {
-    let d = expectedDigests.get(sd);
-    if (d === undefined) expectedDigests.set(sd, (d = sha256(maintenanceData(sd))));
-    return d;
-  };
+  const expected = sha256Once((sd: number) => maintenanceData(sd));
 
   const verify = async (label: string): Promise<void> => {
     const report = await Store.check(dir);

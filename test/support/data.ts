@@ -74,6 +74,19 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/**
+ * `sha256(data(key))`, computed once per key: for tests that restore the same snapshots after
+ * every kill and compare them with data they would otherwise generate again each time.
+ */
+export function sha256Once<K>(data: (key: K) => Uint8Array): (key: K) => string {
+  const made = new Map<K, string>();
+  return (key) => {
+    let d = made.get(key);
+    if (d === undefined) made.set(key, (d = sha256(data(key))));
+    return d;
+  };
+}
+
 /** SHA-256 (hex) of a stream, without holding it whole (a restore compared with `sha256`). */
 export async function streamSha256(stream: AsyncIterable<Uint8Array>): Promise<string> {
   const h = createHash('sha256');

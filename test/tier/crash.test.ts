@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
 import type { CheckReport } from '../../src/store/store.js';
-import { prng, sha256, streamOf, streamSha256 } from '../support/data.js';
+import { prng, sha256Once, streamOf, streamSha256 } from '../support/data.js';
 
 const child = fileURLToPath(new URL('../support/tier-child.js', import.meta.url));
 const TRIALS = Number(process.env.CHUNKYARD_TIER_KILLS ?? 24);
@@ -50,12 +50,7 @@ function dataOf(i: number): Buffer {
 }
 
 /** Every trial restores every snapshot so far: their expected digests are made once. */
-const digests = new Map<number, string>();
-function digestOf(i: number): string {
-  let d = digests.get(i);
-  if (d === undefined) digests.set(i, (d = sha256(dataOf(i))));
-  return d;
-}
+const digestOf = sha256Once(dataOf);
 
 async function archivePacks(archive: string): Promise<string[]> {
   const out: string[] = [];
