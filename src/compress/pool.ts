@@ -71,7 +71,7 @@ export class CompressionPool {
   private piscina: Promise<Piscina> | undefined;
   private readonly threads: number;
   /** Native tasks at a time. */
-  private readonly lanes: number;
+  readonly lanes: number;
   /** The addon for the native lane, or null: every task goes to the workers. */
   private readonly native: NativeAddon | null;
   /** The addon when its chunk sealing is this build's (see NATIVE_SEAL_TAG), else null. */
@@ -175,16 +175,16 @@ export class CompressionPool {
    * Stored forms smaller than their chunk are back to back in `out`; codec 0 means "store
    * the raw bytes".
    */
-  async compressInto(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array, out: Uint8Array): Promise<CompressIntoResult> {
+  async compressInto(compression: 'lz4' | 'zstd', data: Uint8Array, pieces: Uint32Array, out: Uint8Array, level = this.zstdLevel): Promise<CompressIntoResult> {
     if (this.native) {
       return this.track(
         this.nativeTurn(async (addon) => {
-          const [storedLengths, codecs] = await addon.compressIntoAsync(compression === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD, data, pieces, out, this.zstdLevel);
+          const [storedLengths, codecs] = await addon.compressIntoAsync(compression === 'lz4' ? CODEC_LZ4 : CODEC_ZSTD, data, pieces, out, level);
           return { storedLengths, codecs };
         }),
       );
     }
-    const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out, level: this.zstdLevel };
+    const task: CompressIntoTask = { op: 'compressInto', compression, data, pieces, out, level };
     return (await this.track(this.run(task))) as CompressIntoResult;
   }
 
@@ -381,7 +381,7 @@ export class CompressionPool {
    * workers. `fingerprints`: 32 bytes per chunk. Every chunk's sealed form is in `sealed`,
    * back to back, storedLengths[i] bytes each.
    */
-  async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, into?: Uint8Array): Promise<SealResult> {
+  async sealInto(compression: 'lz4' | 'zstd' | 'none', data: Uint8Array, pieces: Uint32Array, fingerprints: Uint8Array, into?: Uint8Array, level = this.zstdLevel): Promise<SealResult> {
     if (!this.sealing) throw new Error('sealInto: this pool has no keys');
     let raw = 0;
     for (let i = 1; i < pieces.length; i += 2) raw += pieces[i]!;
@@ -393,14 +393,14 @@ export class CompressionPool {
       const out = into ?? Buffer.allocUnsafeSlow(size);
       const codec = compression === 'lz4' ? CODEC_LZ4 : compression === 'zstd' ? CODEC_ZSTD : 0;
       const chunkKey = this.sealing.chunkKey;
-      const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, this.zstdLevel)));
+      const [storedLengths, codecs] = await this.track(this.nativeTurn((addon) => seal.call(addon, codec, data, pieces, fingerprints, chunkKey, randomBytes(16), out, level)));
       let used = 0;
       for (let i = 0; i < storedLengths.length; i++) used += storedLengths[i]!;
       return { storedLengths, codecs, sealed: out.subarray(0, used) };
     }
     // Shared memory: the worker writes the sealed chunks in place, nothing is copied back.
     const out = into && into.buffer instanceof SharedArrayBuffer ? into : new Uint8Array(new SharedArrayBuffer(size));
-    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out, level: this.zstdLevel };
+    const task: SealTask = { op: 'seal', compression, data, pieces, fingerprints, chunkKey: this.sealing.chunkKey, out, level };
     const r = (await this.track(this.run(task))) as Omit<SealResult, 'sealed'>;
     let used = 0;
     for (let i = 0; i < r.storedLengths.length; i++) used += r.storedLengths[i]!;

@@ -9,7 +9,7 @@
  */
 import type { Backend } from '../backend/types.js';
 import { ChunkyardError } from '../errors.js';
-import type { PackEntry } from '../pack/format.js';
+import { CODEC_LZ4, CODEC_ZSTD, type PackEntry } from '../pack/format.js';
 import { readPackTable, type PackTable } from '../pack/reader.js';
 import { packIdFromName, packObjectName } from '../util/ids.js';
 import { loadColdPacks } from '../tier/catalog.js';
@@ -31,6 +31,10 @@ export interface PackInfo {
   liveCount: number;
   /** Stored bytes of the live chunks. */
   liveBytes: number;
+  /** The footer's zstd level (prune --recompress; 0: not recorded). */
+  zstdLevel: number;
+  /** Entries stored compressed (codec 1 or 2): what prune --recompress would re-encode. */
+  compressed: number;
   /** Why the whole pack must be kept whatever its bitmap says (a recipe disagrees with it). */
   pinned?: string;
   /**
@@ -135,12 +139,14 @@ export class PackCatalog {
     }
     const offsets = new Uint32Array(n);
     const d = digests ? new Uint32Array(n) : undefined;
+    let compressed = 0;
     order.forEach((e, i) => {
       offsets[i] = e.offset;
+      if (e.codec === CODEC_LZ4 || e.codec === CODEC_ZSTD) compressed++;
       if (d) d[i] = entryDigest(e.fingerprint, e.storedLength, e.rawLength, e.codec);
     });
     const hex = id.toString('hex');
-    const info: PackInfo = { id, hex, name: table.name, size: table.size, tableOffset: table.tableOffset, offsets, digests: d, live: new Uint8Array((n + 7) >>> 3), liveCount: 0, liveBytes: 0 };
+    const info: PackInfo = { id, hex, name: table.name, size: table.size, tableOffset: table.tableOffset, zstdLevel: table.zstdLevel, compressed, offsets, digests: d, live: new Uint8Array((n + 7) >>> 3), liveCount: 0, liveBytes: 0 };
     this.packs.set(hex, info);
     return info;
   }

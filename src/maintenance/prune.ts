@@ -40,6 +40,17 @@ import { copyChunks, relocated, rewriteRecipe } from './relocate.js';
 import { duplicateAt, duplicateRelocator, findDuplicates } from './dedupe.js';
 import type { ChunkRef, VerifyJob } from './verify.js';
 import { coldDeletable, type PruneTier } from '../tier/prune.js';
+import { validateZstdLevel } from '../store/config.js';
+
+/** PruneOptions.recompress checked (BAD_ARGUMENT), before anything is taken or changed. */
+export function checkRecompress(r: PruneOptions['recompress']): PruneOptions['recompress'] {
+  if (r === undefined) return undefined;
+  if (r === null || typeof r !== 'object') throw new ChunkyardError('BAD_ARGUMENT', `prune: recompress must be { level, maxBytes? }, not ${JSON.stringify(r)}`);
+  validateZstdLevel(r.level);
+  if (r.maxBytes !== undefined && !(Number.isSafeInteger(r.maxBytes) && r.maxBytes >= 0)) throw new ChunkyardError('BAD_ARGUMENT', `prune: recompress maxBytes ${JSON.stringify(r.maxBytes)} must be a whole number of bytes, 0 or more`);
+  for (const k of Object.keys(r)) if (k !== 'level' && k !== 'maxBytes') throw new ChunkyardError('BAD_ARGUMENT', `prune: recompress has an unknown field ${JSON.stringify(k)} (known: level, maxBytes)`);
+  return r;
+}
 
 /** A pack is rewritten when its live chunks take less than this fraction of its blob area. */
 export const REWRITE_BELOW = 0.5;
@@ -72,6 +83,16 @@ export interface PruneOptions {
    * copy, so that a later run reclaims the others (dedupe.ts; default true).
    */
   dedupe?: boolean;
+  /**
+   * Deferred compression: also rewrite the packs whose compressed chunks (codec 1 or 2) are
+   * not yet recorded at zstd `level` (1–19), re-encoding those chunks as zstd at `level`
+   * (each chunk still its own frame: readers need nothing new). A backup writes at a fast
+   * level; this takes the stored bytes down later, like deferred dedupe. `maxBytes` bounds
+   * one run: packs are chosen until their live stored bytes reach it (the last one may
+   * cross it; default: no bound); packs rewritten anyway (mostly dead) are re-encoded too.
+   * Needs the native addon.
+   */
+  recompress?: { level: number; maxBytes?: number };
   signal?: AbortSignal;
   onProgress?: (p: PruneProgress) => void;
 }
@@ -126,6 +147,12 @@ export interface PruneReport {
   };
   recipes: { rewritten: number; unreferencedDeleted: number };
   staging: { unreferencedDeleted: number; unreferencedKept: number };
+  /**
+   * With `recompress`: the packs chosen for it (beyond those rewritten anyway), and the
+   * chunks re-encoded with their stored bytes before and after (a dry run reports the chosen
+   * packs' live chunks and bytes, and no `storedAfter`).
+   */
+  recompressed?: { level: number; packs: number; chunks: number; storedBefore: number; storedAfter?: number };
   /** Writer sessions live at this run's condemnation: deletion waits for them to end. */
   waitingFor: number;
   /** Damage met on the way (prune worked around it; run check and repair). */
@@ -312,6 +339,9 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
   const started = Date.now();
   const { backend, session } = ctx;
   const rewriteBelow = options.rewriteBelow ?? REWRITE_BELOW;
+  const recompress = checkRecompress(options.recompress);
+  // zstd is written by the native addon only: refuse before anything is taken or changed.
+  if (recompress && !options.dryRun && (await ctx.pool.codecEngine()) !== 'native') throw new ChunkyardError('NATIVE_UNAVAILABLE', 'prune --recompress writes zstd chunks, which needs the native addon (npm run build:native; not CHUNKYARD_ENGINE=wasm)');
   const progress = (phase: PruneProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
   const problems = new ProblemList();
   const lease = options.dryRun ? undefined : await takeMaintenanceLease(backend, session, 'prune');
@@ -375,6 +405,7 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     // 5. Decide: packs to condemn whole, packs to rewrite.
     const deletable: PackInfo[] = [];
     const rewrites: PackInfo[] = [];
+    const toRecompress: PackInfo[] = [];
     for (const info of mark.catalog.packs.values()) {
       if (info.pinned || stillCondemned.has(info.name) || handled.has(info.name)) continue;
       if (info.cold) {
@@ -384,6 +415,24 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
       }
       if (info.liveCount === 0) deletable.push(info);
       else if (info.liveBytes < rewriteBelow * blobBytes(info)) rewrites.push(info);
+      else if (recompress && info.compressed > 0 && info.zstdLevel < recompress.level) toRecompress.push(info);
+    }
+    // Deferred compression: the packs not at the level yet, within the run's bound.
+    let recompressBudget = recompress?.maxBytes ?? Infinity;
+    // Packs are taken until the bound is reached (the last may cross it), so that a bound
+    // below one pack's size still makes progress.
+    const chosenForRecompress = toRecompress.filter((info) => {
+      if (recompressBudget <= 0) return false;
+      recompressBudget -= info.liveBytes;
+      return true;
+    });
+    rewrites.push(...chosenForRecompress);
+    if (recompress) {
+      report.recompressed = { level: recompress.level, packs: chosenForRecompress.length, chunks: 0, storedBefore: 0 };
+      if (options.dryRun || frozen) {
+        report.recompressed.chunks = chosenForRecompress.reduce((s, p) => s + p.liveCount, 0);
+        report.recompressed.storedBefore = chosenForRecompress.reduce((s, p) => s + p.liveBytes, 0);
+      }
     }
     const leftovers: string[] = [];
     const fresh = (name: string) => !stillCondemned.has(name) && !handled.has(name);
@@ -485,7 +534,17 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     }
     const copyTotal = rewrites.reduce((s, p) => s + p.liveCount, 0);
     if (rewrites.length > 0) progress('copy', 0, copyTotal);
-    const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), { packSize: ctx.packSize, onProgress: (c) => progress('copy', c, copyTotal) });
+    const levels = new Map(rewrites.map((p) => [p.hex, p.zstdLevel]));
+    const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), {
+      packSize: ctx.packSize,
+      onProgress: (c) => progress('copy', c, copyTotal),
+      recompress: recompress && { level: recompress.level, sourceLevel: (hex) => levels.get(hex) ?? 0 },
+    });
+    if (report.recompressed) {
+      report.recompressed.chunks = copy.recompressed.chunks;
+      report.recompressed.storedBefore = copy.recompressed.storedBefore;
+      report.recompressed.storedAfter = copy.recompressed.storedAfter;
+    }
     for (const f of copy.failures) {
       problems.add({ code: 'CHUNK_CORRUPT', pack: f.packName, offset: f.offset, message: `pack ${f.packName}: the chunk at offset ${f.offset} is corrupt (${f.reason}); the pack is kept as it is (run chunkyard check --read-data)` });
     }

@@ -18,11 +18,11 @@ import { ChunkyardError } from '../errors.js';
 import { recipeMismatch } from './recipe-sum.js';
 import type { FingerprintIndex } from '../fingerprints/fingerprint-index.js';
 import type { ChunkLocation } from '../pack/format.js';
-import type { CodecId } from '../pack/format.js';
+import { CODEC_LZ4, CODEC_ZSTD, type CodecId } from '../pack/format.js';
 import { PackWriter, type SealedPack } from '../pack/writer.js';
 import { manifestName, readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RECIPE_VERSION, RECIPE_VERSION_DELTA, RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
-import { readVerified, type VerifyJob } from './verify.js';
+import { readVerified, type VerifiedRead, type VerifyJob } from './verify.js';
 
 /** Where the copied chunks of one source pack went, by the source offset. */
 export interface Relocation {
@@ -31,6 +31,9 @@ export interface Relocation {
   /** Index into CopyResult.newPacks, or NOT_COPIED. */
   newPack: Uint32Array;
   newOffsets: Uint32Array;
+  /** The copy's stored length and codec (prune --recompress changes them; else as before). */
+  newStored: Uint32Array;
+  newCodec: Uint8Array;
 }
 
 export const NOT_COPIED = 0xffffffff;
@@ -54,6 +57,8 @@ export interface CopyResult {
   chunks: number;
   storedBytes: number;
   packBytes: number;
+  /** With `recompress`: the chunks that were re-encoded (a smaller form was found or not). */
+  recompressed: RecompressCount;
 }
 
 export interface CopyOptions {
@@ -72,6 +77,20 @@ export interface CopyOptions {
   afterSeal?: (sealed: SealedPack) => Promise<void>;
   /** Where the source packs are read (default: the backend the new packs go to). */
   source?: Backend;
+  /**
+   * Re-encode the compressed chunks (codec 1 or 2) as zstd at this level instead of copying
+   * them as stored, keeping a chunk's old form where the new one is not smaller (prune
+   * --recompress). Sources whose footer already records this level or more
+   * (`sourceLevel`) are copied as stored. Needs the native addon (zstd is written there).
+   */
+  recompress?: { level: number; sourceLevel: (tag: string) => number };
+}
+
+/** Chunks re-encoded by copyChunks' recompression, and their stored bytes before and after. */
+export interface RecompressCount {
+  chunks: number;
+  storedBefore: number;
+  storedAfter: number;
 }
 
 /**
@@ -89,16 +108,20 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
     for await (const j of jobs) {
       const n = j.refs.length;
       replacing.add(j.tag);
-      relocations.set(j.tag, { offsets: Uint32Array.from(j.refs, (r) => r.offset), newPack: new Uint32Array(n).fill(NOT_COPIED), newOffsets: new Uint32Array(n) });
+      relocations.set(j.tag, { offsets: Uint32Array.from(j.refs, (r) => r.offset), newPack: new Uint32Array(n).fill(NOT_COPIED), newOffsets: new Uint32Array(n), newStored: new Uint32Array(n), newCodec: new Uint8Array(n) });
       yield j;
     }
   }
-  const result: CopyResult = { relocations, newPacks: [], failures: [], failedSources: new Set(), chunks: 0, storedBytes: 0, packBytes: 0 };
+  const result: CopyResult = { relocations, newPacks: [], failures: [], failedSources: new Set(), chunks: 0, storedBytes: 0, packBytes: 0, recompressed: { chunks: 0, storedBefore: 0, storedAfter: 0 } };
   let writer: PackWriter | undefined;
+  /** The least zstd level among the compressed chunks the open pack holds (its footer's). */
+  let packLevel = Infinity;
   const seal = async (): Promise<void> => {
     if (!writer) return;
     const w = writer;
     writer = undefined;
+    w.zstdLevel = Number.isFinite(packLevel) ? packLevel : 0;
+    packLevel = Infinity;
     if (w.count === 0) {
       await w.abort();
       return;
@@ -111,10 +134,17 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
     await index?.addPack(sealed, { replacing });
   };
   const positions = new Map<string, number>();
+  const recompress = options.recompress;
+  // Re-encoding is CPU-bound: more reads in flight than lanes would only hold memory.
+  const reads = readVerified(options.source ?? backend, pool, started(), recompress ? pool.lanes + 1 : undefined);
+  // Re-encoding at a high level is the slow part: several reads are re-encoded at once (one
+  // per native lane), and their chunks are still appended in read order.
+  const withForms = recompress ? ahead(reads, pool.lanes, (read) => (recompress.sourceLevel(read.tag) < recompress.level ? reencode(pool, read, recompress.level) : Promise.resolve(undefined))) : plain(reads);
   try {
-    for await (const read of readVerified(options.source ?? backend, pool, started())) {
+    for await (const [read, forms] of withForms) {
       const rel = relocations.get(read.tag)!;
       let pos = positions.get(read.tag) ?? 0;
+      const sourceLevel = recompress?.sourceLevel(read.tag) ?? 0;
       for (let i = 0; i < read.refs.length; i++, pos++) {
         const r = read.refs[i]!;
         const reason = read.error ? read.error.message : read.bad.get(i);
@@ -124,12 +154,29 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
           continue;
         }
         writer ??= await PackWriter.create(backend);
-        const stored = read.data.subarray(r.offset - read.start, r.offset - read.start + r.storedLength);
-        const at = await writer.append(r.fingerprint, stored, r.rawLength, r.codec as CodecId);
+        let stored: Uint8Array = read.data.subarray(r.offset - read.start, r.offset - read.start + r.storedLength);
+        let codec = r.codec as CodecId;
+        // Re-encoded at the level: the new form if zstd made one and it is smaller, else the
+        // old form, which is then already as small as that level would store it.
+        const tried = forms?.has(i) === true;
+        if (tried) {
+          const form = forms!.get(i);
+          result.recompressed.chunks++;
+          result.recompressed.storedBefore += stored.length;
+          if (form && form.length < stored.length) {
+            stored = form;
+            codec = CODEC_ZSTD;
+          }
+          result.recompressed.storedAfter += stored.length;
+        }
+        if (codec === CODEC_LZ4 || codec === CODEC_ZSTD) packLevel = Math.min(packLevel, tried ? recompress!.level : sourceLevel);
+        const at = await writer.append(r.fingerprint, stored, r.rawLength, codec);
         rel.newPack[pos] = result.newPacks.length;
         rel.newOffsets[pos] = at;
+        rel.newStored[pos] = stored.length;
+        rel.newCodec[pos] = codec;
         result.chunks++;
-        result.storedBytes += r.storedLength;
+        result.storedBytes += stored.length;
         if (writer.size >= options.packSize) await seal();
       }
       positions.set(read.tag, pos);
@@ -142,6 +189,90 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
   }
   if (!options.partial) for (const s of result.failedSources) relocations.delete(s);
   return result;
+}
+
+/** A read as it comes, with no new forms. */
+async function* plain<T>(reads: AsyncIterable<T>): AsyncGenerator<[T, undefined]> {
+  for await (const r of reads) yield [r, undefined];
+}
+
+/**
+ * Each item of `items` with the result of `work` on it, in order, with up to `depth` works
+ * started ahead of the item being consumed.
+ */
+async function* ahead<T, R>(items: AsyncIterable<T>, depth: number, work: (item: T) => Promise<R>): AsyncGenerator<[T, R]> {
+  const started: { item: T; result: Promise<R> }[] = [];
+  const settle = async (): Promise<[T, R]> => {
+    const s = started.shift()!;
+    return [s.item, await s.result];
+  };
+  try {
+    for await (const item of items) {
+      const result = work(item);
+      result.catch(() => {}); // awaited in turn below
+      started.push({ item, result });
+      if (started.length > Math.max(0, depth - 1)) yield await settle();
+    }
+    while (started.length > 0) yield await settle();
+  } finally {
+    // An error or an early return: the works already started must not run on unobserved.
+    await Promise.allSettled(started.map((s) => s.result));
+  }
+}
+
+/**
+ * The chunks of one verified read that are stored compressed (codec 1 or 2), decoded and
+ * re-encoded as zstd at `level` (sealed again in an encrypted store), by their index in
+ * `read.refs`: the new stored form, or undefined where zstd at that level does not shrink
+ * the chunk at all (its old form stays). The new forms are checked like any read: restore and check decode them, and the
+ * copy's fingerprint index entry is the pack table's.
+ */
+async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level: number): Promise<Map<number, Uint8Array | undefined>> {
+  const picked: number[] = [];
+  if (!read.error) {
+    read.refs.forEach((r, i) => {
+      if (!read.bad.has(i) && (r.codec === CODEC_LZ4 || r.codec === CODEC_ZSTD)) picked.push(i);
+    });
+  }
+  const forms = new Map<number, Uint8Array | undefined>();
+  if (picked.length === 0) return forms;
+  const pieces = new Uint32Array(picked.length * 4);
+  const fingerprints = new Uint8Array(picked.length * 32);
+  const rawPieces = new Uint32Array(picked.length * 2);
+  let rawBytes = 0;
+  picked.forEach((ri, k) => {
+    const r = read.refs[ri]!;
+    pieces.set([r.offset - read.start, r.storedLength, r.rawLength, r.codec], k * 4);
+    fingerprints.set(r.fingerprint, k * 32);
+    rawPieces.set([rawBytes, r.rawLength], k * 2);
+    rawBytes += r.rawLength;
+  });
+  // The decode may take its input's buffer to a worker: it gets a copy, the read's bytes
+  // stay for the chunks copied as stored.
+  const input = new Uint8Array(read.data.length);
+  input.set(read.data);
+  const raw = new Uint8Array(new SharedArrayBuffer(rawBytes));
+  await pool.decodeInto(input, pieces, fingerprints, null, raw);
+  let storedLengths: Uint32Array;
+  let codecs: Uint8Array;
+  let out: Uint8Array;
+  if (pool.sealing) {
+    const sealed = await pool.sealInto('zstd', raw, rawPieces, fingerprints, undefined, level);
+    ({ storedLengths, codecs } = sealed);
+    out = sealed.sealed;
+  } else {
+    out = new Uint8Array(new SharedArrayBuffer(rawBytes));
+    ({ storedLengths, codecs } = await pool.compressInto('zstd', raw, rawPieces, out, level));
+  }
+  let at = 0;
+  picked.forEach((ri, k) => {
+    const n = storedLengths[k]!;
+    // Sealed forms are all in `out`; plain ones only when compressed (codec 0: not written).
+    const written = pool.sealing !== undefined || codecs[k] !== 0;
+    forms.set(ri, codecs[k] === CODEC_ZSTD ? Buffer.from(out.buffer, out.byteOffset + at, n) : undefined);
+    if (written) at += n;
+  });
+  return forms;
 }
 
 /** The new location of a chunk at (source pack, offset), or undefined when it was not moved. */
@@ -157,7 +288,7 @@ export function relocated(result: CopyResult, sourceHex: string, offset: number,
     if (v === offset) {
       const p = rel.newPack[mid]!;
       if (p === NOT_COPIED) return undefined;
-      return { packId: result.newPacks[p]!, offset: rel.newOffsets[mid]!, storedLength: e.storedLength, rawLength: e.rawLength, codec: e.codec as CodecId };
+      return { packId: result.newPacks[p]!, offset: rel.newOffsets[mid]!, storedLength: rel.newStored[mid]!, rawLength: e.rawLength, codec: rel.newCodec[mid]! as CodecId };
     }
     if (v < offset) lo = mid + 1;
     else hi = mid - 1;

@@ -5,7 +5,12 @@
  *   header  32 B   magic "CYPACK\0\1" | version u32 | headerSum u32 | packId 16 B
  *   blobs          stored chunk bytes back to back, in stream order
  *   table   n×48 B fingerprint 32 B | offset u32 | storedLength u32 | rawLength u32 | codec u8 | 0 0 0
- *   footer  40 B   entryCount u32 | reserved u32 (0) | tableOffset u64 | tableHash 16 B | magic "CYPKTAIL"
+ *   footer  40 B   entryCount u32 | zstdLevel u32 | tableOffset u64 | tableHash 16 B | magic "CYPKTAIL"
+ *
+ * zstdLevel (reserved and 0 before prune --recompress wrote it): every compressed chunk
+ * (codec 1 or 2) of the pack is stored as zstd at this level or smaller; 0 = not recorded.
+ * Only a hint for prune's recompression (it skips packs already at the level asked for):
+ * readers never need it, and no hash covers it.
  *
  * tableHash = first 16 bytes of BLAKE3(table). The table makes a pack self-describing: the
  * fingerprint index can be rebuilt from the packs alone.
@@ -88,9 +93,10 @@ export function encodeTable(entries: readonly PackEntry[]): Buffer {
   return t;
 }
 
-export function encodeFooter(entryCount: number, tableOffset: number, table: Uint8Array): Buffer {
+export function encodeFooter(entryCount: number, tableOffset: number, table: Uint8Array, zstdLevel = 0): Buffer {
   const f = Buffer.alloc(PACK_FOOTER_SIZE);
   f.writeUInt32LE(entryCount, 0);
+  f.writeUInt32LE(zstdLevel, 4);
   f.writeBigUInt64LE(BigInt(tableOffset), 8);
   blake3(table).copy(f, 16, 0, 16);
   PACK_TAIL_MAGIC.copy(f, 32);
@@ -101,6 +107,8 @@ export interface PackFooter {
   entryCount: number;
   tableOffset: number;
   tableHash: Buffer;
+  /** The zstd level recorded by a recompressing prune (0: not recorded). */
+  zstdLevel: number;
 }
 
 export function decodeFooter(f: Buffer, packSize: number, where: string): PackFooter {
@@ -112,7 +120,7 @@ export function decodeFooter(f: Buffer, packSize: number, where: string): PackFo
   if (tableOffset < PACK_HEADER_SIZE || tableOffset + entryCount * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE !== packSize) {
     throw new ChunkyardError('PACK_CORRUPT', `${where}: trailer sizes do not add up (entries ${entryCount}, table at ${tableOffset}, file ${packSize} bytes)`);
   }
-  return { entryCount, tableOffset, tableHash: Buffer.from(f.subarray(16, 32)) };
+  return { entryCount, tableOffset, tableHash: Buffer.from(f.subarray(16, 32)), zstdLevel: f.readUInt32LE(4) };
 }
 
 export function decodeHeader(h: Buffer, where: string): Buffer {

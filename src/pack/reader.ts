@@ -9,6 +9,8 @@ export interface PackTable {
   size: number;
   tableOffset: number;
   entries: PackEntry[];
+  /** The footer's zstd level (docs/format.md, "Packs"); 0: not recorded. */
+  zstdLevel: number;
 }
 
 /** Reads and verifies a pack's header, footer and table (three small range reads). */
@@ -23,7 +25,7 @@ export async function readPackTable(backend: Backend, name: string): Promise<Pac
   if (named && !named.equals(packId)) throw new ChunkyardError('PACK_CORRUPT', `pack ${name}: its header names pack ${packId.toString('hex')}`);
   const footer = decodeFooter(await backend.get(name, { start: size - PACK_FOOTER_SIZE, end: size }), size, `pack ${name}`);
   const table = await backend.get(name, { start: footer.tableOffset, end: size - PACK_FOOTER_SIZE });
-  return { name, size, tableOffset: footer.tableOffset, entries: decodeTable(table, footer, `pack ${name}`) };
+  return { name, size, tableOffset: footer.tableOffset, entries: decodeTable(table, footer, `pack ${name}`), zstdLevel: footer.zstdLevel };
 }
 
 /**
@@ -40,5 +42,5 @@ export async function readTableObject(backend: Backend, packId: Uint8Array, name
   const footer = decodeFooter(Buffer.from(footerBytes), size, `table object ${name}`);
   const entries = decodeTable(Buffer.from(bytes.subarray(0, bytes.length - PACK_FOOTER_SIZE)), footer, `table object ${name}`);
   const hex = Buffer.from(packId).toString('hex');
-  return { name: `packs/${hex.slice(0, 2)}/${hex}.pack`, size, tableOffset, entries };
+  return { name: `packs/${hex.slice(0, 2)}/${hex}.pack`, size, tableOffset, entries, zstdLevel: footer.zstdLevel };
 }

@@ -18,6 +18,11 @@ export class PackWriter {
   readonly packId: Buffer;
   readonly name: string;
   private readonly entries: PackEntry[] = [];
+  /**
+   * Recorded in the footer: every compressed chunk of this pack is stored as zstd at this
+   * level or smaller (prune --recompress sets it; 0, the default, records nothing).
+   */
+  zstdLevel = 0;
   private offset = PACK_HEADER_SIZE;
   private rawBytes = 0;
   /** Chunks placed by place() and not yet handed to the ObjectWriter. */
@@ -91,7 +96,7 @@ export class PackWriter {
    */
   async seal(): Promise<SealedPack> {
     const table = encodeTable(this.entries);
-    const footer = encodeFooter(this.entries.length, this.offset, table);
+    const footer = encodeFooter(this.entries.length, this.offset, table, this.zstdLevel);
     const tableOffset = this.offset;
     // Table and footer in one write: an encrypted store's CryptBackend recognises the pack's
     // trailer (the bytes it encrypts) as this write (src/crypto/crypt-backend.ts).

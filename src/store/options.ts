@@ -19,7 +19,7 @@ export const OPTION_NAMES = {
   'Store.setPolicy': ['dedupe', 'compression', 'delta'],
   'Store.forget': ['ids', 'policy', 'target', 'host', 'tags', 'dryRun'],
   'Store.forget policy': ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'within', 'tags'],
-  'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'signal', 'onProgress'],
+  'Store.prune': ['dryRun', 'rewriteBelow', 'deferDelete', 'recompress', 'signal', 'onProgress'],
   'Store.check': ['readData', 'signal', 'onProgress', 'threads', 'engine', 'purpose', 's3Endpoint', 'archiveOpener', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   'Store.repair': ['readData', 'onProgress', 'threads', 'purpose', 'cacheDir', 's3Endpoint', 'password', 'passwordFile', 'passwordCommand', 'keyFile'],
   analyze: ['avgSizes', 'compression', 'zstdLevel', 'memoryBytes', 'engine', 'threads', 'tmpDir', 'delta', 'signal', 'onProgress'],

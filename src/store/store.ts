@@ -62,7 +62,7 @@ import { KEY_OPTION_NAMES, type KeyOptions } from '../crypto/secret.js';
 // process start-up counts on small streams, does not pay for them.
 import type { CheckOptions, CheckReport } from '../maintenance/check.js';
 import type { ForgetOptions, ForgetReport } from '../maintenance/forget.js';
-import type { PruneOptions, PruneReport } from '../maintenance/prune.js';
+import { checkRecompress, type PruneOptions, type PruneReport } from '../maintenance/prune.js';
 import type { RepairOptions, RepairReport } from '../maintenance/repair.js';
 import type { Problem } from '../maintenance/problems.js';
 
@@ -1125,6 +1125,7 @@ export class Store {
   async prune(options: PruneOptions = {}): Promise<PruneReport> {
     this.check();
     checkOptions('Store.prune', options);
+    checkRecompress(options.recompress);
     this.writable('prune');
     try {
       return await this.pruneOnce(options);

@@ -1,6 +1,6 @@
 /**
  * Crash safety with real processes: backups (immediate, deferred, disabled), process passes
- * and prunes are kill -9'd, over and over, at random moments and right after random durable
+ * and prunes (every other one recompressing: deferred compression) are kill -9'd, over and over, at random moments and right after random durable
  * steps. After every kill, with no repair: check finds no error (leftovers are warnings), and
  * every snapshot that was committed — reported by the child, or found listed — restores
  * byte-exact. Every few rounds repair runs too and must change nothing that matters.
@@ -35,11 +35,13 @@ interface Run {
   code: number | null;
 }
 
-function runChild(args: string[], kill: { afterMs?: number; afterSteps?: number; inPhase?: string }, rewriteBelow = REWRITE_BELOW): Promise<Run> {
+function runChild(args: string[], kill: { afterMs?: number; afterSteps?: number; inPhase?: string }, rewriteBelow = REWRITE_BELOW, recompress?: number): Promise<Run> {
   const t0 = Date.now();
   const env = {
     ...process.env,
     CHUNKYARD_REWRITE_BELOW: String(rewriteBelow),
+    CHUNKYARD_MAINT_TEXT: '1',
+    ...(recompress ? { CHUNKYARD_RECOMPRESS: String(recompress) } : {}),
     ...(kill.afterSteps ? { CHUNKYARD_KILL_AFTER: String(kill.afterSteps) } : {}),
     ...(kill.inPhase ? { CHUNKYARD_KILL_IN_PHASE: kill.inPhase } : {}),
   };
@@ -77,9 +79,11 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
   let planned = 0; // packs the dry runs said each prune would delete or rewrite
   let warnings = 0;
   let pruneTurn = 0;
+  let recompressed = 0; // chunks completed prunes re-encoded (prune --recompress)
 
   // Every round restores every committed snapshot: their expected digests are made once.
-  const expected = sha256Once((sd: number) => maintenanceData(sd));
+  // Text, so that chunks compress and the prunes that recompress have chunks to re-encode.
+  const expected = sha256Once((sd: number) => maintenanceData(sd, undefined, true));
 
   const verify = async (label: string): Promise<void> => {
     const report = await Store.check(dir);
@@ -122,6 +126,9 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
       // let commit (on a slow machine, few prunes completed and every plan was deletes only).
       // From here prunes rewrite every pack that is live at all, so those phases come.
       const rewriteBelow = kills >= KILLS && !phasesHit() ? 1.01 : REWRITE_BELOW;
+      // Every other prune also recompresses (deferred compression: the store writes lz4, and
+      // those chunks become zstd), at a level that climbs 2…7 so there is always work.
+      const recompress = op === 'prune' && pruneTurn % 2 === 1 ? 2 + (Math.floor(pruneTurn / 2) % 6) : undefined;
       if (op === 'prune') {
         // Forget in this process (not killed): keep the two newest of each target. A dry run
         // tells how many durable steps the prune will take, so kills spread over all of them.
@@ -129,7 +136,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
         try {
           const f = await store.forget({ policy: { last: 2 } });
           for (const s of f.removed) committed.delete(s.id);
-          const plan = await store.prune({ dryRun: true, rewriteBelow });
+          const plan = await store.prune({ dryRun: true, rewriteBelow, recompress: recompress ? { level: recompress } : undefined });
           planned += plan.packs.deleted + plan.packs.rewritten;
           // Prune is killed inside a phase it is drawn for, at a random durable step of it;
           // the phases take turns so that each is hit (copy and recipes happen only when
@@ -156,7 +163,7 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
           ? { inPhase: killPhase ?? 'delete:1' }
           : { afterSteps: 1 + rnd.int(0, Math.max(30, stepCounts.get(op) ?? 0) - 1) }
         : { afterMs: rnd.int(30, Math.max(400, Math.round((durations.get(op) ?? 0) * 1.1))) };
-      const r = await runChild(args, kill, rewriteBelow);
+      const r = await runChild(args, kill, rewriteBelow, recompress);
       if (!r.killed) {
         assert.equal(r.code, 0, `${op} failed on its own (round ${rounds}):\n${r.stderr}`);
         durations.set(op, Math.max(durations.get(op) ?? 0, r.ms));
@@ -175,9 +182,10 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
         if (m) committed.set(m[1]!, Number(m[2]));
         const p = /^pruned (.*)$/.exec(line);
         if (p) {
-          const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number } };
+          const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number }; recompressed?: { chunks: number } };
           rewritten += report.packs.rewritten;
           deleted += report.packs.deleted;
+          recompressed += report.recompressed?.chunks ?? 0;
         }
       }
       const label = `round ${rounds} (${op}, ${r.killed ? (bySteps ? `killed after step ${kill.afterSteps ?? kill.inPhase}` : `killed at ${kill.afterMs} ms`) : 'completed'})`;
@@ -192,24 +200,28 @@ test(`backup, process and prune survive ${KILLS} kill -9s; check passes and ever
 
     // A last clean pass: process and prune complete, and the store checks clean, data included.
     for (const op of ['process', 'prune'] as const) {
-      const r = await runChild([dir, op], {});
+      // The last prune recompresses at a level above every earlier one: every pack with
+      // compressed chunks left is re-encoded, and check --read-data then reads them all.
+      const r = await runChild([dir, op], {}, REWRITE_BELOW, op === 'prune' ? 8 : undefined);
       assert.equal(r.code, 0, r.stderr);
       const p = /^pruned (.*)$/m.exec(r.stdout);
       if (p) {
-        const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number } };
+        const report = JSON.parse(p[1]!) as { packs: { rewritten: number; deleted: number }; recompressed?: { chunks: number } };
         rewritten += report.packs.rewritten;
         deleted += report.packs.deleted;
+        recompressed += report.recompressed?.chunks ?? 0;
       }
     }
     const final = await Store.check(dir, { readData: true });
     assert.equal(final.errors.length, 0, errorsOf(final));
     await verify('final');
-    t.diagnostic(`${kills} kills in ${rounds} rounds (${[...killsByOp].map(([o, n]) => `${o} ${n}`).join(', ')}); ${committed.size} snapshots alive at the end; prunes were given ${planned} packs to delete or rewrite, the ones that completed deleted ${deleted} and rewrote ${rewritten}; ${warnings} warnings seen (leftovers)`);
+    t.diagnostic(`${kills} kills in ${rounds} rounds (${[...killsByOp].map(([o, n]) => `${o} ${n}`).join(', ')}); ${committed.size} snapshots alive at the end; prunes were given ${planned} packs to delete or rewrite, the ones that completed deleted ${deleted} and rewrote ${rewritten}, re-encoding ${recompressed} chunks (recompress); ${warnings} warnings seen (leftovers)`);
     assert.ok(kills >= KILLS);
     for (const op of ['backup:immediate', 'backup:deferred', 'process']) assert.ok((killsByOp.get(op) ?? 0) > 0, `${op} was killed at least once`);
     for (const phase of ['copy', 'recipes', 'delete']) assert.ok((killsByOp.get(`prune/${phase}`) ?? 0) > 0, `prune was killed in its ${phase} phase at least once`);
     // Most prunes are killed on purpose, so the work they were given is what counts here.
     assert.ok(planned > 0, 'the prunes had packs to delete or rewrite');
+    assert.ok(recompressed > 0, 'prunes with recompress re-encoded chunks');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@
  *       → "committed <id> <seed>" after each backup resolves
  *   node maintenance-child.js <store> process   → "processed <n>"
  *   node maintenance-child.js <store> prune     → "phase <name>" as it goes, "pruned <json report>"
+ *                                                 (CHUNKYARD_RECOMPRESS=<level>: with recompress)
  *   node maintenance-child.js <store> repair    → "repaired <json report>"
  *
  * With CHUNKYARD_KILL_AFTER=N in the environment, the child kills itself (SIGKILL) right
@@ -63,7 +64,7 @@ if (op === 'backup') {
   const store = await Store.open(dir!, { purpose: 'crash-test backup' });
   for (let i = 0; i < Number(count); i++) {
     const seed = Number(firstSeed) + i;
-    const snap = await store.backup(streamOf(maintenanceData(seed), seed), { target: `t${seed % 3}`, policy: policy as DedupePolicy });
+    const snap = await store.backup(streamOf(maintenanceData(seed, undefined, process.env.CHUNKYARD_MAINT_TEXT === '1'), seed), { target: `t${seed % 3}`, policy: policy as DedupePolicy });
     process.stdout.write(`committed ${snap.id} ${seed}\n`);
   }
   await store.close();
@@ -78,6 +79,8 @@ if (op === 'backup') {
   let phase = '';
   const r = await store.prune({
     rewriteBelow: process.env.CHUNKYARD_REWRITE_BELOW ? Number(process.env.CHUNKYARD_REWRITE_BELOW) : undefined,
+    // CHUNKYARD_RECOMPRESS=<level>: deferred compression, the packs not at that zstd level re-encoded.
+    recompress: process.env.CHUNKYARD_RECOMPRESS ? { level: Number(process.env.CHUNKYARD_RECOMPRESS) } : undefined,
     onProgress: (p) => {
       if (p.phase !== phase) {
         process.stdout.write(`phase ${(phase = p.phase)}\n`);
