@@ -20,7 +20,7 @@ const HELP = `usage: node bench/peers.mjs (--gens FILE... | --dir DIR) [options]
 
   --gens FILE...        generation files, oldest first (each is one backup of one stream)
   --dir DIR             use every regular file in DIR (natural sort, dotfiles skipped)
-  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@zstdN (the same, init --zstd-level N), chunkyard@sparse (restore --sparse), chunkyard@enc (init --encryption; every command opens it with a passphrase),
+  --tools LIST          comma list from chunkyard, chunkyard@SIZE (init --avg-size SIZE), chunkyard@zstd (init --compression zstd), chunkyard@zstdN (the same, init --zstd-level N), chunkyard@zstdNrM (the same, then prune --recompress M after the last backup, timed apart), chunkyard@sparse (restore --sparse), chunkyard@enc (init --encryption; every command opens it with a passphrase),
                         restic, borg (default: chunkyard,restic,borg)
   --restore WHICH       first,last (default) | last | all | none: generations to restore and cmp
   --workdir DIR         where repositories and restored files go (default /tmp/chunkyard-peers);
@@ -183,7 +183,11 @@ function chunkyardTool(name, variant, o, build) {
   // chunkyard@enc: an encrypted store (init --encryption), opened by a passphrase on every
   // command (its Argon2id slot), as restic opens its repository.
   const encrypted = variant === 'enc';
-  const zstdLevel = variant && /^zstd([0-9]+)$/.exec(variant)?.[1];
+  // chunkyard@zstdNrM: zstd at level N, then `prune --recompress M` after the last backup
+  // (deferred compression; timed apart as maintenance, and "stored" is counted after it).
+  const zm = variant && /^zstd([0-9]+)(?:r([0-9]+))?$/.exec(variant);
+  const zstdLevel = zm?.[1];
+  const recompressLevel = zm?.[2];
   if (zstdLevel) variant = 'zstd';
   const codec = variant && /^(zstd|lz4|none)$/.test(variant) ? variant : undefined;
   const avgSize = codec || sparse || encrypted ? undefined : variant;
@@ -197,7 +201,8 @@ function chunkyardTool(name, variant, o, build) {
     innerCacheDir: 'cache',
     env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...(encrypted ? { CHUNKYARD_PASSWORD: 'x' } : {}) },
     version: () => build.version,
-    settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}`,
+    settings: `init ${initFlags.length ? initFlags.join(' ') : '(defaults: avg 64 KiB, min 16 KiB, max 256 KiB, lz4, immediate dedupe)'}; backup ${o.chunkyardMode === 'path' ? 'FILE' : '- < FILE'} --target t --json${sparse ? '; restore --sparse' : ''}${recompressLevel ? `; after the last backup: prune --recompress ${recompressLevel}` : ''}`,
+    afterIngest: recompressLevel ? (repo) => [bin, ['prune', repo, '--recompress', recompressLevel, '--json']] : undefined,
     init: (repo) => [[bin, ['init', repo, ...initFlags, '--json']]],
     backup: (repo, file, i) => ({
       cmd: bin,
@@ -339,6 +344,16 @@ async function benchTool(tool, o, files) {
       cpuSeconds: r.gens.reduce((s, g) => s + (g.cpu ?? 0), 0),
       peakRssKiB: Math.max(...r.gens.map((g) => g.rssKiB ?? 0)),
     };
+    // Maintenance after the backups (chunkyard@zstdNrM: deferred compression), timed apart
+    // from ingest; stored bytes are counted after it.
+    if (tool.afterIngest) {
+      const before = duBytes(repo) - (tool.innerCacheDir ? duBytes(join(repo, tool.innerCacheDir)) : 0);
+      const [mc, ma] = tool.afterIngest(repo);
+      const mr = await run(mc, ma, { env, timeout: o.timeout });
+      r.commands.push([mc, ...ma].join(' '));
+      r.maintenance = { command: [basename(mc), ...ma.slice(0, 1), 'REPO', ...ma.slice(2)].join(' '), seconds: mr.seconds, cpuSeconds: mr.cpu, rssKiB: mr.rssKiB, storedBefore: before };
+      log(`${tool.name}: maintenance ${r.maintenance.command} in ${mr.seconds.toFixed(2)} s, rss ${(mr.rssKiB / 1024).toFixed(0)} MiB`);
+    }
     // A tool's local cache (rebuildable from the repository) is not counted as stored:
     // restic's and borg's live outside the repository, chunkyard's index cache inside it
     // (`cache/` of a directory store); each is reported as cacheBytes instead.
@@ -411,6 +426,14 @@ function summarize(rounds) {
     cpuSeconds: median(good.map((r) => r.ingest.cpuSeconds)),
     peakRssKiB: Math.max(...good.map((r) => r.ingest.peakRssKiB)),
   };
+  if (base.maintenance) {
+    s.maintenance = {
+      ...base.maintenance,
+      seconds: median(good.map((r) => r.maintenance.seconds)),
+      cpuSeconds: median(good.map((r) => r.maintenance.cpuSeconds)),
+      rssKiB: Math.max(...good.map((r) => r.maintenance.rssKiB)),
+    };
+  }
   if (base.restore) {
     const restoreMbps = good.map((r) => r.restore.mbps);
     s.restore = {
@@ -447,6 +470,11 @@ function tables(res) {
     L.push(`| ${t.tool} | ${f1(t.ingest.mbps)}${rng(t.ingest)} | ${f1(t.ingest.cpuSeconds)} | ${t.restore ? f1(t.restore.mbps) + rng(t.restore) : '–'} | ${mb(t.storedBytes)} | ${t.ratio.toFixed(2)}× | ${mib(t.ingest.peakRssKiB)} | ${mib(t.restore?.peakRssKiB)} | ${t.startupSeconds?.toFixed(2) ?? '–'} | ${t.restore ? (t.restore.allVerified ? 'byte-exact' : '**MISMATCH**') : '–'}${t.error && t.restore?.allVerified ? ' (error)' : ''} |`);
   }
   L.push('');
+  for (const t of res.tools.filter((x) => x.maintenance)) {
+    const m = t.maintenance;
+    L.push(`${t.tool}: after the last backup, \`${m.command}\` took ${m.seconds.toFixed(1)} s (${f1(m.cpuSeconds)} CPU s, peak RSS ${mib(m.rssKiB)} MiB); stored ${mb(m.storedBefore)} MB before it, ${mb(t.storedBytes)} MB after (the table's figure). Not counted in ingest.`);
+    L.push('');
+  }
   // per generation: seconds and stored growth
   const ok = res.tools.filter((t) => t.ingest);
   if (ok.length) {
