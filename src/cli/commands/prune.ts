@@ -17,7 +17,8 @@ export default defineCommand({
   description:
     'Two-phase mark and sweep beside running writers: what no snapshot references is condemned, and deleted once every writer session live at the ' +
     'condemnation has ended and a fresh mark still finds it unreferenced (in the same run when no other writer is running); packs less than half ' +
-    'used have their live chunks (verified) copied into new packs. Backups, process, forget and check run beside it; a second prune or repair gets ' +
+    'used have their live chunks (verified) copied into new packs. With --recompress LEVEL, packs whose compressed chunks are not yet at that zstd level ' +
+    'are rewritten too, those chunks re-encoded at it (deferred compression: backups write fast, prune makes it small). Backups, process, forget and check run beside it; a second prune or repair gets ' +
     'STORE_LOCKED. Crash-safe: kill it at any moment and the store stays whole. Exits 1 when it met damage (docs/operations.md).',
   flags: {
     recompress: { type: 'string', value: '1..19', description: 'deferred compression: also rewrite the packs not yet at this zstd level, their compressed chunks re-encoded as zstd at it (e.g. 15: smaller, and slower to write; reads are as fast). Packs already at the level are skipped' },
