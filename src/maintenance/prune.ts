@@ -538,7 +538,8 @@ export async function prune(ctx: PruneContext, options: PruneOptions = {}): Prom
     const copy = await copyChunks(backend, ctx.pool, ctx.index, jobs(), {
       packSize: ctx.packSize,
       onProgress: (c) => progress('copy', c, copyTotal),
-      recompress: recompress && { level: recompress.level, sourceLevel: (hex) => levels.get(hex) ?? 0 },
+      recompress: recompress && { level: recompress.level },
+      sourceLevel: (hex) => levels.get(hex) ?? 0,
     });
     if (report.recompressed) {
       report.recompressed.chunks = copy.recompressed.chunks;

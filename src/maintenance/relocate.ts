@@ -83,7 +83,13 @@ export interface CopyOptions {
    * --recompress). Sources whose footer already records this level or more
    * (`sourceLevel`) are copied as stored. Needs the native addon (zstd is written there).
    */
-  recompress?: { level: number; sourceLevel: (tag: string) => number };
+  recompress?: { level: number };
+  /**
+   * The zstd level a source pack's footer records (0: none), by job tag: a new pack records
+   * the least level among the compressed chunks it took (so a plain prune's rewrite does not
+   * make the next recompression redo them). Default: none recorded.
+   */
+  sourceLevel?: (tag: string) => number;
 }
 
 /** Chunks re-encoded by copyChunks' recompression, and their stored bytes before and after. */
@@ -139,12 +145,13 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
   const reads = readVerified(options.source ?? backend, pool, started(), recompress ? pool.lanes + 1 : undefined);
   // Re-encoding at a high level is the slow part: several reads are re-encoded at once (one
   // per native lane), and their chunks are still appended in read order.
-  const withForms = recompress ? ahead(reads, pool.lanes, (read) => (recompress.sourceLevel(read.tag) < recompress.level ? reencode(pool, read, recompress.level) : Promise.resolve(undefined))) : plain(reads);
+  const levelOf = (tag: string) => options.sourceLevel?.(tag) ?? 0;
+  const withForms = recompress ? ahead(reads, pool.lanes, (read) => (levelOf(read.tag) < recompress.level ? reencode(pool, read, recompress.level) : Promise.resolve(undefined))) : plain(reads);
   try {
     for await (const [read, forms] of withForms) {
       const rel = relocations.get(read.tag)!;
       let pos = positions.get(read.tag) ?? 0;
-      const sourceLevel = recompress?.sourceLevel(read.tag) ?? 0;
+      const sourceLevel = levelOf(read.tag);
       for (let i = 0; i < read.refs.length; i++, pos++) {
         const r = read.refs[i]!;
         const reason = read.error ? read.error.message : read.bad.get(i);

@@ -84,6 +84,13 @@ test('recompress: zstd chunks re-encoded at a higher level, smaller; restores by
       assert.equal((await store.prune({ recompress: { level: 5 } })).recompressed!.packs, 0);
       assert.equal((await store.prune({ dryRun: true, recompress: { level: 10 } })).recompressed!.packs, after.length);
 
+      // A plain prune that rewrites packs keeps their level (the least of what each new pack
+      // took), so the next recompression at that level has nothing to redo.
+      const plainRewrite = await store.prune({ rewriteBelow: 1.01 });
+      assert.ok(plainRewrite.packs.rewritten > 0);
+      assert.ok((await tables(dir)).every((t) => t.zstdLevel === 9), 'a plain rewrite keeps the recorded level');
+      assert.equal((await store.prune({ dryRun: true, recompress: { level: 9 } })).recompressed!.packs, 0);
+
       // A backup after it dedupes against the re-encoded chunks (the index points at them).
       const third = await store.backup(streamOf(data[0]!), { target: 't' });
       assert.equal(third.newChunks, 0, 'every chunk was found again');
