@@ -271,14 +271,41 @@ async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level
     out = new Uint8Array(new SharedArrayBuffer(rawBytes));
     ({ storedLengths, codecs } = await pool.compressInto('zstd', raw, rawPieces, out, level));
   }
+  // Where each new zstd form is in `out` (sealed forms are all there; plain ones only when
+  // compressed: codec 0 was not written).
+  const made: { ri: number; k: number; at: number; length: number }[] = [];
   let at = 0;
   picked.forEach((ri, k) => {
     const n = storedLengths[k]!;
-    // Sealed forms are all in `out`; plain ones only when compressed (codec 0: not written).
-    const written = pool.sealing !== undefined || codecs[k] !== 0;
-    forms.set(ri, codecs[k] === CODEC_ZSTD ? Buffer.from(out.buffer, out.byteOffset + at, n) : undefined);
-    if (written) at += n;
+    if (codecs[k] === CODEC_ZSTD) made.push({ ri, k, at, length: n });
+    else forms.set(ri, undefined);
+    if (pool.sealing !== undefined || codecs[k] !== 0) at += n;
   });
+  // Every new form is decoded and checked against its fingerprint before it may replace a
+  // verified old one: the old chunk is deleted once recipes name the new. A form that fails
+  // (a compressor fault) leaves its chunk as it was stored, and says so.
+  // A buffer of its own: the check travels to a worker and back (shared memory cannot).
+  let bytes: Uint8Array = new Uint8Array(at);
+  bytes.set(out.subarray(0, at));
+  let from = 0;
+  while (from < made.length) {
+    const part = made.slice(from);
+    const check = new Uint32Array(part.length * 4);
+    const fps = new Uint8Array(part.length * 32);
+    part.forEach((m, i) => {
+      check.set([m.at, m.length, read.refs[m.ri]!.rawLength, CODEC_ZSTD], i * 4);
+      fps.set(read.refs[m.ri]!.fingerprint, i * 32);
+    });
+    const verified = await pool.verify(bytes, check, fps, null);
+    bytes = verified.data;
+    const failed = verified.failure ? verified.failure.index : part.length;
+    for (let i = 0; i < failed; i++) forms.set(part[i]!.ri, Buffer.from(bytes.buffer, bytes.byteOffset + part[i]!.at, part[i]!.length));
+    if (!verified.failure) break;
+    const bad = part[failed]!;
+    forms.set(bad.ri, undefined);
+    process.emitWarning(`prune --recompress: the zstd form made for chunk ${read.refs[bad.ri]!.fingerprint.toString('hex')} of ${read.packName} does not decode to it (${verified.failure.reason}); the chunk is kept as it was stored`, { code: 'CHUNKYARD_RECOMPRESS_FAILED' });
+    from += failed + 1;
+  }
   return forms;
 }
 

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../../src/store/store.js';
+import { CompressionPool } from '../../src/compress/pool.js';
 import { hasCode } from '../../src/errors.js';
 import { CODEC_DELTA, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../../src/pack/codecs.js';
 import { collect, realData, sha256, streamOf } from '../support/data.js';
@@ -179,6 +180,38 @@ test('recompress: a delta store keeps its delta chunks as stored and re-encodes 
       await restoresExact(store, ids, data);
       assert.deepEqual((await Store.check(dir, { readData: true })).errors, []);
     } finally {
+      await store.close();
+    }
+  });
+});
+
+test('recompress: a new form that does not decode to its chunk is not used (a compressor fault): the chunk keeps its old form, with a warning', async () => {
+  await withDir(async (dir) => {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd', zstdLevel: 1 });
+    const data = REAL.subarray(0, 2 << 20);
+    const store = await Store.open(dir);
+    const original = CompressionPool.prototype.compressInto;
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => void (w.code === 'CHUNKYARD_RECOMPRESS_FAILED' && warnings.push(w.message));
+    process.on('warning', onWarning);
+    try {
+      const id = (await store.backup(streamOf(data), { target: 't' })).id;
+      // Every re-encoding at level 9 comes back with one byte of its first form damaged.
+      CompressionPool.prototype.compressInto = async function (this: CompressionPool, ...args: Parameters<typeof original>) {
+        const r = await original.apply(this, args);
+        if (args[4] === 9 && r.codecs[0] === CODEC_ZSTD) args[3][Math.floor(r.storedLengths[0]! / 2)]! ^= 0x40;
+        return r;
+      };
+      const r = await store.prune({ recompress: { level: 9 } });
+      CompressionPool.prototype.compressInto = original;
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(warnings.length > 0, 'the damaged forms were reported');
+      assert.ok(r.recompressed!.storedAfter! < r.recompressed!.storedBefore, 'the other chunks were re-encoded');
+      assert.equal(sha256(await collect(await store.restore(id))), sha256(data), 'the snapshot restores byte-exact');
+      assert.deepEqual((await Store.check(dir, { readData: true })).errors, []);
+    } finally {
+      CompressionPool.prototype.compressInto = original;
+      process.off('warning', onWarning);
       await store.close();
     }
   });
