@@ -230,9 +230,9 @@ async function* ahead<T, R>(items: AsyncIterable<T>, depth: number, work: (item:
 /**
  * The chunks of one verified read that are stored compressed (codec 1 or 2), decoded and
  * re-encoded as zstd at `level` (sealed again in an encrypted store), by their index in
- * `read.refs`: the new stored form, or undefined where zstd at that level does not shrink
- * the chunk at all (its old form stays). The new forms are checked like any read: restore and check decode them, and the
- * copy's fingerprint index entry is the pack table's.
+ * `read.refs`: the new stored form, checked by decoding it against the chunk's fingerprint;
+ * or undefined where zstd at that level does not shrink the chunk at all, or its new form
+ * failed that check (the old form stays).
  */
 async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level: number): Promise<Map<number, Uint8Array | undefined>> {
   const picked: number[] = [];
@@ -273,18 +273,18 @@ async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level
   }
   // Where each new zstd form is in `out` (sealed forms are all there; plain ones only when
   // compressed: codec 0 was not written).
-  const made: { ri: number; k: number; at: number; length: number }[] = [];
+  const made: { ri: number; at: number; length: number }[] = [];
   let at = 0;
   picked.forEach((ri, k) => {
     const n = storedLengths[k]!;
-    if (codecs[k] === CODEC_ZSTD) made.push({ ri, k, at, length: n });
+    if (codecs[k] === CODEC_ZSTD) made.push({ ri, at, length: n });
     else forms.set(ri, undefined);
     if (pool.sealing !== undefined || codecs[k] !== 0) at += n;
   });
   // Every new form is decoded and checked against its fingerprint before it may replace a
   // verified old one: the old chunk is deleted once recipes name the new. A form that fails
-  // (a compressor fault) leaves its chunk as it was stored, and says so.
-  // A buffer of its own: the check travels to a worker and back (shared memory cannot).
+  // (a compressor fault) leaves its chunk as it was stored, and says so. The check gets a
+  // buffer of its own: it travels to a worker and back, which shared memory cannot.
   let bytes: Uint8Array = new Uint8Array(at);
   bytes.set(out.subarray(0, at));
   let from = 0;
