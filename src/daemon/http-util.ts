@@ -99,11 +99,29 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: HttpEr
 }
 
 function linger(req: IncomingMessage): void {
-  const timer = setTimeout(() => req.socket?.destroy(), LINGER_MS);
+  const socket = req.socket;
+  // Node closes the connection of a client that asked for it (Connection: close) as soon as
+  // the answer is written (socket.destroySoon): what the client still had in flight would
+  // then be answered with a reset, which can destroy the answer before the client read it.
+  // Only the writing side is ended here; the socket goes once the body has been read to its
+  // end, or after LINGER_MS.
+  let closing = false;
+  if (socket) {
+    socket.destroySoon = function (this: typeof socket) {
+      closing = true;
+      if (this.writable) this.end();
+    };
+  }
+  const timer = setTimeout(() => socket?.destroy(), LINGER_MS);
   timer.unref();
-  const done = () => clearTimeout(timer);
-  req.once('end', done);
-  req.once('close', done);
+  req.once('end', () => {
+    // A kept-alive connection may carry the next request: the timer must not cut it.
+    clearTimeout(timer);
+    if (closing) socket?.destroy();
+  });
+  req.once('close', () => {
+    if (socket?.destroyed) clearTimeout(timer);
+  });
   req.resume();
 }
 

@@ -5,6 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { prng } from '../support/data.js';
 import { auth, call, eventually, metric, raw, startDaemon, statusOf, storeContents, T, type InProcess } from './support.js';
 
@@ -256,6 +258,45 @@ describe('routes, methods and hostile requests', () => {
     const a = await call(d.url, 'PUT', '/v1/targets/h/snapshots', { headers: { 'Content-Length': String(body.length) }, body: (async function* () { for (let i = 0; i < body.length; i += 65536) yield body.subarray(i, i + 65536); })() }).catch((err: Error) => err);
     assert.ok(!(a instanceof Error), `the answer arrived: ${String(a)}`);
     assert.equal(a.status, 401);
+  });
+});
+
+describe('lingering close (RFC 9112 §9.6)', () => {
+  let d: InProcess;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(() => d.stop());
+
+  test('a client that asked to close (Connection: close) and keeps sending after its refusal is not reset while the daemon lingers', async () => {
+    // The daemon refuses at once (a read-only token) with the body unread. It must go on
+    // reading and dropping what the client still sends for a while: closing at once would
+    // answer the client's next bytes with a reset, which can destroy the answer before the
+    // client has read it (the EPIPE that a quota test met under load).
+    // allowHalfOpen: like curl, the client goes on sending after the daemon's FIN.
+    const socket = connect({ port: d.port, host: '127.0.0.1', allowHalfOpen: true });
+    await once(socket, 'connect');
+    let answer = '';
+    let failure: Error | undefined;
+    let closed = false;
+    socket.on('data', (b: Buffer) => (answer += b.toString('latin1')));
+    socket.on('error', (err) => (failure = err));
+    socket.on('close', () => (closed = true));
+    socket.write(`PUT /v1/targets/h/snapshots HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${T.reader}\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n`);
+    const block = prng(4, 64 << 10);
+    // One second of body after the answer: well inside LINGER_MS.
+    const until = Date.now() + 1000;
+    while (Date.now() < until && !failure && !closed) {
+      socket.write(block);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(failure, undefined, `no reset while the client still sends: ${String(failure)}`);
+    assert.equal(closed, false, 'the connection is still open');
+    assert.equal(statusOf(answer), 403, answer);
+    assert.match(answer, /\r\nconnection: close\r\n/i, 'the answer says the connection closes');
+    socket.end();
+    await once(socket, 'close');
+    assert.equal(failure, undefined);
   });
 });
 

@@ -45,6 +45,12 @@ async function restoresExact(store: Store, ids: string[], data: Buffer[]): Promi
   for (const [i, id] of ids.entries()) assert.equal(sha256(await collect(await store.restore(id))), sha256(data[i]!), `snapshot ${i} restores byte-exact`);
 }
 
+/** Every snapshot restores byte-exact, and check --read-data finds no error. */
+async function wholeAfter(store: Store, dir: string, ids: string[], data: Buffer[], password?: string): Promise<void> {
+  await restoresExact(store, ids, data);
+  assert.deepEqual((await Store.check(dir, { readData: true, ...(password ? { password } : {}) })).errors, []);
+}
+
 test('recompress: zstd chunks re-encoded at a higher level, smaller; restores byte-exact; the level is recorded and a second run does nothing', async () => {
   await withDir(async (dir) => {
     await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd', zstdLevel: 1 });
@@ -127,8 +133,7 @@ test('recompress: lz4 chunks become zstd; maxBytes bounds what one run chooses; 
       const after = await tables(dir);
       assert.ok(lz4(after) * 4 <= lz4(before), `lz4 chunks became zstd (${lz4(before)} → ${lz4(after)})`);
       assert.ok(after.every((t) => t.zstdLevel === 3 || t.entries.every((e) => e.codec !== CODEC_LZ4 && e.codec !== CODEC_ZSTD)), 'every pack with compressed chunks records level 3');
-      await restoresExact(store, ids, data);
-      assert.deepEqual((await Store.check(dir, { readData: true })).errors, []);
+      await wholeAfter(store, dir, ids, data);
     } finally {
       await store.close();
     }
@@ -148,8 +153,7 @@ test('recompress: an encrypted store (chunks opened, re-encoded, sealed again)',
       assert.ok(r.recompressed!.chunks > 0);
       assert.ok(r.recompressed!.storedAfter! < r.recompressed!.storedBefore);
       assert.equal((await store.prune({ recompress: { level: 9 } })).recompressed!.packs, 0, 'the level is recorded in the (encrypted) footer');
-      await restoresExact(store, ids, data);
-      assert.deepEqual((await Store.check(dir, { readData: true, password })).errors, []);
+      await wholeAfter(store, dir, ids, data, password);
     } finally {
       await store.close();
     }
@@ -177,8 +181,7 @@ test('recompress: a delta store keeps its delta chunks as stored and re-encodes 
       assert.ok(r.recompressed!.chunks > 0);
       const deltasAfter = (await tables(dir)).flatMap((t) => t.entries.filter((e) => e.codec === CODEC_DELTA));
       assert.deepEqual(deltasAfter.map((e) => [e.fingerprint.toString('hex'), e.storedLength]).sort(), deltasBefore.map((e) => [e.fingerprint.toString('hex'), e.storedLength]).sort(), 'delta chunks copied as stored');
-      await restoresExact(store, ids, data);
-      assert.deepEqual((await Store.check(dir, { readData: true })).errors, []);
+      await wholeAfter(store, dir, ids, data);
     } finally {
       await store.close();
     }
