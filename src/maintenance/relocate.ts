@@ -141,8 +141,9 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
   };
   const positions = new Map<string, number>();
   const recompress = options.recompress;
-  // Re-encoding is CPU-bound: more reads in flight than lanes would only hold memory.
-  const reads = readVerified(options.source ?? backend, pool, started(), recompress ? pool.lanes + 1 : undefined);
+  // Re-encoding is CPU-bound: more reads in flight than lanes, or longer ones, would only hold
+  // memory (a read re-encoded holds its bytes, their decoded form and the new forms twice).
+  const reads = recompress ? readVerified(options.source ?? backend, pool, started(), pool.lanes + 1, RECOMPRESS_READ_BYTES) : readVerified(options.source ?? backend, pool, started());
   // Re-encoding at a high level is the slow part: several reads are re-encoded at once (one
   // per native lane), and their chunks are still appended in read order.
   const levelOf = (tag: string) => options.sourceLevel?.(tag) ?? 0;
@@ -197,6 +198,9 @@ export async function copyChunks(backend: Backend, pool: CompressionPool, index:
   if (!options.partial) for (const s of result.failedSources) relocations.delete(s);
   return result;
 }
+
+/** The longest read prune --recompress re-encodes at once (plain copies read up to 8 MiB). */
+const RECOMPRESS_READ_BYTES = 2 << 20;
 
 /** A read as it comes, with no new forms. */
 async function* plain<T>(reads: AsyncIterable<T>): AsyncGenerator<[T, undefined]> {

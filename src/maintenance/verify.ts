@@ -45,11 +45,11 @@ export interface VerifiedRead<T> {
 export const MAX_READ_BYTES = 8 << 20;
 const MAX_GAP = 64 << 10;
 
-function* groups<T>(job: VerifyJob<T>): Generator<{ start: number; end: number; refs: ChunkRef[] }> {
+function* groups<T>(job: VerifyJob<T>, maxReadBytes: number): Generator<{ start: number; end: number; refs: ChunkRef[] }> {
   let g: { start: number; end: number; raw: number; refs: ChunkRef[] } | undefined;
   for (const r of job.refs) {
     const end = r.offset + r.storedLength;
-    if (g && r.offset >= g.end && r.offset - g.end <= MAX_GAP && end - g.start <= MAX_READ_BYTES && g.raw + r.rawLength <= MAX_READ_BYTES) {
+    if (g && r.offset >= g.end && r.offset - g.end <= MAX_GAP && end - g.start <= maxReadBytes && g.raw + r.rawLength <= maxReadBytes) {
       g.end = end;
       g.raw += r.rawLength;
       g.refs.push(r);
@@ -116,7 +116,7 @@ async function verifyRead(pool: CompressionPool, data: Buffer, start: number, al
  * concurrency × MAX_READ_BYTES at worst (each read travels to a worker and back without a
  * copy), plus one decode buffer per worker.
  */
-export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8): AsyncGenerator<VerifiedRead<T>> {
+export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8, maxReadBytes = MAX_READ_BYTES): AsyncGenerator<VerifiedRead<T>> {
   const inFlight: Promise<VerifiedRead<T>>[] = [];
   const missing = new Map<string, ChunkyardError>();
   // One open per pack, not one per read (src/restore/pack-files.ts).
@@ -143,7 +143,7 @@ export async function* readVerified<T>(backend: Backend, pool: CompressionPool, 
   };
   try {
     for await (const job of jobs) {
-      for (const g of groups(job)) {
+      for (const g of groups(job, maxReadBytes)) {
         inFlight.push(start(job, g));
         if (inFlight.length >= concurrency) yield await inFlight.shift()!;
       }
