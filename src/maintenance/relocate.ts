@@ -22,7 +22,7 @@ import { CODEC_LZ4, CODEC_ZSTD, type CodecId } from '../pack/format.js';
 import { PackWriter, type SealedPack } from '../pack/writer.js';
 import { manifestName, readManifest, recipeName, replaceManifest, type SnapshotManifest } from '../snapshot/manifest.js';
 import { RECIPE_VERSION, RECIPE_VERSION_DELTA, RecipeReader, RecipeWriter, type RecipeEntry } from '../snapshot/recipe.js';
-import { readVerified, type VerifiedRead, type VerifyJob } from './verify.js';
+import { readVerified, verifyRead, type ChunkRef, type VerifiedRead, type VerifyJob } from './verify.js';
 
 /** Where the copied chunks of one source pack went, by the source offset. */
 export interface Relocation {
@@ -277,11 +277,14 @@ async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level
   }
   // Where each new zstd form is in `out` (sealed forms are all there; plain ones only when
   // compressed: codec 0 was not written).
-  const made: { ri: number; at: number; length: number }[] = [];
+  // The new zstd forms as chunk refs into `out` (sealed forms are all there; plain ones only
+  // when compressed: codec 0 was not written), by their index in `read.refs`.
+  const made: { ri: number; ref: ChunkRef }[] = [];
   let at = 0;
   picked.forEach((ri, k) => {
     const n = storedLengths[k]!;
-    if (codecs[k] === CODEC_ZSTD) made.push({ ri, at, length: n });
+    const r = read.refs[ri]!;
+    if (codecs[k] === CODEC_ZSTD) made.push({ ri, ref: { offset: at, storedLength: n, rawLength: r.rawLength, codec: CODEC_ZSTD, fingerprint: r.fingerprint } });
     else forms.set(ri, undefined);
     if (pool.sealing !== undefined || codecs[k] !== 0) at += n;
   });
@@ -289,27 +292,15 @@ async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level
   // verified old one: the old chunk is deleted once recipes name the new. A form that fails
   // (a compressor fault) leaves its chunk as it was stored, and says so. The check gets a
   // buffer of its own: it travels to a worker and back, which shared memory cannot.
-  let bytes: Uint8Array = new Uint8Array(at);
-  bytes.set(out.subarray(0, at));
-  let from = 0;
-  while (from < made.length) {
-    const part = made.slice(from);
-    const check = new Uint32Array(part.length * 4);
-    const fps = new Uint8Array(part.length * 32);
-    part.forEach((m, i) => {
-      check.set([m.at, m.length, read.refs[m.ri]!.rawLength, CODEC_ZSTD], i * 4);
-      fps.set(read.refs[m.ri]!.fingerprint, i * 32);
-    });
-    const verified = await pool.verify(bytes, check, fps, null);
-    bytes = verified.data;
-    const failed = verified.failure ? verified.failure.index : part.length;
-    for (let i = 0; i < failed; i++) forms.set(part[i]!.ri, Buffer.from(bytes.buffer, bytes.byteOffset + part[i]!.at, part[i]!.length));
-    if (!verified.failure) break;
-    const bad = part[failed]!;
-    forms.set(bad.ri, undefined);
-    process.emitWarning(`prune --recompress: the zstd form made for chunk ${read.refs[bad.ri]!.fingerprint.toString('hex')} of ${read.packName} does not decode to it (${verified.failure.reason}); the chunk is kept as it was stored`, { code: 'CHUNKYARD_RECOMPRESS_FAILED' });
-    from += failed + 1;
-  }
+  const own = Buffer.allocUnsafeSlow(at);
+  own.set(out.subarray(0, at));
+  const checked = await verifyRead(pool, own, 0, made.map((m) => m.ref));
+  made.forEach((m, i) => {
+    const reason = checked.bad.get(i);
+    if (reason === undefined) return void forms.set(m.ri, checked.data.subarray(m.ref.offset, m.ref.offset + m.ref.storedLength));
+    forms.set(m.ri, undefined);
+    process.emitWarning(`prune --recompress: the zstd form made for chunk ${m.ref.fingerprint.toString('hex')} of ${read.packName} does not decode to it (${reason}); the chunk is kept as it was stored`, { code: 'CHUNKYARD_RECOMPRESS_FAILED' });
+  });
   return forms;
 }
 

@@ -65,7 +65,7 @@ function* groups<T>(job: VerifyJob<T>, maxReadBytes: number): Generator<{ start:
  * Decodes and checks every chunk of one read; a failing chunk does not hide those after it.
  * `data` goes to the worker and comes back: the bytes to use afterwards are the returned ones.
  */
-async function verifyRead(pool: CompressionPool, data: Buffer, start: number, allRefs: ChunkRef[]): Promise<{ data: Buffer; bad: Map<number, string> }> {
+export async function verifyRead(pool: CompressionPool, data: Buffer, start: number, allRefs: ChunkRef[]): Promise<{ data: Buffer; bad: Map<number, string> }> {
   const bad = new Map<number, string>();
   // Delta chunks (codec 3) are checked by their blob checksum here, without their base
   // (src/delta/blob.ts); decoding them against the base is restore's and check's job.
@@ -112,8 +112,8 @@ async function verifyRead(pool: CompressionPool, data: Buffer, start: number, al
 
 /**
  * Reads and verifies the chunks of every job, yielding one result per coalesced read in job
- * order, with up to `concurrency` reads (and decodes) in flight. Memory: about
- * concurrency × MAX_READ_BYTES at worst (each read travels to a worker and back without a
+ * order, with up to `concurrency` reads (and decodes) in flight, each of at most
+ * `maxReadBytes` (default MAX_READ_BYTES). Memory: about concurrency × maxReadBytes at worst (each read travels to a worker and back without a
  * copy), plus one decode buffer per worker.
  */
 export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8, maxReadBytes = MAX_READ_BYTES): AsyncGenerator<VerifiedRead<T>> {
