@@ -220,6 +220,36 @@ test('recompress: a new form that does not decode to its chunk is not used (a co
   });
 });
 
+test('recompress beside a writer that dedupes against the packs being re-encoded: every snapshot stays whole, through the prune that deletes', async () => {
+  await withDir(async (dir) => {
+    await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd', zstdLevel: 1 });
+    const [first, second] = generations();
+    const pruner = await Store.open(dir, { purpose: 'recompress' });
+    const writer = await Store.open(dir, { purpose: 'writer' });
+    try {
+      const a = (await writer.backup(streamOf(first!), { target: 't' })).id;
+      // The writer's next backup shares half its chunks with the first and comes slowly, so
+      // that it looks them up (old packs) while prune re-encodes and condemns those packs.
+      const slow = async function* () {
+        for (let at = 0; at < second!.length; at += 256 << 10) {
+          await new Promise((r) => setTimeout(r, 15));
+          yield second!.subarray(at, at + (256 << 10));
+        }
+      };
+      const [b, r] = await Promise.all([writer.backup(slow(), { target: 't' }), pruner.prune({ recompress: { level: 9 } })]);
+      assert.ok(r.recompressed!.chunks > 0);
+      await wholeAfter(writer, dir, [a, b.id], [first!, second!]);
+      // The writer has ended its backup: a plain prune now deletes what is ripe, and the
+      // writer's snapshot still restores whatever copy it references.
+      await pruner.prune();
+      await wholeAfter(pruner, dir, [a, b.id], [first!, second!]);
+    } finally {
+      await writer.close();
+      await pruner.close();
+    }
+  });
+});
+
 test('recompress: bad input is BAD_ARGUMENT and changes nothing', async () => {
   await withDir(async (dir) => {
     await Store.init(dir, { avgSize: 16384, packSize: 1 << 20, compression: 'zstd' });
