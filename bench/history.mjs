@@ -5,8 +5,15 @@
 //
 //   npm run build:ts && node bench/history.mjs [--generations 30] [--size-mib 256] [--gap-kib 256]
 //        [--restore 1,10,20,30|none] [--rounds 3] [--tools chunkyard,restic,borg]
+//        (chunkyard tools: chunkyard = init's defaults, chunkyard-zstd = --compression zstd,
+//        chunkyard-delta = --compression zstd --delta on) [--true-change]
 //        [--baseline DIR] [--chunkyard-dir DIR] [--work DIR] [--keep] [--out bench/results/history-DATE]
 //        [--reuse OLD/history.json]    (restores only, from what a --keep run left in --work)
+//
+// After every generation each repository's size is recorded (chunkyard: without its local
+// index cache `cache/` and `reserve`, which are not the store; restic's cache is outside its
+// repository), so growth per generation is reported beside, with --true-change, the true
+// change: `xdelta3 -9 -e -s PREVIOUS CURRENT | zstd -19`, in bytes.
 //
 // --baseline DIR adds "chunkyard@base": a built checkout of another commit (bin/chunkyard
 // and dist/ in DIR), with its own store, to compare restore paths in the same run.
@@ -22,7 +29,7 @@
 // (MB/s by generation) and history-cpu.svg (MB per CPU second by generation).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -73,14 +80,15 @@ function run(cmd, argv, { env, stdout } = {}) {
 }
 
 /** A tool: init, backup of a file, restore of a snapshot to a file. */
-function chunkyardTool(name, dir) {
+function chunkyardTool(name, dir, initArgs = []) {
   const bin = join(dir, 'bin', 'chunkyard');
   const repo = join(o.work, name);
   const env = { PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
   return {
     name,
     repo,
-    init: () => run(bin, ['init', repo, '--json'], { env }),
+    chunkyard: true,
+    init: () => run(bin, ['init', repo, ...initArgs, '--json'], { env }),
     backup: (file) => JSON.parse(run(bin, ['backup', repo, file, '--target', 'dump', '--json'], { env }).stdout.trim().split('\n').pop()).id,
     restore: (id, out) => run(bin, ['restore', repo, id, '--output', out], { env }),
     list: () => JSON.parse(run(bin, ['snapshots', repo, '--json'], { env }).stdout).map((x) => x.id),
@@ -121,6 +129,34 @@ function borgTool() {
   };
 }
 
+/** A repository's bytes; a chunkyard store's without `cache/` (its local index) and `reserve`. */
+function repoBytes(t) {
+  if (!t.chunkyard) return duBytes(t.repo);
+  return readdirSync(t.repo).filter((n) => n !== 'cache' && n !== 'reserve').reduce((sum, n) => sum + duBytes(join(t.repo, n)), 0);
+}
+
+/** Growth of each repository per generation, in bytes (× the true change when measured), as a Markdown table. */
+function growthTable(gens, sizes, tools) {
+  const tc = gens.some((g) => g.trueChange);
+  const rows = [`| gen |${tc ? ' true change |' : ''} ${tools.map((t) => t.name).join(' | ')} |`, `|---:|${tc ? '---:|' : ''}${tools.map(() => '---:').join('|')}|`];
+  gens.forEach((g, i) => {
+    const cells = tools.map((t) => {
+      const grew = sizes[t.name][i] - (i ? sizes[t.name][i - 1] : 0);
+      return i && g.trueChange ? `${grew} (${(grew / g.trueChange).toFixed(1)}×)` : String(grew);
+    });
+    rows.push(`| ${g.generation} |${tc ? ` ${g.trueChange ?? '–'} |` : ''} ${cells.join(' | ')} |`);
+  });
+  rows.push(`| total |${tc ? ` ${gens.reduce((s, g) => s + (g.trueChange ?? 0), 0)} |` : ''} ${tools.map((t) => sizes[t.name].at(-1)).join(' | ')} |`);
+  return rows.join('\n') + '\n';
+}
+
+/** xdelta3 -9 of `cur` against `prev`, then zstd -19: the bytes a generation truly changed. */
+function trueChange(prev, cur) {
+  const r = spawnSync('sh', ['-c', 'xdelta3 -9 -e -c -s "$1" "$2" | zstd -19 -q -c | wc -c', 'sh', prev, cur], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`xdelta3 | zstd failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
 function duBytes(path) {
   const r = spawnSync('du', ['-sb', path]);
   return r.status === 0 ? Number(String(r.stdout).split('\t')[0]) : null;
@@ -144,6 +180,8 @@ async function main() {
   const tools = [];
   for (const t of o.tools) {
     if (t === 'chunkyard') tools.push(chunkyardTool('chunkyard', resolve(o.chunkyardDir)));
+    else if (t === 'chunkyard-zstd') tools.push(chunkyardTool(t, resolve(o.chunkyardDir), ['--compression', 'zstd']));
+    else if (t === 'chunkyard-delta') tools.push(chunkyardTool(t, resolve(o.chunkyardDir), ['--compression', 'zstd', '--delta', 'on']));
     else if (t === 'restic') tools.push(resticTool());
     else if (t === 'borg') tools.push(borgTool());
     else throw new Error(`unknown tool ${t}`);
@@ -153,7 +191,10 @@ async function main() {
   log(`tools ${tools.map((t) => t.name).join(', ')}; ${o.generations} generations of ${o.sizeMiB} MiB, an edit every ${o.gapKiB} KiB on average; load ${load.before.map((x) => x.toFixed(2)).join(' ')}`);
   // The dump is written to one path (restic and borg record the path; the name stays the same).
   const dumpFile = join(o.work, 'dump.sql');
+  const prevFile = join(o.work, 'dump.prev.sql');
+  const withTrueChange = args.includes('--true-change');
   const gens = [];
+  const sizes = Object.fromEntries(tools.map((t) => [t.name, []]));
   const backups = Object.fromEntries(tools.map((t) => [t.name, []]));
   if (o.reuse) {
     // Restores only, from the repositories a --keep run left in --work, with this build.
@@ -167,20 +208,26 @@ async function main() {
     log(`reusing the repositories in ${o.work} (${gens.length} generations, from ${o.reuse})`);
   } else for (const t of tools) t.init();
   if (!o.reuse) for (const g of dumpSeries({ generations: o.generations, sizeMiB: o.sizeMiB, seed: o.seed, gapKiB: o.gapKiB })) {
+    if (withTrueChange && existsSync(dumpFile)) renameSync(dumpFile, prevFile);
     writeFileSync(dumpFile, g.data);
     gens.push({ generation: g.generation, bytes: g.data.length, edits: g.edits, sha256: createHash('sha256').update(g.data).digest('hex'), corpus: g.corpus, ids: {} });
+    const gen = gens[gens.length - 1];
     for (const t of tools) {
       const t0 = performance.now();
-      gens[gens.length - 1].ids[t.name] = t.backup(dumpFile);
+      gen.ids[t.name] = t.backup(dumpFile);
       backups[t.name].push((performance.now() - t0) / 1000);
+      sizes[t.name].push(repoBytes(t));
     }
-    log(`generation ${g.generation}: ${g.data.length} bytes, ${g.edits} edits; backup s ${tools.map((t) => `${t.name} ${backups[t.name].at(-1).toFixed(2)}`).join(', ')}`);
+    if (withTrueChange && existsSync(prevFile)) gen.trueChange = trueChange(prevFile, dumpFile);
+    const growth = (t) => sizes[t.name].at(-1) - (sizes[t.name].at(-2) ?? 0);
+    log(`generation ${g.generation}: ${g.data.length} bytes, ${g.edits} edits${gen.trueChange ? `, true change ${gen.trueChange}` : ''}; backup s ${tools.map((t) => `${t.name} ${backups[t.name].at(-1).toFixed(2)}`).join(', ')}; growth ${tools.map((t) => `${t.name} ${growth(t)}`).join(', ')}`);
   }
   const stored = Object.fromEntries(tools.map((t) => [t.name, duBytes(t.repo)]));
   log(`stored bytes: ${JSON.stringify(stored)}`);
+  if (!o.reuse) writeFileSync(join(o.out, 'growth.md'), growthTable(gens, sizes, tools));
   if (o.restore.length === 0) {
     // --restore none: the repositories only (with --keep, for bench/restore-ab.mjs).
-    writeFileSync(join(o.out, 'history.json'), JSON.stringify({ date: new Date().toISOString(), options: o, generations: gens.map(({ generation, bytes, edits, sha256, ids }) => ({ generation, bytes, edits, sha256, ids })), stored }, null, 2) + '\n');
+    writeFileSync(join(o.out, 'history.json'), JSON.stringify({ date: new Date().toISOString(), options: o, generations: gens.map(({ generation, bytes, edits, sha256, ids, trueChange: tc }) => ({ generation, bytes, edits, sha256, ids, trueChange: tc })), stored, sizes }, null, 2) + '\n');
     if (!args.includes('--keep')) rmSync(o.work, { recursive: true, force: true });
     log(`no restores asked for; wrote ${join(o.out, 'history.json')}${args.includes('--keep') ? `, kept ${o.work}` : ''}`);
     return;
@@ -233,17 +280,20 @@ async function main() {
   const latest = o.restore.at(-1);
   const peers = tools.filter((t) => t.name === 'restic' || t.name === 'borg').map((t) => results[t.name].restore[latest].MBps);
   const peersCpu = tools.filter((t) => t.name === 'restic' || t.name === 'borg').map((t) => results[t.name].restore[latest].MBperCpuSecond);
+  // The summary is of the first chunkyard tool given (`--tools`).
+  const lead = results[tools.find((t) => t.chunkyard)?.name];
   const summary = {
-    chunkyardLastOverFirst: results.chunkyard?.lastOverFirst,
-    chunkyardOverFasterPeerLatest: peers.length ? results.chunkyard.restore[latest].MBps / Math.max(...peers) : undefined,
-    chunkyardLastOverFirstCpu: results.chunkyard?.lastOverFirstCpu,
-    chunkyardOverFasterPeerLatestCpu: peersCpu.length ? results.chunkyard.restore[latest].MBperCpuSecond / Math.max(...peersCpu) : undefined,
+    chunkyardLastOverFirst: lead?.lastOverFirst,
+    chunkyardOverFasterPeerLatest: lead && peers.length ? lead.restore[latest].MBps / Math.max(...peers) : undefined,
+    chunkyardLastOverFirstCpu: lead?.lastOverFirstCpu,
+    chunkyardOverFasterPeerLatestCpu: lead && peersCpu.length ? lead.restore[latest].MBperCpuSecond / Math.max(...peersCpu) : undefined,
   };
   const report = {
     date: new Date().toISOString(),
     machine: { cpus: availableParallelism(), node: process.version, load },
     options: o,
-    generations: gens.map(({ generation, bytes, edits, sha256, corpus, ids }) => ({ generation, bytes, edits, sha256, corpus, ids })),
+    generations: gens.map(({ generation, bytes, edits, sha256, corpus, ids, trueChange: tc }) => ({ generation, bytes, edits, sha256, corpus, ids, trueChange: tc })),
+    sizes,
     results,
     summary,
   };
