@@ -3,8 +3,9 @@
  * it; a restore drops base entries from the output and reads delta blobs with the window's
  * other chunks. Each batch of a read's deltas then reads its bases' *stored* bytes (coalesced
  * per pack, started before the read's own bytes are in) and one native call decodes each base
- * into a per-thread scratch buffer, checks it against its fingerprint, and decodes the delta
- * against it into its place (deltaDecodeStoredAsync): no decoded base is kept, so memory holds
+ * into a per-thread scratch buffer and decodes the delta against it into its place, checked
+ * against the chunk's fingerprint (deltaDecodeStoredAsync; the base's own fingerprint is
+ * checked only when that fails, to name the damaged one): no decoded base is kept, so memory holds
  * only stored bases (at most PARALLEL_BATCHES × BATCH of them per read) and nothing decoded
  * goes through fresh pages. Without that call (an older addon), bases are decoded and kept in
  * a bounded cache (BaseCache.getMany) as before.
@@ -284,8 +285,8 @@ const notFound = (err: unknown): boolean => (err as { code?: string }).code === 
 
 /**
  * A batch of delta pieces decoded with their bases in stored form (deltaDecodeStoredAsync):
- * one native call per coalesced base read, every base and every delta checked against its
- * fingerprint there.
+ * one native call per coalesced base read, every delta chunk checked against its fingerprint
+ * there (and a base against its own when a chunk decoded from it fails).
  */
 async function decodeBatchStored(
   cache: BaseCache,

@@ -161,8 +161,8 @@ export interface NativeAddon {
    * deltaDecodeManyAsync with each base in its stored form (codec 0, 1 or 2) within baseData:
    * places are [blobOffset, blobLength, baseOffset, baseStoredLength, baseRawLength, baseCodec,
    * destOffset, destLength] per chunk; each base is decoded into a per-thread scratch buffer
-   * and checked against its fingerprint there. [-1, ''] or [index, reason] (a reason about
-   * the base starts with "its base").
+   * (checked against its own fingerprint only when the chunk decoded from it fails its own).
+   * [-1, ''] or [index, reason] (a reason about the base starts with "its base").
    */
   /** Argon2id version 0x13, 32-byte output (native/src/argon2.rs; builds tagged `argon2id`). */
   argon2idAsync?(password: Uint8Array, salt: Uint8Array, memoryKiB: number, passes: number, lanes: number): Promise<Buffer>;
