@@ -35,23 +35,35 @@ const POOR_DELTA_FRACTION = 1 / 128;
  * Rebase rule: a delta frame over REBASE_CHECK_FRACTION of its chunk is compared with the
  * chunk's ordinary compressed form, and kept only when at most REBASE_FRACTION of it;
  * otherwise the chunk is stored whole. A delta's base is never a delta, so the next
- * generation's version of a chunk stored as a poor delta is encoded against the same poor
- * base again (the candidate stands for its base), and pays the poor delta every generation
- * until the chunk is stored whole: a chunk re-cut by a moved boundary, or matched with the
- * wrong base, costs its whole compressed size once instead of a large delta every night.
- * 1/64 of the raw chunk is at most 1/4 of the compressed form for data that compresses up
- * to 16×, so chunks under it skip the comparison (and its compression).
+ * generation's version of a chunk is encoded against the same base again (the candidate
+ * stands for its base) and its delta carries every edit since that base was stored whole:
+ * a chunk re-cut by a moved boundary, or matched with the wrong base, costs its whole
+ * compressed size once instead of a large delta every night, and a chunk edited a little
+ * every night is stored whole again when its delta has grown too large.
+ *
+ * The fraction is a trade: a chunk whose delta grows by r bytes a generation and whose
+ * compressed form is C costs, on average over a long history, about f·C/2 + r/f per
+ * generation when rebased at f·C, least at f = sqrt(2r/C). Nightly dumps with an edit
+ * every 64 KiB (r ≈ 33 B, C ≈ 7 KB at 64 KiB chunks) give f ≈ 1/10; over 90 generations
+ * 1/10 stored 11 % less than 1/4 (21 % less per generation after the 60th) and 3 % more in
+ * generations 2–10; 1/16 stored more than both (docs/benchmarks.md, "A long history").
+ * 1/128 of the raw chunk is at most 1/10 of the compressed form for data that compresses
+ * up to 12.8×, so chunks under it skip the comparison (and its compression).
  */
-const REBASE_CHECK_FRACTION = 1 / 64;
-const REBASE_FRACTION = 1 / 4;
+const REBASE_CHECK_FRACTION = 1 / 128;
+const REBASE_FRACTION = 1 / 10;
 
 /**
  * The rebase rule as one test (the backup's and analyze's): whether a delta blob of
  * `blobLength` bytes (header included) is kept for a chunk of `rawLength` bytes whose
  * ordinary stored form (compressed, or raw when it does not shrink) is `compressedLength`.
+ * The frame is weighed, not the blob: the blob's header is the same whatever the base, so
+ * it says nothing of how well the base covers the chunk (and at small chunks it alone
+ * would be over the fraction of their compressed form).
  */
 export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number): boolean {
-  return blobLength - DELTA_BLOB_HEADER <= rawLength * REBASE_CHECK_FRACTION || blobLength <= compressedLength * REBASE_FRACTION;
+  const frame = blobLength - DELTA_BLOB_HEADER;
+  return frame <= rawLength * REBASE_CHECK_FRACTION || frame <= compressedLength * REBASE_FRACTION;
 }
 /** Recipe entries read per candidate look-up block (cached, a few blocks). */
 const RECIPE_BLOCK_ENTRIES = 4096;
@@ -99,7 +111,7 @@ export interface DeltaStats {
   /** Second tries against the previous snapshot's entry at the chunk's stream position, and those kept. */
   positionTries: number;
   positionKept: number;
-  /** Deltas dropped by the rebase rule (over 1/4 of the chunk's compressed form): stored whole. */
+  /** Deltas dropped by the rebase rule (over 1/10 of the chunk's compressed form): stored whole. */
   rebased: number;
   /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
   sketchMs: number;
