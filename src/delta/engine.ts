@@ -45,7 +45,7 @@ const POOR_DELTA_FRACTION = 1 / 128;
  * compressed form is C costs, on average over a long history, about f·C/2 + r/f per
  * generation when rebased at f·C, least at f = sqrt(2r/C). Nightly dumps with an edit
  * every 64 KiB (r ≈ 33 B, C ≈ 7 KB at 64 KiB chunks) give f ≈ 1/10; over 90 generations
- * 1/10 stored 11 % less than 1/4 (21 % less per generation after the 60th) and 3 % more in
+ * 1/10 stored 11 % less than 1/4 (19 % less in generations 61–90) and 2 % more in
  * generations 2–10; 1/16 stored more than both (docs/benchmarks.md, "A long history").
  * 1/128 of the raw chunk is at most 1/10 of the compressed form for data that compresses
  * up to 12.8×, so chunks under it skip the comparison (and its compression).
