@@ -40,7 +40,7 @@ export interface DeltaGeneration {
   savedBytes: number;
   /** What delta adds besides: a base entry (52 B) per delta and a sketch record (12 B) per recipe entry. */
   metadataBytes: number;
-  /** Chunks whose delta the rebase rule drops (over 1/10 of their compressed form): stored whole. */
+  /** Chunks whose delta the rebase rule drops (keepsDelta's poor-base test: over 1/4 of their compressed form): stored whole. */
   rebasedChunks: number;
 }
 

@@ -32,38 +32,48 @@ const MAX_DELTA_FRACTION = 0.5;
  */
 const POOR_DELTA_FRACTION = 1 / 128;
 /**
- * Rebase rule: a delta frame over REBASE_CHECK_FRACTION of its chunk is compared with the
- * chunk's ordinary compressed form, and kept only when at most REBASE_FRACTION of it;
- * otherwise the chunk is stored whole. A delta's base is never a delta, so the next
- * generation's version of a chunk is encoded against the same base again (the candidate
- * stands for its base) and its delta carries every edit since that base was stored whole:
- * a chunk re-cut by a moved boundary, or matched with the wrong base, costs its whole
- * compressed size once instead of a large delta every night, and a chunk edited a little
- * every night is stored whole again when its delta has grown too large.
+ * Rebase rule: a delta frame over REBASE_CHECK_FRACTION of its chunk is weighed against the
+ * chunk's ordinary compressed form C (the chunk is compressed too), and the chunk is stored
+ * whole instead (a new base) when either test says so:
  *
- * The fraction is a trade: a chunk whose delta grows by r bytes a generation and whose
- * compressed form is C costs, on average over a long history, about f·C/2 + r/f per
- * generation when rebased at f·C, least at f = sqrt(2r/C). Nightly dumps with an edit
- * every 64 KiB (r ≈ 33 B, C ≈ 7 KB at 64 KiB chunks) give f ≈ 1/10; over 90 generations
- * 1/10 stored 11 % less than 1/4 (19 % less in generations 61–90) and 2 % more in
- * generations 2–10; 1/16 stored more than both (docs/benchmarks.md, "A long history").
- * 1/128 of the raw chunk is at most 1/10 of the compressed form for data that compresses
- * up to 12.8×, so chunks under it skip the comparison (and its compression).
+ * - Poor base: the frame is over POOR_BASE_FRACTION of C. A delta's base is never a delta,
+ *   so the next generation of a chunk stored as a poor delta (re-cut by a moved boundary, or
+ *   matched with the wrong base) is encoded against the same poor base again (the candidate
+ *   stands for its base) and pays the poor delta every night; stored whole, it costs C once.
+ * - Grown delta: the candidate was itself a delta against the same base, of frame length p,
+ *   and this frame (d) has grown by r = d − p since. Each generation's delta carries every
+ *   edit since the base was stored whole, so a chunk edited a little every night costs
+ *   about f·C/2 + r/f a night over a long history when rebased at d = f·C: least at
+ *   d = √(2·C·r). So rebase when d² > 2·C·r. Nightly dumps with an edit every 64 KiB
+ *   (r ≈ 33 B, C ≈ 7 KB) rebase near d ≈ C/10, 90 such generations storing 11 % less than
+ *   the poor-base test alone (C/4); on disk images, whose deltas grow fast, the test
+ *   rarely fires before the poor-base one (docs/benchmarks.md, "A long history"). A fixed
+ *   C/10 for every chunk stored 29 % more on the image series.
+ *
+ * Frames up to 1/128 of the raw chunk skip the comparison (and its compression): that is
+ * under the poor-base threshold for data that compresses up to 32×, and the grown-delta
+ * test would drop such a frame only for a delta growing less than raw·ratio/32 768 bytes a
+ * night (18 B for 64 KiB chunks compressing 9×), where rebasing saves little.
  */
 const REBASE_CHECK_FRACTION = 1 / 128;
-const REBASE_FRACTION = 1 / 10;
+const POOR_BASE_FRACTION = 1 / 4;
 
 /**
  * The rebase rule as one test (the backup's and analyze's): whether a delta blob of
  * `blobLength` bytes (header included) is kept for a chunk of `rawLength` bytes whose
- * ordinary stored form (compressed, or raw when it does not shrink) is `compressedLength`.
- * The frame is weighed, not the blob: the blob's header is the same whatever the base, so
- * it says nothing of how well the base covers the chunk (and at small chunks it alone
- * would be over the fraction of their compressed form).
+ * ordinary stored form (compressed, or raw when it does not shrink) is `compressedLength`;
+ * `previousBlobLength` is the stored length of the previous generation's delta of the chunk
+ * against the same base, when its candidate was one. Frames are weighed, not blobs: the
+ * blob's header is the same whatever the base, so it says nothing of how well the base
+ * covers the chunk (and at small chunks it alone is a large part of their compressed form).
  */
-export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number): boolean {
+export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number, previousBlobLength?: number): boolean {
   const frame = blobLength - DELTA_BLOB_HEADER;
-  return frame <= rawLength * REBASE_CHECK_FRACTION || frame <= compressedLength * REBASE_FRACTION;
+  if (frame <= rawLength * REBASE_CHECK_FRACTION) return true;
+  if (frame > compressedLength * POOR_BASE_FRACTION) return false;
+  if (previousBlobLength === undefined) return true;
+  const grown = frame - (previousBlobLength - DELTA_BLOB_HEADER);
+  return grown <= 0 || frame * frame <= 2 * compressedLength * grown;
 }
 /** Recipe entries read per candidate look-up block (cached, a few blocks). */
 const RECIPE_BLOCK_ENTRIES = 4096;
@@ -85,6 +95,11 @@ export interface DeltaSeed {
 export interface DeltaBase {
   fingerprint: Buffer;
   location: ChunkLocation;
+  /**
+   * When this base came from a candidate that was itself a delta against it (the previous
+   * generation's version of the chunk): that delta blob's stored length, for the rebase rule.
+   */
+  previousDelta?: number;
 }
 
 export interface DeltaResult {
@@ -111,7 +126,7 @@ export interface DeltaStats {
   /** Second tries against the previous snapshot's entry at the chunk's stream position, and those kept. */
   positionTries: number;
   positionKept: number;
-  /** Deltas dropped by the rebase rule (over 1/10 of the chunk's compressed form): stored whole. */
+  /** Deltas dropped by the rebase rule (keepsDelta: a poor base, or a delta grown past its best rebase point): stored whole. */
   rebased: number;
   /** Milliseconds awaited in sketching, base reads (read, decode, verify) and encoding, summed over slices (they overlap). */
   sketchMs: number;
@@ -435,8 +450,10 @@ export class DeltaStream {
     if (e.codec === CODEC_DELTA) {
       // Its base, the entry before it (same seek block: the writer's rule).
       if (id === 0) return undefined;
+      const previousDelta = e.location.storedLength;
       e = await this.entryAt(id - 1);
       if (!e.isBase || e.codec === CODEC_DELTA) return undefined;
+      return { fingerprint: e.fingerprint, location: e.location, previousDelta };
     }
     return { fingerprint: e.fingerprint, location: e.location };
   }
@@ -622,11 +639,11 @@ export async function compressRest(
     kept.forEach((k, j) => {
       storedLengths[k] = r.storedLengths[j]!;
       codecs[k] = r.codecs[j]!;
-      // The rebase rule (REBASE_FRACTION): a poor delta is dropped, the chunk stored whole
+      // The rebase rule (keepsDelta): a poor or grown delta is dropped, the chunk stored whole
       // (compressed) and so a good base for the next generation. A kept one is written as
       // a delta by the caller (smaller than the compressed form).
       const d = deltas[k];
-      if (d && !keepsDelta(d.blob.length, newPieces[k * 2 + 1]!, r.storedLengths[j]!)) {
+      if (d && !keepsDelta(d.blob.length, newPieces[k * 2 + 1]!, r.storedLengths[j]!, d.base.previousDelta)) {
         deltas[k] = undefined;
         if (stats) {
           stats.kept--;

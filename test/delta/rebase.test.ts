@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { CODEC_DELTA } from '../../src/pack/codecs.js';
-import { deltaNative } from '../../src/delta/blob.js';
+import { deltaNative, DELTA_BLOB_HEADER } from '../../src/delta/blob.js';
+import { keepsDelta } from '../../src/delta/engine.js';
 import { collect, prng, streamOf } from '../support/data.js';
 import { recipeEntries } from '../support/store-files.js';
 
@@ -64,4 +65,22 @@ test('a chunk whose delta is a third of its compressed form is stored whole, and
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the rebase rule: a poor base, a delta grown past its best rebase point, and deltas kept', () => {
+  const blob = (frame: number): number => DELTA_BLOB_HEADER + frame;
+  const raw = 65536;
+  // Frames up to 1/128 of the chunk are kept without weighing them (512 B here).
+  assert.equal(keepsDelta(blob(512), raw, 600), true, 'a small frame is kept whatever the compressed form');
+  // Poor base: over 1/4 of the compressed form, with or without a previous delta.
+  assert.equal(keepsDelta(blob(2000), raw, 7000), false, 'over 1/4 of C: stored whole');
+  assert.equal(keepsDelta(blob(1700), raw, 7000), true, 'under 1/4 of C and no previous delta: kept');
+  // Grown delta (C = 7000): rebase when frame² > 2·C·growth.
+  assert.equal(keepsDelta(blob(700), raw, 7000, blob(667)), false, 'a dump chunk: 700 B grown by 33 B a night (700² > 2·7000·33)');
+  assert.equal(keepsDelta(blob(600), raw, 7000, blob(567)), true, 'the same chunk a few nights earlier (600² < 2·7000·33)');
+  assert.equal(keepsDelta(blob(1700), raw, 7000, blob(900)), true, 'a fast-growing delta under 1/4 of C is kept (1700² < 2·7000·800)');
+  assert.equal(keepsDelta(blob(1500), raw, 7000, blob(1600)), true, 'a delta that shrank is kept');
+  assert.equal(keepsDelta(blob(1500), raw, 7000, blob(1500)), true, 'a delta that did not grow is kept');
+  // The blob header is not weighed: at small chunks it alone would be most of the budget.
+  assert.equal(keepsDelta(blob(20), 1024, 300), true, 'a 20-byte frame of a 1 KiB chunk compressing to 300 B');
 });
