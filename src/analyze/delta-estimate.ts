@@ -40,7 +40,7 @@ export interface DeltaGeneration {
   savedBytes: number;
   /** What delta adds besides: a base entry (52 B) per delta and a sketch record (12 B) per recipe entry. */
   metadataBytes: number;
-  /** Chunks whose delta the rebase rule drops (keepsDelta's poor-base test: over 1/4 of their compressed form): stored whole. */
+  /** Chunks whose delta the rebase rule drops (keepsDelta: a poor base, or a delta grown past its best rebase point): stored whole. */
   rebasedChunks: number;
 }
 
@@ -76,6 +76,8 @@ interface PrevChunk {
   file: number;
   offset: number;
   length: number;
+  /** When the chunk was a delta against that base: its blob's length (the rebase rule's previousBlobLength). */
+  delta?: number;
 }
 
 /**
@@ -97,12 +99,20 @@ export async function estimateDelta(
   const gens: DeltaGeneration[] = [];
   // The previous generation's chunks (the seed), by id = their index in it; bounded by capacity.
   let prev: Seed | undefined;
+  /**
+   * The previous generation's delta chunks by fingerprint: their base and blob length. The
+   * store references such a chunk again (base entry first) when it recurs unchanged, so its
+   * next generation's candidate is that base, as for a delta stored anew. One generation's
+   * worth: the store does so only for copies the previous snapshot holds.
+   */
+  let prevDeltas = new Map<string, PrevChunk>();
   try {
     for (let g = 0; g < files.length; g++) {
       const fh = await open(files[g]!, 'r');
       handles.push(fh);
       const gen: DeltaGeneration = { deltaChunks: 0, deltaRawBytes: 0, deltaCompressedBytes: 0, deltaStoredBytes: 0, savedBytes: 0, metadataBytes: 0, rebasedChunks: 0 };
       const next = new SeedBuilder(g + 1 < files.length ? capacity : 0);
+      const nextDeltas = new Map<string, PrevChunk>();
       const chunker = createChunker(params, { engine: options.engine });
       let fileOffset = 0;
       let pending = new Uint8Array(0);
@@ -151,6 +161,14 @@ export async function estimateDelta(
           if (set.room === 0) await set.spill();
           const isNew = set.add(hashes, i * 32, len, len, g);
           whole[i] = { file: g, offset: off, length: len };
+          if (!isNew) {
+            const key = Buffer.from(hashes.buffer, hashes.byteOffset + i * 32, 32).toString('latin1');
+            const asDelta = prevDeltas.get(key);
+            if (asDelta) {
+              whole[i] = asDelta;
+              nextDeltas.set(key, asDelta);
+            }
+          }
           if (!isNew || !prev) continue;
           fresh[i] = 1;
           const id = prev.index.lookup(sketches, i * 3);
@@ -209,7 +227,7 @@ export async function estimateDelta(
             const stored = DELTA_BLOB_HEADER + frame;
             // The store's rebase rule: a poor delta is dropped and the chunk stored whole, so
             // it is its own candidate for the next generation (whole[i] stays itself).
-            if (!keepsDelta(stored, lengths[i]!, compressed[k]!)) {
+            if (!keepsDelta(stored, lengths[i]!, compressed[k]!, base.delta)) {
               gen.rebasedChunks++;
               return;
             }
@@ -218,8 +236,10 @@ export async function estimateDelta(
             gen.deltaRawBytes += lengths[i]!;
             gen.deltaCompressedBytes += compressed[k]!;
             gen.deltaStoredBytes += stored;
-            // The store records the base, not the delta, as the next generation's candidate.
-            whole[i] = base;
+            // The store records the base, not the delta, as the next generation's candidate,
+            // and the delta's length beside it (the rebase rule's grown-delta test).
+            whole[i] = { file: base.file, offset: base.offset, length: base.length, delta: stored };
+            if (g + 1 < files.length) nextDeltas.set(Buffer.from(hashes.buffer, hashes.byteOffset + i * 32, 32).toString('latin1'), whole[i]!);
           });
         }
         for (let i = 0; i < n; i++) {
@@ -250,6 +270,7 @@ export async function estimateDelta(
       gen.metadataBytes = gen.deltaChunks * RECIPE_ENTRY_SIZE + entries * SKETCH_RECORD_SIZE;
       gens.push(gen);
       if (g + 1 < files.length) prev = next.build();
+      prevDeltas = nextDeltas;
     }
   } finally {
     for (const h of handles) await h.close().catch(() => {});
@@ -288,6 +309,8 @@ class SeedBuilder {
   private offsets = new Float64Array(1024);
   private lengths = new Uint32Array(1024);
   private starts = new Float64Array(1024);
+  /** Delta blob lengths (0: the chunk was whole). */
+  private deltas = new Uint32Array(1024);
   /** Where the last chunk added ends in its stream. */
   private end = 0;
   private sketches = new Uint32Array(3 * 1024);
@@ -307,12 +330,14 @@ class SeedBuilder {
       this.offsets = grow(this.offsets, 2);
       this.lengths = grow(this.lengths, 2);
       this.starts = grow(this.starts, 2);
+      this.deltas = grow(this.deltas, 2);
       this.sketches = grow(this.sketches, 2);
     }
     this.files[this.n] = c.file;
     this.offsets[this.n] = c.offset;
     this.lengths[this.n] = c.length;
     this.starts[this.n] = streamStart;
+    this.deltas[this.n] = c.delta ?? 0;
     this.sketches.set(sketches.subarray(at, at + 3), this.n * 3);
     this.n++;
   }
@@ -320,7 +345,7 @@ class SeedBuilder {
   build(): Seed {
     const index = new SimilarityIndex(Math.max(1, this.n));
     for (let id = 0; id < this.n; id++) index.add(this.sketches, id * 3, id);
-    const { files, offsets, lengths, starts, n, end } = this;
+    const { files, offsets, lengths, starts, deltas, n, end } = this;
     this.sketches = new Uint32Array(0);
     const at = (pos: number): number => {
       // The last chunk starting at or before pos (starts ascend), if pos falls inside it.
@@ -336,6 +361,6 @@ class SeedBuilder {
       }
       return found >= 0 && pos < (found + 1 < n ? starts[found + 1]! : end) ? found : -1;
     };
-    return { index, size: n, chunk: (id) => ({ file: files[id]!, offset: offsets[id]!, length: lengths[id]! }), at };
+    return { index, size: n, chunk: (id) => ({ file: files[id]!, offset: offsets[id]!, length: lengths[id]!, ...(deltas[id] ? { delta: deltas[id]! } : {}) }), at };
   }
 }
