@@ -61,6 +61,21 @@ test('analyze --delta: delta chunks and their stored bytes equal what a store wi
   }
 });
 
+/** A store with delta on (zstd, 16 KiB chunks) fed `gens` in order: the open store, each backup, and its packs' distinct chunks. */
+async function backUpSeries(name: string, gens: readonly string[]) {
+  const path = join(dir, name);
+  await Store.init(path, { compression: 'zstd', delta: 'on', avgSize: 16384 });
+  const store = await Store.open(path);
+  try {
+    const backups = [];
+    for (const f of gens) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
+    return { store, backups, totals: await distinctPackChunks(store.backend) };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
 test("analyze --delta models the store's second tries and rebase rule: the same deltas and stored bytes where both matter", { skip: deltaNative() === null ? 'no native addon' : false }, async () => {
   // A third of every 16 KiB region rewritten with new bytes, generation after generation:
   // many sketches find no base or a poor one (the store then tries the chunks beside the
@@ -79,13 +94,8 @@ test("analyze --delta models the store's second tries and rebase rule: the same 
   }
   const report = await analyze(gens, { compression: 'zstd', delta: true, avgSizes: [16384] });
   const d = report.results[0]!.delta!;
-  const path = join(dir, 'store-edited');
-  await Store.init(path, { compression: 'zstd', delta: 'on', avgSize: 16384 });
-  const store = await Store.open(path);
+  const { store, backups, totals } = await backUpSeries('store-edited', gens);
   try {
-    const backups = [];
-    for (const f of gens) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
-    const totals = await distinctPackChunks(store.backend);
     assert.ok(d.rebasedChunks > 0, 'the rebase rule drops some deltas');
     assert.ok(totals.deltaChunks > 0, 'the store made deltas');
     assert.equal(d.deltaChunks, totals.deltaChunks);
@@ -125,13 +135,8 @@ test('a delta that grows a little every generation is rebased past its best poin
   const d = report.results[0]!.delta!;
   assert.equal(d.generations[1]!.rebasedChunks, 0, 'generation 2: every delta is small against its whole base');
   assert.ok(d.generations.slice(2).some((g) => g.rebasedChunks > 0), `a later generation rebases grown deltas: ${d.generations.map((g) => g.rebasedChunks).join(',')}`);
-  const path = join(dir, 'store-grown');
-  await Store.init(path, { compression: 'zstd', delta: 'on', avgSize: 16384 });
-  const store = await Store.open(path);
+  const { store, backups, totals } = await backUpSeries('store-grown', gens);
   try {
-    const backups = [];
-    for (const f of gens) backups.push(await store.backup(createReadStream(f), { target: 'series' }));
-    const totals = await distinctPackChunks(store.backend);
     assert.equal(d.deltaChunks, totals.deltaChunks, 'the same deltas as the store');
     assert.equal(d.compressedBytes, totals.storedBytes);
     const r = report.results[0]!;
