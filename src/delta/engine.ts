@@ -45,7 +45,7 @@ const POOR_DELTA_FRACTION = 1 / 128;
  *   edit since the base was stored whole, so a chunk edited a little every night costs
  *   about f·C/2 + r/f a night over a long history when rebased at d = f·C: least at
  *   d = √(2·C·r). So rebase when d² > 2·C·r. Nightly dumps with an edit every 64 KiB
- *   (r ≈ 33 B, C ≈ 7 KB) rebase near d ≈ C/10, 90 such generations storing 11 % less than
+ *   (r ≈ 33 B, C ≈ 7 KB) rebase near d ≈ C/10, 90 such generations storing 10 % less than
  *   the poor-base test alone (C/4); on disk images, whose deltas grow fast, the test
  *   rarely fires before the poor-base one (docs/benchmarks.md, "A long history"). A fixed
  *   C/10 for every chunk stored 29 % more on the image series.
