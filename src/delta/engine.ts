@@ -58,6 +58,11 @@ const POOR_DELTA_FRACTION = 1 / 128;
 const REBASE_CHECK_FRACTION = 1 / 128;
 const POOR_BASE_FRACTION = 1 / 4;
 
+/** A delta frame small enough to keep without weighing it (nor compressing its chunk to). */
+function keptUnweighed(blobLength: number, rawLength: number): boolean {
+  return blobLength - DELTA_BLOB_HEADER <= rawLength * REBASE_CHECK_FRACTION;
+}
+
 /**
  * The rebase rule as one test (the backup's and analyze's): whether a delta blob of
  * `blobLength` bytes (header included) is kept for a chunk of `rawLength` bytes whose
@@ -68,8 +73,8 @@ const POOR_BASE_FRACTION = 1 / 4;
  * covers the chunk (and at small chunks it alone is a large part of their compressed form).
  */
 export function keepsDelta(blobLength: number, rawLength: number, compressedLength: number, previousBlobLength?: number): boolean {
+  if (keptUnweighed(blobLength, rawLength)) return true;
   const frame = blobLength - DELTA_BLOB_HEADER;
-  if (frame <= rawLength * REBASE_CHECK_FRACTION) return true;
   if (frame > compressedLength * POOR_BASE_FRACTION) return false;
   if (previousBlobLength === undefined) return true;
   const grown = frame - (previousBlobLength - DELTA_BLOB_HEADER);
@@ -630,7 +635,7 @@ export async function compressRest(
     storedLengths[k] = newPieces[k * 2 + 1]!;
     const d = deltas[k];
     // A large delta is compressed too, to weigh it against the chunk's compressed form.
-    if (d && d.blob.length - DELTA_BLOB_HEADER <= newPieces[k * 2 + 1]! * REBASE_CHECK_FRACTION) continue;
+    if (d && keptUnweighed(d.blob.length, newPieces[k * 2 + 1]!)) continue;
     keep.push(newPieces[k * 2]!, newPieces[k * 2 + 1]!);
     kept.push(k);
   }

@@ -275,8 +275,6 @@ async function reencode(pool: CompressionPool, read: VerifiedRead<string>, level
     out = new Uint8Array(new SharedArrayBuffer(rawBytes));
     ({ storedLengths, codecs } = await pool.compressInto('zstd', raw, rawPieces, out, level));
   }
-  // Where each new zstd form is in `out` (sealed forms are all there; plain ones only when
-  // compressed: codec 0 was not written).
   // The new zstd forms as chunk refs into `out` (sealed forms are all there; plain ones only
   // when compressed: codec 0 was not written), by their index in `read.refs`.
   const made: { ri: number; ref: ChunkRef }[] = [];

@@ -113,8 +113,8 @@ export async function verifyRead(pool: CompressionPool, data: Buffer, start: num
 /**
  * Reads and verifies the chunks of every job, yielding one result per coalesced read in job
  * order, with up to `concurrency` reads (and decodes) in flight, each of at most
- * `maxReadBytes` (default MAX_READ_BYTES). Memory: about concurrency × maxReadBytes at worst (each read travels to a worker and back without a
- * copy), plus one decode buffer per worker.
+ * `maxReadBytes` (default MAX_READ_BYTES). Memory: about concurrency × maxReadBytes at worst
+ * (each read travels to a worker and back without a copy), plus one decode buffer per worker.
  */
 export async function* readVerified<T>(backend: Backend, pool: CompressionPool, jobs: AsyncIterable<VerifyJob<T>> | Iterable<VerifyJob<T>>, concurrency = 8, maxReadBytes = MAX_READ_BYTES): AsyncGenerator<VerifiedRead<T>> {
   const inFlight: Promise<VerifiedRead<T>>[] = [];
